@@ -1,0 +1,1 @@
+"""adapters layer (depends on twin)."""

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Creates the virtual environment and installs the project. Called by `make run` / `make test`.
+# torch must be installed as exactly 2.13.0 *before* anything that depends on it: a CPU wheel of that
+# version is available locally, while any other version pulls several GB of CUDA packages.
+set -euo pipefail
+python="${1:-python3}"
+venv="${2:-.venv}"
+
+if ! "$python" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
+    echo "bootstrap: Python 3.11 is required (found: $("$python" --version 2>&1))" >&2
+    exit 1
+fi
+if [ ! -x "$venv/bin/python" ]; then
+    if ! "$python" -m venv "$venv" 2>/dev/null; then
+        # A fresh Debian has no ensurepip until python3-venv is installed.
+        if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+            rm -rf "$venv"
+            "$python" -m venv "$venv"
+        else
+            echo "bootstrap: cannot create $venv; install python3-venv" >&2
+            exit 1
+        fi
+    fi
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+"${pip[@]}" install --upgrade pip
+"${pip[@]}" install torch==2.13.0
+"${pip[@]}" install -e '.[dev,sionna,bench]'

@@ -1,0 +1,1 @@
+"""streams layer (depends on twin)."""

@@ -1,0 +1,105 @@
+"""aiokafka clients configured the one way the runtime uses them.
+
+At-least-once everywhere: producers wait for acks, consumers commit after the effect is durable.
+Idempotent producers are a setting because Tansu rejects them while Apache Kafka supports them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from twin.ports import OutRecord
+
+
+def make_producer(
+    bootstrap_servers: str, *, idempotent: bool = False, client_id: str = "ran-twin", **extra: Any
+) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=idempotent,
+        linger_ms=extra.pop("linger_ms", 5),
+        max_batch_size=extra.pop("max_batch_size", 1 << 20),
+        max_request_size=extra.pop("max_request_size", 8 << 20),
+        **extra,
+    )
+
+
+def make_consumer(
+    bootstrap_servers: str, *topics: str, group_id: str | None, client_id: str = "ran-twin", **extra: Any
+) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset=extra.pop("auto_offset_reset", "earliest"),
+        max_partition_fetch_bytes=extra.pop("max_partition_fetch_bytes", 8 << 20),
+        fetch_max_bytes=extra.pop("fetch_max_bytes", 64 << 20),
+        **extra,
+    )
+
+
+async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int) -> None:
+    """Create missing topics with the fixed partition count (never changed: it would remap keys)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+class KafkaSink:
+    """``twin.ports.RecordSink`` over aiokafka; ``send_many`` keeps per-key order."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        idempotent: bool = False,
+        client_id: str = "ran-twin",
+        ensure: Iterable[str] = (),
+        partitions: int = 12,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self._producer = make_producer(bootstrap_servers, idempotent=idempotent, client_id=client_id)
+        self._ensure = tuple(ensure)
+        self._partitions = partitions
+        self._pending: list[asyncio.Future[Any]] = []
+
+    async def start(self) -> None:
+        if self._ensure:
+            await ensure_topics(self.bootstrap_servers, self._ensure, self._partitions)
+        await self._producer.start()
+
+    async def send_many(self, records: Sequence[OutRecord]) -> None:
+        send = self._producer.send
+        for rec in records:
+            self._pending.append(await send(rec.topic, rec.value, key=rec.key, headers=list(rec.headers)))
+        if len(self._pending) > 50_000:
+            await self.flush()
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def stop(self) -> None:
+        try:
+            await self.flush()
+        finally:
+            await self._producer.stop()

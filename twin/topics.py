@@ -1,0 +1,35 @@
+"""Topic names and the schema each carries (telemetry.md §7). The major version is in the name."""
+
+from __future__ import annotations
+
+from twin import schemas as s
+
+PM_CELL = "ran.pm.cell.v1"
+PM_RELATION = "ran.pm.relation.v1"
+CM_SNAPSHOT = "ran.cm.snapshot.v1"
+CM_NOTIFICATIONS = "ran.cm.notifications.v1"
+MR_UE = "ran.mr.ue.v1"
+TOPOLOGY = "ran.topology.cells.v1"
+CHANGE_REQUESTS = "ran.cm.change.requests.v1"
+CHANGE_RESULTS = "ran.cm.change.results.v1"
+PREDICTIONS = "ran.twin.predictions.v1"
+ALERTS = "ran.alerts.v1"
+DLQ = "ran.dlq.v1"
+# Internal: validated, normalised telemetry re-keyed by cluster so one worker owns a whole cluster.
+INGEST_BY_CLUSTER = "twin.ingest.by-cluster.v1"
+
+SCHEMAS: dict[str, type[s.WireModel]] = {
+    PM_CELL: s.PmCellRecord,
+    PM_RELATION: s.PmRelationRecord,
+    CM_SNAPSHOT: s.CmSnapshot,
+    CM_NOTIFICATIONS: s.CmNotification,
+    MR_UE: s.MrEvent,
+    TOPOLOGY: s.TopologyCell,
+    CHANGE_REQUESTS: s.CmChangeRequest,
+    CHANGE_RESULTS: s.CmChangeResult,
+    PREDICTIONS: s.Prediction,
+    ALERTS: s.Alert,
+    DLQ: s.DeadLetter,
+}
+
+INGEST_TOPICS = (PM_CELL, PM_RELATION, CM_SNAPSHOT, CM_NOTIFICATIONS, MR_UE)
