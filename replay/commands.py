@@ -1,9 +1,134 @@
-"""CLI commands contributed by the replay layer."""
+"""CLI commands contributed by the replay layer: ``twin replay``.
+
+Replay depends on ``twin`` only: it reaches Kafka through ``twin.ports.open_sink`` and never starts
+the embedded broker itself. The broker address comes from ``--bootstrap`` or the settings
+(``kafka.bootstrap_servers`` / ``TWIN_KAFKA__BOOTSTRAP_SERVERS``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
 import typer
+
+from replay.publisher import Publisher, ReplayReport
+from replay.readers import TOPICS, Format, ReaderOptions, open_sources
+from replay.readers.dn import DnError
+from twin import topics
+from twin.cells import is_cell_key
+from twin.ports import RecordSink, open_sink
+
+NO_BROKER = (
+    "no Kafka broker to publish to: pass --bootstrap HOST:PORT, set kafka.bootstrap_servers "
+    "(TWIN_KAFKA__BOOTSTRAP_SERVERS or --config FILE), or use --dry-run to only read and validate. "
+    "(`twin broker` runs the embedded broker in the foreground.)"
+)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"twin replay: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _sink(fmt: Format, bootstrap: str | None, config: Path | None, prefix: str) -> RecordSink:
+    from twin.config import load_settings
+
+    try:
+        settings = load_settings(config)
+    except (OSError, ValueError) as exc:
+        raise _fail(f"cannot load settings: {exc}") from exc
+    bootstrap = bootstrap or settings.kafka.bootstrap_servers
+    if not bootstrap:
+        raise _fail(NO_BROKER)
+    return open_sink(
+        "kafka",
+        bootstrap_servers=bootstrap,
+        idempotent=settings.kafka.idempotent_producer,
+        client_id=f"{settings.kafka.client_id}-replay",
+        ensure=[prefix + t for t in (*TOPICS[fmt], topics.DLQ)],
+        partitions=settings.kafka.partitions,
+    )
+
+
+def _print_summary(report: ReplayReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="twin replay" + (" (dry run)" if report.dry_run else ""))
+    table.add_column("topic")
+    table.add_column("records", justify="right")
+    for topic, count in sorted(report.published.items()):
+        table.add_row(topic, f"{count:,}")
+    if report.dead_lettered:
+        table.add_row(topics.DLQ + " (rejected)", f"{report.dead_lettered:,}")
+    console.print(table)
+    console.print(
+        f"rows read {report.rows_read:,} = published {report.rows_published:,} + rejected "
+        f"{report.rows_rejected:,}; event time {report.first_event_time} .. {report.last_event_time}; "
+        f"{report.wall_s:.1f} s"
+    )
+    for reason in report.reasons()[:10]:
+        console.print(f"  rejected {reason['rows']:>7,}  [{reason['errorClass']}] {reason['example']}")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning[/yellow] {warning}")
+
+
+def replay(
+    sources: Annotated[list[Path], typer.Argument(help="files, folders or zip archives", show_default=False)],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="input format", case_sensitive=False)],
+    speed: Annotated[float, typer.Option(min=0, help="X times real time; 0 = as fast as possible")] = 0.0,
+    bootstrap: Annotated[str | None, typer.Option(help="HOST:PORT of the Kafka broker")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="read and validate only, no broker")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    plmn: Annotated[
+        str | None, typer.Option(help="PLMN (MCC+MNC) of derived cell keys [raca: 27203, pm-xml: 00101]")
+    ] = None,
+    dn_map: Annotated[Path | None, typer.Option(help="pm-xml: JSON object mapping DN -> cell key")] = None,
+    timezone: Annotated[str, typer.Option(help="raca: time zone of the timestamps")] = "Europe/Dublin",
+    max_gap: Annotated[
+        float | None, typer.Option(min=0, help="pacing: shorten event-time gaps to at most this many s")
+    ] = None,
+    topic_prefix: Annotated[str, typer.Option(help="prepended to every topic name")] = "",
+    batch_size: Annotated[int, typer.Option(min=1, help="records per send")] = 1000,
+    config: Annotated[Path | None, typer.Option(help="TOML settings file")] = None,
+) -> None:
+    """Replay historical telemetry into the topics, paced by event time, keeping per-cell order."""
+    if plmn is not None and not is_cell_key(f"nr:{plmn}-000000000"):
+        raise _fail(f"--plmn {plmn!r} is not MCC+MNC (5 or 6 digits)")
+    try:
+        ZoneInfo(timezone)
+    except (ValueError, KeyError):
+        raise _fail(f"--timezone {timezone!r} is not an IANA time zone") from None
+    try:
+        streams = open_sources(fmt, sources, ReaderOptions(plmn=plmn, dn_map=dn_map, timezone=timezone))
+    except (OSError, ValueError, DnError) as exc:
+        raise _fail(str(exc)) from exc
+    if not streams:
+        raise _fail(f"no {fmt.value} input files found in {', '.join(map(str, sources))}")
+    sink = None if dry_run else _sink(fmt, bootstrap, config, topic_prefix)
+    publisher = Publisher(
+        sink,
+        speed=speed,
+        batch_size=batch_size,
+        topic_prefix=topic_prefix,
+        max_gap_s=max_gap,
+        progress=sys.stdout.isatty() and not as_json,
+    )
+    report = asyncio.run(publisher.run(streams))
+    if as_json:
+        out = report.to_dict()
+        out = {"format": fmt.value, "sources": [str(s) for s in sources], **out}
+        typer.echo(json.dumps(out, indent=None))
+    else:
+        _print_summary(report)
 
 
 def register(app: typer.Typer) -> None:
     """Add the replay commands to the ``twin`` CLI."""
+    app.command("replay")(replay)

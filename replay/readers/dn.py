@@ -1,0 +1,152 @@
+"""DN -> cell key resolution for PM files, which name objects by DN, never by NCGI.
+
+The real identity (gNB id, gnbIdLength, PLMN) lives in CM, not in the PM file. So the resolver
+first looks the DN up in a configurable map (e.g. exported from ``ran.topology.cells.v1``); only
+when the map has no entry does it derive a key deterministically:
+
+- gNB id = CRC-32 of the ``ManagedElement`` id, truncated to ``gnb_id_length`` bits (default 24);
+- ``NRCellDU=n`` and ``NRCellCU=n`` of one ManagedElement are the same cell (the usual vendor
+  convention, true in both real files): cellLocalId = n when numeric, else a CRC-32 of n;
+- ``NRSectorCarrier=n`` and ``Beam`` (under a sector carrier) belong to cell n;
+- node-level objects (ManagedElement, GNBDUFunction, GNBCUCPFunction, GNBCUUPFunction) get the
+  node's reserved key: the highest cellLocalId (all ones), which the derivation never gives a cell;
+- ``EUtranCellFDD/TDD=n`` -> ECGI with eNB id = CRC-32 of the ManagedElement id (20 bits), cell n;
+- ``NRCellRelation=r`` under a cell: the source is the parent cell; the target cannot be known
+  without CM (nRTCI), so unless the map names the relation DN it is a synthetic key derived from
+  the source key and r (distinct per relation, stable across replays).
+
+Map keys are DNs, compared without the file's ``dnPrefix`` and without spaces, so either the full
+or the local DN works.
+
+>>> r = DnResolver(plmn="00101")
+>>> du = r.cell("ManagedElement=gnb-001,GNBDUFunction=1,NRCellDU=1")
+>>> du
+('NRCellDU', 'nr:00101-da43a8001')
+>>> r.cell("SubNetwork=X,ManagedElement=gnb-001,GNBCUCPFunction=1,NRCellCU=1")[1] == du[1]
+True
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+
+from twin.cells import is_cell_key, lte_cell_key, nr_cell_key
+
+NR_CELL_CLASSES = frozenset({"NRCellDU", "NRCellCU", "NRSectorCarrier"})
+NODE_CLASSES = frozenset({"ManagedElement", "GNBDUFunction", "GNBCUCPFunction", "GNBCUUPFunction"})
+LTE_CELL_CLASSES = frozenset({"EUtranCellFDD", "EUtranCellTDD"})
+RELATION_CLASSES = frozenset({"NRCellRelation", "EUtranCellRelation"})
+
+
+class DnError(ValueError):
+    """A DN that cannot be turned into a cell key; the message names the DN and the rule."""
+
+
+def parse_dn(dn: str) -> list[tuple[str, str]]:
+    """``A=1,B=x`` -> ``[("A", "1"), ("B", "x")]``; raises ``DnError`` on an RDN without ``=``.
+
+    >>> parse_dn("ManagedElement=GNB-1, GNBDUFunction=1")
+    [('ManagedElement', 'GNB-1'), ('GNBDUFunction', '1')]
+    """
+    rdns = []
+    for part in dn.split(","):
+        cls, sep, value = part.strip().partition("=")
+        if not sep or not cls or not value:
+            raise DnError(f"DN {dn!r}: RDN {part.strip()!r} is not Class=id")
+        rdns.append((cls, value))
+    return rdns
+
+
+def _norm(dn: str) -> str:
+    return ",".join(f"{c}={v}" for c, v in parse_dn(dn)) if dn.strip() else ""
+
+
+def _crc(text: str, bits: int) -> int:
+    return zlib.crc32(text.encode()) & ((1 << bits) - 1)
+
+
+class DnResolver:
+    """Resolves measured-object DNs to (class, cell key) as the module docstring describes."""
+
+    def __init__(
+        self, plmn: str = "00101", mapping: Mapping[str, str] | None = None, gnb_id_length: int = 24
+    ) -> None:
+        self.plmn = plmn
+        self.gnb_id_length = gnb_id_length
+        self.cell_bits = 36 - gnb_id_length
+        nr_cell_key(plmn, 0, gnb_id_length, 0)  # validates plmn and length early
+        self.mapping: dict[str, str] = {}
+        for dn, key in (mapping or {}).items():
+            if not is_cell_key(key):
+                raise DnError(f"dn map: {key!r} (for {dn!r}) is not a canonical cell key")
+            self.mapping[_norm(dn)] = key
+
+    @classmethod
+    def from_file(cls, path: Path, plmn: str = "00101", gnb_id_length: int = 24) -> DnResolver:
+        """A map file is a JSON object ``{"<DN>": "<cellKey>", ...}``."""
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise DnError(f"dn map {str(path)!r} must be a JSON object of DN -> cell key")
+        return cls(plmn=plmn, mapping={str(k): str(v) for k, v in data.items()}, gnb_id_length=gnb_id_length)
+
+    def _mapped(self, rdns: list[tuple[str, str]]) -> str | None:
+        # The longest suffix of the DN present in the map wins (so dnPrefix does not matter).
+        for start in range(len(rdns)):
+            key = self.mapping.get(",".join(f"{c}={v}" for c, v in rdns[start:]))
+            if key is not None:
+                return key
+        return None
+
+    def _local_id(self, value: str) -> int:
+        if value.isdigit() and int(value) < (1 << self.cell_bits) - 1:
+            return int(value)
+        return _crc(value, self.cell_bits) % ((1 << self.cell_bits) - 1)
+
+    def _me(self, rdns: list[tuple[str, str]], dn: str) -> str:
+        for cls, value in rdns:
+            if cls == "ManagedElement":
+                return value
+        raise DnError(f"DN {dn!r} has no ManagedElement RDN to derive a node id from")
+
+    def _nr_key(self, me: str, local_id: int) -> str:
+        return nr_cell_key(self.plmn, _crc(me, self.gnb_id_length), self.gnb_id_length, local_id)
+
+    def cell(self, dn: str) -> tuple[str, str]:
+        """(object class, cell key) of a cell-, carrier-, beam- or node-level DN."""
+        rdns = parse_dn(dn)
+        cls = rdns[-1][0]
+        mapped = self._mapped(rdns)
+        if mapped is not None:
+            return cls, mapped
+        owner = [(c, v) for c, v in rdns if c in NR_CELL_CLASSES | LTE_CELL_CLASSES]
+        if cls in NR_CELL_CLASSES or (cls == "Beam" and owner):
+            return cls, self._nr_key(self._me(rdns, dn), self._local_id(owner[-1][1]))
+        if cls in NODE_CLASSES:
+            return cls, self._nr_key(self._me(rdns, dn), (1 << self.cell_bits) - 1)
+        if cls in LTE_CELL_CLASSES:
+            enb = _crc(self._me(rdns, dn), 20)
+            cid = (
+                int(rdns[-1][1]) if rdns[-1][1].isdigit() and int(rdns[-1][1]) < 256 else _crc(rdns[-1][1], 8)
+            )
+            return cls, lte_cell_key(self.plmn, (enb << 8) | cid)
+        raise DnError(f"DN {dn!r}: object class {cls!r} is not a cell, carrier, beam or node the twin keys")
+
+    def relation(self, dn: str) -> tuple[str, str, str]:
+        """(class, source cell key, target cell key) of an NRCellRelation/EUtranCellRelation DN."""
+        rdns = parse_dn(dn)
+        cls, rel_id = rdns[-1]
+        if cls not in RELATION_CLASSES or len(rdns) < 2:
+            raise DnError(f"DN {dn!r} is not a cell relation")
+        _, source = self.cell(",".join(f"{c}={v}" for c, v in rdns[:-1]))
+        target = self._mapped(rdns)
+        if target is None:
+            rat = "lte" if source.startswith("lte:") else "nr"
+            seed = f"{source}/{cls}={rel_id}"
+            if rat == "nr":
+                target = self._nr_key(seed, self._local_id(rel_id))
+            else:
+                target = lte_cell_key(self.plmn, _crc(seed, 28))
+        return cls, source, target

@@ -1,0 +1,362 @@
+"""Reader of 3GPP PM XML files: TS 32.435 ``measCollecFile`` and TS 28.532 ``measDataFile``.
+
+Both forms share ``measInfo`` / ``granPeriod`` / ``measType p=`` / ``measValue measObjLdn`` /
+``r p=``; the older ``measTypes`` + ``measResults`` (space-separated) layout is read too. Output:
+
+- one ``PmCellRecord`` (``ran.pm.cell.v1``) per measured object, granularity period and job,
+  merging the values of every ``measInfo`` block that reports on it (the Keysight file spreads one
+  cell over 47 blocks, one per 28.552 clause);
+- one ``PmRelationRecord`` (``ran.pm.relation.v1``) per ``NRCellRelation``/``EUtranCellRelation``;
+- ``granularityPeriodS`` from ``granPeriod@duration`` (``PT60S``, ``PT15M`` ...), ``periodEnd`` from
+  ``granPeriod@endTime``; offsets like ``+0100`` (no colon, seen in the Ericsson file) are accepted;
+- ``measObjDn`` is ``dnPrefix`` + the local DN; DNs are turned into cell keys by
+  :class:`replay.readers.dn.DnResolver` (a map, else a documented derivation);
+- node-level objects (ManagedElement, GNB*Function) are kept with the node's reserved key, since
+  the schema has classes for them (energy counters such as ``PEE.Energy`` live there);
+- vector values (``0,0,3``: Ericsson PDF counters) become ``name.0``, ``name.1`` ...; empty ``r``
+  (no value reported) are skipped and counted in a notice.
+
+Rejected, each ``measValue`` on its own with the reason and a self-contained XML fragment as its
+original bytes: empty ``measObjLdn``, object classes the twin does not model (transport, equipment:
+``VlanPort``, ``BbProcessingResource`` ...), values that are not finite numbers, ``r p`` without a
+``measType``, an unreadable ``granPeriod``. A file that is not well-formed XML is rejected whole.
+
+Tolerated with a warning (a ``Notice``): anything before the XML declaration, e.g. the
+``<?xml-stylesheet?>`` processing instruction the published Keysight file puts first, which strict
+parsers reject. ``.gz`` files are decompressed. Parsing uses defusedxml (no DTDs, no entities).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+from pydantic import ValidationError
+
+from replay.model import Item, Notice, Outcome, Outcomes, Rejection
+from replay.readers.dn import RELATION_CLASSES, DnError, DnResolver, parse_dn
+from replay.readers.files import Input, expand
+from twin import topics
+from twin.schemas import MeasObjClass, PmCellRecord, PmRelationRecord, PmSource
+
+NS_32435 = "http://www.3gpp.org/ftp/specs/archive/32_series/32.435#measCollec"
+NS_28532 = "http://www.3gpp.org/ftp/specs/archive/28_series/28.532#measData"
+FORMATS = {"measCollecFile": "3GPP-32.435", "measDataFile": "3GPP-28.532"}
+SUFFIXES = (".xml",)
+MAX_RAW = 900_000  # a dead letter must fit in one Kafka message
+_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+_DECL = re.compile(rb"<\?xml\s")
+_PROLOG_JUNK = re.compile(rb"^(?:\s|<\?(?!xml\s).*?\?>|<!--.*?-->)*$", re.S)
+_KNOWN_CLASSES = frozenset(c.value for c in MeasObjClass)
+
+
+@dataclass(frozen=True, slots=True)
+class PmXmlOptions:
+    resolver: DnResolver = field(default_factory=DnResolver)
+
+
+def parse_duration(text: str) -> int:
+    """Seconds of an ISO 8601 duration as used by ``granPeriod``.
+
+    >>> parse_duration("PT900S"), parse_duration("PT15M"), parse_duration("P1D")
+    (900, 900, 86400)
+    """
+    m = _DURATION.match(text.strip())
+    if m is None or not any(m.groups()):
+        raise ValueError(f"granPeriod duration={text!r} is not an ISO 8601 duration like PT900S")
+    d, h, mi, s = m.groups()
+    seconds = int(d or 0) * 86400 + int(h or 0) * 3600 + int(mi or 0) * 60 + float(s or 0)
+    if seconds <= 0 or seconds != int(seconds):
+        raise ValueError(f"granPeriod duration={text!r} is not a positive whole number of seconds")
+    return int(seconds)
+
+
+def parse_time(text: str, what: str) -> datetime:
+    """An RFC 3339 / ISO 8601 time with an offset (``+01:00``, ``+0100`` or ``Z``).
+
+    >>> parse_time("2023-05-15T07:15:00+0100", "endTime").isoformat()
+    '2023-05-15T07:15:00+01:00'
+    """
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{what}={text!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise ValueError(f"{what}={text!r} has no UTC offset")
+    return value
+
+
+def strip_prolog_junk(data: bytes) -> tuple[bytes, str | None]:
+    """Drop what stands before the XML declaration (only PIs, comments, space); say what was dropped.
+
+    >>> strip_prolog_junk(b'<?xml-stylesheet href="a.xsl"?>\\n<?xml version="1.0"?><a/>')
+    (b'<?xml version="1.0"?><a/>', 'xml-stylesheet')
+    """
+    m = _DECL.search(data)
+    if m is None or m.start() == 0:
+        return data, None
+    prefix = data[: m.start()]
+    if prefix.startswith(b"\xef\xbb\xbf"):
+        prefix = prefix[3:]
+    if not _PROLOG_JUNK.match(prefix):
+        return data, None  # real content before the declaration: let the parser reject the file
+    pi = re.search(rb"<\?([\w.:-]+)", prefix)
+    return data[m.start() :], (pi.group(1).decode() if pi else "whitespace")
+
+
+def _local(tag: Any) -> str:
+    return str(tag).rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+def _children(elem: ET.Element, name: str) -> list[ET.Element]:
+    return [c for c in elem if _local(c.tag) == name]
+
+
+def _child(elem: ET.Element | None, name: str) -> ET.Element | None:
+    if elem is None:
+        return None
+    found = _children(elem, name)
+    return found[0] if found else None
+
+
+@dataclass
+class _Acc:
+    """Values of one (object, period, job) gathered across measInfo blocks."""
+
+    dn: str
+    cls: str
+    end: datetime
+    gp: int
+    job: str | None
+    values: dict[str, float] = field(default_factory=dict)
+    suspect: bool = False
+    units: int = 0
+    raws: list[bytes] = field(default_factory=list)
+
+
+class _FileParser:
+    def __init__(self, inp: Input, options: PmXmlOptions) -> None:
+        self.inp = inp
+        self.resolver = options.resolver
+        self.file_name = PurePosixPath(inp.name.rsplit("!", 1)[-1]).name
+        self.empty_values = 0
+        self.vendor: str | None = None
+        self.prefix = ""
+        self.fmt = ""
+
+    def reject(
+        self, where: str, reason: str, error_class: str, raw: bytes, fld: str | None = None
+    ) -> Rejection:
+        topic = topics.PM_CELL
+        return Rejection(self.inp.name, where, reason, error_class, raw[:MAX_RAW], topic, fld)
+
+    def outcomes(self) -> Outcomes:
+        data = self.inp.read()
+        data, dropped = strip_prolog_junk(data)
+        if dropped is not None:
+            yield Notice(
+                self.inp.name,
+                f"'<?{dropped}?>' stood before the XML declaration (not well-formed; a known "
+                "Keysight quirk): stripped and parsed the rest",
+            )
+        try:
+            root = SafeET.fromstring(data, forbid_dtd=True)
+        except (ET.ParseError, DefusedXmlException, ValueError) as exc:
+            yield self.reject("file", f"not well-formed XML: {exc}", "xml", data)
+            return
+        fmt = FORMATS.get(_local(root.tag))
+        if fmt is None:
+            reason = (
+                f"root element <{_local(root.tag)}> is not measCollecFile (32.435) or measDataFile (28.532)"
+            )
+            yield self.reject("file", reason, "schema", data)
+            return
+        header = _child(root, "fileHeader")
+        self.vendor = header.get("vendorName") if header is not None else None
+        self.prefix = (header.get("dnPrefix") or "").strip() if header is not None else ""
+        self.fmt = fmt
+        accs: dict[tuple[str, str, datetime, int, str | None], _Acc] = {}
+        for md_index, meas_data in enumerate(_children(root, "measData"), start=1):
+            entity = _child(meas_data, "managedElement")
+            entity = entity if entity is not None else _child(meas_data, "measEntity")
+            me = (entity.get("localDn") or "").strip() if entity is not None else ""
+            for info_index, info in enumerate(_children(meas_data, "measInfo"), start=1):
+                where = f"measData[{md_index}]/measInfo[{info_index}] ({info.get('measInfoId', '')})"
+                yield from self._meas_info(info, where, me, accs)
+        if self.empty_values:
+            yield Notice(self.inp.name, f"{self.empty_values} empty <r> values (no value reported) skipped")
+        for acc in sorted(accs.values(), key=lambda a: a.end):
+            yield self._record(acc)
+
+    def _full_dn(self, ldn: str, me: str) -> str:
+        rdns = parse_dn(ldn)
+        if not any(c == "ManagedElement" for c, _ in rdns) and me:
+            me_rdn = me if "=" in me else f"ManagedElement={me}"
+            ldn = f"{me_rdn},{ldn}"
+        if self.prefix and not ldn.startswith(self.prefix):
+            return f"{self.prefix},{ldn}"
+        return ldn
+
+    def _meas_info(
+        self,
+        info: ET.Element,
+        where: str,
+        me: str,
+        accs: dict[tuple[str, str, datetime, int, str | None], _Acc],
+    ) -> Iterator[Outcome]:
+        values_elems = _children(info, "measValue")
+
+        def fragment(mv: ET.Element) -> bytes:
+            copy = ET.Element(info.tag, info.attrib)
+            copy.extend(c for c in info if _local(c.tag) != "measValue")
+            copy.append(mv)
+            return ET.tostring(copy)
+
+        gran = _child(info, "granPeriod")
+        try:
+            if gran is None:
+                raise ValueError("measInfo has no granPeriod")
+            gp = parse_duration(gran.get("duration", ""))
+            end = parse_time(gran.get("endTime", ""), "granPeriod endTime")
+        except ValueError as exc:
+            for i, mv in enumerate(values_elems, start=1):
+                yield self.reject(f"{where}/measValue[{i}]", str(exc), "schema", fragment(mv), "granPeriod")
+            return
+        job_elem = _child(info, "job")
+        job = job_elem.get("jobId") if job_elem is not None else None
+        names = {mt.get("p", ""): (mt.text or "").strip() for mt in _children(info, "measType")}
+        listed = _child(info, "measTypes")
+        if listed is not None:
+            names = {str(i): n for i, n in enumerate((listed.text or "").split(), start=1)}
+        for i, mv in enumerate(values_elems, start=1):
+            mv_where = f"{where}/measValue[{i}]"
+            try:
+                values = self._values(mv, names)
+                ldn = (mv.get("measObjLdn") or "").strip()
+                if not ldn:
+                    raise _Reject(
+                        "measObjLdn is empty: the measured object is unknown", "schema", "measObjLdn"
+                    )
+                dn = self._full_dn(ldn, me)
+                cls = parse_dn(dn)[-1][0]
+                if cls not in _KNOWN_CLASSES:
+                    raise _Reject(
+                        f"measObjLdn={ldn!r}: object class {cls!r} is not one the twin models "
+                        f"(PmCellRecord.measObjClass)",
+                        "unsupported",
+                        "measObjLdn",
+                    )
+            except DnError as exc:
+                yield self.reject(mv_where, str(exc), "schema", fragment(mv), "measObjLdn")
+                continue
+            except _Reject as exc:
+                yield self.reject(mv_where, str(exc), exc.error_class, fragment(mv), exc.field)
+                continue
+            acc = accs.setdefault((cls, dn, end, gp, job), _Acc(dn=dn, cls=cls, end=end, gp=gp, job=job))
+            acc.values.update(values)
+            suspect = _child(mv, "suspect")
+            acc.suspect = acc.suspect or (suspect is not None and (suspect.text or "").strip() == "true")
+            acc.units += 1
+            acc.raws.append(fragment(mv))
+
+    def _values(self, mv: ET.Element, names: dict[str, str]) -> dict[str, float]:
+        pairs: list[tuple[str, str]] = [(r.get("p", ""), r.text or "") for r in _children(mv, "r")]
+        results = _child(mv, "measResults")
+        if results is not None:
+            pairs = [(str(i), t) for i, t in enumerate((results.text or "").split(), start=1)]
+        out: dict[str, float] = {}
+        for p, text in pairs:
+            name = names.get(p)
+            if not name:
+                raise _Reject(f"<r p={p!r}> has no matching measType", "schema", "r")
+            text = text.strip()
+            if text in ("", "NIL", "-"):
+                self.empty_values += 1
+                continue
+            parts = text.split(",")
+            for j, part in enumerate(parts):
+                key = name if len(parts) == 1 else f"{name}.{j}"
+                try:
+                    value = float(part)
+                except ValueError:
+                    raise _Reject(f"{name}={text[:80]!r} is not a number", "parse", name) from None
+                if not math.isfinite(value):
+                    raise _Reject(f"{name}={text[:80]!r} is not a finite number", "range", name)
+                out[key] = value
+        return out
+
+    def _record(self, acc: _Acc) -> Outcome:
+        source = PmSource(format=self.fmt, vendor=self.vendor, file_name=self.file_name, job_id=acc.job)
+        where = f"{acc.dn} period ending {acc.end.isoformat()}"
+        raw = b"\n".join(acc.raws)
+        try:
+            if acc.cls in RELATION_CLASSES:
+                cls, src, target = self.resolver.relation(acc.dn)
+                rel = PmRelationRecord(
+                    cell_key=src,
+                    target_cell_key=target,
+                    relation_dn=acc.dn,
+                    meas_obj_dn=acc.dn,
+                    meas_obj_class=cls,
+                    period_end=acc.end,
+                    granularity_period_s=acc.gp,
+                    suspect=acc.suspect,
+                    source=source,
+                    values=acc.values,
+                )
+                return Item(topics.PM_RELATION, rel.cell_key, rel.period_end, rel, acc.units)
+            cls, key = self.resolver.cell(acc.dn)
+            rec = PmCellRecord(
+                cell_key=key,
+                meas_obj_dn=acc.dn,
+                meas_obj_class=cls,
+                period_end=acc.end,
+                granularity_period_s=acc.gp,
+                suspect=acc.suspect,
+                source=source,
+                values=acc.values,
+            )
+            return Item(topics.PM_CELL, rec.cell_key, rec.period_end, rec, acc.units)
+        except DnError as exc:
+            return Rejection(
+                self.inp.name,
+                where,
+                str(exc),
+                "schema",
+                raw[:MAX_RAW],
+                topics.PM_CELL,
+                "measObjLdn",
+                acc.units,
+            )
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            reason = f"{loc}={str(err.get('input'))[:80]!r}: {err['msg']}"
+            return Rejection(
+                self.inp.name, where, reason, "schema", raw[:MAX_RAW], topics.PM_CELL, loc, acc.units
+            )
+
+
+class _Reject(Exception):
+    def __init__(self, message: str, error_class: str, fld: str | None) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.field = fld
+
+
+def read_file(inp: Input, options: PmXmlOptions | None = None) -> Outcomes:
+    """Outcomes of one PM file: notices, rejections, then records in period-end order."""
+    return _FileParser(inp, options or PmXmlOptions()).outcomes()
+
+
+def read(sources: Sequence[Path], options: PmXmlOptions | None = None) -> list[Outcomes]:
+    """One outcome stream per XML file (``.xml``, ``.xml.gz``, folders, zip archives)."""
+    return [read_file(inp, options) for inp in expand(sources, SUFFIXES)]
