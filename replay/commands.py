@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -21,7 +21,7 @@ from replay.readers import TOPICS, Format, ReaderOptions, open_sources
 from replay.readers.dn import DnError
 from twin import topics
 from twin.cells import is_cell_key
-from twin.ports import RecordSink, open_sink
+from twin.ports import open_sink
 
 NO_BROKER = (
     "no Kafka broker to publish to: pass --bootstrap HOST:PORT, set kafka.bootstrap_servers "
@@ -35,7 +35,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _sink(fmt: Format, bootstrap: str | None, config: Path | None, prefix: str) -> RecordSink:
+def _sink_options(fmt: Format, bootstrap: str | None, config: Path | None, prefix: str) -> dict[str, Any]:
+    """Options of the Kafka sink; exits 2 with advice when no broker is configured."""
     from twin.config import load_settings
 
     try:
@@ -45,14 +46,13 @@ def _sink(fmt: Format, bootstrap: str | None, config: Path | None, prefix: str) 
     bootstrap = bootstrap or settings.kafka.bootstrap_servers
     if not bootstrap:
         raise _fail(NO_BROKER)
-    return open_sink(
-        "kafka",
-        bootstrap_servers=bootstrap,
-        idempotent=settings.kafka.idempotent_producer,
-        client_id=f"{settings.kafka.client_id}-replay",
-        ensure=[prefix + t for t in (*TOPICS[fmt], topics.DLQ)],
-        partitions=settings.kafka.partitions,
-    )
+    return {
+        "bootstrap_servers": bootstrap,
+        "idempotent": settings.kafka.idempotent_producer,
+        "client_id": f"{settings.kafka.client_id}-replay",
+        "ensure": [prefix + t for t in (*TOPICS[fmt], topics.DLQ)],
+        "partitions": settings.kafka.partitions,
+    }
 
 
 def _print_summary(report: ReplayReport) -> None:
@@ -111,16 +111,27 @@ def replay(
         raise _fail(str(exc)) from exc
     if not streams:
         raise _fail(f"no {fmt.value} input files found in {', '.join(map(str, sources))}")
-    sink = None if dry_run else _sink(fmt, bootstrap, config, topic_prefix)
-    publisher = Publisher(
-        sink,
-        speed=speed,
-        batch_size=batch_size,
-        topic_prefix=topic_prefix,
-        max_gap_s=max_gap,
-        progress=sys.stdout.isatty() and not as_json,
-    )
-    report = asyncio.run(publisher.run(streams))
+    sink_options = None if dry_run else _sink_options(fmt, bootstrap, config, topic_prefix)
+
+    async def main() -> ReplayReport:
+        sink = None if sink_options is None else open_sink("kafka", **sink_options)  # needs a running loop
+        publisher = Publisher(
+            sink,
+            speed=speed,
+            batch_size=batch_size,
+            topic_prefix=topic_prefix,
+            max_gap_s=max_gap,
+            progress=sys.stdout.isatty() and not as_json,
+        )
+        return await publisher.run(streams)
+
+    try:
+        report = asyncio.run(main())
+    except Exception as exc:  # the sink's transport errors are its own types; replay does not import them
+        if sink_options is None:
+            raise
+        where = sink_options["bootstrap_servers"]
+        raise _fail(f"publishing to {where} failed: {type(exc).__name__}: {exc}", 1) from exc
     if as_json:
         out = report.to_dict()
         out = {"format": fmt.value, "sources": [str(s) for s in sources], **out}

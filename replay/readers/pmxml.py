@@ -169,7 +169,10 @@ class _FileParser:
             )
         try:
             root = SafeET.fromstring(data, forbid_dtd=True)
-        except (ET.ParseError, DefusedXmlException, ValueError) as exc:
+        except DefusedXmlException as exc:
+            yield self.reject("file", f"XML with a DTD or entities is refused: {exc!r}", "xml-unsafe", data)
+            return
+        except (ET.ParseError, ValueError) as exc:
             yield self.reject("file", f"not well-formed XML: {exc}", "xml", data)
             return
         fmt = FORMATS.get(_local(root.tag))

@@ -217,7 +217,7 @@ class RowMapper:
         lon = _ranged(row, "Longitude", -180, 180, "deg")
         location = None if lat is None or lon is None else Location(lat=lat, lon=lon, method="GNSS")
         return MrEvent(
-            event_id=uuid.uuid5(REPLAY_NAMESPACE, f"{self.fid}#{line_no}"),
+            event_id=str(uuid.uuid5(REPLAY_NAMESPACE, f"{self.fid}#{line_no}")),
             event_time=event_time,
             cell_key=cell_key,
             ue_ref=self.ue_ref,
