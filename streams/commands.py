@@ -1,9 +1,94 @@
-"""CLI commands contributed by the streams layer."""
+"""CLI commands contributed by the streams layer: the broker, the worker and the ingest benchmark."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from streams.broker import BrokerError, EmbeddedBroker
+from twin.config import TwinSettings, load_settings
+from twin.logs import configure
+
+
+def _settings(config: Path | None) -> TwinSettings:
+    try:
+        return load_settings(config)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def broker_command(
+    port: Annotated[int | None, typer.Option(help="port on 127.0.0.1; default: a free one")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings file")] = None,
+) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu) in the foreground until Ctrl-C."""
+    settings = _settings(config)
+    configure(settings.log_level)
+    try:
+        broker = EmbeddedBroker(settings.broker.binary, settings.broker.host, port or settings.broker.port,
+                                settings.broker.start_timeout_s)
+        broker.start()
+    except BrokerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"bootstrap_servers={broker.bootstrap_servers}", err=False)
+    stop = {"flag": False}
+
+    def _stop(*_: object) -> None:
+        stop["flag"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while not stop["flag"] and broker.process is not None and broker.process.poll() is None:
+            signal.sigtimedwait([signal.SIGINT, signal.SIGTERM], 0.5)
+    finally:
+        broker.stop()
+
+
+def run_command(
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings file")] = None,
+    bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap servers; overrides the config")] = None,
+    name: Annotated[str, typer.Option(help="worker name (logs, checkpoints)")] = "worker",
+    stats_file: Annotated[Path | None, typer.Option(help="write worker counters here every second")] = None,
+) -> None:
+    """Run the ingest worker: validate PM/CM/MR telemetry into the mirror (at least once, idempotent)."""
+    from streams.worker import IngestWorker
+
+    settings = _settings(config)
+    configure(settings.log_level)
+    servers = bootstrap or settings.kafka.bootstrap_servers
+    with contextlib.ExitStack() as stack:
+        if not servers:
+            broker = stack.enter_context(EmbeddedBroker(settings.broker.binary, settings.broker.host,
+                                                        settings.broker.port, settings.broker.start_timeout_s))
+            servers = broker.bootstrap_servers
+            typer.echo(f"embedded broker: bootstrap_servers={servers}", err=True)
+        asyncio.run(_run_worker(IngestWorker(settings, servers, name, stats_file)))
+
+
+async def _run_worker(worker: object) -> None:
+    from streams.worker import IngestWorker
+
+    assert isinstance(worker, IngestWorker)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await worker.run(stop)
 
 
 def register(app: typer.Typer) -> None:
     """Add the streams commands to the ``twin`` CLI."""
+    from streams.bench import bench_ingest_command
+    from twin.cli import bench_app
+
+    app.command("broker")(broker_command)
+    app.command("run")(run_command)
+    bench_app.command("ingest")(bench_ingest_command)

@@ -7,6 +7,7 @@ Idempotent producers are a setting because Tansu rejects them while Apache Kafka
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -44,6 +45,9 @@ def make_consumer(
         auto_offset_reset=extra.pop("auto_offset_reset", "earliest"),
         max_partition_fetch_bytes=extra.pop("max_partition_fetch_bytes", 8 << 20),
         fetch_max_bytes=extra.pop("fetch_max_bytes", 64 << 20),
+        # Tansu answers a long-polling fetch only when its wait expires, not when data arrives, so a
+        # long wait adds its full length to every hop of the pipeline (measured: 245 ms at the default).
+        fetch_max_wait_ms=extra.pop("fetch_max_wait_ms", 10),
         **extra,
     )
 
@@ -56,10 +60,8 @@ async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partition
         existing = set(await admin.list_topics())
         wanted = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker created it meanwhile
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()
 

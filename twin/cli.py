@@ -23,8 +23,10 @@ app = typer.Typer(
 )
 schema_app = typer.Typer(help="Message schemas of the Kafka topics.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
+mirror_app = typer.Typer(help="The mirror of the network held by the workers.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
 app.add_typer(bench_app, name="bench")
+app.add_typer(mirror_app, name="mirror")
 
 
 @schema_app.command("export")
@@ -38,6 +40,38 @@ def schema_export(directory: Annotated[Path, typer.Argument(help="where to write
         path = directory / f"{topic}.schema.json"
         path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
         typer.echo(str(path))
+
+
+@mirror_app.command("show")
+def mirror_show(
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings of the worker")] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="checkpoint folder (default: from settings)")] = None,
+    cell: Annotated[str | None, typer.Option("--cell", help="only this cell key")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Print the mirror as last checkpointed by a running or stopped worker."""
+    from twin.config import load_settings
+    from twin.mirror.store import CheckpointStore
+    from twin.mirror.view import mirror_view, render_table
+
+    try:
+        settings = load_settings(config)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    directory = state_dir or settings.state_dir / settings.kafka.group_id
+    if not directory.is_dir():
+        typer.echo(f"error: no checkpoints in {directory}", err=True)
+        raise typer.Exit(1)
+    clusters = CheckpointStore(directory).load_all()
+    if cell is not None and not any(cell in c.cells for c in clusters.values()):
+        typer.echo(f"error: cell {cell!r} is not in the mirror ({directory})", err=True)
+        raise typer.Exit(1)
+    view = mirror_view(clusters, cell)
+    if as_json:
+        typer.echo(json.dumps(view, indent=2, sort_keys=True, default=str))
+    else:
+        render_table(view)
 
 
 def _load_plugins() -> None:

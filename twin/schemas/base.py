@@ -5,20 +5,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from twin.cells import CELL_KEY_PATTERN
 
 
 def _as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("timestamp must carry a time zone (UTC offset)")
     return value.astimezone(UTC)
 
 
-UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+UTC_NORMALISER = AfterValidator(_as_utc)
+UtcDateTime = Annotated[AwareDatetime, UTC_NORMALISER]
 """A timezone-aware time, normalised to UTC; naive times are rejected rather than guessed."""
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+Uuid = Annotated[str, Field(pattern=UUID_PATTERN, json_schema_extra={"format": "uuid"})]
+"""A UUID in its canonical 8-4-4-4-12 text form (kept as text: it is an identifier, not a number)."""
 
 CellKey = Annotated[str, Field(pattern=CELL_KEY_PATTERN, examples=["nr:00101-00000a01c"])]
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Any, Literal
-from uuid import UUID
 
 from pydantic import Field
 
-from twin.schemas.base import CellKey, UtcDateTime, WireModel
+from twin.schemas.base import CellKey, UtcDateTime, Uuid, WireModel
 
 
 class RollbackKpi(WireModel):
@@ -40,7 +39,7 @@ class CmChangeRequest(WireModel):
     """One attribute change on one MOI; ``change_id`` makes it apply at most once."""
 
     schema_version: Literal["1"] = "1"
-    change_id: UUID
+    change_id: Uuid
     requested_at: UtcDateTime
     requester: str = Field(min_length=1, max_length=256)
     cell_key: CellKey
@@ -76,7 +75,7 @@ class Transport(StrEnum):
 
 class CmChangeResult(WireModel):
     schema_version: Literal["1"] = "1"
-    change_id: UUID
+    change_id: Uuid
     cell_key: CellKey
     state: ChangeState
     transport: Transport

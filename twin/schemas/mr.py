@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Literal
-from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from twin.schemas.base import CellKey, UtcDateTime, WireModel
+from twin.schemas.base import CellKey, UtcDateTime, Uuid, WireModel
 
 
 class MrSource(StrEnum):
@@ -71,7 +70,7 @@ class MrEvent(WireModel):
     """One UE report; ``event_id`` makes redelivery harmless."""
 
     schema_version: Literal["1"] = "1"
-    event_id: UUID
+    event_id: Uuid
     event_time: UtcDateTime
     ingest_time: UtcDateTime | None = None
     cell_key: CellKey

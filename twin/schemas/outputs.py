@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Literal
-from uuid import UUID
 
 from pydantic import Field
 
-from twin.schemas.base import CellKey, UtcDateTime, WireModel
+from twin.schemas.base import CellKey, UtcDateTime, Uuid, WireModel
 
 
 class Prediction(WireModel):
@@ -47,11 +46,11 @@ class AlertType(StrEnum):
 
 class Alert(WireModel):
     schema_version: Literal["1"] = "1"
-    alert_id: UUID
+    alert_id: Uuid
     raised_at: UtcDateTime
     cell_key: CellKey
     severity: Severity
     type: AlertType
     kpis: dict[str, float] = Field(default_factory=dict)
-    related_change_id: UUID | None = None
+    related_change_id: Uuid | None = None
     text: str | None = None

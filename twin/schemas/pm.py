@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StringConstraints
 
 from twin.schemas.base import CellKey, OpenWireModel, UtcDateTime, WireModel
 
@@ -34,13 +33,8 @@ class PmSource(OpenWireModel):
     job_id: str | None = None
 
 
-def _finite_values(values: dict[str, float]) -> dict[str, float]:
-    for name, value in values.items():
-        if not name or len(name) > 256:
-            raise ValueError(f"measurement name {name!r} is empty or longer than 256 characters")
-        if not math.isfinite(value):
-            raise ValueError(f"value of {name!r} is {value}, not a finite number")
-    return values
+MeasurementName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class PmCellRecord(WireModel):
@@ -54,9 +48,7 @@ class PmCellRecord(WireModel):
     granularity_period_s: int = Field(gt=0, le=86400)
     suspect: bool = False
     source: PmSource = Field(default_factory=PmSource)
-    values: dict[str, float] = Field(max_length=20000)
-
-    _check_values = field_validator("values")(_finite_values)
+    values: dict[MeasurementName, FiniteFloat] = Field(max_length=20000)
 
 
 class PmRelationRecord(PmCellRecord):

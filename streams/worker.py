@@ -1,0 +1,301 @@
+"""The runtime worker: validated ingest into the mirror, at least once, with idempotent effects.
+
+Two stages run in one process, each a member of its own consumer group:
+
+1. **Re-key.** Consume the PM, CM and MR topics (keyed by cell) in batches, validate and
+   normalise every record (``twin.ingest``), send rejects to ``ran.dlq.v1`` with the reason and the
+   original bytes, and forward the rest to ``twin.ingest.by-cluster.v1`` keyed by *cluster*, packed
+   as one envelope per cluster and batch. Source offsets are committed only after the envelopes
+   and dead letters are acknowledged.
+2. **Mirror.** Consume the re-keyed topic; every partition holds whole clusters, so the worker that
+   owns a partition owns those clusters. Partition state and the next offset are checkpointed
+   together; on assignment a worker loads the checkpoint and seeks to its offset, so a killed
+   worker's clusters are resumed by the survivor with nothing lost or counted twice. Duplicates
+   that stage 1 re-sends after a crash are absorbed by idempotent updates (PM upserts keyed by
+   period end, MR de-duplicated by ``eventId``, CM latest-by-observation-time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from streams.kafka_io import ensure_topics, make_consumer, make_producer
+from twin import topics
+from twin.config import TwinSettings
+from twin.ingest import IngestDecoder, Rejection
+from twin.mirror.store import CheckpointStore, PartitionState
+from twin.schemas import DeadLetter
+
+log = structlog.get_logger(__name__)
+
+ENVELOPE_MAX_RECORDS = 2000
+
+
+@dataclass
+class WorkerStats:  # counters, not state: they restart at zero
+    consumed: int = 0
+    forwarded: int = 0
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    envelopes_applied: int = 0
+    records_applied: int = 0
+    checkpoints: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "consumed": self.consumed,
+            "forwarded": self.forwarded,
+            "deadLettered": dict(self.dead_lettered),
+            "deadLetteredTotal": sum(self.dead_lettered.values()),
+            "envelopesApplied": self.envelopes_applied,
+            "recordsApplied": self.records_applied,
+            "checkpoints": self.checkpoints,
+        }
+
+
+def dead_letter(topic: str, partition: int | None, offset: int | None, key: bytes | None,
+                value: bytes | None, rejection: Rejection) -> bytes:
+    return DeadLetter(
+        reason=rejection.reason,
+        error_class=rejection.error_class,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key_b64=base64.b64encode(key).decode() if key is not None else None,
+        value_b64=base64.b64encode(value or b"").decode(),
+        rejected_at=datetime.now(UTC),
+    ).to_json_bytes()
+
+
+class ClusterRouter:
+    """cell key -> cluster id, from the topology config; unknown cells go to one named cluster."""
+
+    def __init__(self, settings: TwinSettings) -> None:
+        self._owner = settings.topology.cluster_of()
+        self._default = settings.topology.unassigned_cluster
+
+    def __call__(self, cell_key: str | None) -> str:
+        if cell_key is None:
+            return self._default
+        return self._owner.get(cell_key, self._default)
+
+
+class RekeyStage:
+    """Stage 1: validate, dead-letter, re-key by cluster."""
+
+    def __init__(self, settings: TwinSettings, bootstrap: str, stats: WorkerStats,
+                 now: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.stats = stats
+        self.decoder = IngestDecoder(settings.ingest, now=now)
+        self.route = ClusterRouter(settings)
+        group = f"{settings.kafka.group_id}.rekey"
+        self.consumer = make_consumer(bootstrap, *topics.INGEST_TOPICS, group_id=group,
+                                      client_id=settings.kafka.client_id)
+        self.producer = make_producer(bootstrap, idempotent=settings.kafka.idempotent_producer,
+                                      client_id=settings.kafka.client_id)
+
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.consumer.stop()
+        with contextlib.suppress(Exception):
+            await self.producer.stop()
+
+    async def step(self, timeout_ms: int = 200) -> int:
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms,
+                                              max_records=self.settings.kafka.fetch_max_records)
+        if not batches:
+            return 0
+        decode = self.decoder.decode
+        route = self.route
+        by_cluster: dict[str, list[list[Any]]] = defaultdict(list)
+        futures = []
+        n = 0
+        for tp, messages in batches.items():
+            topic = tp.topic
+            for msg in messages:
+                n += 1
+                out = decode(topic, msg.key, msg.value)
+                if isinstance(out, Rejection):
+                    self.stats.dead_lettered[out.error_class] += 1
+                    futures.append(await self.producer.send(
+                        topics.DLQ, dead_letter(topic, tp.partition, msg.offset, msg.key, msg.value, out),
+                        key=msg.key))
+                else:
+                    by_cluster[route(out[1])].append(out)
+        for cluster, records in by_cluster.items():
+            key = cluster.encode()
+            for i in range(0, len(records), ENVELOPE_MAX_RECORDS):
+                chunk = records[i:i + ENVELOPE_MAX_RECORDS]
+                futures.append(await self.producer.send(
+                    topics.INGEST_BY_CLUSTER, orjson.dumps({"cl": cluster, "r": chunk}), key=key))
+                self.stats.forwarded += len(chunk)
+        if futures:
+            await asyncio.gather(*futures)
+        # At least once: the source offsets move only after everything derived from them is acked.
+        await self.consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batches.items()})
+        self.stats.consumed += n
+        return n
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, stage: MirrorStage) -> None:
+        self.stage = stage
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.stage.release([tp.partition for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.stage.acquire([tp.partition for tp in assigned])
+
+
+class MirrorStage:
+    """Stage 2: apply envelopes to the clusters of the owned partitions, checkpoint with offsets."""
+
+    def __init__(self, settings: TwinSettings, bootstrap: str, stats: WorkerStats, store: CheckpointStore,
+                 worker_name: str) -> None:
+        self.settings = settings
+        self.stats = stats
+        self.store = store
+        self.worker_name = worker_name
+        self.owned: dict[int, PartitionState] = {}
+        self.dirty: set[int] = set()
+        self.last_checkpoint = time.monotonic()
+        self.consumer: AIOKafkaConsumer = make_consumer(
+            bootstrap, group_id=f"{settings.kafka.group_id}.mirror", client_id=settings.kafka.client_id,
+            max_partition_fetch_bytes=16 << 20,
+        )
+
+    async def start(self) -> None:
+        self.consumer.subscribe([topics.INGEST_BY_CLUSTER], listener=_Rebalance(self))
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        self.checkpoint(force=True)
+        with contextlib.suppress(Exception):
+            await self.consumer.stop()
+
+    def acquire(self, partitions: list[int]) -> None:
+        for p in partitions:
+            state = self.store.load(p)
+            self.owned[p] = state
+            self.consumer.seek(TopicPartition(topics.INGEST_BY_CLUSTER, p), state.next_offset)
+            log.info("mirror.partition_acquired", worker=self.worker_name, partition=p,
+                     offset=state.next_offset, clusters=sorted(state.clusters))
+
+    def release(self, partitions: list[int]) -> None:
+        for p in partitions:
+            state = self.owned.pop(p, None)
+            if state is not None and p in self.dirty:
+                self._save(state)
+            self.dirty.discard(p)
+            log.info("mirror.partition_released", worker=self.worker_name, partition=p)
+
+    def _save(self, state: PartitionState) -> None:
+        for cluster in state.clusters.values():
+            cluster.prune(self.settings.ingest.pm_retention_s, self.settings.ingest.mr_dedup_retention_s)
+        self.store.save(state, {"worker": self.worker_name, "savedAt": time.time()})
+        self.stats.checkpoints += 1
+
+    def checkpoint(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self.last_checkpoint < self.settings.checkpoint_interval_s:
+            return
+        for p in sorted(self.dirty):
+            if p in self.owned:
+                self._save(self.owned[p])
+        self.dirty.clear()
+        self.last_checkpoint = time.monotonic()
+
+    async def step(self, timeout_ms: int = 200) -> int:
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=500)
+        applied = 0
+        for tp, messages in batches.items():
+            state = self.owned.get(tp.partition)
+            if state is None:  # revoked while the fetch was in flight
+                continue
+            for msg in messages:
+                if msg.offset < state.next_offset:
+                    continue
+                envelope = orjson.loads(msg.value) if msg.value is not None else None
+                if envelope is not None:
+                    records = envelope["r"]
+                    state.cluster(envelope["cl"]).apply_many(records)
+                    applied += len(records)
+                    self.stats.envelopes_applied += 1
+                state.next_offset = msg.offset + 1
+            self.dirty.add(tp.partition)
+        self.stats.records_applied += applied
+        self.checkpoint()
+        return applied
+
+
+class IngestWorker:
+    """Both stages in one asyncio loop; ``run`` returns when ``stop`` is set."""
+
+    def __init__(self, settings: TwinSettings, bootstrap: str, worker_name: str = "worker",
+                 stats_file: Path | None = None) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.stats = WorkerStats()
+        self.store = CheckpointStore(settings.state_dir / settings.kafka.group_id)
+        self.rekey = RekeyStage(settings, bootstrap, self.stats)
+        self.mirror = MirrorStage(settings, bootstrap, self.stats, self.store, worker_name)
+        self.stats_file = stats_file
+
+    async def start(self) -> None:
+        await ensure_topics(self.bootstrap, (*topics.INGEST_TOPICS, topics.INGEST_BY_CLUSTER, topics.DLQ),
+                            self.settings.kafka.partitions)
+        await self.rekey.start()
+        await self.mirror.start()
+
+    async def wait_assigned(self, timeout_s: float = 60.0) -> None:
+        """Until both stages hold partitions (group joins are done)."""
+        deadline = time.monotonic() + timeout_s
+        while not (self.rekey.consumer.assignment() and self.mirror.consumer.assignment()):
+            if time.monotonic() > deadline:
+                raise TimeoutError("consumer groups did not assign partitions in time")
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        await self.rekey.stop()
+        await self.mirror.stop()
+        self._write_stats()
+
+    async def run(self, stop: asyncio.Event) -> WorkerStats:
+        await self.start()
+        try:
+            await asyncio.gather(self._loop(self.rekey.step, stop), self._loop(self.mirror.step, stop))
+        finally:
+            await self.close()
+        return self.stats
+
+    async def _loop(self, step: Callable[[], Any], stop: asyncio.Event) -> None:
+        last_stats = 0.0
+        while not stop.is_set():
+            await step()
+            if self.stats_file and time.monotonic() - last_stats > 1.0:
+                self._write_stats()
+                last_stats = time.monotonic()
+
+    def _write_stats(self) -> None:
+        if self.stats_file:
+            tmp = self.stats_file.with_suffix(".tmp")
+            tmp.write_bytes(orjson.dumps({**self.stats.as_dict(), "at": time.time()}))
+            tmp.replace(self.stats_file)

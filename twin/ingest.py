@@ -1,0 +1,207 @@
+"""Edge validation and normalisation of inbound telemetry, free of any transport.
+
+``IngestDecoder.decode`` turns the bytes of one record into either a compact normalised dict (what
+the mirror applies) or a ``Rejection`` with a reason that names the field and the value. The
+streams layer sends rejections to ``ran.dlq.v1``; nothing is dropped silently.
+
+A normalised record is ``[kind, cell_key, body]``: kind is ``pm``, ``pmr``, ``cm``, ``cmn``,
+``cmdel`` or ``mr``; the body is a small dict, except for MR events, which cross the re-keying topic
+by the hundred thousand and so are a positional list laid out as ``MR_FIELDS``. Times are epoch
+seconds (UTC).
+
+>>> from twin.config import IngestSettings
+>>> decoder = IngestDecoder(IngestSettings(), now=lambda: 1.8e9)
+>>> raw = (b'{"cellKey": "nr:00101-00000a01c", "measObjDn": "ManagedElement=1,NRCellDU=1",'
+...        b' "measObjClass": "NRCellDU", "periodEnd": "2024-03-01T10:15:00Z",'
+...        b' "granularityPeriodS": 900, "values": {"RRU.PrbTotDl": 63, "MM.HoExeInterReq": -4}}')
+>>> decoder.decode("ran.pm.cell.v1", None, raw).reason
+'field values.MM.HoExeInterReq: cumulative counter is negative (value -4.0)'
+>>> decoder.decode("ran.pm.cell.v1", None, b"\\xff\\xfe").error_class
+'encoding'
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from twin import topics
+from twin.config import IngestSettings
+from twin.measurements import is_counter
+from twin.schemas import CmNotification, CmSnapshot, MrEvent, PmCellRecord, PmRelationRecord
+from twin.schemas.fast import dict_adapter
+from twin.schemas.mr import rsrp_index, rsrq_index, sinr_index
+
+Normalised = list[Any]
+MR_FIELDS = ("eventId", "t", "rsrpIdx", "rsrqIdx", "sinrIdx", "neighbours", "dlThroughputKbps", "cqi")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record was not ingested; ``error_class`` is a short category for counters."""
+
+    reason: str
+    error_class: str
+
+
+def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
+    """'field a.b: message (value x)' for the first few errors."""
+    parts = []
+    for err in exc.errors(include_url=False)[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(record)"
+        value = err.get("input")
+        shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        parts.append(f"field {loc}: {err['msg']} (value {shown})")
+    more = exc.error_count() - limit
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)
+
+
+_DECODERS: dict[str, str] = {
+    topics.PM_CELL: "_pm",
+    topics.PM_RELATION: "_pm",
+    topics.CM_SNAPSHOT: "_cm",
+    topics.CM_NOTIFICATIONS: "_cmn",
+    topics.MR_UE: "_mr",
+}
+
+
+class IngestDecoder:
+    """Validates and normalises records of the ingest topics."""
+
+    def __init__(self, settings: IngestSettings, now: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.now = now
+        self._pm_v = dict_adapter(PmCellRecord).validate_json
+        self._pmr_v = dict_adapter(PmRelationRecord).validate_json
+        self._cm_v = dict_adapter(CmSnapshot).validate_json
+        self._cmn_v = dict_adapter(CmNotification).validate_json
+        self._mr_v = dict_adapter(MrEvent).validate_json
+
+    def decode(self, topic: str, key: bytes | None, value: bytes | None) -> Normalised | Rejection:
+        if value is None:
+            if topic == topics.CM_SNAPSHOT and key:
+                try:
+                    return ["cmdel", None, {"dn": key.decode("utf-8")}]
+                except UnicodeDecodeError:
+                    return Rejection("tombstone key is not valid UTF-8", "encoding")
+            return Rejection("record has no value (null payload)", "empty")
+        if len(value) > self.settings.max_payload_bytes:
+            return Rejection(
+                f"payload of {len(value)} bytes exceeds max_payload_bytes={self.settings.max_payload_bytes}",
+                "oversized",
+            )
+        method = _DECODERS.get(topic)
+        if method is None:
+            return Rejection(f"topic {topic!r} is not an ingest topic", "topic")
+        try:
+            result: Normalised | Rejection = getattr(self, method)(topic, value)
+        except ValidationError as exc:
+            return self._explain(value, exc)
+        return result
+
+    def _explain(self, value: bytes, exc: ValidationError) -> Rejection:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return Rejection(f"payload is not valid UTF-8 (byte {err.start}: {value[err.start:err.start + 1]!r})",
+                             "encoding")
+        first = exc.errors(include_url=False)[0]
+        if first["type"].startswith("json"):
+            return Rejection(f"payload is not valid JSON: {first['msg']}", "json")
+        return Rejection(describe_validation_error(exc), "schema")
+
+    def _too_late(self, field: str, epoch: float) -> Rejection | None:
+        limit = self.now() + self.settings.max_future_skew_s
+        if epoch > limit:
+            return Rejection(
+                f"field {field}: timestamp {epoch:.0f} is more than {self.settings.max_future_skew_s:.0f} s "
+                "in the future",
+                "future_timestamp",
+            )
+        return None
+
+    def _pm(self, topic: str, value: bytes) -> Normalised | Rejection:
+        relation = topic == topics.PM_RELATION
+        rec = (self._pmr_v if relation else self._pm_v)(value)
+        end = rec["periodEnd"].timestamp()
+        late = self._too_late("periodEnd", end)
+        if late:
+            return late
+        values = rec["values"]
+        for name, v in values.items():
+            if v < 0 and is_counter(name):
+                return Rejection(f"field values.{name}: cumulative counter is negative (value {v})",
+                                 "negative_counter")
+        body: dict[str, Any] = {
+            "gp": rec["granularityPeriodS"],
+            "t": end,
+            "v": values,
+            "s": rec.get("suspect", False),
+            "dn": rec["measObjDn"],
+            "oc": rec["measObjClass"],
+        }
+        if relation:
+            body["tc"] = rec["targetCellKey"]
+        return ["pmr" if relation else "pm", rec["cellKey"], body]
+
+    def _cm(self, topic: str, value: bytes) -> Normalised | Rejection:
+        rec = self._cm_v(value)
+        at = rec["observedAt"].timestamp()
+        return self._too_late("observedAt", at) or ["cm", rec.get("cellKey"), {
+            "dn": rec["dn"], "cls": rec["class"], "a": rec["attributes"], "t": at,
+            "src": rec.get("sourceSystem", "unknown"),
+        }]
+
+    def _cmn(self, topic: str, value: bytes) -> Normalised | Rejection:
+        rec = self._cmn_v(value)
+        at = rec["eventTime"].timestamp()
+        return self._too_late("eventTime", at) or ["cmn", rec["cellKey"], {
+            "dn": rec["dn"], "cls": rec.get("class"), "nt": rec["notificationType"],
+            "a": rec.get("attributeListValueChanges", {}), "t": at, "id": rec["notificationId"],
+        }]
+
+    def _mr(self, topic: str, value: bytes) -> Normalised | Rejection:
+        rec = self._mr_v(value)
+        at = rec["eventTime"].timestamp()
+        late = self._too_late("eventTime", at)
+        if late:
+            return late
+        serving = rec["serving"]
+        if serving.get("pci") is None and serving.get("cellKey") is None:
+            return Rejection("field serving: a cell measurement needs pci or cellKey (value none)", "schema")
+        neighbours = []
+        for i, nb in enumerate(rec.get("neighbours", ())):
+            ident = nb.get("cellKey")
+            if ident is None:
+                if nb.get("pci") is None:
+                    return Rejection(f"field neighbours.{i}: a cell measurement needs pci or cellKey", "schema")
+                ident = f"pci:{nb['pci']}:{nb.get('arfcn', '')}"
+            neighbours.append((ident, nb.get("rsrpDbm")))
+        ue = rec.get("ue") or {}
+        return ["mr", rec["cellKey"], [
+            rec["eventId"],
+            at,
+            _index(serving, "rsrpDbm", "rsrpIdx", rsrp_index),
+            _index(serving, "rsrqDb", "rsrqIdx", rsrq_index),
+            _index(serving, "sinrDb", "sinrIdx", sinr_index),
+            neighbours,
+            ue.get("dlThroughputKbps"),
+            ue.get("cqi"),
+        ]]
+
+
+def _index(meas: dict[str, Any], physical: str, raw: str, to_index: Callable[[float], int]) -> int | None:
+    """The 7-bit reporting index: the raw index if reported, else derived from the physical value."""
+    idx = meas.get(raw)
+    if idx is not None:
+        return int(idx)
+    value = meas.get(physical)
+    return None if value is None else to_index(value)

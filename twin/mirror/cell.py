@@ -1,0 +1,177 @@
+"""The mirror of one cell: CM attributes with observation times, PM values per measurement and
+granularity period, MR aggregates, freshness and gaps.
+
+PM values are upserts keyed by (measurement, granularity period, period end), so a redelivered
+record changes nothing; counters and gauges are only combined at read time, through
+``twin.measurements.aggregate``, which never sums a gauge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from twin.measurements import aggregate, method_of
+from twin.mirror.mr_stats import MrStats
+
+# gp -> name -> period end (epoch s) -> value
+PmSeries = dict[int, dict[str, dict[int, float]]]
+
+
+@dataclass(slots=True)
+class CellMirror:
+    cell_key: str
+    # "Class.attribute" -> [value, observedAt (epoch s), dn]
+    cm: dict[str, list[Any]] = field(default_factory=dict)
+    pm: PmSeries = field(default_factory=dict)
+    # gp -> period end -> suspect flag; the set of periods that reported anything
+    periods: dict[int, dict[int, bool]] = field(default_factory=dict)
+    # target cell -> gp -> name -> end -> value (NRCellRelation KPIs)
+    relations: dict[str, PmSeries] = field(default_factory=dict)
+    unknown: set[str] = field(default_factory=set)
+    mr: MrStats = field(default_factory=MrStats)
+
+    # -- updates ---------------------------------------------------------------------------
+    def apply_pm(self, kind: str, r: dict[str, Any]) -> None:
+        gp: int = r["gp"]
+        end = round(r["t"])
+        series = self.pm.setdefault(gp, {}) if kind == "pm" else (
+            self.relations.setdefault(r["tc"], {}).setdefault(gp, {})
+        )
+        for name, value in r["v"].items():
+            per_name = series.get(name)
+            if per_name is None:
+                per_name = series[name] = {}
+                if method_of(name) is None:
+                    self.unknown.add(name)
+            per_name[end] = value
+        if kind == "pm":
+            self.periods.setdefault(gp, {})[end] = bool(r["s"])
+
+    def apply_cm(self, cls: str | None, dn: str, attributes: dict[str, Any], t: float) -> None:
+        prefix = f"{cls}." if cls else ""
+        for attr, value in attributes.items():
+            name = prefix + attr
+            current = self.cm.get(name)
+            if current is None or t >= current[1]:
+                self.cm[name] = [value, t, dn]
+
+    def delete_dn(self, dn: str) -> None:
+        for name in [n for n, v in self.cm.items() if v[2] == dn]:
+            del self.cm[name]
+
+    def prune(self, pm_retention_s: int, mr_retention_s: int) -> None:
+        """Forget PM periods and MR ids older than the retention, relative to the newest data."""
+        for gp, by_end in self.periods.items():
+            if not by_end:
+                continue
+            limit = max(by_end) - pm_retention_s
+            for end in [e for e in by_end if e < limit]:
+                del by_end[end]
+            for per_name in self.pm.get(gp, {}).values():
+                for end in [e for e in per_name if e < limit]:
+                    del per_name[end]
+        if self.mr.last_t is not None:
+            self.mr.forget_before(self.mr.last_t - mr_retention_s)
+
+    # -- reads -----------------------------------------------------------------------------
+    def gaps(self, gp: int) -> list[int]:
+        """Period ends missing between the first and the last reported period of ``gp``."""
+        ends = self.periods.get(gp)
+        if not ends:
+            return []
+        first, last = min(ends), max(ends)
+        return [t for t in range(first, last + 1, gp) if t not in ends]
+
+    def window(self, gp: int, name: str, periods: int) -> float | None:
+        """The last ``periods`` values of ``name`` combined by its collection method."""
+        per_name = self.pm.get(gp, {}).get(name)
+        if not per_name:
+            return None
+        ends = sorted(per_name)[-periods:]
+        return aggregate(method_of(name), [per_name[e] for e in ends])
+
+    def latest_period(self, gp: int) -> int | None:
+        ends = self.periods.get(gp)
+        return max(ends) if ends else None
+
+    def view(self, window_periods: int = 4) -> dict[str, Any]:
+        pm_view: dict[str, Any] = {}
+        for gp, names in sorted(self.pm.items()):
+            last = self.latest_period(gp)
+            rows = {}
+            for name, per_end in sorted(names.items()):
+                if not per_end:
+                    continue
+                end = max(per_end)
+                method = method_of(name)
+                rows[name] = {
+                    "latest": per_end[end],
+                    "latestPeriodEnd": end,
+                    "method": method.value if method else "unknown",
+                    f"window{window_periods}": self.window(gp, name, window_periods),
+                }
+            gaps = self.gaps(gp)
+            pm_view[str(gp)] = {
+                "periods": len(self.periods.get(gp, {})),
+                "lastPeriodEnd": last,
+                "missingPeriods": len(gaps),
+                "missingPeriodEnds": gaps[:20],
+                "suspectPeriods": sum(1 for s in self.periods.get(gp, {}).values() if s),
+                "measurements": rows,
+            }
+        return {
+            "cellKey": self.cell_key,
+            "cm": {name: {"value": v[0], "observedAt": v[1], "dn": v[2]} for name, v in sorted(self.cm.items())},
+            "pm": pm_view,
+            "relations": {
+                target: {str(gp): {n: max(v.items())[1] for n, v in names.items() if v}
+                         for gp, names in series.items()}
+                for target, series in sorted(self.relations.items())
+            },
+            "unknownMeasurements": sorted(self.unknown),
+            "mr": self.mr.summary(),
+            "freshness": self.freshness(),
+        }
+
+    def freshness(self) -> dict[str, float | None]:
+        """Newest event time of each kind of telemetry (epoch s); age is computed by the reader."""
+        pm_last = [max(e) for e in self.periods.values() if e]
+        return {
+            "pmLastPeriodEnd": max(pm_last) if pm_last else None,
+            "cmLastObservedAt": max((v[1] for v in self.cm.values()), default=None),
+            "mrLastEventTime": self.mr.last_t,
+        }
+
+    # -- checkpoint form -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cm": self.cm,
+            "pm": _series_out(self.pm),
+            "periods": {str(gp): {str(e): s for e, s in ends.items()} for gp, ends in self.periods.items()},
+            "rel": {t: _series_out(s) for t, s in self.relations.items()},
+            "unknown": sorted(self.unknown),
+            "mr": self.mr.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, cell_key: str, d: dict[str, Any]) -> CellMirror:
+        return cls(
+            cell_key=cell_key,
+            cm={k: list(v) for k, v in d["cm"].items()},
+            pm=_series_in(d["pm"]),
+            periods={int(gp): {int(e): bool(s) for e, s in ends.items()} for gp, ends in d["periods"].items()},
+            relations={t: _series_in(s) for t, s in d["rel"].items()},
+            unknown=set(d["unknown"]),
+            mr=MrStats.from_dict(d["mr"]),
+        )
+
+
+def _series_out(series: PmSeries) -> dict[str, Any]:
+    return {str(gp): {n: {str(e): v for e, v in per.items()} for n, per in names.items()}
+            for gp, names in series.items()}
+
+
+def _series_in(d: dict[str, Any]) -> PmSeries:
+    return {int(gp): {n: {int(e): float(v) for e, v in per.items()} for n, per in names.items()}
+            for gp, names in d.items()}

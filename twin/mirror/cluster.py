@@ -1,0 +1,88 @@
+"""The mirror of one cluster: its cells plus managed objects that carry no cell key.
+
+One worker owns a whole cluster (the twin needs whole neighbourhoods), so this is the unit that
+is updated, checkpointed and handed over between workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twin.mirror.cell import CellMirror
+
+
+@dataclass(slots=True)
+class ClusterMirror:
+    cluster_id: str
+    cells: dict[str, CellMirror] = field(default_factory=dict)
+    # CM of managed objects without a cell key (ManagedElement, GNBDUFunction ...): dn -> state
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    applied: int = 0
+    duplicates: int = 0
+
+    def cell(self, key: str) -> CellMirror:
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = CellMirror(key)
+        return cell
+
+    def apply_many(self, records: Iterable[list[Any]]) -> None:
+        for r in records:
+            self.apply(r)
+
+    def apply(self, record: list[Any]) -> None:
+        """Apply one normalised record ``[kind, cell_key, body]`` (see ``twin.ingest``)."""
+        kind, cell_key, body = record
+        if kind == "mr":
+            if not self.cell(cell_key).mr.apply(body):
+                self.duplicates += 1
+                return
+        elif kind == "pm" or kind == "pmr":
+            self.cell(cell_key).apply_pm(kind, body)
+        elif kind == "cm" or kind == "cmn":
+            self._apply_cm(cell_key, body)
+        elif kind == "cmdel":
+            self.objects.pop(body["dn"], None)
+            for cell in self.cells.values():
+                cell.delete_dn(body["dn"])
+        else:
+            raise ValueError(f"unknown normalised record kind {kind!r}")
+        self.applied += 1
+
+    def _apply_cm(self, cell_key: str | None, r: dict[str, Any]) -> None:
+        deletion = r.get("nt") == "notifyMOIDeletion"
+        if cell_key is None:
+            if deletion:
+                self.objects.pop(r["dn"], None)
+                return
+            obj = self.objects.setdefault(r["dn"], {"class": r["cls"], "attributes": {}, "observedAt": 0.0})
+            if r["t"] >= obj["observedAt"]:
+                obj["attributes"].update(r["a"])
+                obj["observedAt"] = r["t"]
+            return
+        cell = self.cell(cell_key)
+        if deletion:
+            cell.delete_dn(r["dn"])
+        else:
+            cell.apply_cm(r["cls"], r["dn"], r["a"], r["t"])
+
+    def prune(self, pm_retention_s: int, mr_retention_s: int) -> None:
+        for cell in self.cells.values():
+            cell.prune(pm_retention_s, mr_retention_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster_id,
+            "cells": {k: c.to_dict() for k, c in sorted(self.cells.items())},
+            "objects": self.objects,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ClusterMirror:
+        return cls(
+            cluster_id=d["cluster"],
+            cells={k: CellMirror.from_dict(k, c) for k, c in d["cells"].items()},
+            objects=d["objects"],
+        )
