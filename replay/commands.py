@@ -8,6 +8,7 @@ the embedded broker itself. The broker address comes from ``--bootstrap`` or the
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 from pathlib import Path
@@ -68,15 +69,16 @@ def _print_summary(report: ReplayReport) -> None:
     if report.dead_lettered:
         table.add_row(topics.DLQ + " (rejected)", f"{report.dead_lettered:,}")
     console.print(table)
-    console.print(
+    say = functools.partial(console.print, markup=False, highlight=False)  # reasons quote raw input
+    say(
         f"rows read {report.rows_read:,} = published {report.rows_published:,} + rejected "
         f"{report.rows_rejected:,}; event time {report.first_event_time} .. {report.last_event_time}; "
         f"{report.wall_s:.1f} s"
     )
     for reason in report.reasons()[:10]:
-        console.print(f"  rejected {reason['rows']:>7,}  [{reason['errorClass']}] {reason['example']}")
+        say(f"  rejected {reason['rows']:>7,}  [{reason['errorClass']}] {reason['example']}")
     for warning in report.warnings:
-        console.print(f"[yellow]warning[/yellow] {warning}")
+        say(f"warning: {warning}")
 
 
 def replay(

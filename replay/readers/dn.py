@@ -2,7 +2,8 @@
 
 The real identity (gNB id, gnbIdLength, PLMN) lives in CM, not in the PM file. So the resolver
 first looks the DN up in a configurable map (e.g. exported from ``ran.topology.cells.v1``); only
-when the map has no entry does it derive a key deterministically:
+when the map has no entry does it derive a key deterministically, under a configurable PLMN
+(default ``00101``, the 3GPP test network, since PM files carry no PLMN):
 
 - gNB id = CRC-32 of the ``ManagedElement`` id, truncated to ``gnb_id_length`` bits (default 24);
 - ``NRCellDU=n`` and ``NRCellCU=n`` of one ManagedElement are the same cell (the usual vendor

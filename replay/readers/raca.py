@@ -255,31 +255,27 @@ def read_file(inp: Input, options: RacaOptions = RacaOptions()) -> Outcomes:
             yield reject(f"lines 2-{body[-1][0]}", err, data, units=len(body))
         return
     tz = ZoneInfo(options.timezone)
-    parsed: list[tuple[datetime, int, dict[str, str], bytes]] = []
+    ts_col = header.index("Timestamp")
+    # First pass: only the timestamp, to sort; rows are parsed again when mapped (keeps memory small,
+    # since the merge holds every file open at once).
+    parsed: list[tuple[datetime, int, bytes]] = []
     for line_no, raw in body:
-        where = f"line {line_no}"
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield reject(
-                where, RowError(None, f"row is not UTF-8 ({exc.reason} at byte {exc.start})", "encoding"), raw
-            )
+        fields_or_error = _split(raw, len(header))
+        if isinstance(fields_or_error, RowError):
+            yield reject(f"line {line_no}", fields_or_error, raw)
             continue
-        fields = next(csv.reader([text]), [])
-        if len(fields) != len(header):
-            msg = f"row has {len(fields)} fields, the header has {len(header)}"
-            yield reject(where, RowError(None, msg, "parse"), raw)
-            continue
-        row = dict(zip(header, fields, strict=True))
         try:
-            parsed.append((parse_timestamp(row["Timestamp"].strip(), tz), line_no, row, raw))
+            parsed.append((parse_timestamp(fields_or_error[ts_col].strip(), tz), line_no, raw))
         except RowError as err:
-            yield reject(where, err, raw)
+            yield reject(f"line {line_no}", err, raw)
+    del data, lines, body
     parsed.sort(key=lambda p: p[0])
     mapper = RowMapper(options, file_id(inp.name))
-    for event_time, line_no, row, raw in parsed:
+    for event_time, line_no, raw in parsed:
+        fields = _split(raw, len(header))
+        assert not isinstance(fields, RowError)  # checked in the first pass
         try:
-            event = mapper(row, line_no, event_time)
+            event = mapper(dict(zip(header, fields, strict=True)), line_no, event_time)
         except RowError as err:
             yield reject(f"line {line_no}", err, raw)
             continue
@@ -288,6 +284,17 @@ def read_file(inp: Input, options: RacaOptions = RacaOptions()) -> Outcomes:
             yield reject(f"line {line_no}", RowError(field, msg, "schema"), raw)
             continue
         yield Item(topics.MR_UE, event.cell_key, event.event_time, event)
+
+
+def _split(raw: bytes, width: int) -> list[str] | RowError:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return RowError(None, f"row is not UTF-8 ({exc.reason} at byte {exc.start})", "encoding")
+    fields = next(csv.reader([text]), [])
+    if len(fields) != width:
+        return RowError(None, f"row has {len(fields)} fields, the header has {width}", "parse")
+    return fields
 
 
 def read(sources: Sequence[Path], options: RacaOptions = RacaOptions()) -> list[Outcomes]:
