@@ -102,13 +102,14 @@ class RekeyStage:
         self.stats = stats
         self.decoder = IngestDecoder(settings.ingest, now=now)
         self.route = ClusterRouter(settings)
-        group = f"{settings.kafka.group_id}.rekey"
-        self.consumer = make_consumer(bootstrap, *topics.INGEST_TOPICS, group_id=group,
-                                      client_id=settings.kafka.client_id)
-        self.producer = make_producer(bootstrap, idempotent=settings.kafka.idempotent_producer,
-                                      client_id=settings.kafka.client_id)
 
     async def start(self) -> None:
+        # aiokafka clients bind to the running loop, so they are made here rather than in __init__.
+        settings = self.settings
+        self.consumer = make_consumer(self.bootstrap, *topics.INGEST_TOPICS,
+                                      group_id=f"{settings.kafka.group_id}.rekey", client_id=settings.kafka.client_id)
+        self.producer = make_producer(self.bootstrap, idempotent=settings.kafka.idempotent_producer,
+                                      client_id=settings.kafka.client_id)
         await self.producer.start()
         await self.consumer.start()
 
@@ -178,12 +179,13 @@ class MirrorStage:
         self.owned: dict[int, PartitionState] = {}
         self.dirty: set[int] = set()
         self.last_checkpoint = time.monotonic()
-        self.consumer: AIOKafkaConsumer = make_consumer(
-            bootstrap, group_id=f"{settings.kafka.group_id}.mirror", client_id=settings.kafka.client_id,
-            max_partition_fetch_bytes=16 << 20,
-        )
+        self.bootstrap = bootstrap
 
     async def start(self) -> None:
+        self.consumer: AIOKafkaConsumer = make_consumer(
+            self.bootstrap, group_id=f"{self.settings.kafka.group_id}.mirror",
+            client_id=self.settings.kafka.client_id, max_partition_fetch_bytes=16 << 20,
+        )
         self.consumer.subscribe([topics.INGEST_BY_CLUSTER], listener=_Rebalance(self))
         await self.consumer.start()
 
@@ -297,5 +299,8 @@ class IngestWorker:
     def _write_stats(self) -> None:
         if self.stats_file:
             tmp = self.stats_file.with_suffix(".tmp")
-            tmp.write_bytes(orjson.dumps({**self.stats.as_dict(), "at": time.time()}))
+            tmp.write_bytes(orjson.dumps({
+                **self.stats.as_dict(), "at": time.time(), "mirrorPartitions": sorted(self.mirror.owned),
+                "clusters": sorted(c for st in self.mirror.owned.values() for c in st.clusters),
+            }))
             tmp.replace(self.stats_file)
