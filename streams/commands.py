@@ -87,8 +87,10 @@ async def _run_worker(worker: object) -> None:
 def register(app: typer.Typer) -> None:
     """Add the streams commands to the ``twin`` CLI."""
     from streams.bench import bench_ingest_command
+    from streams.demo import demo_command
     from twin.cli import bench_app
 
+    app.command("demo")(demo_command)
     app.command("broker")(broker_command)
     app.command("run")(run_command)
     bench_app.command("ingest")(bench_ingest_command)

@@ -39,25 +39,43 @@ def _ts(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _pm(cell: dict[str, Any], name: str) -> float | None:
+    for gp in cell["pm"].values():
+        row = gp["measurements"].get(name)
+        if row is not None:
+            value: float | None = row["window4"]
+            return value
+    return None
+
+
+def _fmt(value: float | None, spec: str, unit: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{unit}"
+
+
 def render_table(view: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console()
-    table = Table(title="Mirror", show_lines=False)
-    for col in ("cluster", "cell", "CM attrs", "PM periods", "missing", "PM last end (UTC)",
-                "MR reports", "RSRP p50", "SINR p50", "MR last (UTC)"):
-        table.add_column(col)
+    console = console or Console(width=130)
+    table = Table(title="Mirror (PM values: last 4 periods, gauges averaged, counters summed)")
+    for col in ("cluster", "cell", "CM", "PM periods", "missing", "PRB % DL", "UE thp DL", "MR", "RSRP p50",
+                "SINR p50"):
+        table.add_column(col, no_wrap=True)
+    last_pm: list[float] = []
     for cid, cluster in view["clusters"].items():
         for key, cell in cluster["cells"].items():
-            periods = sum(p["periods"] for p in cell["pm"].values())
-            missing = sum(p["missingPeriods"] for p in cell["pm"].values())
             mr = cell["mr"]
+            if cell["freshness"]["pmLastPeriodEnd"] is not None:
+                last_pm.append(cell["freshness"]["pmLastPeriodEnd"])
             table.add_row(
-                cid, key, str(len(cell["cm"])), str(periods), str(missing),
-                _ts(cell["freshness"]["pmLastPeriodEnd"]), str(mr["reports"]),
-                "-" if mr["rsrpDbm"]["p50"] is None else f"{mr['rsrpDbm']['p50']:.0f} dBm",
-                "-" if mr["sinrDb"]["p50"] is None else f"{mr['sinrDb']['p50']:.1f} dB",
-                _ts(cell["freshness"]["mrLastEventTime"]),
+                cid, key, str(len(cell["cm"])),
+                str(sum(p["periods"] for p in cell["pm"].values())),
+                str(sum(p["missingPeriods"] for p in cell["pm"].values())),
+                _fmt(_pm(cell, "RRU.PrbTotDl"), ".1f"),
+                _fmt(_pm(cell, "DRB.UEThpDl"), ".0f", " kbit/s"),
+                str(mr["reports"]),
+                _fmt(mr["rsrpDbm"]["p50"], ".0f", " dBm"),
+                _fmt(mr["sinrDb"]["p50"], ".1f", " dB"),
             )
     console.print(table)
     totals = view["totals"]
     console.print(f"{totals['clusters']} clusters, {totals['cells']} cells, {totals['pmPeriods']} PM periods, "
-                  f"{totals['mrReports']} MR reports; unknown PM names kept: {len(totals['unknownMeasurements'])}")
+                  f"{totals['mrReports']} MR reports, newest PM period end {_ts(max(last_pm, default=None))} UTC; "
+                  f"unknown PM names kept: {len(totals['unknownMeasurements'])}")
