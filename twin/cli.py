@@ -75,6 +75,7 @@ def mirror_show(
 
 
 def _load_plugins() -> None:
+    __import__("twin.sim.cli", fromlist=["register"]).register(app)
     for ep in entry_points(group="twin.commands"):
         ep.load()(app)
 

@@ -192,11 +192,11 @@ def los_probability(scenario: str, d2d_m: ArrayLike, h_ut_m: ArrayLike) -> Float
             p = (18.0 / d + np.exp(-d / 63.0) * (1.0 - 18.0 / d)) * (
                 1.0 + c * 1.25 * (d / 100.0) ** 3 * np.exp(-d / 150.0)
             )
-            p = np.where(d < 18.0, 1.0, p)
+            p = np.where(d <= 18.0, 1.0, p)
         elif s == "umi":
-            p = np.where(d < 18.0, 1.0, 18.0 / d + np.exp(-d / 36.0) * (1.0 - 18.0 / d))
+            p = np.where(d <= 18.0, 1.0, 18.0 / d + np.exp(-d / 36.0) * (1.0 - 18.0 / d))
         else:
-            p = np.where(d < 10.0, 1.0, np.exp(-(d - 10.0) / 1000.0))
+            p = np.where(d <= 10.0, 1.0, np.exp(-(d - 10.0) / 1000.0))
     return np.asarray(np.clip(p, 0.0, 1.0), dtype=np.float64)
 
 

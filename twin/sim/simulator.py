@@ -24,7 +24,7 @@ True
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -247,7 +247,7 @@ class Simulator:
         all_rows = np.arange(len(self._keys), dtype=np.int64)
         zen = self._zenith(all_rows, base_cells.height_m)
         self._base_zenith = zen
-        self._base_loss = self._loss_rows(all_rows, base_cells, zen)
+        self._base_loss = self._chunked(self._loss_rows, all_rows, base_cells, zen)
         self._base_loss_key = np.stack([base_cells.height_m, base_cells.fc_ghz], axis=1)
         self._state: _State | None = None
 
@@ -259,6 +259,21 @@ class Simulator:
         d2d = self._d2d[rows]
         d3d = np.hypot(d2d, height_m[rows][:, None] - self.ues.h_m[None, :])
         return LinkGeometry(d2d, d3d, self._azimuth[rows], zenith_rows)
+
+    def _chunked(
+        self,
+        fn: Callable[[IntArray, CellArrays, FloatArray], FloatArray],
+        rows: IntArray,
+        cells: CellArrays,
+        zenith: FloatArray,
+        chunk: int = 16,
+    ) -> FloatArray:
+        """``fn`` over all rows in blocks, to bound the temporaries of large clusters."""
+        out = np.empty((rows.size, self.ues.n))
+        for i in range(0, rows.size, chunk):
+            r = rows[i : i + chunk]
+            out[i : i + chunk] = fn(r, cells, zenith[r])
+        return out
 
     def _loss_rows(self, rows: IntArray, cells: CellArrays, zenith_rows: FloatArray) -> FloatArray:
         geo = self._geometry(rows, zenith_rows, cells.height_m)
@@ -329,7 +344,7 @@ class Simulator:
             loss = loss.copy()
             zen[stale] = self._zenith(stale, cells.height_m)
             loss[stale] = self._loss_rows(stale, cells, zen[stale])
-        gain = self._gain_rows(all_rows, cells, zen)
+        gain = self._chunked(self._gain_rows, all_rows, cells, zen)
         psd_dbm, p_re, re_rate, layer, n_layers = self._per_cell(cells)
         cg = gain - loss
         rx = 10 ** ((psd_dbm[:, None] + cg) / 10.0) * cells.active[:, None]
