@@ -172,3 +172,19 @@ def test_tilt_whatif_matches_sionna(hex_case: dict) -> None:
     ref = pipe.evaluate(pipe.tilt(4, delta))
     assert np.array_equal(wi.result.ue.serving, ref["serving"].numpy())
     assert np.max(np.abs(wi.result.ue.ss_sinr_db - ref["sinr_db"].numpy())) < 0.01
+
+
+def test_report_achieved_tolerances(hex_case: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    """Print the achieved per-UE errors (run with -s to see them); bounds as in the tests above."""
+    ours, ref = hex_case["ours"], hex_case["ref"]
+    s = 10 ** (ours.ue.ss_sinr_db / 10.0)
+    nearest, linear = load_link_table(mode="nearest"), load_link_table()
+    assert nearest is not None and linear is not None
+    e_sinr = float(np.abs(ours.ue.ss_sinr_db - ref["sinr_db"]).max())
+    e_near = float(np.abs(nearest.se_per_re(s) - ref["se_per_re"]).max())
+    e_lin = np.abs(linear.se_per_re(s) - ref["se_per_re"])
+    mean_rel = float(linear.se_per_re(s).mean() / ref["se_per_re"].mean() - 1.0)
+    with capsys.disabled():
+        print(f"\nSionna hex UMa, {s.size} UEs: SINR max |err| {e_sinr:.2e} dB; SE nearest max |err| {e_near:.2e};"
+              f" SE linear max |err| {e_lin.max():.3f} b/RE, median {np.median(e_lin):.4f}, mean rel {mean_rel:+.4%}")
+    assert e_sinr < 0.01 and e_near < 1e-5 and abs(mean_rel) < 0.01
