@@ -264,3 +264,19 @@ def test_cluster_from_mirror_view() -> None:
     a = Simulator(cl, TrafficMap(n_ues=500), seed=2).evaluate()
     b = Simulator(base, TrafficMap(n_ues=500), seed=2).evaluate()
     assert abs(a.load.mean() - b.load.mean()) < 0.05
+
+
+def test_cluster_from_the_mirror_objects() -> None:
+    from twin.mirror.cluster import ClusterMirror
+
+    mirror = ClusterMirror("c1")
+    for i, s in enumerate(hex_cluster(rings=0).sectors):
+        cell = mirror.cell(s.cell_key)
+        cell.apply_cm("NRSectorCarrier", f"ME=1,GNBDUFunction=1,NRSectorCarrier={i}",
+                      {"configuredMaxTxPower": 20000}, 1.0)
+        cell.apply_cm("CommonBeamformingFunction", "dn", {"digitalTilt": 60}, 1.0)
+        cell.apply_cm(None, "topology", {"x": s.x_m, "y": s.y_m, "azimuth": s.azimuth_deg, "siteId": "s1"}, 1.0)
+    cl = cluster_from_mirror({k: c.cm for k, c in mirror.cells.items()}, cluster_id=mirror.cluster_id)
+    assert [round(s.tx_power_dbm, 2) for s in cl.sectors] == [43.01] * 3
+    assert {s.elec_tilt_deg for s in cl.sectors} == {6.0} and {s.site_id for s in cl.sectors} == {"s1"}
+    assert Simulator(cl, TrafficMap(n_ues=200), seed=0).evaluate().converged

@@ -261,7 +261,8 @@ def cluster_from_mirror(
     mirror's ``[value, observedAt, dn]`` / ``{"value": ...}`` forms. Position comes from
     ``lat``/``lon`` (degrees) or ``x``/``y`` (local metres); the site from ``siteId`` or the
     rounded position. See ``twin.sim.cm.ATTRIBUTES`` for the attributes and units read;
-    attributes the model does not use are ignored here.
+    attributes the model does not use are ignored here. From a ``ClusterMirror`` pass
+    ``{key: cell.cm for key, cell in mirror.cells.items()}``.
 
     >>> cl = cluster_from_mirror({
     ...     "nr:00101-000000101": {"lat": 45.0, "lon": 7.0, "azimuth": 30,
