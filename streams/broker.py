@@ -8,10 +8,7 @@ until it answers a Kafka ``ApiVersions`` request, and stops it on exit. The chil
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
-import signal
 import socket
 import struct
 import subprocess
@@ -21,9 +18,9 @@ from types import TracebackType
 
 import structlog
 
-log = structlog.get_logger(__name__)
+from streams.process import die_with_parent
 
-_PR_SET_PDEATHSIG = 1
+log = structlog.get_logger(__name__)
 
 
 class BrokerError(RuntimeError):
@@ -64,13 +61,6 @@ def kafka_answers(host: str, port: int, timeout_s: float = 1.0) -> bool:
         return False
     _size, correlation_id = struct.unpack(">ii", header)
     return bool(correlation_id == 1)
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    os.setpgrp()  # a Ctrl-C meant for the CLI must not reach the broker before we stop it
 
 
 class EmbeddedBroker:
@@ -124,7 +114,7 @@ class EmbeddedBroker:
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         self.process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, preexec_fn=_die_with_parent
+            args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, preexec_fn=die_with_parent
         )
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import subprocess
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from streams.broker import BrokerError, EmbeddedBroker
+from streams.process import spawn_twin, stop_child
 from twin.config import TwinSettings, load_settings
 from twin.logs import configure
 
@@ -52,15 +55,25 @@ def broker_command(
         broker.stop()
 
 
+class Stage(StrEnum):
+    all = "all"
+    rekey = "rekey"
+    mirror = "mirror"
+
+
 def run_command(
     config: Annotated[Path | None, typer.Option("--config", help="TOML settings file")] = None,
     bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap servers; overrides the config")] = None,
     name: Annotated[str, typer.Option(help="worker name (logs, checkpoints)")] = "worker",
-    stats_file: Annotated[Path | None, typer.Option(help="write worker counters here every second")] = None,
+    stats_file: Annotated[Path | None, typer.Option(help="write worker counters here twice a second")] = None,
+    stage: Annotated[Stage, typer.Option(help="run only one stage (the re-keying or the mirror stage)")] = Stage.all,
+    processes: Annotated[int, typer.Option(min=1, max=2, help="2: each stage in its own process")] = 2,
 ) -> None:
-    """Run the ingest worker: validate PM/CM/MR telemetry into the mirror (at least once, idempotent)."""
-    from streams.worker import IngestWorker
+    """Run the ingest worker: validate PM/CM/MR telemetry into the mirror (at least once, idempotent).
 
+    By default the re-keying stage runs in a child process and the mirror stage in this one, so the
+    two pipeline on two cores; the child dies with this process, also on ``kill -9``.
+    """
     settings = _settings(config)
     configure(settings.log_level)
     servers = bootstrap or settings.kafka.bootstrap_servers
@@ -70,18 +83,45 @@ def run_command(
                                                         settings.broker.port, settings.broker.start_timeout_s))
             servers = broker.bootstrap_servers
             typer.echo(f"embedded broker: bootstrap_servers={servers}", err=True)
-        asyncio.run(_run_worker(IngestWorker(settings, servers, name, stats_file)))
+        stages: tuple[str, ...] = ("rekey", "mirror") if stage is Stage.all else (stage.value,)
+        if stage is Stage.all and processes == 2:
+            child_args = ["run", "--bootstrap", servers, "--name", f"{name}-rekey", "--stage", "rekey"]
+            if config is not None:
+                child_args += ["--config", str(config)]
+            if stats_file is not None:
+                child_args += ["--stats-file", str(stats_file.with_name(stats_file.name + ".rekey"))]
+            child = spawn_twin(child_args)
+            stack.callback(stop_child, child)
+            stages = ("mirror",)
+        else:
+            child = None
+        code = asyncio.run(_run_worker(settings, servers, name, stats_file, stages, child))
+    raise typer.Exit(code)
 
 
-async def _run_worker(worker: object) -> None:
+async def _run_worker(settings: TwinSettings, servers: str, name: str, stats_file: Path | None,
+                      stages: tuple[str, ...], child: subprocess.Popen[bytes] | None) -> int:
     from streams.worker import IngestWorker
 
-    assert isinstance(worker, IngestWorker)
+    worker = IngestWorker(settings, servers, name, stats_file, stages)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    failed = {"code": 0}
+
+    async def watch_child() -> None:
+        while child is not None and not stop.is_set():
+            if child.poll() is not None:
+                typer.echo(f"error: the re-keying stage exited with code {child.returncode}", err=True)
+                failed["code"] = 1
+                stop.set()
+            await asyncio.sleep(0.2)
+
+    watcher = asyncio.create_task(watch_child())
     await worker.run(stop)
+    await watcher
+    return failed["code"]
 
 
 def register(app: typer.Typer) -> None:

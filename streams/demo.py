@@ -41,7 +41,7 @@ async def _demo(bootstrap: str, settings: TwinSettings, records: list[OutRecord]
     worker = IngestWorker(settings, bootstrap, "demo")
     stop = asyncio.Event()
     await worker.start()
-    loops = asyncio.gather(worker._loop(worker.rekey.step, stop), worker._loop(worker.mirror.step, stop))
+    loops = asyncio.ensure_future(worker.run_loops(stop))
     try:
         sink = KafkaSink(bootstrap)
         await sink.start()

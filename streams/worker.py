@@ -4,7 +4,7 @@ Two stages run in one process, each a member of its own consumer group:
 
 1. **Re-key.** Consume the PM, CM and MR topics (keyed by cell) in batches, validate and
    normalise every record (``twin.ingest``), send rejects to ``ran.dlq.v1`` with the reason and the
-   original bytes, and forward the rest to ``twin.ingest.by-cluster.v1`` keyed by *cluster*, packed
+   original bytes, and forward the rest to ``twin.<group>.by-cluster.v1`` keyed by *cluster*, packed
    as one envelope per cluster and batch. Source offsets are committed only after the envelopes
    and dead letters are acknowledged.
 2. **Mirror.** Consume the re-keyed topic; every partition holds whole clusters, so the worker that
@@ -52,9 +52,11 @@ class WorkerStats:  # counters, not state: they restart at zero
     envelopes_applied: int = 0
     records_applied: int = 0
     checkpoints: int = 0
+    first_consumed_at: float | None = None  # wall clock, for throughput measured across processes
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "firstConsumedAt": self.first_consumed_at,
             "consumed": self.consumed,
             "forwarded": self.forwarded,
             "deadLettered": dict(self.dead_lettered),
@@ -102,6 +104,7 @@ class RekeyStage:
         self.stats = stats
         self.decoder = IngestDecoder(settings.ingest, now=now)
         self.route = ClusterRouter(settings)
+        self.internal_topic = topics.ingest_by_cluster(settings.kafka.group_id)
 
     async def start(self) -> None:
         # aiokafka clients bind to the running loop, so they are made here rather than in __init__.
@@ -124,6 +127,8 @@ class RekeyStage:
                                               max_records=self.settings.kafka.fetch_max_records)
         if not batches:
             return 0
+        if self.stats.first_consumed_at is None:
+            self.stats.first_consumed_at = time.time()
         decode = self.decoder.decode
         route = self.route
         by_cluster: dict[str, list[list[Any]]] = defaultdict(list)
@@ -146,7 +151,7 @@ class RekeyStage:
             for i in range(0, len(records), ENVELOPE_MAX_RECORDS):
                 chunk = records[i:i + ENVELOPE_MAX_RECORDS]
                 futures.append(await self.producer.send(
-                    topics.INGEST_BY_CLUSTER, orjson.dumps({"cl": cluster, "r": chunk}), key=key))
+                    self.internal_topic, orjson.dumps({"cl": cluster, "r": chunk}), key=key))
                 self.stats.forwarded += len(chunk)
         if futures:
             await asyncio.gather(*futures)
@@ -180,13 +185,14 @@ class MirrorStage:
         self.dirty: set[int] = set()
         self.last_checkpoint = time.monotonic()
         self.bootstrap = bootstrap
+        self.internal_topic = topics.ingest_by_cluster(settings.kafka.group_id)
 
     async def start(self) -> None:
         self.consumer: AIOKafkaConsumer = make_consumer(
             self.bootstrap, group_id=f"{self.settings.kafka.group_id}.mirror",
             client_id=self.settings.kafka.client_id, max_partition_fetch_bytes=16 << 20,
         )
-        self.consumer.subscribe([topics.INGEST_BY_CLUSTER], listener=_Rebalance(self))
+        self.consumer.subscribe([self.internal_topic], listener=_Rebalance(self))
         await self.consumer.start()
 
     async def stop(self) -> None:
@@ -198,7 +204,7 @@ class MirrorStage:
         for p in partitions:
             state = self.store.load(p)
             self.owned[p] = state
-            self.consumer.seek(TopicPartition(topics.INGEST_BY_CLUSTER, p), state.next_offset)
+            self.consumer.seek(TopicPartition(self.internal_topic, p), state.next_offset)
             log.info("mirror.partition_acquired", worker=self.worker_name, partition=p,
                      offset=state.next_offset, clusters=sorted(state.clusters))
 
@@ -248,42 +254,63 @@ class MirrorStage:
         return applied
 
 
+STAGES = ("rekey", "mirror")
+
+
 class IngestWorker:
-    """Both stages in one asyncio loop; ``run`` returns when ``stop`` is set."""
+    """The selected stages in one asyncio loop; ``run`` returns when ``stop`` is set.
+
+    ``stages=("rekey", "mirror")`` runs both in one process; ``twin run`` by default runs each stage
+    in a process of its own so the two pipeline on two cores (see ``streams.commands``).
+    """
 
     def __init__(self, settings: TwinSettings, bootstrap: str, worker_name: str = "worker",
-                 stats_file: Path | None = None) -> None:
+                 stats_file: Path | None = None, stages: tuple[str, ...] = STAGES) -> None:
+        unknown = set(stages) - set(STAGES)
+        if unknown or not stages:
+            raise ValueError(f"stages {stages!r}: choose from {STAGES}")
         self.settings = settings
         self.bootstrap = bootstrap
+        self.stages = stages
         self.stats = WorkerStats()
         self.store = CheckpointStore(settings.state_dir / settings.kafka.group_id)
         self.rekey = RekeyStage(settings, bootstrap, self.stats)
         self.mirror = MirrorStage(settings, bootstrap, self.stats, self.store, worker_name)
         self.stats_file = stats_file
 
+    def _selected(self) -> list[RekeyStage | MirrorStage]:
+        return [self.rekey if name == "rekey" else self.mirror for name in self.stages]
+
     async def start(self) -> None:
-        await ensure_topics(self.bootstrap, (*topics.INGEST_TOPICS, topics.INGEST_BY_CLUSTER, topics.DLQ),
-                            self.settings.kafka.partitions)
-        await self.rekey.start()
-        await self.mirror.start()
+        internal = topics.ingest_by_cluster(self.settings.kafka.group_id)
+        wanted = (*topics.INGEST_TOPICS, internal, topics.DLQ)
+        await ensure_topics(self.bootstrap, wanted, self.settings.kafka.partitions)
+        for stage in self._selected():
+            await stage.start()
+
+    def assigned(self) -> bool:
+        return all(stage.consumer.assignment() for stage in self._selected())
 
     async def wait_assigned(self, timeout_s: float = 60.0) -> None:
-        """Until both stages hold partitions (group joins are done)."""
+        """Until the selected stages hold partitions (group joins are done)."""
         deadline = time.monotonic() + timeout_s
-        while not (self.rekey.consumer.assignment() and self.mirror.consumer.assignment()):
+        while not self.assigned():
             if time.monotonic() > deadline:
                 raise TimeoutError("consumer groups did not assign partitions in time")
             await asyncio.sleep(0.02)
 
     async def close(self) -> None:
-        await self.rekey.stop()
-        await self.mirror.stop()
+        for stage in self._selected():
+            await stage.stop()
         self._write_stats()
+
+    async def run_loops(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(self._loop(stage.step, stop) for stage in self._selected()))
 
     async def run(self, stop: asyncio.Event) -> WorkerStats:
         await self.start()
         try:
-            await asyncio.gather(self._loop(self.rekey.step, stop), self._loop(self.mirror.step, stop))
+            await self.run_loops(stop)
         finally:
             await self.close()
         return self.stats
@@ -292,15 +319,18 @@ class IngestWorker:
         last_stats = 0.0
         while not stop.is_set():
             await step()
-            if self.stats_file and time.monotonic() - last_stats > 1.0:
+            if self.stats_file and time.monotonic() - last_stats > 0.5:
                 self._write_stats()
                 last_stats = time.monotonic()
 
     def _write_stats(self) -> None:
         if self.stats_file:
             tmp = self.stats_file.with_suffix(".tmp")
+            mirror = "mirror" in self.stages
             tmp.write_bytes(orjson.dumps({
-                **self.stats.as_dict(), "at": time.time(), "mirrorPartitions": sorted(self.mirror.owned),
-                "clusters": sorted(c for st in self.mirror.owned.values() for c in st.clusters),
+                **self.stats.as_dict(), "at": time.time(), "stages": list(self.stages),
+                "assigned": self.assigned() if all(hasattr(st, "consumer") for st in self._selected()) else False,
+                "mirrorPartitions": sorted(self.mirror.owned) if mirror else [],
+                "clusters": sorted(c for st in self.mirror.owned.values() for c in st.clusters) if mirror else [],
             }))
             tmp.replace(self.stats_file)

@@ -25,7 +25,7 @@ def out_record(rec: WireModel) -> OutRecord:
 
 
 async def publish(bootstrap: str, records: Sequence[OutRecord], partitions: int = 12) -> None:
-    sink = KafkaSink(bootstrap, ensure=(*topics.INGEST_TOPICS, topics.DLQ, topics.INGEST_BY_CLUSTER),
+    sink = KafkaSink(bootstrap, ensure=(*topics.INGEST_TOPICS, topics.DLQ),
                      partitions=partitions)
     await sink.start()
     try:

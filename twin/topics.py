@@ -15,8 +15,18 @@ CHANGE_RESULTS = "ran.cm.change.results.v1"
 PREDICTIONS = "ran.twin.predictions.v1"
 ALERTS = "ran.alerts.v1"
 DLQ = "ran.dlq.v1"
-# Internal: validated, normalised telemetry re-keyed by cluster so one worker owns a whole cluster.
-INGEST_BY_CLUSTER = "twin.ingest.by-cluster.v1"
+
+
+def ingest_by_cluster(group_id: str) -> str:
+    """Internal topic of one worker group: validated telemetry re-keyed by cluster.
+
+    Named after the group (like a Kafka Streams repartition topic) so two deployments sharing a
+    broker never feed each other's mirrors.
+
+    >>> ingest_by_cluster("twin-worker")
+    'twin.twin-worker.by-cluster.v1'
+    """
+    return f"twin.{group_id}.by-cluster.v1"
 
 SCHEMAS: dict[str, type[s.WireModel]] = {
     PM_CELL: s.PmCellRecord,
