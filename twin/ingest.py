@@ -64,15 +64,6 @@ def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
     return "; ".join(parts)
 
 
-_DECODERS: dict[str, str] = {
-    topics.PM_CELL: "_pm",
-    topics.PM_RELATION: "_pm",
-    topics.CM_SNAPSHOT: "_cm",
-    topics.CM_NOTIFICATIONS: "_cmn",
-    topics.MR_UE: "_mr",
-}
-
-
 class IngestDecoder:
     """Validates and normalises records of the ingest topics."""
 
@@ -84,6 +75,13 @@ class IngestDecoder:
         self._cm_v = dict_adapter(CmSnapshot).validate_json
         self._cmn_v = dict_adapter(CmNotification).validate_json
         self._mr_v = dict_adapter(MrEvent).validate_json
+        self._by_topic: dict[str, Callable[[str, bytes], Normalised | Rejection]] = {
+            topics.PM_CELL: self._pm,
+            topics.PM_RELATION: self._pm,
+            topics.CM_SNAPSHOT: self._cm,
+            topics.CM_NOTIFICATIONS: self._cmn,
+            topics.MR_UE: self._mr,
+        }
 
     def decode(self, topic: str, key: bytes | None, value: bytes | None) -> Normalised | Rejection:
         if value is None:
@@ -98,14 +96,13 @@ class IngestDecoder:
                 f"payload of {len(value)} bytes exceeds max_payload_bytes={self.settings.max_payload_bytes}",
                 "oversized",
             )
-        method = _DECODERS.get(topic)
-        if method is None:
+        decode = self._by_topic.get(topic)
+        if decode is None:
             return Rejection(f"topic {topic!r} is not an ingest topic", "topic")
         try:
-            result: Normalised | Rejection = getattr(self, method)(topic, value)
+            return decode(topic, value)
         except ValidationError as exc:
             return self._explain(value, exc)
-        return result
 
     def _explain(self, value: bytes, exc: ValidationError) -> Rejection:
         try:
@@ -185,23 +182,17 @@ class IngestDecoder:
                     return Rejection(f"field neighbours.{i}: a cell measurement needs pci or cellKey", "schema")
                 ident = f"pci:{nb['pci']}:{nb.get('arfcn', '')}"
             neighbours.append((ident, nb.get("rsrpDbm")))
-        ue = rec.get("ue") or {}
-        return ["mr", rec["cellKey"], [
-            rec["eventId"],
-            at,
-            _index(serving, "rsrpDbm", "rsrpIdx", rsrp_index),
-            _index(serving, "rsrqDb", "rsrqIdx", rsrq_index),
-            _index(serving, "sinrDb", "sinrIdx", sinr_index),
-            neighbours,
-            ue.get("dlThroughputKbps"),
-            ue.get("cqi"),
-        ]]
+        ue = rec.get("ue") or _EMPTY
+        get = serving.get  # 7-bit reporting indices: as reported, else derived from the physical value
+        rsrp, rsrq, sinr = get("rsrpIdx"), get("rsrqIdx"), get("sinrIdx")
+        if rsrp is None and (v := get("rsrpDbm")) is not None:
+            rsrp = rsrp_index(v)
+        if rsrq is None and (v := get("rsrqDb")) is not None:
+            rsrq = rsrq_index(v)
+        if sinr is None and (v := get("sinrDb")) is not None:
+            sinr = sinr_index(v)
+        return ["mr", rec["cellKey"], [rec["eventId"], at, rsrp, rsrq, sinr, neighbours,
+                                       ue.get("dlThroughputKbps"), ue.get("cqi")]]
 
 
-def _index(meas: dict[str, Any], physical: str, raw: str, to_index: Callable[[float], int]) -> int | None:
-    """The 7-bit reporting index: the raw index if reported, else derived from the physical value."""
-    idx = meas.get(raw)
-    if idx is not None:
-        return int(idx)
-    value = meas.get(physical)
-    return None if value is None else to_index(value)
+_EMPTY: dict[str, Any] = {}
