@@ -36,7 +36,9 @@ from streams.kafka_io import ensure_topics, make_consumer, make_producer
 from twin import topics
 from twin.config import TwinSettings
 from twin.ingest import IngestDecoder, Rejection
+from twin.mirror.cluster import ClusterMirror
 from twin.mirror.store import CheckpointStore, PartitionState
+from twin.prediction import PredictConfig, PredictionService, to_records
 from twin.schemas import DeadLetter
 
 log = structlog.get_logger(__name__)
@@ -186,8 +188,14 @@ class MirrorStage:
         self.last_checkpoint = time.monotonic()
         self.bootstrap = bootstrap
         self.internal_topic = topics.ingest_by_cluster(settings.kafka.group_id)
+        self.predictions = _prediction_service(settings)
+        self.producer: Any = None
 
     async def start(self) -> None:
+        if self.predictions is not None:
+            self.producer = make_producer(self.bootstrap, idempotent=self.settings.kafka.idempotent_producer,
+                                          client_id=self.settings.kafka.client_id)
+            await self.producer.start()
         self.consumer: AIOKafkaConsumer = make_consumer(
             self.bootstrap, group_id=f"{self.settings.kafka.group_id}.mirror",
             client_id=self.settings.kafka.client_id, max_partition_fetch_bytes=16 << 20,
@@ -199,6 +207,9 @@ class MirrorStage:
         self.checkpoint(force=True)
         with contextlib.suppress(Exception):
             await self.consumer.stop()
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
 
     def acquire(self, partitions: list[int]) -> None:
         for p in partitions:
@@ -234,6 +245,7 @@ class MirrorStage:
     async def step(self, timeout_ms: int = 200) -> int:
         batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=500)
         applied = 0
+        futures: list[Any] = []
         for tp, messages in batches.items():
             state = self.owned.get(tp.partition)
             if state is None:  # revoked while the fetch was in flight
@@ -244,14 +256,39 @@ class MirrorStage:
                 envelope = orjson.loads(msg.value) if msg.value is not None else None
                 if envelope is not None:
                     records = envelope["r"]
-                    state.cluster(envelope["cl"]).apply_many(records)
+                    cluster = state.cluster(envelope["cl"])
+                    cluster.apply_many(records)
                     applied += len(records)
                     self.stats.envelopes_applied += 1
+                    if self.predictions is not None:
+                        futures += await self._predict(cluster)
                 state.next_offset = msg.offset + 1
             self.dirty.add(tp.partition)
         self.stats.records_applied += applied
+        if futures:  # at least once: predictions are acknowledged before the checkpoint says "done"
+            await asyncio.gather(*futures)
         self.checkpoint()
         return applied
+
+    async def _predict(self, cluster: ClusterMirror) -> list[Any]:
+        """Predict the cluster's due periods (stored in the mirror) and send them keyed by cell."""
+        assert self.predictions is not None
+        futures = []
+        for prediction in self.predictions.on_applied(cluster):
+            for rec in to_records(prediction):
+                futures.append(await self.producer.send(topics.PREDICTIONS, rec.to_json_bytes(),
+                                                        key=rec.cell_key.encode()))
+        return futures
+
+
+def _prediction_service(settings: TwinSettings) -> PredictionService | None:
+    p = settings.predict
+    if not p.enabled:
+        return None
+    config = PredictConfig(scenario=p.scenario, n_ues=p.n_ues, demand_bps=p.demand_bps, seed=p.seed,
+                           model_version=p.model_version)
+    expected = {c.id: tuple(c.cells) for c in settings.topology.clusters}
+    return PredictionService(config, expected, p.timeout_periods)
 
 
 STAGES = ("rekey", "mirror")
@@ -283,7 +320,7 @@ class IngestWorker:
 
     async def start(self) -> None:
         internal = topics.ingest_by_cluster(self.settings.kafka.group_id)
-        wanted = (*topics.INGEST_TOPICS, internal, topics.DLQ)
+        wanted = (*topics.INGEST_TOPICS, internal, topics.DLQ, topics.PREDICTIONS)
         await ensure_topics(self.bootstrap, wanted, self.settings.kafka.partitions)
         for stage in self._selected():
             await stage.start()
@@ -332,5 +369,6 @@ class IngestWorker:
                 "assigned": self.assigned() if all(hasattr(st, "consumer") for st in self._selected()) else False,
                 "mirrorPartitions": sorted(self.mirror.owned) if mirror else [],
                 "clusters": sorted(c for st in self.mirror.owned.values() for c in st.clusters) if mirror else [],
+                **(self.mirror.predictions.stats.as_dict() if mirror and self.mirror.predictions else {}),
             }))
             tmp.replace(self.stats_file)

@@ -47,6 +47,19 @@ class IngestSettings(BaseModel):
     pm_retention_s: int = Field(default=7 * 86400, ge=60)
 
 
+class PredictSettings(BaseModel):
+    """The twin's per-period prediction in the mirror stage (``twin.prediction``)."""
+
+    enabled: bool = True
+    scenario: str = Field(default="uma", description="TR 38.901 scenario of the clusters: uma, umi, rma")
+    n_ues: int = Field(default=3000, ge=10, description="UE points the twin drops per cluster")
+    demand_bps: float = Field(default=150e3, ge=0, description="mean offered DL load per connected UE")
+    seed: int = 0
+    timeout_periods: int = Field(default=2, ge=1, description="predict a period with cells missing once "
+                                 "the cluster has reported this many periods beyond it (event time)")
+    model_version: str = "sim-38901-v1"
+
+
 class Cluster(BaseModel):
     id: str = Field(min_length=1, max_length=128)
     cells: list[str]
@@ -83,6 +96,7 @@ class TwinSettings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     topology: TopologySettings = Field(default_factory=TopologySettings)
+    predict: PredictSettings = Field(default_factory=PredictSettings)
     state_dir: Path = Field(default=Path("state"), description="checkpoints of mirror state")
     checkpoint_interval_s: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"

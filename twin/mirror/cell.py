@@ -30,6 +30,8 @@ class CellMirror:
     relations: dict[str, PmSeries] = field(default_factory=dict)
     unknown: set[str] = field(default_factory=set)
     mr: MrStats = field(default_factory=MrStats)
+    # the twin's predictions beside the PM values: gp -> KPI name -> period end -> value
+    predicted: PmSeries = field(default_factory=dict)
 
     # -- updates ---------------------------------------------------------------------------
     def apply_pm(self, kind: str, r: dict[str, Any]) -> None:
@@ -47,6 +49,12 @@ class CellMirror:
             per_name[end] = value
         if kind == "pm":
             self.periods.setdefault(gp, {})[end] = bool(r["s"])
+
+    def set_predicted(self, gp: int, end: int, values: dict[str, float]) -> None:
+        """Store the twin's prediction of one period (an upsert: re-predicting changes nothing)."""
+        series = self.predicted.setdefault(gp, {})
+        for name, value in values.items():
+            series.setdefault(name, {})[end] = value
 
     def apply_cm(self, cls: str | None, dn: str, attributes: dict[str, Any], t: float) -> None:
         prefix = f"{cls}." if cls else ""
@@ -68,7 +76,7 @@ class CellMirror:
             limit = max(by_end) - pm_retention_s
             for end in [e for e in by_end if e < limit]:
                 del by_end[end]
-            for per_name in self.pm.get(gp, {}).values():
+            for per_name in (*self.pm.get(gp, {}).values(), *self.predicted.get(gp, {}).values()):
                 for end in [e for e in per_name if e < limit]:
                     del per_name[end]
         if self.mr.last_t is not None:
@@ -152,6 +160,7 @@ class CellMirror:
             "rel": {t: _series_out(s) for t, s in self.relations.items()},
             "unknown": sorted(self.unknown),
             "mr": self.mr.to_dict(),
+            "pred": _series_out(self.predicted),
         }
 
     @classmethod
@@ -164,6 +173,7 @@ class CellMirror:
             relations={t: _series_in(s) for t, s in d["rel"].items()},
             unknown=set(d["unknown"]),
             mr=MrStats.from_dict(d["mr"]),
+            predicted=_series_in(d.get("pred", {})),
         )
 
 

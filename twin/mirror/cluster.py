@@ -21,6 +21,10 @@ class ClusterMirror:
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     applied: int = 0
     duplicates: int = 0
+    # twin prediction bookkeeping (``twin.prediction``): gp -> period ends with PM not yet
+    # predicted, and gp -> newest predicted period end; checkpointed with the mirror
+    pending: dict[int, set[int]] = field(default_factory=dict)
+    predicted_through: dict[int, int] = field(default_factory=dict)
 
     def cell(self, key: str) -> CellMirror:
         cell = self.cells.get(key)
@@ -41,6 +45,8 @@ class ClusterMirror:
                 return
         elif kind == "pm" or kind == "pmr":
             self.cell(cell_key).apply_pm(kind, body)
+            if kind == "pm":
+                self._mark_pending(body["gp"], round(body["t"]))
         elif kind == "cm" or kind == "cmn":
             self._apply_cm(cell_key, body)
         elif kind == "cmdel":
@@ -50,6 +56,10 @@ class ClusterMirror:
         else:
             raise ValueError(f"unknown normalised record kind {kind!r}")
         self.applied += 1
+
+    def _mark_pending(self, gp: int, end: int) -> None:
+        if end > self.predicted_through.get(gp, -1):
+            self.pending.setdefault(gp, set()).add(end)
 
     def _apply_cm(self, cell_key: str | None, r: dict[str, Any]) -> None:
         deletion = r.get("nt") == "notifyMOIDeletion"
@@ -77,6 +87,8 @@ class ClusterMirror:
             "cluster": self.cluster_id,
             "cells": {k: c.to_dict() for k, c in sorted(self.cells.items())},
             "objects": self.objects,
+            "pending": {str(gp): sorted(ends) for gp, ends in self.pending.items() if ends},
+            "predThrough": {str(gp): end for gp, end in self.predicted_through.items()},
         }
 
     @classmethod
@@ -85,4 +97,6 @@ class ClusterMirror:
             cluster_id=d["cluster"],
             cells={k: CellMirror.from_dict(k, c) for k, c in d["cells"].items()},
             objects=d["objects"],
+            pending={int(gp): set(ends) for gp, ends in d.get("pending", {}).items()},
+            predicted_through={int(gp): int(end) for gp, end in d.get("predThrough", {}).items()},
         )
