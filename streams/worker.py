@@ -285,7 +285,8 @@ def _prediction_service(settings: TwinSettings) -> PredictionService | None:
     p = settings.predict
     if not p.enabled:
         return None
-    config = PredictConfig(scenario=p.scenario, n_ues=p.n_ues, demand_bps=p.demand_bps, seed=p.seed,
+    config = PredictConfig(scenario=p.scenario, n_ues=p.n_ues, demand_bps=p.demand_bps,
+                           indoor_fraction=p.indoor_fraction, seed=p.seed,
                            model_version=p.model_version)
     expected = {c.id: tuple(c.cells) for c in settings.topology.clusters}
     return PredictionService(config, expected, p.timeout_periods)

@@ -54,6 +54,7 @@ class PredictSettings(BaseModel):
     scenario: str = Field(default="uma", description="TR 38.901 scenario of the clusters: uma, umi, rma")
     n_ues: int = Field(default=3000, ge=10, description="UE points the twin drops per cluster")
     demand_bps: float = Field(default=150e3, ge=0, description="mean offered DL load per connected UE")
+    indoor_fraction: float = Field(default=0.8, ge=0, le=1)
     seed: int = 0
     timeout_periods: int = Field(default=2, ge=1, description="predict a period with cells missing once "
                                  "the cluster has reported this many periods beyond it (event time)")

@@ -36,6 +36,7 @@ class PredictConfig:
     scenario: str = "uma"
     n_ues: int = 3000
     demand_bps: float = 150e3
+    indoor_fraction: float = 0.8
     seed: int = 0
     model_version: str = "sim-38901-v1"
 
@@ -99,7 +100,8 @@ class ClusterPredictor:
             return model, False
         cfg = self.config
         cluster = cluster_from_mirror(cm, cluster_id=cluster_id, scenario=cfg.scenario)
-        sim = Simulator(cluster, TrafficMap(n_ues=cfg.n_ues, demand_bps=cfg.demand_bps), seed=cfg.seed)
+        sim = Simulator(cluster, TrafficMap(n_ues=cfg.n_ues, demand_bps=cfg.demand_bps,
+                                              indoor_fraction=cfg.indoor_fraction), seed=cfg.seed)
         base = sim.evaluate()
         ue = base.ue
         weight = sim.ues.weight.copy()

@@ -1,0 +1,161 @@
+"""A self-contained HTML report with inline SVG plots (no plotting library, no scripts).
+
+Plots: the twin's error over time (mean over cells, every cell faintly, the cells named by
+events highlighted) with the scenario's events marked, and real vs twin per cell over time for
+the main KPIs as small multiples.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from twin.sim.kpis import POWER, PRB, THP
+
+REAL, TWIN, EVENT = "#1f77b4", "#ff7f0e", "#d62728"
+PLOTTED = ((THP, "kbit/s"), (PRB, "%"), (POWER, "W"))
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _hhmm(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%d %H:%M")
+
+
+def _path(xs: Sequence[float], ys: Sequence[float | None], sx: Any, sy: Any) -> str:
+    parts: list[str] = []
+    pen = "M"
+    for x, y in zip(xs, ys, strict=True):
+        if y is None or not math.isfinite(y):
+            pen = "M"
+            continue
+        parts.append(f"{pen}{sx(x):.1f},{sy(y):.1f}")
+        pen = "L"
+    return " ".join(parts)
+
+
+def line_chart(xs: Sequence[float], lines: Sequence[tuple[Sequence[float | None], str, float, str]],
+               marks: Sequence[tuple[float, str]] = (), width: int = 900, height: int = 260,
+               title: str = "", unit: str = "") -> str:
+    """One SVG chart: ``lines`` are (values, colour, stroke width, dash), ``marks`` vertical lines."""
+    left, right, top, bottom = 56, 10, 22, 24
+    vals = [v for ys, *_ in lines for v in ys if v is not None and math.isfinite(v)]
+    lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
+    lo = min(lo, 0.0) if lo >= 0 else lo
+    if hi - lo < 1e-9:
+        hi = lo + 1.0
+    x0, x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    if x1 - x0 < 1e-9:
+        x1 = x0 + 1.0
+
+    def sx(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * (width - left - right)
+
+    def sy(y: float) -> float:
+        return top + (1 - (y - lo) / (hi - lo)) * (height - top - bottom)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="10">',
+           f'<text x="{left}" y="14" font-size="12" font-weight="bold">{html.escape(title)}</text>',
+           f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
+           'fill="none" stroke="#ccc"/>']
+    for i in range(5):
+        y = lo + (hi - lo) * i / 4
+        out.append(f'<text x="{left - 4}" y="{sy(y) + 3:.1f}" text-anchor="end">{y:.3g}</text>')
+    out.append(f'<text x="4" y="{top + 8}">{html.escape(unit)}</text>')
+    for i in range(5):
+        x = x0 + (x1 - x0) * i / 4
+        out.append(f'<text x="{sx(x):.1f}" y="{height - 8}" text-anchor="middle">{_hhmm(x)}</text>')
+    for x, label in marks:
+        if x0 <= x <= x1:
+            out.append(f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{top}" y2="{height - bottom}" '
+                       f'stroke="{EVENT}" stroke-dasharray="4 3"/>'
+                       f'<text x="{sx(x) + 3:.1f}" y="{top + 10}" fill="{EVENT}">{html.escape(label)}</text>')
+    for ys, colour, stroke, dash in lines:
+        d = _path(xs, ys, sx, sy)
+        if d:
+            extra = f' stroke-dasharray="{dash}"' if dash else ""
+            out.append(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="{stroke}"{extra}/>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _event_marks(events: Sequence[Mapping[str, Any]]) -> list[tuple[float, str]]:
+    marks = []
+    for e in events:
+        t = _epoch(e.get("start") or e.get("time") or e.get("at"))
+        if t is not None:
+            marks.append((t, str(e.get("label") or e.get("kind") or "event")))
+    return marks
+
+
+def _event_cells(events: Sequence[Mapping[str, Any]], cells: Sequence[str]) -> set[str]:
+    out: set[str] = set()
+    for e in events:
+        params = e.get("params") or {}
+        for ref in (e.get("cell"), params.get("cell") if isinstance(params, Mapping) else None):
+            if isinstance(ref, str) and ref in cells:
+                out.add(ref)
+            elif isinstance(ref, int) and 0 <= ref < len(cells):
+                out.add(cells[ref])
+    return out
+
+
+def render_report(summary: Mapping[str, Any], series: Mapping[str, Any]) -> str:
+    """The report as one HTML string."""
+    ends = [float(e) for e in series["ends"]]
+    cells: list[str] = list(summary["cells"])
+    events = summary.get("events", [])
+    marks = _event_marks(events)
+    hot = _event_cells(events, cells)
+    per_cell = summary["error"]["perCell"]
+    err_lines: list[tuple[Sequence[float | None], str, float, str]] = [
+        ([v for _, v in per_cell[c]], "#bbb", 0.8, "") for c in cells if c not in hot]
+    err_lines += [([v for _, v in per_cell[c]], EVENT, 2.0, "") for c in cells if c in hot]
+    err_lines.append(([v for _, v in summary["error"]["meanByPeriod"]], "#000", 2.0, ""))
+    facts = {
+        "scenario": summary.get("scenario"), "seed": summary.get("seed"), "periods": summary["periods"],
+        "cells": len(cells), "PM published / in mirror": f'{summary["pm"]["published"]} / {summary["pm"]["inMirror"]}',
+        "predictions expected / in mirror":
+            f'{summary["predictions"]["expected"]} / {summary["predictions"]["inMirror"]}',
+        "wall seconds": summary.get("wallSeconds"), "sim s per wall s": summary.get("simSecondsPerWallSecond"),
+        "latency p50 / p99 (ms)": f'{summary.get("latencyMsP50")} / {summary.get("latencyMsP99")}',
+    }
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>RAN twin demo report</title>",
+        "<style>body{font-family:sans-serif;margin:20px;color:#222}td{padding:2px 10px}"
+        ".grid{display:flex;flex-wrap:wrap;gap:6px}h2{margin-top:28px}</style></head><body>",
+        f"<h1>RAN digital twin: {html.escape(str(summary.get('scenario', 'run')))}</h1><table>",
+        *(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items()),
+        "</table><h2>Events</h2><ul>",
+        *(f"<li>{html.escape(str(e.get('start', '')))}: {html.escape(str(e.get('label') or e.get('kind')))}"
+          f" {html.escape(str(e.get('params', '')))}</li>" for e in events),
+        "</ul>" if events else "<li>none</li></ul>",
+        "<h2>Twin error over time</h2><p>Black: mean over cells; red: cells named by an event; grey: the "
+        f"other cells. {html.escape(summary['error']['metric'])}.</p>",
+        line_chart(ends, err_lines, marks, title="twin error (relative)", unit="err"),
+    ]
+    for kpi, unit in PLOTTED:
+        parts.append(f"<h2>{kpi}: real (blue) vs twin (orange, dashed) per cell</h2><div class='grid'>")
+        for cell in cells:
+            s = series["cells"].get(cell, {}).get(kpi)
+            if not s:
+                continue
+            lines = [(s["real"], REAL, 1.4, ""), (s["pred"], TWIN, 1.4, "4 2")]
+            title = cell + (" (event)" if cell in hot else "")
+            parts.append(line_chart(ends, lines, marks, width=300, height=150, title=title, unit=unit))
+        parts.append("</div>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

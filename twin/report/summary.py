@@ -1,0 +1,109 @@
+"""The summary of a run: what was published, what reached the mirror, what the twin predicted
+and how far it was from what the network reported, per cell and period.
+
+Real and predicted values are both read from the mirror (where they sit side by side), so the
+summary checks the whole path: a PM record that never reached the mirror counts as missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from twin.mirror.cell import CellMirror
+from twin.mirror.cluster import ClusterMirror
+from twin.prediction.error import cell_error
+from twin.sim.kpis import KPI_NAMES
+
+
+@dataclass
+class PublishedPeriod:
+    """One period as the network published it: PM values per cell, events in force."""
+
+    end: int
+    pm: dict[str, dict[str, float]]
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def iso(t: int) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _cells(clusters: Mapping[str, ClusterMirror]) -> dict[str, CellMirror]:
+    return {k: c for cl in clusters.values() for k, c in cl.cells.items()}
+
+
+def _at(series: Mapping[str, Mapping[int, float]], end: int) -> dict[str, float]:
+    return {k: per[end] for k, per in series.items() if end in per}
+
+
+def build_summary(
+    info: Mapping[str, Any],
+    published: Sequence[PublishedPeriod],
+    clusters: Mapping[str, ClusterMirror],
+    gp: int,
+    events: Sequence[Mapping[str, Any]] = (),
+    kpis: Sequence[str] = KPI_NAMES,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(summary, series)``: the JSON summary and the per-cell KPI series for the report."""
+    mirror = _cells(clusters)
+    cells = sorted({c for p in published for c in p.pm})
+    ends = [p.end for p in published]
+    pm_in = 0
+    missing_pm: list[list[Any]] = []
+    pred_per_cell = dict.fromkeys(cells, 0)
+    pred_per_period: dict[str, int] = {}
+    missing_pred: list[list[Any]] = []
+    error: dict[str, list[list[Any]]] = {c: [] for c in cells}
+    series: dict[str, dict[str, dict[str, list[Any]]]] = {}
+    for p in published:
+        n_pred = 0
+        for cell in cells:
+            m = mirror.get(cell)
+            real = _at(m.pm.get(gp, {}), p.end) if m else {}
+            pred = _at(m.predicted.get(gp, {}), p.end) if m else {}
+            if cell in p.pm:
+                if m is not None and p.end in m.periods.get(gp, {}):
+                    pm_in += 1
+                else:
+                    missing_pm.append([cell, iso(p.end)])
+            if pred:
+                pred_per_cell[cell] += 1
+                n_pred += 1
+            else:
+                missing_pred.append([cell, iso(p.end)])
+            err = cell_error(pred, real) if pred and real else None
+            error[cell].append([p.end, None if err is None else round(err, 5)])
+            s = series.setdefault(cell, {k: {"real": [], "pred": []} for k in kpis})
+            for k in kpis:
+                s[k]["real"].append(real.get(k))
+                s[k]["pred"].append(pred.get(k))
+        pred_per_period[iso(p.end)] = n_pred
+    mean_error = []
+    for i, end in enumerate(ends):
+        vals = [error[c][i][1] for c in cells if error[c][i][1] is not None]
+        mean_error.append([end, round(sum(vals) / len(vals), 5) if vals else None])
+    pm_published = sum(len(p.pm) for p in published)
+    summary = {
+        **info,
+        "granularityS": gp,
+        "periods": len(published),
+        "firstPeriodEnd": iso(ends[0]) if ends else None,
+        "lastPeriodEnd": iso(ends[-1]) if ends else None,
+        "cells": cells,
+        "clusters": {cid: sorted(cl.cells) for cid, cl in clusters.items()},
+        "pm": {"published": pm_published, "inMirror": pm_in, "missing": missing_pm[:50]},
+        "predictions": {
+            "expected": len(cells) * len(published),
+            "inMirror": sum(pred_per_cell.values()),
+            "perCell": pred_per_cell,
+            "perPeriod": pred_per_period,
+            "missing": missing_pred[:50],
+        },
+        "error": {"metric": "mean relative error over DRB.UEThpDl, RRU.PrbTotDl, CARR.MeanTxPwr, PEE.AvgPower",
+                  "meanByPeriod": mean_error, "perCell": error},
+        "events": [dict(e) for e in events],
+    }
+    return summary, {"ends": ends, "cells": series}
