@@ -23,7 +23,7 @@ from replay.emulator.truth import draw_truth, load_multiplier
 from twin.sim import PrecomputedPropagation, SimConfig, SimResult, Simulator, StatisticalPropagation
 from twin.sim.antenna import sector_gain_rows
 from twin.sim.propagation import LinkGeometry
-from twin.sim.topology import CellArrays, Cluster, Sector
+from twin.sim.topology import CellArrays, Cluster, Sector, hex_site_positions
 from twin.sim.traffic import TrafficMap, UePoints
 
 FloatArray = npt.NDArray[np.float64]
@@ -79,6 +79,7 @@ class PhysicalNetwork:
         self._key: object = None
         self._sim: Simulator | None = None
         self._state_parts: tuple[tuple[Sector, ...], FloatArray] | None = None
+        self._outer: list[tuple[Sector, FloatArray]] | None = None
 
     # -- loss -------------------------------------------------------------------------------
     def _model_loss(self, sectors: tuple[Sector, ...]) -> FloatArray:
@@ -119,6 +120,31 @@ class PhysicalNetwork:
         geo = link_geometry(np.array([x]), np.array([y]), np.array([h]), self.ues)
         return sector, prop.loss_db(np.array([0]), geo, np.array([h]), np.array([template.fc_ghz]))[0]
 
+    def _outer_ring(self, template: Sector) -> list[tuple[Sector, FloatArray]]:
+        """The ring of sites just outside the cluster (3 sectors each, the layout's
+        configuration), radiating at ``truth.outer_ring_load``; they serve nobody here."""
+        load = self.scenario.truth.outer_ring_load
+        if load <= 0:
+            return []
+        if self._outer is None:
+            rings = self.scenario.topology.rings
+            pts = hex_site_positions(rings + 1, self.public.isd_m)[len(hex_site_positions(rings, self.public.isd_m)):]
+            idle = self.config.idle_load
+            tx = template.tx_power_dbm + 10.0 * math.log10((idle + (1.0 - idle) * load) / idle)
+            sectors = [
+                replace(template, cell_key=f"outer-{i}-{j}", site_id=f"outer-{i}", x_m=float(x), y_m=float(y),
+                        azimuth_deg=b, tx_power_dbm=tx, cio_db=PHANTOM_CIO_DB, active=True)
+                for i, (x, y) in enumerate(pts) for j, b in enumerate((30.0, 150.0, 270.0))
+            ]
+            site = np.repeat(np.arange(len(pts)), 3)
+            prop = StatisticalPropagation(self.public.scenario, site, self.ues.x_m, self.ues.y_m, self.ues.h_m,
+                                          self.ues.indoor, seed=[self.seed, 0x0E])
+            arr = CellArrays.of(tuple(sectors))
+            geo = link_geometry(arr.x_m, arr.y_m, arr.height_m, self.ues)
+            loss = prop.loss_db(np.arange(len(sectors)), geo, arr.height_m, arr.fc_ghz)
+            self._outer = [(s, loss[i]) for i, s in enumerate(sectors)]
+        return self._outer
+
     # -- evaluation -------------------------------------------------------------------------
     def true_sectors(self, public: tuple[Sector, ...], active: list[Event]) -> tuple[Sector, ...]:
         """The public sectors with the hidden antenna errors and active faults applied."""
@@ -147,6 +173,7 @@ class PhysicalNetwork:
                 d = np.hypot(self.ues.x_m - float(p.get("x_m", 0.0)), self.ues.y_m - float(p.get("y_m", 0.0)))
                 loss = loss + np.where(d <= float(p.get("radius_m", 1e9)), float(p.get("extra_db", 3.0)), 0.0)[None, :]
         phantoms = [self._phantom(k, ev, public[0]) for k, ev in enumerate(active) if ev.kind == "interference"]
+        phantoms += self._outer_ring(public[0])
         if phantoms:
             sectors = sectors + tuple(s for s, _ in phantoms)
             loss = np.vstack([loss, *[row[None, :] for _, row in phantoms]])

@@ -76,7 +76,9 @@ class Truth:
     """Hidden ground truth. ``*_sigma`` are standard deviations of per-cell draws (dB, degrees);
     shadowing is an extra per-site Gaussian field (dB, correlation distance m); building loss
     is extra O2I loss of indoor UEs (mean and sigma, dB); noise is measurement noise (PM:
-    relative sigma; MR: dB)."""
+    relative sigma; MR: dB). ``outer_ring_load`` > 0 surrounds the cluster with the next ring of
+    sites of the real network (not part of the twin's cluster), radiating at that PRB load: the
+    interference from outside the cluster a per-cluster twin does not simulate."""
 
     gain_sigma_db: float = 1.0
     azimuth_sigma_deg: float = 5.0
@@ -88,6 +90,7 @@ class Truth:
     mr_rsrp_noise_db: float = 2.0
     mr_sinr_noise_db: float = 2.0
     mr_idle_share: float = 0.45
+    outer_ring_load: float = 0.0
     cells: tuple[CellTruth, ...] = ()
 
     def is_zero(self) -> bool:
@@ -96,6 +99,7 @@ class Truth:
             for v in (
                 self.gain_sigma_db, self.azimuth_sigma_deg, self.shadowing_sigma_db, self.building_loss_db,
                 self.building_loss_sigma_db, self.pm_noise_rel, self.mr_rsrp_noise_db, self.mr_sinr_noise_db,
+                self.outer_ring_load,
             )
         ) and not self.cells
 
