@@ -50,7 +50,9 @@ def broker_command(
     signal.signal(signal.SIGINT, _stop)
     try:
         while not stop["flag"] and broker.process is not None and broker.process.poll() is None:
-            signal.sigtimedwait([signal.SIGINT, signal.SIGTERM], 0.5)
+            # A signal that arrives during the wait is consumed by it (its handler does not run).
+            if signal.sigtimedwait([signal.SIGINT, signal.SIGTERM], 0.5) is not None:
+                break
     finally:
         broker.stop()
 

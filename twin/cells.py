@@ -20,7 +20,7 @@ _CELL_KEY_RE = re.compile(CELL_KEY_PATTERN)
 
 
 def is_cell_key(value: str) -> bool:
-    return bool(_CELL_KEY_RE.match(value))
+    return bool(_CELL_KEY_RE.fullmatch(value))
 
 
 def parse_cell_key(value: str) -> tuple[str, str, str]:
