@@ -129,6 +129,7 @@ async def _run_worker(settings: TwinSettings, servers: str, name: str, stats_fil
 def register(app: typer.Typer) -> None:
     """Add the streams commands to the ``twin`` CLI."""
     from streams.bench import bench_ingest_command
+    from streams.bench_e2e import bench_e2e_command
     from streams.demo import demo_command
     from twin.cli import bench_app
 
@@ -136,3 +137,4 @@ def register(app: typer.Typer) -> None:
     app.command("broker")(broker_command)
     app.command("run")(run_command)
     bench_app.command("ingest")(bench_ingest_command)
+    bench_app.command("e2e")(bench_e2e_command)

@@ -198,15 +198,19 @@ def demo_command(
         "demo-out"),
     granularity: Annotated[int, typer.Option(min=60, help="PM granularity period (s)")] = 900,
     mr_per_cell: Annotated[int, typer.Option(min=0, help="UE measurement reports per cell and period")] = 10,
+    start_hour: Annotated[float, typer.Option(min=0, max=23.75, help="hour of day the run starts at")] = 0.0,
     quiet: Annotated[bool, typer.Option(help="no live table")] = False,
 ) -> None:
     """Run the emulated network, the broker and the twin together; write a summary and a report."""
-    from replay.emulator import NetworkEmulator
+    from datetime import timedelta
+
+    from replay.emulator import NetworkEmulator, default_start
     from twin.logs import configure
 
     configure("WARNING")
     console = Console()
-    emulator = NetworkEmulator(scenario, seed=seed, granularity_s=granularity, mr_per_cell=mr_per_cell)
+    emulator = NetworkEmulator(scenario, seed=seed, granularity_s=granularity, mr_per_cell=mr_per_cell,
+                               start=default_start() + timedelta(hours=start_hour))
     periods = max(1, round(hours * 3600 / granularity))
     out.mkdir(parents=True, exist_ok=True)
     state = out / "state"

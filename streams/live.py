@@ -27,9 +27,11 @@ from twin.ports import OutRecord
 class Source(Protocol):
     """What the runtime needs of an emulated network (``replay.emulator.NetworkEmulator``)."""
 
-    cells: Any
-    clusters: Any
-    period_end: Any
+    @property
+    def cells(self) -> Any: ...
+
+    @property
+    def period_end(self) -> Any: ...
 
     def topology_config(self) -> dict[str, Any]: ...
 

@@ -112,6 +112,13 @@ class ClusterPredictor:
         self.builds += 1
         return model, True
 
+    def warm(self, mirror: ClusterMirror) -> bool:
+        """Build the cluster's simulator ahead of its first period (CM known, PM not yet)."""
+        if mirror.cluster_id in self._models:
+            return False
+        cm = simulated_cm(mirror)
+        return bool(cm) and self._model(mirror.cluster_id, cm)[1]
+
     def forget(self, cluster_id: str) -> None:
         self._models.pop(cluster_id, None)
 

@@ -54,6 +54,8 @@ class PredictionService:
     def on_applied(self, mirror: ClusterMirror) -> list[ClusterPrediction]:
         out: list[ClusterPrediction] = []
         if not mirror.pending:
+            if self.predictor.warm(mirror):  # first CM of the cluster: build now, not on the first period
+                self.stats.builds += 1
             return out
         for gp, end in due_periods(mirror, self.expected.get(mirror.cluster_id, ()), self.timeout_periods):
             t0 = time.perf_counter()

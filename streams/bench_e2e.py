@@ -1,0 +1,104 @@
+"""``twin bench e2e``: emulator, broker and worker, as fast as the pipeline answers.
+
+The emulator publishes ``--periods`` periods of a ``--cells`` network through the embedded broker
+to a ``twin run`` worker (two processes) which mirrors them and predicts every period; the bench
+keeps at most ``--window`` periods in flight (it publishes period k once all predictions of
+period k - window arrived). Latency is per (cell, period): from the moment the period's PM records
+were handed to the producer to the moment the cell's prediction was read back from
+``ran.twin.predictions.v1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streams.broker import EmbeddedBroker
+from streams.demo import GROUP, Worker, write_config
+from streams.live import LiveRun, percentile
+
+
+def _rings(cells: int) -> int:
+    """Hexagonal rings whose 3-sector layout has ``cells`` cells (7 -> 21 cells, 19 -> 57 ...)."""
+    for r in range(0, 8):
+        if 3 * (1 + 3 * r * (r + 1)) == cells:
+            return r
+    raise typer.BadParameter(f"--cells must be 3 (1 + 3 r (r + 1)): 3, 21, 57, 111 ..., got {cells}")
+
+
+async def _bench(run: LiveRun, worker: Worker) -> None:
+    stop = asyncio.Event()
+    await worker.ready(stop)
+    await run.run(stop)
+
+
+def bench_e2e_command(
+    cells: Annotated[int, typer.Option(help="cells of the emulated network (hexagonal: 21, 57 ...)")] = 57,
+    periods: Annotated[int, typer.Option(min=1, help="granularity periods to run")] = 96,
+    granularity: Annotated[int, typer.Option(min=60, help="PM granularity period (s)")] = 900,
+    scenario: Annotated[str, typer.Option(help="emulator scenario (its layout is resized to --cells)")] = (
+        "urban-hotspots"),
+    window: Annotated[int, typer.Option(min=1, help="periods in flight")] = 2,
+    mr_per_cell: Annotated[int, typer.Option(min=0, help="UE measurement reports per cell and period")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """End-to-end throughput and PM-to-prediction latency of the runtime against the emulator."""
+    from replay.emulator import NetworkEmulator, load_scenario
+    from twin.logs import configure
+
+    configure("WARNING")
+    sc = load_scenario(scenario)
+    sc = replace(sc, topology=replace(sc.topology, rings=_rings(cells)))
+    emulator = NetworkEmulator(sc, seed=0, granularity_s=granularity, mr_per_cell=mr_per_cell)
+    tmp = Path(tempfile.mkdtemp(prefix="twin-bench-e2e-"))
+    try:
+        config = write_config(tmp / "twin.toml", tmp / "state", emulator.topology_config(),
+                              emulator.public_model())
+        with EmbeddedBroker() as broker:
+            worker = Worker(config, broker.bootstrap_servers, tmp)
+            try:
+                run = LiveRun(emulator, broker.bootstrap_servers, periods, granularity, speed=0, window=window)
+                asyncio.run(_bench(run, worker))
+                stats = worker.mirror()
+            finally:
+                worker.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    wall = run.finished_at - run.started_at
+    lat = run.latencies_ms()
+    expected = len(run.cells) * periods
+    result = {
+        "benchmark": "e2e", "scenario": sc.name, "cells": len(run.cells), "periods": len(run.log),
+        "granularity_s": granularity, "window": window, "mr_per_cell": mr_per_cell,
+        "records_published": run.published, "predictions_received": len(run.watcher.arrived),
+        "predictions_expected": expected, "wall_s": round(wall, 3),
+        "periods_per_s": round(len(run.log) / wall, 2),
+        "sim_seconds_per_wall_second": round(len(run.log) * granularity / wall, 1),
+        "latency_ms_p50": _r(percentile(lat, 50)), "latency_ms_p99": _r(percentile(lat, 99)),
+        "latency_ms_max": _r(max(lat) if lat else None),
+        "worker_prediction_s": stats.get("predictionSeconds"), "simulator_builds": stats.get("simulatorBuilds"),
+        "group": GROUP, "cpu_count": os.cpu_count(),
+    }
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        for k, v in result.items():
+            typer.echo(f"{k:30s} {v}")
+    if len(run.watcher.arrived) < expected:
+        raise typer.Exit(1)
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None or math.isnan(x) else round(x, 1)
+
+
+__all__ = ["bench_e2e_command"]
