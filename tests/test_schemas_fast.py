@@ -28,6 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -394,6 +395,7 @@ def check_same_verdict(topic: str, raw: bytes, note: object) -> None:
     assert model_locs == fast_locs, f"{note}: errors at model {model_locs} vs fast {fast_locs}: {raw!r}"
     if not isinstance(decoded, Rejection):
         assert model_ok, f"{note}: decoder accepted what the model rejects: {raw!r}"
+        orjson.dumps(decoded)  # what the decoder accepts, the pipeline can carry (envelopes, checkpoints)
 
 
 # -- the properties ------------------------------------------------------------------------------
@@ -590,6 +592,30 @@ def test_decoder_reports_at_most_three_errors_and_counts_the_rest() -> None:
     out = _decoder().decode(topics.PM_CELL, None, raw)
     assert isinstance(out, Rejection)
     assert out.reason.count("field ") == 3 and out.reason.endswith("and 3 more"), out.reason
+
+
+@pytest.mark.parametrize(("topic", "field"), [(topics.CM_SNAPSHOT, "attributes"),
+                                              (topics.CM_NOTIFICATIONS, "attributeListValueChanges")])
+def test_decoder_rejects_integers_the_pipeline_cannot_carry(topic: str, field: str) -> None:
+    """Free-form CM values are JSON of any shape; an integer orjson cannot encode would crash the worker
+    on every redelivery of the batch, so it is dead-lettered at the edge instead."""
+    base: dict[str, Json] = {
+        "dn": "ManagedElement=1,NRCellDU=1", "class": "NRCellDU", "cellKey": "nr:00101-00000a01c",
+        "observedAt": "2024-03-01T10:15:00Z", "eventTime": "2024-03-01T10:15:00Z", "notificationId": "n1",
+        "notificationType": "notifyMOIAttributeValueChanges", "attributes": {},
+    }
+    keys = set(_aliases(INGEST_MODELS[topic])[0])
+    doc = {k: v for k, v in base.items() if k in keys}
+    for bad, where in [({"big": 2**64}, "big"), ({"a": [1, {"b": -(2**63) - 1}]}, "a.1.b"),
+                       ({"x": {"y": 10**30}}, "x.y")]:
+        raw = json.dumps({**doc, field: bad}).encode()
+        out = _decoder().decode(topic, None, raw)
+        assert isinstance(out, Rejection) and out.error_class == "schema", out
+        assert out.reason.startswith(f"field {field}.{where}: integer outside the 64-bit range (value "), out.reason
+    edge = {"max": 2**64 - 1, "min": -(2**63), "nested": [{"f": 1.5e300, "s": "x", "b": True, "n": None}]}
+    out = _decoder().decode(topic, None, json.dumps({**doc, field: edge}).encode())
+    assert not isinstance(out, Rejection) and out[2]["a"] == edge
+    assert orjson.loads(orjson.dumps(out))[2]["a"] == edge
 
 
 def test_future_skew_boundary() -> None:

@@ -152,7 +152,8 @@ class IngestDecoder:
     def _cm(self, topic: str, value: bytes) -> Normalised | Rejection:
         rec = self._cm_v(value)
         at = rec["observedAt"].timestamp()
-        return self._too_late("observedAt", at) or ["cm", rec.get("cellKey"), {
+        return self._too_late("observedAt", at) or _too_wide(rec["attributes"], "attributes") or [
+            "cm", rec.get("cellKey"), {
             "dn": rec["dn"], "cls": rec["class"], "a": rec["attributes"], "t": at,
             "src": rec.get("sourceSystem", "unknown"),
         }]
@@ -160,9 +161,11 @@ class IngestDecoder:
     def _cmn(self, topic: str, value: bytes) -> Normalised | Rejection:
         rec = self._cmn_v(value)
         at = rec["eventTime"].timestamp()
-        return self._too_late("eventTime", at) or ["cmn", rec["cellKey"], {
+        changes = rec.get("attributeListValueChanges", {})
+        return self._too_late("eventTime", at) or _too_wide(changes, "attributeListValueChanges") or [
+            "cmn", rec["cellKey"], {
             "dn": rec["dn"], "cls": rec.get("class"), "nt": rec["notificationType"],
-            "a": rec.get("attributeListValueChanges", {}), "t": at, "id": rec["notificationId"],
+            "a": changes, "t": at, "id": rec["notificationId"],
         }]
 
     def _mr(self, topic: str, value: bytes) -> Normalised | Rejection:
@@ -196,3 +199,19 @@ class IngestDecoder:
 
 
 _EMPTY: dict[str, Any] = {}
+_INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # what orjson, which writes envelopes and checkpoints, can encode
+
+
+def _too_wide(value: Any, path: str) -> Rejection | None:
+    """A rejection naming the first integer in free-form CM values that orjson cannot encode: such a
+    record would otherwise crash the worker on every redelivery (a poison pill)."""
+    if isinstance(value, int):
+        if _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+            return None
+        return Rejection(f"field {path}: integer outside the 64-bit range (value {value})", "schema")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _too_wide(v, f"{path}.{k}")
+        if found:
+            return found
+    return None

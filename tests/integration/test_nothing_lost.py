@@ -3,7 +3,8 @@ dead-lettered on ``ran.dlq.v1`` with its reason, original bytes, topic, partitio
 
 Hypothesis generates one big batch per example (a real broker and worker per example are
 expensive): garbage bytes, non-UTF-8, truncated JSON, oversized payloads, future timestamps,
-negative cumulative counters, unknown enum values, null payloads, records on the wrong topic, and
+negative cumulative counters, unknown enum values, null payloads, records on the wrong topic, CM
+values with integers beyond 64 bits (once a poison pill that crashed the worker), and
 valid records of ``SyntheticNetwork`` mutated with the mutations of ``tests/test_schemas_fast.py``.
 The batch goes through a real embedded Tansu broker and an in-process ``IngestWorker``; every
 published offset is then accounted for.
@@ -117,6 +118,7 @@ FROM_VALID: dict[str, tuple[tuple[str, ...], int, int]] = {
     "negative_counter": (PM_TOPICS, 4, 8),
     "unknown_enum": (tuple(ENUM_FIELD), 3, 6),
     "unknown_measurement": ((topics.PM_CELL,), 4, 8),
+    "wide_int": ((topics.CM_SNAPSHOT, topics.CM_NOTIFICATIONS), 2, 4),
 }
 GARBAGE: dict[str, tuple[int, int]] = {"random_bytes": (8, 20), "null": (3, 6), "tombstone": (3, 6)}
 
@@ -159,6 +161,10 @@ def from_valid(draw: st.DrawFn, kind: str, topic: str) -> Item:
     if kind == "unknown_measurement":  # a vendor PM name the twin does not know: ingested and kept
         name = draw(st.sampled_from(["VS.Vendor.Counter", "VS.Acme.Temp.Max", "X.Y"]))
         doc["values"][name] = draw(st.floats(-1e6, 1e6))
+        return Item(kind, topic, k, doc)
+    if kind == "wide_int":  # valid JSON and schema, but an integer the pipeline's orjson cannot carry
+        field = "attributes" if topic == topics.CM_SNAPSHOT else "attributeListValueChanges"
+        doc.setdefault(field, {})[draw(st.text(max_size=8))] = draw(st.sampled_from([2**64, -(2**63) - 1, 10**30]))
         return Item(kind, topic, k, doc)
     raise ValueError(kind)
 
