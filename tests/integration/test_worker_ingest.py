@@ -89,3 +89,34 @@ def test_invalid_records_go_to_dead_letter_topic(fresh_broker: EmbeddedBroker, t
         assert d["topic"] == topics.PM_CELL and d["offset"] is not None and d["partition"] is not None
     originals = {bytes(__import__("base64").b64decode(d["valueB64"])) for d in letters}
     assert originals == set(bad_values)
+
+
+def test_cm_tombstone_deletes_the_object_in_whichever_cluster_holds_it(
+    fresh_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    from streams.kafka_io import make_producer
+
+    net = SyntheticNetwork(cells=6)
+    snapshots = list(net.cm_snapshots())
+    records = [out_record(r) for r in snapshots]
+    gone = snapshots[0]  # NRSectorCarrier of the first cell, in cluster "east"
+    settings = settings_for(tmp_path, [("east", net.keys[:3]), ("west", net.keys[3:])])
+    bootstrap = fresh_broker.bootstrap_servers
+
+    async def scenario() -> IngestWorker:
+        await publish(bootstrap, records)
+        producer = make_producer(bootstrap)
+        await producer.start()
+        await (await producer.send(topics.CM_SNAPSHOT, None, key=gone.dn.encode()))
+        await producer.stop()
+        worker = IngestWorker(settings, bootstrap)
+        # the tombstone is fanned out to every cluster (east, west, unassigned)
+        await run_worker_until(worker, lambda w: w.stats.records_applied >= len(records) + 3)
+        return worker
+
+    worker = asyncio.run(scenario())
+    clusters = worker.store.load_all()
+    cell = clusters["east"].cells[net.keys[0]]
+    assert not any(v[2] == gone.dn for v in cell.cm.values())
+    assert "NRCellDU.nRPCI" in cell.cm  # the cell's other object is untouched
+    assert "NRSectorCarrier.configuredMaxTxPower" in clusters["west"].cells[net.keys[3]].cm

@@ -5,8 +5,9 @@ same JSON into plain dicts with pydantic-core. The hot path therefore validates 
 ``TypedDict`` mirror of each model, generated here from the model itself, so the wire contract
 has one source of truth. Field constraints, aliases and ``extra="forbid"`` carry over; defaults
 do not (read optional keys with ``.get``), enums come back as their values, times keep their
-UTC offset (use ``.timestamp()``), and model validators do not run: the caller
-re-checks (``tests/test_schemas_fast.py`` proves both paths accept and reject the same input).
+UTC offset (use ``.timestamp()``), only the wire (alias) names are accepted (the models also take
+Python field names), and model validators do not run: the caller re-checks them.
+``tests/test_schemas_fast.py`` proves both paths accept and reject the same wire input.
 
 >>> from twin.schemas import MrEvent
 >>> adapter = dict_adapter(MrEvent)
