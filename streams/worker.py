@@ -21,6 +21,7 @@ import asyncio
 import base64
 import contextlib
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,25 +32,28 @@ from typing import Any
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams.kafka_io import ensure_topics, make_consumer, make_producer
 from twin import topics
 from twin.config import TwinSettings
 from twin.ingest import IngestDecoder, Rejection
 from twin.mirror.cluster import ClusterMirror
-from twin.mirror.store import CheckpointStore, PartitionState
+from twin.mirror.store import CheckpointStore, PartitionState, encode
 from twin.prediction import PredictConfig, PredictionService, to_records
 from twin.schemas import DeadLetter
 
 log = structlog.get_logger(__name__)
 
 ENVELOPE_MAX_RECORDS = 2000
+ORIGIN_HEADER = "twin-origin"
 
 
 @dataclass
 class WorkerStats:  # counters, not state: they restart at zero
     consumed: int = 0
-    forwarded: int = 0
+    accepted: int = 0  # input records that passed validation
+    forwarded: int = 0  # record copies written to the re-keyed topic (a CM tombstone goes to every cluster)
     dead_lettered: Counter[str] = field(default_factory=Counter)
     envelopes_applied: int = 0
     records_applied: int = 0
@@ -60,6 +64,7 @@ class WorkerStats:  # counters, not state: they restart at zero
         return {
             "firstConsumedAt": self.first_consumed_at,
             "consumed": self.consumed,
+            "accepted": self.accepted,
             "forwarded": self.forwarded,
             "deadLettered": dict(self.dead_lettered),
             "deadLetteredTotal": sum(self.dead_lettered.values()),
@@ -100,16 +105,26 @@ class ClusterRouter:
 
 
 class RekeyStage:
-    """Stage 1: validate, dead-letter, re-key by cluster."""
+    """Stage 1: validate, dead-letter, re-key by cluster.
+
+    With a mirror stage in the same process (``local``), envelopes for partitions that stage owns
+    are also applied right away instead of after the round trip through the broker; they are still
+    written to the re-keyed topic (that copy is what a restarted or replacement worker replays) and
+    tagged with this process's ``origin`` id so the local mirror stage skips them when they come back.
+    Applying a record twice is harmless (all mirror updates are idempotent), so a checkpoint that is
+    ahead of its offset only means some envelopes are re-applied after a crash.
+    """
 
     def __init__(self, settings: TwinSettings, bootstrap: str, stats: WorkerStats,
-                 now: Callable[[], float] = time.time) -> None:
+                 now: Callable[[], float] = time.time, local: MirrorStage | None = None) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
         self.stats = stats
         self.decoder = IngestDecoder(settings.ingest, now=now)
         self.route = ClusterRouter(settings)
         self.internal_topic = topics.ingest_by_cluster(settings.kafka.group_id)
+        self.local = local
+        self._partition_of: dict[str, int] = {}
 
     async def start(self) -> None:
         # aiokafka clients bind to the running loop, so they are made here rather than in __init__.
@@ -120,12 +135,21 @@ class RekeyStage:
                                       client_id=settings.kafka.client_id)
         await self.producer.start()
         await self.consumer.start()
+        self._partitions = sorted(await self.producer.partitions_for(self.internal_topic))
 
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
             await self.consumer.stop()
         with contextlib.suppress(Exception):
             await self.producer.stop()
+
+    def partition_of(self, cluster: str) -> int:
+        """The re-keyed topic's partition of a cluster: murmur2 of the key, as every Kafka client agrees."""
+        partition = self._partition_of.get(cluster)
+        if partition is None:
+            partition = self._partition_of[cluster] = DefaultPartitioner()(
+                cluster.encode(), self._partitions, self._partitions)
+        return partition
 
     async def step(self, timeout_ms: int = 200) -> int:
         batches = await self.consumer.getmany(timeout_ms=timeout_ms,
@@ -138,13 +162,14 @@ class RekeyStage:
         route = self.route
         by_cluster: dict[str, list[list[Any]]] = defaultdict(list)
         futures = []
-        n = 0
+        n = rejected = 0
         for tp, messages in batches.items():
             topic = tp.topic
             for msg in messages:
                 n += 1
                 out = decode(topic, msg.key, msg.value)
                 if isinstance(out, Rejection):
+                    rejected += 1
                     self.stats.dead_lettered[out.error_class] += 1
                     futures.append(await self.producer.send(
                         topics.DLQ, dead_letter(topic, tp.partition, msg.offset, msg.key, msg.value, out),
@@ -155,18 +180,26 @@ class RekeyStage:
                         by_cluster[cluster].append(out)
                 else:
                     by_cluster[route(out[1])].append(out)
+        local = self.local
         for cluster, records in by_cluster.items():
             key = cluster.encode()
+            partition = self.partition_of(cluster)
+            here = local is not None and partition in local.owned
+            headers = [(ORIGIN_HEADER, local.origin)] if here and local is not None else []
             for i in range(0, len(records), ENVELOPE_MAX_RECORDS):
                 chunk = records[i:i + ENVELOPE_MAX_RECORDS]
                 futures.append(await self.producer.send(
-                    self.internal_topic, orjson.dumps({"cl": cluster, "r": chunk}), key=key))
+                    self.internal_topic, orjson.dumps({"cl": cluster, "r": chunk}), key=key,
+                    partition=partition, headers=headers))
                 self.stats.forwarded += len(chunk)
+            if here and local is not None:
+                futures += await local.apply_local(partition, cluster, records)
         if futures:
             await asyncio.gather(*futures)
         # At least once: the source offsets move only after everything derived from them is acked.
         await self.consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batches.items()})
         self.stats.consumed += n
+        self.stats.accepted += n - rejected
         return n
 
 
@@ -175,6 +208,7 @@ class _Rebalance(ConsumerRebalanceListener):
         self.stage = stage
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.stage.flush()  # an older snapshot must not land after the release's save
         self.stage.release([tp.partition for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -195,8 +229,10 @@ class MirrorStage:
         self.last_checkpoint = time.monotonic()
         self.bootstrap = bootstrap
         self.internal_topic = topics.ingest_by_cluster(settings.kafka.group_id)
+        self.origin = uuid.uuid4().hex.encode()  # this incarnation; a restarted worker gets another
         self.predictions = _prediction_service(settings)
         self.producer: Any = None
+        self._writing: asyncio.Task[None] | None = None  # the checkpoint write in flight
 
     async def start(self) -> None:
         if self.predictions is not None:
@@ -211,6 +247,7 @@ class MirrorStage:
         await self.consumer.start()
 
     async def stop(self) -> None:
+        await self.flush()
         self.checkpoint(force=True)
         with contextlib.suppress(Exception):
             await self.consumer.stop()
@@ -241,6 +278,7 @@ class MirrorStage:
         self.stats.checkpoints += 1
 
     def checkpoint(self, force: bool = False) -> None:
+        """Save the dirty partitions now, on the event loop (at stop and in tests)."""
         if not force and time.monotonic() - self.last_checkpoint < self.settings.checkpoint_interval_s:
             return
         for p in sorted(self.dirty):
@@ -248,6 +286,44 @@ class MirrorStage:
                 self._save(self.owned[p])
         self.dirty.clear()
         self.last_checkpoint = time.monotonic()
+
+    def checkpoint_in_background(self) -> None:
+        """Every ``checkpoint_interval_s``: snapshot the dirty partitions here, write them in a thread.
+
+        The snapshot (``encode``: state and next offset together, as bytes) is taken synchronously,
+        so it is consistent; only the file write and fsync leave the event loop. One write is in
+        flight at a time, so a partition's checkpoints land in order; while one is, the next waits.
+        """
+        if self._writing is not None:
+            if not self._writing.done():
+                return
+            writing, self._writing = self._writing, None
+            writing.result()  # a failed write fails the worker, as a failed synchronous save did
+        if time.monotonic() - self.last_checkpoint < self.settings.checkpoint_interval_s:
+            return
+        meta = {"worker": self.worker_name, "savedAt": time.time()}
+        snapshots = []
+        for p in sorted(self.dirty):
+            state = self.owned.get(p)
+            if state is not None:
+                for cluster in state.clusters.values():
+                    cluster.prune(self.settings.ingest.pm_retention_s, self.settings.ingest.mr_dedup_retention_s)
+                snapshots.append((p, encode(state, meta)))
+        self.dirty.clear()
+        self.last_checkpoint = time.monotonic()
+        if snapshots:
+            self._writing = asyncio.create_task(asyncio.to_thread(self._write, snapshots))
+
+    def _write(self, snapshots: list[tuple[int, bytes]]) -> None:
+        for partition, data in snapshots:
+            self.store.write(partition, data)
+            self.stats.checkpoints += 1
+
+    async def flush(self) -> None:
+        """Until the checkpoint write in flight (if any) is on disk."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
 
     async def step(self, timeout_ms: int = 200) -> int:
         batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=500)
@@ -259,6 +335,9 @@ class MirrorStage:
                 continue
             for msg in messages:
                 if msg.offset < state.next_offset:
+                    continue
+                if msg.headers and msg.headers[0] == (ORIGIN_HEADER, self.origin):
+                    state.next_offset = msg.offset + 1  # applied locally when it was produced
                     continue
                 envelope = orjson.loads(msg.value) if msg.value is not None else None
                 if envelope is not None:
@@ -274,8 +353,17 @@ class MirrorStage:
         self.stats.records_applied += applied
         if futures:  # at least once: predictions are acknowledged before the checkpoint says "done"
             await asyncio.gather(*futures)
-        self.checkpoint()
+        self.checkpoint_in_background()
         return applied
+
+    async def apply_local(self, partition: int, cluster_id: str, records: list[list[Any]]) -> list[Any]:
+        """Apply records of an owned partition straight from the co-located re-keying stage."""
+        state = self.owned[partition]
+        cluster = state.cluster(cluster_id)
+        cluster.apply_many(records)
+        self.stats.records_applied += len(records)
+        self.dirty.add(partition)
+        return await self._predict(cluster) if self.predictions is not None else []
 
     async def _predict(self, cluster: ClusterMirror) -> list[Any]:
         """Predict the cluster's due periods (stored in the mirror) and send them keyed by cell."""
@@ -319,8 +407,9 @@ class IngestWorker:
         self.stages = stages
         self.stats = WorkerStats()
         self.store = CheckpointStore(settings.state_dir / settings.kafka.group_id)
-        self.rekey = RekeyStage(settings, bootstrap, self.stats)
         self.mirror = MirrorStage(settings, bootstrap, self.stats, self.store, worker_name)
+        both = "rekey" in stages and "mirror" in stages
+        self.rekey = RekeyStage(settings, bootstrap, self.stats, local=self.mirror if both else None)
         self.stats_file = stats_file
 
     def _selected(self) -> list[RekeyStage | MirrorStage]:

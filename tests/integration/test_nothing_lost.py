@@ -296,7 +296,7 @@ def _run(batch: list[Item]) -> None:
         # The rest was forwarded and applied, and the counters say so.
         stats = worker.stats
         assert stats.consumed == len(published)
-        assert stats.forwarded == len(published) - len(rejected)
+        assert stats.accepted == len(published) - len(rejected)
         assert stats.records_applied == stats.forwarded
         assert stats.dead_lettered == Counter(v.error_class for v in verdicts.values() if isinstance(v, Rejection))
 
