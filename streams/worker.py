@@ -158,16 +158,16 @@ class RekeyStage:
             return 0
         if self.stats.first_consumed_at is None:
             self.stats.first_consumed_at = time.time()
-        decode = self.decoder.decode
+        decode_many = self.decoder.decode_many
         route = self.route
         by_cluster: dict[str, list[list[Any]]] = defaultdict(list)
         futures = []
         n = rejected = 0
         for tp, messages in batches.items():
             topic = tp.topic
-            for msg in messages:
-                n += 1
-                out = decode(topic, msg.key, msg.value)
+            n += len(messages)
+            outcomes = decode_many(topic, [(m.key, m.value) for m in messages])
+            for msg, out in zip(messages, outcomes, strict=True):
                 if isinstance(out, Rejection):
                     rejected += 1
                     self.stats.dead_lettered[out.error_class] += 1

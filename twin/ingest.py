@@ -23,7 +23,7 @@ seconds (UTC).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,6 @@ from twin.config import IngestSettings
 from twin.measurements import is_counter
 from twin.schemas import CmNotification, CmSnapshot, MrEvent, PmCellRecord, PmRelationRecord
 from twin.schemas.fast import dict_adapter
-from twin.schemas.mr import rsrp_index, rsrq_index, sinr_index
 
 Normalised = list[Any]
 MR_FIELDS = ("eventId", "t", "rsrpIdx", "rsrqIdx", "sinrIdx", "neighbours", "dlThroughputKbps", "cqi")
@@ -75,6 +74,7 @@ class IngestDecoder:
         self._cm_v = dict_adapter(CmSnapshot).validate_json
         self._cmn_v = dict_adapter(CmNotification).validate_json
         self._mr_v = dict_adapter(MrEvent).validate_json
+        self._limit = 0.0  # latest acceptable event time, set from the clock per call or batch
         self._by_topic: dict[str, Callable[[str, bytes], Normalised | Rejection]] = {
             topics.PM_CELL: self._pm,
             topics.PM_RELATION: self._pm,
@@ -84,6 +84,18 @@ class IngestDecoder:
         }
 
     def decode(self, topic: str, key: bytes | None, value: bytes | None) -> Normalised | Rejection:
+        """One record; a batch is cheaper through ``decode_many``."""
+        self._limit = self.now() + self.settings.max_future_skew_s
+        return self._decode(topic, key, value)
+
+    def decode_many(self, topic: str,
+                    records: Iterable[tuple[bytes | None, bytes | None]]) -> list[Normalised | Rejection]:
+        """Records ``(key, value)`` of one topic, read against one reading of the clock."""
+        self._limit = self.now() + self.settings.max_future_skew_s
+        decode = self._decode
+        return [decode(topic, key, value) for key, value in records]
+
+    def _decode(self, topic: str, key: bytes | None, value: bytes | None) -> Normalised | Rejection:
         if value is None:
             if topic == topics.CM_SNAPSHOT and key:
                 try:
@@ -116,14 +128,13 @@ class IngestDecoder:
         return Rejection(describe_validation_error(exc), "schema")
 
     def _too_late(self, field: str, epoch: float) -> Rejection | None:
-        limit = self.now() + self.settings.max_future_skew_s
-        if epoch > limit:
-            return Rejection(
-                f"field {field}: timestamp {epoch:.0f} is more than {self.settings.max_future_skew_s:.0f} s "
-                "in the future",
-                "future_timestamp",
-            )
-        return None
+        return self._future(field, epoch) if epoch > self._limit else None
+
+    def _future(self, field: str, epoch: float) -> Rejection:
+        return Rejection(
+            f"field {field}: timestamp {epoch:.0f} is more than {self.settings.max_future_skew_s:.0f} s in the future",
+            "future_timestamp",
+        )
 
     def _pm(self, topic: str, value: bytes) -> Normalised | Rejection:
         relation = topic == topics.PM_RELATION
@@ -171,9 +182,8 @@ class IngestDecoder:
     def _mr(self, topic: str, value: bytes) -> Normalised | Rejection:
         rec = self._mr_v(value)
         at = rec["eventTime"].timestamp()
-        late = self._too_late("eventTime", at)
-        if late:
-            return late
+        if at > self._limit:
+            return self._future("eventTime", at)
         serving = rec["serving"]
         if serving.get("pci") is None and serving.get("cellKey") is None:
             return Rejection("field serving: a cell measurement needs pci or cellKey (value none)", "schema")
@@ -188,12 +198,13 @@ class IngestDecoder:
         ue = rec.get("ue") or _EMPTY
         get = serving.get  # 7-bit reporting indices: as reported, else derived from the physical value
         rsrp, rsrq, sinr = get("rsrpIdx"), get("rsrqIdx"), get("sinrIdx")
+        # inline forms of twin.schemas.mr.rsrp_index / rsrq_index / sinr_index (this runs per MR event)
         if rsrp is None and (v := get("rsrpDbm")) is not None:
-            rsrp = rsrp_index(v)
+            rsrp = min(127, max(0, round(v + 157)))
         if rsrq is None and (v := get("rsrqDb")) is not None:
-            rsrq = rsrq_index(v)
+            rsrq = min(127, max(0, round((v + 43.5) * 2)))
         if sinr is None and (v := get("sinrDb")) is not None:
-            sinr = sinr_index(v)
+            sinr = min(127, max(0, round((v + 23.5) * 2)))
         return ["mr", rec["cellKey"], [rec["eventId"], at, rsrp, rsrq, sinr, neighbours,
                                        ue.get("dlThroughputKbps"), ue.get("cqi")]]
 
