@@ -163,6 +163,26 @@ class CellMirror:
             "pred": _series_out(self.predicted),
         }
 
+    def checkpoint_view(self) -> dict[str, Any]:
+        """``to_dict`` without the copies: the live containers (integer keys, sets), for encoding
+        right away with ``twin.mirror.store.encode`` (same JSON as ``to_dict``, up to set order)."""
+        return {"cm": self.cm, "pm": self.pm, "periods": self.periods, "rel": self.relations,
+                "unknown": self.unknown, "mr": self.mr.checkpoint_view(), "pred": self.predicted}
+
+    def snapshot(self) -> CellMirror:
+        """A copy that later updates of this cell do not change. CM entries are replaced, never
+        changed in place, so their lists are shared."""
+        return CellMirror(
+            cell_key=self.cell_key,
+            cm=dict(self.cm),
+            pm=_series_copy(self.pm),
+            periods={gp: dict(ends) for gp, ends in self.periods.items()},
+            relations={t: _series_copy(s) for t, s in self.relations.items()},
+            unknown=set(self.unknown),
+            mr=self.mr.snapshot(),
+            predicted=_series_copy(self.predicted),
+        )
+
     @classmethod
     def from_dict(cls, cell_key: str, d: dict[str, Any]) -> CellMirror:
         return cls(
@@ -175,6 +195,10 @@ class CellMirror:
             mr=MrStats.from_dict(d["mr"]),
             predicted=_series_in(d.get("pred", {})),
         )
+
+
+def _series_copy(series: PmSeries) -> PmSeries:
+    return {gp: {n: dict(per) for n, per in names.items()} for gp, names in series.items()}
 
 
 def _series_out(series: PmSeries) -> dict[str, Any]:

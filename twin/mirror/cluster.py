@@ -91,6 +91,31 @@ class ClusterMirror:
             "predThrough": {str(gp): end for gp, end in self.predicted_through.items()},
         }
 
+    def checkpoint_view(self, cells: bool = True) -> dict[str, Any]:
+        """``to_dict`` over the live containers (see ``CellMirror.checkpoint_view``); without
+        ``cells`` the rest, for encoding the cells one by one."""
+        view = {
+            "cluster": self.cluster_id,
+            "objects": self.objects,
+            "pending": {gp: ends for gp, ends in self.pending.items() if ends},
+            "predThrough": self.predicted_through,
+        }
+        if cells:
+            view["cells"] = {k: c.checkpoint_view() for k, c in self.cells.items()}
+        return view
+
+    def snapshot(self) -> ClusterMirror:
+        """A copy that later updates of this mirror do not change (every mutable container copied)."""
+        return ClusterMirror(
+            cluster_id=self.cluster_id,
+            cells={k: c.snapshot() for k, c in self.cells.items()},
+            objects={dn: {**o, "attributes": dict(o["attributes"])} for dn, o in self.objects.items()},
+            applied=self.applied,
+            duplicates=self.duplicates,
+            pending={gp: set(ends) for gp, ends in self.pending.items()},
+            predicted_through=dict(self.predicted_through),
+        )
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClusterMirror:
         return cls(

@@ -136,6 +136,22 @@ class MrStats:
             "first_t": self.first_t, "last_t": self.last_t,
         }
 
+    def checkpoint_view(self) -> dict[str, Any]:
+        """``to_dict`` over the live containers (see ``CellMirror.checkpoint_view``)."""
+        return {
+            "count": self.count, "rsrp": self.rsrp, "rsrq": self.rsrq, "sinr": self.sinr, "cqi": self.cqi,
+            "thp": [self.thp_n, self.thp_sum], "nb": self.neighbours, "seen": self.seen,
+            "first_t": self.first_t, "last_t": self.last_t,
+        }
+
+    def snapshot(self) -> MrStats:
+        """A copy that later ``apply`` calls do not change."""
+        return MrStats(
+            count=self.count, rsrp=list(self.rsrp), rsrq=list(self.rsrq), sinr=list(self.sinr), cqi=list(self.cqi),
+            thp_n=self.thp_n, thp_sum=self.thp_sum, neighbours={k: list(v) for k, v in self.neighbours.items()},
+            seen={b: set(ids) for b, ids in self.seen.items()}, first_t=self.first_t, last_t=self.last_t,
+        )
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MrStats:
         thp_n, thp_sum = d["thp"]

@@ -3,6 +3,11 @@
 A checkpoint holds the clusters of the partition *and* the next offset to read, written
 atomically together, so a restarted or replacement worker resumes exactly where the state ends:
 no telemetry is lost and none is counted twice.
+
+Saving is two steps so that a worker can keep its event loop free while the file is written:
+:func:`snapshot` copies state and offset together (cheap, synchronously), :func:`encode` turns
+the copy into bytes and :meth:`CheckpointStore.write` makes them durable (temp file, fsync, atomic
+rename); the last two may run in another thread.
 """
 
 from __future__ import annotations
@@ -31,6 +36,41 @@ class PartitionState:
         return cluster
 
 
+# integer keys (gp, period ends) become JSON strings as ``to_dict`` writes them; sets become lists
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def _default(value: object) -> object:
+    if isinstance(value, set | frozenset):
+        return list(value)
+    raise TypeError(f"cannot checkpoint a {type(value).__name__}")
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default, option=_OPTIONS)
+
+
+def encode(state: PartitionState, extra: dict[str, Any] | None = None) -> bytes:
+    """The checkpoint of ``state`` (state and next offset together) as bytes.
+
+    Encoded a cell at a time, so that in a thread it never holds the interpreter lock for long;
+    the state must not change meanwhile: in a thread, encode a ``snapshot``.
+    """
+    head = _dumps({"partition": state.partition, "nextOffset": state.next_offset, **(extra or {})})
+    clusters = []
+    for cid, cluster in state.clusters.items():
+        rest = _dumps(cluster.checkpoint_view(cells=False))
+        cells = b",".join(_dumps(k) + b":" + _dumps(c.checkpoint_view()) for k, c in cluster.cells.items())
+        clusters.append(_dumps(cid) + b":" + rest[:-1] + b',"cells":{' + cells + b"}}")
+    return head[:-1] + b',"clusters":{' + b",".join(clusters) + b"}}"
+
+
+def snapshot(state: PartitionState) -> PartitionState:
+    """A copy of ``state`` that later updates do not change: what a background checkpoint encodes."""
+    return PartitionState(state.partition, state.next_offset,
+                          {cid: c.snapshot() for cid, c in state.clusters.items()})
+
+
 class CheckpointStore:
     """Partition checkpoints under ``directory`` (shared by the workers of one consumer group)."""
 
@@ -42,20 +82,17 @@ class CheckpointStore:
         return self.directory / f"partition-{partition:04d}.json"
 
     def save(self, state: PartitionState, extra: dict[str, Any] | None = None) -> None:
-        doc = {
-            "partition": state.partition,
-            "nextOffset": state.next_offset,
-            "clusters": {cid: c.to_dict() for cid, c in sorted(state.clusters.items())},
-            **(extra or {}),
-        }
-        data = orjson.dumps(doc)
+        self.write(state.partition, encode(state, extra))
+
+    def write(self, partition: int, data: bytes) -> None:
+        """Make ``data`` (from :func:`encode`) the partition's checkpoint: durable, atomic."""
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".ckpt-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, self.path(state.partition))
+            os.replace(tmp, self.path(partition))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
