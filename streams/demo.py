@@ -93,6 +93,15 @@ class Worker:
                 raise RuntimeError("the worker did not join its consumer groups in time; see worker.log")
             await asyncio.sleep(0.05)
 
+    async def warmed(self, stop: asyncio.Event, clusters: int = 1, timeout_s: float = 60.0) -> None:
+        """Until the mirror stage built the simulators of ``clusters`` clusters from the initial CM."""
+        deadline = time.monotonic() + timeout_s
+        while not stop.is_set() and self.mirror().get("simulatorBuilds", 0) < clusters:
+            self.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError("the twin did not build its simulators in time; see worker.log")
+            await asyncio.sleep(0.02)
+
     async def drained(self, published: int, stop: asyncio.Event, timeout_s: float = 60.0) -> bool:
         """Until the mirror applied (or the DLQ took) every record published."""
         deadline = time.monotonic() + timeout_s
@@ -154,7 +163,12 @@ async def drive(run: LiveRun, worker: Worker, scenario: str, console: Console, q
 
         run_stop = asyncio.Event()
         watch = asyncio.create_task(_forward(stop, run_stop))
-        await run.run(run_stop, progress)
+        clusters = len(run.source.topology_config()["clusters"])
+
+        async def warmed(stop: asyncio.Event) -> None:
+            await worker.warmed(stop, clusters)
+
+        await run.run(run_stop, progress, warmed=warmed)
         interrupted = stop.is_set()
         if not interrupted:
             await worker.drained(run.published, stop)

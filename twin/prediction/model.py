@@ -2,9 +2,11 @@
 
 The simulated network comes from the mirrored CM only (positions, azimuths, tilts, powers ...
 through ``twin.sim.cluster_from_mirror``); the traffic comes from mirrored PM: the connected UEs
-each cell reported (``RRC.ConnMean``) are spread over the twin's UE points that the cell serves.
-The twin then computes what the rest of the KPIs should have been (throughput, PRB load, power),
-so the gap between real and predicted is what the model gets wrong, not what it was told.
+the cluster's cells reported (``RRC.ConnMean``, summed over the cluster) are spread over the twin's
+traffic map. The twin then computes what every cell's KPIs should have been (connected UEs from its
+own coverage, throughput, PRB load, power), so the gap between real and predicted is what the model
+gets wrong, not what it was told: a cell whose real coverage shrank (an antenna fault the twin does
+not know of) reports fewer UEs and a different load than the twin expects of it.
 
 A :class:`ClusterPredictor` keeps one simulator per cluster and rebuilds it only when the
 simulated CM changes; everything is deterministic, so re-predicting a period gives the same values.
@@ -12,7 +14,7 @@ simulated CM changes; everything is deterministic, so re-predicting a period giv
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -112,12 +114,13 @@ class ClusterPredictor:
         self.builds += 1
         return model, True
 
-    def warm(self, mirror: ClusterMirror) -> bool:
-        """Build the cluster's simulator ahead of its first period (CM known, PM not yet)."""
-        if mirror.cluster_id in self._models:
-            return False
+    def warm(self, mirror: ClusterMirror, cells: Collection[str] = ()) -> bool:
+        """Build (or rebuild) the cluster's simulator from its CM ahead of the next period, once
+        every cell of ``cells`` (default: any) has a position; True when it was built now."""
         cm = simulated_cm(mirror)
-        return bool(cm) and self._model(mirror.cluster_id, cm)[1]
+        if not cm or any(c not in cm for c in cells):
+            return False
+        return self._model(mirror.cluster_id, cm)[1]
 
     def forget(self, cluster_id: str) -> None:
         self._models.pop(cluster_id, None)
@@ -130,13 +133,13 @@ class ClusterPredictor:
         model, rebuilt = self._model(mirror.cluster_id, cm)
         keys = model.sim.cluster.cell_keys
         target = np.array([_or_nan(observed(mirror, k, gp, period_end, CONN)) for k in keys])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(model.base_conn > 0, target / model.base_conn, np.nan)
-        usable = np.isfinite(scale)
-        # a cell that reported nothing yet carries the cluster's mean load per UE point
-        scale = np.where(usable, scale, float(np.mean(scale[usable])) if usable.any() else 0.0)
+        usable = np.isfinite(target)
+        # one scale for the whole cluster: the connected UEs it reported, spread the way the twin's
+        # own coverage (from CM) and traffic map spread them
+        base = float(model.base_conn[usable].sum())
+        scale = float(target[usable].sum()) / base if base > 0 else 0.0
         sim = model.sim
-        sim.ues = replace(sim.ues, weight=model.base_weight * scale[model.serving])
+        sim.ues = replace(sim.ues, weight=model.base_weight * scale)
         result = sim.evaluate()
         values = {k: {name: float(result.kpi.values[name][i]) for name in KPI_NAMES
                       if np.isfinite(result.kpi.values[name][i])}

@@ -54,7 +54,8 @@ class PredictionService:
     def on_applied(self, mirror: ClusterMirror) -> list[ClusterPrediction]:
         out: list[ClusterPrediction] = []
         if not mirror.pending:
-            if self.predictor.warm(mirror):  # first CM of the cluster: build now, not on the first period
+            # CM without PM (the initial snapshots, a change): build now, not at the next period
+            if self.predictor.warm(mirror, self.expected.get(mirror.cluster_id, ())):
                 self.stats.builds += 1
             return out
         for gp, end in due_periods(mirror, self.expected.get(mirror.cluster_id, ()), self.timeout_periods):
