@@ -29,9 +29,10 @@ def test_prediction_per_cell_and_kpi_close_to_a_similar_network() -> None:
     p = ClusterPredictor(PredictConfig(n_ues=1500)).predict(m, 900, 1800)
     assert p is not None and p.rebuilt
     assert set(p.values) == set(real[1]) and all(set(v) == set(KPI_NAMES) for v in p.values.values())
-    # traffic comes from the mirrored RRC.ConnMean, so it is reproduced exactly
-    for key, v in p.values.items():
-        assert abs(v["RRC.ConnMean"] - real[1][key]["RRC.ConnMean"]) < 1e-6
+    # traffic comes from the cluster's mirrored RRC.ConnMean: its total is reproduced exactly, the
+    # split over cells is the twin's own coverage
+    total = sum(v["RRC.ConnMean"] for v in real[1].values())
+    assert abs(sum(v["RRC.ConnMean"] for v in p.values.values()) - total) < 1e-6 * total
     errors = [cell_error(p.values[k], real[1][k]) for k in real[1]]
     assert 0 < sum(e for e in errors if e is not None) / len(errors) < 0.3
 

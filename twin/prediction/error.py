@@ -2,8 +2,10 @@
 
 Per KPI the error is ``|predicted - real| / max(|real|, floor)``: relative, with a floor so that a
 nearly idle cell (2 % PRB, a few kbit/s) does not blow it up. The error of a cell and period is the
-mean over the load-dependent KPIs the twin computes rather than takes as input (throughput, PRB
-load, transmit and supply power); ``RRC.ConnMean`` is the traffic input, so it is left out.
+mean over the KPIs the twin computes rather than takes as input: connected UEs (the twin takes only
+the cluster's total and spreads it by its own coverage), throughput, PRB load, transmit and supply
+power. A cell that loses coverage the twin does not know of (an antenna fault) reports fewer UEs,
+less load and power than the twin predicts for it, so its error jumps.
 
 >>> round(kpi_error("DRB.UEThpDl", 90_000.0, 100_000.0), 3)
 0.1
@@ -17,10 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from twin.sim.kpis import POWER, PRB, THP, TXPWR
+from twin.sim.kpis import CONN, POWER, PRB, THP, TXPWR
 
 # KPI -> floor of the denominator (same unit as the KPI)
-ERROR_KPIS: dict[str, float] = {THP: 1000.0, PRB: 5.0, TXPWR: 10.0, POWER: 50.0}
+ERROR_KPIS: dict[str, float] = {CONN: 5.0, THP: 1000.0, PRB: 5.0, TXPWR: 10.0, POWER: 50.0}
 
 
 def kpi_error(kpi: str, predicted: float, real: float) -> float:

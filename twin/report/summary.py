@@ -14,7 +14,7 @@ from typing import Any
 
 from twin.mirror.cell import CellMirror
 from twin.mirror.cluster import ClusterMirror
-from twin.prediction.error import cell_error
+from twin.prediction.error import ERROR_KPIS, cell_error
 from twin.sim.kpis import KPI_NAMES
 
 
@@ -102,7 +102,7 @@ def build_summary(
             "perPeriod": pred_per_period,
             "missing": missing_pred[:50],
         },
-        "error": {"metric": "mean relative error over DRB.UEThpDl, RRU.PrbTotDl, CARR.MeanTxPwr, PEE.AvgPower",
+        "error": {"metric": "mean relative error over " + ", ".join(ERROR_KPIS),
                   "meanByPeriod": mean_error, "perCell": error},
         "events": [dict(e) for e in events],
     }
