@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.kafka_io import ensure_topics, make_consumer, make_producer
@@ -39,7 +40,7 @@ from twin import topics
 from twin.config import TwinSettings
 from twin.ingest import IngestDecoder, Rejection
 from twin.mirror.cluster import ClusterMirror
-from twin.mirror.store import CheckpointStore, PartitionState, encode
+from twin.mirror.store import CheckpointStore, PartitionState, encode, snapshot
 from twin.prediction import PredictConfig, PredictionService, to_records
 from twin.schemas import DeadLetter
 
@@ -125,6 +126,7 @@ class RekeyStage:
         self.internal_topic = topics.ingest_by_cluster(settings.kafka.group_id)
         self.local = local
         self._partition_of: dict[str, int] = {}
+        self._commits: asyncio.Future[None] | None = None  # the last of the chained ack-then-commit tasks
 
     async def start(self) -> None:
         # aiokafka clients bind to the running loop, so they are made here rather than in __init__.
@@ -139,9 +141,27 @@ class RekeyStage:
 
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
+            await self.drain()
+        with contextlib.suppress(Exception):
             await self.consumer.stop()
         with contextlib.suppress(Exception):
             await self.producer.stop()
+
+    async def _commit_when_acked(self, futures: list[Any], offsets: dict[TopicPartition, int]) -> None:
+        if futures:
+            await asyncio.gather(*futures)
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The partitions moved to another worker, which re-reads from the last commit: duplicates,
+            # which every mirror update absorbs, never a loss.
+            log.warning("rekey.commit_skipped", reason=str(exc))
+
+    async def drain(self) -> None:
+        """Wait for the outstanding acks and commit (before stopping)."""
+        if self._commits is not None:
+            await self._commits
+            self._commits = None
 
     def partition_of(self, cluster: str) -> int:
         """The re-keyed topic's partition of a cluster: murmur2 of the key, as every Kafka client agrees."""
@@ -194,10 +214,15 @@ class RekeyStage:
                 self.stats.forwarded += len(chunk)
             if here and local is not None:
                 futures += await local.apply_local(partition, cluster, records)
-        if futures:
-            await asyncio.gather(*futures)
         # At least once: the source offsets move only after everything derived from them is acked.
-        await self.consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batches.items()})
+        # The wait for acks overlaps the next batch; commits stay in order and at most one waits.
+        previous = self._commits
+        if previous is not None and not previous.done():
+            await asyncio.shield(previous)
+        if previous is not None:
+            previous.result()  # a failed send fails the worker
+        offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items()}
+        self._commits = asyncio.ensure_future(self._commit_when_acked(futures, offsets))
         self.stats.consumed += n
         self.stats.accepted += n - rejected
         return n
@@ -230,6 +255,7 @@ class MirrorStage:
         self.bootstrap = bootstrap
         self.internal_topic = topics.ingest_by_cluster(settings.kafka.group_id)
         self.origin = uuid.uuid4().hex.encode()  # this incarnation; a restarted worker gets another
+        self._local_sends: list[Any] = []
         self.predictions = _prediction_service(settings)
         self.producer: Any = None
         self._writing: asyncio.Task[None] | None = None  # the checkpoint write in flight
@@ -288,39 +314,41 @@ class MirrorStage:
         self.last_checkpoint = time.monotonic()
 
     def checkpoint_in_background(self) -> None:
-        """Every ``checkpoint_interval_s``: snapshot the dirty partitions here, write them in a thread.
+        """Every ``checkpoint_interval_s``: snapshot the dirty partitions here, save them in a thread.
 
-        The snapshot (``encode``: state and next offset together, as bytes) is taken synchronously,
-        so it is consistent; only the file write and fsync leave the event loop. One write is in
-        flight at a time, so a partition's checkpoints land in order; while one is, the next waits.
+        The snapshot (a copy of state and next offset together) is taken synchronously, so it is
+        consistent; encoding, the file write and fsync leave the event loop. One save is in flight
+        at a time, so a partition's checkpoints land in order; while one is, the next waits.
         """
         if self._writing is not None:
             if not self._writing.done():
                 return
             writing, self._writing = self._writing, None
-            writing.result()  # a failed write fails the worker, as a failed synchronous save did
+            writing.result()  # a failed save fails the worker, as a failed synchronous save did
         if time.monotonic() - self.last_checkpoint < self.settings.checkpoint_interval_s:
             return
-        meta = {"worker": self.worker_name, "savedAt": time.time()}
         snapshots = []
         for p in sorted(self.dirty):
             state = self.owned.get(p)
             if state is not None:
                 for cluster in state.clusters.values():
                     cluster.prune(self.settings.ingest.pm_retention_s, self.settings.ingest.mr_dedup_retention_s)
-                snapshots.append((p, encode(state, meta)))
+                snapshots.append(snapshot(state))
         self.dirty.clear()
         self.last_checkpoint = time.monotonic()
         if snapshots:
-            self._writing = asyncio.create_task(asyncio.to_thread(self._write, snapshots))
+            meta = {"worker": self.worker_name, "savedAt": time.time()}
+            self._writing = asyncio.create_task(asyncio.to_thread(self._write, snapshots, meta))
 
-    def _write(self, snapshots: list[tuple[int, bytes]]) -> None:
-        for partition, data in snapshots:
-            self.store.write(partition, data)
+    def _write(self, snapshots: list[PartitionState], meta: dict[str, Any]) -> None:
+        for state in snapshots:
+            self.store.write(state.partition, encode(state, meta))
             self.stats.checkpoints += 1
 
     async def flush(self) -> None:
-        """Until the checkpoint write in flight (if any) is on disk."""
+        """Until the predictions sent from ``apply_local`` are acknowledged and the checkpoint write in
+        flight (if any) is on disk."""
+        await self._ack_local_sends()
         writing, self._writing = self._writing, None
         if writing is not None:
             await writing
@@ -353,6 +381,7 @@ class MirrorStage:
         self.stats.records_applied += applied
         if futures:  # at least once: predictions are acknowledged before the checkpoint says "done"
             await asyncio.gather(*futures)
+        await self._ack_local_sends()
         self.checkpoint_in_background()
         return applied
 
@@ -363,7 +392,16 @@ class MirrorStage:
         cluster.apply_many(records)
         self.stats.records_applied += len(records)
         self.dirty.add(partition)
-        return await self._predict(cluster) if self.predictions is not None else []
+        if self.predictions is None:
+            return []
+        sends = await self._predict(cluster)
+        self._local_sends += sends  # a checkpoint marking these periods predicted waits for their acks
+        return sends
+
+    async def _ack_local_sends(self) -> None:
+        sends, self._local_sends = self._local_sends, []
+        if sends:
+            await asyncio.gather(*sends)
 
     async def _predict(self, cluster: ClusterMirror) -> list[Any]:
         """Predict the cluster's due periods (stored in the mirror) and send them keyed by cell."""
