@@ -28,6 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -48,7 +49,7 @@ from twin.schemas import (
     PmCellRecord,
     Rat,
 )
-from twin.schemas.fast import dict_adapter
+from twin.schemas.fast import dict_adapter, struct_decoder
 from twin.schemas.mr import LocationMethod
 
 Json = Any
@@ -756,3 +757,65 @@ def test_generated_cell_keys_parse(key: str) -> None:
 def test_encode_writes_bare_non_finite_tokens() -> None:
     raw = encode({"values": {"a": Sentinel("NaN"), "b": Sentinel("-Infinity")}, "u": str(uuid.UUID(int=1))})
     assert b'"a": NaN' in raw and b'"b": -Infinity' in raw
+
+
+# -- the msgspec accept path of MR events ------------------------------------------------------------
+
+
+def _decode_via_model(raw: bytes) -> Any:
+    """IngestDecoder with its msgspec fast path switched off: every MR goes through the model."""
+    decoder = IngestDecoder(IngestSettings(max_payload_bytes=1 << 30), now=lambda: NOW)
+
+    def refuse(_: bytes) -> Any:
+        raise msgspec.ValidationError("fast path off")
+
+    decoder._mr_fast = refuse  # type: ignore[method-assign]
+    return decoder.decode(topics.MR_UE, None, raw)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_msgspec_path_accepts_a_subset_of_the_model_and_normalises_the_same(data: st.DataObject) -> None:
+    choice = data.draw(st.integers(0, 2))
+    if choice == 0:
+        raw = encode(data.draw(VALID[topics.MR_UE]()))
+    elif choice == 1:
+        _kinds, raw = data.draw(mutated(topics.MR_UE))
+    else:  # a valid record with bytes spliced into a string: bad UTF-8, encoded surrogates, escapes
+        raw = encode(data.draw(VALID[topics.MR_UE]()))
+        junk = data.draw(st.sampled_from([b"\xed\xa0\x80", b"\xff", b"\xc3", b"\\ud800", b"\\u0000", b"\n"]))
+        raw = raw.replace(b'"ueRef": "', b'"ueRef": "' + junk, 1)
+        assert junk in raw
+    try:
+        struct_decoder(MrEvent).decode(raw)
+        fast_ok = True
+    except (msgspec.MsgspecError, ValueError):  # msgspec raises UnicodeDecodeError for bad UTF-8
+        fast_ok = False
+    model_ok, model_locs = verdict(MrEvent.model_validate_json, raw)
+    fast = IngestDecoder(IngestSettings(max_payload_bytes=1 << 30), now=lambda: NOW).decode(topics.MR_UE, None, raw)
+    if fast_ok and not model_ok:
+        # The one model check msgspec does not make is the CellMeas 'pci or cellKey' validator, and
+        # the decoder makes it itself; anything else msgspec accepts, the model must accept.
+        assert not model_locs, f"msgspec accepted what the model rejects at {model_locs}: {raw!r}"
+        assert isinstance(fast, Rejection) and "needs pci or cellKey" in fast.reason, fast
+    slow = _decode_via_model(raw)
+    assert isinstance(fast, Rejection) == isinstance(slow, Rejection), (fast, slow, raw)
+    if not isinstance(fast, Rejection):
+        assert fast == slow, raw
+
+
+def test_msgspec_patterns_do_not_accept_a_trailing_newline() -> None:
+    good = encode(_sample_mr())
+    bad = good.replace(b'"nr:00101-000001001"', b'"nr:00101-000001001\\n"')
+    assert bad != good
+    struct_decoder(MrEvent).decode(good)
+    with pytest.raises(msgspec.ValidationError, match="cellKey"):
+        struct_decoder(MrEvent).decode(bad)
+
+
+def _sample_mr() -> dict[str, Json]:
+    from twin.synthetic import SyntheticNetwork
+
+    event = next(iter(SyntheticNetwork(cells=3).mr_events(0, 1)))
+    doc: dict[str, Json] = orjson.loads(event.to_json_bytes())
+    return doc

@@ -27,13 +27,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from pydantic import ValidationError
 
 from twin import topics
 from twin.config import IngestSettings
 from twin.measurements import is_counter
 from twin.schemas import CmNotification, CmSnapshot, MrEvent, PmCellRecord, PmRelationRecord
-from twin.schemas.fast import dict_adapter
+from twin.schemas.fast import dict_adapter, struct_decoder
 
 Normalised = list[Any]
 MR_FIELDS = ("eventId", "t", "rsrpIdx", "rsrqIdx", "sinrIdx", "neighbours", "dlThroughputKbps", "cqi")
@@ -73,7 +74,7 @@ class IngestDecoder:
         self._pmr_v = dict_adapter(PmRelationRecord).validate_json
         self._cm_v = dict_adapter(CmSnapshot).validate_json
         self._cmn_v = dict_adapter(CmNotification).validate_json
-        self._mr_v = dict_adapter(MrEvent).validate_json
+        self._mr_fast = struct_decoder(MrEvent).decode
         self._limit = 0.0  # latest acceptable event time, set from the clock per call or batch
         self._by_topic: dict[str, Callable[[str, bytes], Normalised | Rejection]] = {
             topics.PM_CELL: self._pm,
@@ -180,36 +181,41 @@ class IngestDecoder:
         }]
 
     def _mr(self, topic: str, value: bytes) -> Normalised | Rejection:
-        rec = self._mr_v(value)
-        at = rec["eventTime"].timestamp()
+        try:
+            rec = self._mr_fast(value)
+        except (msgspec.MsgspecError, ValueError):  # ValueError: msgspec's UnicodeDecodeError
+            # The strict fast decoder accepts a subset of what the schema accepts; the model has the
+            # final word (and raises ValidationError with the reason when the record is invalid).
+            rec = MrEvent.model_validate_json(value)
+        at = rec.event_time.timestamp()
         if at > self._limit:
             return self._future("eventTime", at)
-        serving = rec["serving"]
-        if serving.get("pci") is None and serving.get("cellKey") is None:
+        serving = rec.serving
+        if serving.pci is None and serving.cell_key is None:
             return Rejection("field serving: a cell measurement needs pci or cellKey (value none)", "schema")
         neighbours = []
-        for i, nb in enumerate(rec.get("neighbours", ())):
-            ident = nb.get("cellKey")
+        for i, nb in enumerate(rec.neighbours):
+            ident = nb.cell_key
             if ident is None:
-                if nb.get("pci") is None:
+                if nb.pci is None:
                     return Rejection(f"field neighbours.{i}: a cell measurement needs pci or cellKey", "schema")
-                ident = f"pci:{nb['pci']}:{nb.get('arfcn', '')}"
-            neighbours.append((ident, nb.get("rsrpDbm")))
-        ue = rec.get("ue") or _EMPTY
-        get = serving.get  # 7-bit reporting indices: as reported, else derived from the physical value
-        rsrp, rsrq, sinr = get("rsrpIdx"), get("rsrqIdx"), get("sinrIdx")
-        # inline forms of twin.schemas.mr.rsrp_index / rsrq_index / sinr_index (this runs per MR event)
-        if rsrp is None and (v := get("rsrpDbm")) is not None:
+                ident = f"pci:{nb.pci}:{'' if nb.arfcn is None else nb.arfcn}"
+            neighbours.append((ident, nb.rsrp_dbm))
+        ue = rec.ue
+        # 7-bit reporting indices: as reported, else derived from the physical value, with the inline
+        # forms of twin.schemas.mr.rsrp_index / rsrq_index / sinr_index (this runs per MR event).
+        rsrp, rsrq, sinr = serving.rsrp_idx, serving.rsrq_idx, serving.sinr_idx
+        if rsrp is None and (v := serving.rsrp_dbm) is not None:
             rsrp = min(127, max(0, round(v + 157)))
-        if rsrq is None and (v := get("rsrqDb")) is not None:
+        if rsrq is None and (v := serving.rsrq_db) is not None:
             rsrq = min(127, max(0, round((v + 43.5) * 2)))
-        if sinr is None and (v := get("sinrDb")) is not None:
+        if sinr is None and (v := serving.sinr_db) is not None:
             sinr = min(127, max(0, round((v + 23.5) * 2)))
-        return ["mr", rec["cellKey"], [rec["eventId"], at, rsrp, rsrq, sinr, neighbours,
-                                       ue.get("dlThroughputKbps"), ue.get("cqi")]]
+        return ["mr", rec.cell_key, [rec.event_id, at, rsrp, rsrq, sinr, neighbours,
+                                     None if ue is None else ue.dl_throughput_kbps,
+                                     None if ue is None else ue.cqi]]
 
 
-_EMPTY: dict[str, Any] = {}
 _INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # what orjson, which writes envelopes and checkpoints, can encode
 
 
