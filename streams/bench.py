@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -136,19 +137,27 @@ async def _worker(bootstrap: str, events: int, state_dir: Path, processes: int) 
 
 
 def run_ingest_benchmark(events: int, cells: int = 57, partitions: int = 12,
-                         peer: bool = True) -> dict[str, Any]:
+                         peer: bool = True, repeat: int = 3) -> dict[str, Any]:
+    """Rounds of raw, peer, worker (two processes) and worker (one process), interleaved so that a
+    busy minute on a shared machine hits all of them; the figures are the medians of the rounds."""
+    samples: dict[str, list[float]] = {"raw": [], "peer": [], "ingest": [], "single": []}
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         bootstrap = broker.bootstrap_servers
         asyncio.run(_publish(bootstrap, events, cells, partitions))
-        raw = asyncio.run(_raw(bootstrap, events))
-        peer_rate = _peer(bootstrap, events, Path(tmp) / "quix") if peer else None
-        ingest = asyncio.run(_worker(bootstrap, events, Path(tmp) / "state2", processes=2))
-        single = asyncio.run(_worker(bootstrap, events, Path(tmp) / "state1", processes=1))
+        for round_ in range(repeat):
+            samples["raw"].append(asyncio.run(_raw(bootstrap, events)))
+            if peer:
+                samples["peer"].append(_peer(bootstrap, events, Path(tmp) / f"quix{round_}"))
+            samples["ingest"].append(asyncio.run(_worker(bootstrap, events, Path(tmp) / f"p2-{round_}", 2)))
+            samples["single"].append(asyncio.run(_worker(bootstrap, events, Path(tmp) / f"p1-{round_}", 1)))
+    raw, ingest, single = (statistics.median(samples[k]) for k in ("raw", "ingest", "single"))
+    peer_rate = statistics.median(samples["peer"]) if peer else None
     return {
         "benchmark": "ingest",
         "events": events,
         "cells": cells,
         "partitions": partitions,
+        "rounds": repeat,
         "raw_events_per_s": round(raw),
         "peer": "quixstreams" if peer else None,
         "peer_events_per_s": round(peer_rate) if peer_rate else None,
@@ -157,6 +166,7 @@ def run_ingest_benchmark(events: int, cells: int = 57, partitions: int = 12,
         "ingest_single_process_events_per_s": round(single),
         "ratio": round(ingest / raw, 3),
         "vs_peer": round(ingest / peer_rate, 3) if peer_rate else None,
+        "samples_events_per_s": {k: [round(v) for v in vs] for k, vs in samples.items() if vs},
     }
 
 
@@ -165,11 +175,12 @@ def bench_ingest_command(
     cells: Annotated[int, typer.Option(min=1)] = 57,
     partitions: Annotated[int, typer.Option(min=1)] = 12,
     peer: Annotated[bool, typer.Option(help="also run the quixstreams peer")] = True,
+    repeat: Annotated[int, typer.Option(min=1, help="interleaved rounds; the medians are reported")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = True,
 ) -> None:
     """Ingest throughput: bare consumer vs quixstreams peer vs the worker's real path."""
     from twin.logs import configure
 
     configure("WARNING")
-    result = run_ingest_benchmark(events, cells, partitions, peer)
+    result = run_ingest_benchmark(events, cells, partitions, peer, repeat)
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))

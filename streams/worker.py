@@ -187,7 +187,7 @@ class RekeyStage:
         for tp, messages in batches.items():
             topic = tp.topic
             n += len(messages)
-            outcomes = decode_many(topic, [(m.key, m.value) for m in messages])
+            outcomes = decode_many(topic, messages)
             for msg, out in zip(messages, outcomes, strict=True):
                 if isinstance(out, Rejection):
                     rejected += 1

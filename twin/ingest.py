@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from pydantic import ValidationError
@@ -37,6 +37,15 @@ from twin.schemas import CmNotification, CmSnapshot, MrEvent, PmCellRecord, PmRe
 from twin.schemas.fast import dict_adapter, struct_decoder
 
 Normalised = list[Any]
+
+
+class KeyValue(Protocol):
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
 MR_FIELDS = ("eventId", "t", "rsrpIdx", "rsrqIdx", "sinrIdx", "neighbours", "dlThroughputKbps", "cqi")
 
 
@@ -76,6 +85,7 @@ class IngestDecoder:
         self._cmn_v = dict_adapter(CmNotification).validate_json
         self._mr_fast = struct_decoder(MrEvent).decode
         self._limit = 0.0  # latest acceptable event time, set from the clock per call or batch
+        self._pci_ident: dict[tuple[int, int | None], str] = {}  # neighbour id of (pci, arfcn)
         self._by_topic: dict[str, Callable[[str, bytes], Normalised | Rejection]] = {
             topics.PM_CELL: self._pm,
             topics.PM_RELATION: self._pm,
@@ -89,12 +99,12 @@ class IngestDecoder:
         self._limit = self.now() + self.settings.max_future_skew_s
         return self._decode(topic, key, value)
 
-    def decode_many(self, topic: str,
-                    records: Iterable[tuple[bytes | None, bytes | None]]) -> list[Normalised | Rejection]:
-        """Records ``(key, value)`` of one topic, read against one reading of the clock."""
+    def decode_many(self, topic: str, records: Iterable[KeyValue]) -> list[Normalised | Rejection]:
+        """Records of one topic (anything with ``key`` and ``value``, such as Kafka messages), read
+        against one reading of the clock."""
         self._limit = self.now() + self.settings.max_future_skew_s
         decode = self._decode
-        return [decode(topic, key, value) for key, value in records]
+        return [decode(topic, r.key, r.value) for r in records]
 
     def _decode(self, topic: str, key: bytes | None, value: bytes | None) -> Normalised | Rejection:
         if value is None:
@@ -199,18 +209,23 @@ class IngestDecoder:
             if ident is None:
                 if nb.pci is None:
                     return Rejection(f"field neighbours.{i}: a cell measurement needs pci or cellKey", "schema")
-                ident = f"pci:{nb.pci}:{'' if nb.arfcn is None else nb.arfcn}"
+                ident = self._pci_ident.get((nb.pci, nb.arfcn))
+                if ident is None:
+                    if len(self._pci_ident) > 65536:  # arbitrary ARFCNs must not grow it without bound
+                        self._pci_ident.clear()
+                    ident = self._pci_ident[nb.pci, nb.arfcn] = f"pci:{nb.pci}:{'' if nb.arfcn is None else nb.arfcn}"
             neighbours.append((ident, nb.rsrp_dbm))
         ue = rec.ue
-        # 7-bit reporting indices: as reported, else derived from the physical value, with the inline
-        # forms of twin.schemas.mr.rsrp_index / rsrq_index / sinr_index (this runs per MR event).
+        # 7-bit reporting indices: as reported, else derived from the physical value as in
+        # twin.schemas.mr.rsrp_index / rsrq_index / sinr_index, inline (this runs per MR event) and
+        # without their clamping: the schema's ranges already put every value on the 0..127 grid.
         rsrp, rsrq, sinr = serving.rsrp_idx, serving.rsrq_idx, serving.sinr_idx
         if rsrp is None and (v := serving.rsrp_dbm) is not None:
-            rsrp = min(127, max(0, round(v + 157)))
+            rsrp = round(v + 157)
         if rsrq is None and (v := serving.rsrq_db) is not None:
-            rsrq = min(127, max(0, round((v + 43.5) * 2)))
+            rsrq = round((v + 43.5) * 2)
         if sinr is None and (v := serving.sinr_db) is not None:
-            sinr = min(127, max(0, round((v + 23.5) * 2)))
+            sinr = round((v + 23.5) * 2)
         return ["mr", rec.cell_key, [rec.event_id, at, rsrp, rsrq, sinr, neighbours,
                                      None if ue is None else ue.dl_throughput_kbps,
                                      None if ue is None else ue.cqi]]
