@@ -30,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from twin.prediction.model import PredictConfig
 from twin.sim.traffic import DEFAULT_HOURLY_PROFILE
 
 EVENT_KINDS = ("antenna_fault", "interference", "traffic_surge", "weather", "cm_change")
@@ -51,15 +52,9 @@ class Topology:
     lon0: float = -6.26
 
 
-@dataclass(frozen=True)
-class Model:
-    """The public simulation model the twin is configured with (``twin.sim`` parameters)."""
-
-    scenario: str = "uma"
-    n_ues: int = 3000
-    demand_bps: float = 150e3
-    indoor_fraction: float = 0.8
-    seed: int = 0
+# The public simulation model the twin is configured with (``twin.sim`` parameters): the scenario's
+# ``[model]`` table is the twin's own prediction configuration, so the two cannot drift apart.
+Model = PredictConfig
 
 
 @dataclass(frozen=True)
@@ -158,7 +153,7 @@ class Scenario:
     name: str
     description: str = ""
     topology: Topology = Topology()
-    model: Model = Model()
+    model: Model = field(default_factory=Model)
     truth: Truth = Truth()
     traffic: Traffic = Traffic()
     events: tuple[Event, ...] = ()

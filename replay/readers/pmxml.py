@@ -301,32 +301,15 @@ class _FileParser:
         where = f"{acc.dn} period ending {acc.end.isoformat()}"
         raw = b"\n".join(acc.raws)
         try:
+            common = {"meas_obj_dn": acc.dn, "period_end": acc.end, "granularity_period_s": acc.gp,
+                      "suspect": acc.suspect, "source": source, "values": acc.values}
             if acc.cls in RELATION_CLASSES:
                 cls, src, target = self.resolver.relation(acc.dn)
-                rel = PmRelationRecord(
-                    cell_key=src,
-                    target_cell_key=target,
-                    relation_dn=acc.dn,
-                    meas_obj_dn=acc.dn,
-                    meas_obj_class=cls,
-                    period_end=acc.end,
-                    granularity_period_s=acc.gp,
-                    suspect=acc.suspect,
-                    source=source,
-                    values=acc.values,
-                )
+                rel = PmRelationRecord(cell_key=src, target_cell_key=target, relation_dn=acc.dn,
+                                       meas_obj_class=cls, **common)
                 return Item(topics.PM_RELATION, rel.cell_key, rel.period_end, rel, acc.units)
             cls, key = self.resolver.cell(acc.dn)
-            rec = PmCellRecord(
-                cell_key=key,
-                meas_obj_dn=acc.dn,
-                meas_obj_class=cls,
-                period_end=acc.end,
-                granularity_period_s=acc.gp,
-                suspect=acc.suspect,
-                source=source,
-                values=acc.values,
-            )
+            rec = PmCellRecord(cell_key=key, meas_obj_class=cls, **common)
             return Item(topics.PM_CELL, rec.cell_key, rec.period_end, rec, acc.units)
         except DnError as exc:
             return Rejection(
