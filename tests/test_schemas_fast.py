@@ -819,3 +819,16 @@ def _sample_mr() -> dict[str, Json]:
     event = next(iter(SyntheticNetwork(cells=3).mr_events(0, 1)))
     doc: dict[str, Json] = orjson.loads(event.to_json_bytes())
     return doc
+
+
+@settings(max_examples=300, deadline=None)
+@given(rsrp=st.floats(-157, -30), rsrq=st.floats(-43.5, 20), sinr=st.floats(-23.5, 40))
+def test_inline_mr_indices_equal_the_schema_helpers(rsrp: float, rsrq: float, sinr: float) -> None:
+    from twin.schemas.mr import rsrp_index, rsrq_index, sinr_index
+
+    doc = _sample_mr()
+    doc["serving"] = {"pci": 1, "rsrpDbm": rsrp, "rsrqDb": rsrq, "sinrDb": sinr}
+    out = IngestDecoder(IngestSettings(), now=lambda: NOW).decode(topics.MR_UE, None, orjson.dumps(doc))
+    assert not isinstance(out, Rejection), out
+    body = dict(zip(MR_FIELDS, out[2], strict=True))
+    assert (body["rsrpIdx"], body["rsrqIdx"], body["sinrIdx"]) == (rsrp_index(rsrp), rsrq_index(rsrq), sinr_index(sinr))
