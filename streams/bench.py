@@ -22,7 +22,7 @@ import typer
 
 from streams.broker import EmbeddedBroker
 from streams.kafka_io import KafkaSink, make_consumer
-from streams.process import spawn_twin, stop_child
+from streams.process import spawn_sibling, stop_child
 from streams.worker import STAGES, IngestWorker
 from twin import topics
 from twin.config import TwinSettings
@@ -94,25 +94,25 @@ def _peer(bootstrap: str, events: int, state_dir: Path) -> float:
 
 
 async def _worker(bootstrap: str, events: int, state_dir: Path, processes: int) -> float:
-    """The worker as ``twin run`` runs it: with ``processes=2`` the re-keying stage is a child process."""
+    """The worker as ``twin run`` runs it: with ``processes=2`` a child process shares the re-keying."""
     group = f"bench-worker-{time.time_ns()}"
     settings = TwinSettings.model_validate({
         "state_dir": state_dir, "kafka": {"group_id": group}, "checkpoint_interval_s": 1.0,
     })
     child = None
     child_stats = state_dir / "rekey-stats.json"
-    worker = IngestWorker(settings, bootstrap, "bench", stages=STAGES if processes == 1 else ("mirror",))
+    sibling = None
     stop = asyncio.Event()
     try:
+        if processes == 2:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            child, sibling = spawn_sibling(
+                ["run", "--bootstrap", bootstrap, "--stage", "rekey", "--name", "bench-rekey",
+                 "--stats-file", str(child_stats)],
+                env={"TWIN_KAFKA__GROUP_ID": group, "TWIN_STATE_DIR": str(state_dir), "TWIN_LOG_LEVEL": "WARNING"})
+        worker = IngestWorker(settings, bootstrap, "bench", stages=STAGES, sibling=sibling)
         await worker.start()
         loops = asyncio.ensure_future(worker.run_loops(stop))
-        if processes == 2:
-            await worker.wait_assigned()  # the mirror stage is ready before the first event is consumed
-            state_dir.mkdir(parents=True, exist_ok=True)
-            child = spawn_twin(["run", "--bootstrap", bootstrap, "--stage", "rekey", "--name", "bench-rekey",
-                                "--stats-file", str(child_stats)],
-                               env={"TWIN_KAFKA__GROUP_ID": group, "TWIN_STATE_DIR": str(state_dir),
-                                    "TWIN_LOG_LEVEL": "WARNING"})
         while worker.stats.records_applied < events:
             if loops.done():
                 loops.result()
@@ -126,13 +126,16 @@ async def _worker(bootstrap: str, events: int, state_dir: Path, processes: int) 
     finally:
         if child is not None:
             stop_child(child)
+    first, rejected = worker.stats.first_consumed_at, worker.stats.dead_lettered.total()
     if child is not None:
         stats = orjson.loads(child_stats.read_bytes())
-        first, rejected = stats["firstConsumedAt"], stats["deadLetteredTotal"]
-    else:
-        first, rejected = worker.stats.first_consumed_at, worker.stats.dead_lettered.total()
+        rejected += stats["deadLetteredTotal"]
+        if stats["firstConsumedAt"] is not None:
+            first = stats["firstConsumedAt"] if first is None else min(first, stats["firstConsumedAt"])
     if rejected:
         raise RuntimeError(f"{rejected} benchmark events were dead-lettered")
+    if first is None:
+        raise RuntimeError("no stage recorded its first consumed event")
     return float(events / (end - first))
 
 

@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 
 from streams.broker import BrokerError, EmbeddedBroker
-from streams.process import spawn_twin, stop_child
+from streams.process import spawn_sibling, stop_child
+from streams.start_barrier import StartBarrier
 from twin.config import TwinSettings, load_settings
 from twin.logs import configure
 
@@ -69,12 +70,17 @@ def run_command(
     name: Annotated[str, typer.Option(help="worker name (logs, checkpoints)")] = "worker",
     stats_file: Annotated[Path | None, typer.Option(help="write worker counters here twice a second")] = None,
     stage: Annotated[Stage, typer.Option(help="run only one stage (the re-keying or the mirror stage)")] = Stage.all,
-    processes: Annotated[int, typer.Option(min=1, max=2, help="2: each stage in its own process")] = 2,
+    processes: Annotated[int, typer.Option(
+        min=1, max=2, help="2: a child process shares the re-keying (validation) work")] = 2,
+    sibling_fds: Annotated[str | None, typer.Option(
+        hidden=True, help="READ,WRITE pipe descriptors of the start barrier (set for the child)")] = None,
 ) -> None:
     """Run the ingest worker: validate PM/CM/MR telemetry into the mirror (at least once, idempotent).
 
-    By default the re-keying stage runs in a child process and the mirror stage in this one, so the
-    two pipeline on two cores; the child dies with this process, also on ``kill -9``.
+    By default a child process joins this one in the re-keying stage's consumer group, so the
+    validation work, the heaviest, is split over two cores; this process also runs the mirror stage
+    and applies what it re-keys itself without the round trip through the broker. The child dies
+    with this process, also on ``kill -9``.
     """
     settings = _settings(config)
     configure(settings.log_level)
@@ -86,26 +92,27 @@ def run_command(
             servers = broker.bootstrap_servers
             typer.echo(f"embedded broker: bootstrap_servers={servers}", err=True)
         stages: tuple[str, ...] = ("rekey", "mirror") if stage is Stage.all else (stage.value,)
+        sibling = StartBarrier.from_arg(sibling_fds) if sibling_fds else None
         if stage is Stage.all and processes == 2:
             child_args = ["run", "--bootstrap", servers, "--name", f"{name}-rekey", "--stage", "rekey"]
             if config is not None:
                 child_args += ["--config", str(config)]
             if stats_file is not None:
                 child_args += ["--stats-file", str(stats_file.with_name(stats_file.name + ".rekey"))]
-            child = spawn_twin(child_args)
+            child, sibling = spawn_sibling(child_args)
             stack.callback(stop_child, child)
-            stages = ("mirror",)
         else:
             child = None
-        code = asyncio.run(_run_worker(settings, servers, name, stats_file, stages, child))
+        code = asyncio.run(_run_worker(settings, servers, name, stats_file, stages, child, sibling))
     raise typer.Exit(code)
 
 
 async def _run_worker(settings: TwinSettings, servers: str, name: str, stats_file: Path | None,
-                      stages: tuple[str, ...], child: subprocess.Popen[bytes] | None) -> int:
+                      stages: tuple[str, ...], child: subprocess.Popen[bytes] | None,
+                      sibling: StartBarrier | None) -> int:
     from streams.worker import IngestWorker
 
-    worker = IngestWorker(settings, servers, name, stats_file, stages)
+    worker = IngestWorker(settings, servers, name, stats_file, stages, sibling=sibling)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from streams.start_barrier import StartBarrier
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -24,12 +26,29 @@ def die_with_parent() -> None:
 
 
 def spawn_twin(args: Sequence[str], log_file: Path | None = None,
-               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Run ``python -m twin ARGS`` as a child bound to this process's life (``env`` adds variables)."""
+               env: dict[str, str] | None = None, pass_fds: Sequence[int] = ()) -> subprocess.Popen[bytes]:
+    """Run ``python -m twin ARGS`` as a child bound to this process's life (``env`` adds variables,
+    ``pass_fds`` are inherited, e.g. a start barrier's pipes)."""
     out = open(log_file, "ab") if log_file else None  # noqa: SIM115 - owned by the child
     return subprocess.Popen([sys.executable, "-m", "twin", *args], stdin=subprocess.DEVNULL,
                             stdout=out, stderr=out, preexec_fn=die_with_parent,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, pass_fds=tuple(pass_fds))
+
+
+def spawn_sibling(args: Sequence[str], env: dict[str, str] | None = None
+                  ) -> tuple[subprocess.Popen[bytes], StartBarrier]:
+    """``spawn_twin`` with a start barrier: ``args`` gets ``--sibling-fds`` for the child's end, and
+    this process's end is returned with the child."""
+    barrier, child_fds = StartBarrier.pair()
+    try:
+        child = spawn_twin([*args, "--sibling-fds", ",".join(map(str, child_fds))], env=env, pass_fds=child_fds)
+    except BaseException:
+        barrier.close()
+        raise
+    finally:
+        for fd in child_fds:
+            os.close(fd)
+    return child, barrier
 
 
 def stop_child(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:

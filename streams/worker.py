@@ -23,7 +23,7 @@ import contextlib
 import gc
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +37,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.kafka_io import ensure_topics, make_consumer, make_producer
+from streams.start_barrier import StartBarrier
 from twin import topics
 from twin.config import TwinSettings
 from twin.ingest import IngestDecoder, Rejection
@@ -48,6 +49,7 @@ from twin.schemas import DeadLetter
 log = structlog.get_logger(__name__)
 
 ENVELOPE_MAX_RECORDS = 2000
+COMMITS_IN_FLIGHT = 4  # batches whose acks may be outstanding while the next ones are processed
 ORIGIN_HEADER = "twin-origin"
 
 
@@ -127,7 +129,9 @@ class RekeyStage:
         self.internal_topic = topics.ingest_by_cluster(settings.kafka.group_id)
         self.local = local
         self._partition_of: dict[str, int] = {}
-        self._commits: asyncio.Future[None] | None = None  # the last of the chained ack-then-commit tasks
+        # ack-then-commit tasks of the batches not yet committed, oldest first; each waits for the one
+        # before it, so commits land in order
+        self._commits: deque[asyncio.Future[None]] = deque()
 
     async def start(self) -> None:
         # aiokafka clients bind to the running loop, so they are made here rather than in __init__.
@@ -148,9 +152,12 @@ class RekeyStage:
         with contextlib.suppress(Exception):
             await self.producer.stop()
 
-    async def _commit_when_acked(self, futures: list[Any], offsets: dict[TopicPartition, int]) -> None:
+    async def _commit_when_acked(self, futures: list[Any], offsets: dict[TopicPartition, int],
+                                 previous: asyncio.Future[None] | None) -> None:
         if futures:
             await asyncio.gather(*futures)
+        if previous is not None:
+            await previous  # raises if an earlier batch's send failed: this commit must not happen
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
@@ -160,9 +167,25 @@ class RekeyStage:
 
     async def drain(self) -> None:
         """Wait for the outstanding acks and commit (before stopping)."""
-        if self._commits is not None:
-            await self._commits
-            self._commits = None
+        while self._commits:
+            await self._commits.popleft()
+
+    def holds_share(self, members: int) -> bool:
+        """Whether this member holds no more than its share of the input partitions of a group of
+        ``members``: the group has rebalanced since the others joined."""
+        assigned = self.consumer.assignment()
+        total = sum(len(self.consumer.partitions_for_topic(t) or ()) for t in topics.INGEST_TOPICS)
+        return bool(assigned) and total > 0 and len(assigned) <= -(-total // members)
+
+    async def wait_for_sibling(self, sibling: StartBarrier, timeout_s: float,
+                               stop: asyncio.Event | None = None) -> None:
+        """Hold consumption until this process and its sibling (the other process of the same worker)
+        both hold their share of the partitions; after ``timeout_s``, or when the sibling is gone,
+        go on with what this one has (a sibling that never comes must not stall the worker)."""
+        if await sibling.wait(lambda: self.holds_share(2), timeout_s, stop):
+            log.info("rekey.sibling_ready", partitions=len(self.consumer.assignment()))
+        else:
+            log.warning("rekey.sibling_missing", waited_s=timeout_s, partitions=len(self.consumer.assignment()))
 
     def partition_of(self, cluster: str) -> int:
         """The re-keyed topic's partition of a cluster: murmur2 of the key, as every Kafka client agrees."""
@@ -216,14 +239,16 @@ class RekeyStage:
             if here and local is not None:
                 futures += await local.apply_local(partition, cluster, records)
         # At least once: the source offsets move only after everything derived from them is acked.
-        # The wait for acks overlaps the next batch; commits stay in order and at most one waits.
-        previous = self._commits
-        if previous is not None and not previous.done():
-            await asyncio.shield(previous)
-        if previous is not None:
-            previous.result()  # a failed send fails the worker
+        # The waits for acks overlap the next batches (a produce round trip on a busy broker takes
+        # longer than validating a batch); commits stay in order and at most COMMITS_IN_FLIGHT wait.
+        commits = self._commits
+        while commits and commits[0].done():
+            commits.popleft().result()  # a failed send fails the worker
+        if len(commits) >= COMMITS_IN_FLIGHT:
+            await commits.popleft()
         offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items()}
-        self._commits = asyncio.ensure_future(self._commit_when_acked(futures, offsets))
+        commits.append(asyncio.ensure_future(
+            self._commit_when_acked(futures, offsets, commits[-1] if commits else None)))
         self.stats.consumed += n
         self.stats.accepted += n - rejected
         return n
@@ -433,12 +458,14 @@ GC_THRESHOLDS = (50_000, 20, 100)  # CPython's default: (700, 10, 10)
 class IngestWorker:
     """The selected stages in one asyncio loop; ``run`` returns when ``stop`` is set.
 
-    ``stages=("rekey", "mirror")`` runs both in one process; ``twin run`` by default runs each stage
-    in a process of its own so the two pipeline on two cores (see ``streams.commands``).
+    ``twin run`` by default runs both stages here and a second re-keying member in a child process
+    (``sibling`` is the start barrier between the two), so validation, the heaviest work, is split
+    over two cores (see ``streams.commands``).
     """
 
     def __init__(self, settings: TwinSettings, bootstrap: str, worker_name: str = "worker",
-                 stats_file: Path | None = None, stages: tuple[str, ...] = STAGES) -> None:
+                 stats_file: Path | None = None, stages: tuple[str, ...] = STAGES,
+                 sibling: StartBarrier | None = None, sibling_wait_s: float = 30.0) -> None:
         unknown = set(stages) - set(STAGES)
         if unknown or not stages:
             raise ValueError(f"stages {stages!r}: choose from {STAGES}")
@@ -451,6 +478,9 @@ class IngestWorker:
         both = "rekey" in stages and "mirror" in stages
         self.rekey = RekeyStage(settings, bootstrap, self.stats, local=self.mirror if both else None)
         self.stats_file = stats_file
+        self.sibling = sibling
+        self.sibling_wait_s = sibling_wait_s
+        self._stop: asyncio.Event | None = None
 
     def _selected(self) -> list[RekeyStage | MirrorStage]:
         return [self.rekey if name == "rekey" else self.mirror for name in self.stages]
@@ -483,7 +513,16 @@ class IngestWorker:
         self._write_stats()
 
     async def run_loops(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(*(self._loop(stage.step, stop) for stage in self._selected()))
+        self._stop = stop
+        steps = [self._rekey_step if stage is self.rekey else stage.step for stage in self._selected()]
+        await asyncio.gather(*(self._loop(step, stop) for step in steps))
+
+    async def _rekey_step(self) -> int:
+        if self.sibling is not None:
+            sibling, self.sibling = self.sibling, None
+            await self.rekey.wait_for_sibling(sibling, self.sibling_wait_s, self._stop)
+            sibling.close()
+        return await self.rekey.step()
 
     async def run(self, stop: asyncio.Event) -> WorkerStats:
         await self.start()
