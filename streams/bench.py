@@ -3,8 +3,8 @@
 All three read the same topic of MR events on the same embedded broker in one run, so the ratios
 hold even on a noisy shared machine. Each clock starts when its first event arrives and stops when the
 last event has been processed (for the worker: applied to the mirror, after the re-keying hop
-through ``twin.<group>.by-cluster.v1``). The worker is measured as ``twin run`` runs it, with the
-re-keying stage in a child process, and also with both stages in one process.
+through ``twin.<group>.by-cluster.v1``). The worker is measured as ``twin run`` runs it (both
+stages in one process, a child process sharing the re-keying), and also as one process alone.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``twin demo``: the emulated network, the broker and the runtime worker on one machine.
 
-Starts the embedded broker (Tansu), the runtime worker as ``twin run`` (its two stages in two
-processes: validation/re-keying and mirror + prediction), and the network emulator
+Starts the embedded broker (Tansu), the runtime worker as ``twin run`` (two processes: both
+share validation/re-keying, one also keeps the mirror and predicts), and the network emulator
 (``replay.emulator``), which publishes PM, CM and MR through the real topics in accelerated event
 time. Shows live progress, then stops the worker (which checkpoints its mirror), reads the mirror
 back and writes ``DIR/summary.json`` and ``DIR/report.html``. Every process it started is stopped
@@ -62,7 +62,7 @@ def _stats(path: Path) -> dict[str, Any]:
 
 
 class Worker:
-    """``twin run`` as a child process (its re-keying stage in a grandchild), stats via files."""
+    """``twin run`` as a child process (its second re-keying member in a grandchild), stats via files."""
 
     def __init__(self, config: Path, bootstrap: str, out: Path) -> None:
         self.stats_file = out / "worker-stats.json"

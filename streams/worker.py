@@ -1,6 +1,6 @@
 """The runtime worker: validated ingest into the mirror, at least once, with idempotent effects.
 
-Two stages run in one process, each a member of its own consumer group:
+Two stages, each a member of its own consumer group:
 
 1. **Re-key.** Consume the PM, CM and MR topics (keyed by cell) in batches, validate and
    normalise every record (``twin.ingest``), send rejects to ``ran.dlq.v1`` with the reason and the
@@ -13,6 +13,11 @@ Two stages run in one process, each a member of its own consumer group:
    worker's clusters are resumed by the survivor with nothing lost or counted twice. Duplicates
    that stage 1 re-sends after a crash are absorbed by idempotent updates (PM upserts keyed by
    period end, MR de-duplicated by ``eventId``, CM latest-by-observation-time).
+
+``twin run`` runs both stages in one process and a second member of the re-keying group in a child
+process: validation is the heaviest step, so it is the one split over the two cores. Records that
+the parent re-keys into partitions it owns are applied at once; the child's reach the mirror
+through the re-keyed topic.
 """
 
 from __future__ import annotations
