@@ -35,11 +35,18 @@ location             ``Latitude``/``Longitude``, method GNSS.
 (dropped)            Speed, RSSI, State, PING*, CELLHEX/NODEHEX/LACHEX, CellID: no schema field.
 ===================  ==========================================================================
 
-Missing values (``-``) are absent fields. ``2147483647`` (Android's ``CellInfo.UNAVAILABLE``) is
-read as missing too. Rows are **rejected** with a reason naming the column and value when the
-timestamp or a number does not parse, a value is outside the schema range (e.g. ``RSRP=-200``,
-``NRxRSRQ=-204``), the row has the wrong number of fields, or ``NetworkMode`` is a 2G/3G mode
-(HSPA+, UMTS, EDGE, ...): those rows describe a UTRAN/GERAN cell that has no ECGI/NCGI key.
+Missing values (``-``) are absent fields. ``2147483647`` (Android's ``CellInfo.UNAVAILABLE``, also
+written ``2147483647.0`` in the NR columns) is read as missing too. Rows are **rejected** with a
+reason naming the column and value when the timestamp or a number does not parse, a value of the
+serving cell or the UE is outside the schema range (e.g. ``RSRP=-200``), the row has the wrong
+number of fields, or ``NetworkMode`` is a 2G/3G mode (HSPA+, UMTS, EDGE, ...): those rows describe
+a UTRAN/GERAN cell that has no ECGI/NCGI key.
+
+An NR-leg value outside its range (mostly ``NRxRSRQ=-204``, also ``-225``, ``NRxRSRP=-205`` and a
+few RSRQs of -44 to -56 dB: values TS 38.133 cannot report, in about 3 % of the rows) does not cost
+the row its valid LTE serving measurement: that value is dropped (the NR measurement keeps its other value, or
+is left out), the row is published, and each file ends with a notice that counts the dropped values
+by column and value.
 
 Rows of one file are replayed in timestamp order (stable sort; the phone's clock rarely steps back).
 """
@@ -49,6 +56,7 @@ from __future__ import annotations
 import csv
 import re
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -57,7 +65,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from replay.model import Item, Outcomes, Rejection
+from replay.model import Item, Notice, Outcomes, Rejection
 from replay.readers.files import Input, expand
 from twin import topics
 from twin.cells import lte_cell_key, nr_cell_key
@@ -69,7 +77,7 @@ DEFAULT_TZ = "Europe/Dublin"
 SUFFIXES = (".csv",)
 REPLAY_NAMESPACE = uuid.UUID("6f1b7c2e-3d4a-5b6c-8d7e-9f0a1b2c3d4e")
 REQUIRED = ("Timestamp", "NetworkMode", "RAWCELLID", "RSRP")
-UNAVAILABLE = "2147483647"
+UNAVAILABLE = 2_147_483_647  # Android's CellInfo.UNAVAILABLE (Integer.MAX_VALUE)
 LTE_MODES = frozenset({"LTE", "5G"})
 
 _TS = re.compile(r"^(\d{4})\.(\d{2})\.(\d{2})_(\d{2})\.(\d{2})\.(\d{2})$")
@@ -111,12 +119,13 @@ def parse_timestamp(text: str, tz: tzinfo) -> datetime:
 
 def _num(row: dict[str, str], col: str) -> float | None:
     text = row.get(col, "-").strip()
-    if text in ("-", "", UNAVAILABLE):
+    if text in ("-", ""):
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise RowError(col, f"{col}={text!r} is not a number", "parse") from None
+    return None if value == UNAVAILABLE else value
 
 
 def _ranged(row: dict[str, str], col: str, lo: float, hi: float, unit: str) -> float | None:
@@ -124,6 +133,18 @@ def _ranged(row: dict[str, str], col: str, lo: float, hi: float, unit: str) -> f
     if value is not None and not lo <= value <= hi:
         raise RowError(col, f"{col}={value:g} outside {lo:g}..{hi:g} {unit}".rstrip())
     return value
+
+
+def _ranged_or_dropped(row: dict[str, str], col: str, lo: float, hi: float, unit: str,
+                       dropped: list[str]) -> float | None:
+    """``_ranged``, except that a value outside the range is dropped (its reason added to ``dropped``)."""
+    try:
+        return _ranged(row, col, lo, hi, unit)
+    except RowError as err:
+        if err.error_class != "range":
+            raise
+        dropped.append(str(err))
+        return None
 
 
 def _clamp_idx(value: float, top: int) -> int:
@@ -154,14 +175,17 @@ def file_id(name: str) -> str:
 
 
 class RowMapper:
-    """Maps one parsed row of one file to an ``MrEvent`` (the rules of the module docstring)."""
+    """Maps one parsed row of one file to an ``MrEvent`` (the rules of the module docstring);
+    ``dropped`` holds the reasons of the NR-leg values the last row lost."""
 
     def __init__(self, options: RacaOptions, fid: str) -> None:
         self.options = options
         self.fid = fid
         self.ue_ref = "raca-" + uuid.uuid5(REPLAY_NAMESPACE, fid).hex[:16]
+        self.dropped: list[str] = []
 
     def __call__(self, row: dict[str, str], line_no: int, event_time: datetime) -> MrEvent:
+        self.dropped = []
         mode = row.get("NetworkMode", "").strip()
         if mode not in LTE_MODES:
             raise RowError(
@@ -192,8 +216,8 @@ class RowMapper:
             sinr_idx=None if sinr is None else sinr_index(sinr),
         )
         neighbours = []
-        nr_rsrp = _ranged(row, "NRxRSRP", -157, -30, "dBm")
-        nr_rsrq = _ranged(row, "NRxRSRQ", -43.5, 20, "dB")
+        nr_rsrp = _ranged_or_dropped(row, "NRxRSRP", -157, -30, "dBm", self.dropped)
+        nr_rsrq = _ranged_or_dropped(row, "NRxRSRQ", -43.5, 20, "dB", self.dropped)
         if self.options.nr_leg and (nr_rsrp is not None or nr_rsrq is not None):
             neighbours.append(
                 CellMeas(
@@ -271,6 +295,7 @@ def read_file(inp: Input, options: RacaOptions = RacaOptions()) -> Outcomes:
     del data, lines, body
     parsed.sort(key=lambda p: p[0])
     mapper = RowMapper(options, file_id(inp.name))
+    dropped: Counter[str] = Counter()
     for event_time, line_no, raw in parsed:
         fields = _split(raw, len(header))
         assert not isinstance(fields, RowError)  # checked in the first pass
@@ -283,7 +308,12 @@ def read_file(inp: Input, options: RacaOptions = RacaOptions()) -> Outcomes:
             field, msg = _validation_reason(exc)
             yield reject(f"line {line_no}", RowError(field, msg, "schema"), raw)
             continue
+        dropped.update(mapper.dropped)
         yield Item(topics.MR_UE, event.cell_key, event.event_time, event)
+    if dropped:
+        counts = ", ".join(f"{reason} x{n}" for reason, n in dropped.most_common())
+        yield Notice(inp.name, f"{dropped.total()} NR-leg values outside their range dropped "
+                               f"(rows kept with their LTE measurement): {counts}")
 
 
 def _split(raw: bytes, width: int) -> list[str] | RowError:

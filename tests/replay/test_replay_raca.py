@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from replay.model import Item, Outcome, Rejection
+from replay.model import Item, Notice, Outcome, Rejection
 from replay.readers import raca
 from replay.readers.files import Input
 from twin import topics
@@ -80,7 +80,7 @@ def test_plmn_and_timezone_are_options() -> None:
             "is not YYYY.MM.DD_HH.MM.SS",
         ),
         (ROW_LTE.replace("2019.11.26_14.37.03", "2019.02.30_14.37.03"), "Timestamp", "not a valid date"),
-        (ROW_5G.replace(",-95,-11", ",-95,-204"), "NRxRSRQ", "NRxRSRQ=-204 outside -43.5..20 dB"),
+        (ROW_5G.replace(",-95,-11", ",-95,-3dB"), "NRxRSRQ", "NRxRSRQ='-3dB' is not a number"),
         (ROW_LTE.replace(",10805003,", ",0,"), "RAWCELLID", "is not a 28-bit ECI"),
         (ROW_LTE.replace(",8,-61,", ",16,-61,"), "CQI", "CQI=16 outside 0..15"),
         (ROW_LTE.replace(",1,3,D,", ",-5,3,D,"), "DL_bitrate", "DL_bitrate=-5 outside"),
@@ -105,6 +105,34 @@ def test_unavailable_sentinel_is_missing_and_non_utf8_is_rejected() -> None:
     rejected = [o for o in outs if isinstance(o, Rejection)]
     assert len(items) == 1 and items[0].record.neighbours[0].rsrq_db is None  # type: ignore[attr-defined]
     assert len(rejected) == 1 and "not UTF-8" in rejected[0].reason and rejected[0].raw == bad
+
+
+def test_unavailable_sentinel_in_float_form_is_missing_too() -> None:
+    # as the real dataset writes it in the NR columns (e.g. Download/Driving/B_2020.01.16_09.56.56.csv)
+    outs = read_text(f"{HEADER}\n{ROW_5G.replace(',-95,-11', ',-100.0,2147483647.0')}\n")
+    assert [type(o) for o in outs] == [Item]
+    nr = outs[0].record.neighbours[0]  # type: ignore[union-attr]
+    assert nr.rsrp_dbm == -100.0 and nr.rsrq_db is None
+
+
+def test_an_nr_leg_value_out_of_range_is_dropped_the_row_kept_and_counted() -> None:
+    rows = [
+        ROW_5G.replace(",-95,-11", ",-99.0,-204.0"),  # RSRQ placeholder: the NR RSRP stays
+        ROW_5G.replace(",-95,-11", ",-99.0,-204.0").replace("14.37.05", "14.37.06"),
+        ROW_5G.replace(",-95,-11", ",-205,-225").replace("14.37.05", "14.37.07"),  # nothing left of the leg
+        ROW_5G.replace("14.37.05", "14.37.08"),
+    ]
+    outs = read_text(HEADER + "\n" + "\n".join(rows) + "\n")
+    items = [o for o in outs if isinstance(o, Item)]
+    notices = [o for o in outs if isinstance(o, Notice)]
+    assert len(items) == 4 and not [o for o in outs if isinstance(o, Rejection)]
+    legs = [i.record.neighbours for i in items]  # type: ignore[attr-defined]
+    assert [(n.rsrp_dbm, n.rsrq_db) for n in legs[0]] == [(-99.0, None)]
+    assert legs[2] == [] and legs[3][0].rsrq_db == -11
+    assert all(i.record.serving.rsrp_dbm == -102 for i in items)  # type: ignore[attr-defined]
+    assert len(notices) == 1 and notices[0].message.startswith("4 NR-leg values outside their range dropped")
+    assert "NRxRSRQ=-204 outside -43.5..20 dB x2" in notices[0].message
+    assert "NRxRSRP=-205 outside -157..-30 dBm x1" in notices[0].message
 
 
 def test_file_without_the_raca_header_is_rejected_whole() -> None:

@@ -75,3 +75,7 @@ def test_whole_raca_dataset_accounts_for_every_row(raca_zip: Path, broker: Embed
     kinds = Counter(d["errorClass"] for d in letters)
     assert kinds["unsupported"] > 10_000 and kinds["range"] > 0
     assert all(d["topic"] == prefix + topics.MR_UE and ".csv line " in d["reason"] for d in letters)
+    # An NR-leg value out of range (NRxRSRQ=-204 ...) costs the row only that value, and is counted.
+    assert not any("NRx" in d["reason"] for d in letters)
+    dropped = [w for w in report.warnings if "NR-leg values outside their range dropped" in w]
+    assert dropped and any("NRxRSRQ=-204 outside" in w for w in dropped)
