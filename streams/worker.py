@@ -485,7 +485,6 @@ class IngestWorker:
         self.stats_file = stats_file
         self.sibling = sibling
         self.sibling_wait_s = sibling_wait_s
-        self._stop: asyncio.Event | None = None
 
     def _selected(self) -> list[RekeyStage | MirrorStage]:
         return [self.rekey if name == "rekey" else self.mirror for name in self.stages]
@@ -518,14 +517,14 @@ class IngestWorker:
         self._write_stats()
 
     async def run_loops(self, stop: asyncio.Event) -> None:
-        self._stop = stop
-        steps = [self._rekey_step if stage is self.rekey else stage.step for stage in self._selected()]
+        steps = [(lambda: self._rekey_step(stop)) if stage is self.rekey else stage.step
+                 for stage in self._selected()]
         await asyncio.gather(*(self._loop(step, stop) for step in steps))
 
-    async def _rekey_step(self) -> int:
+    async def _rekey_step(self, stop: asyncio.Event) -> int:
         if self.sibling is not None:
             sibling, self.sibling = self.sibling, None
-            await self.rekey.wait_for_sibling(sibling, self.sibling_wait_s, self._stop)
+            await self.rekey.wait_for_sibling(sibling, self.sibling_wait_s, stop)
             sibling.close()
         return await self.rekey.step()
 
