@@ -38,9 +38,10 @@ from pydantic import BaseModel, ValidationError
 from twin import topics
 from twin.cells import CELL_KEY_PATTERN, is_cell_key, parse_cell_key
 from twin.config import IngestSettings
-from twin.ingest import MR_FIELDS, IngestDecoder, Rejection
+from twin.ingest import IngestDecoder, Rejection
 from twin.measurements import CATALOGUE, Method, aggregate, base_name, is_counter, method_of
 from twin.mirror.cell import CellMirror
+from twin.records import MR_FIELDS
 from twin.schemas import (
     CmNotificationType,
     MeasObjClass,
@@ -581,8 +582,8 @@ def test_decoder_rejections_outside_the_schema() -> None:
     out = decoder.decode("ran.something.v1", None, _pm())
     assert isinstance(out, Rejection) and out.error_class == "topic" and "'ran.something.v1'" in out.reason
     # A null value on the compacted CM snapshot topic is a tombstone: the DN (the key) is deleted.
-    assert decoder.decode(topics.CM_SNAPSHOT, b"ManagedElement=1", None) == ["cmdel", None,
-                                                                             {"dn": "ManagedElement=1"}]
+    assert decoder.decode(topics.CM_SNAPSHOT, b"ManagedElement=1", None) == ("cmdel", None,
+                                                                             {"dn": "ManagedElement=1"})
     out = decoder.decode(topics.CM_SNAPSHOT, b"\xff", None)
     assert isinstance(out, Rejection) and out.error_class == "encoding"
 
@@ -629,9 +630,9 @@ def test_future_skew_boundary() -> None:
 
 def test_decoder_normalises_pm_and_keeps_unknown_and_negative_gauges() -> None:
     out = _decoder().decode(topics.PM_CELL, None, _pm(suspect=True))
-    assert out == ["pm", "nr:00101-00000a01c", {
+    assert out == ("pm", "nr:00101-00000a01c", {
         "gp": 900, "t": T_PM, "v": PM_OK["values"], "s": True, "dn": PM_OK["measObjDn"], "oc": "NRCellDU",
-    }]
+    })
     rel = _decoder().decode(topics.PM_RELATION, None, _pm(targetCellKey="nr:00101-00000a01d",
                                                           relationDn="NRCellRelation=2", measObjClass="NRCellRelation"))
     assert not isinstance(rel, Rejection) and rel[0] == "pmr" and rel[2]["tc"] == "nr:00101-00000a01d"

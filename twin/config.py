@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
@@ -57,7 +57,7 @@ class PredictSettings(_Section):
     """The twin's per-period prediction in the mirror stage (``twin.prediction``)."""
 
     enabled: bool = True
-    scenario: str = Field(default="uma", description="TR 38.901 scenario of the clusters: uma, umi, rma")
+    scenario: Literal["uma", "umi", "rma"] = Field(default="uma", description="TR 38.901 scenario of the clusters")
     n_ues: int = Field(default=3000, ge=10, description="UE points the twin drops per cluster")
     demand_bps: float = Field(default=150e3, ge=0, description="mean offered DL load per connected UE")
     indoor_fraction: float = Field(default=0.8, ge=0, le=1)

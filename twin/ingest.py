@@ -4,10 +4,10 @@
 the mirror applies) or a ``Rejection`` with a reason that names the field and the value. The
 streams layer sends rejections to ``ran.dlq.v1``; nothing is dropped silently.
 
-A normalised record is ``[kind, cell_key, body]``: kind is ``pm``, ``pmr``, ``cm``, ``cmn``,
-``cmdel`` or ``mr``; the body is a small dict, except for MR events, which cross the re-keying topic
-by the hundred thousand and so are a positional list laid out as ``MR_FIELDS``. Times are epoch
-seconds (UTC).
+A normalised record is a tagged tuple ``(kind, cell_key, body)`` typed in ``twin.records``: kind is
+``pm``, ``pmr``, ``cm``, ``cmn``, ``cmdel`` or ``mr``; the body is a small ``TypedDict``, except for
+MR events, which cross the re-keying topic by the hundred thousand and so are positional
+(``twin.records.MR_FIELDS``). Times are epoch seconds (UTC).
 
 >>> from twin.config import IngestSettings
 >>> decoder = IngestDecoder(IngestSettings(), now=lambda: 1.8e9)
@@ -33,10 +33,22 @@ from pydantic import ValidationError
 from twin import topics
 from twin.config import IngestSettings
 from twin.measurements import is_counter
+from twin.records import (
+    MR_FIELDS,
+    CmBody,
+    CmNotificationBody,
+    NormalisedCmDeletion,
+    NormalisedRecord,
+    PmBody,
+    PmRelationBody,
+)
 from twin.schemas import CmNotification, CmSnapshot, MrEvent, PmCellRecord, PmRelationRecord
 from twin.schemas.fast import dict_adapter, struct_decoder
 
-Normalised = list[Any]
+__all__ = ["MR_FIELDS", "IngestDecoder", "KeyValue", "Normalised", "Rejection", "describe_validation_error"]
+
+#: what one record decodes to (kept as the short name the decoder's callers use)
+Normalised = NormalisedRecord
 
 
 class KeyValue(Protocol):
@@ -45,8 +57,6 @@ class KeyValue(Protocol):
 
     @property
     def value(self) -> bytes | None: ...
-
-MR_FIELDS = ("eventId", "t", "rsrpIdx", "rsrqIdx", "sinrIdx", "neighbours", "dlThroughputKbps", "cqi")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +120,8 @@ class IngestDecoder:
         if value is None:
             if topic == topics.CM_SNAPSHOT and key:
                 try:
-                    return ["cmdel", None, {"dn": key.decode("utf-8")}]
+                    tombstone: NormalisedCmDeletion = ("cmdel", None, {"dn": key.decode("utf-8")})
+                    return tombstone
                 except UnicodeDecodeError:
                     return Rejection("tombstone key is not valid UTF-8", "encoding")
             return Rejection("record has no value (null payload)", "empty")
@@ -159,36 +170,31 @@ class IngestDecoder:
             if v < 0 and is_counter(name):
                 return Rejection(f"field values.{name}: cumulative counter is negative (value {v})",
                                  "negative_counter")
-        body: dict[str, Any] = {
-            "gp": rec["granularityPeriodS"],
-            "t": end,
-            "v": values,
-            "s": rec.get("suspect", False),
-            "dn": rec["measObjDn"],
-            "oc": rec["measObjClass"],
-        }
         if relation:
-            body["tc"] = rec["targetCellKey"]
-        return ["pmr" if relation else "pm", rec["cellKey"], body]
+            rel: PmRelationBody = {"gp": rec["granularityPeriodS"], "t": end, "v": values,
+                                   "s": rec.get("suspect", False), "dn": rec["measObjDn"],
+                                   "oc": rec["measObjClass"], "tc": rec["targetCellKey"]}
+            return ("pmr", rec["cellKey"], rel)
+        body: PmBody = {"gp": rec["granularityPeriodS"], "t": end, "v": values, "s": rec.get("suspect", False),
+                        "dn": rec["measObjDn"], "oc": rec["measObjClass"]}
+        return ("pm", rec["cellKey"], body)
 
     def _cm(self, topic: str, value: bytes) -> Normalised | Rejection:
         rec = self._cm_v(value)
         at = rec["observedAt"].timestamp()
-        return self._too_late("observedAt", at) or _too_wide(rec["attributes"], "attributes") or [
-            "cm", rec.get("cellKey"), {
-            "dn": rec["dn"], "cls": rec["class"], "a": rec["attributes"], "t": at,
-            "src": rec.get("sourceSystem", "unknown"),
-        }]
+        body: CmBody = {"dn": rec["dn"], "cls": rec["class"], "a": rec["attributes"], "t": at,
+                        "src": rec.get("sourceSystem", "unknown")}
+        return self._too_late("observedAt", at) or _too_wide(rec["attributes"], "attributes") or (
+            "cm", rec.get("cellKey"), body)
 
     def _cmn(self, topic: str, value: bytes) -> Normalised | Rejection:
         rec = self._cmn_v(value)
         at = rec["eventTime"].timestamp()
         changes = rec.get("attributeListValueChanges", {})
-        return self._too_late("eventTime", at) or _too_wide(changes, "attributeListValueChanges") or [
-            "cmn", rec["cellKey"], {
-            "dn": rec["dn"], "cls": rec.get("class"), "nt": rec["notificationType"],
-            "a": changes, "t": at, "id": rec["notificationId"],
-        }]
+        body: CmNotificationBody = {"dn": rec["dn"], "cls": rec.get("class"), "nt": rec["notificationType"],
+                                    "a": changes, "t": at, "id": rec["notificationId"]}
+        return self._too_late("eventTime", at) or _too_wide(changes, "attributeListValueChanges") or (
+            "cmn", rec["cellKey"], body)
 
     def _mr(self, topic: str, value: bytes) -> Normalised | Rejection:
         try:
@@ -226,9 +232,9 @@ class IngestDecoder:
             rsrq = round((v + 43.5) * 2)
         if sinr is None and (v := serving.sinr_db) is not None:
             sinr = round((v + 23.5) * 2)
-        return ["mr", rec.cell_key, [rec.event_id, at, rsrp, rsrq, sinr, neighbours,
+        return ("mr", rec.cell_key, (rec.event_id, at, rsrp, rsrq, sinr, neighbours,
                                      None if ue is None else ue.dl_throughput_kbps,
-                                     None if ue is None else ue.cqi]]
+                                     None if ue is None else ue.cqi))
 
 
 _INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # what orjson, which writes envelopes and checkpoints, can encode

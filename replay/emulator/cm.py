@@ -13,7 +13,7 @@ class                      attributes
                            beamVertWidth, beamHorizWidth, antennaMaxGain
 =========================  =================================================================
 
-These are exactly what ``twin.sim.topology.cluster_from_mirror`` reads, so the twin can rebuild
+These are exactly what ``twin.sim.mirrored.cluster_from_mirror`` reads, so the twin can rebuild
 the cluster from the published CM alone.
 
 >>> dn_of("nr:00101-000000102", "NRCellDU")
@@ -28,7 +28,12 @@ import math
 from typing import Any
 
 from twin.cells import parse_cell_key
-from twin.sim.topology import EARTH_RADIUS_M, Sector
+from twin.sim.mirrored import EARTH_RADIUS_M
+from twin.sim.topology import Sector
+
+__all__ = [
+    "CLASSES", "INTEGER", "READ_ONLY", "dn_of", "initial_attributes", "mirror_view", "owner_class", "xy_to_latlon",
+]
 
 CLASSES: dict[str, tuple[str, ...]] = {
     "NRCellDU": ("administrativeState", "nRPCI", "bSChannelBwDL", "subCarrierSpacing", "cellIndividualOffset",
@@ -64,7 +69,7 @@ def dn_of(cell_key: str, cls: str) -> str:
 
 
 def xy_to_latlon(x_m: float, y_m: float, lat0: float, lon0: float) -> tuple[float, float]:
-    """Inverse of ``twin.sim.topology.latlon_to_xy`` around (lat0, lon0), degrees."""
+    """Inverse of ``twin.sim.mirrored.latlon_to_xy`` around (lat0, lon0), degrees."""
     lat = lat0 + math.degrees(y_m / EARTH_RADIUS_M)
     lon = lon0 + math.degrees(x_m / (EARTH_RADIUS_M * math.cos(math.radians(lat0))))
     return lat, lon

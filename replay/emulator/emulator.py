@@ -34,7 +34,8 @@ from twin.schemas import PmCellRecord as PmRecord
 from twin.schemas.cm import CmNotificationType
 from twin.sim import SimConfig
 from twin.sim.cm import apply_cm_to_sector, nr_arfcn_to_ghz
-from twin.sim.topology import Sector, cluster_from_mirror, hex_cluster
+from twin.sim.mirrored import cluster_from_mirror
+from twin.sim.topology import Sector, hex_cluster
 
 SOURCE_SYSTEM = "ran-twin-emulator"
 

@@ -26,6 +26,8 @@ from twin.sim.propagation import LinkGeometry
 from twin.sim.topology import CellArrays, Cluster, Sector, hex_site_positions
 from twin.sim.traffic import TrafficMap, UePoints
 
+__all__ = ["PhysicalNetwork", "PhysicalState", "model_traffic"]
+
 FloatArray = npt.NDArray[np.float64]
 PHANTOM_CIO_DB = -300.0  # an interferer never wins the cell selection
 
@@ -199,9 +201,9 @@ class PhysicalNetwork:
                 p = ev.params
                 d = np.hypot(self.ues.x_m - float(p.get("x_m", 0.0)), self.ues.y_m - float(p.get("y_m", 0.0)))
                 weight = weight * np.where(d <= float(p.get("radius_m", 1e9)), float(p.get("factor", 2.0)), 1.0)
-        demand = self.ues.demand_bps * self.scenario.traffic.demand_scale
-        self._sim.ues = replace(self.ues, weight=weight, demand_bps=demand)
-        result = self._sim.evaluate()
+        # the UE points carry weight 1, so the weights are the per-point scale factors exactly
+        result = self._sim.evaluate(ue_scale=weight / self.ues.weight,
+                                    demand_scale=self.scenario.traffic.demand_scale)
         sectors, loss = self._state_parts
         return PhysicalState(result, sectors, loss, len(public), weight)
 

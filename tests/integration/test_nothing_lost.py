@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from streams.broker import EmbeddedBroker
 from streams.kafka_io import ensure_topics, make_producer
-from streams.worker import ClusterRouter, IngestWorker
+from streams.worker import IngestWorker
 from tests.helpers import run_worker_until, settings_for
 from tests.readback import read_topic
 from tests.test_schemas_fast import encode, mutate
@@ -39,6 +39,7 @@ from twin.config import TwinSettings
 from twin.ingest import IngestDecoder, Rejection
 from twin.mirror.cluster import ClusterMirror
 from twin.mirror.view import mirror_view
+from twin.routing import ClusterRouter
 from twin.synthetic import SyntheticNetwork
 
 MAX_PAYLOAD = 4096
@@ -240,7 +241,7 @@ def _projection(clusters: dict[str, ClusterMirror]) -> dict[str, Any]:
 
 def _expected_mirror(settings: TwinSettings, published: Iterable[Published],
                      decoder: IngestDecoder) -> dict[str, ClusterMirror]:
-    route = ClusterRouter(settings)
+    route = ClusterRouter(settings.topology)
     clusters: dict[str, ClusterMirror] = {}
     for rec in published:
         out = decoder.decode(rec.topic, rec.key, rec.value)

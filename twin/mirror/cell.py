@@ -9,13 +9,18 @@ record changes nothing; counters and gauges are only combined at read time, thro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from twin.measurements import aggregate, method_of
 from twin.mirror.mr_stats import MrStats
+from twin.records import PmBody, PmRelationBody
+
+__all__ = ["CM_HISTORY_MAX", "CellMirror", "PmSeries"]
 
 # gp -> name -> period end (epoch s) -> value
 PmSeries = dict[int, dict[str, dict[int, float]]]
+#: replaced values kept per CM attribute, whatever the retention (a cell reporting no PM)
+CM_HISTORY_MAX = 64
 
 
 @dataclass(slots=True)
@@ -23,6 +28,10 @@ class CellMirror:
     cell_key: str
     # "Class.attribute" -> [value, observedAt (epoch s), dn]
     cm: dict[str, list[Any]] = field(default_factory=dict)
+    # "Class.attribute" -> the values it had before its current one, oldest first, each as
+    # [until (epoch s: when its successor was observed), value, observedAt, dn]; only attributes
+    # whose value changed have an entry (what ``cm_as_of`` reads)
+    cm_before: dict[str, list[list[Any]]] = field(default_factory=dict)
     pm: PmSeries = field(default_factory=dict)
     # gp -> period end -> suspect flag; the set of periods that reported anything
     periods: dict[int, dict[int, bool]] = field(default_factory=dict)
@@ -34,11 +43,11 @@ class CellMirror:
     predicted: PmSeries = field(default_factory=dict)
 
     # -- updates ---------------------------------------------------------------------------
-    def apply_pm(self, kind: str, r: dict[str, Any]) -> None:
+    def apply_pm(self, kind: str, r: PmBody | PmRelationBody) -> None:
         gp: int = r["gp"]
         end = round(r["t"])
         series = self.pm.setdefault(gp, {}) if kind == "pm" else (
-            self.relations.setdefault(r["tc"], {}).setdefault(gp, {})
+            self.relations.setdefault(cast(PmRelationBody, r)["tc"], {}).setdefault(gp, {})
         )
         for name, value in r["v"].items():
             per_name = series.get(name)
@@ -57,28 +66,74 @@ class CellMirror:
             series.setdefault(name, {})[end] = value
 
     def apply_cm(self, cls: str | None, dn: str, attributes: dict[str, Any], t: float) -> None:
+        """Latest observation wins; an observation older than the current one changes nothing.
+        A changed value keeps its predecessor in ``cm_before``."""
         prefix = f"{cls}." if cls else ""
         for attr, value in attributes.items():
             name = prefix + attr
             current = self.cm.get(name)
             if current is None or t >= current[1]:
+                if current is not None and (current[0] != value or current[2] != dn):
+                    self.cm_before.setdefault(name, []).append([t, current[0], current[1], current[2]])
                 self.cm[name] = [value, t, dn]
 
     def delete_dn(self, dn: str) -> None:
+        """Forget the attributes of the instance ``dn``, with their history."""
         for name in [n for n, v in self.cm.items() if v[2] == dn]:
             del self.cm[name]
+            self.cm_before.pop(name, None)
+
+    def cm_as_of(self, t: float | None) -> dict[str, list[Any]]:
+        """The CM in effect at event time ``t`` (epoch s), in the form of ``cm``; ``None``: the latest.
+
+        An attribute takes the value observed last at or before ``t``; before its first observation
+        it takes the earliest value known (a CM snapshot taken after the PM it explains still
+        describes the network then, as long as nothing changed). Attributes deleted since are absent.
+
+        >>> c = CellMirror("nr:a")
+        >>> c.apply_cm("NRCellDU", "dn", {"digitalTilt": 40}, 100.0)
+        >>> c.apply_cm("NRCellDU", "dn", {"digitalTilt": 40}, 200.0)  # the same value again
+        >>> c.apply_cm("NRCellDU", "dn", {"digitalTilt": 60}, 300.0)
+        >>> [c.cm_as_of(t)["NRCellDU.digitalTilt"][0] for t in (50.0, 299.0, 300.0, None)]
+        [40, 40, 60, 60]
+        """
+        if t is None or not self.cm_before:
+            return self.cm
+        out = self.cm
+        for name, before in self.cm_before.items():
+            if t >= before[-1][0] or name not in self.cm:
+                continue
+            for until, value, observed_at, dn in before:
+                if t < until:
+                    if out is self.cm:
+                        out = dict(self.cm)
+                    out[name] = [value, observed_at, dn]
+                    break
+        return out
 
     def prune(self, pm_retention_s: int, mr_retention_s: int) -> None:
-        """Forget PM periods and MR ids older than the retention, relative to the newest data."""
+        """Forget PM periods and MR ids older than the retention, relative to the newest data, and
+        CM values replaced before the oldest period kept (at most ``CM_HISTORY_MAX`` per attribute)."""
+        limits = []
         for gp, by_end in self.periods.items():
             if not by_end:
                 continue
             limit = max(by_end) - pm_retention_s
+            limits.append(limit)
             for end in [e for e in by_end if e < limit]:
                 del by_end[end]
             for per_name in (*self.pm.get(gp, {}).values(), *self.predicted.get(gp, {}).values()):
                 for end in [e for e in per_name if e < limit]:
                     del per_name[end]
+        oldest = min(limits, default=None)
+        for name in list(self.cm_before):
+            kept = self.cm_before[name][-CM_HISTORY_MAX:]
+            if oldest is not None:
+                kept = [entry for entry in kept if entry[0] >= oldest]
+            if kept:
+                self.cm_before[name] = kept
+            else:
+                del self.cm_before[name]
         if self.mr.last_t is not None:
             self.mr.forget_before(self.mr.last_t - mr_retention_s)
 
@@ -155,6 +210,7 @@ class CellMirror:
     def to_dict(self) -> dict[str, Any]:
         return {
             "cm": self.cm,
+            "cmb": self.cm_before,
             "pm": _series_out(self.pm),
             "periods": {str(gp): {str(e): s for e, s in ends.items()} for gp, ends in self.periods.items()},
             "rel": {t: _series_out(s) for t, s in self.relations.items()},
@@ -166,7 +222,7 @@ class CellMirror:
     def checkpoint_view(self) -> dict[str, Any]:
         """``to_dict`` without the copies: the live containers (integer keys, sets), for encoding
         right away with ``twin.mirror.store.encode`` (same JSON as ``to_dict``, up to set order)."""
-        return {"cm": self.cm, "pm": self.pm, "periods": self.periods, "rel": self.relations,
+        return {"cm": self.cm, "cmb": self.cm_before, "pm": self.pm, "periods": self.periods, "rel": self.relations,
                 "unknown": self.unknown, "mr": self.mr.checkpoint_view(), "pred": self.predicted}
 
     def snapshot(self) -> CellMirror:
@@ -175,6 +231,7 @@ class CellMirror:
         return CellMirror(
             cell_key=self.cell_key,
             cm=dict(self.cm),
+            cm_before={name: list(before) for name, before in self.cm_before.items()},
             pm=_series_copy(self.pm),
             periods={gp: dict(ends) for gp, ends in self.periods.items()},
             relations={t: _series_copy(s) for t, s in self.relations.items()},
@@ -188,6 +245,7 @@ class CellMirror:
         return cls(
             cell_key=cell_key,
             cm={k: list(v) for k, v in d["cm"].items()},
+            cm_before={k: [list(e) for e in v] for k, v in d.get("cmb", {}).items()},
             pm=_series_in(d["pm"]),
             periods={int(gp): {int(e): bool(s) for e, s in ends.items()} for gp, ends in d["periods"].items()},
             relations={t: _series_in(s) for t, s in d["rel"].items()},

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from twin.mirror.cell import CellMirror
+from twin.records import CmBody, CmNotificationBody, MrBody, NormalisedRecord, PmBody
+
+__all__ = ["ClusterMirror"]
 
 
 @dataclass(slots=True)
@@ -32,27 +35,30 @@ class ClusterMirror:
             cell = self.cells[key] = CellMirror(key)
         return cell
 
-    def apply_many(self, records: Iterable[list[Any]]) -> None:
+    def apply_many(self, records: Iterable[NormalisedRecord]) -> None:
         for r in records:
             self.apply(r)
 
-    def apply(self, record: list[Any]) -> None:
-        """Apply one normalised record ``[kind, cell_key, body]`` (see ``twin.ingest``)."""
+    def apply(self, record: NormalisedRecord) -> None:
+        """Apply one normalised record ``(kind, cell_key, body)`` (``twin.records``; after the
+        re-keying topic's JSON round trip it arrives as a list, which reads the same)."""
         kind, cell_key, body = record
         if kind == "mr":
-            if not self.cell(cell_key).mr.apply(body):
+            if not self.cell(cast(str, cell_key)).mr.apply(cast(MrBody, body)):
                 self.duplicates += 1
                 return
         elif kind == "pm" or kind == "pmr":
-            self.cell(cell_key).apply_pm(kind, body)
+            pm = cast(PmBody, body)
+            self.cell(cast(str, cell_key)).apply_pm(kind, pm)
             if kind == "pm":
-                self._mark_pending(body["gp"], round(body["t"]))
+                self._mark_pending(pm["gp"], round(pm["t"]))
         elif kind == "cm" or kind == "cmn":
-            self._apply_cm(cell_key, body)
+            self._apply_cm(cell_key, cast(CmBody | CmNotificationBody, body))
         elif kind == "cmdel":
-            self.objects.pop(body["dn"], None)
+            dn = cast(dict[str, str], body)["dn"]
+            self.objects.pop(dn, None)
             for cell in self.cells.values():
-                cell.delete_dn(body["dn"])
+                cell.delete_dn(dn)
         else:
             raise ValueError(f"unknown normalised record kind {kind!r}")
         self.applied += 1
@@ -61,7 +67,7 @@ class ClusterMirror:
         if end > self.predicted_through.get(gp, -1):
             self.pending.setdefault(gp, set()).add(end)
 
-    def _apply_cm(self, cell_key: str | None, r: dict[str, Any]) -> None:
+    def _apply_cm(self, cell_key: str | None, r: CmBody | CmNotificationBody) -> None:
         deletion = r.get("nt") == "notifyMOIDeletion"
         if cell_key is None:
             if deletion:

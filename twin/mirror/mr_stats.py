@@ -10,6 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from twin.records import MrBody
+
+__all__ = [
+    "HOUR", "N_BINS", "MrStats", "histogram_quantile", "rsrp_dbm_of_index", "rsrq_db_of_index", "sinr_db_of_index",
+]
+
 N_BINS = 128
 HOUR = 3600
 
@@ -65,8 +71,8 @@ class MrStats:
     first_t: float | None = None
     last_t: float | None = None
 
-    def apply(self, body: list[Any]) -> bool:
-        """Fold one normalised MR body (``twin.ingest.MR_FIELDS``) in; False if already counted."""
+    def apply(self, body: MrBody) -> bool:
+        """Fold one normalised MR body (``twin.records.MrBody``) in; False if already counted."""
         event_id, t, rsrp, rsrq, sinr, neighbours, thp, cqi = body
         bucket = int(t) // HOUR
         ids = self.seen.get(bucket)

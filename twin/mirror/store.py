@@ -22,6 +22,8 @@ import orjson
 
 from twin.mirror.cluster import ClusterMirror
 
+__all__ = ["CheckpointStore", "PartitionState", "encode", "snapshot"]
+
 
 @dataclass(slots=True)
 class PartitionState:
@@ -72,11 +74,21 @@ def snapshot(state: PartitionState) -> PartitionState:
 
 
 class CheckpointStore:
-    """Partition checkpoints under ``directory`` (shared by the workers of one consumer group)."""
+    """Partition checkpoints under ``directory`` (shared by the workers of one consumer group).
 
-    def __init__(self, directory: Path) -> None:
+    ``read_only`` opens the checkpoints of a worker that may be running: nothing is created or
+    written, and no lock is taken (a checkpoint is replaced atomically, so a reader sees the old
+    file or the new one, never a partial write).
+
+    >>> CheckpointStore(Path("/nonexistent/twin-state"), read_only=True).load_all()
+    {}
+    """
+
+    def __init__(self, directory: Path, read_only: bool = False) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        if not read_only:
+            directory.mkdir(parents=True, exist_ok=True)
 
     def path(self, partition: int) -> Path:
         return self.directory / f"partition-{partition:04d}.json"
@@ -86,6 +98,8 @@ class CheckpointStore:
 
     def write(self, partition: int, data: bytes) -> None:
         """Make ``data`` (from :func:`encode`) the partition's checkpoint: durable, atomic."""
+        if self.read_only:
+            raise PermissionError(f"checkpoint store {self.directory} is open read-only")
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".ckpt-")
         try:
             with os.fdopen(fd, "wb") as fh:

@@ -6,21 +6,31 @@ the mirror stage, ``cell_error`` measures real against predicted.
 """
 
 from twin.prediction.error import ERROR_KPIS, cell_error, kpi_error
-from twin.prediction.model import ClusterPrediction, ClusterPredictor, PredictConfig, simulated_cm
+from twin.prediction.model import (
+    ClusterPrediction,
+    ClusterPredictor,
+    PeriodModel,
+    PredictConfig,
+    kpi_values,
+    simulated_cm,
+)
 from twin.prediction.schedule import due_periods, mark_predicted
-from twin.prediction.service import PredictionService, PredictionStats, to_records
+from twin.prediction.service import PredictionService, PredictionStats, prediction_service, to_records
 
 __all__ = [
     "ERROR_KPIS",
     "ClusterPrediction",
     "ClusterPredictor",
+    "PeriodModel",
     "PredictConfig",
     "PredictionService",
     "PredictionStats",
     "cell_error",
     "due_periods",
     "kpi_error",
+    "kpi_values",
     "mark_predicted",
+    "prediction_service",
     "simulated_cm",
     "to_records",
 ]

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 
 from twin.sim.kpis import CONN, POWER, PRB, THP, TXPWR
 
+__all__ = ["ERROR_KPIS", "cell_error", "kpi_error"]
+
 # KPI -> floor of the denominator (same unit as the KPI)
 ERROR_KPIS: dict[str, float] = {CONN: 5.0, THP: 1000.0, PRB: 5.0, TXPWR: 10.0, POWER: 50.0}
 

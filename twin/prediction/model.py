@@ -1,7 +1,7 @@
 """The twin's KPI prediction of one cluster and period, from what the mirror holds.
 
 The simulated network comes from the mirrored CM only (positions, azimuths, tilts, powers ...
-through ``twin.sim.cluster_from_mirror``); the traffic comes from mirrored PM: the connected UEs
+through ``twin.sim.mirrored.cluster_from_mirror``); the traffic comes from mirrored PM: the connected UEs
 the cluster's cells reported (``RRC.ConnMean``, summed over the cluster) are spread over the twin's
 traffic map. The twin then computes what every cell's KPIs should have been (connected UEs from its
 own coverage, throughput, PRB load, power), so the gap between real and predicted is what the model
@@ -14,18 +14,35 @@ simulated CM changes; everything is deterministic, so re-predicting a period giv
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
+from twin.config import PredictSettings
 from twin.mirror.cluster import ClusterMirror
-from twin.sim import Simulator, TrafficMap, cluster_from_mirror
 from twin.sim.cm import POSITION_ATTRIBUTES, SUPPORTED, normalise_attributes
 from twin.sim.kpis import CONN, KPI_NAMES
+from twin.sim.mirrored import cluster_from_mirror
+from twin.sim.propagation import SCENARIOS, Scenario
+from twin.sim.simulator import SimResult, Simulator
+from twin.sim.topology import Cluster
+from twin.sim.traffic import TrafficMap
+
+__all__ = [
+    "SIMULATED",
+    "ClusterPrediction",
+    "ClusterPredictor",
+    "PeriodModel",
+    "PredictConfig",
+    "kpi_values",
+    "observed",
+    "simulated_cm",
+]
 
 FloatArray = npt.NDArray[np.float64]
 SIMULATED = SUPPORTED | POSITION_ATTRIBUTES
@@ -33,14 +50,61 @@ SIMULATED = SUPPORTED | POSITION_ATTRIBUTES
 
 @dataclass(frozen=True)
 class PredictConfig:
-    """Model parameters that are not CM (see ``twin.config.PredictSettings``)."""
+    """Model parameters that are not CM (see ``twin.config.PredictSettings``): the TR 38.901
+    ``scenario``, ``n_ues`` UE points per cluster, ``demand_bps`` mean offered DL load per connected
+    UE (bit/s), the ``indoor_fraction`` of UEs, the ``seed`` of every random draw, and the
+    ``model_version`` the predictions carry. Checked when built; a bad value names its field.
 
-    scenario: str = "uma"
+    >>> PredictConfig(n_ues=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: PredictConfig.n_ues=0 must be an integer >= 1
+    >>> PredictConfig(scenario="urban")  # type: ignore[arg-type]
+    Traceback (most recent call last):
+    ...
+    ValueError: PredictConfig.scenario='urban' is not one of 'uma', 'umi', 'rma'
+    """
+
+    scenario: Scenario = "uma"
     n_ues: int = 3000
     demand_bps: float = 150e3
     indoor_fraction: float = 0.8
     seed: int = 0
     model_version: str = "sim-38901-v1"
+
+    def __post_init__(self) -> None:
+        def bad(name: str, rule: str) -> ValueError:
+            return ValueError(f"PredictConfig.{name}={getattr(self, name)!r} {rule}")
+
+        if self.scenario not in SCENARIOS:
+            raise bad("scenario", f"is not one of {', '.join(map(repr, SCENARIOS))}")
+        for name in ("n_ues", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "n_ues" else 0):
+                raise bad(name, f"must be an integer >= {1 if name == 'n_ues' else 0}")
+        if (isinstance(self.demand_bps, bool) or not isinstance(self.demand_bps, int | float)
+                or not math.isfinite(self.demand_bps) or self.demand_bps < 0):
+            raise bad("demand_bps", "must be a finite number >= 0 (bit/s)")
+        if isinstance(self.indoor_fraction, bool) or not isinstance(self.indoor_fraction, int | float) \
+                or not 0.0 <= self.indoor_fraction <= 1.0:
+            raise bad("indoor_fraction", "must be in 0..1")
+        if not isinstance(self.model_version, str) or not self.model_version:
+            raise bad("model_version", "must be a non-empty string")
+
+    @classmethod
+    def from_settings(cls, settings: PredictSettings) -> PredictConfig:
+        """The model parameters of a worker's ``[predict]`` settings."""
+        return cls(scenario=settings.scenario, n_ues=settings.n_ues, demand_bps=settings.demand_bps,
+                   indoor_fraction=settings.indoor_fraction, seed=settings.seed,
+                   model_version=settings.model_version)
+
+    def traffic_map(self) -> TrafficMap:
+        """The twin's traffic model: the one place it is built from these settings."""
+        return TrafficMap(n_ues=self.n_ues, demand_bps=self.demand_bps, indoor_fraction=self.indoor_fraction)
+
+    def simulator(self, cluster: Cluster) -> Simulator:
+        """The twin's simulator of ``cluster`` with these settings (UE drop and draws from ``seed``)."""
+        return Simulator(cluster, self.traffic_map(), seed=self.seed)
 
 
 @dataclass(frozen=True)
@@ -59,16 +123,15 @@ class ClusterPrediction:
 class _Model:
     fingerprint: bytes
     sim: Simulator
-    base_weight: FloatArray
-    serving: npt.NDArray[np.int64]
-    base_conn: FloatArray  # connected UE points per cell at unit weights
+    base_conn: FloatArray  # connected UEs per cell at unit scale
 
 
-def simulated_cm(mirror: ClusterMirror) -> dict[str, dict[str, Any]]:
-    """``{cell: {attribute: value}}`` of the attributes the model reads, for cells with a position."""
+def simulated_cm(mirror: ClusterMirror, as_of: float | None = None) -> dict[str, dict[str, Any]]:
+    """``{cell: {attribute: value}}`` of the attributes the model reads, for cells with a position:
+    the latest CM, or with ``as_of`` (epoch s) the CM in effect then (``CellMirror.cm_as_of``)."""
     out: dict[str, dict[str, Any]] = {}
     for key, cell in sorted(mirror.cells.items()):
-        attrs = {k: v for k, v in normalise_attributes(cell.cm).items() if k in SIMULATED}
+        attrs = {k: v for k, v in normalise_attributes(cell.cm_as_of(as_of)).items() if k in SIMULATED}
         if ("lat" in attrs and "lon" in attrs) or ("x" in attrs and "y" in attrs):
             out[key] = attrs
     return out
@@ -87,6 +150,21 @@ def observed(mirror: ClusterMirror, cell_key: str, gp: int, end: int, name: str)
     return series[max(earlier)] if earlier else None
 
 
+@dataclass(frozen=True)
+class PeriodModel:
+    """The twin's simulator of one cluster set to one period: the CM in effect at the period end,
+    the traffic scaled to the connected UEs the cluster reported (``ue_scale``), and the simulated
+    ``result``, which is also the simulator's baseline for a what-if."""
+
+    cluster_id: str
+    gp: int
+    period_end: int
+    sim: Simulator
+    ue_scale: float
+    result: SimResult
+    rebuilt: bool  # the simulator was (re)built for this period
+
+
 class ClusterPredictor:
     """Predicts per-cell KPIs of mirrored clusters; one cached simulator per cluster."""
 
@@ -102,14 +180,13 @@ class ClusterPredictor:
             return model, False
         cfg = self.config
         cluster = cluster_from_mirror(cm, cluster_id=cluster_id, scenario=cfg.scenario)
-        sim = Simulator(cluster, TrafficMap(n_ues=cfg.n_ues, demand_bps=cfg.demand_bps,
-                                              indoor_fraction=cfg.indoor_fraction), seed=cfg.seed)
+        sim = cfg.simulator(cluster)
         base = sim.evaluate()
         ue = base.ue
-        weight = sim.ues.weight.copy()
+        weight = sim.ues.weight
         conn = np.asarray(np.bincount(ue.serving, weights=np.where(ue.connected, weight, 0.0),
                                       minlength=len(cluster.sectors)), dtype=np.float64)
-        model = _Model(fingerprint, sim, weight, ue.serving, conn)
+        model = _Model(fingerprint, sim, conn)
         self._models[cluster_id] = model
         self.builds += 1
         return model, True
@@ -125,26 +202,45 @@ class ClusterPredictor:
     def forget(self, cluster_id: str) -> None:
         self._models.pop(cluster_id, None)
 
-    def predict(self, mirror: ClusterMirror, gp: int, period_end: int) -> ClusterPrediction | None:
-        """KPIs of every positioned cell of ``mirror`` for the period; ``None`` without CM positions."""
-        cm = simulated_cm(mirror)
+    def period_model(self, mirror: ClusterMirror, gp: int, period_end: int) -> PeriodModel | None:
+        """The cluster's simulator evaluated for the period (``None`` without CM positions).
+
+        The CM is what was in effect at ``period_end`` (``CellMirror.cm_as_of``), so a period gives
+        the same prediction whenever it is computed, however late CM changes arrive. The traffic is
+        one scale for the whole cluster: the connected UEs it reported (``RRC.ConnMean`` of the
+        period, else the latest before it), spread the way the twin's own coverage (from CM) and
+        traffic map spread them.
+        """
+        cm = simulated_cm(mirror, as_of=period_end)
         if not cm:
             return None
         model, rebuilt = self._model(mirror.cluster_id, cm)
+        scale = self._ue_scale(model, mirror, gp, period_end)
+        result = model.sim.evaluate(ue_scale=scale)
+        return PeriodModel(mirror.cluster_id, gp, period_end, model.sim, scale, result, rebuilt)
+
+    @staticmethod
+    def _ue_scale(model: _Model, mirror: ClusterMirror, gp: int, period_end: int) -> float:
         keys = model.sim.cluster.cell_keys
         target = np.array([_or_nan(observed(mirror, k, gp, period_end, CONN)) for k in keys])
         usable = np.isfinite(target)
-        # one scale for the whole cluster: the connected UEs it reported, spread the way the twin's
-        # own coverage (from CM) and traffic map spread them
         base = float(model.base_conn[usable].sum())
-        scale = float(target[usable].sum()) / base if base > 0 else 0.0
-        sim = model.sim
-        sim.ues = replace(sim.ues, weight=model.base_weight * scale)
-        result = sim.evaluate()
-        values = {k: {name: float(result.kpi.values[name][i]) for name in KPI_NAMES
-                      if np.isfinite(result.kpi.values[name][i])}
-                  for i, k in enumerate(keys)}
-        return ClusterPrediction(mirror.cluster_id, gp, period_end, values, self.config.model_version, rebuilt)
+        return float(target[usable].sum()) / base if base > 0 else 0.0
+
+    def predict(self, mirror: ClusterMirror, gp: int, period_end: int) -> ClusterPrediction | None:
+        """KPIs of every positioned cell of ``mirror`` for the period; ``None`` without CM positions."""
+        state = self.period_model(mirror, gp, period_end)
+        if state is None:
+            return None
+        values = kpi_values(state.result)
+        return ClusterPrediction(mirror.cluster_id, gp, period_end, values, self.config.model_version, state.rebuilt)
+
+
+def kpi_values(result: SimResult) -> dict[str, dict[str, float]]:
+    """``{cell: {KPI: value}}`` of a simulated state, the finite values only (what is published)."""
+    kpi = result.kpi.values
+    return {k: {name: float(kpi[name][i]) for name in KPI_NAMES if np.isfinite(kpi[name][i])}
+            for i, k in enumerate(result.cell_keys)}
 
 
 def _or_nan(x: float | None) -> float:

@@ -6,6 +6,8 @@ period ends, newest predicted end) lives in the ``ClusterMirror`` and is checkpo
 restarted worker neither skips nor repeats a decision it had made durable.
 
 >>> from twin.mirror.cluster import ClusterMirror
+
+__all__ = ["due_periods", "mark_predicted"]
 >>> m = ClusterMirror("c")
 >>> m.apply(["pm", "nr:a", {"gp": 900, "t": 900.0, "v": {}, "s": False}])
 >>> due_periods(m, ["nr:a", "nr:b"], timeout_periods=1)

@@ -12,10 +12,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from twin.config import TwinSettings
 from twin.mirror.cluster import ClusterMirror
 from twin.prediction.model import ClusterPrediction, ClusterPredictor, PredictConfig
 from twin.prediction.schedule import due_periods, mark_predicted
 from twin.schemas import Prediction
+
+__all__ = ["PredictionService", "PredictionStats", "prediction_service", "to_records"]
 
 
 @dataclass
@@ -45,8 +48,8 @@ class PredictionService:
     """Predicts every due period of a cluster, stores it in the mirror, returns the records."""
 
     def __init__(self, config: PredictConfig, expected: Mapping[str, Collection[str]],
-                 timeout_periods: int = 2) -> None:
-        self.predictor = ClusterPredictor(config)
+                 timeout_periods: int = 2, predictor: ClusterPredictor | None = None) -> None:
+        self.predictor = predictor or ClusterPredictor(config)
         self.expected = expected  # cluster id -> cell keys (the topology)
         self.timeout_periods = timeout_periods
         self.stats = PredictionStats()
@@ -73,3 +76,14 @@ class PredictionService:
             self.stats.records += sum(len(v) for v in prediction.values.values())
             out.append(prediction)
         return out
+
+
+def prediction_service(settings: TwinSettings, predictor: ClusterPredictor | None = None) -> PredictionService | None:
+    """The prediction step of a worker's ``[predict]`` and ``[topology]`` settings; ``None`` when
+    prediction is disabled. The mirror stage and ``twin.Twin`` both build it here, so they predict
+    alike."""
+    p = settings.predict
+    if not p.enabled:
+        return None
+    expected = {c.id: tuple(c.cells) for c in settings.topology.clusters}
+    return PredictionService(PredictConfig.from_settings(p), expected, p.timeout_periods, predictor)

@@ -9,6 +9,7 @@ millisecond what-ifs. Sionna (``twin.sim.sionna_ref``) is the reference it is te
 """
 
 from twin.sim.kpis import KPI_NAMES
+from twin.sim.mirrored import cluster_from_mirror
 from twin.sim.propagation import (
     LinkGeometry,
     PrecomputedPropagation,
@@ -19,7 +20,7 @@ from twin.sim.propagation import (
     pathloss_db,
 )
 from twin.sim.simulator import ConvergenceWarning, SimConfig, SimResult, Simulator, WhatIfResult
-from twin.sim.topology import Cluster, Sector, cluster_from_mirror, hex_cluster
+from twin.sim.topology import Cluster, Sector, hex_cluster
 from twin.sim.traffic import Hotspot, TrafficMap, UePoints
 
 __all__ = [

@@ -32,10 +32,15 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = [
+    "DL_OVERHEAD_FR1", "LINK_TABLE_FILE", "LinkModel", "ShannonLink", "TableLink", "default_link_model",
+    "load_link_table", "n_prb", "re_per_second",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -180,7 +185,11 @@ def load_link_table(path: Path | None = None, mcs_table: int = 1, mode: str = "l
                      name=f"sionna-table{mcs_table}", meta=meta, mode=mode)
 
 
-def default_link_model(kind: str = "table", mcs_table: int = 1) -> LinkModel:
+LinkModelName = Literal["table", "shannon"]
+LINK_MODELS: tuple[str, ...] = ("table", "shannon")
+
+
+def default_link_model(kind: LinkModelName = "table", mcs_table: int = 1) -> LinkModel:
     """``"table"`` (the Sionna table, Shannon if it is missing) or ``"shannon"``."""
     if kind == "shannon":
         return ShannonLink()

@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,9 +33,10 @@ import numpy as np
 import numpy.typing as npt
 
 from twin.sim.antenna import sector_gain_rows
+from twin.sim.changes import normalise_changes
 from twin.sim.cm import apply_cm_to_sector
 from twin.sim.kpis import KPI_NAMES, KpiArrays, PowerModel, cell_kpis, pm_values
-from twin.sim.link import LinkModel, default_link_model, n_prb, re_per_second
+from twin.sim.link import LINK_MODELS, LinkModel, LinkModelName, default_link_model, n_prb, re_per_second
 from twin.sim.propagation import LinkGeometry, PropagationModel, StatisticalPropagation
 from twin.sim.radio import Top2, associate_with_changes, noise_psd_dbm_per_hz, solve_load, top2
 from twin.sim.topology import CellArrays, Cluster, Sector
@@ -72,13 +74,51 @@ class SimConfig:
     min_ss_sinr_db: float = -10.0
     min_peak_rate_bps: float = 1e6
     layers: int = 1
-    link_model: str = "table"
+    link_model: LinkModelName = "table"
     mcs_table: int = 1
     shadowing: bool = True
     o2i_model: Literal["low", "high"] = "low"
     tol: float = 1e-4
     max_iter: int = 200
     power_model: PowerModel = field(default_factory=PowerModel)
+
+    def __post_init__(self) -> None:
+        """Reject a bad value when the configuration is built, naming the field.
+
+        >>> SimConfig(link_model="turbo")  # type: ignore[arg-type]
+        Traceback (most recent call last):
+        ...
+        ValueError: SimConfig.link_model='turbo' is not one of 'table', 'shannon'
+        >>> SimConfig(idle_load=1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: SimConfig.idle_load=1.5 must be in 0..1
+        """
+        def bad(name: str, rule: str) -> ValueError:
+            return ValueError(f"SimConfig.{name}={getattr(self, name)!r} {rule}")
+
+        for name in ("noise_figure_db", "min_rsrp_dbm", "min_ss_sinr_db"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise bad(name, "must be a finite number")
+        if not isinstance(self.idle_load, int | float) or not 0.0 <= self.idle_load <= 1.0:
+            raise bad("idle_load", "must be in 0..1")
+        if not isinstance(self.min_peak_rate_bps, int | float) or not self.min_peak_rate_bps >= 0:
+            raise bad("min_peak_rate_bps", "must be >= 0")
+        if self.link_model not in LINK_MODELS:
+            raise bad("link_model", f"is not one of {', '.join(map(repr, LINK_MODELS))}")
+        if self.o2i_model not in ("low", "high"):
+            raise bad("o2i_model", "is not one of 'low', 'high'")
+        for name, lo in (("layers", 1), ("mcs_table", 1), ("max_iter", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+                raise bad(name, f"must be an integer >= {lo}")
+        if self.mcs_table not in (1, 2):
+            raise bad("mcs_table", "is not an NR PDSCH MCS table the link model ships (1 or 2)")
+        if not isinstance(self.tol, int | float) or not 0.0 < self.tol < 1.0:
+            raise bad("tol", "must be in (0, 1)")
+        if not isinstance(self.shadowing, bool):
+            raise bad("shadowing", "must be true or false")
 
 
 @dataclass(frozen=True)
@@ -163,31 +203,9 @@ class _State:
     rx32: npt.NDArray[np.float32]  # [C, U] mW/Hz at the UE, 0 for locked cells
     total_full: FloatArray  # [n_layers, U] mW/Hz of all active co-channel cells
     top2: Top2
-    weight: FloatArray
+    weight: FloatArray  # [U] connected UEs per point
+    demand: FloatArray  # [U] offered DL load per connected UE, bit/s
     result: SimResult
-
-
-def _normalise_changes(changes: CmView | Iterable[Any]) -> dict[str, dict[str, Any]]:
-    """``{cell: {attr: value}}`` from that form, or from change requests
-    (``{"cellKey", "attribute", "to"}`` dicts or ``(cell, attribute, value)`` tuples)."""
-    if isinstance(changes, Mapping):
-        out: dict[str, dict[str, Any]] = {}
-        for cell, attrs in changes.items():
-            if not isinstance(attrs, Mapping):
-                raise ValueError(f"changes for cell {cell!r} must map attribute -> value, got {attrs!r}")
-            out[str(cell)] = dict(attrs)
-        return out
-    out = {}
-    for ch in changes:
-        if isinstance(ch, Mapping):
-            try:
-                cell, attr, value = ch["cellKey"], ch["attribute"], ch["to"]
-            except KeyError as e:
-                raise ValueError(f"change request {ch!r} lacks {e.args[0]!r}") from None
-        else:
-            cell, attr, value = tuple(ch)
-        out.setdefault(str(cell), {})[str(attr)] = value
-    return out
 
 
 class Simulator:
@@ -316,21 +334,50 @@ class Simulator:
         return psd_dbm, p_re, re_rate, layer.astype(np.int64), int(layer.max()) + 1
 
     # -- evaluation -------------------------------------------------------------------------
-    def evaluate(self, cm: CmView | None = None, hour: float | None = None) -> SimResult:
+    def evaluate(
+        self,
+        cm: CmView | None = None,
+        hour: float | None = None,
+        ue_scale: float | npt.ArrayLike = 1.0,
+        demand_scale: float = 1.0,
+    ) -> SimResult:
         """Simulate the cluster with the CM view ``cm`` applied to its cells; set the baseline.
 
         ``cm`` maps cell key -> attributes (``twin.sim.cm`` names; attributes the model does
-        not simulate are ignored, invalid values raise ``ValueError``). ``hour`` scales the
-        number of connected UEs by the traffic map's time-of-day profile.
+        not simulate are ignored, invalid values raise ``ValueError``). The connected UEs of
+        every point are ``ues.weight`` times ``ue_scale`` (a scalar, or one factor per UE point,
+        shape [n_ues]) times the traffic map's time-of-day profile at ``hour``; the offered load
+        per connected UE is ``ues.demand_bps * demand_scale`` (bit/s). A ``whatif`` keeps the
+        traffic of the last ``evaluate``. The UE points themselves never change.
+
+        >>> from twin.sim.topology import hex_cluster
+        >>> sim = Simulator(hex_cluster(rings=0), TrafficMap(n_ues=200), seed=2)
+        >>> key = sim.cluster.cell_keys[0]
+        >>> one, two = sim.evaluate().kpis[key], sim.evaluate(ue_scale=2.0).kpis[key]
+        >>> round(two["RRC.ConnMean"] / one["RRC.ConnMean"], 6)
+        2.0
+        >>> sim.evaluate(ue_scale=-1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: ue_scale must be finite and >= 0, got -1.0
         """
         sectors, _ = self._apply(self.cluster.sectors, cm or {}, strict=False)
-        weight = self.ues.weight.copy()
+        scale = np.asarray(ue_scale, dtype=np.float64)
+        if scale.ndim not in (0, 1) or (scale.ndim == 1 and scale.shape != (self.ues.n,)):
+            raise ValueError(f"ue_scale must be a scalar or have shape ({self.ues.n},), got shape {scale.shape}")
+        if not np.all(np.isfinite(scale)) or np.any(scale < 0):
+            shown = float(scale) if scale.ndim == 0 else "an array with negative or non-finite factors"
+            raise ValueError(f"ue_scale must be finite and >= 0, got {shown}")
+        if not (np.isfinite(demand_scale) and demand_scale >= 0):
+            raise ValueError(f"demand_scale must be finite and >= 0, got {demand_scale}")
+        weight = self.ues.weight * scale
         if hour is not None:
             weight = weight * (self.traffic or TrafficMap()).hour_factor(hour)
-        self._state = self._build_state(sectors, weight)
+        demand = self.ues.demand_bps * demand_scale if demand_scale != 1.0 else self.ues.demand_bps
+        self._state = self._build_state(sectors, weight, demand)
         return self._state.result
 
-    def _build_state(self, sectors: tuple[Sector, ...], weight: FloatArray) -> _State:
+    def _build_state(self, sectors: tuple[Sector, ...], weight: FloatArray, demand: FloatArray) -> _State:
         """Everything CM-dependent from scratch (path loss only for cells whose height or
         frequency differ from the cluster's)."""
         cells = CellArrays.of(sectors)
@@ -361,9 +408,9 @@ class Simulator:
         rsrp = p_re[serving] + cg[serving, self._cols]
         del cg
         result = self._solve(cells, serving, rsrp, sig, total_full, layer, n_layers, rx32, None, None,
-                             re_rate, weight, np.zeros(len(sectors)))
+                             re_rate, weight, demand, np.zeros(len(sectors)))
         return _State(sectors, cells, loss, gain, zen, psd_dbm, p_re, layer, n_layers, rx32,
-                      total_full, t2, weight, result)
+                      total_full, t2, weight, demand, result)
 
     @property
     def baseline(self) -> SimResult:
@@ -373,14 +420,15 @@ class Simulator:
         assert self._state is not None
         return self._state.result
 
-    def whatif(self, changes: CmView | Iterable[Any]) -> WhatIfResult:
+    def whatif(self, changes: CmView | Iterable[Any] | Any) -> WhatIfResult:
         """KPIs and deltas against the baseline for a set of CM changes (not applied).
 
-        ``changes``: ``{cell_key: {attribute: value}}`` or change requests with ``cellKey``,
-        ``attribute`` and ``to``. Unknown cells, attributes the model cannot simulate and
+        ``changes``: ``{cell_key: {attribute: value}}`` or change requests (``CmChangeRequest``
+        objects, ``{"cellKey", "attribute", "to"}`` mappings, ``(cell, attribute, value)`` tuples;
+        see ``twin.sim.changes``). Unknown cells, attributes the model cannot simulate and
         invalid values raise ``ValueError`` naming the cell, attribute and value.
         """
-        norm = _normalise_changes(changes)
+        norm = normalise_changes(changes)
         if self._state is None:
             self.evaluate()
         st = self._state
@@ -429,12 +477,12 @@ class Simulator:
         rsrp = p_re[serving] + cg
         delta32 = (rx_rows - st.rx32[rows]).astype(np.float32)
         result = self._solve(cells, serving, rsrp, sig, total_full, layer, n_layers, st.rx32, rows, delta32,
-                             re_rate, st.weight, st.result.load)
+                             re_rate, st.weight, st.demand, st.result.load)
         return WhatIfResult(norm, result, st.result)
 
     def _full_rebuild(self, sectors: tuple[Sector, ...], st: _State) -> SimResult:
         """Evaluate ``sectors`` from scratch without disturbing the baseline."""
-        return self._build_state(sectors, st.weight).result
+        return self._build_state(sectors, st.weight, st.demand).result
 
     def _solve(
         self,
@@ -450,6 +498,7 @@ class Simulator:
         delta32: npt.NDArray[np.float32] | None,
         re_rate: FloatArray,
         weight: FloatArray,
+        demand: FloatArray,
         rho0: FloatArray,
     ) -> SimResult:
         cfg = self.config
@@ -476,7 +525,7 @@ class Simulator:
             return np.asarray(out, dtype=np.float64)
 
         sol = solve_load(
-            interference, sig, serving, connected, weight * self.ues.demand_bps,
+            interference, sig, serving, connected, weight * demand,
             rate_per_se, self.link.se_per_re, self.noise_psd, n_cells, rho0,
             cells.active, idle=cfg.idle_load, tol=cfg.tol, max_iter=cfg.max_iter,
         )
@@ -488,7 +537,7 @@ class Simulator:
                 stacklevel=3,
             )
         kpi, thp = cell_kpis(
-            n_cells, serving, connected, weight, weight * self.ues.demand_bps, sol.rate_bps, sol.rho,
+            n_cells, serving, connected, weight, weight * demand, sol.rate_bps, sol.rho,
             rsrp, ss_sinr_db, cells.tx_power_dbm, cells.active, cfg.idle_load, cfg.power_model,
         )
         ue = UeResult(

@@ -1,0 +1,34 @@
+"""Counters of one worker process, shared by its stages and written to its stats file."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["WorkerStats"]
+
+
+@dataclass
+class WorkerStats:  # counters, not state: they restart at zero
+    consumed: int = 0
+    accepted: int = 0  # input records that passed validation
+    forwarded: int = 0  # record copies written to the re-keyed topic (a CM tombstone goes to every cluster)
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    envelopes_applied: int = 0
+    records_applied: int = 0
+    checkpoints: int = 0
+    first_consumed_at: float | None = None  # wall clock, for throughput measured across processes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "firstConsumedAt": self.first_consumed_at,
+            "consumed": self.consumed,
+            "accepted": self.accepted,
+            "forwarded": self.forwarded,
+            "deadLettered": dict(self.dead_lettered),
+            "deadLetteredTotal": sum(self.dead_lettered.values()),
+            "envelopesApplied": self.envelopes_applied,
+            "recordsApplied": self.records_applied,
+            "checkpoints": self.checkpoints,
+        }
