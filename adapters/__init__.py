@@ -1,1 +1,3 @@
 """adapters layer (depends on twin)."""
+
+__all__: list[str] = []

@@ -1,1 +1,3 @@
 """replay layer (depends on twin)."""
+
+__all__: list[str] = []

@@ -24,6 +24,8 @@ from twin import topics
 from twin.cells import is_cell_key
 from twin.ports import open_sink
 
+__all__ = ["register", "replay"]
+
 NO_BROKER = (
     "no Kafka broker to publish to: pass --bootstrap HOST:PORT, set kafka.bootstrap_servers "
     "(TWIN_KAFKA__BOOTSTRAP_SERVERS or --config FILE), or use --dry-run to only read and validate. "
@@ -142,6 +144,6 @@ def replay(
         _print_summary(report)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the replay commands to the ``twin`` CLI."""
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add the replay commands to the ``twin`` CLI ``app`` (replay has no benchmark for ``bench_app``)."""
     app.command("replay")(replay)

@@ -14,6 +14,8 @@ from datetime import datetime
 from twin import topics
 from twin.schemas import WireModel
 
+__all__ = ["Item", "Notice", "Outcome", "Outcomes", "Rejection", "event_time_of", "key_of"]
+
 
 @dataclass(frozen=True, slots=True)
 class Item:

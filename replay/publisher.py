@@ -29,6 +29,8 @@ from twin import topics
 from twin.ports import OutRecord, RecordSink
 from twin.schemas import DeadLetter
 
+__all__ = ["REJECTED_BY", "Publisher", "ReplayReport", "merge"]
+
 REJECTED_BY = "twin.replay"
 _DEAD_LETTERS = "\0dead-letters"  # batch counter of our own dead letters, apart from replayed DLQ records
 

@@ -1,1 +1,3 @@
 """streams layer (depends on twin)."""
+
+__all__: list[str] = []

@@ -31,6 +31,8 @@ from twin.mirror.cluster import ClusterMirror
 from twin.ports import OutRecord
 from twin.synthetic import SyntheticNetwork
 
+__all__ = ["bench_ingest_command", "run_ingest_benchmark"]
+
 
 async def _publish(bootstrap: str, events: int, cells: int, partitions: int) -> None:
     net = SyntheticNetwork(cells=cells, seed=11)

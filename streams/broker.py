@@ -20,6 +20,8 @@ import structlog
 
 from streams.process import die_with_parent
 
+__all__ = ["BrokerError", "EmbeddedBroker", "kafka_answers", "tansu_binary"]
+
 log = structlog.get_logger(__name__)
 
 

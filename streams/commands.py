@@ -18,6 +18,8 @@ from streams.start_barrier import StartBarrier
 from twin.config import TwinSettings, load_settings
 from twin.logs import configure
 
+__all__ = ["Stage", "broker_command", "register", "run_command"]
+
 
 def _settings(config: Path | None) -> TwinSettings:
     try:
@@ -133,12 +135,11 @@ async def _run_worker(settings: TwinSettings, servers: str, name: str, stats_fil
     return failed["code"]
 
 
-def register(app: typer.Typer) -> None:
-    """Add the streams commands to the ``twin`` CLI."""
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add the streams commands to the ``twin`` CLI ``app`` and the benchmarks to its ``bench`` group."""
     from streams.bench import bench_ingest_command
     from streams.bench_e2e import bench_e2e_command
     from streams.demo import demo_command
-    from twin.cli import bench_app
 
     app.command("demo")(demo_command)
     app.command("broker")(broker_command)

@@ -33,6 +33,8 @@ from twin.mirror.store import CheckpointStore
 from twin.prediction import cell_error
 from twin.report import PublishedPeriod, build_summary, render_report
 
+__all__ = ["GROUP", "Worker", "demo_command", "write_config"]
+
 GROUP = "twin-demo"
 
 

@@ -17,6 +17,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from twin.ports import OutRecord
 
+__all__ = ["KafkaSink", "ensure_topics", "make_consumer", "make_producer"]
+
 
 def make_producer(
     bootstrap_servers: str, *, idempotent: bool = False, client_id: str = "ran-twin", **extra: Any

@@ -24,6 +24,8 @@ from streams.kafka_io import KafkaSink, make_consumer
 from twin import topics
 from twin.ports import OutRecord
 
+__all__ = ["LiveRun", "PeriodLog", "PredictionWatcher", "ProgressFn", "Source", "WarmFn", "event_dict", "percentile"]
+
 
 class Source(Protocol):
     """What the runtime needs of an emulated network (``replay.emulator.NetworkEmulator``)."""

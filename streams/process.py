@@ -13,6 +13,8 @@ from pathlib import Path
 
 from streams.start_barrier import StartBarrier
 
+__all__ = ["die_with_parent", "spawn_sibling", "spawn_twin", "stop_child"]
+
 _PR_SET_PDEATHSIG = 1
 
 

@@ -25,6 +25,8 @@ import os
 import time
 from collections.abc import Callable
 
+__all__ = ["StartBarrier"]
+
 _READY = b"r"
 
 

@@ -232,3 +232,25 @@ def test_a_misspelt_key_inside_a_section_is_an_error(tmp_path: Path) -> None:
     config.write_text('[kafka]\nbootstrap_server = "kafka:9092"\n')
     with pytest.raises(ValueError, match="bootstrap_server"):
         load_settings(config)
+
+
+# -- the command groups, as plug-ins ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "commands"), [
+    ((), ["demo", "broker", "run", "mirror", "replay", "schema", "sim", "bench"]),
+    (("sim",), ["evaluate", "export-link-table"]),
+    (("bench",), ["sim", "ingest", "e2e"]),
+    (("bench", "sim"), ["--cells", "--repeats"]),
+    (("bench", "ingest"), ["--help"]),
+    (("bench", "e2e"), ["--help"]),
+])
+def test_help_of_every_command_group(args: tuple[str, ...], commands: list[str]) -> None:
+    """Each group gets the app and the ``bench`` group from ``twin.cli`` (none imports it) and registers once."""
+    result = _twin(*args, "--help", env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    for command in commands:
+        assert command in result.stdout, (args, command, result.stdout)
+    if args == ("bench",):  # each benchmark once, however the groups were loaded
+        assert [line.split()[1] for line in result.stdout.splitlines() if line.startswith("│ ")
+                and line.split()[1] in ("sim", "ingest", "e2e")] == ["sim", "ingest", "e2e"]

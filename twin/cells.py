@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+__all__ = ["CELL_KEY_PATTERN", "is_cell_key", "lte_cell_key", "nr_cell_key", "parse_cell_key"]
+
 CELL_KEY_PATTERN = r"^(nr|lte):[0-9]{5,6}-[0-9a-f]{7,9}$"
 _CELL_KEY_RE = re.compile(CELL_KEY_PATTERN)
 

@@ -1,7 +1,9 @@
 """The ``twin`` command line.
 
 Core commands live here; the outer layers (``streams``, ``replay``) contribute their commands
-through the ``twin.commands`` entry-point group, so this module imports no transport.
+through the ``twin.commands`` entry-point group, so this module imports no transport. A command
+group's ``register(app, bench_app)`` receives the app and the ``bench`` group it may extend, so
+no command group imports this module.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Annotated
 import typer
 
 from twin import topics
+
+__all__ = ["app", "bench_app", "main"]
 
 app = typer.Typer(
     name="twin",
@@ -75,9 +79,12 @@ def mirror_show(
 
 
 def _load_plugins() -> None:
-    __import__("twin.sim.cli", fromlist=["register"]).register(app)
+    """Let ``twin.sim.cli`` and every ``twin.commands`` entry point add their commands."""
+    from twin.sim.cli import register  # imported here: numpy and the model load only for a full CLI
+
+    register(app, bench_app)
     for ep in entry_points(group="twin.commands"):
-        ep.load()(app)
+        ep.load()(app, bench_app)
 
 
 def main() -> None:

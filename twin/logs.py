@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+__all__ = ["configure"]
+
 
 def configure(level: str = "INFO", json: bool | None = None) -> None:
     """Set up structlog once per process; ``json=None`` picks JSON unless stderr is a terminal."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
+__all__ = ["CATALOGUE", "Method", "aggregate", "base_name", "is_counter", "method_of"]
+
 
 class Method(StrEnum):
     CC = "cc"  # cumulative counter, a delta per period: sum across periods

@@ -22,6 +22,8 @@ from twin.schemas import CellMeas, CmSnapshot, MrEvent, PmCellRecord, UeInfo
 from twin.schemas.mr import MrSource
 from twin.schemas.pm import MeasObjClass, PmSource
 
+__all__ = ["EPOCH", "SyntheticNetwork"]
+
 EPOCH = datetime(2024, 3, 1, tzinfo=UTC)
 _NS = uuid.UUID("5b1c7f2e-3c1d-4a8e-9b7a-1f2e3d4c5b6a")
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from twin import schemas as s
 
+__all__ = [
+    "ALERTS", "CHANGE_REQUESTS", "CHANGE_RESULTS", "CM_NOTIFICATIONS", "CM_SNAPSHOT", "DLQ", "INGEST_TOPICS", "MR_UE",
+    "PM_CELL", "PM_RELATION", "PREDICTIONS", "SCHEMAS", "TOPOLOGY", "ingest_by_cluster",
+]
+
 PM_CELL = "ran.pm.cell.v1"
 PM_RELATION = "ran.pm.relation.v1"
 CM_SNAPSHOT = "ran.cm.snapshot.v1"

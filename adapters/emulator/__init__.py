@@ -1,6 +1,6 @@
 """CM adapter of the emulated network (``replay.emulator``): ``EmulatorAdapter(emulator.oss)``.
 
-It implements ``twin.adapters.CmAdapter`` over the emulator's management interface the way a
+It implements ``twin.ports.CmAdapter`` over the emulator's management interface the way a
 vendor adapter wraps an O1 / ProvMnS endpoint: it passes the request through, returns the
 device's verdict (REJECTED with the reason naming attribute and value, APPLIED effective from
 the next granularity-period boundary, ACCEPTED for a dry run) and turns a transport failure into

@@ -6,6 +6,8 @@ from typing import Any, Protocol
 
 from twin.schemas import ChangeState, CmChangeRequest, CmChangeResult, Transport
 
+__all__ = ["EmulatorAdapter", "ManagementEndpoint"]
+
 
 class ManagementEndpoint(Protocol):
     """What the emulated network exposes northbound (``replay.emulator.oss.EmulatedOss``)."""
@@ -16,9 +18,9 @@ class ManagementEndpoint(Protocol):
 
 
 class EmulatorAdapter:
-    """``twin.adapters.CmAdapter`` for the emulator.
+    """``twin.ports.CmAdapter`` for the emulator.
 
-    >>> from twin.adapters import CmAdapter
+    >>> from twin.ports import CmAdapter
     >>> isinstance(EmulatorAdapter(None), CmAdapter)  # type: ignore[arg-type]
     True
     """

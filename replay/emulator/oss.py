@@ -5,7 +5,7 @@ committed with a small apply delay (it takes effect at the next granularity-peri
 it shows in the following periods' KPIs); an invalid one is REJECTED with an error naming the
 attribute and value; the same ``changeId`` is applied at most once (a retry returns the first
 result). ``read`` returns an instance's current attributes. ``adapters.emulator`` puts the
-``twin.adapters.CmAdapter`` protocol in front of this.
+``twin.ports.CmAdapter`` protocol in front of this.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from replay.emulator.cm import INTEGER, READ_ONLY, dn_of, owner_class
 from twin.schemas import ChangeState, CmChangeRequest, CmChangeResult, Transport
 from twin.sim.cm import apply_cm_to_sector
 from twin.sim.topology import Sector
+
+__all__ = ["EmulatedOss", "Network", "PendingChange"]
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,10 @@ from replay.model import Item
 from replay.readers.raca import read as read_raca
 from twin.schemas import MrEvent
 
+__all__ = [
+    "METRICS", "QUANTILES", "Comparison", "compare", "emulator_values", "main", "markdown", "mr_values", "raca_values",
+]
+
 FloatArray = npt.NDArray[np.float64]
 METRICS: tuple[tuple[str, str], ...] = (
     ("rsrp_dbm", "RSRP (dBm)"), ("rsrq_db", "RSRQ (dB)"), ("sinr_db", "SINR (dB)"), ("dl_kbps", "DL thp (kbit/s)"),

@@ -31,6 +31,8 @@ from twin.schemas.mr import LocationMethod, rsrp_index, rsrq_index, sinr_index
 from twin.schemas.pm import MeasObjClass, PmSource
 from twin.sim.kpis import CONN, POWER, PRB, THP, TXPWR
 
+__all__ = ["EMULATOR_NS", "PM_SOURCE", "mr_events", "pm_records"]
+
 EMULATOR_NS = uuid.UUID("0c9e4b1a-6d2f-4f3e-9a57-2b8c1d0e7f31")
 PM_SOURCE = PmSource(format="emulator", vendor="ran-twin-emulator")
 

@@ -33,6 +33,11 @@ from typing import Any
 from twin.prediction.model import PredictConfig
 from twin.sim.traffic import DEFAULT_HOURLY_PROFILE
 
+__all__ = [
+    "EVENT_KINDS", "CellTruth", "Event", "Model", "MovingHotspot", "Scenario", "Topology", "Traffic", "Truth",
+    "list_scenarios", "load_scenario", "parse_scenario",
+]
+
 EVENT_KINDS = ("antenna_fault", "interference", "traffic_surge", "weather", "cm_change")
 
 

@@ -27,6 +27,8 @@ from twin.sim.propagation import CorrelatedShadowing
 from twin.sim.topology import Cluster
 from twin.sim.traffic import UePoints
 
+__all__ = ["HiddenTruth", "draw_truth", "hotspot_centre", "load_multiplier"]
+
 FloatArray = npt.NDArray[np.float64]
 
 

@@ -15,6 +15,8 @@ from replay.readers import jsonl, parquet, pmxml, raca
 from replay.readers.dn import DnResolver
 from twin import topics
 
+__all__ = ["TOPICS", "Format", "ReaderOptions", "open_sources"]
+
 
 class Format(StrEnum):
     raca = "raca"

@@ -36,6 +36,10 @@ from pathlib import Path
 
 from twin.cells import is_cell_key, lte_cell_key, nr_cell_key
 
+__all__ = [
+    "LTE_CELL_CLASSES", "NODE_CLASSES", "NR_CELL_CLASSES", "RELATION_CLASSES", "DnError", "DnResolver", "parse_dn",
+]
+
 NR_CELL_CLASSES = frozenset({"NRCellDU", "NRCellCU", "NRSectorCarrier"})
 NODE_CLASSES = frozenset({"ManagedElement", "GNBDUFunction", "GNBCUCPFunction", "GNBCUUPFunction"})
 LTE_CELL_CLASSES = frozenset({"EUtranCellFDD", "EUtranCellTDD"})

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+__all__ = ["Input", "expand", "maybe_gunzip"]
+
 
 @dataclass(frozen=True, slots=True)
 class Input:

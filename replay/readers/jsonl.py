@@ -26,6 +26,8 @@ from replay.readers.files import Input, expand
 from twin import topics
 from twin.schemas import WireModel
 
+__all__ = ["SUFFIXES", "UNKNOWN_TOPIC", "decode_envelope", "envelope", "read", "read_file", "write"]
+
 SUFFIXES = (".jsonl", ".ndjson")
 UNKNOWN_TOPIC = "unknown"
 

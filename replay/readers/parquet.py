@@ -20,6 +20,8 @@ from replay.model import Item, Outcomes, Rejection
 from replay.readers.files import Input, expand
 from replay.readers.jsonl import UNKNOWN_TOPIC, decode_envelope
 
+__all__ = ["SCHEMA", "SUFFIXES", "read", "read_file", "write"]
+
 SUFFIXES = (".parquet",)
 SCHEMA = pa.schema(
     [

@@ -47,6 +47,11 @@ from replay.readers.files import Input, expand
 from twin import topics
 from twin.schemas import MeasObjClass, PmCellRecord, PmRelationRecord, PmSource
 
+__all__ = [
+    "FORMATS", "NS_28532", "NS_32435", "SUFFIXES", "PmXmlOptions", "parse_duration", "parse_time", "read", "read_file",
+    "strip_prolog_junk",
+]
+
 NS_32435 = "http://www.3gpp.org/ftp/specs/archive/32_series/32.435#measCollec"
 NS_28532 = "http://www.3gpp.org/ftp/specs/archive/28_series/28.532#measData"
 FORMATS = {"measCollecFile": "3GPP-32.435", "measDataFile": "3GPP-28.532"}

@@ -72,6 +72,11 @@ from twin.cells import lte_cell_key, nr_cell_key
 from twin.schemas import CellMeas, Location, MrEvent, MrSource, Rat, UeInfo
 from twin.schemas.mr import rsrp_index, rsrq_index, sinr_index
 
+__all__ = [
+    "DEFAULT_PLMN", "DEFAULT_TZ", "SUFFIXES", "UNAVAILABLE", "RacaOptions", "RowError", "RowMapper", "file_id",
+    "lte_rsrp_index", "lte_rsrq_index", "parse_timestamp", "read", "read_file",
+]
+
 DEFAULT_PLMN = "27203"
 DEFAULT_TZ = "Europe/Dublin"
 SUFFIXES = (".csv",)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from adapters.emulator import EmulatorAdapter
 from replay.emulator import NetworkEmulator
 from tests.emulator.util import START, change
 from twin import topics
-from twin.adapters import CmAdapter
+from twin.ports import CmAdapter, open_adapter
 from twin.schemas import ChangeState, CmNotification
 
 
@@ -32,6 +34,30 @@ def test_invalid_changes_are_rejected_with_the_reason() -> None:
         assert res.state == ChangeState.REJECTED and res.transport.value == "EMULATOR"
         assert res.error is not None and all(w in res.error for w in words), res.error
     assert emu.step() and not any(r.topic == topics.CM_NOTIFICATIONS for r in emu.step())
+
+
+def test_the_emulator_adapter_is_found_by_name_and_applies_a_change() -> None:
+    emu = emulator()
+    adapter = open_adapter("emulator", endpoint=emu.oss)  # entry point group twin.adapters
+    assert type(adapter) is EmulatorAdapter and isinstance(adapter, CmAdapter)
+    emu.initial_records()
+    emu.step()
+    cell = emu.cells[2]
+    dn = emu.dn(cell, "SectorEquipmentFunction")
+    before = adapter.read(dn)["digitalTilt"]
+    res = adapter.apply(change(emu, cell, "digitalTilt", before + 10))
+    assert res.state == ChangeState.APPLIED, res.error
+    notes = [r for r in emu.step_detail().cm if isinstance(r, CmNotification)]
+    assert [(n.cell_key, n.attribute_list_value_changes) for n in notes] == [(cell, {"digitalTilt": before + 10})]
+    assert adapter.read(dn)["digitalTilt"] == before + 10
+
+
+def test_an_adapter_that_is_not_installed_is_named_in_the_error() -> None:
+    with pytest.raises(LookupError) as err:
+        open_adapter("netconf-nokia", endpoint=None)
+    message = str(err.value)
+    assert "'netconf-nokia'" in message and "twin.adapters" in message
+    assert "installed: emulator" in message  # what is there instead
 
 
 def test_valid_change_applies_from_the_next_period_and_shows_in_kpis() -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from twin.mirror.cluster import ClusterMirror
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["mirror_view", "render_table"]
 
 
 def mirror_view(clusters: dict[str, ClusterMirror], cell: str | None = None,
@@ -53,6 +55,9 @@ def _fmt(value: float | None, spec: str, unit: str = "") -> str:
 
 
 def render_table(view: dict[str, Any], console: Console | None = None) -> None:
+    from rich.console import Console  # only for people: the JSON view and the checkpoints do without rich
+    from rich.table import Table
+
     console = console or Console(width=130)
     table = Table(title="Mirror (PM values: last 4 periods, gauges averaged, counters summed)")
     for col in ("cluster", "cell", "CM", "PM periods", "missing", "PRB % DL", "UE thp DL", "MR", "RSRP p50",

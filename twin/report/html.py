@@ -15,6 +15,8 @@ from typing import Any
 
 from twin.sim.kpis import POWER, PRB, THP
 
+__all__ = ["line_chart", "render_report"]
+
 REAL, TWIN, EVENT = "#1f77b4", "#ff7f0e", "#d62728"
 PLOTTED = ((THP, "kbit/s"), (PRB, "%"), (POWER, "W"))
 

@@ -17,6 +17,8 @@ from twin.mirror.cluster import ClusterMirror
 from twin.prediction.error import ERROR_KPIS, cell_error
 from twin.sim.kpis import KPI_NAMES
 
+__all__ = ["PublishedPeriod", "build_summary"]
+
 
 @dataclass
 class PublishedPeriod:

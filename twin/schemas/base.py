@@ -10,6 +10,8 @@ from pydantic.alias_generators import to_camel
 
 from twin.cells import CELL_KEY_PATTERN
 
+__all__ = ["UTC_NORMALISER", "UUID_PATTERN", "CellKey", "OpenWireModel", "UtcDateTime", "Uuid", "WireModel"]
+
 
 def _as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)

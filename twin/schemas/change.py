@@ -9,6 +9,11 @@ from pydantic import Field
 
 from twin.schemas.base import CellKey, UtcDateTime, Uuid, WireModel
 
+__all__ = [
+    "Approval", "ApprovalState", "ChangeState", "CmChangeRequest", "CmChangeResult", "GuardSpec", "RollbackKpi",
+    "Transport",
+]
+
 
 class RollbackKpi(WireModel):
     name: str = Field(min_length=1)

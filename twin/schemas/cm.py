@@ -9,6 +9,8 @@ from pydantic import Field
 
 from twin.schemas.base import CellKey, UtcDateTime, WireModel
 
+__all__ = ["CmNotification", "CmNotificationType", "CmSnapshot"]
+
 
 class CmSnapshot(WireModel):
     """The attributes of one managed object instance as observed at ``observed_at``."""

@@ -9,6 +9,8 @@ from pydantic import Field
 
 from twin.schemas.base import UtcDateTime, WireModel
 
+__all__ = ["DeadLetter"]
+
 
 class DeadLetter(WireModel):
     schema_version: Literal["1"] = "1"

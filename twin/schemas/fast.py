@@ -47,6 +47,8 @@ from typing_extensions import TypedDict
 
 from twin.schemas.base import UTC_NORMALISER
 
+__all__ = ["dict_adapter", "struct_decoder", "struct_of", "typed_dict_of"]
+
 
 def _convert(tp: Any) -> Any:
     if isinstance(tp, type) and issubclass(tp, BaseModel):

@@ -9,6 +9,11 @@ from pydantic import Field, model_validator
 
 from twin.schemas.base import CellKey, UtcDateTime, Uuid, WireModel
 
+__all__ = [
+    "CellMeas", "Location", "LocationMethod", "MrEvent", "MrSource", "Rat", "UeInfo", "rsrp_index", "rsrq_index",
+    "sinr_index",
+]
+
 
 class MrSource(StrEnum):
     RRC_MEAS_REPORT = "RRC_MEAS_REPORT"

@@ -9,6 +9,8 @@ from pydantic import Field
 
 from twin.schemas.base import CellKey, UtcDateTime, Uuid, WireModel
 
+__all__ = ["Alert", "AlertType", "Prediction", "Severity"]
+
 
 class Prediction(WireModel):
     """A predicted KPI for one cell, period and horizon, under the same 3GPP name as the PM value."""

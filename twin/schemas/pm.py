@@ -9,6 +9,8 @@ from pydantic import Field, StringConstraints
 
 from twin.schemas.base import CellKey, OpenWireModel, UtcDateTime, WireModel
 
+__all__ = ["FiniteFloat", "MeasObjClass", "MeasurementName", "PmCellRecord", "PmRelationRecord", "PmSource"]
+
 
 class MeasObjClass(StrEnum):
     NRCellDU = "NRCellDU"

@@ -8,6 +8,8 @@ from pydantic import Field
 
 from twin.schemas.base import CellKey, WireModel
 
+__all__ = ["TopologyCell"]
+
 
 class TopologyCell(WireModel):
     schema_version: Literal["1"] = "1"

@@ -30,6 +30,11 @@ import numpy.typing as npt
 
 from twin.sim.propagation import LinkGeometry
 
+__all__ = [
+    "DEFAULT_H_BEAMWIDTH_DEG", "DEFAULT_MAX_GAIN_DBI", "DEFAULT_V_BEAMWIDTH_DEG", "antenna_gain_db",
+    "bearing_to_math_deg", "element_pattern_db", "gcs_to_lcs", "sector_gain_rows",
+]
+
 FloatArray = npt.NDArray[np.float64]
 
 DEFAULT_V_BEAMWIDTH_DEG = 10.0

@@ -23,6 +23,8 @@ from twin.sim.simulator import Simulator
 from twin.sim.topology import Cluster, hex_cluster
 from twin.sim.traffic import TrafficMap
 
+__all__ = ["bench_cluster", "run"]
+
 
 def bench_cluster(cells: int) -> Cluster:
     """The smallest hexagonal layout with at least ``cells`` cells, cut to exactly ``cells``.

@@ -1,7 +1,8 @@
 """``twin sim`` commands and ``twin bench sim``.
 
-``register(app)`` adds the ``sim`` group to the ``twin`` app and the ``sim`` command to the
-existing ``bench`` group; ``twin.cli`` calls it once at start-up.
+``register(app, bench_app)`` adds the ``sim`` group to the ``twin`` app and the ``sim`` command
+to its ``bench`` group; ``twin.cli`` calls it at start-up and passes both, so this module does
+not import ``twin.cli``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+__all__ = ["register", "sim_app"]
 
 sim_app = typer.Typer(help="Network simulation model: TR 38.901 + load coupling + link abstraction.",
                       no_args_is_help=True)
@@ -67,10 +70,8 @@ def bench_sim(
             typer.echo(f"{k:>28}: {v}")
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``twin sim ...`` and ``twin bench sim`` (idempotent)."""
-    from twin.cli import bench_app
-
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add ``twin sim ...`` to ``app`` and ``sim`` to its ``bench`` group ``bench_app`` (idempotent)."""
     if not any(g.name == "sim" for g in app.registered_groups):
         app.add_typer(sim_app, name="sim")
     if not any(c.name == "sim" for c in bench_app.registered_commands):

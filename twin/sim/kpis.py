@@ -33,6 +33,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "CONN", "KPI_NAMES", "N_BINS", "POWER", "PRB", "RSRP_BIN", "SINR_BIN", "THP", "TXPWR", "KpiArrays", "PowerModel",
+    "cell_kpis", "pm_values", "rsrp_index_array", "sinr_index_array",
+]
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 

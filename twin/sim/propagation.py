@@ -29,6 +29,12 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "SCENARIOS", "SHADOW_CORR_M", "SHADOW_SIGMA_DB", "SPEED_OF_LIGHT", "CorrelatedShadowing", "LinkGeometry",
+    "PrecomputedPropagation", "PropagationModel", "Scenario", "StatisticalPropagation", "breakpoint_distance_m",
+    "los_probability", "o2i_loss_db", "pathloss_db", "shadow_sigma_db",
+]
+
 Scenario = Literal["uma", "umi", "rma"]
 SCENARIOS: tuple[str, ...] = ("uma", "umi", "rma")
 

@@ -32,6 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "THERMAL_NOISE_DBM_PER_HZ", "LoadSolution", "Top2", "associate_with_changes", "noise_dbm", "noise_psd_dbm_per_hz",
+    "rsrp_offset_db", "solve_load", "top2",
+]
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+__all__ = ["LinkAbstraction", "SionnaPipeline", "expected_se_per_re", "export_link_table", "sionna_available"]
+
 FloatArray = npt.NDArray[np.float64]
 
 #: Reference allocation for the link table: one slot of a 20 MHz carrier at 30 kHz SCS

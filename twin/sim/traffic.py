@@ -22,6 +22,8 @@ import numpy.typing as npt
 
 from twin.sim.topology import Cluster
 
+__all__ = ["DEFAULT_HOURLY_PROFILE", "Hotspot", "TrafficMap", "UePoints"]
+
 FloatArray = npt.NDArray[np.float64]
 
 #: Relative busy-hour profile of connected UEs per hour of day (peak = 1), a typical
