@@ -16,12 +16,12 @@ run: $(STAMP)
 	$(VENV)/bin/twin demo
 
 test: $(STAMP)
-	$(PY) -m ruff check twin streams adapters replay tests
+	$(PY) -m ruff check twin streams adapters replay tests conftest.py
 	$(PY) -m mypy
 	$(PY) -m pytest -m "not slow" -q
 
 lint: $(STAMP)
-	$(PY) -m ruff check twin streams adapters replay tests
+	$(PY) -m ruff check twin streams adapters replay tests conftest.py
 	$(PY) -m mypy
 
 bench-ingest: $(STAMP)

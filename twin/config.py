@@ -20,6 +20,17 @@ from pydantic_settings import (
 
 from twin.cells import is_cell_key
 
+__all__ = [
+    "BrokerSettings",
+    "Cluster",
+    "IngestSettings",
+    "KafkaSettings",
+    "PredictSettings",
+    "TopologySettings",
+    "TwinSettings",
+    "load_settings",
+]
+
 
 class _Section(BaseModel):
     """A settings section: a misspelt key is an error, not a silently ignored line."""

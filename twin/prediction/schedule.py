@@ -6,8 +6,6 @@ period ends, newest predicted end) lives in the ``ClusterMirror`` and is checkpo
 restarted worker neither skips nor repeats a decision it had made durable.
 
 >>> from twin.mirror.cluster import ClusterMirror
-
-__all__ = ["due_periods", "mark_predicted"]
 >>> m = ClusterMirror("c")
 >>> m.apply(["pm", "nr:a", {"gp": 900, "t": 900.0, "v": {}, "s": False}])
 >>> due_periods(m, ["nr:a", "nr:b"], timeout_periods=1)
@@ -22,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from twin.mirror.cluster import ClusterMirror
+
+__all__ = ["due_periods", "mark_predicted"]
 
 
 def due_periods(mirror: ClusterMirror, expected: Collection[str], timeout_periods: int = 2) -> list[tuple[int, int]]:

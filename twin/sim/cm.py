@@ -47,6 +47,17 @@ from typing import Any
 
 from twin.sim.topology import Sector
 
+__all__ = [
+    "ATTRIBUTES",
+    "NR_CHANNEL_BW_MHZ",
+    "POSITION_ATTRIBUTES",
+    "SUPPORTED",
+    "Attribute",
+    "apply_cm_to_sector",
+    "normalise_attributes",
+    "nr_arfcn_to_ghz",
+]
+
 NR_CHANNEL_BW_MHZ = (5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 60, 70, 80, 90, 100, 200, 400)
 POSITION_ATTRIBUTES = frozenset({"lat", "lon", "x", "y", "siteId"})
 

@@ -38,7 +38,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "DL_OVERHEAD_FR1", "LINK_TABLE_FILE", "LinkModel", "ShannonLink", "TableLink", "default_link_model",
+    "DL_OVERHEAD_FR1", "LINK_MODELS", "LINK_TABLE_FILE", "LinkModel", "LinkModelName", "ShannonLink", "TableLink",
+    "default_link_model",
     "load_link_table", "n_prb", "re_per_second",
 ]
 
