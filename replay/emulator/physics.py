@@ -33,9 +33,8 @@ PHANTOM_CIO_DB = -300.0  # an interferer never wins the cell selection
 
 
 def model_traffic(scenario: Scenario) -> TrafficMap:
-    """The twin's public traffic model of the scenario (``[model]``)."""
-    m = scenario.model
-    return TrafficMap(n_ues=m.n_ues, demand_bps=m.demand_bps, indoor_fraction=m.indoor_fraction)
+    """The twin's public traffic model of the scenario (``[model]``, the twin's ``PredictConfig``)."""
+    return scenario.model.traffic_map()
 
 
 def link_geometry(x_m: FloatArray, y_m: FloatArray, h_m: FloatArray, ues: UePoints) -> LinkGeometry:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -54,11 +54,11 @@ FloatArray = npt.NDArray[np.float64]
 ArrayLike = npt.ArrayLike
 
 
-def _scenario(scenario: str) -> str:
+def _scenario(scenario: str) -> Scenario:
     s = str(scenario).lower()
     if s not in SCENARIOS:
         raise ValueError(f"scenario {scenario!r} is not one of {', '.join(SCENARIOS)}")
-    return s
+    return cast(Scenario, s)
 
 
 def _check_positive(name: str, value: FloatArray) -> None:
@@ -68,7 +68,7 @@ def _check_positive(name: str, value: FloatArray) -> None:
 
 
 def breakpoint_distance_m(
-    scenario: str, h_bs_m: ArrayLike, h_ut_m: ArrayLike, fc_ghz: ArrayLike, h_e_m: float = 1.0
+    scenario: Scenario, h_bs_m: ArrayLike, h_ut_m: ArrayLike, fc_ghz: ArrayLike, h_e_m: float = 1.0
 ) -> FloatArray:
     """Breakpoint distance (m), note 1 of Table 7.4.1-1.
 
@@ -97,7 +97,7 @@ def _rma_pl1(d3d: FloatArray, fc: FloatArray, h: float) -> FloatArray:
 
 
 def pathloss_db(
-    scenario: str,
+    scenario: Scenario,
     d2d_m: ArrayLike,
     h_bs_m: ArrayLike,
     h_ut_m: ArrayLike,
@@ -172,7 +172,7 @@ def pathloss_db(
     return np.asarray(np.where(los_b, pl_los, pl_nlos), dtype=np.float64)
 
 
-def los_probability(scenario: str, d2d_m: ArrayLike, h_ut_m: ArrayLike) -> FloatArray:
+def los_probability(scenario: Scenario, d2d_m: ArrayLike, h_ut_m: ArrayLike) -> FloatArray:
     """LoS probability of TR 38.901 Table 7.4.2-1 (outdoor distance ``d2d_m`` in m).
 
     Input
@@ -206,7 +206,7 @@ def los_probability(scenario: str, d2d_m: ArrayLike, h_ut_m: ArrayLike) -> Float
     return np.asarray(np.clip(p, 0.0, 1.0), dtype=np.float64)
 
 
-def shadow_sigma_db(scenario: str, los: ArrayLike, beyond_breakpoint: ArrayLike = False) -> FloatArray:
+def shadow_sigma_db(scenario: Scenario, los: ArrayLike, beyond_breakpoint: ArrayLike = False) -> FloatArray:
     """Shadow-fading standard deviation (dB) of Table 7.4.1-1.
 
     >>> shadow_sigma_db("rma", np.array([True, True, False]), np.array([False, True, False]))
@@ -363,7 +363,7 @@ class StatisticalPropagation:
 
     def __init__(
         self,
-        scenario: str,
+        scenario: Scenario,
         site_of_cell: npt.NDArray[np.int_],
         ue_x_m: FloatArray,
         ue_y_m: FloatArray,

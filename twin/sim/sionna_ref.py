@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from twin.sim.propagation import Scenario
+
 __all__ = ["LinkAbstraction", "SionnaPipeline", "expected_se_per_re", "export_link_table", "sionna_available"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -144,7 +146,7 @@ class SionnaPipeline:
 
     def __init__(
         self,
-        scenario: str,
+        scenario: Scenario,
         bs_xyz: FloatArray,
         ut_xyz: FloatArray,
         bearing_deg: FloatArray,
