@@ -2,6 +2,12 @@
 
 At-least-once everywhere: producers wait for acks, consumers commit after the effect is durable.
 Idempotent producers are a setting because Tansu rejects them while Apache Kafka supports them.
+
+Message size: a producer refuses (``MessageSizeTooLargeError`` from ``send``) a message larger than
+its ``max_request_size``, and a broker refuses a record batch larger than its ``message.max.bytes``
+(the same error, from the send's future). The worker sets ``max_request_size`` to
+``kafka.max_message_bytes`` and keeps its batches within it too (``max_batch_size``), so the two
+agree; :func:`is_too_large` tells these refusals from other send failures.
 """
 
 from __future__ import annotations
@@ -13,24 +19,37 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, TopicAlreadyExistsError
 
 from twin.ports import OutRecord
 
-__all__ = ["KafkaSink", "ensure_topics", "make_consumer", "make_producer"]
+__all__ = ["DEFAULT_MAX_REQUEST_SIZE", "KafkaSink", "ensure_topics", "is_too_large", "make_consumer",
+           "make_producer"]
+
+DEFAULT_MAX_REQUEST_SIZE = 8 << 20  # for producers of tools and tests; the worker passes its setting
+
+
+def is_too_large(exc: BaseException) -> bool:
+    """Whether a send failed because the message (or its batch) is too large, by the producer's own
+    limit or the broker's: a refusal of that message, not a failure of the connection."""
+    return isinstance(exc, MessageSizeTooLargeError | RecordListTooLargeError)
 
 
 def make_producer(
-    bootstrap_servers: str, *, idempotent: bool = False, client_id: str = "ran-twin", **extra: Any
+    bootstrap_servers: str, *, idempotent: bool = False, client_id: str = "ran-twin",
+    max_request_size: int = DEFAULT_MAX_REQUEST_SIZE, **extra: Any
 ) -> AIOKafkaProducer:
+    """``max_request_size`` bounds each message (aiokafka checks it in ``send``); batches of several
+    messages are kept within it as well (``max_batch_size``, at most 1 MiB), so a broker whose
+    ``message.max.bytes`` equals it accepts every batch."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         acks="all",
         enable_idempotence=idempotent,
         linger_ms=extra.pop("linger_ms", 5),
-        max_batch_size=extra.pop("max_batch_size", 1 << 20),
-        max_request_size=extra.pop("max_request_size", 8 << 20),
+        max_batch_size=extra.pop("max_batch_size", min(1 << 20, max_request_size)),
+        max_request_size=max_request_size,
         **extra,
     )
 
@@ -78,9 +97,11 @@ class KafkaSink:
         client_id: str = "ran-twin",
         ensure: Iterable[str] = (),
         partitions: int = 12,
+        max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
-        self._producer = make_producer(bootstrap_servers, idempotent=idempotent, client_id=client_id)
+        self._producer = make_producer(bootstrap_servers, idempotent=idempotent, client_id=client_id,
+                                       max_request_size=max_request_size)
         self._ensure = tuple(ensure)
         self._partitions = partitions
         self._pending: list[asyncio.Future[Any]] = []

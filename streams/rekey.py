@@ -2,9 +2,18 @@
 
 Consumes the PM, CM and MR topics (keyed by cell) in batches, validates and normalises every record
 (``twin.ingest``), sends rejects to ``ran.dlq.v1`` with the reason and the original bytes, and
-forwards the rest to ``twin.<group>.by-cluster.v1`` keyed by *cluster*, packed as one envelope per
-cluster and batch. Source offsets are committed only after the envelopes and dead letters are
-acknowledged.
+forwards the rest to ``twin.<group>.by-cluster.v1`` keyed by *cluster*, packed into envelopes of one
+cluster's records per batch (``streams.envelopes``: at most ``kafka.envelope_max_records`` records
+and within ``kafka.max_message_bytes``). Source offsets are committed only after the envelopes and
+dead letters are acknowledged.
+
+No record stops the stage (no poison, no crash loop): a record too large for an envelope of its own
+is dead-lettered instead of forwarded, and a dead letter too large for a message carries only the
+first bytes of the record, with its size and SHA-256 (``DeadLetter.to_json_bytes_within``). Should
+the broker still refuse a message as too large (its ``message.max.bytes`` below the setting), the
+envelope is sent again in halves, down to single records, which are then dead-lettered, and a dead
+letter is sent again at half the size. Any other send failure (a broker that is down) fails the
+stage as before, and nothing after the un-acknowledged send is committed.
 """
 
 from __future__ import annotations
@@ -14,17 +23,19 @@ import base64
 import contextlib
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
 import structlog
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.kafka_io import make_consumer, make_producer
+from streams.envelopes import ENVELOPE_SUFFIX, envelope, envelope_prefix, pack, value_limit
+from streams.kafka_io import is_too_large, make_consumer, make_producer
 from streams.mirror_stage import ORIGIN_HEADER, MirrorStage
 from streams.start_barrier import StartBarrier
 from streams.stats import WorkerStats
@@ -34,18 +45,27 @@ from twin.ingest import IngestDecoder, Rejection
 from twin.records import NormalisedRecord
 from twin.routing import ClusterRouter
 from twin.schemas import DeadLetter
+from twin.schemas.dlq import DEAD_LETTER_KEY_MAX_BYTES
 
-__all__ = ["COMMITS_IN_FLIGHT", "ENVELOPE_MAX_RECORDS", "RekeyStage", "dead_letter"]
+__all__ = ["COMMITS_IN_FLIGHT", "ENVELOPE_MAX_RECORDS", "MIN_DEAD_LETTER_BYTES", "TOO_LARGE", "RekeyStage",
+           "dead_letter"]
 
 log = structlog.get_logger(__name__)
 
-ENVELOPE_MAX_RECORDS = 2000
+ENVELOPE_MAX_RECORDS = 2000  # the default of kafka.envelope_max_records
 COMMITS_IN_FLIGHT = 4  # batches whose acks may be outstanding while the next ones are processed
+MIN_DEAD_LETTER_BYTES = 4096  # a dead letter the broker refuses is halved down to this size, no further
+TOO_LARGE = "too_large"  # error class of valid records too large to forward
+
+Refused = Callable[[BaseException], Awaitable[None]]  # what to do when a send is refused as too large
 
 
 def dead_letter(topic: str, partition: int | None, offset: int | None, key: bytes | None,
-                value: bytes | None, rejection: Rejection) -> bytes:
-    return DeadLetter(
+                value: bytes | None, rejection: Rejection, max_bytes: int | None = None,
+                message_limit: int | None = None) -> bytes:
+    """The dead letter of a record; within ``max_bytes`` (truncated if need be) when given, with
+    ``message_limit`` as the limit a truncated letter names (see ``DeadLetter.to_json_bytes_within``)."""
+    letter = DeadLetter(
         reason=rejection.reason,
         error_class=rejection.error_class,
         topic=topic,
@@ -54,7 +74,27 @@ def dead_letter(topic: str, partition: int | None, offset: int | None, key: byte
         key_b64=base64.b64encode(key).decode() if key is not None else None,
         value_b64=base64.b64encode(value or b"").decode(),
         rejected_at=datetime.now(UTC),
-    ).to_json_bytes()
+    )
+    return letter.to_json_bytes() if max_bytes is None else letter.to_json_bytes_within(max_bytes, message_limit)
+
+
+class _Sources:
+    """The consumed message each normalised record of a batch came from, looked up only when a
+    record has to be dead-lettered after validation (too large to forward), so the hot path keeps
+    no per-record bookkeeping: records are found by identity in the decoder's outcome lists."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[list[Any], list[Any]]] = []
+        self._of: dict[int, Any] | None = None
+
+    def add(self, messages: list[Any], outcomes: list[Any]) -> None:
+        self.batches.append((messages, outcomes))
+
+    def __call__(self, record: NormalisedRecord) -> Any:
+        if self._of is None:
+            self._of = {id(out): msg for messages, outcomes in self.batches
+                        for msg, out in zip(messages, outcomes, strict=True)}
+        return self._of[id(record)]
 
 
 class RekeyStage:
@@ -77,6 +117,8 @@ class RekeyStage:
         self.route = ClusterRouter(settings.topology)
         self.internal_topic = topics.ingest_by_cluster(settings.kafka.group_id)
         self.local = local
+        self.max_message_bytes = settings.kafka.max_message_bytes
+        self.envelope_max_records = settings.kafka.envelope_max_records
         self._partition_of: dict[str, int] = {}
         # ack-then-commit tasks of the batches not yet committed, oldest first; each waits for the one
         # before it, so commits land in order
@@ -88,7 +130,8 @@ class RekeyStage:
         self.consumer = make_consumer(self.bootstrap, *topics.INGEST_TOPICS,
                                       group_id=f"{settings.kafka.group_id}.rekey", client_id=settings.kafka.client_id)
         self.producer = make_producer(self.bootstrap, idempotent=settings.kafka.idempotent_producer,
-                                      client_id=settings.kafka.client_id)
+                                      client_id=settings.kafka.client_id,
+                                      max_request_size=settings.kafka.max_message_bytes)
         await self.producer.start()
         await self.consumer.start()
         self._partitions = sorted(await self.producer.partitions_for(self.internal_topic))
@@ -101,10 +144,9 @@ class RekeyStage:
         with contextlib.suppress(Exception):
             await self.producer.stop()
 
-    async def _commit_when_acked(self, futures: list[Any], offsets: dict[TopicPartition, int],
-                                 previous: asyncio.Future[None] | None) -> None:
-        if futures:
-            await asyncio.gather(*futures)
+    async def _commit_when_acked(self, sends: list[Any], refused: dict[Any, Refused],
+                                 offsets: dict[TopicPartition, int], previous: asyncio.Future[None] | None) -> None:
+        await self._settle(sends, refused)
         if previous is not None:
             await previous  # raises if an earlier batch's send failed: this commit must not happen
         try:
@@ -144,9 +186,130 @@ class RekeyStage:
                 cluster.encode(), self._partitions, self._partitions)
         return partition
 
+    async def _settle(self, sends: list[Any], refused: dict[Any, Refused]) -> None:
+        """Wait for the acks of ``sends``. A send refused as too large goes to its handler in
+        ``refused`` (which sends smaller messages, or dead-letters, and waits for those); any other
+        failure is raised, so the batch is not committed and the worker fails."""
+        if not sends:
+            return
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        for sent, result in zip(sends, results, strict=True):
+            if isinstance(result, BaseException):
+                handler = refused.get(sent) if is_too_large(result) else None
+                if handler is None:
+                    raise result
+                await handler(result)
+
+    async def _send(self, sends: list[Any], refused: dict[Any, Refused], topic: str, value: bytes, *,
+                    key: bytes | None, on_refused: Refused, partition: int | None = None,
+                    headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Send without waiting for the ack (``sends`` collects it); ``on_refused`` is what to do if
+        the message is refused as too large, by the producer now or by the broker later."""
+        try:
+            sent = await self.producer.send(topic, value, key=key, partition=partition, headers=headers)
+        except MessageSizeTooLargeError as exc:  # the producer's own check
+            sends.append(asyncio.ensure_future(on_refused(exc)))
+            return
+        sends.append(sent)
+        refused[sent] = on_refused
+
+    async def _deliver(self, topic: str, value: bytes, *, key: bytes | None, on_refused: Refused,
+                       partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Send and wait for the ack (after a refusal, off the hot path)."""
+        sends: list[Any] = []
+        refused: dict[Any, Refused] = {}
+        await self._send(sends, refused, topic, value, key=key, on_refused=on_refused, partition=partition,
+                         headers=headers)
+        await self._settle(sends, refused)
+
+    async def _dead_letter(self, sends: list[Any], refused: dict[Any, Refused], msg: Any,
+                           rejection: Rejection) -> None:
+        """Send the dead letter of a consumed message, within the message limit."""
+        key = msg.key if msg.key is None or len(msg.key) <= DEAD_LETTER_KEY_MAX_BYTES \
+            else msg.key[:DEAD_LETTER_KEY_MAX_BYTES]
+        letter = dead_letter(msg.topic, msg.partition, msg.offset, msg.key, msg.value, rejection,
+                             max_bytes=value_limit(self.max_message_bytes, key), message_limit=self.max_message_bytes)
+        await self._send(sends, refused, topics.DLQ, letter, key=key,
+                         on_refused=partial(self._letter_refused, msg, rejection, key, len(letter)))
+
+    async def _letter_refused(self, msg: Any, rejection: Rejection, key: bytes | None, size: int,
+                              exc: BaseException) -> None:
+        """The broker refused a dead letter of ``size`` bytes (its limit is below the setting): send
+        it again at half that size, down to ``MIN_DEAD_LETTER_BYTES``; below that, log it and go on."""
+        where = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
+        if size <= MIN_DEAD_LETTER_BYTES:
+            log.error("rekey.dead_letter_refused", **where, bytes=size, error=repr(exc))
+            return
+        log.warning("rekey.dead_letter_refused_retrying", **where, bytes=size, error=repr(exc))
+        letter = dead_letter(msg.topic, msg.partition, msg.offset, msg.key, msg.value, rejection,
+                             max_bytes=max(MIN_DEAD_LETTER_BYTES, size // 2))
+        await self._deliver(topics.DLQ, letter, key=key,
+                            on_refused=partial(self._letter_refused, msg, rejection, key, len(letter)))
+
+    def _too_large(self, size: int, room: int) -> Rejection:
+        return Rejection(f"normalised record of {size:,} bytes exceeds the message limit of "
+                         f"{self.max_message_bytes:,} bytes (kafka.max_message_bytes; at most {room:,} bytes "
+                         f"of records fit in one envelope)", TOO_LARGE)
+
+    async def _envelope_refused(self, cluster: str, partition: int, headers: list[tuple[str, bytes]],
+                                records: list[NormalisedRecord], parts: list[bytes], sources: _Sources,
+                                exc: BaseException) -> None:
+        """The broker refused an envelope as too large (its limit is below the setting): send it again
+        in halves; a single record it refuses is dead-lettered."""
+        if len(parts) == 1:
+            log.warning("rekey.record_refused", cluster=cluster, bytes=len(parts[0]), error=repr(exc))
+            self.stats.forwarded -= 1
+            self.stats.accepted -= 1
+            self.stats.dead_lettered[TOO_LARGE] += 1
+            rejection = Rejection(f"normalised record of {len(parts[0]):,} bytes was refused by the broker as too "
+                                  f"large ({type(exc).__name__}; kafka.max_message_bytes is "
+                                  f"{self.max_message_bytes:,})", TOO_LARGE)
+            sends: list[Any] = []
+            refused: dict[Any, Refused] = {}
+            await self._dead_letter(sends, refused, sources(records[0]), rejection)
+            await self._settle(sends, refused)
+            return
+        log.warning("rekey.envelope_refused", cluster=cluster, records=len(parts), error=repr(exc))
+        prefix = envelope_prefix(cluster)
+        half = len(parts) // 2
+        for lo, hi in ((0, half), (half, len(parts))):
+            await self._deliver(self.internal_topic, envelope(prefix, parts[lo:hi]), key=cluster.encode(),
+                                partition=partition, headers=headers,
+                                on_refused=partial(self._envelope_refused, cluster, partition, headers,
+                                                   records[lo:hi], parts[lo:hi], sources))
+
+    async def _forward(self, sends: list[Any], refused: dict[Any, Refused], cluster: str,
+                       records: list[NormalisedRecord], headers: list[tuple[str, bytes]], sources: _Sources,
+                       too_large: dict[int, tuple[NormalisedRecord, Rejection]]) -> list[NormalisedRecord]:
+        """Send a cluster's records in envelopes; returns those sent. A record too large for an
+        envelope of its own goes into ``too_large`` instead (keyed by identity: a CM tombstone is in
+        every cluster's list, and is dead-lettered once)."""
+        key = cluster.encode()
+        partition = self.partition_of(cluster)
+        prefix = envelope_prefix(cluster)
+        parts = list(map(orjson.dumps, records))  # each record encoded once
+        room = value_limit(self.max_message_bytes, key, headers)
+        overhead = len(prefix) + len(ENVELOPE_SUFFIX)
+        packing = pack(list(map(len, parts)), overhead, room, self.envelope_max_records)
+        for lo, hi in packing.spans:
+            await self._send(sends, refused, self.internal_topic, envelope(prefix, parts[lo:hi]), key=key,
+                             partition=partition, headers=headers,
+                             on_refused=partial(self._envelope_refused, cluster, partition, headers,
+                                                records[lo:hi], parts[lo:hi], sources))
+            self.stats.forwarded += hi - lo
+        if not packing.oversized:
+            return records
+        for i in packing.oversized:
+            too_large[id(records[i])] = (records[i], self._too_large(len(parts[i]), room - overhead))
+        skip = set(packing.oversized)
+        return [r for i, r in enumerate(records) if i not in skip]
+
     async def step(self, timeout_ms: int = 200) -> int:
         batches = await self.consumer.getmany(timeout_ms=timeout_ms,
                                               max_records=self.settings.kafka.fetch_max_records)
+        commits = self._commits
+        while commits and commits[0].done():
+            commits.popleft().result()  # a failed send fails the worker, new input or not
         if not batches:
             return 0
         if self.stats.first_consumed_at is None:
@@ -154,19 +317,20 @@ class RekeyStage:
         decode_many = self.decoder.decode_many
         route = self.route
         by_cluster: dict[str, list[NormalisedRecord]] = defaultdict(list)
-        futures = []
+        sources = _Sources()
+        sends: list[Any] = []
+        refused: dict[Any, Refused] = {}
         n = rejected = 0
         for tp, messages in batches.items():
             topic = tp.topic
             n += len(messages)
             outcomes = decode_many(topic, messages)
+            sources.add(messages, outcomes)
             for msg, out in zip(messages, outcomes, strict=True):
                 if isinstance(out, Rejection):
                     rejected += 1
                     self.stats.dead_lettered[out.error_class] += 1
-                    futures.append(await self.producer.send(
-                        topics.DLQ, dead_letter(topic, tp.partition, msg.offset, msg.key, msg.value, out),
-                        key=msg.key))
+                    await self._dead_letter(sends, refused, msg, out)
                 elif out[0] == "cmdel":
                     # A tombstone names only a DN, which may belong to a cell of any cluster.
                     for cluster in route.all_clusters():
@@ -174,30 +338,27 @@ class RekeyStage:
                 else:
                     by_cluster[route(out[1])].append(out)
         local = self.local
+        too_large: dict[int, tuple[NormalisedRecord, Rejection]] = {}
         for cluster, records in by_cluster.items():
-            key = cluster.encode()
-            partition = self.partition_of(cluster)
-            here = local is not None and partition in local.owned
+            here = local is not None and self.partition_of(cluster) in local.owned
             headers = [(ORIGIN_HEADER, local.origin)] if here and local is not None else []
-            for i in range(0, len(records), ENVELOPE_MAX_RECORDS):
-                chunk = records[i:i + ENVELOPE_MAX_RECORDS]
-                futures.append(await self.producer.send(
-                    self.internal_topic, orjson.dumps({"cl": cluster, "r": chunk}), key=key,
-                    partition=partition, headers=headers))
-                self.stats.forwarded += len(chunk)
+            records = await self._forward(sends, refused, cluster, records, headers, sources, too_large)
             if here and local is not None:
-                futures += await local.apply_local(partition, cluster, records)
+                sends += await local.apply_local(self.partition_of(cluster), cluster, records)
+        for record, rejection in too_large.values():
+            rejected += 1
+            self.stats.dead_lettered[TOO_LARGE] += 1
+            await self._dead_letter(sends, refused, sources(record), rejection)
         # At least once: the source offsets move only after everything derived from them is acked.
         # The waits for acks overlap the next batches (a produce round trip on a busy broker takes
         # longer than validating a batch); commits stay in order and at most COMMITS_IN_FLIGHT wait.
-        commits = self._commits
         while commits and commits[0].done():
             commits.popleft().result()  # a failed send fails the worker
         if len(commits) >= COMMITS_IN_FLIGHT:
             await commits.popleft()
         offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items()}
         commits.append(asyncio.ensure_future(
-            self._commit_when_acked(futures, offsets, commits[-1] if commits else None)))
+            self._commit_when_acked(sends, refused, offsets, commits[-1] if commits else None)))
         self.stats.consumed += n
         self.stats.accepted += n - rejected
         return n

@@ -48,6 +48,14 @@ class KafkaSettings(_Section):
     # Tansu rejects idempotent producers; switch on for Apache Kafka.
     idempotent_producer: bool = False
     fetch_max_records: int = Field(default=5000, ge=1)
+    max_message_bytes: int = Field(
+        default=1_048_588, ge=16_384,
+        description="the brokers' message.max.bytes (Apache Kafka's default: 1 MiB + 12); the worker's "
+        "producers use it as max_request_size, and every envelope and dead letter stays within it",
+    )
+    envelope_max_records: int = Field(
+        default=2000, ge=1, description="records per envelope of the re-keyed topic (also bounded by bytes)"
+    )
 
 
 class BrokerSettings(_Section):
