@@ -1,13 +1,22 @@
-"""``twin bench e2e``: emulator, broker and worker, as fast as the pipeline answers.
+"""``twin bench e2e``: emulator, broker and worker, closed loop or open loop.
 
 The emulator publishes ``--periods`` periods of a ``--cells`` network through the embedded broker
-to a ``twin run`` worker (two processes) which mirrors them and predicts every period; the bench
-keeps at most ``--window`` periods in flight (it publishes period k once all predictions of
-period k - window arrived). The first period is published once the worker built its simulator from
-the initial CM (``warmup_s``, outside the measured wall time), as in a network whose CM the twin
-holds long before the PM arrives. Latency is per (cell, period): from the moment the period's PM records
-were handed to the producer to the moment the cell's prediction was read back from
-``ran.twin.predictions.v1``.
+to a ``twin run`` worker (two processes) which mirrors them and predicts every period.
+
+- Closed loop (default): as fast as the pipeline answers, at most ``--window`` periods in flight
+  (period k is published once all predictions of period k - window arrived). Latency is per
+  (cell, period), from the moment the period's records exist, before the emulator's records are
+  encoded, to the moment the cell's prediction is read back from ``ran.twin.predictions.v1``. The
+  window hides queueing: a slow period holds back the next one instead of delaying it.
+- Open loop (``--open-loop --rate R``): period k is due k / R seconds after the first, whatever
+  the answers; its records are computed ahead and encoded and published when due. Latency runs
+  from the moment the period was due, so queueing delay (in the publisher, the broker or the
+  worker) is in it. ``publish_lag_ms_*`` says how late the periods were handed to the producer.
+
+The first period is published once the worker built its simulator from the initial CM
+(``warmup_s``, outside the measured wall time), as in a network whose CM the twin holds long before
+the PM arrives. Percentiles are ``numpy.percentile`` with ``method="inverted_cdf"`` (nearest rank,
+``streams.live.PERCENTILE_METHOD``).
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import typer
 
 from streams.broker import EmbeddedBroker
 from streams.demo import GROUP, Worker, write_config
-from streams.live import LiveRun, percentile
+from streams.live import PERCENTILE_METHOD, LiveRun, percentile
 
 
 def _rings(cells: int) -> int:
@@ -53,15 +62,21 @@ def bench_e2e_command(
     granularity: Annotated[int, typer.Option(min=60, help="PM granularity period (s)")] = 900,
     scenario: Annotated[str, typer.Option(help="emulator scenario (its layout is resized to --cells)")] = (
         "urban-hotspots"),
-    window: Annotated[int, typer.Option(min=1, help="periods in flight")] = 2,
+    window: Annotated[int, typer.Option(min=1, help="closed loop: periods in flight")] = 2,
+    open_loop: Annotated[bool, typer.Option(
+        "--open-loop", help="publish periods on a fixed schedule (--rate), whatever the answers")] = False,
+    rate: Annotated[float | None, typer.Option(
+        min=0.001, metavar="PERIODS_PER_S", help="open loop: periods published per second")] = None,
     mr_per_cell: Annotated[int, typer.Option(min=0, help="UE measurement reports per cell and period")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """End-to-end throughput and PM-to-prediction latency of the runtime against the emulator."""
+    """End-to-end throughput and PM-to-prediction latency of the runtime against the emulator (closed or open loop)."""
     from replay.emulator import NetworkEmulator, load_scenario
     from twin.logs import configure
 
     configure("WARNING")
+    if open_loop != (rate is not None):
+        raise typer.BadParameter("--open-loop and --rate PERIODS_PER_S go together")
     sc = load_scenario(scenario)
     sc = replace(sc, topology=replace(sc.topology, rings=_rings(cells)))
     emulator = NetworkEmulator(sc, seed=0, granularity_s=granularity, mr_per_cell=mr_per_cell)
@@ -72,7 +87,8 @@ def bench_e2e_command(
         with EmbeddedBroker() as broker:
             worker = Worker(config, broker.bootstrap_servers, tmp)
             try:
-                run = LiveRun(emulator, broker.bootstrap_servers, periods, granularity, speed=0, window=window)
+                run = LiveRun(emulator, broker.bootstrap_servers, periods, granularity, speed=0, window=window,
+                              rate=rate if open_loop else None)
                 asyncio.run(_bench(run, worker, len(emulator.clusters)))
                 stats = worker.mirror()
             finally:
@@ -81,16 +97,23 @@ def bench_e2e_command(
         shutil.rmtree(tmp, ignore_errors=True)
     wall = run.finished_at - run.started_at
     lat = run.latencies_ms()
+    lags = run.publish_lags_ms()
     expected = len(run.cells) * periods
     result = {
         "benchmark": "e2e", "scenario": sc.name, "cells": len(run.cells), "periods": len(run.log),
-        "granularity_s": granularity, "window": window, "mr_per_cell": mr_per_cell,
+        "granularity_s": granularity, "mode": "open-loop" if open_loop else "closed-loop",
+        "window": None if open_loop else window, "rate_periods_per_s": rate if open_loop else None,
+        "mr_per_cell": mr_per_cell,
         "records_published": run.published, "predictions_received": len(run.watcher.arrived),
         "predictions_expected": expected, "wall_s": round(wall, 3),
         "periods_per_s": round(len(run.log) / wall, 2),
         "sim_seconds_per_wall_second": round(len(run.log) * granularity / wall, 1),
+        "latency_from": "scheduled time" if open_loop else "records ready, before encoding",
         "latency_ms_p50": _r(percentile(lat, 50)), "latency_ms_p99": _r(percentile(lat, 99)),
-        "latency_ms_max": _r(max(lat) if lat else None),
+        "latency_ms_max": _r(max(lat) if lat else None), "latency_samples": len(lat),
+        "percentile_method": PERCENTILE_METHOD,
+        "publish_lag_ms_p50": _r(percentile(lags, 50)) if open_loop else None,
+        "publish_lag_ms_max": _r(max(lags) if lags else None) if open_loop else None,
         "warmup_s": None if run.warmup_s is None else round(run.warmup_s, 3),
         "worker_prediction_s": stats.get("predictionSeconds"), "simulator_builds": stats.get("simulatorBuilds"),
         "group": GROUP, "cpu_count": os.cpu_count(),

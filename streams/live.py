@@ -2,9 +2,18 @@
 
 Shared by ``twin demo`` and ``twin bench e2e``. :class:`LiveRun` steps the emulator one
 granularity period at a time, publishes what it produced (PM, MR, CM) through the real topics,
-and paces itself either in accelerated event time (``speed`` x real time) or, at ``speed=0``, as
-fast as the pipeline answers: never more than ``window`` periods ahead of the newest period whose
-predictions have all arrived. :class:`PredictionWatcher` reads ``ran.twin.predictions.v1``.
+and paces itself in one of two ways:
+
+- closed loop: in accelerated event time (``speed`` x real time) or, at ``speed=0``, as fast as
+  the pipeline answers; either way never more than ``window`` periods ahead of the newest period
+  whose predictions have all arrived. A period's latency runs from the moment its records exist,
+  before they are encoded.
+- open loop (``rate`` periods per second): period k is due ``k / rate`` seconds after the first,
+  whatever the answers; its records are computed ahead, encoded and published when due (or at once
+  when late), and its latency runs from the moment it was due, so queueing shows in it.
+
+:class:`PredictionWatcher` reads ``ran.twin.predictions.v1``. :func:`percentile` is numpy's, with
+the method stated in :data:`PERCENTILE_METHOD`.
 """
 
 from __future__ import annotations
@@ -16,15 +25,25 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
+import numpy as np
 import orjson
 
 from streams.kafka_io import KafkaSink, make_consumer
 from twin import topics
 from twin.ports import OutRecord
+from twin.schemas import CmSnapshot
 
-__all__ = ["LiveRun", "PeriodLog", "PredictionWatcher", "ProgressFn", "Source", "WarmFn", "event_dict", "percentile"]
+__all__ = ["PERCENTILE_METHOD", "LiveRun", "PeriodLog", "PredictionWatcher", "ProgressFn", "Source", "WarmFn",
+           "encode_step", "event_dict", "percentile"]
+
+#: ``numpy.percentile``'s method for every latency percentile: "inverted_cdf", the nearest-rank
+#: definition (the smallest observed value with at least q % of the values at or below it), so
+#: "p99 <= 200 ms" means what it says: at least 99 % of the latencies were within 200 ms. It returns
+#: an observed value; of 100 values, p99 is the 99th smallest, not the maximum. ("higher" would
+#: return the maximum there, and "linear" a value between the two largest that nobody observed.)
+PERCENTILE_METHOD: Final = "inverted_cdf"
 
 
 class Source(Protocol):
@@ -41,6 +60,10 @@ class Source(Protocol):
     def initial_records(self) -> list[OutRecord]: ...
 
     def step(self) -> list[OutRecord]: ...
+
+    # Optional: ``step_detail()`` (the period's records as schema objects, not yet encoded); a
+    # source that has it is stepped through it and :func:`encode_step`, so the latency clock starts
+    # before the encoding. ``replay.emulator.NetworkEmulator`` has it.
 
     def events_in(self, period: Any) -> Any: ...
 
@@ -67,9 +90,27 @@ def event_dict(event: Any) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()}
 
 
+def encode_step(detail: Any) -> list[OutRecord]:
+    """A period's records (``NetworkEmulator.step_detail()``) encoded for the topics, exactly as
+    ``NetworkEmulator.step()`` encodes them (``tests/test_bench_commands.py`` checks that)."""
+    out: list[OutRecord] = []
+    for rec in detail.cm:
+        if isinstance(rec, CmSnapshot):
+            out.append(OutRecord(topics.CM_SNAPSHOT, rec.dn.encode(), rec.to_json_bytes()))
+        else:
+            out.append(OutRecord(topics.CM_NOTIFICATIONS, rec.cell_key.encode(), rec.to_json_bytes()))
+    out += [OutRecord(topics.PM_CELL, r.cell_key.encode(), r.to_json_bytes()) for r in detail.pm]
+    out += [OutRecord(topics.MR_UE, e.cell_key.encode(), e.to_json_bytes()) for e in detail.mr]
+    return out
+
+
 @dataclass
 class PeriodLog:
-    """One published period: when it left, the PM values in it, the events in it."""
+    """One published period: when it left, the PM values in it, the events in it.
+
+    ``ready_at``: when its records existed, before they were encoded; ``published_at``: when they
+    were handed to the producer; ``scheduled_at``: when it was due (open loop only). Latency runs
+    from :attr:`origin`."""
 
     index: int
     end: int
@@ -77,6 +118,17 @@ class PeriodLog:
     pm: dict[str, dict[str, float]]
     records: int
     events: list[dict[str, Any]] = field(default_factory=list)
+    ready_at: float | None = None
+    scheduled_at: float | None = None
+
+    @property
+    def origin(self) -> float:
+        """Where the period's latency starts: when it was due (open loop), else when its records
+        existed (before encoding), else when they were handed to the producer."""
+        for t in (self.scheduled_at, self.ready_at):
+            if t is not None:
+                return t
+        return self.published_at
 
 
 class PredictionWatcher:
@@ -128,11 +180,16 @@ WarmFn = Callable[[asyncio.Event], Awaitable[None]]
 
 
 class LiveRun:
-    """Publishes ``periods`` periods of ``source`` and tracks predictions and latency."""
+    """Publishes ``periods`` periods of ``source`` and tracks predictions and latency.
+
+    ``rate`` (periods per second) runs it open loop (``speed`` and ``window`` are then unused)."""
 
     def __init__(self, source: Source, bootstrap: str, periods: int, granularity_s: int,
-                 speed: float = 0.0, window: int = 2, partitions: int = 12) -> None:
+                 speed: float = 0.0, window: int = 2, partitions: int = 12, rate: float | None = None) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError(f"rate must be > 0 periods per second, got {rate}")
         self.source = source
+        self.rate = rate
         self.bootstrap = bootstrap
         self.periods = periods
         self.gp = granularity_s
@@ -171,17 +228,32 @@ class LiveRun:
                 t0 = time.monotonic()
                 await warmed(stop)
                 self.warmup_s = time.monotonic() - t0
-            self.started_at = time.time()
             prev_end = self.source.period_end
+            # Open loop: each period is computed ahead (the first before the clock starts) and
+            # published when due; its latency runs from then, however late it is published.
+            ahead: tuple[Any, float, Any] | None = None
+            if self.rate is not None:
+                ahead = await asyncio.to_thread(self._generate)
+            self.started_at = time.time()
             for k in range(self.periods):
-                if not await self._pace(k, stop):
-                    break
-                records = await asyncio.to_thread(self.source.step)
-                end = self.source.period_end
+                due = None if self.rate is None else self.started_at + k / self.rate
+                if due is None:
+                    if not await self._pace(k, stop):
+                        break
+                    detail, ready_at, end = await asyncio.to_thread(self._generate)
+                else:
+                    if ahead is None:
+                        ahead = await asyncio.to_thread(self._generate)
+                    (detail, ready_at, end), ahead = ahead, None
+                    await self._until(due, stop)
+                    if stop.is_set():
+                        break
+                    ready_at = time.time()
+                records = await asyncio.to_thread(encode_step, detail) if self._detailed else detail
                 published_at = time.time()
                 await sink.send_many(records)
                 await sink.flush()
-                self._log(k, prev_end, end, published_at, records)
+                self._log(k, prev_end, end, published_at, records, ready_at, due)
                 prev_end = end
                 # What this process keeps (the log, the predictions read back) only grows: keep it
                 # out of the collector's full passes (40 ms each at a day of 57 cells, measured),
@@ -202,12 +274,29 @@ class LiveRun:
             await self.watcher.stop()
             await sink.stop()
 
+    @property
+    def _detailed(self) -> bool:
+        return callable(getattr(self.source, "step_detail", None))
+
+    def _generate(self) -> tuple[Any, float, Any]:
+        """The next period's records, the moment they existed (before encoding when the source can
+        step without encoding, ``step_detail``; else before its ``step``) and the period's end."""
+        if self._detailed:
+            detail = self.source.step_detail()  # type: ignore[attr-defined]
+            return detail, time.time(), self.source.period_end
+        ready_at = time.time()
+        records = self.source.step()
+        return records, ready_at, self.source.period_end
+
+    @staticmethod
+    async def _until(due: float, stop: asyncio.Event) -> None:
+        while not stop.is_set() and time.time() < due:
+            await asyncio.sleep(min(0.05, max(0.0, due - time.time())))
+
     async def _pace(self, k: int, stop: asyncio.Event) -> bool:
-        """Wait for the period's turn; False when stopped."""
+        """Closed loop: wait for the period's turn; False when stopped."""
         if self.speed > 0:
-            due = self.started_at + k * self.gp / self.speed
-            while not stop.is_set() and time.time() < due:
-                await asyncio.sleep(min(0.05, max(0.0, due - time.time())))
+            await self._until(self.started_at + k * self.gp / self.speed, stop)
         # never run more than `window` periods ahead of the predictions, at any speed
         if k >= self.window:
             behind = self.log[k - self.window].end
@@ -215,7 +304,8 @@ class LiveRun:
                 await asyncio.sleep(0.002)
         return not stop.is_set()
 
-    def _log(self, k: int, start: Any, end: Any, published_at: float, records: list[OutRecord]) -> None:
+    def _log(self, k: int, start: Any, end: Any, published_at: float, records: list[OutRecord],
+             ready_at: float | None = None, scheduled_at: float | None = None) -> None:
         pm: dict[str, dict[str, float]] = {}
         for rec in records:
             if rec.topic == topics.PM_CELL:
@@ -225,7 +315,7 @@ class LiveRun:
             events = [event_dict(e) for e in self.source.events_in((start, end)) or ()]
         except TypeError:
             events = []
-        self.log.append(PeriodLog(k, epoch(end), published_at, pm, len(records), events))
+        self.log.append(PeriodLog(k, epoch(end), published_at, pm, len(records), events, ready_at, scheduled_at))
         self.published += len(records)
         self.pm_published += len(pm)
 
@@ -233,14 +323,21 @@ class LiveRun:
         return all(self.watcher.complete(p.end, list(p.pm)) for p in self.log)
 
     def latencies_ms(self) -> list[float]:
-        """PM publication to its prediction's arrival, per published (cell, period)."""
+        """From each period's :attr:`PeriodLog.origin` to the arrival of a cell's prediction, per
+        published (cell, period)."""
         out = []
         for p in self.log:
+            origin = p.origin
             for cell in p.pm:
                 t = self.watcher.arrived.get((cell, p.end))
                 if t is not None:
-                    out.append((t - p.published_at) * 1000.0)
+                    out.append((t - origin) * 1000.0)
         return out
+
+    def publish_lags_ms(self) -> list[float]:
+        """Open loop: how late each period was handed to the producer after it was due (its
+        encoding included); large values mean the publisher, not the twin, fell behind."""
+        return [(p.published_at - p.scheduled_at) * 1000.0 for p in self.log if p.scheduled_at is not None]
 
 
 def _cell_keys(source: Source) -> list[str]:
@@ -251,9 +348,12 @@ def _cell_keys(source: Source) -> list[str]:
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0..100); ``None`` for no values."""
-    if not values:
+    """The ``q`` percentile (0..100) by ``numpy.percentile`` with :data:`PERCENTILE_METHOD`
+    (nearest rank); ``None`` for no values.
+
+    >>> percentile([float(v) for v in range(1, 101)], 99), percentile([1.0, 2.0], 50), percentile([], 50)
+    (99.0, 1.0, None)
+    """
+    if not len(values):
         return None
-    s = sorted(values)
-    i = min(len(s) - 1, max(0, round(q / 100.0 * len(s) + 0.5) - 1))
-    return s[i]
+    return float(np.percentile(np.asarray(values, dtype=float), q, method=PERCENTILE_METHOD))

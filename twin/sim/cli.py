@@ -54,7 +54,7 @@ def evaluate_cmd(
 def bench_sim(
     cells: Annotated[int, typer.Option(help="number of cells (hexagonal layout, 3 per site)")] = 57,
     ues: Annotated[int, typer.Option(help="number of UE points")] = 5000,
-    repeats: Annotated[int, typer.Option(help="what-if repetitions")] = 50,
+    repeats: Annotated[int, typer.Option(min=3, help="what-if repetitions (the first 3 changes also warm up)")] = 50,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     sionna: Annotated[bool, typer.Option(help="also time the Sionna pipeline (when installed)")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,

@@ -1,0 +1,97 @@
+"""Every benchmark command runs once, tiny, through the real CLI in a subprocess, and prints one JSON
+object with the keys ``docs/benchmarks.md`` describes, so none of them can silently break. The
+figures of such tiny runs mean nothing and are not checked beyond being there."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from replay.emulator import NetworkEmulator
+from streams.live import PERCENTILE_METHOD, encode_step, percentile
+from twin import topics
+
+
+def _bench(*args: str, timeout_s: float = 240.0) -> dict[str, Any]:
+    """``twin bench ARGS`` in a subprocess; its standard output must be exactly one JSON object."""
+    done = subprocess.run([sys.executable, "-m", "twin", "bench", *args], capture_output=True, text=True,
+                          timeout=timeout_s, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-4000:]
+    doc = json.loads(done.stdout)  # one object, nothing else on stdout
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_bench_ingest() -> None:
+    doc = _bench("ingest", "--events", "2000", "--rounds", "1", "--json")
+    assert doc["benchmark"] == "ingest" and doc["events"] == 2000 and doc["rounds"] == 1
+    for key in ("raw_1p_events_per_s", "raw_2p_events_per_s", "peer_events_per_s",
+                "ingest_1p_events_per_s", "ingest_2p_events_per_s", "ratio_1p", "ratio_2p", "vs_peer_1p"):
+        assert doc[key] > 0, key
+    assert doc["peer"] == "quixstreams" and doc["peer_processes"] == 1
+    # the old keys are the two-process figures
+    assert doc["ratio"] == doc["ratio_2p"]
+    assert doc["vs_peer"] == pytest.approx(doc["ingest_2p_events_per_s"] / doc["peer_events_per_s"], rel=1e-2)
+    assert doc["ratio_1p"] == pytest.approx(doc["ingest_1p_events_per_s"] / doc["raw_1p_events_per_s"], rel=1e-2)
+    assert {k: len(v) for k, v in doc["samples_events_per_s"].items()} == {
+        "raw_1p": 1, "raw_2p": 1, "peer": 1, "ingest_1p": 1, "ingest_2p": 1}
+
+
+def test_bench_sim() -> None:
+    doc = _bench("sim", "--cells", "21", "--ues", "200", "--repeats", "3", "--no-sionna", "--json")
+    assert doc["benchmark"] == "sim" and doc["cells"] == 21 and doc["ues"] == 200
+    for key in ("build_ms", "snapshot_ms", "whatif_ms", "whatif_p95_ms", "whatif_per_s", "whatif_power_ms",
+                "peak_rss_mb"):
+        assert doc[key] > 0, key
+    assert "sionna_whatif_ms" not in doc
+
+
+@pytest.mark.parametrize("mode", ["closed-loop", "open-loop"])
+def test_bench_e2e(mode: str) -> None:
+    extra = ["--open-loop", "--rate", "10"] if mode == "open-loop" else []
+    doc = _bench("e2e", "--cells", "21", "--periods", "3", "--json", *extra)
+    assert doc["benchmark"] == "e2e" and doc["mode"] == mode and doc["cells"] == 21 and doc["periods"] == 3
+    assert doc["predictions_received"] == doc["predictions_expected"] == 21 * 3
+    assert doc["latency_samples"] == 21 * 3
+    assert 0 < doc["latency_ms_p50"] <= doc["latency_ms_p99"] <= doc["latency_ms_max"]
+    assert doc["percentile_method"] == PERCENTILE_METHOD
+    for key in ("wall_s", "periods_per_s", "sim_seconds_per_wall_second", "warmup_s"):
+        assert doc[key] > 0, key
+    if mode == "open-loop":
+        assert doc["rate_periods_per_s"] == 10 and doc["window"] is None
+        assert doc["latency_from"] == "scheduled time"
+        assert doc["publish_lag_ms_p50"] is not None and doc["publish_lag_ms_max"] >= doc["publish_lag_ms_p50"]
+    else:
+        assert doc["window"] == 2 and doc["rate_periods_per_s"] is None
+        assert doc["latency_from"] == "records ready, before encoding"
+        assert doc["publish_lag_ms_max"] is None
+
+
+def test_open_loop_needs_a_rate() -> None:
+    done = subprocess.run([sys.executable, "-m", "twin", "bench", "e2e", "--open-loop", "--json"],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "--rate" in done.stderr
+
+
+def test_percentile_is_nearest_rank() -> None:
+    hundred = [float(v) for v in range(100, 0, -1)]
+    assert percentile(hundred, 99) == 99.0  # the 99th smallest of 100, not the maximum
+    assert percentile(hundred, 100) == 100.0 and percentile(hundred, 50) == 50.0
+    assert percentile(hundred[:10], 99) == 100.0  # of 10, only the maximum has 99 % at or below it
+    assert percentile([3.0], 99) == 3.0 and percentile([], 50) is None
+
+
+def test_encode_step_encodes_as_the_emulator_does() -> None:
+    """The bench takes its clock between ``step_detail`` and ``encode_step``: the records must be
+    those ``step()`` publishes."""
+    a, b = (NetworkEmulator("urban-hotspots", seed=3, granularity_s=3600, mr_per_cell=1) for _ in range(2))
+    topics_seen = set()
+    for _ in range(16):  # past the scenario's CM change at 14:00 (a notification and a snapshot)
+        records = b.step()
+        assert encode_step(a.step_detail()) == records
+        topics_seen |= {r.topic for r in records}
+    assert {topics.CM_NOTIFICATIONS, topics.CM_SNAPSHOT, topics.PM_CELL, topics.MR_UE} <= topics_seen
