@@ -3,9 +3,15 @@
 ``twin.schemas.fast.dict_adapter(Model)`` validates wire JSON into plain dicts through a
 ``TypedDict`` mirror of the model. It is what ``IngestDecoder`` runs on every record, while the
 models are the published contract (JSON Schema export, replay). Hypothesis generates valid records
-of every ingest topic model and mutates them (drop a field, wrong type, out-of-range number, bad
-enum value, bad cell key, naive time, extra field, NaN/inf, truncation, arbitrary values) and
-checks both validators give the same verdict, at the same error locations.
+of every ingest topic model and mutates them (drop a field, wrong JSON type, odd value, out-of-range
+number, bad enum value, bad cell key, naive time, extra field, NaN/inf, truncation, arbitrary values)
+and checks both validators give the same verdict, at the same error locations.
+
+A *retyped* record has one value of another JSON type than the exported JSON Schema declares for
+its place (a string for a number, a number for a boolean, a boolean for a number, a number for a
+time, ...): ``IngestDecoder`` must reject it with a reason naming that field, on every topic, and the
+exported JSON Schema must reject it too (``twin.schemas.base.json_typed``; more in
+``tests/test_strict_types.py``).
 
 Known, deliberate differences, each pinned down by a test of its own:
 
@@ -21,6 +27,7 @@ the aggregation semantics of ``twin.measurements``.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import uuid
@@ -52,6 +59,11 @@ from twin.schemas import (
 )
 from twin.schemas.fast import dict_adapter, struct_decoder
 from twin.schemas.mr import LocationMethod
+
+try:  # installed with the dev environment (a dependency of quixstreams, the [bench] extra)
+    import jsonschema
+except ImportError:  # pragma: no cover
+    jsonschema = None
 
 Json = Any
 Path_ = tuple[str | int, ...]
@@ -212,6 +224,84 @@ NEAR_MISS_KEYS = ["NR:00101-00000a01c", "nr:00101-00000A01C", "nr:0010-00000a01c
 NAIVE_TIMES = ["2024-03-01T10:15:00", "2024-03-01 10:15:00", "2024-03-01T10:15:00.123456", "2024-03-01"]
 NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"]
 
+# Values of each JSON type, with the look-alikes of other types: numeric, boolean and RFC 3339 strings,
+# an epoch integer, numbers with a fraction (an integral float is an integer to JSON Schema).
+VALUES_BY_JSON_TYPE: dict[str, list[Json]] = {
+    "string": ["x", "", "900", "-101.4", "true", "2024-03-01T10:15:00Z"],
+    "integer": [0, -1, 900, 1709284500],
+    "number": [1.5, -101.4],
+    "boolean": [True, False],
+    "null": [None],
+    "array": [[], [1]],
+    "object": [{}, {"a": 1}],
+}
+
+
+@functools.cache
+def exported_schema(topic: str) -> dict[str, Json]:
+    """The topic's JSON Schema as ``twin schema export`` writes it (less its $id and $schema)."""
+    schema: dict[str, Json] = INGEST_MODELS[topic].model_json_schema(by_alias=True)
+    return schema
+
+
+def _resolve(root: dict[str, Json], node: Json) -> Json:
+    while isinstance(node, dict) and "$ref" in node:
+        node = root["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+def declared_types(topic: str, path: Path_) -> frozenset[str] | None:
+    """The JSON types the exported schema allows at ``path``; None where it allows anything (free-form
+    CM attributes and change values, vendor extras)."""
+    root = exported_schema(topic)
+    node: Json = root
+    for step in path:
+        node = _resolve(root, node)
+        if isinstance(node, dict) and "anyOf" in node:  # X | None: step into X
+            node = next(_resolve(root, b) for b in node["anyOf"] if b.get("type") != "null")
+        if not isinstance(node, dict):
+            return None
+        if isinstance(step, int):
+            node = node.get("items")
+        else:
+            node = node.get("properties", {}).get(step, node.get("additionalProperties"))
+        if not isinstance(node, dict):  # None, or additionalProperties: true
+            return None
+    return _types(root, node)
+
+
+def _types(root: dict[str, Json], node: Json) -> frozenset[str] | None:
+    node = _resolve(root, node)
+    if "anyOf" in node:
+        parts = [_types(root, b) for b in node["anyOf"]]
+        return None if any(p is None for p in parts) else frozenset().union(*(p for p in parts if p))
+    return frozenset([node["type"]]) if "type" in node else None
+
+
+def wrong_values(declared: frozenset[str]) -> list[Json]:
+    """Values whose JSON type the declared types do not include ('number' includes 'integer')."""
+    allowed = declared | ({"integer"} if "number" in declared else set())
+    return [v for t, values in VALUES_BY_JSON_TYPE.items() if t not in allowed for v in values]
+
+
+def check_retype_rejected(topic: str, path: Path_, value: Json, raw: bytes) -> None:
+    """A retyped record is rejected by ingest naming the field (and the value), and by the schema."""
+    out = IngestDecoder(IngestSettings(max_payload_bytes=1 << 30), now=lambda: NOW).decode(topic, None, raw)
+    where = ".".join(str(p) for p in path)
+    assert isinstance(out, Rejection), f"{topic}: accepted {value!r} at {where}: {raw!r}"
+    assert out.error_class == "schema", out
+    assert f"field {where}: " in out.reason, (where, out.reason)
+    if not isinstance(value, dict | list):
+        assert f"(value {value!r})" in out.reason, (value, out.reason)
+    if jsonschema is not None:
+        assert not schema_validator(topic).is_valid(json.loads(raw)), f"schema accepts {value!r} at {where}"
+
+
+@functools.cache
+def schema_validator(topic: str) -> Any:
+    assert jsonschema is not None
+    return jsonschema.Draft202012Validator(exported_schema(topic))
+
 
 def _python_names() -> set[str]:
     """Python field names that differ from their wire alias, in any model reachable from the topics."""
@@ -297,12 +387,14 @@ def encode(doc: Json) -> bytes:
     return _dump(_sentinels(doc))
 
 
-MUTATIONS = ["drop", "retype", "range", "enum", "cellkey", "naive", "extra", "nonfinite", "any"]
+MUTATIONS = ["drop", "retype", "oddvalue", "range", "enum", "cellkey", "naive", "extra", "nonfinite", "any"]
 
 
 @st.composite
-def mutate(draw: st.DrawFn, doc: dict[str, Json], kind: str | None = None) -> tuple[str, Path_, Json]:
-    """One mutation of a copy of ``doc``: its kind, the path it touched and the new document."""
+def mutate(draw: st.DrawFn, topic: str, doc: dict[str, Json], kind: str | None = None) -> tuple[str, Path_, Json]:
+    """One mutation of a copy of ``doc`` (a record of ``topic``): its kind, the path it touched and the
+    new document. 'retype' puts a value of a JSON type the exported schema does not allow there;
+    'oddvalue' any of ``WRONG_TYPES`` (often a wrong type, sometimes an edge value of the right one)."""
     doc = copy.deepcopy(doc)
     paths = _paths(doc)
     kind = kind or draw(st.sampled_from(MUTATIONS))
@@ -310,9 +402,13 @@ def mutate(draw: st.DrawFn, doc: dict[str, Json], kind: str | None = None) -> tu
     if kind == "drop":
         path = draw(st.sampled_from([p for p in paths if isinstance(p[-1], str)]))
         del _parent(doc, path)[path[-1]]
-    elif kind in ("retype", "any"):
+    elif kind == "retype":
+        typed = {p: t for p in paths if (t := declared_types(topic, p)) is not None}
+        path = draw(st.sampled_from(sorted(typed, key=repr)))
+        _parent(doc, path)[path[-1]] = draw(st.sampled_from(wrong_values(typed[path])))
+    elif kind in ("oddvalue", "any"):
         path = draw(st.sampled_from(paths))
-        _parent(doc, path)[path[-1]] = draw(st.sampled_from(WRONG_TYPES) if kind == "retype" else json_any)
+        _parent(doc, path)[path[-1]] = draw(st.sampled_from(WRONG_TYPES) if kind == "oddvalue" else json_any)
     elif kind == "range":
         numeric = [p for p in paths if type(_parent(doc, p)[p[-1]]) in (int, float)]
         path = draw(st.sampled_from(numeric or paths))
@@ -356,7 +452,7 @@ def mutated(draw: st.DrawFn, topic: str) -> tuple[list[str], bytes]:
     for _ in range(draw(st.integers(1, 3))):
         if not isinstance(doc, dict) or not _paths(doc):
             break
-        kind, _path, doc = draw(mutate(doc))
+        kind, _path, doc = draw(mutate(topic, doc))
         kinds.append(kind)
     raw = encode(doc)
     if draw(st.integers(0, 9)) == 0:  # now and then: truncated or binary-damaged bytes
@@ -455,6 +551,7 @@ def _must_be_invalid(topic: str, kind: str, path: Path_) -> bool:
     enums = TOP_ENUMS | ({"source"} if topic == topics.MR_UE else set())
     return {
         "drop": top and path[0] in required,
+        "retype": True,  # anywhere: a value of a JSON type the schema does not allow there
         "enum": top and path[0] in enums,
         "cellkey": top and path[0] in CELL_KEY_FIELDS,
         "naive": top and path[0] in TIME_FIELDS,
@@ -468,13 +565,33 @@ def _must_be_invalid(topic: str, kind: str, path: Path_) -> bool:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_each_mutation_kind_is_exercised(topic: str, kind: str, data: st.DataObject) -> None:
-    """Every mutation kind, forced, on every topic; those that hit a top-level field make it invalid."""
+    """Every mutation kind, forced, on every topic; those that hit a top-level field make it invalid, and
+    a retyped record anywhere (rejected by ingest naming the field)."""
     doc = data.draw(VALID[topic]())
-    _kind, path, bad = data.draw(mutate(doc, kind))
+    _kind, path, bad = data.draw(mutate(topic, doc, kind))
     raw = encode(bad)
     check_same_verdict(topic, raw, (topic, kind, path))
     if _must_be_invalid(topic, kind, path):
         assert not verdict(dict_adapter(INGEST_MODELS[topic]).validate_json, raw)[0], (kind, path, raw)
+    if kind == "retype":
+        check_retype_rejected(topic, path, _parent(bad, path)[path[-1]], raw)
+
+
+@pytest.mark.parametrize("topic", topics.INGEST_TOPICS)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_retyped_records_are_rejected_naming_the_field(topic: str, data: st.DataObject) -> None:
+    """Strings are not numbers, numbers are not booleans, booleans are not numbers, numbers are not
+    times, ...: wherever the exported schema declares a JSON type, another type is rejected by ingest
+    (naming the field and the value) and by the exported schema, and the model and the fast path
+    agree; the record before the change is valid against the exported schema."""
+    doc = data.draw(VALID[topic]())
+    if jsonschema is not None:
+        assert schema_validator(topic).is_valid(json.loads(encode(doc))), doc
+    _kind, path, bad = data.draw(mutate(topic, doc, "retype"))
+    raw = encode(bad)
+    check_same_verdict(topic, raw, (topic, "retype", path))
+    check_retype_rejected(topic, path, _parent(bad, path)[path[-1]], raw)
 
 
 @given(doc=mr_events(), where=st.sampled_from(["serving", "neighbour"]), data=st.data())

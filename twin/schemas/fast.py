@@ -5,17 +5,23 @@ Two kinds, both generated from the models so the wire contract has one source of
 - ``dict_adapter(Model)``: pydantic-core validating into plain dicts (a ``TypedDict`` mirror),
   same verdicts as the model; used for PM and CM.
 - ``struct_decoder(Model)``: a msgspec decoder into ``Struct``s with the model's attribute names,
-  about twice as fast again, but strict (no string-to-number coercion), so it accepts a *subset* of
-  what the model accepts; whatever it refuses goes to the model, whose verdict counts. Used for MR
-  events, the highest-volume topic (``tests/test_schemas_fast.py`` checks the subset property and
-  that both routes normalise alike).
+  about twice as fast again, so it accepts a *subset* of what the model accepts; whatever it refuses
+  goes to the model, whose verdict counts. Used for MR events, the highest-volume topic
+  (``tests/test_schemas_fast.py`` checks the subset property and that both routes normalise alike).
+
+JSON types follow the one rule of ``twin.schemas.base`` (``json_typed``: no string or boolean for a
+number, no number for a boolean, RFC 3339 strings for times), which ``WireModel`` applies to the
+models: ``dict_adapter`` applies the same rewrite to the ``TypedDict`` mirror
+(``json_typed_adapter``), and msgspec's own strict decoding is that rule or narrower (it also
+refuses ``900.0`` for an integer, which the model then accepts, as JSON Schema does).
 
 Building a model instance (and its nested models) costs about seven times more than validating the
 same JSON into plain dicts with pydantic-core. In the ``TypedDict`` mirror, field constraints,
-aliases and ``extra="forbid"`` carry over; defaults
-do not (read optional keys with ``.get``), enums come back as their values, times keep their
-UTC offset (use ``.timestamp()``), only the wire (alias) names are accepted (the models also take
-Python field names), and model validators do not run: the caller re-checks them.
+aliases, JSON types and ``extra="forbid"`` carry over; defaults do not (read optional keys with
+``.get``), enums are checked as a ``Literal`` of their values (a lookup in pydantic-core, cheaper
+than an enum) and come back as those values, times keep their UTC offset (use ``.timestamp()``),
+only the wire (alias) names are accepted (the models also take Python field names), and model
+validators do not run: the caller re-checks them.
 ``tests/test_schemas_fast.py`` proves both paths accept and reject the same wire input.
 
 >>> from twin.schemas import MrEvent
@@ -33,6 +39,7 @@ Python field names), and model validators do not run: the caller re-checks them.
 
 from __future__ import annotations
 
+import enum
 import functools
 import re
 import types
@@ -45,7 +52,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, TypeAdapter
 from pydantic.fields import FieldInfo
 from typing_extensions import TypedDict
 
-from twin.schemas.base import UTC_NORMALISER
+from twin.schemas.base import UTC_NORMALISER, json_typed_adapter
 
 __all__ = ["dict_adapter", "struct_decoder", "struct_of", "typed_dict_of"]
 
@@ -53,6 +60,10 @@ __all__ = ["dict_adapter", "struct_decoder", "struct_of", "typed_dict_of"]
 def _convert(tp: Any) -> Any:
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return typed_dict_of(tp)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        # The same JSON values, validated as a Literal: a lookup in pydantic-core, where an enum with
+        # use_enum_values costs about 150 ns more per field (a time's RFC 3339 check costs about that).
+        return typing.Literal[tuple(member.value for member in tp)]
     origin = get_origin(tp)
     if origin is None:
         return tp
@@ -94,8 +105,9 @@ def typed_dict_of(model: type[BaseModel]) -> Any:
 
 @functools.cache
 def dict_adapter(model: type[BaseModel]) -> TypeAdapter[Any]:
-    """A cached ``TypeAdapter`` that validates wire JSON for ``model`` into plain dicts."""
-    return TypeAdapter(typed_dict_of(model))
+    """A cached ``TypeAdapter`` that validates wire JSON for ``model`` into plain dicts, with the JSON
+    types of ``twin.schemas.base.json_typed`` (the rule ``WireModel`` applies to the model itself)."""
+    return json_typed_adapter(typed_dict_of(model))
 
 
 # --- msgspec structs: the fastest accept path for the highest-volume topic ---------------------------
@@ -161,4 +173,6 @@ def struct_of(model: type[BaseModel]) -> Any:
 @functools.cache
 def struct_decoder(model: type[BaseModel]) -> msgspec.json.Decoder[Any]:
     """A cached msgspec JSON decoder for ``struct_of(model)``."""
-    return msgspec.json.Decoder(struct_of(model))
+    # strict=True (msgspec's default, stated): JSON types as twin.schemas.base.json_typed has them,
+    # or narrower; the model judges what this refuses.
+    return msgspec.json.Decoder(struct_of(model), strict=True)
