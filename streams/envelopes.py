@@ -1,8 +1,8 @@
 """Envelopes of the re-keyed topic, bounded by bytes as well as by record count.
 
 An envelope is one Kafka message ``{"cl": <cluster>, "r": [<record>, ...]}`` holding consecutive
-normalised records of one cluster. Each record is encoded once (``orjson``); an envelope is its
-cluster's prefix, the encoded records joined by commas, and ``]}``, byte for byte what
+normalised records of one cluster: its cluster's prefix, the records encoded (``orjson``) as one
+array or one by one and joined by commas, and ``]}``, byte for byte what
 ``orjson.dumps({"cl": cluster, "r": records})`` gives. :func:`pack` cuts a cluster's records into
 envelopes that stay within a byte budget (:func:`value_limit`: what a one-record Kafka batch may
 carry under the broker's ``message.max.bytes``) and a record count; a record that does not fit
@@ -18,6 +18,8 @@ into an envelope on its own is returned apart (the worker dead-letters it).
 Packing(spans=[(0, 2), (2, 3)], oversized=[])
 >>> envelope(prefix, parts[0:2])
 b'{"cl":"north","r":[["pm","a",{}],["pm","b",{}]]}'
+>>> envelope_of_array(prefix, orjson.dumps([["pm", "a", {}], ["pm", "b", {}]])) == envelope(prefix, parts[0:2])
+True
 >>> pack([10, 90, 10], overhead=20, max_bytes=50, max_records=10)
 Packing(spans=[(0, 1), (2, 3)], oversized=[1])
 """
@@ -38,6 +40,7 @@ __all__ = [
     "MAX_VALUE_LENGTH_VARINT",
     "Packing",
     "envelope",
+    "envelope_of_array",
     "envelope_prefix",
     "pack",
     "value_limit",
@@ -64,8 +67,17 @@ def envelope_prefix(cluster: str) -> bytes:
 
 
 def envelope(prefix: bytes, parts: Sequence[bytes]) -> bytes:
-    """An envelope from its cluster's prefix and its records, each already encoded."""
-    return prefix + b",".join(parts) + ENVELOPE_SUFFIX
+    """An envelope from its cluster's prefix and its records, each already encoded (one copy of
+    the records, not two: prefix and suffix go onto the first and the last record)."""
+    if len(parts) < 2:
+        return prefix + (parts[0] if parts else b"") + ENVELOPE_SUFFIX
+    return b",".join([prefix + parts[0], *parts[1:-1], parts[-1] + ENVELOPE_SUFFIX])
+
+
+def envelope_of_array(prefix: bytes, array: bytes) -> bytes:
+    """An envelope from its cluster's prefix and its records encoded together as one JSON array
+    (``orjson.dumps(records)``): ``len(prefix) + len(array)`` bytes."""
+    return prefix[:-1] + array + ENVELOPE_SUFFIX[1:]
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.envelopes import ENVELOPE_SUFFIX, envelope, envelope_prefix, pack, value_limit
+from streams.envelopes import ENVELOPE_SUFFIX, envelope, envelope_of_array, envelope_prefix, pack, value_limit
 from streams.kafka_io import is_too_large, make_consumer, make_producer
 from streams.mirror_stage import ORIGIN_HEADER, MirrorStage
 from streams.start_barrier import StartBarrier
@@ -120,6 +120,7 @@ class RekeyStage:
         self.max_message_bytes = settings.kafka.max_message_bytes
         self.envelope_max_records = settings.kafka.envelope_max_records
         self._partition_of: dict[str, int] = {}
+        self._record_bytes: dict[str, float] = {}  # per cluster: mean encoded record size, latest seen
         # ack-then-commit tasks of the batches not yet committed, oldest first; each waits for the one
         # before it, so commits land in order
         self._commits: deque[asyncio.Future[None]] = deque()
@@ -252,10 +253,13 @@ class RekeyStage:
                          f"of records fit in one envelope)", TOO_LARGE)
 
     async def _envelope_refused(self, cluster: str, partition: int, headers: list[tuple[str, bytes]],
-                                records: list[NormalisedRecord], parts: list[bytes], sources: _Sources,
+                                records: list[NormalisedRecord], parts: list[bytes] | None, sources: _Sources,
                                 exc: BaseException) -> None:
         """The broker refused an envelope as too large (its limit is below the setting): send it again
-        in halves; a single record it refuses is dead-lettered."""
+        in halves; a single record it refuses is dead-lettered. (``parts``: the records encoded, or
+        None when the envelope was encoded as one array.)"""
+        if parts is None:
+            parts = list(map(orjson.dumps, records))
         if len(parts) == 1:
             log.warning("rekey.record_refused", cluster=cluster, bytes=len(parts[0]), error=repr(exc))
             self.stats.forwarded -= 1
@@ -283,25 +287,55 @@ class RekeyStage:
                        too_large: dict[int, tuple[NormalisedRecord, Rejection]]) -> list[NormalisedRecord]:
         """Send a cluster's records in envelopes; returns those sent. A record too large for an
         envelope of its own goes into ``too_large`` instead (keyed by identity: a CM tombstone is in
-        every cluster's list, and is dead-lettered once)."""
+        every cluster's list, and is dead-lettered once).
+
+        Records are encoded an envelope at a time as one JSON array (one ``orjson`` call: encoding
+        them one by one cost up to 9x more per record, measured), as many per envelope as the cluster's
+        latest mean record size says fill 90 % of the byte bound. Should an array come out too
+        large after all, the rest of the cluster's records are encoded one by one and packed
+        exactly by bytes (``streams.envelopes.pack``): no record is encoded more than twice."""
         key = cluster.encode()
         partition = self.partition_of(cluster)
         prefix = envelope_prefix(cluster)
-        parts = list(map(orjson.dumps, records))  # each record encoded once
         room = value_limit(self.max_message_bytes, key, headers)
+        fill = (room - len(prefix)) * 0.9  # bytes of array an envelope is planned for
+        n = len(records)
+        step = self.envelope_max_records
+        mean = self._record_bytes.get(cluster)
+        sent = 0
+        while sent < n:
+            count = min(n - sent, step if mean is None else max(1, int(fill / mean)))
+            chunk = records[sent:sent + count]
+            array = orjson.dumps(chunk)
+            mean = len(array) / count
+            if len(prefix) + len(array) > room:
+                break
+            await self._send(sends, refused, self.internal_topic, envelope_of_array(prefix, array), key=key,
+                             partition=partition, headers=headers,
+                             on_refused=partial(self._envelope_refused, cluster, partition, headers, chunk,
+                                                None, sources))
+            self.stats.forwarded += count
+            sent += count
+        if mean is not None:
+            self._record_bytes[cluster] = mean
+        if sent == n:
+            return records
+        rest = records[sent:]
+        parts = list(map(orjson.dumps, rest))
+        sizes = list(map(len, parts))
         overhead = len(prefix) + len(ENVELOPE_SUFFIX)
-        packing = pack(list(map(len, parts)), overhead, room, self.envelope_max_records)
+        packing = pack(sizes, overhead, room, step)
         for lo, hi in packing.spans:
             await self._send(sends, refused, self.internal_topic, envelope(prefix, parts[lo:hi]), key=key,
                              partition=partition, headers=headers,
                              on_refused=partial(self._envelope_refused, cluster, partition, headers,
-                                                records[lo:hi], parts[lo:hi], sources))
+                                                rest[lo:hi], parts[lo:hi], sources))
             self.stats.forwarded += hi - lo
         if not packing.oversized:
             return records
         for i in packing.oversized:
-            too_large[id(records[i])] = (records[i], self._too_large(len(parts[i]), room - overhead))
-        skip = set(packing.oversized)
+            too_large[id(rest[i])] = (rest[i], self._too_large(sizes[i], room - overhead))
+        skip = {sent + i for i in packing.oversized}
         return [r for i, r in enumerate(records) if i not in skip]
 
     async def step(self, timeout_ms: int = 200) -> int:

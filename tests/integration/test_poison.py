@@ -259,7 +259,7 @@ def test_records_of_every_size_are_applied_or_dead_lettered_within_the_limit(
     assert sum(len(e["r"]) for e in envelopes) == worker.stats.forwarded == worker.stats.accepted
     assert max(wire_size(m) for m in internal) <= KAFKA_LIMIT
     assert max(wire_size(m) for m in dlq) <= KAFKA_LIMIT
-    assert max(wire_size(m) for m in internal) > 0.95 * KAFKA_LIMIT
+    assert max(wire_size(m) for m in internal) > 0.85 * KAFKA_LIMIT  # planned at 90 %, packed exactly after a miss
     assert max(len(e["r"]) for e in envelopes) < 2000
     print(f"\nenvelopes: {len(internal)}, largest {max(wire_size(m) for m in internal):,} B; dead letters: "
           f"{len(dlq)}, largest {max(wire_size(m) for m in dlq):,} B; inputs: {len(inputs)}, "
