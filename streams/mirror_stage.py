@@ -11,29 +11,37 @@ latest-by-observation-time).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams.kafka_io import make_consumer, make_producer
 from streams.stats import WorkerStats
 from twin import topics
+from twin.cells import is_cell_key
 from twin.config import TwinSettings
 from twin.mirror.cluster import ClusterMirror
+from twin.mirror.holding import Held
 from twin.mirror.store import CheckpointStore, PartitionState, encode, snapshot
 from twin.prediction import prediction_service, to_records
 from twin.records import NormalisedRecord
+from twin.routing import HOLDING_PREFIX, ClusterRouter
+from twin.schemas import Alert, AlertType, DeadLetter, Severity
 
 __all__ = ["ORIGIN_HEADER", "MirrorStage"]
 
 log = structlog.get_logger(__name__)
 
 ORIGIN_HEADER = "twin-origin"
+PLACE_CHUNK_RECORDS = 100  # held records per envelope when they are replayed into their cluster
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -65,14 +73,16 @@ class MirrorStage:
         self.origin = uuid.uuid4().hex.encode()  # this incarnation; a restarted worker gets another
         self._local_sends: list[Any] = []
         self.predictions = prediction_service(settings)
+        self.route = ClusterRouter(settings.topology)
         self.producer: Any = None
         self._writing: asyncio.Task[None] | None = None  # the checkpoint write in flight
+        self._to_place: set[int] = set()  # acquired partitions whose held cells the topology may now list
 
     async def start(self) -> None:
-        if self.predictions is not None:
-            self.producer = make_producer(self.bootstrap, idempotent=self.settings.kafka.idempotent_producer,
-                                          client_id=self.settings.kafka.client_id)
-            await self.producer.start()
+        self.producer = make_producer(self.bootstrap, idempotent=self.settings.kafka.idempotent_producer,
+                                      client_id=self.settings.kafka.client_id,
+                                      max_request_size=self.settings.kafka.max_message_bytes)
+        await self.producer.start()
         self.consumer: AIOKafkaConsumer = make_consumer(
             self.bootstrap, group_id=f"{self.settings.kafka.group_id}.mirror",
             client_id=self.settings.kafka.client_id, max_partition_fetch_bytes=16 << 20,
@@ -92,7 +102,11 @@ class MirrorStage:
     def acquire(self, partitions: list[int]) -> None:
         for p in partitions:
             state = self.store.load(p)
+            state.unassigned.max_keys = self.settings.topology.unassigned_max_cells
+            state.unassigned.max_records = self.settings.topology.unassigned_max_records
             self.owned[p] = state
+            if len(state.unassigned):
+                self._to_place.add(p)
             self.consumer.seek(TopicPartition(self.internal_topic, p), state.next_offset)
             log.info("mirror.partition_acquired", worker=self.worker_name, partition=p,
                      offset=state.next_offset, clusters=sorted(state.clusters))
@@ -162,6 +176,8 @@ class MirrorStage:
             await writing
 
     async def step(self, timeout_ms: int = 200) -> int:
+        if self._to_place:
+            await self.place_held()
         batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=500)
         applied = 0
         futures: list[Any] = []
@@ -176,7 +192,12 @@ class MirrorStage:
                     state.next_offset = msg.offset + 1  # applied locally when it was produced
                     continue
                 envelope = orjson.loads(msg.value) if msg.value is not None else None
-                if envelope is not None:
+                if envelope is not None and envelope["cl"].startswith(HOLDING_PREFIX):
+                    # telemetry of a cell outside the topology: held, not simulated
+                    key = envelope["cl"][len(HOLDING_PREFIX):]
+                    futures += await self._hold(state, key, envelope["r"], tp.partition, msg.offset)
+                    applied += len(envelope["r"])
+                elif envelope is not None:
                     records = envelope["r"]
                     cluster = state.cluster(envelope["cl"])
                     cluster.apply_many(records)
@@ -195,6 +216,8 @@ class MirrorStage:
 
     async def apply_local(self, partition: int, cluster_id: str, records: list[NormalisedRecord]) -> list[Any]:
         """Apply records of an owned partition straight from the co-located re-keying stage."""
+        if cluster_id.startswith(HOLDING_PREFIX):
+            return await self._hold_local(partition, cluster_id[len(HOLDING_PREFIX):], records)
         state = self.owned[partition]
         cluster = state.cluster(cluster_id)
         cluster.apply_many(records)
@@ -205,6 +228,97 @@ class MirrorStage:
         sends = await self._predict(cluster)
         self._local_sends += sends  # a checkpoint marking these periods predicted waits for their acks
         return sends
+
+    async def _hold_local(self, partition: int, key: str, records: list[NormalisedRecord]) -> list[Any]:
+        """Hold records of a cell outside the topology, straight from the co-located re-keying stage."""
+        sends = await self._hold(self.owned[partition], key, records, partition, None)
+        self.stats.records_applied += len(records)
+        self.dirty.add(partition)
+        self._local_sends += sends
+        return sends
+
+    async def _hold(self, state: PartitionState, key: str, records: list[NormalisedRecord], partition: int,
+                    offset: int | None) -> list[Any]:
+        """Keep ``records`` of the held ``key``; dead-letter what does not fit; alert on a new cell."""
+        out = state.unassigned.add(key, records)
+        self.stats.unassigned_records += len(records)
+        futures = []
+        if out.overflow:
+            if out.overflow_reason == "full":
+                reason = (f"cell {key!r} is in no cluster of the topology and the partition already holds the "
+                          f"telemetry of {state.unassigned.max_keys} such cells (topology.unassigned_max_cells)")
+            else:
+                reason = (f"cell {key!r} is in no cluster of the topology; its oldest held record was pushed out "
+                          f"by newer ones ({state.unassigned.max_records} held, topology.unassigned_max_records)")
+            for record in out.overflow:
+                letter = DeadLetter(reason=reason, error_class=f"unassigned_{out.overflow_reason}",
+                                    topic=self.internal_topic, partition=partition, offset=offset,
+                                    key_b64=None, value_b64=base64.b64encode(orjson.dumps(record)).decode(),
+                                    rejected_at=datetime.now(UTC), rejected_by="twin.mirror.holding")
+                futures.append(await self.producer.send(topics.DLQ, letter.to_json_bytes(), key=key.encode()))
+            self.stats.unassigned_dead_lettered += len(out.overflow)
+        held_now = state.unassigned.held.get(key)
+        if held_now is not None and not held_now.alerted and is_cell_key(key):
+            futures.append(await self._alert_unknown_cell(held_now))
+            held_now.alerted = True
+        if out.new:
+            log.warning("mirror.unassigned_cell", worker=self.worker_name, key=key, partition=partition)
+        return futures
+
+    async def _alert_unknown_cell(self, held: Held) -> Any:
+        alert_id = uuid.uuid5(uuid.NAMESPACE_URL, f"twin:unassigned:{self.settings.kafka.group_id}:{held.key}")
+        alert = Alert(alert_id=str(alert_id),
+                      raised_at=datetime.now(UTC), cell_key=held.key, severity=Severity.WARNING,
+                      type=AlertType.UNKNOWN_CELL,
+                      text=f"cell {held.key} reports telemetry but is in no cluster of the topology: its "
+                           f"telemetry is held (not simulated) until a cluster lists it")
+        self.stats.alerts += 1
+        return await self.producer.send(topics.ALERTS, alert.to_json_bytes(), key=held.key.encode())
+
+    def _partition_of_cluster(self, cluster: str) -> int:
+        partitions = sorted(self.consumer.partitions_for_topic(self.internal_topic) or ())
+        return int(DefaultPartitioner()(cluster.encode(), partitions, partitions))
+
+    async def place_held(self) -> int:
+        """Replay held telemetry of cells the topology now lists into their clusters; a cell leaves the
+        holding once its records are in (applied here or acknowledged by the broker). Replaying is
+        idempotent, so a crash in between only replays them again."""
+        placed = 0
+        for p in sorted(self._to_place):
+            state = self.owned.get(p)
+            if state is None:
+                continue
+            futures: list[Any] = []
+            moved: list[tuple[str, str, list[NormalisedRecord]]] = []
+            for held in list(state.unassigned):
+                cluster = self.route(held.key) if is_cell_key(held.key) else None
+                if cluster is not None:
+                    moved.append((held.key, cluster, held.all_records()))
+            for key, cluster, records in moved:
+                target = self._partition_of_cluster(cluster)
+                if target in self.owned:
+                    mirror = self.owned[target].cluster(cluster)
+                    mirror.apply_many(records)
+                    self.dirty.add(target)
+                    if self.predictions is not None:
+                        futures += await self._predict(mirror)
+                else:
+                    for i in range(0, len(records), PLACE_CHUNK_RECORDS):
+                        futures.append(await self.producer.send(
+                            self.internal_topic, orjson.dumps({"cl": cluster, "r": records[i:i + PLACE_CHUNK_RECORDS]}),
+                            key=cluster.encode(), partition=target))
+                log.info("mirror.unassigned_placed", worker=self.worker_name, cell=key, cluster=cluster,
+                         records=len(records))
+            if futures:
+                await asyncio.gather(*futures)
+            for key, _, _ in moved:
+                state.unassigned.pop(key)
+                placed += 1
+            if moved:
+                self.dirty.add(p)
+        self._to_place.clear()
+        self.stats.unassigned_placed += placed
+        return placed
 
     async def _ack_local_sends(self) -> None:
         sends, self._local_sends = self._local_sends, []

@@ -370,7 +370,10 @@ class RekeyStage:
                     for cluster in route.all_clusters():
                         by_cluster[cluster].append(out)
                 else:
-                    by_cluster[route(out[1])].append(out)
+                    owner = route(out[1])
+                    if owner is None:  # a cell the topology does not list: held apart, per cell
+                        owner = route.cluster_or_holding(out[1], out[2].get("dn") if out[0] != "mr" else None)
+                    by_cluster[owner].append(out)
         local = self.local
         too_large: dict[int, tuple[NormalisedRecord, Rejection]] = {}
         for cluster, records in by_cluster.items():

@@ -18,6 +18,10 @@ class WorkerStats:  # counters, not state: they restart at zero
     envelopes_applied: int = 0
     records_applied: int = 0
     checkpoints: int = 0
+    unassigned_records: int = 0  # records of cells outside the topology, held (twin.mirror.holding)
+    unassigned_dead_lettered: int = 0  # held records pushed out, or refused for want of room
+    unassigned_placed: int = 0  # held cells replayed into the cluster the topology now gives them
+    alerts: int = 0
     first_consumed_at: float | None = None  # wall clock, for throughput measured across processes
 
     def as_dict(self) -> dict[str, Any]:
@@ -31,4 +35,8 @@ class WorkerStats:  # counters, not state: they restart at zero
             "envelopesApplied": self.envelopes_applied,
             "recordsApplied": self.records_applied,
             "checkpoints": self.checkpoints,
+            "unassignedRecords": self.unassigned_records,
+            "unassignedDeadLettered": self.unassigned_dead_lettered,
+            "unassignedPlaced": self.unassigned_placed,
+            "alerts": self.alerts,
         }

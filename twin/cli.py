@@ -67,11 +67,13 @@ def mirror_show(
     if not directory.is_dir():
         typer.echo(f"error: no checkpoints in {directory}", err=True)
         raise typer.Exit(1)
-    clusters = CheckpointStore(directory).load_all()
-    if cell is not None and not any(cell in c.cells for c in clusters.values()):
+    store = CheckpointStore(directory, read_only=True)
+    clusters = store.load_all()
+    held = store.load_unassigned().summary()
+    if cell is not None and not any(cell in c.cells for c in clusters.values()) and cell not in held:
         typer.echo(f"error: cell {cell!r} is not in the mirror ({directory})", err=True)
         raise typer.Exit(1)
-    view = mirror_view(clusters, cell)
+    view = mirror_view(clusters, cell, unassigned=held)
     if as_json:
         typer.echo(json.dumps(view, indent=2, sort_keys=True, default=str))
     else:

@@ -90,6 +90,13 @@ class Cluster(_Section):
     id: str = Field(min_length=1, max_length=128)
     cells: list[str]
 
+    @field_validator("id")
+    @classmethod
+    def _not_a_holding(cls, value: str) -> str:
+        if value.startswith("unassigned/"):
+            raise ValueError(f"cluster id {value!r} must not start with 'unassigned/' (the key of held telemetry)")
+        return value
+
     @field_validator("cells")
     @classmethod
     def _keys(cls, cells: list[str]) -> list[str]:
@@ -101,8 +108,13 @@ class Cluster(_Section):
 
 class TopologySettings(_Section):
     clusters: list[Cluster] = Field(default_factory=list)
-    unassigned_cluster: str = Field(
-        default="unassigned", description="cluster of cells the topology does not list"
+    unassigned_max_cells: int = Field(
+        default=1000, ge=1, description="cells outside the topology whose telemetry a partition holds "
+        "(twin.mirror.holding); records of further cells are dead-lettered"
+    )
+    unassigned_max_records: int = Field(
+        default=500, ge=1, description="PM and MR records held per cell outside the topology; older ones "
+        "are dead-lettered as they are pushed out"
     )
 
     def cluster_of(self) -> dict[str, str]:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pydantic import BaseModel
@@ -34,10 +34,11 @@ from twin.config import TwinSettings, load_settings
 from twin.errors import NoDataError, UnknownCellError, UnknownClusterError
 from twin.ingest import IngestDecoder, Rejection
 from twin.mirror.cluster import ClusterMirror
+from twin.mirror.holding import Holding
 from twin.mirror.store import CheckpointStore
 from twin.prediction.model import ClusterPrediction, ClusterPredictor, PeriodModel, PredictConfig, kpi_values
 from twin.prediction.service import PredictionService, prediction_service
-from twin.routing import ClusterRouter
+from twin.routing import ClusterRouter, holding_key
 from twin.schemas import WireModel
 from twin.sim.changes import normalise_changes
 
@@ -87,7 +88,8 @@ class IngestReport:
     """What :meth:`Twin.ingest` did: records applied, records rejected with their reasons, the
     clusters touched and the periods predicted as a result."""
 
-    applied: int = 0
+    applied: int = 0  # includes the held ones
+    held: int = 0  # of cells the topology does not list (see ``Twin.unassigned``)
     rejected: list[RejectedRecord] = field(default_factory=list)
     clusters: set[str] = field(default_factory=set)
     predictions: list[ClusterPrediction] = field(default_factory=list)
@@ -124,6 +126,8 @@ class Twin:
         self._service: PredictionService | None = prediction_service(self.settings, self._predictor)
         self._decoder: IngestDecoder | None = None
         self._store: CheckpointStore | None = None
+        topology = self.settings.topology
+        self._holding = Holding(topology.unassigned_max_cells, topology.unassigned_max_records)
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -160,7 +164,11 @@ class Twin:
         """Read the worker's checkpoints again (a twin opened with :meth:`from_state` only)."""
         if self._store is None:
             raise RuntimeError("this twin was built in memory; only a twin opened with Twin.from_state refreshes")
-        self._mirrors = self._store.load_all()
+        states = [self._store.load(p) for p in self._store.partitions()]
+        self._mirrors = {cid: mirror for state in states for cid, mirror in state.clusters.items()}
+        self._holding = Holding(max_keys=1 << 62, max_records=self.settings.topology.unassigned_max_records)
+        for state in states:
+            self._holding.held.update(state.unassigned.held)
 
     # -- the network -----------------------------------------------------------------------
     @property
@@ -181,6 +189,13 @@ class Twin:
         if mirror is None:
             mirror = self._mirrors[cluster] = ClusterMirror(cluster)
         return mirror
+
+    @property
+    def unassigned(self) -> dict[str, dict[str, Any]]:
+        """Cells (and managed objects without a cell, as ``dn:<DN>``) that report telemetry but are
+        in no cluster of the topology: records received by kind, held, evicted, first and last event
+        time. Their telemetry is held, not simulated (``twin.mirror.holding``)."""
+        return self._holding.summary()
 
     def cluster_of(self, cell: str) -> str:
         """The cluster a cell belongs to: the one whose mirror holds it, else the topology's."""
@@ -270,12 +285,22 @@ class Twin:
             if isinstance(out, Rejection):
                 report.rejected.append(RejectedRecord(index, rec_topic, out.reason, out.error_class))
                 continue
-            # a tombstone names only a DN, which may be in any cluster
-            targets = sorted(self._mirrors) if out[0] == "cmdel" else [self._router(out[1])]
-            for cluster in targets:
-                self.mirror_or_new(cluster).apply(out)
-                report.clusters.add(cluster)
             report.applied += 1
+            if out[0] == "cmdel":  # a tombstone names only a DN, which may be in any cluster
+                for mirror in self._mirrors.values():
+                    mirror.apply(out)
+                continue
+            owner = self._router(out[1])
+            if owner is None:  # outside the topology: held per cell, never simulated
+                held_key = holding_key(out[1], cast(dict[str, Any], out[2]).get("dn") if out[0] != "mr" else None)
+                overflow = self._holding.add(held_key, [out]).overflow
+                report.held += 1
+                report.rejected += [RejectedRecord(index, rec_topic, f"cell {held_key!r} is in no cluster of the "
+                                                   "topology and its holding is full", "unassigned_overflow")
+                                    for _ in overflow]
+                continue
+            self.mirror_or_new(owner).apply(out)
+            report.clusters.add(owner)
         if self._service is not None:
             for cluster in sorted(report.clusters):
                 report.predictions += self._predict_due(self._mirrors[cluster])

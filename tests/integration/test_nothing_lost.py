@@ -38,8 +38,9 @@ from twin import topics
 from twin.config import TwinSettings
 from twin.ingest import IngestDecoder, Rejection
 from twin.mirror.cluster import ClusterMirror
+from twin.mirror.holding import Holding
 from twin.mirror.view import mirror_view
-from twin.routing import ClusterRouter
+from twin.routing import ClusterRouter, holding_key
 from twin.synthetic import SyntheticNetwork
 
 MAX_PAYLOAD = 4096
@@ -47,7 +48,7 @@ PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"  # replaced by a unique 
 NS = uuid.UUID("6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b")
 
 NET = SyntheticNetwork(cells=6, seed=11)
-CLUSTERS = [("east", NET.keys[:3]), ("west", NET.keys[3:5])]  # the last cell is in no cluster: 'unassigned'
+CLUSTERS = [("east", NET.keys[:3]), ("west", NET.keys[3:5])]  # the last cell is in no cluster: held apart
 
 
 def _base_records() -> list[tuple[str, str, dict[str, Any]]]:
@@ -133,7 +134,7 @@ def from_valid(draw: st.DrawFn, kind: str, topic: str) -> Item:
     if kind == "valid":
         return Item(kind, topic, k, doc)
     if kind == "mutated":
-        mutation, _path, bad = draw(mutate(doc))
+        mutation, _path, bad = draw(mutate(topic, doc))
         return Item(f"mutated:{mutation}", topic, k, bad)
     raw = encode(doc)
     if kind == "non_utf8":
@@ -240,18 +241,26 @@ def _projection(clusters: dict[str, ClusterMirror]) -> dict[str, Any]:
 
 
 def _expected_mirror(settings: TwinSettings, published: Iterable[Published],
-                     decoder: IngestDecoder) -> dict[str, ClusterMirror]:
+                     decoder: IngestDecoder) -> tuple[dict[str, ClusterMirror], Holding]:
     route = ClusterRouter(settings.topology)
     clusters: dict[str, ClusterMirror] = {}
+    held = Holding(settings.topology.unassigned_max_cells, settings.topology.unassigned_max_records)
     for rec in published:
         out = decoder.decode(rec.topic, rec.key, rec.value)
         if isinstance(out, Rejection):
             continue
-        cid = route(out[1])
-        clusters.setdefault(cid, ClusterMirror(cid)).apply(out)
+        if out[0] == "cmdel":
+            for cid in route.all_clusters():
+                clusters.setdefault(cid, ClusterMirror(cid)).apply(out)
+            continue
+        owner = route(out[1])
+        if owner is None:
+            held.add(holding_key(out[1], out[2].get("dn") if out[0] != "mr" else None), [out])
+            continue
+        clusters.setdefault(owner, ClusterMirror(owner)).apply(out)
     for cluster in clusters.values():
         cluster.prune(settings.ingest.pm_retention_s, settings.ingest.mr_dedup_retention_s)
-    return clusters
+    return clusters, held
 
 
 def _run(batch: list[Item]) -> None:
@@ -303,8 +312,12 @@ def _run(batch: list[Item]) -> None:
 
         # The checkpointed mirror holds exactly what the accepted records say.
         mirror = worker.store.load_all()
-        assert _projection(mirror) == _projection(_expected_mirror(settings, published, decoder))
-        accepted_mr = Counter(v[1] for v in verdicts.values() if not isinstance(v, Rejection) and v[0] == "mr")
+        expected, expected_held = _expected_mirror(settings, published, decoder)
+        assert _projection(mirror) == _projection(expected)
+        # ... and the telemetry of the cell outside the topology is held, every record counted
+        assert worker.store.load_unassigned().summary() == expected_held.summary()
+        accepted_mr = Counter(v[1] for v in verdicts.values() if not isinstance(v, Rejection) and v[0] == "mr"
+                              and v[1] != NET.keys[5])
         assert {k: c.mr.count for cl in mirror.values() for k, c in cl.cells.items() if c.mr.count} == dict(
             accepted_mr)
 
@@ -343,7 +356,8 @@ def test_unknown_measurements_are_kept_and_counted(fresh_broker: EmbeddedBroker,
     assert worker.stats.dead_lettered.total() == 0
     mirror = worker.store.load_all()
     cells = {k: c for cl in mirror.values() for k, c in cl.cells.items()}
-    assert sorted(cells) == sorted(NET.keys)
+    assert sorted(cells) == sorted(NET.keys[:5])  # the sixth cell is in no cluster: held apart
+    assert worker.store.load_unassigned().summary()[NET.keys[5]]["records"] == {"pm": 3}
     first = cells[NET.keys[0]]
     assert first.unknown == {"VS.Vendor.Counter", "VS.Acme.Temp.Max"}
     assert all(c.unknown == {"VS.Vendor.Counter"} for k, c in cells.items() if k != NET.keys[0])

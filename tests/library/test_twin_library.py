@@ -212,3 +212,19 @@ def test_questions_about_unknown_or_empty_clusters_say_so(run: WorkerRun) -> Non
     # a PredictConfig is checked when built, naming the field
     with pytest.raises(ValueError, match=r"PredictConfig\.indoor_fraction=1\.5 must be in 0\.\.1"):
         PredictConfig(indoor_fraction=1.5)
+
+
+def test_the_order_cm_arrives_in_changes_no_prediction(run: WorkerRun, opened: Twin) -> None:
+    """The retilt notification reaching the twin before the initial CM snapshots (they travel on
+    different topics and partitions) must not change what any period is predicted with."""
+    notifications = [r for r in run.records if r.topic == "ran.cm.notifications.v1"]
+    rest = [r for r in run.records if r.topic != "ran.cm.notifications.v1"]
+    assert notifications
+    twin = Twin(config=run.config_file)
+    report = twin.ingest(notifications + rest)
+    assert report.rejected == []
+    for cluster in ("east", "west"):
+        assert twin.mirror(cluster).to_dict() == opened.mirror(cluster).to_dict()
+    for rec in run.published:
+        p = twin.predict(rec["clusterId"], _epoch(rec["periodEnd"]))
+        assert p.values[rec["cellKey"]][rec["kpi"]] == rec["predicted"]

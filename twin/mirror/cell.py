@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from twin.measurements import aggregate, method_of
+from twin.mirror import cm_history
 from twin.mirror.mr_stats import MrStats
 from twin.records import PmBody, PmRelationBody
 
@@ -26,11 +27,12 @@ CM_HISTORY_MAX = 64
 @dataclass(slots=True)
 class CellMirror:
     cell_key: str
-    # "Class.attribute" -> [value, observedAt (epoch s), dn]
+    # "Class.attribute" -> [value, observedAt (epoch s, the latest observation), dn, since (epoch s,
+    # the first observation of this value)]
     cm: dict[str, list[Any]] = field(default_factory=dict)
-    # "Class.attribute" -> the values it had before its current one, oldest first, each as
-    # [until (epoch s: when its successor was observed), value, observedAt, dn]; only attributes
-    # whose value changed have an entry (what ``cm_as_of`` reads)
+    # "Class.attribute" -> the values it had before its current one, oldest first, as runs
+    # ``[since, last observed, value, dn]`` (``twin.mirror.cm_history``); only attributes whose
+    # value changed have an entry (what ``cm_as_of`` reads)
     cm_before: dict[str, list[list[Any]]] = field(default_factory=dict)
     pm: PmSeries = field(default_factory=dict)
     # gp -> period end -> suspect flag; the set of periods that reported anything
@@ -66,16 +68,30 @@ class CellMirror:
             series.setdefault(name, {})[end] = value
 
     def apply_cm(self, cls: str | None, dn: str, attributes: dict[str, Any], t: float) -> None:
-        """Latest observation wins; an observation older than the current one changes nothing.
-        A changed value keeps its predecessor in ``cm_before``."""
+        """Latest observation wins for ``cm``; every observation, in whatever order it arrives, also
+        places its value in the attribute's history (``twin.mirror.cm_history``), which ``cm_as_of``
+        reads."""
         prefix = f"{cls}." if cls else ""
         for attr, value in attributes.items():
             name = prefix + attr
             current = self.cm.get(name)
-            if current is None or t >= current[1]:
-                if current is not None and (current[0] != value or current[2] != dn):
-                    self.cm_before.setdefault(name, []).append([t, current[0], current[1], current[2]])
-                self.cm[name] = [value, t, dn]
+            if current is None:
+                self.cm[name] = [value, t, dn, t]
+            elif t >= current[1]:  # the usual case: a newer observation
+                if current[0] == value and current[2] == dn:
+                    self.cm[name] = [value, t, dn, _since(current)]
+                else:
+                    self.cm_before.setdefault(name, []).append([_since(current), current[1], current[0], current[2]])
+                    self.cm[name] = [value, t, dn, t]
+            else:  # an older observation arriving late
+                runs = [*self.cm_before.get(name, ()), [_since(current), current[1], current[0], current[2]]]
+                cm_history.observe(runs, t, value, dn)
+                last = runs[-1]
+                self.cm[name] = [last[2], last[1], last[3], last[0]]
+                if len(runs) > 1:
+                    self.cm_before[name] = runs[:-1]
+                else:
+                    self.cm_before.pop(name, None)
 
     def delete_dn(self, dn: str) -> None:
         """Forget the attributes of the instance ``dn``, with their history."""
@@ -88,12 +104,13 @@ class CellMirror:
 
         An attribute takes the value observed last at or before ``t``; before its first observation
         it takes the earliest value known (a CM snapshot taken after the PM it explains still
-        describes the network then, as long as nothing changed). Attributes deleted since are absent.
+        describes the network then, as long as nothing changed). The answer does not depend on the
+        order the observations arrived in. Attributes deleted since are absent.
 
         >>> c = CellMirror("nr:a")
-        >>> c.apply_cm("NRCellDU", "dn", {"digitalTilt": 40}, 100.0)
-        >>> c.apply_cm("NRCellDU", "dn", {"digitalTilt": 40}, 200.0)  # the same value again
-        >>> c.apply_cm("NRCellDU", "dn", {"digitalTilt": 60}, 300.0)
+        >>> c.apply_cm("NRCellDU", "dn", {"digitalTilt": 60}, 300.0)  # the change arrives first
+        >>> c.apply_cm("NRCellDU", "dn", {"digitalTilt": 40}, 100.0)  # then the older snapshot
+        >>> c.apply_cm("NRCellDU", "dn", {"digitalTilt": 40}, 200.0)
         >>> [c.cm_as_of(t)["NRCellDU.digitalTilt"][0] for t in (50.0, 299.0, 300.0, None)]
         [40, 40, 60, 60]
         """
@@ -101,14 +118,13 @@ class CellMirror:
             return self.cm
         out = self.cm
         for name, before in self.cm_before.items():
-            if t >= before[-1][0] or name not in self.cm:
+            current = self.cm.get(name)
+            if current is None or t >= _since(current):
                 continue
-            for until, value, observed_at, dn in before:
-                if t < until:
-                    if out is self.cm:
-                        out = dict(self.cm)
-                    out[name] = [value, observed_at, dn]
-                    break
+            run = cm_history.value_at(before, t)
+            if out is self.cm:
+                out = dict(self.cm)
+            out[name] = [run[2], run[1], run[3], run[0]]
         return out
 
     def prune(self, pm_retention_s: int, mr_retention_s: int) -> None:
@@ -127,11 +143,15 @@ class CellMirror:
                     del per_name[end]
         oldest = min(limits, default=None)
         for name in list(self.cm_before):
-            kept = self.cm_before[name][-CM_HISTORY_MAX:]
+            current = self.cm.get(name)
+            if current is None:
+                del self.cm_before[name]
+                continue
+            runs = [*self.cm_before[name][-CM_HISTORY_MAX:], [_since(current), current[1], current[0], current[2]]]
             if oldest is not None:
-                kept = [entry for entry in kept if entry[0] >= oldest]
-            if kept:
-                self.cm_before[name] = kept
+                runs = cm_history.prune(runs, oldest)
+            if len(runs) > 1:
+                self.cm_before[name] = runs[:-1]
             else:
                 del self.cm_before[name]
         if self.mr.last_t is not None:
@@ -185,7 +205,8 @@ class CellMirror:
             }
         return {
             "cellKey": self.cell_key,
-            "cm": {name: {"value": v[0], "observedAt": v[1], "dn": v[2]} for name, v in sorted(self.cm.items())},
+            "cm": {name: {"value": v[0], "observedAt": v[1], "dn": v[2], "since": _since(v)}
+                   for name, v in sorted(self.cm.items())},
             "pm": pm_view,
             "relations": {
                 target: {str(gp): {n: max(v.items())[1] for n, v in names.items() if v}
@@ -210,7 +231,7 @@ class CellMirror:
     def to_dict(self) -> dict[str, Any]:
         return {
             "cm": self.cm,
-            "cmb": self.cm_before,
+            "cmr": self.cm_before,
             "pm": _series_out(self.pm),
             "periods": {str(gp): {str(e): s for e, s in ends.items()} for gp, ends in self.periods.items()},
             "rel": {t: _series_out(s) for t, s in self.relations.items()},
@@ -222,7 +243,7 @@ class CellMirror:
     def checkpoint_view(self) -> dict[str, Any]:
         """``to_dict`` without the copies: the live containers (integer keys, sets), for encoding
         right away with ``twin.mirror.store.encode`` (same JSON as ``to_dict``, up to set order)."""
-        return {"cm": self.cm, "cmb": self.cm_before, "pm": self.pm, "periods": self.periods, "rel": self.relations,
+        return {"cm": self.cm, "cmr": self.cm_before, "pm": self.pm, "periods": self.periods, "rel": self.relations,
                 "unknown": self.unknown, "mr": self.mr.checkpoint_view(), "pred": self.predicted}
 
     def snapshot(self) -> CellMirror:
@@ -245,7 +266,7 @@ class CellMirror:
         return cls(
             cell_key=cell_key,
             cm={k: list(v) for k, v in d["cm"].items()},
-            cm_before={k: [list(e) for e in v] for k, v in d.get("cmb", {}).items()},
+            cm_before={k: [list(e) for e in v] for k, v in d.get("cmr", {}).items()},
             pm=_series_in(d["pm"]),
             periods={int(gp): {int(e): bool(s) for e, s in ends.items()} for gp, ends in d["periods"].items()},
             relations={t: _series_in(s) for t, s in d["rel"].items()},
@@ -267,3 +288,8 @@ def _series_out(series: PmSeries) -> dict[str, Any]:
 def _series_in(d: dict[str, Any]) -> PmSeries:
     return {int(gp): {n: {int(e): float(v) for e, v in per.items()} for n, per in names.items()}
             for gp, names in d.items()}
+
+
+def _since(entry: list[Any]) -> float:
+    """When the current value of a ``cm`` entry was first observed (older checkpoints: its latest)."""
+    return float(entry[3]) if len(entry) > 3 else float(entry[1])

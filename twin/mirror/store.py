@@ -21,15 +21,20 @@ from typing import Any
 import orjson
 
 from twin.mirror.cluster import ClusterMirror
+from twin.mirror.holding import Holding
 
 __all__ = ["CheckpointStore", "PartitionState", "encode", "snapshot"]
 
 
 @dataclass(slots=True)
 class PartitionState:
+    """The clusters of one partition of the re-keyed topic, the telemetry it holds for cells the
+    topology does not list (``twin.mirror.holding``), and the next offset to read."""
+
     partition: int
     next_offset: int = 0
     clusters: dict[str, ClusterMirror] = field(default_factory=dict)
+    unassigned: Holding = field(default_factory=Holding)
 
     def cluster(self, cluster_id: str) -> ClusterMirror:
         cluster = self.clusters.get(cluster_id)
@@ -64,13 +69,14 @@ def encode(state: PartitionState, extra: dict[str, Any] | None = None) -> bytes:
         rest = _dumps(cluster.checkpoint_view(cells=False))
         cells = b",".join(_dumps(k) + b":" + _dumps(c.checkpoint_view()) for k, c in cluster.cells.items())
         clusters.append(_dumps(cid) + b":" + rest[:-1] + b',"cells":{' + cells + b"}}")
-    return head[:-1] + b',"clusters":{' + b",".join(clusters) + b"}}"
+    held = _dumps(state.unassigned.to_dict())
+    return head[:-1] + b',"unassigned":' + held + b',"clusters":{' + b",".join(clusters) + b"}}"
 
 
 def snapshot(state: PartitionState) -> PartitionState:
     """A copy of ``state`` that later updates do not change: what a background checkpoint encodes."""
     return PartitionState(state.partition, state.next_offset,
-                          {cid: c.snapshot() for cid, c in state.clusters.items()})
+                          {cid: c.snapshot() for cid, c in state.clusters.items()}, state.unassigned.snapshot())
 
 
 class CheckpointStore:
@@ -120,10 +126,18 @@ class CheckpointStore:
             partition=partition,
             next_offset=int(doc["nextOffset"]),
             clusters={cid: ClusterMirror.from_dict(c) for cid, c in doc["clusters"].items()},
+            unassigned=Holding.from_dict(doc.get("unassigned", {})),
         )
 
     def partitions(self) -> list[int]:
         return sorted(int(p.stem.split("-")[1]) for p in self.directory.glob("partition-*.json"))
+
+    def load_unassigned(self) -> Holding:
+        """The telemetry held for cells outside the topology, merged across partitions."""
+        merged = Holding(max_keys=1 << 62)
+        for partition in self.partitions():
+            merged.held.update(self.load(partition).unassigned.held)
+        return merged
 
     def load_all(self) -> dict[str, ClusterMirror]:
         """Every cluster checkpointed in this directory, merged across partitions."""

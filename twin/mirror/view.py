@@ -15,9 +15,12 @@ __all__ = ["mirror_view", "render_table"]
 
 
 def mirror_view(clusters: dict[str, ClusterMirror], cell: str | None = None,
-                now: float | None = None) -> dict[str, Any]:
+                now: float | None = None, unassigned: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The mirror as JSON-ready data; ``unassigned`` is ``Holding.summary()`` of the telemetry held for
+    cells outside the topology (shown apart: those cells belong to no cluster)."""
     now = time.time() if now is None else now
-    out: dict[str, Any] = {"clusters": {}, "generatedAt": now}
+    held = {k: v for k, v in (unassigned or {}).items() if cell is None or k == cell}
+    out: dict[str, Any] = {"clusters": {}, "generatedAt": now, "unassigned": held}
     for cid, cluster in sorted(clusters.items()):
         cells = {k: c.view() for k, c in sorted(cluster.cells.items()) if cell is None or k == cell}
         if cell is not None and not cells:
@@ -31,6 +34,8 @@ def mirror_view(clusters: dict[str, ClusterMirror], cell: str | None = None,
                          for p in v["pm"].values()),
         "unknownMeasurements": sorted({n for c in out["clusters"].values() for v in c["cells"].values()
                                        for n in v["unknownMeasurements"]}),
+        "unassignedCells": len(held),
+        "unassignedRecords": sum(sum(h["records"].values()) for h in held.values()),
     }
     return out
 
@@ -84,3 +89,16 @@ def render_table(view: dict[str, Any], console: Console | None = None) -> None:
     console.print(f"{totals['clusters']} clusters, {totals['cells']} cells, {totals['pmPeriods']} PM periods, "
                   f"{totals['mrReports']} MR reports, newest PM period end {_ts(max(last_pm, default=None))} UTC; "
                   f"unknown PM names kept: {len(totals['unknownMeasurements'])}")
+    held = view.get("unassigned") or {}
+    if held:
+        from rich.table import Table
+
+        other = Table(title="Telemetry of cells in no cluster of the topology (held, not simulated)")
+        for col in ("cell", "records", "held", "evicted", "first event", "last event"):
+            other.add_column(col, no_wrap=True)
+        for key, h in held.items():
+            other.add_row(key, ", ".join(f"{k} {n}" for k, n in h["records"].items()), str(h["held"]),
+                          str(h["evicted"]), _ts(h["firstEventTime"]), _ts(h["lastEventTime"]))
+        console.print(other)
+        console.print(f"{len(held)} cells outside the topology: add them to a [[topology.clusters]] entry and "
+                      "restart the worker to place their telemetry in that cluster")

@@ -44,6 +44,7 @@ class AlertType(StrEnum):
     DATA_GAP = "DATA_GAP"
     CM_DRIFT = "CM_DRIFT"
     TWIN_DIVERGENCE = "TWIN_DIVERGENCE"
+    UNKNOWN_CELL = "UNKNOWN_CELL"  # telemetry of a cell the topology does not list (held, not simulated)
 
 
 class Alert(WireModel):

@@ -116,8 +116,8 @@ SUPPORTED = frozenset({*ATTRIBUTES, "administrativeState"})
 
 
 def _unwrap(value: Any) -> Any:
-    """The value of a mirror entry: ``[value, observedAt, dn]`` or ``{"value": v, ...}``."""
-    if isinstance(value, list | tuple) and len(value) == 3 and isinstance(value[2], str | type(None)):
+    """The value of a mirror entry: ``[value, observedAt, dn(, since)]`` or ``{"value": v, ...}``."""
+    if isinstance(value, list | tuple) and len(value) in (3, 4) and isinstance(value[2], str | type(None)):
         return value[0]
     if isinstance(value, Mapping) and "value" in value:
         return value["value"]
