@@ -13,6 +13,7 @@ import socket
 import struct
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
 
@@ -87,6 +88,8 @@ class EmbeddedBroker:
         self.start_timeout_s = start_timeout_s
         self.log_file = log_file
         self.process: subprocess.Popen[bytes] | None = None
+        self.cluster_id: str | None = None  # a new one at every start: the incarnation of this memory-only broker
+        self.starts = 0
 
     @property
     def bootstrap_servers(self) -> str:
@@ -107,8 +110,13 @@ class EmbeddedBroker:
 
     def _start_on(self, port: int) -> bool:
         url = f"tcp://{self.host}:{port}"
+        # Tansu keeps everything in memory: a restarted broker is empty and counts offsets from 0
+        # again. A cluster id of its own per start lets a worker tell the new broker from the old
+        # one (its checkpointed offsets belong to the old one).
+        self.cluster_id = f"twin-embedded-{uuid.uuid4().hex}"
         args = [
             str(self.binary), "broker",
+            "--cluster-id", self.cluster_id,
             "--listener-url", url,
             "--advertised-listener-url", url,
             "--storage-engine", "memory://tansu/",
@@ -123,10 +131,19 @@ class EmbeddedBroker:
             if self.process.poll() is not None:
                 return False
             if kafka_answers(self.host, port):
+                self.starts += 1
                 return True
             time.sleep(0.05)
         self.stop()
         return False
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def restart(self) -> str:
+        """Start the broker again on the same port after it died (empty, with a new cluster id)."""
+        self.stop()
+        return self.start()
 
     @property
     def pid(self) -> int | None:

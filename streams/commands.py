@@ -8,17 +8,26 @@ import signal
 import subprocess
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import structlog
 import typer
 
 from streams.broker import BrokerError, EmbeddedBroker
 from streams.process import spawn_sibling, stop_child
 from streams.start_barrier import StartBarrier
+from twin import topics
 from twin.config import TwinSettings, load_settings
 from twin.logs import configure
 
-__all__ = ["Stage", "broker_command", "register", "run_command"]
+if TYPE_CHECKING:
+    from streams.worker import IngestWorker
+
+__all__ = ["BROKER_LOST_EXIT_CODE", "Stage", "broker_command", "register", "run_command"]
+
+log = structlog.get_logger(__name__)
+
+BROKER_LOST_EXIT_CODE = 3  # the broker did not acknowledge sends for kafka.broker_loss_timeout_s
 
 
 def _settings(config: Path | None) -> TwinSettings:
@@ -87,6 +96,7 @@ def run_command(
     settings = _settings(config)
     configure(settings.log_level)
     servers = bootstrap or settings.kafka.bootstrap_servers
+    broker: EmbeddedBroker | None = None
     with contextlib.ExitStack() as stack:
         if not servers:
             broker = stack.enter_context(EmbeddedBroker(settings.broker.binary, settings.broker.host,
@@ -105,13 +115,50 @@ def run_command(
             stack.callback(stop_child, child)
         else:
             child = None
-        code = asyncio.run(_run_worker(settings, servers, name, stats_file, stages, child, sibling))
+        code = asyncio.run(_run_worker(settings, servers, name, stats_file, stages, child, sibling, broker))
     raise typer.Exit(code)
+
+
+async def keep_broker_alive(broker: EmbeddedBroker, worker: IngestWorker, stop: asyncio.Event,
+                            interval_s: float = 0.5, max_restarts: int = 5) -> None:
+    """Restart the embedded broker (the runtime owns it) when it dies: same port, empty, a new
+    cluster id. The workers' clients reconnect; the mirror stage sees the new incarnation and reads
+    the new log from its start (``MirrorStage.acquire``). Gives up, stopping the worker, after
+    ``max_restarts`` failed restarts in a row."""
+    from streams.kafka_io import ensure_topics
+
+    failures = 0
+    while not stop.is_set():
+        if not broker.alive():
+            code = broker.process.returncode if broker.process is not None else None
+            log.error("broker.died", exit_code=code, restarts=worker.stats.broker_restarts)
+            try:
+                await asyncio.to_thread(broker.restart)
+                internal = topics.ingest_by_cluster(worker.settings.kafka.group_id)
+                await ensure_topics(broker.bootstrap_servers,
+                                    (*topics.INGEST_TOPICS, internal, topics.DLQ, topics.PREDICTIONS, topics.ALERTS),
+                                    worker.settings.kafka.partitions)
+            except Exception as exc:
+                failures += 1
+                log.error("broker.restart_failed", error=f"{type(exc).__name__}: {exc}", attempt=failures)
+                if failures >= max_restarts:
+                    typer.echo(f"error: the embedded broker died and could not be restarted ({exc})", err=True)
+                    stop.set()
+                    return
+            else:
+                failures = 0
+                worker.stats.broker_restarts += 1
+                log.warning("broker.restarted", bootstrap=broker.bootstrap_servers, cluster_id=broker.cluster_id)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
 
 
 async def _run_worker(settings: TwinSettings, servers: str, name: str, stats_file: Path | None,
                       stages: tuple[str, ...], child: subprocess.Popen[bytes] | None,
-                      sibling: StartBarrier | None) -> int:
+                      sibling: StartBarrier | None, broker: EmbeddedBroker | None = None) -> int:
+    from aiokafka.errors import KafkaConnectionError
+
+    from streams.kafka_io import BrokerUnavailableError
     from streams.worker import IngestWorker
 
     worker = IngestWorker(settings, servers, name, stats_file, stages, sibling=sibling)
@@ -125,13 +172,24 @@ async def _run_worker(settings: TwinSettings, servers: str, name: str, stats_fil
         while child is not None and not stop.is_set():
             if child.poll() is not None:
                 typer.echo(f"error: the re-keying stage exited with code {child.returncode}", err=True)
-                failed["code"] = 1
+                failed["code"] = child.returncode if child.returncode > 0 else 1
                 stop.set()
             await asyncio.sleep(0.2)
 
     watcher = asyncio.create_task(watch_child())
-    await worker.run(stop)
-    await watcher
+    keeper = asyncio.create_task(keep_broker_alive(broker, worker, stop)) if broker is not None else None
+    try:
+        await worker.run(stop)
+    except (BrokerUnavailableError, KafkaConnectionError) as exc:
+        what = str(exc) if isinstance(exc, BrokerUnavailableError) else f"cannot reach the broker at {servers} ({exc})"
+        typer.echo(f"error: {what}; exiting with code {BROKER_LOST_EXIT_CODE} so that the supervisor restarts the "
+                   "worker (it resumes from its checkpoints)", err=True)
+        failed["code"] = BROKER_LOST_EXIT_CODE
+    finally:
+        stop.set()
+        await watcher
+        if keeper is not None:
+            await keeper
     return failed["code"]
 
 

@@ -14,17 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAlreadyExistsError,
+)
 
 from twin.ports import OutRecord
 
-__all__ = ["DEFAULT_MAX_REQUEST_SIZE", "KafkaSink", "ensure_topics", "is_too_large", "make_consumer",
-           "make_producer"]
+__all__ = ["DEFAULT_MAX_REQUEST_SIZE", "BrokerUnavailableError", "KafkaSink", "RetryingProducer", "ensure_topics",
+           "is_too_large", "is_transient", "make_consumer", "make_producer"]
 
 DEFAULT_MAX_REQUEST_SIZE = 8 << 20  # for producers of tools and tests; the worker passes its setting
 
@@ -35,13 +43,156 @@ def is_too_large(exc: BaseException) -> bool:
     return isinstance(exc, MessageSizeTooLargeError | RecordListTooLargeError)
 
 
+class BrokerUnavailableError(RuntimeError):
+    """The broker did not acknowledge a send for longer than the worker may wait (it exits, code 3)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a send failed for a reason that retrying later can cure (the broker down, slow, or
+    between leaders), as opposed to a verdict on the message itself (too large, invalid)."""
+    return isinstance(exc, KafkaTimeoutError | KafkaConnectionError) or bool(
+        isinstance(exc, KafkaError) and exc.retriable)
+
+
+class RetryingProducer(AIOKafkaProducer):
+    """An ``AIOKafkaProducer`` whose sends survive a broker outage of up to ``give_up_after_s``.
+
+    A send that fails for a transient reason (``is_transient``) is sent again with exponential
+    backoff (up to ``backoff_max_s``); other failures (a message too large) reach the caller
+    unchanged, as from aiokafka. A send not acknowledged ``give_up_after_s`` after it was made (a
+    broker that stopped answering keeps aiokafka retrying inside itself without end) fails with
+    ``BrokerUnavailableError``, which the worker turns into exit code 3 for its supervisor. While a
+    send is being retried, later sends may overtake it: delivery stays at least once, and every
+    update the twin makes is idempotent. ``on_retry(exc)`` is called at each retry (logs, counters).
+    """
+
+    def __init__(self, *args: Any, give_up_after_s: float = 300.0, backoff_max_s: float = 10.0,
+                 on_retry: Callable[[BaseException], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.give_up_after_s = give_up_after_s
+        self.backoff_max_s = backoff_max_s
+        self.on_retry = on_retry
+        self.retries = 0
+        self._retrying: set[asyncio.Task[None]] = set()
+        # unacknowledged sends, oldest first: outer future -> (monotonic time sent, topic)
+        self._unacked: dict[asyncio.Future[Any], tuple[float, str]] = {}
+        self._watchdog: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await super().start()
+        self._watchdog = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        """Fail the sends that have waited too long for an acknowledgement."""
+        while True:
+            await asyncio.sleep(min(1.0, self.give_up_after_s / 4))
+            limit = time.monotonic() - self.give_up_after_s
+            expired = []
+            for outer, (sent_at, topic) in self._unacked.items():
+                if sent_at > limit:
+                    break
+                expired.append((outer, topic))
+            for outer, topic in expired:
+                self._unacked.pop(outer, None)
+                if not outer.done():
+                    outer.set_exception(BrokerUnavailableError(
+                        f"the broker has not acknowledged a message to {topic} for {self.give_up_after_s:.0f} s "
+                        "(kafka.broker_loss_timeout_s)"))
+
+    async def send(self, topic: str, value: Any = None, key: Any = None, partition: int | None = None,
+                   timestamp_ms: int | None = None, headers: Any = None) -> asyncio.Future[Any]:
+        args = (topic, value, key, partition, timestamp_ms, headers)
+        outer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._unacked[outer] = (time.monotonic(), topic)
+        outer.add_done_callback(self._forget)
+        try:
+            inner = await super().send(*args)
+        except Exception as exc:
+            if not is_transient(exc):
+                self._unacked.pop(outer, None)
+                raise
+            self._retry(outer, args, exc)
+            return outer
+
+        def settle(done: asyncio.Future[Any]) -> None:
+            if outer.done():  # given up already; the late outcome only needs to be collected
+                if not done.cancelled():
+                    done.exception()
+                return
+            if done.cancelled():
+                outer.cancel()
+                return
+            exc = done.exception()
+            if exc is None:
+                outer.set_result(done.result())
+            elif is_transient(exc):
+                self._retry(outer, args, exc)
+            else:
+                outer.set_exception(exc)
+
+        inner.add_done_callback(settle)
+        return outer
+
+    def _forget(self, outer: asyncio.Future[Any]) -> None:
+        self._unacked.pop(outer, None)
+
+    def _retry(self, outer: asyncio.Future[Any], args: tuple[Any, ...], first: BaseException) -> None:
+        task = asyncio.ensure_future(self._resend(outer, args, first))
+        self._retrying.add(task)
+        task.add_done_callback(self._retrying.discard)
+
+    async def _resend(self, outer: asyncio.Future[Any], args: tuple[Any, ...], exc: BaseException) -> None:
+        delay = 0.2
+        try:
+            while not outer.done():
+                self.retries += 1
+                if self.on_retry is not None:
+                    self.on_retry(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max_s)
+                if outer.done():  # given up meanwhile (the watchdog)
+                    return
+                try:
+                    result = await (await super().send(*args))
+                except Exception as err:
+                    if not is_transient(err):
+                        if not outer.done():
+                            outer.set_exception(err)
+                        return
+                    exc = err
+                else:
+                    if not outer.done():
+                        outer.set_result(result)
+                    return
+        except asyncio.CancelledError:
+            outer.cancel()  # the producer is stopping
+            raise
+
+    async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        for task in list(self._retrying):
+            task.cancel()
+        for outer in list(self._unacked):  # nobody waits for these any more: the worker is stopping
+            outer.cancel()
+        await super().stop()
+
+
 def make_producer(
     bootstrap_servers: str, *, idempotent: bool = False, client_id: str = "ran-twin",
-    max_request_size: int = DEFAULT_MAX_REQUEST_SIZE, **extra: Any
+    max_request_size: int = DEFAULT_MAX_REQUEST_SIZE, give_up_after_s: float | None = None,
+    on_retry: Callable[[BaseException], None] | None = None, **extra: Any
 ) -> AIOKafkaProducer:
     """``max_request_size`` bounds each message (aiokafka checks it in ``send``); batches of several
     messages are kept within it as well (``max_batch_size``, at most 1 MiB), so a broker whose
-    ``message.max.bytes`` equals it accepts every batch."""
+    ``message.max.bytes`` equals it accepts every batch. With ``give_up_after_s`` the producer is a
+    ``RetryingProducer``: sends survive a broker outage of that long."""
+    if give_up_after_s is not None:
+        return RetryingProducer(
+            bootstrap_servers=bootstrap_servers, client_id=client_id, acks="all", enable_idempotence=idempotent,
+            linger_ms=extra.pop("linger_ms", 5),
+            max_batch_size=extra.pop("max_batch_size", min(1 << 20, max_request_size)),
+            max_request_size=max_request_size, give_up_after_s=give_up_after_s, on_retry=on_retry, **extra)
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,

@@ -35,7 +35,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeToo
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.envelopes import ENVELOPE_SUFFIX, envelope, envelope_of_array, envelope_prefix, pack, value_limit
-from streams.kafka_io import is_too_large, make_consumer, make_producer
+from streams.kafka_io import is_too_large, is_transient, make_consumer, make_producer
 from streams.mirror_stage import ORIGIN_HEADER, MirrorStage
 from streams.start_barrier import StartBarrier
 from streams.stats import WorkerStats
@@ -132,14 +132,30 @@ class RekeyStage:
                                       group_id=f"{settings.kafka.group_id}.rekey", client_id=settings.kafka.client_id)
         self.producer = make_producer(self.bootstrap, idempotent=settings.kafka.idempotent_producer,
                                       client_id=settings.kafka.client_id,
-                                      max_request_size=settings.kafka.max_message_bytes)
+                                      max_request_size=settings.kafka.max_message_bytes,
+                                      request_timeout_ms=settings.kafka.request_timeout_ms,
+                                      give_up_after_s=settings.kafka.broker_loss_timeout_s,
+                                      on_retry=self._on_send_retry)
         await self.producer.start()
         await self.consumer.start()
         self._partitions = sorted(await self.producer.partitions_for(self.internal_topic))
 
+    def _on_send_retry(self, exc: BaseException) -> None:
+        self.stats.send_retries += 1
+        if self.stats.send_retries % 100 == 1:
+            log.warning("rekey.send_retry", retries=self.stats.send_retries, reason=f"{type(exc).__name__}: {exc}")
+
     async def stop(self) -> None:
+        # acks still outstanding are waited for, but not longer than one request: a broker that is gone
+        # must not hold the exit (what is not committed is re-read after the restart)
         with contextlib.suppress(Exception):
-            await self.drain()
+            await asyncio.wait_for(self.drain(), self.settings.kafka.request_timeout_ms / 1000)
+        for commit in self._commits:  # not drained: their offsets stay uncommitted and are re-read
+            if commit.done() and not commit.cancelled():
+                commit.exception()
+            else:
+                commit.cancel()
+        self._commits.clear()
         with contextlib.suppress(Exception):
             await self.consumer.stop()
         with contextlib.suppress(Exception):
@@ -151,11 +167,23 @@ class RekeyStage:
         if previous is not None:
             await previous  # raises if an earlier batch's send failed: this commit must not happen
         try:
-            await self.consumer.commit(offsets)
+            # aiokafka waits for a group coordinator without end; a commit that does not land in time is
+            # skipped like a refused one (the next batch's commit covers its offsets)
+            await asyncio.wait_for(self.consumer.commit(offsets), self.settings.kafka.request_timeout_ms / 1000)
+        except TimeoutError:
+            self.stats.commits_skipped += 1
+            log.warning("rekey.commit_skipped", reason="the broker did not answer the offset commit in time")
         except (CommitFailedError, IllegalStateError) as exc:
             # The partitions moved to another worker, which re-reads from the last commit: duplicates,
             # which every mirror update absorbs, never a loss.
             log.warning("rekey.commit_skipped", reason=str(exc))
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # The broker did not answer in time: the next batch's commit covers these offsets, and
+            # until one lands a restart re-reads them (duplicates, never a loss).
+            self.stats.commits_skipped += 1
+            log.warning("rekey.commit_skipped", reason=f"{type(exc).__name__}: {exc}")
 
     async def drain(self) -> None:
         """Wait for the outstanding acks and commit (before stopping)."""

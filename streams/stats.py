@@ -22,6 +22,9 @@ class WorkerStats:  # counters, not state: they restart at zero
     unassigned_dead_lettered: int = 0  # held records pushed out, or refused for want of room
     unassigned_placed: int = 0  # held cells replayed into the cluster the topology now gives them
     alerts: int = 0
+    send_retries: int = 0  # sends retried after a transient failure (the broker down or slow)
+    broker_restarts: int = 0  # the embedded broker died and the runtime started it again
+    commits_skipped: int = 0  # offset commits the broker did not answer in time (a later one covers them)
     first_consumed_at: float | None = None  # wall clock, for throughput measured across processes
 
     def as_dict(self) -> dict[str, Any]:
@@ -39,4 +42,7 @@ class WorkerStats:  # counters, not state: they restart at zero
             "unassignedDeadLettered": self.unassigned_dead_lettered,
             "unassignedPlaced": self.unassigned_placed,
             "alerts": self.alerts,
+            "sendRetries": self.send_retries,
+            "commitsSkipped": self.commits_skipped,
+            "brokerRestarts": self.broker_restarts,
         }

@@ -14,6 +14,7 @@ through the re-keyed topic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
 from collections.abc import Callable
@@ -21,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import structlog
 
+from streams.health import BrokerHealth
 from streams.kafka_io import ensure_topics
 from streams.mirror_stage import MirrorStage
 from streams.rekey import RekeyStage
@@ -32,6 +35,8 @@ from twin.config import TwinSettings
 from twin.mirror.store import CheckpointStore
 
 __all__ = ["GC_THRESHOLDS", "STAGES", "IngestWorker", "MirrorStage", "RekeyStage", "WorkerStats"]
+
+log = structlog.get_logger(__name__)
 
 
 STAGES = ("rekey", "mirror")
@@ -63,6 +68,7 @@ class IngestWorker:
         self.stats_file = stats_file
         self.sibling = sibling
         self.sibling_wait_s = sibling_wait_s
+        self.health = BrokerHealth(bootstrap, unreachable_after_s=settings.kafka.unreachable_after_s)
 
     def _selected(self) -> list[RekeyStage | MirrorStage]:
         return [self.rekey if name == "rekey" else self.mirror for name in self.stages]
@@ -79,7 +85,16 @@ class IngestWorker:
             await stage.start()
 
     def assigned(self) -> bool:
-        return all(stage.consumer.assignment() for stage in self._selected())
+        return all(hasattr(stage, "consumer") and stage.consumer.assignment() for stage in self._selected())
+
+    def ready(self) -> tuple[bool, str | None]:
+        """Whether the worker is doing its job, and if not, why: the broker unreachable, or the
+        consumer groups not (yet, or no longer) assigned."""
+        if not self.health.reachable:
+            return False, self.health.reason
+        if not self.assigned():
+            return False, "waiting for the consumer groups to assign partitions"
+        return True, None
 
     async def wait_assigned(self, timeout_s: float = 60.0) -> None:
         """Until the selected stages hold partitions (group joins are done)."""
@@ -90,14 +105,26 @@ class IngestWorker:
             await asyncio.sleep(0.02)
 
     async def close(self) -> None:
+        # A stage's clients may wait on a broker that no longer answers (leaving the group, flushing):
+        # each stop gets a bounded time, so a worker that must exit does.
+        limit = 2 * self.settings.kafka.request_timeout_ms / 1000
         for stage in self._selected():
-            await stage.stop()
+            try:
+                await asyncio.wait_for(stage.stop(), limit)
+            except TimeoutError:
+                log.warning("worker.stop_timed_out", stage=type(stage).__name__, waited_s=limit)
         self._write_stats()
 
     async def run_loops(self, stop: asyncio.Event) -> None:
         steps = [(lambda: self._rekey_step(stop)) if stage is self.rekey else stage.step
                  for stage in self._selected()]
-        await asyncio.gather(*(self._loop(step, stop) for step in steps))
+        done = asyncio.Event()  # the stages stopped (asked to, or failed): the probes stop too
+        aside = [asyncio.create_task(self.health.run(done)), asyncio.create_task(self._stats_loop(done))]
+        try:
+            await asyncio.gather(*(self._loop(step, stop) for step in steps))
+        finally:
+            done.set()
+            await asyncio.gather(*aside, return_exceptions=True)
 
     async def _rekey_step(self, stop: asyncio.Event) -> int:
         if self.sibling is not None:
@@ -115,20 +142,24 @@ class IngestWorker:
         return self.stats
 
     async def _loop(self, step: Callable[[], Any], stop: asyncio.Event) -> None:
-        last_stats = 0.0
         while not stop.is_set():
             await step()
-            if self.stats_file and time.monotonic() - last_stats > 0.5:
-                self._write_stats()
-                last_stats = time.monotonic()
+
+    async def _stats_loop(self, done: asyncio.Event) -> None:
+        """The stats file twice a second, also while a step waits on an unreachable broker."""
+        while not done.is_set():
+            self._write_stats()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 0.5)
 
     def _write_stats(self) -> None:
         if self.stats_file:
             tmp = self.stats_file.with_suffix(".tmp")
             mirror = "mirror" in self.stages
+            ready, why = self.ready()
             tmp.write_bytes(orjson.dumps({
                 **self.stats.as_dict(), "at": time.time(), "stages": list(self.stages),
-                "assigned": self.assigned() if all(hasattr(st, "consumer") for st in self._selected()) else False,
+                "assigned": self.assigned(), **self.health.as_dict(), "ready": ready, "notReadyReason": why,
                 "mirrorPartitions": sorted(self.mirror.owned) if mirror else [],
                 "clusters": sorted(c for st in self.mirror.owned.values() for c in st.clusters) if mirror else [],
                 **(self.mirror.predictions.stats.as_dict() if mirror and self.mirror.predictions else {}),

@@ -56,6 +56,17 @@ class KafkaSettings(_Section):
     envelope_max_records: int = Field(
         default=2000, ge=1, description="records per envelope of the re-keyed topic (also bounded by bytes)"
     )
+    request_timeout_ms: int = Field(
+        default=30_000, ge=1000, description="how long a client waits for the broker to answer one request"
+    )
+    broker_loss_timeout_s: float = Field(
+        default=300.0, gt=0, description="how long sends that the broker does not acknowledge are retried "
+        "(with backoff) before the worker exits with code 3 for its supervisor to restart it"
+    )
+    unreachable_after_s: float = Field(
+        default=3.0, gt=0, description="the broker is reported unreachable (readiness false, a log line, a "
+        "counter) once it has not answered for this long"
+    )
 
 
 class BrokerSettings(_Section):
