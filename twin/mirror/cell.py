@@ -4,24 +4,44 @@ granularity period, MR aggregates, freshness and gaps.
 PM values are upserts keyed by (measurement, granularity period, period end), so a redelivered
 record changes nothing; counters and gauges are only combined at read time, through
 ``twin.measurements.aggregate``, which never sums a gauge.
+
+Every update also notes what it changed in ``changes`` (a few tags per record: the PM period, the
+MR aggregate, the CM), so that a checkpoint writes only those parts (``twin.mirror.store``):
+``take_changes`` turns the tags into checkpoint entries, small keys such as one PM period of the
+cell, and ``load_entry`` reads them back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, cast
 
 from twin.measurements import aggregate, method_of
 from twin.mirror import cm_history
-from twin.mirror.mr_stats import MrStats
+from twin.mirror.dedup import SealedIds
+from twin.mirror.mr_stats import MrStats, SealBudget
 from twin.records import PmBody, PmRelationBody
 
-__all__ = ["CM_HISTORY_MAX", "CellMirror", "PmSeries"]
+__all__ = ["CM_HISTORY_MAX", "HEAD", "IDS", "MR", "PERIOD_KINDS", "PM", "PRED", "REL", "SEALED", "CellMirror",
+           "Entry", "PmSeries"]
 
 # gp -> name -> period end (epoch s) -> value
 PmSeries = dict[int, dict[str, dict[int, float]]]
 #: replaced values kept per CM attribute, whatever the retention (a cell reporting no PM)
 CM_HISTORY_MAX = 64
+
+# Checkpoint entries of a cell, by the first part of their sub-key:
+HEAD = "h"  # ("h",): CM, replaced CM values, unknown PM names
+MR = "m"  # ("m",): the MR aggregate (counts and histograms)
+PM = "p"  # ("p", gp, end): one PM period: {"s": suspect flag, "v": {name: value}}
+REL = "r"  # ("r", gp, end): the NRCellRelation values of one period: {target: {name: value}}
+PRED = "x"  # ("x", gp, end): the twin's prediction of one period: {kpi: value}
+IDS = "d"  # ("d", hour, first): MR event ids of an open hour, from the ``first``-th on
+SEALED = "D"  # ("D", hour): the Bloom filters of a sealed hour (bytes)
+PERIOD_KINDS = (PM, REL, PRED)
+#: (sub-key, value): a value of None deletes the entry
+Entry = tuple[tuple[str, ...], Any]
 
 
 @dataclass(slots=True)
@@ -43,6 +63,8 @@ class CellMirror:
     mr: MrStats = field(default_factory=MrStats)
     # the twin's predictions beside the PM values: gp -> KPI name -> period end -> value
     predicted: PmSeries = field(default_factory=dict)
+    # what changed since the last checkpoint: HEAD, MR, or (PM | REL | PRED, gp, end) (not state)
+    changes: set[Any] = field(default_factory=set, compare=False, repr=False)
 
     # -- updates ---------------------------------------------------------------------------
     def apply_pm(self, kind: str, r: PmBody | PmRelationBody) -> None:
@@ -57,21 +79,27 @@ class CellMirror:
                 per_name = series[name] = {}
                 if method_of(name) is None:
                     self.unknown.add(name)
+                    self.changes.add(HEAD)
             per_name[end] = value
         if kind == "pm":
             self.periods.setdefault(gp, {})[end] = bool(r["s"])
+            self.changes.add((PM, gp, end))
+        else:
+            self.changes.add((REL, gp, end))
 
     def set_predicted(self, gp: int, end: int, values: dict[str, float]) -> None:
         """Store the twin's prediction of one period (an upsert: re-predicting changes nothing)."""
         series = self.predicted.setdefault(gp, {})
         for name, value in values.items():
             series.setdefault(name, {})[end] = value
+        self.changes.add((PRED, gp, end))
 
     def apply_cm(self, cls: str | None, dn: str, attributes: dict[str, Any], t: float) -> None:
         """Latest observation wins for ``cm``; every observation, in whatever order it arrives, also
         places its value in the attribute's history (``twin.mirror.cm_history``), which ``cm_as_of``
         reads."""
         prefix = f"{cls}." if cls else ""
+        self.changes.add(HEAD)
         for attr, value in attributes.items():
             name = prefix + attr
             current = self.cm.get(name)
@@ -98,6 +126,7 @@ class CellMirror:
         for name in [n for n, v in self.cm.items() if v[2] == dn]:
             del self.cm[name]
             self.cm_before.pop(name, None)
+            self.changes.add(HEAD)
 
     def cm_as_of(self, t: float | None) -> dict[str, list[Any]]:
         """The CM in effect at event time ``t`` (epoch s), in the form of ``cm``; ``None``: the latest.
@@ -127,35 +156,57 @@ class CellMirror:
             out[name] = [run[2], run[1], run[3], run[0]]
         return out
 
-    def prune(self, pm_retention_s: int, mr_retention_s: int) -> None:
-        """Forget PM periods and MR ids older than the retention, relative to the newest data, and
-        CM values replaced before the oldest period kept (at most ``CM_HISTORY_MAX`` per attribute)."""
+    def prune(self, pm_retention_s: int, mr_retention_s: int, seal: SealBudget | None = None) -> None:
+        """Forget PM periods (values, relations, predictions) and MR ids older than the retention,
+        relative to the newest data, and CM values replaced before the oldest period kept (at most
+        ``CM_HISTORY_MAX`` per attribute); seal the MR ids of past hours into Bloom filters (as far
+        as the ``seal`` budget goes, if one is given)."""
         limits = []
         for gp, by_end in self.periods.items():
             if not by_end:
                 continue
             limit = max(by_end) - pm_retention_s
             limits.append(limit)
+            if min(by_end) >= limit:  # the usual case: nothing to forget (PM ends are periods' ends)
+                continue
             for end in [e for e in by_end if e < limit]:
                 del by_end[end]
-            for per_name in (*self.pm.get(gp, {}).values(), *self.predicted.get(gp, {}).values()):
-                for end in [e for e in per_name if e < limit]:
-                    del per_name[end]
+                self.changes.add((PM, gp, end))
+            for kind, series in ((PM, self.pm.get(gp, {})), (PRED, self.predicted.get(gp, {})),
+                                 *((REL, s.get(gp, {})) for s in self.relations.values())):
+                for name, per_name in list(series.items()):
+                    for end in [e for e in per_name if e < limit]:
+                        del per_name[end]
+                        self.changes.add((kind, gp, end))
+                    if not per_name:  # as a checkpoint reads back: no empty series
+                        del series[name]
+            for target in list(self.relations):
+                by_gp = self.relations[target]
+                if gp in by_gp and not by_gp[gp]:
+                    del by_gp[gp]
+                if not by_gp:
+                    del self.relations[target]
         oldest = min(limits, default=None)
         for name in list(self.cm_before):
             current = self.cm.get(name)
+            before = self.cm_before[name]
             if current is None:
                 del self.cm_before[name]
+                self.changes.add(HEAD)
                 continue
-            runs = [*self.cm_before[name][-CM_HISTORY_MAX:], [_since(current), current[1], current[0], current[2]]]
+            runs = [*before[-CM_HISTORY_MAX:], [_since(current), current[1], current[0], current[2]]]
             if oldest is not None:
                 runs = cm_history.prune(runs, oldest)
+            if len(runs) - 1 == len(before):
+                continue
+            self.changes.add(HEAD)
             if len(runs) > 1:
                 self.cm_before[name] = runs[:-1]
             else:
                 del self.cm_before[name]
         if self.mr.last_t is not None:
             self.mr.forget_before(self.mr.last_t - mr_retention_s)
+            self.mr.seal(seal)
 
     # -- reads -----------------------------------------------------------------------------
     def gaps(self, gp: int) -> list[int]:
@@ -240,11 +291,104 @@ class CellMirror:
             "pred": _series_out(self.predicted),
         }
 
-    def checkpoint_view(self) -> dict[str, Any]:
-        """``to_dict`` without the copies: the live containers (integer keys, sets), for encoding
-        right away with ``twin.mirror.store.encode`` (same JSON as ``to_dict``, up to set order)."""
-        return {"cm": self.cm, "cmr": self.cm_before, "pm": self.pm, "periods": self.periods, "rel": self.relations,
-                "unknown": self.unknown, "mr": self.mr.checkpoint_view(), "pred": self.predicted}
+    # -- checkpoint entries ------------------------------------------------------------------
+    def take_changes(self, out: list[Entry], ranges: list[tuple[str, ...]]) -> None:
+        """Append the entries changed since the last call to ``out`` (copies: the cell may change
+        while they are written), sub-key prefixes to delete to ``ranges``, and forget the changes."""
+        changes, self.changes = self.changes, set()
+        for tag in changes:
+            if tag == HEAD:
+                out.append(((HEAD,), self._head()))
+            elif tag == MR:
+                out.append(((MR,), self.mr.aggregate()))
+            else:
+                kind, gp, end = tag
+                out.append(((kind, str(gp), str(end)), self._period(kind, gp, end)))
+        self._take_ids(out, ranges)
+
+    def all_entries(self, out: list[Entry]) -> None:
+        """Append every entry of the cell (a full checkpoint) and forget the changes."""
+        self.changes = set()
+        out.append(((HEAD,), self._head()))
+        out.append(((MR,), self.mr.aggregate()))
+        for kind, gps in ((PM, {gp: set(ends) for gp, ends in self.periods.items()}),
+                          (PRED, _ends(self.predicted)),
+                          (REL, _ends_many(self.relations.values()))):
+            for gp, ends in gps.items():
+                for end in sorted(ends):
+                    value = self._period(kind, gp, end)
+                    if value is not None:
+                        out.append(((kind, str(gp), str(end)), value))
+        mr = self.mr
+        mr.saved, mr.sealed_changed, mr.dropped = {}, set(mr.sealed), set()
+        self._take_ids(out, [])
+
+    def _take_ids(self, out: list[Entry], ranges: list[tuple[str, ...]]) -> None:
+        mr = self.mr
+        for bucket, ids in mr.seen.items():
+            saved = mr.saved.get(bucket, 0)
+            if len(ids) > saved:
+                out.append(((IDS, str(bucket), f"{saved:010d}"), list(islice(ids, saved, None))))
+                mr.saved[bucket] = len(ids)
+        for bucket in mr.sealed_changed:
+            out.append(((SEALED, str(bucket)), mr.sealed[bucket].to_bytes()))
+            ranges.append((IDS, str(bucket)))
+        for bucket in mr.dropped:
+            out.append(((SEALED, str(bucket)), None))
+            ranges.append((IDS, str(bucket)))
+        mr.sealed_changed, mr.dropped = set(), set()
+
+    def _head(self) -> dict[str, Any]:
+        # CM entries are replaced, never changed in place; histories are appended to: copied
+        return {"cm": dict(self.cm), "cmr": {n: list(b) for n, b in self.cm_before.items()},
+                "unknown": sorted(self.unknown)}
+
+    def _period(self, kind: str, gp: int, end: int) -> Any:
+        """The value of the entry ``(kind, gp, end)``, None if the cell has nothing there."""
+        if kind == PM:
+            values = {n: per[end] for n, per in self.pm.get(gp, {}).items() if end in per}
+            suspect = self.periods.get(gp, {}).get(end)
+            return {"s": suspect, "v": values} if values or suspect is not None else None
+        if kind == PRED:
+            values = {n: per[end] for n, per in self.predicted.get(gp, {}).items() if end in per}
+            return values or None
+        rel = {}
+        for target, series in self.relations.items():
+            values = {n: per[end] for n, per in series.get(gp, {}).items() if end in per}
+            if values:
+                rel[target] = values
+        return rel or None
+
+    def load_entry(self, sub: list[str], value: Any) -> None:
+        """Read back one entry written by ``take_changes`` / ``all_entries`` (``value`` decoded)."""
+        kind = sub[0]
+        if kind == PM:
+            gp, end = int(sub[1]), int(sub[2])
+            if value["s"] is not None:
+                self.periods.setdefault(gp, {})[end] = bool(value["s"])
+            _put(self.pm.setdefault(gp, {}), end, value["v"])
+        elif kind == PRED:
+            gp, end = int(sub[1]), int(sub[2])
+            _put(self.predicted.setdefault(gp, {}), end, value)
+        elif kind == REL:
+            gp, end = int(sub[1]), int(sub[2])
+            for target, values in value.items():
+                _put(self.relations.setdefault(target, {}).setdefault(gp, {}), end, values)
+        elif kind == MR:
+            self.mr.set_aggregate(value)
+        elif kind == IDS:
+            bucket = int(sub[1])
+            ids = self.mr.seen.setdefault(bucket, {})
+            ids.update(dict.fromkeys(value))
+            self.mr.saved[bucket] = len(ids)
+        elif kind == SEALED:
+            self.mr.sealed[int(sub[1])] = SealedIds.from_bytes(value)
+        elif kind == HEAD:
+            self.cm = {k: list(v) for k, v in value["cm"].items()}
+            self.cm_before = {k: [list(r) for r in runs] for k, runs in value["cmr"].items()}
+            self.unknown = set(value["unknown"])
+        else:
+            raise ValueError(f"unknown checkpoint entry {sub!r} of cell {self.cell_key}")
 
     def snapshot(self) -> CellMirror:
         """A copy that later updates of this cell do not change. CM entries are replaced, never
@@ -274,6 +418,26 @@ class CellMirror:
             mr=MrStats.from_dict(d["mr"]),
             predicted=_series_in(d.get("pred", {})),
         )
+
+
+def _put(series: dict[str, dict[int, float]], end: int, values: dict[str, float]) -> None:
+    for name, value in values.items():
+        per = series.get(name)
+        if per is None:
+            per = series[name] = {}
+        per[end] = value
+
+
+def _ends(series: PmSeries) -> dict[int, set[int]]:
+    return {gp: {e for per in names.values() for e in per} for gp, names in series.items()}
+
+
+def _ends_many(many: Any) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = {}
+    for series in many:
+        for gp, ends in _ends(series).items():
+            out.setdefault(gp, set()).update(ends)
+    return out
 
 
 def _series_copy(series: PmSeries) -> PmSeries:

@@ -1,7 +1,9 @@
 """The mirror of one cluster: its cells plus managed objects that carry no cell key.
 
 One worker owns a whole cluster (the twin needs whole neighbourhoods), so this is the unit that
-is updated, checkpointed and handed over between workers.
+is updated, checkpointed and handed over between workers. Its cells note what changed
+(``CellMirror.changes``), it notes the managed objects that changed, so a checkpoint writes only
+those (``take_changes``).
 """
 
 from __future__ import annotations
@@ -10,10 +12,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from twin.mirror.cell import CellMirror
+from twin.mirror.cell import MR, CellMirror, Entry
+from twin.mirror.mr_stats import SealBudget
 from twin.records import CmBody, CmNotificationBody, MrBody, NormalisedRecord, PmBody
 
-__all__ = ["ClusterMirror"]
+__all__ = ["BOOK", "OBJECT", "ClusterMirror"]
+
+# Checkpoint entries of a cluster (beside those of its cells, ``twin.mirror.cell``):
+BOOK = "b"  # ("b",): the prediction bookkeeping {"pending": ..., "predThrough": ...}
+OBJECT = "o"  # ("o", dn): a managed object without a cell key
 
 
 @dataclass(slots=True)
@@ -28,6 +35,9 @@ class ClusterMirror:
     # predicted, and gp -> newest predicted period end; checkpointed with the mirror
     pending: dict[int, set[int]] = field(default_factory=dict)
     predicted_through: dict[int, int] = field(default_factory=dict)
+    # checkpoint bookkeeping (not state): objects changed, the bookkeeping as last written
+    changed_objects: set[str] = field(default_factory=set, compare=False, repr=False)
+    book_saved: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def cell(self, key: str) -> CellMirror:
         cell = self.cells.get(key)
@@ -44,9 +54,11 @@ class ClusterMirror:
         re-keying topic's JSON round trip it arrives as a list, which reads the same)."""
         kind, cell_key, body = record
         if kind == "mr":
-            if not self.cell(cast(str, cell_key)).mr.apply(cast(MrBody, body)):
+            cell = self.cell(cast(str, cell_key))
+            if not cell.mr.apply(cast(MrBody, body)):
                 self.duplicates += 1
                 return
+            cell.changes.add(MR)
         elif kind == "pm" or kind == "pmr":
             pm = cast(PmBody, body)
             self.cell(cast(str, cell_key)).apply_pm(kind, pm)
@@ -56,7 +68,8 @@ class ClusterMirror:
             self._apply_cm(cell_key, cast(CmBody | CmNotificationBody, body))
         elif kind == "cmdel":
             dn = cast(dict[str, str], body)["dn"]
-            self.objects.pop(dn, None)
+            if self.objects.pop(dn, None) is not None:
+                self.changed_objects.add(dn)
             for cell in self.cells.values():
                 cell.delete_dn(dn)
         else:
@@ -70,6 +83,7 @@ class ClusterMirror:
     def _apply_cm(self, cell_key: str | None, r: CmBody | CmNotificationBody) -> None:
         deletion = r.get("nt") == "notifyMOIDeletion"
         if cell_key is None:
+            self.changed_objects.add(r["dn"])
             if deletion:
                 self.objects.pop(r["dn"], None)
                 return
@@ -84,9 +98,51 @@ class ClusterMirror:
         else:
             cell.apply_cm(r["cls"], r["dn"], r["a"], r["t"])
 
-    def prune(self, pm_retention_s: int, mr_retention_s: int) -> None:
+    def prune(self, pm_retention_s: int, mr_retention_s: int, seal: SealBudget | None = None) -> None:
+        """Retention (``CellMirror.prune``) of the cells that changed since the last checkpoint: the
+        limits are relative to a cell's newest data, so the others have nothing to forget."""
         for cell in self.cells.values():
-            cell.prune(pm_retention_s, mr_retention_s)
+            if cell.changes:
+                cell.prune(pm_retention_s, mr_retention_s, seal)
+
+    # -- checkpoint entries ------------------------------------------------------------------
+    def book(self) -> dict[str, Any]:
+        return {"pending": {str(gp): sorted(ends) for gp, ends in self.pending.items() if ends},
+                "predThrough": {str(gp): end for gp, end in self.predicted_through.items()}}
+
+    def take_changes(self, out: list[Entry], cells: dict[str, tuple[list[Entry], list[tuple[str, ...]]]],
+                     full: bool = False) -> None:
+        """Append the cluster's changed entries to ``out`` and each changed cell's to ``cells``
+        (``(entries, prefixes to delete)`` by cell key); ``full``: every entry."""
+        book = self.book()
+        if full or book != self.book_saved:
+            out.append(((BOOK,), book))
+            self.book_saved = book
+        dns = set(self.objects) if full else self.changed_objects
+        self.changed_objects = set()
+        for dn in dns:
+            obj = self.objects.get(dn)
+            out.append(((OBJECT, dn), None if obj is None else {**obj, "attributes": dict(obj["attributes"])}))
+        for key, cell in self.cells.items():
+            if full or cell.changes or cell.mr.sealed_changed or cell.mr.dropped:
+                entries: list[Entry] = []
+                ranges: list[tuple[str, ...]] = []
+                if full:
+                    cell.all_entries(entries)
+                else:
+                    cell.take_changes(entries, ranges)
+                cells[key] = (entries, ranges)
+
+    def load_entry(self, sub: list[str], value: Any) -> None:
+        """Read back one cluster entry written by ``take_changes``."""
+        if sub[0] == BOOK:
+            self.pending = {int(gp): set(ends) for gp, ends in value["pending"].items()}
+            self.predicted_through = {int(gp): int(end) for gp, end in value["predThrough"].items()}
+            self.book_saved = value
+        elif sub[0] == OBJECT:
+            self.objects[sub[1]] = value
+        else:
+            raise ValueError(f"unknown checkpoint entry {sub!r} of cluster {self.cluster_id}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,19 +152,6 @@ class ClusterMirror:
             "pending": {str(gp): sorted(ends) for gp, ends in self.pending.items() if ends},
             "predThrough": {str(gp): end for gp, end in self.predicted_through.items()},
         }
-
-    def checkpoint_view(self, cells: bool = True) -> dict[str, Any]:
-        """``to_dict`` over the live containers (see ``CellMirror.checkpoint_view``); without
-        ``cells`` the rest, for encoding the cells one by one."""
-        view = {
-            "cluster": self.cluster_id,
-            "objects": self.objects,
-            "pending": {gp: ends for gp, ends in self.pending.items() if ends},
-            "predThrough": self.predicted_through,
-        }
-        if cells:
-            view["cells"] = {k: c.checkpoint_view() for k, c in self.cells.items()}
-        return view
 
     def snapshot(self) -> ClusterMirror:
         """A copy that later updates of this mirror do not change (every mutable container copied)."""

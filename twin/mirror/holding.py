@@ -51,7 +51,8 @@ class Held:
         return [*self.cm.values(), *self.records]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cm": list(self.cm.values()), "r": self.records, "n": self.counts, "ev": self.evicted,
+        """The checkpoint form (a copy: records are immutable tuples, shared)."""
+        return {"cm": list(self.cm.values()), "r": list(self.records), "n": dict(self.counts), "ev": self.evicted,
                 "t0": self.first_t, "t1": self.last_t, "al": self.alerted}
 
     @classmethod
@@ -91,6 +92,7 @@ class Holding:
         self.max_keys = max_keys
         self.max_records = max_records
         self.held: dict[str, Held] = {}
+        self.changed: set[str] = set()  # keys added to or removed since the last checkpoint
 
     def __len__(self) -> int:
         return len(self.held)
@@ -108,6 +110,7 @@ class Holding:
             new = True
         else:
             new = False
+        self.changed.add(key)
         for record in records:
             kind = record[0]
             held.counts[kind] = held.counts.get(kind, 0) + 1
@@ -130,6 +133,7 @@ class Holding:
         return HeldAdd(new, overflow, "evicted" if overflow else None)
 
     def pop(self, key: str) -> Held | None:
+        self.changed.add(key)
         return self.held.pop(key, None)
 
     def summary(self) -> dict[str, dict[str, Any]]:

@@ -1,40 +1,82 @@
-"""Checkpoints of mirror state: one file per partition of the re-keyed ingest topic.
+"""Checkpoints of mirror state: incremental, in an embedded key-value store (SQLite in WAL mode).
 
-A checkpoint holds the clusters of the partition *and* the next offset to read, written
-atomically together, so a restarted or replacement worker resumes exactly where the state ends:
-no telemetry is lost and none is counted twice.
+Each partition of the re-keyed ingest topic has a row with the next offset to read and its
+metadata, and its state as small keys, one per part that changes on its own: per cell its CM
+(``h``), its MR aggregate (``m``), each PM period (``p/<gp>/<end>``), each period's relation values
+(``r/...``) and prediction (``x/...``), its MR event ids (``d/<hour>/<first>`` while the hour is
+open, ``D/<hour>`` once sealed into Bloom filters); per cluster its prediction bookkeeping (``b``)
+and each managed object without a cell (``o/<dn>``); per held key its telemetry (``u/<key>``).
+Keys are ``"\\x1f"``-joined (``k/<cluster>/<cell>/...``, ``c/<cluster>/...``, ``u/<key>``), in one
+table, ``kv(p, k, v)``, beside ``partitions(p, next_offset, meta)``. The mirror notes what each
+update changed (``CellMirror.changes``), so a checkpoint writes only the keys that changed since the
+last one, and deletes those that the retention dropped.
 
-Saving is two steps so that a worker can keep its event loop free while the file is written:
-:func:`snapshot` copies state and offset together (cheap, synchronously), :func:`encode` turns
-the copy into bytes and :meth:`CheckpointStore.write` makes them durable (temp file, fsync, atomic
-rename); the last two may run in another thread.
+**Atomic**: the keys of a partition and its next offset are written in one transaction, so a
+restarted or replacement worker resumes exactly where the state ends (after ``kill -9`` too: SQLite
+ignores a transaction whose commit did not reach the write-ahead log). **Durable**:
+``synchronous=FULL``, the log is synced at each commit.
+
+Saving is two steps so that a worker can keep its event loop free: :func:`take_changes` collects
+the changed entries of a partition with its offset (copies, synchronously; cheap, as it touches only
+what changed), :meth:`CheckpointStore.write` encodes and commits them (in another thread).
+
+Several workers of one consumer group share the store (each writes its own partitions; SQLite
+serialises the short write transactions). Readers (``read_only``) never block a writer and see each
+partition as of one commit (WAL snapshot isolation); they create and change nothing.
+
+Checkpoints of earlier versions (``partition-NNNN.json``, one JSON document per partition) are
+migrated on the first writable open and kept, renamed ``partition-NNNN.json.migrated``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
+from twin.mirror.cell import SEALED, CellMirror, Entry
 from twin.mirror.cluster import ClusterMirror
-from twin.mirror.holding import Holding
+from twin.mirror.holding import Held, Holding
 
-__all__ = ["CheckpointStore", "PartitionState", "encode", "snapshot"]
+__all__ = ["DB_NAME", "SEP", "Changes", "CheckpointStore", "PartitionState", "take_changes"]
+
+DB_NAME = "state.sqlite"
+SEP = "\x1f"  # between the parts of a key (cluster ids, cell keys and DNs must not contain it)
+_END = "\x20"  # the character after SEP: every key under ``prefix + SEP`` sorts below ``prefix + _END``
+_LEGACY_GLOB = "partition-*.json"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS partitions (p INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL, meta BLOB NOT NULL)",
+    # a rowid table: values of a few kB stay on their page (measured faster than WITHOUT ROWID)
+    "CREATE TABLE IF NOT EXISTS kv (p INTEGER NOT NULL, k TEXT NOT NULL, v BLOB NOT NULL, UNIQUE (p, k))",
+)
+T = TypeVar("T")
+_EMPTY = sqlite3.connect(":memory:", check_same_thread=False)
+for _statement in _SCHEMA:
+    _EMPTY.execute(_statement)
 
 
 @dataclass(slots=True)
 class PartitionState:
     """The clusters of one partition of the re-keyed topic, the telemetry it holds for cells the
-    topology does not list (``twin.mirror.holding``), and the next offset to read."""
+    topology does not list (``twin.mirror.holding``), the next offset to read, and metadata saved
+    with it (``meta``: who saved it, when, and what else the worker wants to find again)."""
 
     partition: int
     next_offset: int = 0
     clusters: dict[str, ClusterMirror] = field(default_factory=dict)
     unassigned: Holding = field(default_factory=Holding)
+    meta: dict[str, Any] = field(default_factory=dict)
+    # whether the store holds this state up to the changes noted since (set by ``load`` and saves);
+    # a state built otherwise is written whole by its first save
+    synced: bool = field(default=False, compare=False, repr=False)
 
     def cluster(self, cluster_id: str) -> ClusterMirror:
         cluster = self.clusters.get(cluster_id)
@@ -43,48 +85,120 @@ class PartitionState:
         return cluster
 
 
-# integer keys (gp, period ends) become JSON strings as ``to_dict`` writes them; sets become lists
-_OPTIONS = orjson.OPT_NON_STR_KEYS
+@dataclass(slots=True)
+class Changes:
+    """What one checkpoint of a partition writes: its next offset and metadata, entries to put
+    (``(key, value)``: JSON-able copies or bytes; a value of None deletes the key), key prefixes to
+    delete, and whether the partition is written whole (its other keys deleted)."""
+
+    partition: int
+    next_offset: int
+    meta: dict[str, Any]
+    puts: list[tuple[str, Any]] = field(default_factory=list)
+    ranges: list[str] = field(default_factory=list)
+    full: bool = False
+    cells: int = 0  # cells with changes
+
+    def keys(self) -> int:
+        return len(self.puts)
 
 
-def _default(value: object) -> object:
-    if isinstance(value, set | frozenset):
-        return list(value)
-    raise TypeError(f"cannot checkpoint a {type(value).__name__}")
+def _check(part: str) -> str:
+    if SEP in part:
+        raise ValueError(f"{part!r} contains the checkpoint key separator \\x1f")
+    return part
 
 
-def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default, option=_OPTIONS)
-
-
-def encode(state: PartitionState, extra: dict[str, Any] | None = None) -> bytes:
-    """The checkpoint of ``state`` (state and next offset together) as bytes.
-
-    Encoded a cell at a time, so that in a thread it never holds the interpreter lock for long;
-    the state must not change meanwhile: in a thread, encode a ``snapshot``.
-    """
-    head = _dumps({"partition": state.partition, "nextOffset": state.next_offset, **(extra or {})})
-    clusters = []
+def take_changes(state: PartitionState, extra: dict[str, Any] | None = None, full: bool | None = None) -> Changes:
+    """The entries of ``state`` changed since its last checkpoint, with its next offset and metadata
+    (``state.meta`` updated by ``extra``), as copies that later updates do not change; the changes
+    are forgotten. ``full`` (default: when the state was not loaded from or saved to a store): every
+    entry, replacing whatever the store holds for the partition."""
+    full = not state.synced if full is None else full
+    out = Changes(state.partition, state.next_offset, {**state.meta, **(extra or {})}, full=full)
+    puts = out.puts
     for cid, cluster in state.clusters.items():
-        rest = _dumps(cluster.checkpoint_view(cells=False))
-        cells = b",".join(_dumps(k) + b":" + _dumps(c.checkpoint_view()) for k, c in cluster.cells.items())
-        clusters.append(_dumps(cid) + b":" + rest[:-1] + b',"cells":{' + cells + b"}}")
-    held = _dumps(state.unassigned.to_dict())
-    return head[:-1] + b',"unassigned":' + held + b',"clusters":{' + b",".join(clusters) + b"}}"
+        entries: list[Entry] = []
+        cells: dict[str, tuple[list[Entry], list[tuple[str, ...]]]] = {}
+        cluster.take_changes(entries, cells, full)
+        head = "c" + SEP + _check(cid) + SEP
+        puts += [(head + SEP.join(sub), value) for sub, value in entries]
+        for key, (cell_entries, ranges) in cells.items():
+            prefix = "k" + SEP + cid + SEP + _check(key) + SEP
+            puts += [(prefix + SEP.join(sub), value) for sub, value in cell_entries]
+            out.ranges += [prefix + SEP.join(sub) + SEP for sub in ranges]
+        out.cells += len(cells)
+    holding = state.unassigned
+    keys = set(holding.held) if full else holding.changed
+    holding.changed = set()
+    for key in keys:
+        held = holding.held.get(key)
+        puts.append(("u" + SEP + _check(key), None if held is None else held.to_dict()))
+    state.synced = True
+    return out
 
 
-def snapshot(state: PartitionState) -> PartitionState:
-    """A copy of ``state`` that later updates do not change: what a background checkpoint encodes."""
-    return PartitionState(state.partition, state.next_offset,
-                          {cid: c.snapshot() for cid, c in state.clusters.items()}, state.unassigned.snapshot())
+def _encode(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else orjson.dumps(value)
+
+
+def _decode_partition(partition: int, offset_row: tuple[int, bytes] | None,
+                      rows: Iterator[tuple[str, bytes]]) -> PartitionState:
+    state = PartitionState(partition, synced=True)
+    if offset_row is not None:
+        state.next_offset = int(offset_row[0])
+        state.meta = orjson.loads(offset_row[1])
+    loads = orjson.loads
+    last: tuple[str, str] | None = None
+    cell: CellMirror | None = None
+    for key, value in rows:
+        parts = key.split(SEP)
+        kind = parts[0]
+        if kind == "k":
+            if last is None or last[0] != parts[1] or last[1] != parts[2]:
+                cell = state.cluster(parts[1]).cell(parts[2])
+                last = (parts[1], parts[2])
+            assert cell is not None
+            cell.load_entry(parts[3:], value if parts[3] == SEALED else loads(value))
+        elif kind == "c":
+            state.cluster(parts[1]).load_entry(parts[2:], loads(value))
+        elif kind == "u":
+            state.unassigned.held[parts[1]] = Held.from_dict(parts[1], loads(value))
+        else:
+            raise ValueError(f"unknown checkpoint key {key!r} in partition {partition}")
+    return state
+
+
+def _decode_legacy(partition: int, data: bytes) -> PartitionState:
+    doc = orjson.loads(data)
+    meta = {k: v for k, v in doc.items() if k not in ("partition", "nextOffset", "clusters", "unassigned")}
+    return PartitionState(
+        partition=partition,
+        next_offset=int(doc["nextOffset"]),
+        clusters={cid: ClusterMirror.from_dict(c) for cid, c in doc["clusters"].items()},
+        unassigned=Holding.from_dict(doc.get("unassigned", {})),
+        meta=meta,
+    )
+
+
+@dataclass(slots=True)
+class WriteStats:
+    """What the last :meth:`CheckpointStore.write` did."""
+
+    partitions: int = 0
+    puts: int = 0
+    deletes: int = 0
+    ranges: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
 
 
 class CheckpointStore:
     """Partition checkpoints under ``directory`` (shared by the workers of one consumer group).
 
     ``read_only`` opens the checkpoints of a worker that may be running: nothing is created or
-    written, and no lock is taken (a checkpoint is replaced atomically, so a reader sees the old
-    file or the new one, never a partial write).
+    written, no lock that could hold up the worker is taken, and each partition is read as of one
+    commit.
 
     >>> CheckpointStore(Path("/nonexistent/twin-state"), read_only=True).load_all()
     {}
@@ -93,55 +207,216 @@ class CheckpointStore:
     def __init__(self, directory: Path, read_only: bool = False) -> None:
         self.directory = directory
         self.read_only = read_only
+        self.path = directory / DB_NAME
+        self.last_write = WriteStats()
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
         if not read_only:
             directory.mkdir(parents=True, exist_ok=True)
 
-    def path(self, partition: int) -> Path:
-        return self.directory / f"partition-{partition:04d}.json"
+    # -- connections -----------------------------------------------------------------------
+    def _writer(self) -> sqlite3.Connection:
+        """The read-write connection (opened, and earlier checkpoints migrated, on first use)."""
+        if self._db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60.0)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            self._db = db
+            self._migrate()
+        return self._db
 
+    def close(self) -> None:
+        """Close the connection (a later call opens it again)."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` in one read transaction (one consistent view of the store)."""
+        if not self.read_only:
+            with self._lock:
+                db = self._writer()
+                db.execute("BEGIN")
+                try:
+                    return fn(db)
+                finally:
+                    db.execute("COMMIT")
+        for _ in range(5):
+            wal = Path(f"{self.path}-wal")
+            # No log: no writer has the store open, everything is in the database file, which a
+            # read-only connection opened as immutable reads without creating the -wal and -shm
+            # files. A writer that starts meanwhile is noticed afterwards, and the read repeated.
+            quiet = not wal.exists()
+            before = _stat(self.path) if quiet else None
+            uri = f"file:{self.path}?mode=ro" + ("&immutable=1" if quiet else "")
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=60.0)
+            try:
+                db.execute("BEGIN")
+                try:
+                    result = fn(db)
+                except sqlite3.OperationalError as exc:  # a store whose writer has not made its tables yet
+                    if "no such table" not in str(exc):
+                        raise
+                    return fn(_EMPTY)
+                db.execute("COMMIT")
+            finally:
+                db.close()
+            if not quiet or (not wal.exists() and _stat(self.path) == before):
+                return result
+            time.sleep(0.05)
+        raise RuntimeError(f"could not read a consistent view of {self.path}: it kept changing")
+
+    # -- writing ---------------------------------------------------------------------------
     def save(self, state: PartitionState, extra: dict[str, Any] | None = None) -> None:
-        self.write(state.partition, encode(state, extra))
+        """Checkpoint ``state`` now: what changed since its last checkpoint (all of it, the first
+        time), its next offset and metadata (``state.meta`` updated by ``extra``), in one transaction."""
+        self.write(take_changes(state, extra))
 
-    def write(self, partition: int, data: bytes) -> None:
-        """Make ``data`` (from :func:`encode`) the partition's checkpoint: durable, atomic."""
+    def write(self, *changes: Changes) -> None:
+        """Commit checkpoints (from :func:`take_changes`) in one durable transaction: each partition's
+        keys move together with its next offset."""
         if self.read_only:
             raise PermissionError(f"checkpoint store {self.directory} is open read-only")
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".ckpt-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path(partition))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        started = time.perf_counter()
+        stats = WriteStats(partitions=len(changes))
+        encoded = [_encoded(ch, stats) for ch in changes]
+        with self._lock:
+            _commit(self._writer(), encoded)
+        stats.seconds = time.perf_counter() - started
+        self.last_write = stats
+
+    # -- reading ---------------------------------------------------------------------------
+    def _has_db(self) -> bool:
+        return self.path.exists()
+
+    def _legacy(self) -> dict[int, Path]:
+        if not self.directory.is_dir():
+            return {}
+        return {int(p.stem.split("-")[1]): p for p in self.directory.glob(_LEGACY_GLOB)}
 
     def load(self, partition: int) -> PartitionState:
-        path = self.path(partition)
-        if not path.exists():
-            return PartitionState(partition)
-        doc = orjson.loads(path.read_bytes())
-        return PartitionState(
-            partition=partition,
-            next_offset=int(doc["nextOffset"]),
-            clusters={cid: ClusterMirror.from_dict(c) for cid, c in doc["clusters"].items()},
-            unassigned=Holding.from_dict(doc.get("unassigned", {})),
-        )
+        """The checkpoint of ``partition`` (an empty state at offset 0 if there is none)."""
+        if self._has_db() or not self.read_only:
+            state = self._read(lambda db: self._load(db, partition))
+            if state is not None:
+                return state
+        legacy = self._legacy().get(partition)
+        if legacy is not None:  # not migrated yet (read-only)
+            return _decode_legacy(partition, legacy.read_bytes())
+        return PartitionState(partition, synced=True)
+
+    @staticmethod
+    def _load(db: sqlite3.Connection, partition: int) -> PartitionState | None:
+        row = db.execute("SELECT next_offset, meta FROM partitions WHERE p = ?", (partition,)).fetchone()
+        if row is None:
+            return None
+        return _decode_partition(partition, row, db.execute("SELECT k, v FROM kv WHERE p = ?", (partition,)))
 
     def partitions(self) -> list[int]:
-        return sorted(int(p.stem.split("-")[1]) for p in self.directory.glob("partition-*.json"))
+        found: set[int] = set(self._legacy())
+        if self._has_db() or not self.read_only:
+            found.update(self._read(lambda db: [r[0] for r in db.execute("SELECT p FROM partitions")]))
+        return sorted(found)
+
+    def load_states(self) -> list[PartitionState]:
+        """Every partition's checkpoint (each as of one commit; all in one read when possible)."""
+        legacy = self._legacy()
+        states: dict[int, PartitionState] = {}
+        if self._has_db() or not self.read_only:
+            def read(db: sqlite3.Connection) -> None:
+                for (p,) in db.execute("SELECT p FROM partitions").fetchall():
+                    state = self._load(db, p)
+                    if state is not None:
+                        states[p] = state
+            self._read(read)
+        for p, path in legacy.items():
+            if p not in states:
+                states[p] = _decode_legacy(p, path.read_bytes())
+        return [states[p] for p in sorted(states)]
 
     def load_unassigned(self) -> Holding:
         """The telemetry held for cells outside the topology, merged across partitions."""
         merged = Holding(max_keys=1 << 62)
-        for partition in self.partitions():
-            merged.held.update(self.load(partition).unassigned.held)
+        for state in self.load_states():
+            merged.held.update(state.unassigned.held)
         return merged
 
     def load_all(self) -> dict[str, ClusterMirror]:
         """Every cluster checkpointed in this directory, merged across partitions."""
         clusters: dict[str, ClusterMirror] = {}
-        for partition in self.partitions():
-            clusters.update(self.load(partition).clusters)
+        for state in self.load_states():
+            clusters.update(state.clusters)
         return clusters
+
+    # -- migration -------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        """Write checkpoints of earlier versions (one JSON file per partition) into the store, once;
+        the files are kept, renamed ``*.json.migrated``. A partition the store already holds is not
+        migrated again (a crash between the commit and the rename; another worker migrating)."""
+        assert self._db is not None
+        for partition, path in sorted(self._legacy().items()):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:  # another worker of the group migrated it meanwhile
+                continue
+            known = self._db.execute("SELECT 1 FROM partitions WHERE p = ?", (partition,)).fetchone()
+            if known is None:
+                _commit(self._db, [_encoded(take_changes(_decode_legacy(partition, data), full=True), WriteStats())],
+                        only_new=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(path, path.with_name(path.name + ".migrated"))
+
+
+_Encoded = tuple[Changes, list[tuple[int, str, bytes]], list[tuple[int, str]], bytes]
+
+
+def _encoded(ch: Changes, stats: WriteStats) -> _Encoded:
+    puts: list[tuple[int, str, bytes]] = []
+    deletes: list[tuple[int, str]] = []
+    for key, value in ch.puts:
+        if value is None:
+            deletes.append((ch.partition, key))
+        else:
+            data = _encode(value)
+            stats.bytes += len(data)
+            puts.append((ch.partition, key, data))
+    stats.puts += len(puts)
+    stats.deletes += len(deletes)
+    stats.ranges += len(ch.ranges)
+    return ch, puts, deletes, orjson.dumps(ch.meta)
+
+
+def _commit(db: sqlite3.Connection, encoded: list[_Encoded], only_new: bool = False) -> None:
+    """One transaction: each partition's keys and its next offset together. ``only_new``: skip a
+    partition the store holds already (checked inside the transaction)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for ch, puts, deletes, meta in encoded:
+            if only_new and db.execute("SELECT 1 FROM partitions WHERE p = ?", (ch.partition,)).fetchone():
+                continue
+            if ch.full:
+                db.execute("DELETE FROM kv WHERE p = ?", (ch.partition,))
+            for prefix in ch.ranges:
+                db.execute("DELETE FROM kv WHERE p = ? AND k >= ? AND k < ?",
+                           (ch.partition, prefix, prefix[:-1] + _END))
+            db.executemany("DELETE FROM kv WHERE p = ? AND k = ?", deletes)
+            db.executemany("INSERT OR REPLACE INTO kv (p, k, v) VALUES (?, ?, ?)", puts)
+            db.execute("INSERT OR REPLACE INTO partitions (p, next_offset, meta) VALUES (?, ?, ?)",
+                       (ch.partition, ch.next_offset, meta))
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
