@@ -69,6 +69,7 @@ class IngestWorker:
         self.sibling = sibling
         self.sibling_wait_s = sibling_wait_s
         self.health = BrokerHealth(bootstrap, unreachable_after_s=settings.kafka.unreachable_after_s)
+        self._stats_written = 0.0
 
     def _selected(self) -> list[RekeyStage | MirrorStage]:
         return [self.rekey if name == "rekey" else self.mirror for name in self.stages]
@@ -144,15 +145,22 @@ class IngestWorker:
     async def _loop(self, step: Callable[[], Any], stop: asyncio.Event) -> None:
         while not stop.is_set():
             await step()
+            self._maybe_write_stats()
 
     async def _stats_loop(self, done: asyncio.Event) -> None:
-        """The stats file twice a second, also while a step waits on an unreachable broker."""
+        """The stats file also while the steps wait (on an unreachable broker, say): written from
+        here when no step has written it for a second."""
         while not done.is_set():
-            self._write_stats()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), 0.5)
+                await asyncio.wait_for(done.wait(), 0.25)
+            self._maybe_write_stats(1.0)
+
+    def _maybe_write_stats(self, after_s: float = 0.5) -> None:
+        if self.stats_file and time.monotonic() - self._stats_written >= after_s:
+            self._write_stats()
 
     def _write_stats(self) -> None:
+        self._stats_written = time.monotonic()
         if self.stats_file:
             tmp = self.stats_file.with_suffix(".tmp")
             mirror = "mirror" in self.stages
