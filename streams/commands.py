@@ -197,6 +197,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the streams commands to the ``twin`` CLI ``app`` and the benchmarks to its ``bench`` group."""
     from streams.bench import bench_ingest_command
     from streams.bench_e2e import bench_e2e_command
+    from streams.bench_scale import bench_scale_command
     from streams.demo import demo_command
 
     app.command("demo")(demo_command)
@@ -204,3 +205,4 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("run")(run_command)
     bench_app.command("ingest")(bench_ingest_command)
     bench_app.command("e2e")(bench_e2e_command)
+    bench_app.command("scale")(bench_scale_command)

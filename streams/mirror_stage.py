@@ -23,6 +23,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
+from streams import incarnation
 from streams.kafka_io import make_consumer, make_producer
 from streams.stats import WorkerStats
 from twin import topics
@@ -46,6 +47,11 @@ PLACE_CHUNK_RECORDS = 100  # held records per envelope when they are replayed in
 # MR event ids sealed into Bloom filters per background checkpoint (hashing them costs ~0.4 us each,
 # on the event loop): spreads the work when many cells cross an hour together
 SEAL_IDS_PER_CHECKPOINT = 20_000
+# Background checkpoints are spaced so that taking their changes (on the event loop, in time
+# proportional to what changed) costs at most this share of the loop's time: with many cells changing
+# every second (MR of a large network) checkpoints come less often than checkpoint_interval_s and
+# each writes more changes at once (a cell changed ten times is written once).
+CHECKPOINT_LOOP_SHARE = 0.05
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -58,6 +64,7 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.stage.acquire([tp.partition for tp in assigned])
+        await self.stage.verify_incarnation([tp.partition for tp in assigned])
 
 
 class MirrorStage:
@@ -81,11 +88,17 @@ class MirrorStage:
         self.producer: Any = None
         self._writing: asyncio.Task[None] | None = None  # the checkpoint write in flight
         self._to_place: set[int] = set()  # acquired partitions whose held cells the topology may now list
+        self.broker_cluster_id: str | None = None  # the broker's cluster id (its incarnation, for the embedded one)
+        self._loaded: dict[int, tuple[int, dict[str, Any]]] = {}  # partition -> checkpoint offset and meta
 
     async def start(self) -> None:
-        self.producer = make_producer(self.bootstrap, idempotent=self.settings.kafka.idempotent_producer,
-                                      client_id=self.settings.kafka.client_id,
-                                      max_request_size=self.settings.kafka.max_message_bytes)
+        kafka = self.settings.kafka
+        with contextlib.suppress(Exception):  # saved with the checkpoints; verify_incarnation asks again
+            self.broker_cluster_id = await incarnation.cluster_id(self.bootstrap, kafka.request_timeout_ms)
+        self.producer = make_producer(self.bootstrap, idempotent=kafka.idempotent_producer,
+                                      client_id=kafka.client_id, max_request_size=kafka.max_message_bytes,
+                                      request_timeout_ms=kafka.request_timeout_ms,
+                                      give_up_after_s=kafka.broker_loss_timeout_s, on_retry=self._on_send_retry)
         await self.producer.start()
         self.consumer: AIOKafkaConsumer = make_consumer(
             self.bootstrap, group_id=f"{self.settings.kafka.group_id}.mirror",
@@ -93,6 +106,11 @@ class MirrorStage:
         )
         self.consumer.subscribe([self.internal_topic], listener=_Rebalance(self))
         await self.consumer.start()
+
+    def _on_send_retry(self, exc: BaseException) -> None:
+        self.stats.send_retries += 1
+        if self.stats.send_retries % 100 == 1:
+            log.warning("mirror.send_retry", retries=self.stats.send_retries, reason=f"{type(exc).__name__}: {exc}")
 
     async def stop(self) -> None:
         await self.flush()
@@ -110,6 +128,7 @@ class MirrorStage:
             state.unassigned.max_keys = self.settings.topology.unassigned_max_cells
             state.unassigned.max_records = self.settings.topology.unassigned_max_records
             self.owned[p] = state
+            self._loaded[p] = (state.next_offset, dict(state.meta))  # what verify_incarnation checks
             if len(state.unassigned):
                 self._to_place.add(p)
             self.consumer.seek(TopicPartition(self.internal_topic, p), state.next_offset)
@@ -124,12 +143,63 @@ class MirrorStage:
             self.dirty.discard(p)
             log.info("mirror.partition_released", worker=self.worker_name, partition=p)
 
+    _last_take_s = 0.0  # how long taking the last background checkpoint's changes took
+
     def _meta(self) -> dict[str, Any]:
-        """Saved with each checkpoint, beside ``PartitionState.meta``."""
-        return {"worker": self.worker_name, "savedAt": time.time()}
+        """Saved with each checkpoint, beside ``PartitionState.meta`` (which holds the fingerprint of
+        the partition's last applied record, ``streams.incarnation``)."""
+        return {"worker": self.worker_name, "savedAt": time.time(), "brokerClusterId": self.broker_cluster_id}
+
+    async def verify_incarnation(self, partitions: list[int]) -> None:
+        """After ``acquire``: do the checkpoints' offsets belong to the broker's current log? Where
+        they do not (a restarted memory-only broker, a recreated topic, retention), keep the mirror,
+        resume from the new log's start, and count, log and alert (``streams.incarnation``)."""
+        loaded = {p: self._loaded.pop(p) for p in partitions if p in self._loaded}
+        checked = [p for p, (offset, _) in loaded.items() if offset > 0 and p in self.owned]
+        if not checked:
+            return
+        try:
+            self.broker_cluster_id = await incarnation.cluster_id(self.bootstrap,
+                                                                  self.settings.kafka.request_timeout_ms)
+        except Exception as exc:  # an old broker without DescribeCluster: the fingerprints still tell
+            log.warning("mirror.cluster_id_unknown", reason=f"{type(exc).__name__}: {exc}")
+        probe = make_consumer(self.bootstrap, group_id=None, client_id=self.settings.kafka.client_id)
+        await probe.start()
+        alerts: list[Any] = []
+        try:
+            for p in checked:
+                state = self.owned[p]
+                tp = TopicPartition(self.internal_topic, p)
+                # the checkpoint as loaded: the stage may have read on meanwhile, from the wrong offset
+                offset, meta = loaded[p]
+                verdict = await incarnation.verify(probe, tp, offset, meta, self.broker_cluster_id)
+                if verdict.reason is None:
+                    continue
+                log.warning("mirror.offsets_reset", worker=self.worker_name, partition=p, checkpoint=offset,
+                            resume=verdict.offset, reason=verdict.reason)
+                self.stats.offset_resets += 1
+                state.next_offset = verdict.offset
+                state.meta.pop("lastRecord", None)
+                self.consumer.seek(tp, verdict.offset)
+                self.dirty.add(p)
+                for cluster in sorted(state.clusters):
+                    alerts.append(await self._alert_log_replaced(cluster, p, verdict.reason))
+        finally:
+            await probe.stop()
+        if alerts:
+            await asyncio.gather(*alerts)
+
+    async def _alert_log_replaced(self, cluster: str, partition: int, reason: str) -> Any:
+        alert = Alert(alert_id=str(uuid.uuid4()), raised_at=datetime.now(UTC), cluster_id=cluster,
+                      severity=Severity.MAJOR, type=AlertType.DATA_GAP,
+                      text=f"partition {partition} of {self.internal_topic}: {reason}. The mirror of cluster "
+                           f"{cluster} is kept and the new log is read from its start; telemetry sent while the "
+                           "broker was being replaced may be missing")
+        self.stats.alerts += 1
+        return await self.producer.send(topics.ALERTS, alert.to_json_bytes(), key=cluster.encode())
 
     def _changes(self, state: PartitionState, seal: SealBudget | None, meta: dict[str, Any]) -> Changes:
-        """Retention, then what changed in ``state`` since its last checkpoint (copies, with its offset)."""
+        """Retention, then what changed in ``state`` since its last checkpoint (encoded, with its offset)."""
         for cluster in state.clusters.values():
             cluster.prune(self.settings.ingest.pm_retention_s, self.settings.ingest.mr_dedup_retention_s, seal)
         return take_changes(state, meta)
@@ -151,26 +221,31 @@ class MirrorStage:
         self.last_checkpoint = time.monotonic()
 
     def checkpoint_in_background(self) -> None:
-        """Every ``checkpoint_interval_s``: take the dirty partitions' changes here, save them in a thread.
+        """Every ``checkpoint_interval_s`` (or less often, see ``CHECKPOINT_LOOP_SHARE``): take the dirty
+        partitions' changes here, save them in a thread.
 
-        The changes (copies of what changed since the last checkpoint, with each partition's next
-        offset) are taken synchronously, so they are consistent, and cheaply, as they touch only what
-        changed; encoding, the write and the commit's fsync leave the event loop. One save is in
-        flight at a time, so a partition's checkpoints land in order; while one is, the next waits
-        (the changes keep accumulating in the mirror).
+        The changes (what changed since the last checkpoint, encoded, with each partition's next
+        offset) are taken synchronously, so they are consistent, in time proportional to what
+        changed (encoding them right away costs less than copying them for a thread would); the
+        write and the commit's fsync leave the event loop. One save is in flight at a time, so a
+        partition's checkpoints land in order; while one is, the next waits (the changes keep
+        accumulating in the mirror).
         """
         if self._writing is not None:
             if not self._writing.done():
                 return
             writing, self._writing = self._writing, None
             writing.result()  # a failed save fails the worker, as a failed synchronous save did
-        if time.monotonic() - self.last_checkpoint < self.settings.checkpoint_interval_s:
+        interval = max(self.settings.checkpoint_interval_s, self._last_take_s / CHECKPOINT_LOOP_SHARE)
+        if time.monotonic() - self.last_checkpoint < interval:
             return
+        started = time.perf_counter()
         seal = SealBudget(SEAL_IDS_PER_CHECKPOINT)
         meta = self._meta()
         changes = [self._changes(self.owned[p], seal, meta) for p in sorted(self.dirty) if p in self.owned]
         self.dirty.clear()
         self.last_checkpoint = time.monotonic()
+        self._last_take_s = time.perf_counter() - started
         if changes:
             self._writing = asyncio.create_task(asyncio.to_thread(self._write, changes))
 
@@ -217,6 +292,9 @@ class MirrorStage:
                     if self.predictions is not None:
                         futures += await self._predict(cluster)
                 state.next_offset = msg.offset + 1
+            last = messages[-1]
+            if last.offset + 1 == state.next_offset:  # which log these offsets belong to (streams.incarnation)
+                state.meta["lastRecord"] = incarnation.fingerprint(last.offset, last.timestamp, last.value)
             self.dirty.add(tp.partition)
         self.stats.records_applied += applied
         if futures:  # at least once: predictions are acknowledged before the checkpoint says "done"

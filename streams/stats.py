@@ -23,6 +23,7 @@ class WorkerStats:  # counters, not state: they restart at zero
     unassigned_placed: int = 0  # held cells replayed into the cluster the topology now gives them
     alerts: int = 0
     send_retries: int = 0  # sends retried after a transient failure (the broker down or slow)
+    offset_resets: int = 0  # partitions resumed from a new log's start (its checkpoint's log was replaced)
     broker_restarts: int = 0  # the embedded broker died and the runtime started it again
     commits_skipped: int = 0  # offset commits the broker did not answer in time (a later one covers them)
     first_consumed_at: float | None = None  # wall clock, for throughput measured across processes
@@ -45,4 +46,5 @@ class WorkerStats:  # counters, not state: they restart at zero
             "sendRetries": self.send_retries,
             "commitsSkipped": self.commits_skipped,
             "brokerRestarts": self.broker_restarts,
+            "offsetResets": self.offset_resets,
         }

@@ -71,6 +71,17 @@ def test_bench_e2e(mode: str) -> None:
         assert doc["publish_lag_ms_max"] is None
 
 
+def test_bench_scale() -> None:
+    doc = _bench("scale", "--cells", "200", "--mr-events", "2000", "--rounds-1pct", "3", "--rounds-all", "1",
+                 "--ingest-rounds", "1", "--dedup-trials", "200000", "--json")
+    assert doc["benchmark"] == "scale" and doc["cells"] == 200 and doc["restore_cells"] == 200
+    for key in ("checkpoint_p50_ms_1pct", "checkpoint_p99_ms_1pct", "checkpoint_p50_ms_100pct",
+                "checkpoint_p99_ms_100pct", "restore_s", "memory_per_cell_bytes", "ingest_ratio_vs_57"):
+        assert doc[key] > 0, key
+    assert set(doc["memory_per_cell_breakdown"]) == {"pm", "predictions", "mr", "dedup", "cm", "cell", "holding"}
+    assert doc["percentile_method"] == PERCENTILE_METHOD and doc["dedup_trials"] == 200_000
+
+
 def test_open_loop_needs_a_rate() -> None:
     done = subprocess.run([sys.executable, "-m", "twin", "bench", "e2e", "--open-loop", "--json"],
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)

@@ -119,7 +119,7 @@ def test_twin_run_exits_with_code_3_when_the_broker_stays_away(fresh_broker: Emb
             time.sleep(0.05)
         os.kill(pid, signal.SIGSTOP)
         try:
-            out, err = proc.communicate(timeout=60)
+            _out, err = proc.communicate(timeout=60)
         finally:
             os.kill(pid, signal.SIGCONT)
     finally:

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, cast
 
+import orjson
+
 from twin.measurements import aggregate, method_of
 from twin.mirror import cm_history
 from twin.mirror.dedup import SealedIds
-from twin.mirror.mr_stats import MrStats, SealBudget
+from twin.mirror.mr_stats import HOUR, MrStats, SealBudget
 from twin.records import PmBody, PmRelationBody
 
 __all__ = ["CM_HISTORY_MAX", "HEAD", "IDS", "MR", "PERIOD_KINDS", "PM", "PRED", "REL", "SEALED", "CellMirror",
@@ -40,8 +42,22 @@ PRED = "x"  # ("x", gp, end): the twin's prediction of one period: {kpi: value}
 IDS = "d"  # ("d", hour, first): MR event ids of an open hour, from the ``first``-th on
 SEALED = "D"  # ("D", hour): the Bloom filters of a sealed hour (bytes)
 PERIOD_KINDS = (PM, REL, PRED)
-#: (sub-key, value): a value of None deletes the entry
-Entry = tuple[tuple[str, ...], Any]
+#: (sub-key, encoded value): a value of None deletes the entry
+Entry = tuple[tuple[str, ...], bytes | None]
+
+# Whether a PM name is one the twin knows (``method_of``), asked once per name and cell: cached, as
+# a large network's new cells would otherwise ask it for every value of their first records.
+_KNOWN: dict[str, bool] = {}
+_KNOWN_MAX = 100_000
+
+
+def _known(name: str) -> bool:
+    known = _KNOWN.get(name)
+    if known is None:
+        known = method_of(name) is not None
+        if len(_KNOWN) < _KNOWN_MAX:
+            _KNOWN[name] = known
+    return known
 
 
 @dataclass(slots=True)
@@ -77,7 +93,7 @@ class CellMirror:
             per_name = series.get(name)
             if per_name is None:
                 per_name = series[name] = {}
-                if method_of(name) is None:
+                if not _known(name):
                     self.unknown.add(name)
                     self.changes.add(HEAD)
             per_name[end] = value
@@ -156,11 +172,22 @@ class CellMirror:
             out[name] = [run[2], run[1], run[3], run[0]]
         return out
 
-    def prune(self, pm_retention_s: int, mr_retention_s: int, seal: SealBudget | None = None) -> None:
+    def prune(self, pm_retention_s: int, mr_retention_s: int, seal: SealBudget | None = None,
+              quick: bool = False) -> None:
         """Forget PM periods (values, relations, predictions) and MR ids older than the retention,
         relative to the newest data, and CM values replaced before the oldest period kept (at most
         ``CM_HISTORY_MAX`` per attribute); seal the MR ids of past hours into Bloom filters (as far
-        as the ``seal`` budget goes, if one is given)."""
+        as the ``seal`` budget goes, if one is given).
+
+        ``quick`` (at a checkpoint, for a cell that changed since the last one): only what its
+        changes can have made prunable: PM and CM history when a period or the CM changed, MR ids
+        when the newest MR event entered another hour (or sealing was left for later)."""
+        mr = self.mr
+        if mr.last_t is not None and (not quick or mr.seal_pending or int(mr.last_t) // HOUR != mr.pruned_hour):
+            mr.forget_before(mr.last_t - mr_retention_s)
+            mr.seal(seal)
+        if quick and not any(type(tag) is tuple or tag == HEAD for tag in self.changes):
+            return
         limits = []
         for gp, by_end in self.periods.items():
             if not by_end:
@@ -204,9 +231,6 @@ class CellMirror:
                 self.cm_before[name] = runs[:-1]
             else:
                 del self.cm_before[name]
-        if self.mr.last_t is not None:
-            self.mr.forget_before(self.mr.last_t - mr_retention_s)
-            self.mr.seal(seal)
 
     # -- reads -----------------------------------------------------------------------------
     def gaps(self, gp: int) -> list[int]:
@@ -293,14 +317,15 @@ class CellMirror:
 
     # -- checkpoint entries ------------------------------------------------------------------
     def take_changes(self, out: list[Entry], ranges: list[tuple[str, ...]]) -> None:
-        """Append the entries changed since the last call to ``out`` (copies: the cell may change
-        while they are written), sub-key prefixes to delete to ``ranges``, and forget the changes."""
+        """Append the entries changed since the last call to ``out`` (encoded right away: no copy to
+        make, and the cell may change while they are written), sub-key prefixes to delete to
+        ``ranges``, and forget the changes."""
         changes, self.changes = self.changes, set()
         for tag in changes:
             if tag == HEAD:
                 out.append(((HEAD,), self._head()))
             elif tag == MR:
-                out.append(((MR,), self.mr.aggregate()))
+                out.append(((MR,), self.mr.encoded()))
             else:
                 kind, gp, end = tag
                 out.append(((kind, str(gp), str(end)), self._period(kind, gp, end)))
@@ -310,7 +335,7 @@ class CellMirror:
         """Append every entry of the cell (a full checkpoint) and forget the changes."""
         self.changes = set()
         out.append(((HEAD,), self._head()))
-        out.append(((MR,), self.mr.aggregate()))
+        out.append(((MR,), self.mr.encoded()))
         for kind, gps in ((PM, {gp: set(ends) for gp, ends in self.periods.items()}),
                           (PRED, _ends(self.predicted)),
                           (REL, _ends_many(self.relations.values()))):
@@ -324,40 +349,43 @@ class CellMirror:
         self._take_ids(out, [])
 
     def _take_ids(self, out: list[Entry], ranges: list[tuple[str, ...]]) -> None:
+        """The MR event ids added to open hours since the last checkpoint (a chunk per hour, keyed by
+        the position of its first id), sealed hours that changed, hours dropped."""
         mr = self.mr
+        saved_of = mr.saved
         for bucket, ids in mr.seen.items():
-            saved = mr.saved.get(bucket, 0)
+            saved = saved_of.get(bucket, 0)
             if len(ids) > saved:
-                out.append(((IDS, str(bucket), f"{saved:010d}"), list(islice(ids, saved, None))))
-                mr.saved[bucket] = len(ids)
-        for bucket in mr.sealed_changed:
-            out.append(((SEALED, str(bucket)), mr.sealed[bucket].to_bytes()))
-            ranges.append((IDS, str(bucket)))
-        for bucket in mr.dropped:
-            out.append(((SEALED, str(bucket)), None))
-            ranges.append((IDS, str(bucket)))
-        mr.sealed_changed, mr.dropped = set(), set()
+                new = list(islice(ids, saved, None)) if saved else list(ids)
+                out.append(((IDS, str(bucket), f"{saved:010d}"), orjson.dumps(new)))
+                saved_of[bucket] = len(ids)
+        if mr.sealed_changed or mr.dropped:
+            for bucket in mr.sealed_changed:
+                out.append(((SEALED, str(bucket)), mr.sealed[bucket].to_bytes()))
+                ranges.append((IDS, str(bucket)))
+            for bucket in mr.dropped:
+                out.append(((SEALED, str(bucket)), None))
+                ranges.append((IDS, str(bucket)))
+            mr.sealed_changed, mr.dropped = set(), set()
 
-    def _head(self) -> dict[str, Any]:
-        # CM entries are replaced, never changed in place; histories are appended to: copied
-        return {"cm": dict(self.cm), "cmr": {n: list(b) for n, b in self.cm_before.items()},
-                "unknown": sorted(self.unknown)}
+    def _head(self) -> bytes:
+        return orjson.dumps({"cm": self.cm, "cmr": self.cm_before, "unknown": sorted(self.unknown)})
 
-    def _period(self, kind: str, gp: int, end: int) -> Any:
-        """The value of the entry ``(kind, gp, end)``, None if the cell has nothing there."""
+    def _period(self, kind: str, gp: int, end: int) -> bytes | None:
+        """The encoded entry ``(kind, gp, end)``, None if the cell has nothing there."""
         if kind == PM:
             values = {n: per[end] for n, per in self.pm.get(gp, {}).items() if end in per}
             suspect = self.periods.get(gp, {}).get(end)
-            return {"s": suspect, "v": values} if values or suspect is not None else None
+            return orjson.dumps({"s": suspect, "v": values}) if values or suspect is not None else None
         if kind == PRED:
             values = {n: per[end] for n, per in self.predicted.get(gp, {}).items() if end in per}
-            return values or None
+            return orjson.dumps(values) if values else None
         rel = {}
         for target, series in self.relations.items():
             values = {n: per[end] for n, per in series.get(gp, {}).items() if end in per}
             if values:
                 rel[target] = values
-        return rel or None
+        return orjson.dumps(rel) if rel else None
 
     def load_entry(self, sub: list[str], value: Any) -> None:
         """Read back one entry written by ``take_changes`` / ``all_entries`` (``value`` decoded)."""

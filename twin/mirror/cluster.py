@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import orjson
+
 from twin.mirror.cell import MR, CellMirror, Entry
 from twin.mirror.mr_stats import SealBudget
 from twin.records import CmBody, CmNotificationBody, MrBody, NormalisedRecord, PmBody
@@ -35,11 +37,15 @@ class ClusterMirror:
     # predicted, and gp -> newest predicted period end; checkpointed with the mirror
     pending: dict[int, set[int]] = field(default_factory=dict)
     predicted_through: dict[int, int] = field(default_factory=dict)
-    # checkpoint bookkeeping (not state): objects changed, the bookkeeping as last written
+    # checkpoint bookkeeping (not state): objects changed, the bookkeeping as last written, and
+    # whether a cell was asked for since the last checkpoint (every update goes through ``cell``:
+    # the cells of a cluster that was not are not looked at)
     changed_objects: set[str] = field(default_factory=set, compare=False, repr=False)
     book_saved: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    touched: bool = field(default=False, compare=False, repr=False)
 
     def cell(self, key: str) -> CellMirror:
+        self.touched = True
         cell = self.cells.get(key)
         if cell is None:
             cell = self.cells[key] = CellMirror(key)
@@ -101,9 +107,11 @@ class ClusterMirror:
     def prune(self, pm_retention_s: int, mr_retention_s: int, seal: SealBudget | None = None) -> None:
         """Retention (``CellMirror.prune``) of the cells that changed since the last checkpoint: the
         limits are relative to a cell's newest data, so the others have nothing to forget."""
+        if not self.touched:
+            return
         for cell in self.cells.values():
             if cell.changes:
-                cell.prune(pm_retention_s, mr_retention_s, seal)
+                cell.prune(pm_retention_s, mr_retention_s, seal, quick=True)
 
     # -- checkpoint entries ------------------------------------------------------------------
     def book(self) -> dict[str, Any]:
@@ -113,16 +121,19 @@ class ClusterMirror:
     def take_changes(self, out: list[Entry], cells: dict[str, tuple[list[Entry], list[tuple[str, ...]]]],
                      full: bool = False) -> None:
         """Append the cluster's changed entries to ``out`` and each changed cell's to ``cells``
-        (``(entries, prefixes to delete)`` by cell key); ``full``: every entry."""
+        (``(entries, prefixes to delete)`` by cell key), encoded; ``full``: every entry."""
+        if not (full or self.touched or self.changed_objects):
+            return
+        self.touched = False
         book = self.book()
         if full or book != self.book_saved:
-            out.append(((BOOK,), book))
+            out.append(((BOOK,), orjson.dumps(book)))
             self.book_saved = book
         dns = set(self.objects) if full else self.changed_objects
         self.changed_objects = set()
         for dn in dns:
             obj = self.objects.get(dn)
-            out.append(((OBJECT, dn), None if obj is None else {**obj, "attributes": dict(obj["attributes"])}))
+            out.append(((OBJECT, dn), None if obj is None else orjson.dumps(obj)))
         for key, cell in self.cells.items():
             if full or cell.changes or cell.mr.sealed_changed or cell.mr.dropped:
                 entries: list[Entry] = []

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from twin.mirror.dedup import SEAL_AFTER_S, SealedIds
 from twin.records import MrBody
 
@@ -90,6 +92,10 @@ class MrStats:
     saved: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
     sealed_changed: set[int] = field(default_factory=set, compare=False, repr=False)
     dropped: set[int] = field(default_factory=set, compare=False, repr=False)
+    # the hour of the newest event when the ids were last pruned and sealed; whether the sealing
+    # budget ran out before every hour due was sealed
+    pruned_hour: int | None = field(default=None, compare=False, repr=False)
+    seal_pending: bool = field(default=False, compare=False, repr=False)
 
     def apply(self, body: MrBody) -> bool:
         """Fold one normalised MR body (``twin.records.MrBody``) in; False if already counted."""
@@ -151,11 +157,14 @@ class MrStats:
         filters (``twin.mirror.dedup``), as far as the ``budget`` goes."""
         if self.last_t is None:
             return
+        self.pruned_hour = int(self.last_t) // HOUR
+        self.seal_pending = False
         limit = (int(self.last_t) - SEAL_AFTER_S) // HOUR  # hours ending at or before last_t - SEAL_AFTER_S
         for bucket in sorted(b for b in self.seen if b < limit):
             ids = self.seen[bucket]
             if budget is not None:
                 if budget.ids <= 0:
+                    self.seal_pending = True
                     return
                 budget.ids -= len(ids)
             self.sealed[bucket] = SealedIds.seal(ids)
@@ -169,13 +178,12 @@ class MrStats:
         counts.update((b, len(s)) for b, s in self.sealed.items())
         return dict(sorted(counts.items()))
 
-    def aggregate(self) -> dict[str, Any]:
-        """The counts, without the event ids: a copy, for a checkpoint."""
-        return {
-            "count": self.count, "rsrp": list(self.rsrp), "rsrq": list(self.rsrq), "sinr": list(self.sinr),
-            "cqi": list(self.cqi), "thp": [self.thp_n, self.thp_sum],
-            "nb": {k: list(v) for k, v in self.neighbours.items()}, "first_t": self.first_t, "last_t": self.last_t,
-        }
+    def encoded(self) -> bytes:
+        """The counts, without the event ids, as JSON (a checkpoint entry)."""
+        return orjson.dumps({
+            "count": self.count, "rsrp": self.rsrp, "rsrq": self.rsrq, "sinr": self.sinr, "cqi": self.cqi,
+            "thp": [self.thp_n, self.thp_sum], "nb": self.neighbours, "first_t": self.first_t, "last_t": self.last_t,
+        })
 
     def set_aggregate(self, d: dict[str, Any]) -> None:
         self.count = d["count"]

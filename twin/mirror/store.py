@@ -17,8 +17,9 @@ ignores a transaction whose commit did not reach the write-ahead log). **Durable
 ``synchronous=FULL``, the log is synced at each commit.
 
 Saving is two steps so that a worker can keep its event loop free: :func:`take_changes` collects
-the changed entries of a partition with its offset (copies, synchronously; cheap, as it touches only
-what changed), :meth:`CheckpointStore.write` encodes and commits them (in another thread).
+the changed entries of a partition with its offset, encoded (synchronously, in time proportional to
+what changed), :meth:`CheckpointStore.write` commits them (in another thread: SQLite releases the
+interpreter lock while it writes and syncs).
 
 Several workers of one consumer group share the store (each writes its own partitions; SQLite
 serialises the short write transactions). Readers (``read_only``) never block a writer and see each
@@ -88,13 +89,13 @@ class PartitionState:
 @dataclass(slots=True)
 class Changes:
     """What one checkpoint of a partition writes: its next offset and metadata, entries to put
-    (``(key, value)``: JSON-able copies or bytes; a value of None deletes the key), key prefixes to
-    delete, and whether the partition is written whole (its other keys deleted)."""
+    (``(key, encoded value)``; a value of None deletes the key), key prefixes to delete, and whether
+    the partition is written whole (its other keys deleted)."""
 
     partition: int
     next_offset: int
     meta: dict[str, Any]
-    puts: list[tuple[str, Any]] = field(default_factory=list)
+    puts: list[tuple[str, bytes | None]] = field(default_factory=list)
     ranges: list[str] = field(default_factory=list)
     full: bool = False
     cells: int = 0  # cells with changes
@@ -111,8 +112,8 @@ def _check(part: str) -> str:
 
 def take_changes(state: PartitionState, extra: dict[str, Any] | None = None, full: bool | None = None) -> Changes:
     """The entries of ``state`` changed since its last checkpoint, with its next offset and metadata
-    (``state.meta`` updated by ``extra``), as copies that later updates do not change; the changes
-    are forgotten. ``full`` (default: when the state was not loaded from or saved to a store): every
+    (``state.meta`` updated by ``extra``), encoded (so later updates do not change them); the
+    changes are forgotten. ``full`` (default: when the state was not loaded from or saved to a store): every
     entry, replacing whatever the store holds for the partition."""
     full = not state.synced if full is None else full
     out = Changes(state.partition, state.next_offset, {**state.meta, **(extra or {})}, full=full)
@@ -133,13 +134,9 @@ def take_changes(state: PartitionState, extra: dict[str, Any] | None = None, ful
     holding.changed = set()
     for key in keys:
         held = holding.held.get(key)
-        puts.append(("u" + SEP + _check(key), None if held is None else held.to_dict()))
+        puts.append(("u" + SEP + _check(key), None if held is None else orjson.dumps(held.to_dict())))
     state.synced = True
     return out
-
-
-def _encode(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else orjson.dumps(value)
 
 
 def _decode_partition(partition: int, offset_row: tuple[int, bytes] | None,
@@ -380,9 +377,8 @@ def _encoded(ch: Changes, stats: WriteStats) -> _Encoded:
         if value is None:
             deletes.append((ch.partition, key))
         else:
-            data = _encode(value)
-            stats.bytes += len(data)
-            puts.append((ch.partition, key, data))
+            stats.bytes += len(value)
+            puts.append((ch.partition, key, value))
     stats.puts += len(puts)
     stats.deletes += len(deletes)
     stats.ranges += len(ch.ranges)

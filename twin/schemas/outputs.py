@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from twin.schemas.base import CellKey, UtcDateTime, Uuid, WireModel
 
@@ -45,15 +45,30 @@ class AlertType(StrEnum):
     CM_DRIFT = "CM_DRIFT"
     TWIN_DIVERGENCE = "TWIN_DIVERGENCE"
     UNKNOWN_CELL = "UNKNOWN_CELL"  # telemetry of a cell the topology does not list (held, not simulated)
+    # DATA_GAP also covers a replaced broker log: the mirror stage resumed from the new log's start
 
 
 class Alert(WireModel):
+    """An alarm of the twin (``ran.alerts.v1``, keyed by cell, else by cluster).
+
+    Most alerts concern a cell (``cell_key``); a few concern the runtime's view of a whole cluster
+    (``cluster_id`` without a cell: telemetry that may have been lost when the broker's log was
+    replaced, for instance). At least one of the two is set.
+    """
+
     schema_version: Literal["1"] = "1"
     alert_id: Uuid
     raised_at: UtcDateTime
-    cell_key: CellKey
+    cell_key: CellKey | None = None
+    cluster_id: str | None = Field(default=None, min_length=1, max_length=128)
     severity: Severity
     type: AlertType
     kpis: dict[str, float] = Field(default_factory=dict)
     related_change_id: Uuid | None = None
     text: str | None = None
+
+    @model_validator(mode="after")
+    def _about_something(self) -> Alert:
+        if self.cell_key is None and self.cluster_id is None:
+            raise ValueError("an alert names a cellKey or a clusterId")
+        return self
