@@ -30,6 +30,8 @@ import copy
 import functools
 import json
 import math
+import types
+import typing
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -544,6 +546,41 @@ def _aliases(model: type[BaseModel]) -> tuple[set[str], set[str]]:
     return keys, required
 
 
+def _declared_number(model: type[BaseModel], path: Path_) -> bool:
+    """Whether the schema declares a number (int or float) at ``path`` of a ``model`` record."""
+    tp: Any = model
+    for step in path:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            fields = {info.alias or name: info.annotation for name, info in tp.model_fields.items()}
+            if step not in fields:
+                return False
+            tp = fields[step]
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        elif typing.get_origin(tp) is list:
+            tp = typing.get_args(tp)[0]
+        else:
+            return False
+    tp = _unwrap(tp)
+    return tp in (int, float)
+
+
+def _unwrap(tp: Any) -> Any:
+    """``X`` of ``Annotated[X, ...]`` and of ``X | None``."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp
+            tp = args[0]
+        else:
+            return tp
+
+
 def _must_be_invalid(topic: str, kind: str, path: Path_) -> bool:
     """Mutations that make any record invalid when they hit a top-level field."""
     keys, required = _aliases(INGEST_MODELS[topic])
@@ -556,7 +593,9 @@ def _must_be_invalid(topic: str, kind: str, path: Path_) -> bool:
         "cellkey": top and path[0] in CELL_KEY_FIELDS,
         "naive": top and path[0] in TIME_FIELDS,
         "extra": top and path[0] not in keys,
-        "nonfinite": topic in (topics.PM_CELL, topics.PM_RELATION) and len(path) == 2 and path[0] == "values",
+        # JSON has no NaN or infinity: refused wherever the schema declares a number (an open vendor
+        # field of any type keeps what it is given; the re-keying encoder writes it as null)
+        "nonfinite": _declared_number(INGEST_MODELS[topic], path),
     }.get(kind, False)
 
 

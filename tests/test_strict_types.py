@@ -135,6 +135,19 @@ def test_the_five_coerced_examples_are_rejected_naming_field_and_value(
             dict_adapter(model).validate_json(raw)
 
 
+@pytest.mark.parametrize("token", ["Infinity", "1e999", "NaN"])
+@pytest.mark.parametrize("path", [("ue", "dlThroughputKbps"), ("ue", "phrDb"), ("location", "accuracyM")])
+def test_a_number_that_json_cannot_hold_is_rejected_naming_the_field(path: tuple[str, str], token: str) -> None:
+    """A throughput of 1e999 (infinity once parsed) used to pass, having no upper bound, and crash the
+    mirror (``round(inf)``); JSON has no such numbers, so both paths refuse them wherever a number is."""
+    raw = json.dumps(changed(MR, path, 12345.0)).encode().replace(b"12345.0", token.encode())
+    out = IngestDecoder(IngestSettings(), now=lambda: NOW).decode(topics.MR_UE, None, raw)
+    assert isinstance(out, Rejection), out
+    assert out.reason.startswith(f"field {'.'.join(path)}: "), out.reason
+    with pytest.raises(ValueError):
+        struct_decoder(topics.SCHEMAS[topics.MR_UE]).decode(raw)
+
+
 @pytest.mark.parametrize("topic", topics.INGEST_TOPICS)
 def test_an_epoch_is_not_a_time_on_any_ingest_topic(topic: str, exported: dict[str, Any]) -> None:
     field = {topics.CM_SNAPSHOT: "observedAt", topics.CM_NOTIFICATIONS: "eventTime", topics.MR_UE: "eventTime"}.get(

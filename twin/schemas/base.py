@@ -108,12 +108,14 @@ def _rewrite(node: Any) -> Any:
 
 def _strict_json(schema: Any) -> CoreSchema:
     kind = schema["type"]
-    if kind in ("float", "bool"):
+    if kind == "float":  # JSON has no NaN or infinity (1e999 overflows to one): refused, not stored
+        return {**schema, "strict": True, "allow_inf_nan": False}
+    if kind == "bool":
         return {**schema, "strict": True}
     if kind == "int":
         # A JSON number without a fraction (JSON Schema's 'integer'): an integer, or a float that the
         # declared (lax) int schema then converts or refuses ('got a number with a fractional part').
-        number = cs.union_schema([cs.int_schema(strict=True), cs.float_schema(strict=True)],
+        number = cs.union_schema([cs.int_schema(strict=True), cs.float_schema(strict=True, allow_inf_nan=False)],
                                  custom_error_type="int_type")  # pydantic's 'Input should be a valid integer'
         return cs.chain_schema([number, schema])
     # a time: the pattern (and only a string) first, then the declared datetime schema parses it

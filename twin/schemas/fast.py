@@ -42,6 +42,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
+import sys
 import types
 import typing
 from datetime import datetime
@@ -146,6 +147,8 @@ def _struct_type(tp: Any, metadata: Any = ()) -> Any:
         return Annotated[inner, msgspec.Meta(**constraints)] if constraints else inner
     if origin is dict:
         return dict[_struct_type(args[0]), _struct_type(args[1])]  # type: ignore[misc]
+    if tp is float:  # finite only, as the model's JSON branch (NaN fails any bound, infinity these)
+        constraints = {"ge": -sys.float_info.max, "le": sys.float_info.max, **constraints}
     return Annotated[tp, msgspec.Meta(**constraints)] if constraints else tp
 
 
