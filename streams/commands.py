@@ -198,6 +198,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     from streams.bench import bench_ingest_command
     from streams.bench_e2e import bench_e2e_command
     from streams.bench_scale import bench_scale_command
+    from streams.bench_soak import bench_soak_command
     from streams.demo import demo_command
 
     app.command("demo")(demo_command)
@@ -206,3 +207,4 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     bench_app.command("ingest")(bench_ingest_command)
     bench_app.command("e2e")(bench_e2e_command)
     bench_app.command("scale")(bench_scale_command)
+    bench_app.command("soak")(bench_soak_command)

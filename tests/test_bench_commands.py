@@ -82,6 +82,20 @@ def test_bench_scale() -> None:
     assert doc["percentile_method"] == PERCENTILE_METHOD and doc["dedup_trials"] == 200_000
 
 
+def test_bench_soak() -> None:
+    """A quarter of a day with one worker kill and one broker pause: every record accounted for."""
+    doc = _bench("soak", "--days", "0.25", "--kills", "1", "--pauses", "1", "--pause-s", "4", "--mr-per-cell", "2",
+                 "--settle-s", "60", "--json", timeout_s=420)
+    assert doc["benchmark"] == "soak" and doc["periods"] == 24 and doc["cells"] == 57
+    assert doc["published"] == doc["published_pm"] + doc["published_mr"] == 57 * 24 * 3
+    assert doc["mirrored"] == doc["published"] and doc["lost"] == 0 and doc["duplicates"] == 0
+    assert doc["pm_mismatched"] == 0 and doc["cm_mismatched"] == 0
+    assert len(doc["kills"]) == 1 and len(doc["broker_pauses"]) == 1
+    for key in ("worker_rss_mb", "broker_rss_mb"):
+        assert set(doc[key]) == {"start", "max", "end"} and 0 < doc[key]["start"] <= doc[key]["max"], key
+    assert 0 < doc["latency_ms_p50"] <= doc["latency_ms_p99"] <= doc["latency_ms_max"]
+
+
 def test_open_loop_needs_a_rate() -> None:
     done = subprocess.run([sys.executable, "-m", "twin", "bench", "e2e", "--open-loop", "--json"],
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)

@@ -1,0 +1,431 @@
+"""``twin bench soak``: days of an emulated network at full speed, with the worker killed and the
+broker paused, then an account of every record.
+
+What runs (``docs/benchmarks.md``, "Soak"): the embedded broker, a ``twin run`` worker (two
+processes, as ``twin demo`` starts it) and the network emulator (``urban-hotspots`` by default),
+publishing closed loop as fast as the twin answers (``streams.live.LiveRun``: never more than two
+periods ahead of the predictions). Meanwhile:
+
+- the worker is killed with SIGKILL (its re-keying child dies with it) at ``--kills`` random
+  moments (a random period, then a random delay of up to 0.3 s, so the kill lands mid-step) and
+  started again at once, as a supervisor would; a worker that exits by itself is started again
+  too and counted (``unexpected_exits``);
+- the broker is paused (SIGSTOP) ``--pauses`` times for ``--pause-s`` seconds each, longer than the
+  worker's unreachable threshold (3 s), then resumed (SIGCONT);
+- the resident memory of the worker (its process tree) and of the broker is sampled twice a second.
+
+The account, against what the emulator published:
+
+- **PM**: the worker keeps one day of PM (``ingest.pm_retention_s = 86400``, so that its memory
+  can reach a steady state after the first day); at the end of each emulated day, publication
+  stops and the mirror's checkpoints (read read-only, as ``twin.Twin.from_state`` does) must hold
+  every (cell, period) of that day with exactly the published values, waiting up to
+  ``--settle-s`` for the last checkpoint. Missing ones are ``pm_lost``, different ones
+  ``pm_mismatched``.
+- **MR**: at the end, each cell's MR count in the mirror (a running count, never pruned) against
+  the distinct event ids published for it: below is ``mr_lost``, above ``mr_duplicates``
+  (double-counted after a replay).
+- **CM**: at the end, every cell's mirrored configuration against the emulator's
+  (``cm_mismatched``, by attribute).
+
+``published`` counts the PM records and MR events published, ``mirrored`` those found in the
+mirror, ``lost = published - mirrored`` and ``duplicates = mr_duplicates`` (PM updates are
+idempotent: a PM record applied twice is stored once). Latency percentiles are the closed loop's
+(from a period's records existing to its predictions arriving), kills and pauses included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from streams.broker import EmbeddedBroker
+from streams.demo import GROUP, Worker, write_config
+from streams.live import PERCENTILE_METHOD, LiveRun, encode_step, percentile
+from twin.mirror.cluster import ClusterMirror
+from twin.mirror.store import CheckpointStore
+from twin.ports import OutRecord
+
+__all__ = ["Soak", "bench_soak_command", "run_soak", "tree_rss_mb"]
+
+DAY_S = 86_400
+PM_RETENTION_S = DAY_S  # the soak's worker keeps one day of PM (see the module docstring)
+KILL_DELAY_MAX_S = 0.3
+
+
+def tree_rss_mb(pid: int | None) -> float:
+    """Resident memory (MiB) of ``pid`` and its descendants, from ``/proc``; 0 if it is gone."""
+    if pid is None:
+        return 0.0
+    total_kb = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+                    break
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, ValueError, PermissionError):
+            continue
+    return total_kb / 1024.0
+
+
+class _Tally:
+    """The emulator, counting what it publishes: MR event ids per cell, PM per (cell, period).
+
+    Its CM snapshots are published once, at the start (a later day's run starts without them:
+    they say "observed at the start" and would rewrite the history of a changed attribute)."""
+
+    def __init__(self, emulator: Any) -> None:
+        self.emulator = emulator
+        self.initial_sent = False
+        self.mr_ids: dict[str, set[str]] = {}
+        self.mr_events = 0
+        self.pm: dict[tuple[str, int], dict[str, float]] = {}
+        self.cm_records = 0
+
+    @property
+    def cells(self) -> Any:
+        return self.emulator.cells
+
+    @property
+    def period_end(self) -> Any:
+        return self.emulator.period_end
+
+    def topology_config(self) -> dict[str, Any]:
+        return dict(self.emulator.topology_config())
+
+    def events_in(self, period: Any) -> Any:
+        return self.emulator.events_in(period)
+
+    def initial_records(self) -> list[OutRecord]:
+        if self.initial_sent:
+            return []
+        self.initial_sent = True
+        records = list(self.emulator.initial_records())
+        self.cm_records += len(records)
+        return records
+
+    def step_detail(self) -> Any:
+        detail = self.emulator.step_detail()
+        for e in detail.mr:
+            self.mr_ids.setdefault(e.cell_key, set()).add(str(e.event_id))
+        self.mr_events += len(detail.mr)
+        end = round(detail.period_end.timestamp())
+        for r in detail.pm:
+            self.pm[(r.cell_key, end)] = dict(r.values)
+        self.cm_records += len(detail.cm)
+        return detail
+
+    def step(self) -> list[OutRecord]:
+        return encode_step(self.step_detail())
+
+
+@dataclass
+class Soak:
+    """The chaos and the samples of one soak run (wall-clock times relative to its start)."""
+
+    config: Path
+    bootstrap: str
+    out: Path
+    broker: EmbeddedBroker
+    rng: random.Random
+    pause_s: float
+    worker: Worker | None = None
+    started: float = field(default_factory=time.monotonic)
+    day: float = 0.0  # emulated days done, for the samples
+    kills: list[dict[str, Any]] = field(default_factory=list)
+    pauses: list[dict[str, Any]] = field(default_factory=list)
+    unexpected_exits: list[int] = field(default_factory=list)
+    samples: list[tuple[float, float, float, float]] = field(default_factory=list)  # wall s, day, worker, broker
+    paused: bool = False
+
+    def start_worker(self) -> None:
+        self.worker = Worker(self.config, self.bootstrap, self.out)
+
+    def now(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+    def kill_worker(self, period: int) -> None:
+        assert self.worker is not None
+        process = self.worker.process
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(10)
+        self.kills.append({"period": period, "at_s": self.now(), "rss_mb": round(self.samples[-1][2], 1)
+                           if self.samples else None})
+        self.start_worker()
+
+    def pause_broker(self, period: int) -> None:
+        pid = self.broker.pid
+        if pid is None or self.paused:
+            return
+        os.kill(pid, signal.SIGSTOP)
+        self.paused = True
+        self.pauses.append({"period": period, "at_s": self.now(), "seconds": self.pause_s})
+        asyncio.get_running_loop().call_later(self.pause_s, self.resume_broker)
+
+    def resume_broker(self) -> None:
+        if self.paused and self.broker.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.broker.pid, signal.SIGCONT)
+        self.paused = False
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Twice a second: sample memory; start a worker that exited by itself again (a supervisor)."""
+        while not stop.is_set():
+            worker = self.worker
+            if worker is not None and worker.process.poll() is not None:
+                self.unexpected_exits.append(worker.process.returncode)
+                self.start_worker()
+            self.samples.append((self.now(), self.day, tree_rss_mb(worker.process.pid if worker else None),
+                                 tree_rss_mb(self.broker.pid)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+
+
+def _plan(rng: random.Random, periods: int, kills: int, pauses: int) -> tuple[set[int], set[int]]:
+    """Distinct random periods for the kills and the pauses (none in the first two: the worker is
+    still building its simulators)."""
+    choices = list(range(2, periods))
+    if kills + pauses > len(choices):
+        raise ValueError(f"{kills} kills and {pauses} pauses need more than {periods} periods")
+    picked = rng.sample(choices, kills + pauses)
+    return set(picked[:kills]), set(picked[kills:])
+
+
+def _mirror(state: Path) -> dict[str, ClusterMirror]:
+    if not state.exists():
+        return {}
+    return CheckpointStore(state, read_only=True).load_all()
+
+
+def _pm_account(clusters: dict[str, ClusterMirror], expected: dict[tuple[str, int], dict[str, float]],
+                gp: int) -> tuple[int, int]:
+    """(missing, mismatched) (cell, period) PM records of ``expected`` in the mirror."""
+    cells = {k: c for m in clusters.values() for k, c in m.cells.items()}
+    missing = mismatched = 0
+    for (key, end), values in expected.items():
+        cell = cells.get(key)
+        series = cell.pm.get(gp, {}) if cell is not None else {}
+        got = {n: per[end] for n, per in series.items() if end in per}
+        if not got:
+            missing += 1
+        elif got != values:
+            mismatched += 1
+    return missing, mismatched
+
+
+async def _settle_pm(state: Path, expected: dict[tuple[str, int], dict[str, float]], gp: int,
+                     settle_s: float) -> tuple[int, int]:
+    """Wait (up to ``settle_s``) until the checkpoints hold ``expected``; what is still not there."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        missing, mismatched = _pm_account(await asyncio.to_thread(_mirror, state), expected, gp)
+        if (missing == 0 and mismatched == 0) or time.monotonic() > deadline:
+            return missing, mismatched
+        await asyncio.sleep(1.0)
+
+
+def _mr_account(clusters: dict[str, ClusterMirror], ids: dict[str, set[str]]) -> tuple[int, int, int]:
+    """(counted within what was published, lost, double-counted) MR events, per cell."""
+    counts = {k: c.mr.count for m in clusters.values() for k, c in m.cells.items()}
+    counted = lost = dup = 0
+    for key in set(ids) | set(counts):
+        published, count = len(ids.get(key, ())), counts.get(key, 0)
+        counted += min(published, count)
+        lost += max(0, published - count)
+        dup += max(0, count - published)
+    return counted, lost, dup
+
+
+def _cm_account(clusters: dict[str, ClusterMirror], expected: dict[str, dict[str, Any]]) -> int:
+    """Attributes whose mirrored value is not the emulator's current one."""
+    cells = {k: c for m in clusters.values() for k, c in m.cells.items()}
+    bad = 0
+    for key, attrs in expected.items():
+        cm = cells[key].cm if key in cells else {}
+        bad += sum(1 for name, value in attrs.items() if name not in cm or cm[name][0] != value)
+    return bad
+
+
+def _rss_summary(samples: list[tuple[float, float, float, float]], column: int) -> dict[str, float]:
+    """First, largest and last sample once publishing began (the worker had joined and warmed up)."""
+    live = [s[column] for s in samples if s[1] > 0 and s[column] > 0]
+    if not live:
+        return {"start": 0.0, "max": 0.0, "end": 0.0}
+    return {"start": round(live[0], 1), "max": round(max(live), 1), "end": round(live[-1], 1)}
+
+
+def _by_day(samples: list[tuple[float, float, float, float]], column: int, days: int) -> list[float | None]:
+    """The largest sample of each emulated day (``None`` for a day without one)."""
+    out: list[float | None] = []
+    for d in range(days):
+        values = [s[column] for s in samples if d <= s[1] < d + 1 and s[column] > 0]
+        out.append(round(max(values), 1) if values else None)
+    return out
+
+
+async def _soak(emulator: Any, days: float, kills: int, pauses: int, pause_s: float, seed: int,
+                settle_s: float, work: Path) -> dict[str, Any]:
+    from replay.emulator.cm import mirror_view
+
+    gp = int(emulator.granularity_s)
+    periods_per_day = DAY_S // gp
+    periods = max(1, round(days * periods_per_day))
+    tally = _Tally(emulator)
+    state = work / "state"
+    config = write_config(work / "twin.toml", state, emulator.topology_config(), emulator.public_model())
+    with config.open("a") as f:
+        f.write(f"\n[ingest]\npm_retention_s = {PM_RETENTION_S}\n")
+    rng = random.Random(seed)
+    kill_at, pause_at = _plan(rng, periods, kills, pauses)
+    with EmbeddedBroker() as broker:
+        soak = Soak(config, broker.bootstrap_servers, work, broker, rng, pause_s)
+        stop = asyncio.Event()
+        soak.start_worker()
+        watching = asyncio.create_task(soak.watch(stop))
+        latencies: list[float] = []
+        pm_lost = pm_mismatched = 0
+        pm_by_day: list[dict[str, int]] = []
+        wall = 0.0
+        warm_s: float | None = None
+        try:
+            assert soak.worker is not None
+            await soak.worker.ready(stop)
+            done = 0
+            clusters = len(emulator.topology_config()["clusters"])
+            loop = asyncio.get_running_loop()
+            while done < periods:
+                n = min(periods_per_day, periods - done)
+                run = LiveRun(tally, broker.bootstrap_servers, n, gp, speed=0.0)
+                offset = done
+                day_pm_before = set(tally.pm)
+
+                def chaos(r: LiveRun, offset: int = offset) -> None:
+                    k = offset + len(r.log) - 1  # the period just published
+                    soak.day = (k + 1) / periods_per_day
+                    if k in kill_at:
+                        kill_at.discard(k)
+                        loop.call_later(soak.rng.uniform(0, KILL_DELAY_MAX_S), soak.kill_worker, k)
+                    if k in pause_at:
+                        pause_at.discard(k)
+                        soak.pause_broker(k)
+
+                async def warmed(run_stop: asyncio.Event) -> None:
+                    assert soak.worker is not None
+                    await soak.worker.warmed(run_stop, clusters, timeout_s=120.0)
+
+                await run.run(asyncio.Event(), chaos, drain_timeout_s=max(120.0, settle_s),
+                              warmed=warmed if done == 0 else None)
+                if done == 0:
+                    warm_s = run.warmup_s
+                wall += run.finished_at - run.started_at
+                latencies += run.latencies_ms()
+                done += n
+                soak.day = done / periods_per_day
+                day_pm = {k: v for k, v in tally.pm.items() if k not in day_pm_before}
+                missing, mismatched = await _settle_pm(state / GROUP, day_pm, gp, settle_s)
+                pm_lost += missing
+                pm_mismatched += mismatched
+                pm_by_day.append({"day": len(pm_by_day) + 1, "pm": len(day_pm), "missing": missing,
+                                  "mismatched": mismatched})
+            # MR and CM, once everything settled
+            deadline = time.monotonic() + settle_s
+            while True:
+                mirror = await asyncio.to_thread(_mirror, state / GROUP)
+                mr_counted, mr_lost, mr_dup = _mr_account(mirror, tally.mr_ids)
+                if (mr_lost == 0 and mr_dup == 0) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(1.0)
+            cm_bad = _cm_account(mirror, mirror_view(emulator.cm))
+        finally:
+            soak.resume_broker()
+            stop.set()
+            await watching
+            if soak.worker is not None:
+                soak.worker.stop()
+    pm_published = len(tally.pm)
+    mr_published = sum(len(v) for v in tally.mr_ids.values())
+    mirrored = (pm_published - pm_lost) + mr_counted
+    samples = soak.samples
+    n_days = -(-periods // periods_per_day)
+    worker_by_day = _by_day(samples, 2, n_days)
+    day1 = worker_by_day[0]
+    later = [v for v in worker_by_day[1:] if v is not None]
+    growth = round(max(later) - day1, 1) if later and day1 is not None else None
+    return {
+        "benchmark": "soak", "scenario": str(getattr(emulator.scenario, "name", "?")), "days": days,
+        "periods": periods, "granularity_s": gp, "cells": len(tally.cells), "mr_per_cell": emulator.mr_per_cell,
+        "seed": seed, "pm_retention_s": PM_RETENTION_S,
+        "published": pm_published + mr_published, "mirrored": mirrored,
+        "lost": pm_published + mr_published - mirrored, "duplicates": mr_dup,
+        "published_pm": pm_published, "published_mr": mr_published, "published_mr_records": tally.mr_events,
+        "published_cm": tally.cm_records,
+        "pm_lost": pm_lost, "pm_mismatched": pm_mismatched, "mr_lost": mr_lost, "mr_duplicates": mr_dup,
+        "cm_mismatched": cm_bad, "pm_by_day": pm_by_day,
+        "kills": soak.kills, "broker_pauses": soak.pauses, "unexpected_exits": soak.unexpected_exits,
+        "worker_rss_mb": _rss_summary(samples, 2),
+        "broker_rss_mb": _rss_summary(samples, 3),
+        "worker_rss_mb_max_by_day": worker_by_day, "broker_rss_mb_max_by_day": _by_day(samples, 3, n_days),
+        "worker_rss_growth_after_day1_mb": growth,
+        "latency_ms_p50": _r(percentile(latencies, 50)), "latency_ms_p99": _r(percentile(latencies, 99)),
+        "latency_ms_max": _r(max(latencies) if latencies else None), "latency_samples": len(latencies),
+        "percentile_method": PERCENTILE_METHOD, "warmup_s": _r(warm_s), "publish_wall_s": round(wall, 1),
+        "sim_s_per_wall_s": round(periods * gp / wall, 1) if wall > 0 else None,
+        "rss_samples": len(samples), "cpu_count": os.cpu_count(),
+    }
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
+
+
+def run_soak(scenario: str = "urban-hotspots", days: float = 7.0, kills: int = 5, pauses: int = 2,
+             pause_s: float = 10.0, mr_per_cell: int = 10, seed: int = 1, settle_s: float = 120.0,
+             work: Path | None = None) -> dict[str, Any]:
+    """One soak run (see the module docstring); its JSON-able result."""
+    from replay.emulator import NetworkEmulator
+
+    emulator = NetworkEmulator(scenario, seed=seed, mr_per_cell=mr_per_cell)
+    with tempfile.TemporaryDirectory(prefix="twin-soak-") as tmp:
+        result = asyncio.run(_soak(emulator, days, kills, pauses, pause_s, seed, settle_s, work or Path(tmp)))
+    return result
+
+
+def bench_soak_command(
+    scenario: Annotated[str, typer.Option(help="emulator scenario name or TOML path")] = "urban-hotspots",
+    days: Annotated[float, typer.Option(min=0.05, help="emulated days")] = 7.0,
+    kills: Annotated[int, typer.Option(min=0, help="worker kills (SIGKILL) at random moments")] = 5,
+    pauses: Annotated[int, typer.Option(min=0, help="broker pauses (SIGSTOP, then SIGCONT)")] = 2,
+    pause_s: Annotated[float, typer.Option(min=0.5, help="seconds each broker pause lasts")] = 10.0,
+    mr_per_cell: Annotated[int, typer.Option(min=0, help="MR events per cell and period")] = 10,
+    seed: Annotated[int, typer.Option(help="seed of the network and of the chaos")] = 1,
+    settle_s: Annotated[float, typer.Option(min=5, help="longest wait for the mirror to hold a day")] = 120.0,
+    work: Annotated[Path | None, typer.Option(help="keep state and logs here (default: a temp dir)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = True,
+) -> None:
+    """Days of the emulated network at full speed with worker kills and broker pauses: records
+    published against mirrored, duplicates, memory of the worker and the broker, latency."""
+    from twin.logs import configure
+
+    configure("WARNING")
+    if work is not None:
+        work.mkdir(parents=True, exist_ok=True)
+    result = run_soak(scenario, days, kills, pauses, pause_s, mr_per_cell, seed, settle_s, work)
+    typer.echo(orjson.dumps(result).decode() if as_json else orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+
