@@ -38,12 +38,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import random
 import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,6 +64,7 @@ __all__ = ["Soak", "bench_soak_command", "run_soak", "tree_rss_mb"]
 DAY_S = 86_400
 PM_RETENTION_S = DAY_S  # the soak's worker keeps one day of PM (see the module docstring)
 KILL_DELAY_MAX_S = 0.3
+STALL_S = 300.0  # no period published for this long: the run fails (see the worker's log)
 
 
 def tree_rss_mb(pid: int | None) -> float:
@@ -153,6 +156,9 @@ class Soak:
     unexpected_exits: list[int] = field(default_factory=list)
     samples: list[tuple[float, float, float, float]] = field(default_factory=list)  # wall s, day, worker, broker
     paused: bool = False
+    progress_at: float = field(default_factory=time.monotonic)  # when the last period was published
+    run_stop: asyncio.Event | None = None  # the running day's stop (set when the run stalls)
+    stalled: bool = False
 
     def start_worker(self) -> None:
         self.worker = Worker(self.config, self.bootstrap, self.out)
@@ -188,6 +194,9 @@ class Soak:
     async def watch(self, stop: asyncio.Event) -> None:
         """Twice a second: sample memory; start a worker that exited by itself again (a supervisor)."""
         while not stop.is_set():
+            if self.run_stop is not None and time.monotonic() - self.progress_at > STALL_S:
+                self.stalled = True  # nothing published for STALL_S: the closed loop waits in vain
+                self.run_stop.set()
             worker = self.worker
             if worker is not None and worker.process.poll() is not None:
                 self.unexpected_exits.append(worker.process.returncode)
@@ -319,6 +328,7 @@ async def _soak(emulator: Any, days: float, kills: int, pauses: int, pause_s: fl
                 def chaos(r: LiveRun, offset: int = offset) -> None:
                     k = offset + len(r.log) - 1  # the period just published
                     soak.day = (k + 1) / periods_per_day
+                    soak.progress_at = time.monotonic()
                     if k in kill_at:
                         kill_at.discard(k)
                         loop.call_later(soak.rng.uniform(0, KILL_DELAY_MAX_S), soak.kill_worker, k)
@@ -330,8 +340,14 @@ async def _soak(emulator: Any, days: float, kills: int, pauses: int, pause_s: fl
                     assert soak.worker is not None
                     await soak.worker.warmed(run_stop, clusters, timeout_s=120.0)
 
-                await run.run(asyncio.Event(), chaos, drain_timeout_s=max(120.0, settle_s),
+                soak.run_stop = asyncio.Event()
+                soak.progress_at = time.monotonic()
+                await run.run(soak.run_stop, chaos, drain_timeout_s=max(120.0, settle_s),
                               warmed=warmed if done == 0 else None)
+                soak.run_stop = None
+                if soak.stalled:
+                    raise RuntimeError(f"no period was published for {STALL_S:.0f} s (its predictions did not "
+                                       f"come back) after period {done + len(run.log)}; see {work / 'worker.log'}")
                 if done == 0:
                     warm_s = run.warmup_s
                 wall += run.finished_at - run.started_at
@@ -399,9 +415,12 @@ def run_soak(scenario: str = "urban-hotspots", days: float = 7.0, kills: int = 5
              pause_s: float = 10.0, mr_per_cell: int = 10, seed: int = 1, settle_s: float = 120.0,
              work: Path | None = None) -> dict[str, Any]:
     """One soak run (see the module docstring); its JSON-able result."""
-    from replay.emulator import NetworkEmulator
+    from replay.emulator import NetworkEmulator, default_start
 
-    emulator = NetworkEmulator(scenario, seed=seed, mr_per_cell=mr_per_cell)
+    # days of event time at full speed run ahead of the wall clock: start far enough in the past
+    # that the last period still ends before now (later event times are refused as from the future)
+    start = default_start() - timedelta(days=math.ceil(days))
+    emulator = NetworkEmulator(scenario, seed=seed, mr_per_cell=mr_per_cell, start=start)
     with tempfile.TemporaryDirectory(prefix="twin-soak-") as tmp:
         result = asyncio.run(_soak(emulator, days, kills, pauses, pause_s, seed, settle_s, work or Path(tmp)))
     return result

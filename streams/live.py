@@ -31,6 +31,7 @@ import numpy as np
 import orjson
 
 from streams.kafka_io import KafkaSink, make_consumer
+from streams.offset_guard import OffsetGuard
 from twin import topics
 from twin.ports import OutRecord
 from twin.schemas import CmSnapshot
@@ -143,6 +144,7 @@ class PredictionWatcher:
 
     async def start(self) -> None:
         self.consumer = make_consumer(self.bootstrap, topics.PREDICTIONS, group_id=None)
+        self.guard = OffsetGuard(self.consumer)  # the embedded broker may show a later batch first
         await self.consumer.start()
 
     async def stop(self) -> None:
@@ -153,8 +155,8 @@ class PredictionWatcher:
         batches = await self.consumer.getmany(timeout_ms=timeout_ms)
         now = time.time()
         n = 0
-        for messages in batches.values():
-            for m in messages:
+        for tp, fetched in batches.items():
+            for m in self.guard.take(tp, fetched):
                 if m.value is None:
                     continue
                 d = orjson.loads(m.value)

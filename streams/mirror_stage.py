@@ -25,6 +25,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from streams import incarnation
 from streams.kafka_io import make_consumer, make_producer
+from streams.offset_guard import OffsetGuard
 from streams.stats import WorkerStats
 from twin import topics
 from twin.cells import is_cell_key
@@ -104,8 +105,14 @@ class MirrorStage:
             self.bootstrap, group_id=f"{self.settings.kafka.group_id}.mirror",
             client_id=self.settings.kafka.client_id, max_partition_fetch_bytes=16 << 20,
         )
+        self.guard = OffsetGuard(self.consumer, self.settings.kafka.offset_hole_wait_s, on_gap=self._on_gap)
         self.consumer.subscribe([self.internal_topic], listener=_Rebalance(self))
         await self.consumer.start()
+
+    def _on_gap(self, tp: Any, first: int, last: int) -> None:
+        self.stats.offset_gaps_accepted += last - first + 1
+        log.warning("mirror.offset_gap_accepted", worker=self.worker_name, partition=tp.partition, missing_from=first,
+                    missing_to=last, reason="the offsets were still missing after kafka.offset_hole_wait_s")
 
     def _on_send_retry(self, exc: BaseException) -> None:
         self.stats.send_retries += 1
@@ -131,13 +138,16 @@ class MirrorStage:
             self._loaded[p] = (state.next_offset, dict(state.meta))  # what verify_incarnation checks
             if len(state.unassigned):
                 self._to_place.add(p)
-            self.consumer.seek(TopicPartition(self.internal_topic, p), state.next_offset)
+            tp = TopicPartition(self.internal_topic, p)
+            self.consumer.seek(tp, state.next_offset)
+            self.guard.expect(tp, state.next_offset)
             log.info("mirror.partition_acquired", worker=self.worker_name, partition=p,
                      offset=state.next_offset, clusters=sorted(state.clusters))
 
     def release(self, partitions: list[int]) -> None:
         for p in partitions:
             state = self.owned.pop(p, None)
+            self.guard.forget([TopicPartition(self.internal_topic, p)])
             if state is not None and p in self.dirty:
                 self._save(state)
             self.dirty.discard(p)
@@ -181,6 +191,7 @@ class MirrorStage:
                 state.next_offset = verdict.offset
                 state.meta.pop("lastRecord", None)
                 self.consumer.seek(tp, verdict.offset)
+                self.guard.expect(tp, verdict.offset)
                 self.dirty.add(p)
                 for cluster in sorted(state.clusters):
                     alerts.append(await self._alert_log_replaced(cluster, p, verdict.reason))
@@ -270,6 +281,11 @@ class MirrorStage:
         for tp, messages in batches.items():
             state = self.owned.get(tp.partition)
             if state is None:  # revoked while the fetch was in flight
+                continue
+            retries = self.guard.retries
+            messages = self.guard.take(tp, messages)  # up to a hole, if the broker showed one
+            self.stats.offset_hole_retries += self.guard.retries - retries
+            if not messages:
                 continue
             for msg in messages:
                 if msg.offset < state.next_offset:

@@ -30,13 +30,14 @@ from typing import Any
 
 import orjson
 import structlog
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.envelopes import ENVELOPE_SUFFIX, envelope, envelope_of_array, envelope_prefix, pack, value_limit
 from streams.kafka_io import is_too_large, is_transient, make_consumer, make_producer
 from streams.mirror_stage import ORIGIN_HEADER, MirrorStage
+from streams.offset_guard import OffsetGuard
 from streams.start_barrier import StartBarrier
 from streams.stats import WorkerStats
 from twin import topics
@@ -97,6 +98,19 @@ class _Sources:
         return self._of[id(record)]
 
 
+class _ForgetRevoked(ConsumerRebalanceListener):
+    """Revoked partitions are read next from their committed offsets, by whichever member gets them."""
+
+    def __init__(self, guard: OffsetGuard) -> None:
+        self.guard = guard
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.guard.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.guard.forget(assigned)
+
+
 class RekeyStage:
     """Stage 1: validate, dead-letter, re-key by cluster.
 
@@ -128,8 +142,11 @@ class RekeyStage:
     async def start(self) -> None:
         # aiokafka clients bind to the running loop, so they are made here rather than in __init__.
         settings = self.settings
-        self.consumer = make_consumer(self.bootstrap, *topics.INGEST_TOPICS,
-                                      group_id=f"{settings.kafka.group_id}.rekey", client_id=settings.kafka.client_id)
+        self.consumer = make_consumer(self.bootstrap, group_id=f"{settings.kafka.group_id}.rekey",
+                                      client_id=settings.kafka.client_id)
+        # the first fetch after an assignment sets where a partition's offsets must follow on from
+        self.guard = OffsetGuard(self.consumer, settings.kafka.offset_hole_wait_s, on_gap=self._on_gap)
+        self.consumer.subscribe(list(topics.INGEST_TOPICS), listener=_ForgetRevoked(self.guard))
         self.producer = make_producer(self.bootstrap, idempotent=settings.kafka.idempotent_producer,
                                       client_id=settings.kafka.client_id,
                                       max_request_size=settings.kafka.max_message_bytes,
@@ -139,6 +156,11 @@ class RekeyStage:
         await self.producer.start()
         await self.consumer.start()
         self._partitions = sorted(await self.producer.partitions_for(self.internal_topic))
+
+    def _on_gap(self, tp: Any, first: int, last: int) -> None:
+        self.stats.offset_gaps_accepted += last - first + 1
+        log.warning("rekey.offset_gap_accepted", topic=tp.topic, partition=tp.partition, missing_from=first,
+                    missing_to=last, reason="the offsets were still missing after kafka.offset_hole_wait_s")
 
     def _on_send_retry(self, exc: BaseException) -> None:
         self.stats.send_retries += 1
@@ -372,6 +394,10 @@ class RekeyStage:
         commits = self._commits
         while commits and commits[0].done():
             commits.popleft().result()  # a failed send fails the worker, new input or not
+        if batches:  # up to a hole, where the broker showed a later batch before an earlier one
+            retries = self.guard.retries
+            batches = {tp: kept for tp, messages in batches.items() if (kept := self.guard.take(tp, messages))}
+            self.stats.offset_hole_retries += self.guard.retries - retries
         if not batches:
             return 0
         if self.stats.first_consumed_at is None:

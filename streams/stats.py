@@ -24,6 +24,8 @@ class WorkerStats:  # counters, not state: they restart at zero
     alerts: int = 0
     send_retries: int = 0  # sends retried after a transient failure (the broker down or slow)
     offset_resets: int = 0  # partitions resumed from a new log's start (its checkpoint's log was replaced)
+    offset_hole_retries: int = 0  # fetches cut at a missing offset and read again (streams.offset_guard)
+    offset_gaps_accepted: int = 0  # offsets still missing after kafka.offset_hole_wait_s, passed over
     broker_restarts: int = 0  # the embedded broker died and the runtime started it again
     commits_skipped: int = 0  # offset commits the broker did not answer in time (a later one covers them)
     first_consumed_at: float | None = None  # wall clock, for throughput measured across processes
@@ -47,4 +49,6 @@ class WorkerStats:  # counters, not state: they restart at zero
             "commitsSkipped": self.commits_skipped,
             "brokerRestarts": self.broker_restarts,
             "offsetResets": self.offset_resets,
+            "offsetHoleRetries": self.offset_hole_retries,
+            "offsetGapsAccepted": self.offset_gaps_accepted,
         }

@@ -67,6 +67,11 @@ class KafkaSettings(_Section):
         default=3.0, gt=0, description="the broker is reported unreachable (readiness false, a log line, a "
         "counter) once it has not answered for this long"
     )
+    offset_hole_wait_s: float = Field(
+        default=1.0, ge=0, description="a partition read with an offset missing (a broker that shows a later "
+        "batch before an earlier one) is read again from the missing offset for up to this long before the "
+        "gap is accepted as a real one (a transaction marker, a compacted record); streams/offset_guard.py"
+    )
 
 
 class BrokerSettings(_Section):
