@@ -16,8 +16,13 @@ periods ahead of the predictions). Meanwhile:
 
 The account, against what the emulator published:
 
-- **PM**: the worker keeps one day of PM (``ingest.pm_retention_s = 86400``, so that its memory
-  can reach a steady state after the first day); at the end of each emulated day, publication
+- **PM**: the worker keeps one day of PM (``ingest.pm_retention_s = 86400``) and of MR event ids
+  for de-duplication (``ingest.mr_dedup_retention_s``, ``--mr-dedup-retention-s``, 86,400 s here
+  against the worker's default of 72 hours), so that every retention window is full after the first
+  day and its memory can be flat from then on (``worker_memory_flat``: the largest sample of each
+  day from the third on within ``FLAT_TOLERANCE`` above the second day's; the first day fills the
+  windows, and a worker's memory also grows in its first hours, whatever the day, which the
+  per-process figures ``worker_incarnations`` show); at the end of each emulated day, publication
   stops and the mirror's checkpoints (read read-only, as ``twin.Twin.from_state`` does) must hold
   every (cell, period) of that day with exactly the published values, waiting up to
   ``--settle-s`` for the last checkpoint. Missing ones are ``pm_lost``, different ones
@@ -63,6 +68,7 @@ __all__ = ["Soak", "bench_soak_command", "run_soak", "tree_rss_mb"]
 
 DAY_S = 86_400
 PM_RETENTION_S = DAY_S  # the soak's worker keeps one day of PM (see the module docstring)
+FLAT_TOLERANCE = 0.10  # "flat": no later day's largest worker RSS sample above the second day's by more
 KILL_DELAY_MAX_S = 0.3
 STALL_S = 300.0  # no period published for this long: the run fails (see the worker's log)
 
@@ -155,6 +161,8 @@ class Soak:
     pauses: list[dict[str, Any]] = field(default_factory=list)
     unexpected_exits: list[int] = field(default_factory=list)
     samples: list[tuple[float, float, float, float]] = field(default_factory=list)  # wall s, day, worker, broker
+    sample_incarnation: list[int] = field(default_factory=list)  # the worker incarnation of each sample
+    incarnations: list[float] = field(default_factory=list)  # the emulated day each worker started at
     paused: bool = False
     progress_at: float = field(default_factory=time.monotonic)  # when the last period was published
     run_stop: asyncio.Event | None = None  # the running day's stop (set when the run stalls)
@@ -162,6 +170,7 @@ class Soak:
 
     def start_worker(self) -> None:
         self.worker = Worker(self.config, self.bootstrap, self.out)
+        self.incarnations.append(self.day)
 
     def now(self) -> float:
         return round(time.monotonic() - self.started, 3)
@@ -201,6 +210,7 @@ class Soak:
             if worker is not None and worker.process.poll() is not None:
                 self.unexpected_exits.append(worker.process.returncode)
                 self.start_worker()
+            self.sample_incarnation.append(len(self.incarnations) - 1)
             self.samples.append((self.now(), self.day, tree_rss_mb(worker.process.pid if worker else None),
                                  tree_rss_mb(self.broker.pid)))
             with contextlib.suppress(TimeoutError):
@@ -240,14 +250,31 @@ def _pm_account(clusters: dict[str, ClusterMirror], expected: dict[tuple[str, in
 
 
 async def _settle_pm(state: Path, expected: dict[tuple[str, int], dict[str, float]], gp: int,
-                     settle_s: float) -> tuple[int, int]:
-    """Wait (up to ``settle_s``) until the checkpoints hold ``expected``; what is still not there."""
+                     settle_s: float) -> tuple[int, int, dict[str, int]]:
+    """Wait (up to ``settle_s``) until the checkpoints hold ``expected``; what is still not there, and
+    the size of the state they hold (``_state_size``)."""
     deadline = time.monotonic() + settle_s
     while True:
-        missing, mismatched = _pm_account(await asyncio.to_thread(_mirror, state), expected, gp)
+        clusters = await asyncio.to_thread(_mirror, state)
+        missing, mismatched = _pm_account(clusters, expected, gp)
         if (missing == 0 and mismatched == 0) or time.monotonic() > deadline:
-            return missing, mismatched
+            return missing, mismatched, _state_size(clusters, state)
         await asyncio.sleep(1.0)
+
+
+def _state_size(clusters: dict[str, ClusterMirror], state: Path) -> dict[str, int]:
+    """What the mirror holds: PM periods, predicted periods, MR event ids of open hours, sealed hours,
+    replaced CM values, and the store's bytes on disk (bounded by the retentions if nothing leaks)."""
+    cells = [c for m in clusters.values() for c in m.cells.values()]
+    return {
+        "pm_periods": sum(len(by_end) for c in cells for by_end in c.periods.values()),
+        "predicted_periods": sum(len(per) for c in cells for series in c.predicted.values()
+                                 for per in list(series.values())[:1]),
+        "mr_open_ids": sum(len(ids) for c in cells for ids in c.mr.seen.values()),
+        "mr_sealed_hours": sum(len(c.mr.sealed) for c in cells),
+        "cm_replaced_values": sum(len(runs) for c in cells for runs in c.cm_before.values()),
+        "store_bytes": sum(f.stat().st_size for f in state.iterdir() if f.is_file()) if state.exists() else 0,
+    }
 
 
 def _mr_account(clusters: dict[str, ClusterMirror], ids: dict[str, set[str]]) -> tuple[int, int, int]:
@@ -280,6 +307,18 @@ def _rss_summary(samples: list[tuple[float, float, float, float]], column: int) 
     return {"start": round(live[0], 1), "max": round(max(live), 1), "end": round(live[-1], 1)}
 
 
+def _incarnations(soak: Soak, last_day: float) -> list[dict[str, float | None]]:
+    """Per worker process: the emulated days it ran, its largest and its last RSS sample (MiB)."""
+    out: list[dict[str, float | None]] = []
+    for i, start in enumerate(soak.incarnations):
+        values = [s[2] for s, n in zip(soak.samples, soak.sample_incarnation, strict=True) if n == i and s[2] > 0]
+        end = soak.incarnations[i + 1] if i + 1 < len(soak.incarnations) else last_day
+        out.append({"from_day": round(start, 2), "to_day": round(end, 2),
+                    "rss_mb_max": round(max(values), 1) if values else None,
+                    "rss_mb_end": round(values[-1], 1) if values else None})
+    return out
+
+
 def _by_day(samples: list[tuple[float, float, float, float]], column: int, days: int) -> list[float | None]:
     """The largest sample of each emulated day (``None`` for a day without one)."""
     out: list[float | None] = []
@@ -290,7 +329,7 @@ def _by_day(samples: list[tuple[float, float, float, float]], column: int, days:
 
 
 async def _soak(emulator: Any, days: float, kills: int, pauses: int, pause_s: float, seed: int,
-                settle_s: float, work: Path) -> dict[str, Any]:
+                settle_s: float, work: Path, mr_dedup_retention_s: int = DAY_S) -> dict[str, Any]:
     from replay.emulator.cm import mirror_view
 
     gp = int(emulator.granularity_s)
@@ -300,7 +339,7 @@ async def _soak(emulator: Any, days: float, kills: int, pauses: int, pause_s: fl
     state = work / "state"
     config = write_config(work / "twin.toml", state, emulator.topology_config(), emulator.public_model())
     with config.open("a") as f:
-        f.write(f"\n[ingest]\npm_retention_s = {PM_RETENTION_S}\n")
+        f.write(f"\n[ingest]\npm_retention_s = {PM_RETENTION_S}\nmr_dedup_retention_s = {mr_dedup_retention_s}\n")
     rng = random.Random(seed)
     kill_at, pause_at = _plan(rng, periods, kills, pauses)
     with EmbeddedBroker() as broker:
@@ -311,6 +350,7 @@ async def _soak(emulator: Any, days: float, kills: int, pauses: int, pause_s: fl
         latencies: list[float] = []
         pm_lost = pm_mismatched = 0
         pm_by_day: list[dict[str, int]] = []
+        state_by_day: list[dict[str, int]] = []
         wall = 0.0
         warm_s: float | None = None
         try:
@@ -355,7 +395,8 @@ async def _soak(emulator: Any, days: float, kills: int, pauses: int, pause_s: fl
                 done += n
                 soak.day = done / periods_per_day
                 day_pm = {k: v for k, v in tally.pm.items() if k not in day_pm_before}
-                missing, mismatched = await _settle_pm(state / GROUP, day_pm, gp, settle_s)
+                missing, mismatched, size = await _settle_pm(state / GROUP, day_pm, gp, settle_s)
+                state_by_day.append(size)
                 pm_lost += missing
                 pm_mismatched += mismatched
                 pm_by_day.append({"day": len(pm_by_day) + 1, "pm": len(day_pm), "missing": missing,
@@ -381,13 +422,15 @@ async def _soak(emulator: Any, days: float, kills: int, pauses: int, pause_s: fl
     samples = soak.samples
     n_days = -(-periods // periods_per_day)
     worker_by_day = _by_day(samples, 2, n_days)
-    day1 = worker_by_day[0]
-    later = [v for v in worker_by_day[1:] if v is not None]
-    growth = round(max(later) - day1, 1) if later and day1 is not None else None
+    # "flat after the first day": from day 2 on, no day's largest sample more than FLAT_TOLERANCE
+    # above day 2's (the first day fills the retention windows and sees only young workers)
+    day2 = worker_by_day[1] if len(worker_by_day) > 1 else None
+    later = [v for v in worker_by_day[2:] if v is not None]
+    growth = round(max(later) - day2, 1) if later and day2 is not None else None
     return {
         "benchmark": "soak", "scenario": str(getattr(emulator.scenario, "name", "?")), "days": days,
         "periods": periods, "granularity_s": gp, "cells": len(tally.cells), "mr_per_cell": emulator.mr_per_cell,
-        "seed": seed, "pm_retention_s": PM_RETENTION_S,
+        "seed": seed, "pm_retention_s": PM_RETENTION_S, "mr_dedup_retention_s": mr_dedup_retention_s,
         "published": pm_published + mr_published, "mirrored": mirrored,
         "lost": pm_published + mr_published - mirrored, "duplicates": mr_dup,
         "published_pm": pm_published, "published_mr": mr_published, "published_mr_records": tally.mr_events,
@@ -398,7 +441,11 @@ async def _soak(emulator: Any, days: float, kills: int, pauses: int, pause_s: fl
         "worker_rss_mb": _rss_summary(samples, 2),
         "broker_rss_mb": _rss_summary(samples, 3),
         "worker_rss_mb_max_by_day": worker_by_day, "broker_rss_mb_max_by_day": _by_day(samples, 3, n_days),
-        "worker_rss_growth_after_day1_mb": growth,
+        "worker_incarnations": _incarnations(soak, periods / periods_per_day),
+        "mirror_state_by_day": state_by_day,
+        "worker_rss_growth_after_day2_mb": growth,
+        "worker_memory_flat": None if growth is None or day2 is None else growth <= FLAT_TOLERANCE * day2,
+        "flat_tolerance": FLAT_TOLERANCE,
         "latency_ms_p50": _r(percentile(latencies, 50)), "latency_ms_p99": _r(percentile(latencies, 99)),
         "latency_ms_max": _r(max(latencies) if latencies else None), "latency_samples": len(latencies),
         "percentile_method": PERCENTILE_METHOD, "warmup_s": _r(warm_s), "publish_wall_s": round(wall, 1),
@@ -413,7 +460,7 @@ def _r(x: float | None) -> float | None:
 
 def run_soak(scenario: str = "urban-hotspots", days: float = 7.0, kills: int = 5, pauses: int = 2,
              pause_s: float = 10.0, mr_per_cell: int = 10, seed: int = 1, settle_s: float = 120.0,
-             work: Path | None = None) -> dict[str, Any]:
+             work: Path | None = None, mr_dedup_retention_s: int = DAY_S) -> dict[str, Any]:
     """One soak run (see the module docstring); its JSON-able result."""
     from replay.emulator import NetworkEmulator, default_start
 
@@ -422,7 +469,8 @@ def run_soak(scenario: str = "urban-hotspots", days: float = 7.0, kills: int = 5
     start = default_start() - timedelta(days=math.ceil(days))
     emulator = NetworkEmulator(scenario, seed=seed, mr_per_cell=mr_per_cell, start=start)
     with tempfile.TemporaryDirectory(prefix="twin-soak-") as tmp:
-        result = asyncio.run(_soak(emulator, days, kills, pauses, pause_s, seed, settle_s, work or Path(tmp)))
+        result = asyncio.run(_soak(emulator, days, kills, pauses, pause_s, seed, settle_s, work or Path(tmp),
+                                     mr_dedup_retention_s))
     return result
 
 
@@ -433,6 +481,8 @@ def bench_soak_command(
     pauses: Annotated[int, typer.Option(min=0, help="broker pauses (SIGSTOP, then SIGCONT)")] = 2,
     pause_s: Annotated[float, typer.Option(min=0.5, help="seconds each broker pause lasts")] = 10.0,
     mr_per_cell: Annotated[int, typer.Option(min=0, help="MR events per cell and period")] = 10,
+    mr_dedup_retention_s: Annotated[int, typer.Option(min=3600, help="the worker's ingest.mr_dedup_retention_s")
+                                    ] = DAY_S,
     seed: Annotated[int, typer.Option(help="seed of the network and of the chaos")] = 1,
     settle_s: Annotated[float, typer.Option(min=5, help="longest wait for the mirror to hold a day")] = 120.0,
     work: Annotated[Path | None, typer.Option(help="keep state and logs here (default: a temp dir)")] = None,
@@ -445,6 +495,6 @@ def bench_soak_command(
     configure("WARNING")
     if work is not None:
         work.mkdir(parents=True, exist_ok=True)
-    result = run_soak(scenario, days, kills, pauses, pause_s, mr_per_cell, seed, settle_s, work)
+    result = run_soak(scenario, days, kills, pauses, pause_s, mr_per_cell, seed, settle_s, work, mr_dedup_retention_s)
     typer.echo(orjson.dumps(result).decode() if as_json else orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
 
