@@ -35,7 +35,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.broker import EmbeddedBroker
 from streams.kafka_io import KafkaSink, make_consumer
@@ -118,7 +118,31 @@ def _holds_share(consumer: AIOKafkaConsumer, members: int) -> bool:
     return bool(assigned) and total > 0 and len(assigned) <= -(-total // members)
 
 
-async def _raw_member(bootstrap: str, group: str, barrier: StartBarrier | None) -> dict[str, Any]:
+async def _partition_counts(bootstrap: str, events: int, partitions: int, timeout_s: float = 120.0) -> dict[int, int]:
+    """Records per partition of the published topic, counted by reading it once. (Tansu's end
+    offsets under-report a partition written in multi-record batches, so a member that stopped at
+    ``end - beginning`` stopped early: 198,486 of 200,000 in one run.)"""
+    consumer = make_consumer(bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        parts = list(range(partitions))
+        tps = [TopicPartition(topics.MR_UE, q) for q in parts]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        counts = dict.fromkeys(parts, 0)
+        deadline = time.monotonic() + timeout_s
+        while sum(counts.values()) < events:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"read {sum(counts.values())} of the {events} published records")
+            for tp, messages in (await consumer.getmany(timeout_ms=500, max_records=20_000)).items():
+                counts[tp.partition] += len(messages)
+    finally:
+        await consumer.stop()
+    return counts
+
+
+async def _raw_member(bootstrap: str, group: str, barrier: StartBarrier | None,
+                      counts: dict[int, int]) -> dict[str, Any]:
     """A bare consumer: every record of its assigned partitions through ``orjson.loads``.
 
     With a ``barrier`` (two members), it holds consumption until it and its sibling hold their
@@ -136,9 +160,7 @@ async def _raw_member(bootstrap: str, group: str, barrier: StartBarrier | None) 
                     raise RuntimeError("the bare consumer was assigned no partition in time")
                 await asyncio.sleep(0.005)
         assigned = list(consumer.assignment())
-        ends = await consumer.end_offsets(assigned)
-        starts = await consumer.beginning_offsets(assigned)
-        target = sum(ends[tp] - starts[tp] for tp in assigned)
+        target = sum(counts[tp.partition] for tp in assigned)
         first = last = None
         n = 0
         loads = orjson.loads
@@ -158,11 +180,12 @@ async def _raw_member(bootstrap: str, group: str, barrier: StartBarrier | None) 
 
 
 def _raw_member_main(argv: list[str]) -> None:
-    """``python -m streams.bench raw-member BOOTSTRAP GROUP READ,WRITE OUT``: the child of ``raw_2p``."""
-    bootstrap, group, fds, out = argv
+    """``python -m streams.bench raw-member BOOTSTRAP GROUP READ,WRITE OUT COUNTS``: the child of ``raw_2p``."""
+    bootstrap, group, fds, out, counts = argv
     barrier = StartBarrier.from_arg(fds)
     try:
-        result = asyncio.run(_raw_member(bootstrap, group, barrier))
+        result = asyncio.run(_raw_member(bootstrap, group, barrier,
+                                         {int(k): v for k, v in orjson.loads(counts).items()}))
     finally:
         barrier.close()
     Path(out).write_bytes(orjson.dumps(result))
@@ -177,20 +200,21 @@ def _rate(events: int, marks: list[dict[str, Any]]) -> float:
     return events / (last - first)
 
 
-async def _raw(bootstrap: str, events: int) -> float:
+async def _raw(bootstrap: str, events: int, counts: dict[int, int]) -> float:
     """``raw_1p``: one bare consumer in this process."""
-    mark = await _raw_member(bootstrap, f"bench-raw-{time.time_ns()}", None)
+    mark = await _raw_member(bootstrap, f"bench-raw-{time.time_ns()}", None, counts)
     return _rate(events, [mark])
 
 
-async def _raw_pair(bootstrap: str, events: int, out: Path) -> float:
+async def _raw_pair(bootstrap: str, events: int, out: Path, counts: dict[int, int]) -> float:
     """``raw_2p``: a bare consumer here and one in a child process, one group, one start barrier."""
     group = f"bench-raw2-{time.time_ns()}"
     barrier, child_fds = StartBarrier.pair()
     try:
         child = subprocess.Popen(
             [sys.executable, "-m", "streams.bench", "raw-member", bootstrap, group, ",".join(map(str, child_fds)),
-             str(out)], stdin=subprocess.DEVNULL, preexec_fn=die_with_parent, pass_fds=child_fds)
+             str(out), orjson.dumps({str(k): v for k, v in counts.items()}).decode()],
+            stdin=subprocess.DEVNULL, preexec_fn=die_with_parent, pass_fds=child_fds)
     except BaseException:
         barrier.close()
         raise
@@ -198,7 +222,7 @@ async def _raw_pair(bootstrap: str, events: int, out: Path) -> float:
         for fd in child_fds:
             os.close(fd)
     try:
-        mark = await _raw_member(bootstrap, group, barrier)
+        mark = await _raw_member(bootstrap, group, barrier, counts)
         code = await asyncio.to_thread(child.wait, 120)
     finally:
         barrier.close()
@@ -336,12 +360,14 @@ def run_ingest_benchmark(events: int, cells: int = 57, partitions: int = 12,
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         bootstrap = broker.bootstrap_servers
         asyncio.run(_publish(bootstrap, events, cells, partitions))
+        counts = asyncio.run(_partition_counts(bootstrap, events, partitions))
         for round_ in range(repeat):
-            samples["raw_1p"].append(asyncio.run(_raw(bootstrap, events)))
+            samples["raw_1p"].append(asyncio.run(_raw(bootstrap, events, counts)))
             if peer:
                 samples["peer"].append(_peer(bootstrap, events, Path(tmp) / f"quix{round_}"))
             samples["ingest_1p"].append(asyncio.run(_worker(bootstrap, events, cells, Path(tmp) / f"p1-{round_}", 1)))
-            samples["raw_2p"].append(asyncio.run(_raw_pair(bootstrap, events, Path(tmp) / f"raw2-{round_}.json")))
+            samples["raw_2p"].append(asyncio.run(_raw_pair(bootstrap, events, Path(tmp) / f"raw2-{round_}.json",
+                                                           counts)))
             samples["ingest_2p"].append(asyncio.run(_worker(bootstrap, events, cells, Path(tmp) / f"p2-{round_}", 2)))
     med = {k: statistics.median(v) for k, v in samples.items() if v}
     peer_rate = med.get("peer")
@@ -392,4 +418,4 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["raw-member"]:
         _raw_member_main(sys.argv[2:])
     else:
-        sys.exit("usage: python -m streams.bench raw-member BOOTSTRAP GROUP READ,WRITE OUT")
+        sys.exit("usage: python -m streams.bench raw-member BOOTSTRAP GROUP READ,WRITE OUT COUNTS")
