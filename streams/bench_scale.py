@@ -53,6 +53,7 @@ from streams.kafka_io import KafkaSink
 from streams.live import PERCENTILE_METHOD, percentile
 from streams.mirror_stage import SEAL_IDS_PER_CHECKPOINT
 from streams.process import spawn_twin
+from streams.stats import read_stats_file
 from streams.worker import STAGES, IngestWorker
 from twin import topics
 from twin.cells import nr_cell_key
@@ -229,20 +230,13 @@ def _restore_main(directory: str) -> None:
                                         for cell in c.cells.values())}))
 
 
-def _stats_file(path: Path) -> dict[str, Any]:
-    try:
-        return dict(orjson.loads(path.read_bytes()))
-    except (FileNotFoundError, orjson.JSONDecodeError):
-        return {}
-
-
 def _kill_and_restore(bootstrap: str, config: Path, directory: Path, net: Network, work: Path) -> dict[str, Any]:
     stats = work / "holder.json"
     holder = spawn_twin(["run", "--config", str(config), "--bootstrap", bootstrap, "--processes", "1",
                          "--name", "holder", "--stats-file", str(stats)], log_file=work / "holder.log")
     try:
         deadline = time.monotonic() + 180
-        while len(_stats_file(stats).get("mirrorPartitions", [])) < PARTITIONS:
+        while len(read_stats_file(stats).get("mirrorPartitions", [])) < PARTITIONS:
             if holder.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the holding worker did not take every partition (see {work / 'holder.log'})")
             time.sleep(0.05)
@@ -250,9 +244,9 @@ def _kill_and_restore(bootstrap: str, config: Path, directory: Path, net: Networ
         t = (START + timedelta(hours=3)).timestamp()
         batch = [net.pm(i, 12) for i in changed] + [net.mr(i, t + k, 10**9 + 10 * i + k)
                                                     for i in changed for k in range(10)]
-        before = _stats_file(stats).get("checkpoints", 0)
+        before = read_stats_file(stats).get("checkpoints", 0)
         asyncio.run(_publish(bootstrap, iter(batch)))
-        while _stats_file(stats).get("checkpoints", 0) <= before:  # it is checkpointing the batch
+        while read_stats_file(stats).get("checkpoints", 0) <= before:  # it is checkpointing the batch
             if holder.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the holding worker did not checkpoint the new telemetry")
             time.sleep(0.01)

@@ -28,6 +28,7 @@ from rich.table import Table
 from streams.broker import EmbeddedBroker
 from streams.live import LiveRun, event_dict, percentile
 from streams.process import spawn_twin, stop_child
+from streams.stats import read_stats_file
 from twin.mirror.cluster import ClusterMirror
 from twin.mirror.store import CheckpointStore
 from twin.prediction import cell_error
@@ -56,13 +57,6 @@ def write_config(path: Path, state_dir: Path, topology: dict[str, Any], model: d
     return path
 
 
-def _stats(path: Path) -> dict[str, Any]:
-    try:
-        return dict(orjson.loads(path.read_bytes()))
-    except (FileNotFoundError, orjson.JSONDecodeError):
-        return {}
-
-
 class Worker:
     """``twin run`` as a child process (its second re-keying member in a grandchild), stats via files."""
 
@@ -76,10 +70,10 @@ class Worker:
              "--stats-file", str(self.stats_file)], log_file=out / "worker.log")
 
     def mirror(self) -> dict[str, Any]:
-        return _stats(self.stats_file)
+        return read_stats_file(self.stats_file)
 
     def rekey(self) -> dict[str, Any]:
-        return _stats(self.rekey_stats)
+        return read_stats_file(self.rekey_stats)
 
     def check(self) -> None:
         if self.process.poll() is not None:

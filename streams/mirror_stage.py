@@ -26,7 +26,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from streams import incarnation
 from streams.kafka_io import make_consumer, make_producer
 from streams.offset_guard import OffsetGuard
-from streams.stats import WorkerStats
+from streams.stats import WorkerStats, gap_reporter, retry_reporter
 from twin import topics
 from twin.cells import is_cell_key
 from twin.config import TwinSettings
@@ -99,25 +99,17 @@ class MirrorStage:
         self.producer = make_producer(self.bootstrap, idempotent=kafka.idempotent_producer,
                                       client_id=kafka.client_id, max_request_size=kafka.max_message_bytes,
                                       request_timeout_ms=kafka.request_timeout_ms,
-                                      give_up_after_s=kafka.broker_loss_timeout_s, on_retry=self._on_send_retry)
+                                      give_up_after_s=kafka.broker_loss_timeout_s,
+                                      on_retry=retry_reporter(self.stats, "mirror.send_retry"))
         await self.producer.start()
         self.consumer: AIOKafkaConsumer = make_consumer(
             self.bootstrap, group_id=f"{self.settings.kafka.group_id}.mirror",
             client_id=self.settings.kafka.client_id, max_partition_fetch_bytes=16 << 20,
         )
-        self.guard = OffsetGuard(self.consumer, self.settings.kafka.offset_hole_wait_s, on_gap=self._on_gap)
+        self.guard = OffsetGuard(self.consumer, self.settings.kafka.offset_hole_wait_s,
+                                 on_gap=gap_reporter(self.stats, "mirror.offset_gap_accepted", worker=self.worker_name))
         self.consumer.subscribe([self.internal_topic], listener=_Rebalance(self))
         await self.consumer.start()
-
-    def _on_gap(self, tp: Any, first: int, last: int) -> None:
-        self.stats.offset_gaps_accepted += last - first + 1
-        log.warning("mirror.offset_gap_accepted", worker=self.worker_name, partition=tp.partition, missing_from=first,
-                    missing_to=last, reason="the offsets were still missing after kafka.offset_hole_wait_s")
-
-    def _on_send_retry(self, exc: BaseException) -> None:
-        self.stats.send_retries += 1
-        if self.stats.send_retries % 100 == 1:
-            log.warning("mirror.send_retry", retries=self.stats.send_retries, reason=f"{type(exc).__name__}: {exc}")
 
     async def stop(self) -> None:
         await self.flush()

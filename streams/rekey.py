@@ -39,7 +39,7 @@ from streams.kafka_io import is_too_large, is_transient, make_consumer, make_pro
 from streams.mirror_stage import ORIGIN_HEADER, MirrorStage
 from streams.offset_guard import OffsetGuard
 from streams.start_barrier import StartBarrier
-from streams.stats import WorkerStats
+from streams.stats import WorkerStats, gap_reporter, retry_reporter
 from twin import topics
 from twin.config import TwinSettings
 from twin.ingest import IngestDecoder, Rejection
@@ -145,27 +145,18 @@ class RekeyStage:
         self.consumer = make_consumer(self.bootstrap, group_id=f"{settings.kafka.group_id}.rekey",
                                       client_id=settings.kafka.client_id)
         # the first fetch after an assignment sets where a partition's offsets must follow on from
-        self.guard = OffsetGuard(self.consumer, settings.kafka.offset_hole_wait_s, on_gap=self._on_gap)
+        self.guard = OffsetGuard(self.consumer, settings.kafka.offset_hole_wait_s,
+                                 on_gap=gap_reporter(self.stats, "rekey.offset_gap_accepted"))
         self.consumer.subscribe(list(topics.INGEST_TOPICS), listener=_ForgetRevoked(self.guard))
         self.producer = make_producer(self.bootstrap, idempotent=settings.kafka.idempotent_producer,
                                       client_id=settings.kafka.client_id,
                                       max_request_size=settings.kafka.max_message_bytes,
                                       request_timeout_ms=settings.kafka.request_timeout_ms,
                                       give_up_after_s=settings.kafka.broker_loss_timeout_s,
-                                      on_retry=self._on_send_retry)
+                                      on_retry=retry_reporter(self.stats, "rekey.send_retry"))
         await self.producer.start()
         await self.consumer.start()
         self._partitions = sorted(await self.producer.partitions_for(self.internal_topic))
-
-    def _on_gap(self, tp: Any, first: int, last: int) -> None:
-        self.stats.offset_gaps_accepted += last - first + 1
-        log.warning("rekey.offset_gap_accepted", topic=tp.topic, partition=tp.partition, missing_from=first,
-                    missing_to=last, reason="the offsets were still missing after kafka.offset_hole_wait_s")
-
-    def _on_send_retry(self, exc: BaseException) -> None:
-        self.stats.send_retries += 1
-        if self.stats.send_retries % 100 == 1:
-            log.warning("rekey.send_retry", retries=self.stats.send_retries, reason=f"{type(exc).__name__}: {exc}")
 
     async def stop(self) -> None:
         # acks still outstanding are waited for, but not longer than one request: a broker that is gone

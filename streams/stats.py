@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["WorkerStats"]
+import orjson
+import structlog
+
+__all__ = ["WorkerStats", "gap_reporter", "read_stats_file", "retry_reporter"]
+
+log = structlog.get_logger(__name__)
+
+
+def read_stats_file(path: Path) -> dict[str, Any]:
+    """A worker's stats file (``twin run --stats-file``) as a dict; empty while it is not written yet
+    (or caught mid-write)."""
+    try:
+        return dict(orjson.loads(path.read_bytes()))
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return {}
 
 
 @dataclass
@@ -52,3 +68,21 @@ class WorkerStats:  # counters, not state: they restart at zero
             "offsetHoleRetries": self.offset_hole_retries,
             "offsetGapsAccepted": self.offset_gaps_accepted,
         }
+
+
+def retry_reporter(stats: WorkerStats, event: str) -> Callable[[BaseException], None]:
+    """``on_retry`` for a stage's producer: count each retried send, log every hundredth as ``event``."""
+    def report(exc: BaseException) -> None:
+        stats.send_retries += 1
+        if stats.send_retries % 100 == 1:
+            log.warning(event, retries=stats.send_retries, reason=f"{type(exc).__name__}: {exc}")
+    return report
+
+
+def gap_reporter(stats: WorkerStats, event: str, **context: Any) -> Callable[[Any, int, int], None]:
+    """``on_gap`` for a stage's ``OffsetGuard``: count the offsets passed over, log them as ``event``."""
+    def report(tp: Any, first: int, last: int) -> None:
+        stats.offset_gaps_accepted += last - first + 1
+        log.warning(event, **context, topic=tp.topic, partition=tp.partition, missing_from=first, missing_to=last,
+                    reason="the offsets were still missing after kafka.offset_hole_wait_s")
+    return report

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from streams.kafka_io import KafkaSink, make_consumer
 from streams.worker import IngestWorker
@@ -13,6 +14,7 @@ from twin import topics
 from twin.config import TwinSettings
 from twin.ports import OutRecord
 from twin.schemas import CmSnapshot, MrEvent, PmCellRecord, WireModel
+from twin.synthetic import SyntheticNetwork
 
 TOPIC_OF: dict[type[WireModel], str] = {PmCellRecord: topics.PM_CELL, MrEvent: topics.MR_UE,
                                        CmSnapshot: topics.CM_SNAPSHOT}
@@ -22,6 +24,28 @@ def out_record(rec: WireModel) -> OutRecord:
     topic = TOPIC_OF[type(rec)]
     key = rec.dn if isinstance(rec, CmSnapshot) else rec.cell_key  # type: ignore[attr-defined]
     return OutRecord(topic, key.encode(), rec.to_json_bytes())
+
+
+def network_records(net: SyntheticNetwork, periods: range, mr: int) -> list[OutRecord]:
+    """The network's PM and ``mr`` MR events per cell for ``periods``, led by its CM snapshots when
+    the range starts at period 0."""
+    records = [out_record(r) for r in net.cm_snapshots()] if periods.start == 0 else []
+    for period in periods:
+        records += [out_record(r) for r in net.pm_period(period)]
+        records += [out_record(r) for r in net.mr_events(period, mr)]
+    return records
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.1) -> Any:
+    """``check()``'s first true value, polled every ``poll_s``; AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(poll_s)
 
 
 async def publish(bootstrap: str, records: Sequence[OutRecord], partitions: int = 12) -> None:

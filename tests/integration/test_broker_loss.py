@@ -21,25 +21,16 @@ import orjson
 
 from streams.broker import EmbeddedBroker
 from streams.worker import IngestWorker
-from tests.helpers import out_record, publish, settings_for
-from twin.ports import OutRecord
+from tests.helpers import network_records, publish, settings_for
 from twin.synthetic import SyntheticNetwork
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA = {"partitions": 2, "request_timeout_ms": 2000, "unreachable_after_s": 1.0, "broker_loss_timeout_s": 60.0}
 
 
-def _records(net: SyntheticNetwork, periods: range, mr: int) -> list[OutRecord]:
-    records = [out_record(r) for r in net.cm_snapshots()] if periods.start == 0 else []
-    for period in periods:
-        records += [out_record(r) for r in net.pm_period(period)]
-        records += [out_record(r) for r in net.mr_events(period, mr)]
-    return records
-
-
 def test_a_paused_broker_is_reported_and_nothing_is_lost(fresh_broker: EmbeddedBroker, tmp_path: Path) -> None:
     net = SyntheticNetwork(cells=6)
-    first, second = _records(net, range(0, 3), 200), _records(net, range(3, 6), 200)
+    first, second = network_records(net, range(0, 3), 200), network_records(net, range(3, 6), 200)
     settings = settings_for(tmp_path, [("east", net.keys[:3]), ("west", net.keys[3:])], kafka=KAFKA)
     bootstrap = fresh_broker.bootstrap_servers
     assert fresh_broker.process is not None
@@ -90,7 +81,7 @@ def test_a_paused_broker_is_reported_and_nothing_is_lost(fresh_broker: EmbeddedB
 
 def test_twin_run_exits_with_code_3_when_the_broker_stays_away(fresh_broker: EmbeddedBroker, tmp_path: Path) -> None:
     net = SyntheticNetwork(cells=30)
-    records = _records(net, range(0, 40), 3000)  # enough that the worker is busy when the broker stops
+    records = network_records(net, range(0, 40), 3000)  # enough that the worker is busy when the broker stops
     bootstrap = fresh_broker.bootstrap_servers
     assert fresh_broker.process is not None
     pid = fresh_broker.process.pid

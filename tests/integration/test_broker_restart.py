@@ -13,44 +13,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 
-from tests.helpers import consume_all, out_record, publish
+from streams.stats import read_stats_file
+from tests.helpers import consume_all, network_records, publish, wait_for
 from twin import Twin
-from twin.ports import OutRecord
 from twin.synthetic import SyntheticNetwork
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _records(net: SyntheticNetwork, periods: range, mr: int) -> list[OutRecord]:
-    records = [out_record(r) for r in net.cm_snapshots()] if periods.start == 0 else []
-    for period in periods:
-        records += [out_record(r) for r in net.pm_period(period)]
-        records += [out_record(r) for r in net.mr_events(period, mr)]
-    return records
-
-
-def _wait(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def _stats(path: Path) -> dict[str, Any]:
-    try:
-        return dict(orjson.loads(path.read_bytes()))
-    except (FileNotFoundError, orjson.JSONDecodeError):
-        return {}
 
 
 def _tansu_children(pid: int) -> list[int]:
@@ -70,7 +42,7 @@ def _tansu_children(pid: int) -> list[int]:
 
 def test_the_embedded_broker_killed_mid_run_is_restarted_and_nothing_is_lost(tmp_path: Path) -> None:
     net = SyntheticNetwork(cells=6)
-    before, after = _records(net, range(0, 3), 60), _records(net, range(3, 6), 60)
+    before, after = network_records(net, range(0, 3), 60), network_records(net, range(3, 6), 60)
     state = tmp_path / "state"
     config = tmp_path / "worker.toml"
     config.write_text(f'state_dir = "{state}"\ncheckpoint_interval_s = 0.2\n[kafka]\npartitions = 2\n'
@@ -82,16 +54,16 @@ def test_the_embedded_broker_killed_mid_run_is_restarted_and_nothing_is_lost(tmp
         proc = subprocess.Popen([sys.executable, "-m", "twin", "run", "--config", str(config), "--processes", "2",
                                  "--stats-file", str(stats)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     try:
-        found = _wait(lambda: re.search(rb"embedded broker: bootstrap_servers=(\S+)", log.read_bytes()), 60,
-                      "the embedded broker")
+        found = wait_for(lambda: re.search(rb"embedded broker: bootstrap_servers=(\S+)", log.read_bytes()), 60,
+                         "the embedded broker")
         bootstrap = found.group(1).decode()
         asyncio.run(publish(bootstrap, before, partitions=2))
-        _wait(lambda: _stats(stats).get("recordsApplied", 0) >= len(before) and _stats(stats).get("checkpoints"),
-              90, "the first records in the mirror")
+        wait_for(lambda: (done := read_stats_file(stats)).get("recordsApplied", 0) >= len(before)
+                 and done.get("checkpoints"), 90, "the first records in the mirror")
         time.sleep(1.0)  # a checkpoint after the last of them
         (broker,) = _tansu_children(proc.pid)
         os.kill(broker, signal.SIGKILL)
-        _wait(lambda: _stats(stats).get("brokerRestarts", 0) >= 1, 60, "the runtime to restart the broker")
+        wait_for(lambda: read_stats_file(stats).get("brokerRestarts", 0) >= 1, 60, "the runtime to restart the broker")
         asyncio.run(publish(bootstrap, after, partitions=2))
 
         def complete() -> bool:
@@ -102,10 +74,10 @@ def test_the_embedded_broker_killed_mid_run_is_restarted_and_nothing_is_lost(tmp
             mr = sum(cell.mr.count for c in twin.clusters for cell in twin.mirror(c).cells.values())
             return mr >= expected_mr and all(len(twin.periods(c)) == 6 for c in ("east", "west"))
 
-        _wait(lambda: _stats(stats).get("offsetResets", 0) >= 2, 60, "the mirror stage to see the new log")
-        _wait(complete, 120, "the telemetry published after the restart in the mirror")
+        wait_for(lambda: read_stats_file(stats).get("offsetResets", 0) >= 2, 60, "the mirror stage to see the new log")
+        wait_for(complete, 120, "the telemetry published after the restart in the mirror")
         alerts = [orjson.loads(v) for v in asyncio.run(consume_all(bootstrap, "ran.alerts.v1", 2, timeout_s=10)) if v]
-        last = _stats(stats)
+        last = read_stats_file(stats)
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
     finally:

@@ -15,29 +15,20 @@ from typer.testing import CliRunner
 
 from streams.broker import EmbeddedBroker
 from streams.worker import IngestWorker
-from tests.helpers import consume_all, out_record, publish, run_worker_until, settings_for
+from tests.helpers import consume_all, network_records, publish, run_worker_until, settings_for
 from twin import Twin, topics
 from twin.cli import app
 from twin.config import load_settings
-from twin.ports import OutRecord
 from twin.synthetic import SyntheticNetwork
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _records(net: SyntheticNetwork, periods: int, mr: int) -> list[OutRecord]:
-    records = [out_record(r) for r in net.cm_snapshots()]
-    for period in range(periods):
-        records += [out_record(r) for r in net.pm_period(period)]
-        records += [out_record(r) for r in net.mr_events(period, mr)]
-    return records
 
 
 def test_unknown_cells_are_held_reported_bounded_and_placed_later(fresh_broker: EmbeddedBroker,
                                                                   tmp_path: Path) -> None:
     net = SyntheticNetwork(cells=6)
     known, unknown = net.keys[:3], net.keys[3:]  # three cells the topology lists, three it does not
-    records = _records(net, periods=6, mr=30)
+    records = network_records(net, range(6), 30)
     by_cell = {k: sum(1 for r in records if r.key == k.encode() or (r.topic == topics.CM_SNAPSHOT and
                                                                        k in orjson.loads(r.value).get("cellKey", "")))
                for k in net.keys}
@@ -126,7 +117,7 @@ def test_the_library_holds_unknown_cells_apart() -> None:
     from twin.config import TwinSettings
 
     twin = Twin(config=TwinSettings.model_validate({"topology": {"clusters": [{"id": "a", "cells": net.keys[:2]}]}}))
-    report = twin.ingest([r for r in _records(net, periods=2, mr=5)])
+    report = twin.ingest([r for r in network_records(net, range(2), 5)])
     assert report.rejected == [] and report.held > 0
     assert twin.clusters == ("a",) and sorted(twin.unassigned) == net.keys[2:]
     assert twin.unassigned[net.keys[2]]["records"]["pm"] == 2

@@ -7,8 +7,9 @@ import signal
 from pathlib import Path
 
 from streams.broker import EmbeddedBroker
-from tests.helpers import publish
-from tests.integration.test_worker_recovery import _clusters, _start, _stats, _stream, _wait, _write_config
+from streams.stats import read_stats_file
+from tests.helpers import publish, wait_for
+from tests.integration.test_worker_recovery import _clusters, _start, _stream, _write_config
 from twin.synthetic import SyntheticNetwork
 
 
@@ -23,12 +24,12 @@ def test_both_processes_validate_and_the_mirror_gets_everything_once(fresh_broke
     parent_stats, child_stats = tmp_path / "w.json", tmp_path / "w.json.rekey"
     worker = _start(config, bootstrap, "w", parent_stats, tmp_path / "w.log")
     try:
-        _wait(lambda: _stats(parent_stats).get("recordsApplied", 0) >= len(records), 120,
-              "the mirror to apply the whole stream")
+        wait_for(lambda: read_stats_file(parent_stats).get("recordsApplied", 0) >= len(records), 120,
+                 "the mirror to apply the whole stream")
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0
-    parent, child = _stats(parent_stats), _stats(child_stats)
+    parent, child = read_stats_file(parent_stats), read_stats_file(child_stats)
     # both processes re-keyed part of the backlog (the start barrier held the first one back) ...
     assert parent["consumed"] > 0 and child["consumed"] > 0, (parent["consumed"], child["consumed"])
     # ... without a rebalance in between that would have made one of them read records again

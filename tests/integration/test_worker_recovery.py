@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 
 from streams.broker import EmbeddedBroker
+from streams.stats import read_stats_file
 from streams.worker import IngestWorker
-from tests.helpers import out_record, publish, run_worker_until, settings_for
+from tests.helpers import out_record, publish, run_worker_until, settings_for, wait_for
 from twin.mirror.store import CheckpointStore
 from twin.ports import OutRecord
 from twin.synthetic import SyntheticNetwork
@@ -57,21 +58,6 @@ def _start(config: Path, bootstrap: str, name: str, stats: Path, log: Path) -> s
     )
 
 
-def _stats(path: Path) -> dict[str, Any]:
-    try:
-        return dict(orjson.loads(path.read_bytes()))
-    except (FileNotFoundError, orjson.JSONDecodeError):
-        return {}
-
-
-def _wait(predicate: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def _mirror_doc(directory: Path) -> dict[str, Any]:
     return {cid: c.to_dict() for cid, c in CheckpointStore(directory).load_all().items()}
 
@@ -100,8 +86,8 @@ def test_kill_9_mid_stream_then_restart_equals_uninterrupted_run(fresh_broker: E
     stats = tmp_path / "stats.json"
     first = _start(config, bootstrap, "w1", stats, tmp_path / "w1.log")
     try:
-        _wait(lambda: _stats(stats).get("recordsApplied", 0) > 2000, 90, "the worker to start applying")
-        at_kill = _stats(stats)
+        wait_for(lambda: read_stats_file(stats).get("recordsApplied", 0) > 2000, 90, "the worker to start applying")
+        at_kill = read_stats_file(stats)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
     finally:
@@ -113,7 +99,7 @@ def test_kill_9_mid_stream_then_restart_equals_uninterrupted_run(fresh_broker: E
 
     second = _start(config, bootstrap, "w2", tmp_path / "stats2.json", tmp_path / "w2.log")
     try:
-        _wait(lambda: _mr_total(state) >= expected_mr, 120, "the restarted worker to catch up")
+        wait_for(lambda: _mr_total(state) >= expected_mr, 120, "the restarted worker to catch up")
         time.sleep(2.0)  # a further checkpoint round: anything double counted would show up now
     finally:
         second.send_signal(signal.SIGTERM)
@@ -133,19 +119,19 @@ def test_two_workers_split_clusters_and_survivor_takes_over(fresh_broker: Embedd
     a = _start(config, bootstrap, "a", stats_a, tmp_path / "a.log")
     b = _start(config, bootstrap, "b", stats_b, tmp_path / "b.log")
     try:
-        _wait(lambda: bool(_stats(stats_a).get("mirrorPartitions")) and bool(_stats(stats_b).get("mirrorPartitions")),
-              90, "both workers to own partitions")
-        owned_a = set(_stats(stats_a)["mirrorPartitions"])
-        owned_b = set(_stats(stats_b)["mirrorPartitions"])
+        wait_for(lambda: all(read_stats_file(s).get("mirrorPartitions") for s in (stats_a, stats_b)),
+                 90, "both workers to own partitions")
+        owned_a = set(read_stats_file(stats_a)["mirrorPartitions"])
+        owned_b = set(read_stats_file(stats_b)["mirrorPartitions"])
         assert owned_a and owned_b and not owned_a & owned_b
         asyncio.run(publish(bootstrap, records[len(records) // 4:]))
         os.kill(a.pid, signal.SIGKILL)
         a.wait(10)
         expected_mr = N_PERIODS * MR_PER_PERIOD
         state = tmp_path / "state" / "pair"
-        _wait(lambda: _mr_total(state) >= expected_mr, 150, "the survivor to finish the stream")
-        _wait(lambda: set(_stats(stats_b).get("mirrorPartitions", [])) >= owned_a | owned_b, 60,
-              "the survivor to own every partition")
+        wait_for(lambda: _mr_total(state) >= expected_mr, 150, "the survivor to finish the stream")
+        wait_for(lambda: set(read_stats_file(stats_b).get("mirrorPartitions", [])) >= owned_a | owned_b, 60,
+                 "the survivor to own every partition")
         time.sleep(2.0)
     finally:
         for p in (a, b):
