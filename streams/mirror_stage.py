@@ -36,6 +36,7 @@ from twin.mirror.mr_stats import SealBudget
 from twin.mirror.store import Changes, CheckpointStore, PartitionState, take_changes
 from twin.prediction import prediction_service, to_records
 from twin.records import NormalisedRecord
+from twin.resync import divergence_alert
 from twin.routing import HOLDING_PREFIX, ClusterRouter
 from twin.schemas import Alert, AlertType, DeadLetter, Severity
 
@@ -430,4 +431,9 @@ class MirrorStage:
             for rec in to_records(prediction):
                 futures.append(await self.producer.send(topics.PREDICTIONS, rec.to_json_bytes(),
                                                         key=rec.cell_key.encode()))
+            for event in prediction.events:
+                alert = divergence_alert(cluster.cluster_id, self.settings.kafka.group_id, event)
+                self.stats.alerts += 1
+                futures.append(await self.producer.send(topics.ALERTS, alert.to_json_bytes(),
+                                                        key=(alert.cell_key or cluster.cluster_id).encode()))
         return futures

@@ -23,6 +23,7 @@ from twin.cells import is_cell_key
 __all__ = [
     "BrokerSettings",
     "Cluster",
+    "GapSettings",
     "IngestSettings",
     "KafkaSettings",
     "PredictSettings",
@@ -102,6 +103,29 @@ class PredictSettings(_Section):
     model_version: str = "sim-38901-v1"
 
 
+class GapSettings(_Section):
+    """Gap learners, divergence detection and the resync trigger (``twin.gap``, ``twin.resync``):
+    chosen by measurement on the emulated network (``docs/gap.md``)."""
+
+    enabled: bool = Field(default=True, description="learn the twin's gap and publish calibrated predictions")
+    learning_rate: float = Field(default=0.01, gt=0, le=1, description="SGD step of the residual models' weights")
+    intercept_learning_rate: float = Field(default=0.1, gt=0, le=1, description="SGD step of their intercepts")
+    error_periods: int = Field(default=96, ge=1, description="span of the rolling error figures, in periods "
+                               "(exponentially weighted, alpha = 2 / (periods + 1))")
+    drift_threshold: float = Field(default=0.7, gt=0, description="Page-Hinkley threshold on a cell's surprise "
+                                   "(mean absolute calibrated log-residual)")
+    drift_delta: float = Field(default=0.25, ge=0, description="Page-Hinkley tolerance: changes of the "
+                               "surprise smaller than this are not a drift")
+    drift_min_periods: int = Field(default=8, ge=1, description="periods a cell is learned before its drift "
+                                   "detector may fire")
+    error_bound: float = Field(default=0.5, gt=0, description="rolling calibrated error (mean relative "
+                               "error of throughput and PRB load) above which a cell diverges, looked at once "
+                               "a cell has error_periods / 2 periods learned")
+    clear_periods: int = Field(default=4, ge=1, description="quiet periods that end a divergence episode")
+    min_interval_s: int = Field(default=6 * 3600, ge=0, description="least time between the starts of two "
+                                "divergence episodes of one cell (event time)")
+
+
 class Cluster(_Section):
     id: str = Field(min_length=1, max_length=128)
     cells: list[str]
@@ -151,6 +175,7 @@ class TwinSettings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     topology: TopologySettings = Field(default_factory=TopologySettings)
     predict: PredictSettings = Field(default_factory=PredictSettings)
+    gap: GapSettings = Field(default_factory=GapSettings)
     state_dir: Path = Field(default=Path("state"), description="checkpoints of mirror state")
     checkpoint_interval_s: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"

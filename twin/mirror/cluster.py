@@ -18,11 +18,12 @@ from twin.mirror.cell import MR, CellMirror, Entry
 from twin.mirror.mr_stats import SealBudget
 from twin.records import CmBody, CmNotificationBody, MrBody, NormalisedRecord, PmBody
 
-__all__ = ["BOOK", "OBJECT", "ClusterMirror"]
+__all__ = ["BOOK", "GAP", "OBJECT", "ClusterMirror"]
 
 # Checkpoint entries of a cluster (beside those of its cells, ``twin.mirror.cell``):
 BOOK = "b"  # ("b",): the prediction bookkeeping {"pending": ..., "predThrough": ...}
 OBJECT = "o"  # ("o", dn): a managed object without a cell key
+GAP = "g"  # ("g",): the gap learners' state (``twin.gap.GapTracker.to_bytes``; bytes, not JSON)
 
 
 @dataclass(slots=True)
@@ -37,11 +38,15 @@ class ClusterMirror:
     # predicted, and gp -> newest predicted period end; checkpointed with the mirror
     pending: dict[int, set[int]] = field(default_factory=dict)
     predicted_through: dict[int, int] = field(default_factory=dict)
+    # the gap learners of the cluster's cells (``twin.gap``), as saved after the last period they
+    # learned: opaque here, checkpointed with the periods it marks predicted
+    gap_state: bytes | None = None
     # checkpoint bookkeeping (not state): objects changed, the bookkeeping as last written, and
     # whether a cell was asked for since the last checkpoint (every update goes through ``cell``:
     # the cells of a cluster that was not are not looked at)
     changed_objects: set[str] = field(default_factory=set, compare=False, repr=False)
     book_saved: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    gap_saved: bytes | None = field(default=None, compare=False, repr=False)
     touched: bool = field(default=False, compare=False, repr=False)
 
     def cell(self, key: str) -> CellMirror:
@@ -129,6 +134,9 @@ class ClusterMirror:
         if full or book != self.book_saved:
             out.append(((BOOK,), orjson.dumps(book)))
             self.book_saved = book
+        if self.gap_state is not None and (full or self.gap_state is not self.gap_saved):
+            out.append(((GAP,), self.gap_state))
+            self.gap_saved = self.gap_state
         dns = set(self.objects) if full else self.changed_objects
         self.changed_objects = set()
         for dn in dns:
@@ -152,6 +160,8 @@ class ClusterMirror:
             self.book_saved = value
         elif sub[0] == OBJECT:
             self.objects[sub[1]] = value
+        elif sub[0] == GAP:
+            self.gap_state = self.gap_saved = bytes(value)
         else:
             raise ValueError(f"unknown checkpoint entry {sub!r} of cluster {self.cluster_id}")
 
@@ -174,6 +184,7 @@ class ClusterMirror:
             duplicates=self.duplicates,
             pending={gp: set(ends) for gp, ends in self.pending.items()},
             predicted_through=dict(self.predicted_through),
+            gap_state=self.gap_state,
         )
 
     @classmethod

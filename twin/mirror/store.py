@@ -4,8 +4,9 @@ Each partition of the re-keyed ingest topic has a row with the next offset to re
 metadata, and its state as small keys, one per part that changes on its own: per cell its CM
 (``h``), its MR aggregate (``m``), each PM period (``p/<gp>/<end>``), each period's relation values
 (``r/...``) and prediction (``x/...``), its MR event ids (``d/<hour>/<first>`` while the hour is
-open, ``D/<hour>`` once sealed into Bloom filters); per cluster its prediction bookkeeping (``b``)
-and each managed object without a cell (``o/<dn>``); per held key its telemetry (``u/<key>``).
+open, ``D/<hour>`` once sealed into Bloom filters); per cluster its prediction bookkeeping (``b``),
+its gap learners (``g``, bytes) and each managed object without a cell (``o/<dn>``); per held key
+its telemetry (``u/<key>``).
 Keys are ``"\\x1f"``-joined (``k/<cluster>/<cell>/...``, ``c/<cluster>/...``, ``u/<key>``), in one
 table, ``kv(p, k, v)``, beside ``partitions(p, next_offset, meta)``. The mirror notes what each
 update changed (``CellMirror.changes``), so a checkpoint writes only the keys that changed since the
@@ -44,7 +45,7 @@ from typing import Any, TypeVar
 import orjson
 
 from twin.mirror.cell import SEALED, CellMirror, Entry
-from twin.mirror.cluster import ClusterMirror
+from twin.mirror.cluster import GAP, ClusterMirror
 from twin.mirror.holding import Held, Holding
 
 __all__ = ["DB_NAME", "SEP", "Changes", "CheckpointStore", "PartitionState", "take_changes"]
@@ -158,7 +159,7 @@ def _decode_partition(partition: int, offset_row: tuple[int, bytes] | None,
             assert cell is not None
             cell.load_entry(parts[3:], value if parts[3] == SEALED else loads(value))
         elif kind == "c":
-            state.cluster(parts[1]).load_entry(parts[2:], loads(value))
+            state.cluster(parts[1]).load_entry(parts[2:], value if parts[2] == GAP else loads(value))
         elif kind == "u":
             state.unassigned.held[parts[1]] = Held.from_dict(parts[1], loads(value))
         else:

@@ -5,7 +5,7 @@
 the mirror stage, ``cell_error`` measures real against predicted.
 """
 
-from twin.prediction.error import ERROR_KPIS, cell_error, kpi_error
+from twin.gap.error import ERROR_KPIS, cell_error, kpi_error
 from twin.prediction.model import (
     ClusterPrediction,
     ClusterPredictor,
@@ -15,9 +15,18 @@ from twin.prediction.model import (
     simulated_cm,
 )
 from twin.prediction.schedule import due_periods, mark_predicted
-from twin.prediction.service import PredictionService, PredictionStats, prediction_service, to_records
+from twin.prediction.service import (
+    CALIBRATED,
+    PredictionService,
+    PredictionStats,
+    calibrated_name,
+    prediction_service,
+    real_values,
+    to_records,
+)
 
 __all__ = [
+    "CALIBRATED",
     "ERROR_KPIS",
     "ClusterPrediction",
     "ClusterPredictor",
@@ -25,12 +34,14 @@ __all__ = [
     "PredictConfig",
     "PredictionService",
     "PredictionStats",
+    "calibrated_name",
     "cell_error",
     "due_periods",
     "kpi_error",
     "kpi_values",
     "mark_predicted",
     "prediction_service",
+    "real_values",
     "simulated_cm",
     "to_records",
 ]

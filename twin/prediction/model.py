@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,9 @@ import numpy.typing as npt
 import orjson
 
 from twin.config import PredictSettings
+from twin.gap.target import RSRP_MEAN, mean_rsrp_dbm
 from twin.mirror.cluster import ClusterMirror
+from twin.resync.trigger import TriggerEvent
 from twin.sim.cm import POSITION_ATTRIBUTES, SUPPORTED, normalise_attributes
 from twin.sim.kpis import CONN, KPI_NAMES
 from twin.sim.mirrored import cluster_from_mirror
@@ -109,7 +111,9 @@ class PredictConfig:
 
 @dataclass(frozen=True)
 class ClusterPrediction:
-    """Predicted KPIs of one cluster and period: ``values[cell_key][kpi]``."""
+    """Predicted KPIs of one cluster and period: ``values[cell_key][kpi]`` (the raw twin), and once
+    the gap learners have seen the period (``twin.gap``) ``calibrated[cell_key][kpi]`` and the
+    divergence episodes it raised or cleared (``events``)."""
 
     cluster_id: str
     gp: int
@@ -117,6 +121,9 @@ class ClusterPrediction:
     values: dict[str, dict[str, float]]
     model_version: str
     rebuilt: bool  # the simulator was (re)built for this prediction
+    ue_scale: float = 1.0  # the cluster's traffic scale (reported / modelled connected UEs)
+    calibrated: dict[str, dict[str, float]] = field(default_factory=dict)
+    events: tuple[TriggerEvent, ...] = ()
 
 
 @dataclass
@@ -233,14 +240,21 @@ class ClusterPredictor:
         if state is None:
             return None
         values = kpi_values(state.result)
-        return ClusterPrediction(mirror.cluster_id, gp, period_end, values, self.config.model_version, state.rebuilt)
+        return ClusterPrediction(mirror.cluster_id, gp, period_end, values, self.config.model_version, state.rebuilt,
+                                 state.ue_scale)
 
 
 def kpi_values(result: SimResult) -> dict[str, dict[str, float]]:
-    """``{cell: {KPI: value}}`` of a simulated state, the finite values only (what is published)."""
+    """``{cell: {KPI: value}}`` of a simulated state, the finite values only (what is published):
+    the KPIs of ``twin.sim.kpis`` and the mean SS-RSRP of the cell's UEs (``twin.gap.RSRP_MEAN``)."""
     kpi = result.kpi.values
-    return {k: {name: float(kpi[name][i]) for name in KPI_NAMES if np.isfinite(kpi[name][i])}
-            for i, k in enumerate(result.cell_keys)}
+    out: dict[str, dict[str, float]] = {}
+    for i, k in enumerate(result.cell_keys):
+        values = out[k] = {name: float(kpi[name][i]) for name in KPI_NAMES if np.isfinite(kpi[name][i])}
+        rsrp = mean_rsrp_dbm(result.kpi.rsrp_bins[i])
+        if rsrp is not None:
+            values[RSRP_MEAN] = rsrp
+    return out
 
 
 def _or_nan(x: float | None) -> float:

@@ -3,22 +3,49 @@
 Transport-free: the stage calls :meth:`PredictionService.on_applied` after applying an envelope
 to a cluster, publishes the records it returns (keyed by cell) and checkpoints the mirror, which
 now holds the predictions beside the PM values.
+
+With gap learning on (``[gap] enabled``, the default) every predicted period also goes through the
+cluster's gap learners (``twin.gap.GapTracker``): the calibrated values are published beside the
+raw ones (``Prediction.calibrated``) and stored in the mirror under ``<KPI>@calibrated``; the
+learners' state is stored in the mirror (``ClusterMirror.gap_state``), so it is checkpointed in
+the same transaction as the periods it marks predicted, and a restarted worker continues exactly
+where the checkpoint ends.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from twin.config import TwinSettings
+import structlog
+
+from twin.config import GapSettings, TwinSettings
+from twin.gap.features import context
+from twin.gap.target import GAP_KPIS, RSRP_MEAN, mean_rsrp_dbm
+from twin.gap.tracker import GapTracker
 from twin.mirror.cluster import ClusterMirror
-from twin.prediction.model import ClusterPrediction, ClusterPredictor, PredictConfig
+from twin.prediction.model import ClusterPrediction, ClusterPredictor, PredictConfig, simulated_cm
 from twin.prediction.schedule import due_periods, mark_predicted
 from twin.schemas import Prediction
+from twin.sim.kpis import RSRP_BIN
 
-__all__ = ["PredictionService", "PredictionStats", "prediction_service", "to_records"]
+__all__ = ["CALIBRATED", "PredictionService", "PredictionStats", "calibrated_name", "prediction_service",
+           "real_values", "to_records"]
+
+log = structlog.get_logger(__name__)
+
+CALIBRATED = "@calibrated"  # suffix of the calibrated values' names in the mirror's predicted series
+
+
+def calibrated_name(kpi: str) -> str:
+    """The name under which the mirror keeps the calibrated prediction of ``kpi``.
+
+    >>> calibrated_name("DRB.UEThpDl")
+    'DRB.UEThpDl@calibrated'
+    """
+    return kpi + CALIBRATED
 
 
 @dataclass
@@ -28,31 +55,76 @@ class PredictionStats:
     skipped: int = 0  # due periods of clusters without positioned cells
     builds: int = 0
     seconds: float = 0.0
+    gap_seconds: float = 0.0  # learning, calibrating and saving the gap learners
+    episodes_raised: int = 0
+    episodes_cleared: int = 0
+    gap_restarts: int = 0  # checkpointed gap states that could not be read (the learners start afresh)
     by_cluster: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {"predictedPeriods": self.periods, "predictionRecords": self.records,
                 "predictionSkipped": self.skipped, "simulatorBuilds": self.builds,
-                "predictionSeconds": round(self.seconds, 3)}
+                "predictionSeconds": round(self.seconds, 3), "gapSeconds": round(self.gap_seconds, 3),
+                "divergenceRaised": self.episodes_raised, "divergenceCleared": self.episodes_cleared,
+                "gapRestarts": self.gap_restarts}
 
 
 def to_records(p: ClusterPrediction) -> list[Prediction]:
-    """One ``Prediction`` per cell and KPI (horizon 0: the period just reported)."""
+    """One ``Prediction`` per cell and KPI (horizon 0: the period just reported), with the
+    calibrated value where the gap learners gave one."""
     end = datetime.fromtimestamp(p.period_end, UTC)
     return [Prediction(cell_key=cell, cluster_id=p.cluster_id, period_end=end, horizon_s=0, kpi=kpi,
-                       predicted=value, model_version=p.model_version)
+                       predicted=value, calibrated=p.calibrated.get(cell, {}).get(kpi),
+                       model_version=p.model_version)
             for cell, kpis in p.values.items() for kpi, value in kpis.items()]
 
 
+def real_values(mirror: ClusterMirror, gp: int, end: int) -> dict[str, dict[str, float]]:
+    """What the cluster's cells reported for the period ``(gp, end)``, for the KPIs the gap learners
+    track (the mean SS-RSRP from the ``L1M.SS-RSRP.BinX`` histogram)."""
+    out: dict[str, dict[str, float]] = {}
+    for key, cell in mirror.cells.items():
+        series = cell.pm.get(gp)
+        if not series:
+            continue
+        values = {k: per[end] for k in GAP_KPIS if (per := series.get(k)) is not None and end in per}
+        bins = {n: per[end] for n, per in series.items() if n.startswith(RSRP_BIN) and end in per}
+        rsrp = mean_rsrp_dbm(bins) if bins else None
+        if rsrp is not None:
+            values[RSRP_MEAN] = rsrp
+        if values:
+            out[key] = values
+    return out
+
+
 class PredictionService:
-    """Predicts every due period of a cluster, stores it in the mirror, returns the records."""
+    """Predicts every due period of a cluster, stores it in the mirror, returns the records; with
+    ``gap`` settings, learns and applies the twin's gap too."""
 
     def __init__(self, config: PredictConfig, expected: Mapping[str, Collection[str]],
-                 timeout_periods: int = 2, predictor: ClusterPredictor | None = None) -> None:
+                 timeout_periods: int = 2, predictor: ClusterPredictor | None = None,
+                 gap: GapSettings | None = None) -> None:
         self.predictor = predictor or ClusterPredictor(config)
         self.expected = expected  # cluster id -> cell keys (the topology)
         self.timeout_periods = timeout_periods
+        self.gap = gap if gap is not None and gap.enabled else None
         self.stats = PredictionStats()
+        # cluster id -> (the state bytes it was read from or saved as, the tracker)
+        self._trackers: dict[str, tuple[bytes | None, GapTracker]] = {}
+
+    def tracker(self, mirror: ClusterMirror) -> GapTracker:
+        """The cluster's gap learners as its mirror holds them (read once, then kept while the
+        mirror's state is the one this service saved)."""
+        cached = self._trackers.get(mirror.cluster_id)
+        if cached is not None and cached[0] is mirror.gap_state:
+            return cached[1]
+        blob = mirror.gap_state
+        tracker = GapTracker(self.gap) if blob is None else GapTracker.from_bytes(blob, self.gap)
+        if tracker.restart_reason is not None:
+            log.warning("gap.learners_restarted", cluster=mirror.cluster_id, reason=tracker.restart_reason)
+            self.stats.gap_restarts += 1
+        self._trackers[mirror.cluster_id] = (blob, tracker)
+        return tracker
 
     def on_applied(self, mirror: ClusterMirror) -> list[ClusterPrediction]:
         out: list[ClusterPrediction] = []
@@ -71,19 +143,38 @@ class PredictionService:
                 continue
             for cell, values in prediction.values.items():
                 mirror.cell(cell).set_predicted(gp, end, values)
+            if self.gap is not None:
+                t0 = time.perf_counter()
+                prediction = self._learn(mirror, prediction)
+                self.stats.gap_seconds += time.perf_counter() - t0
             self.stats.periods += 1
             self.stats.builds += int(prediction.rebuilt)
             self.stats.records += sum(len(v) for v in prediction.values.values())
             out.append(prediction)
         return out
 
+    def _learn(self, mirror: ClusterMirror, prediction: ClusterPrediction) -> ClusterPrediction:
+        """The period through the cluster's gap learners; calibrated values stored beside the raw."""
+        gp, end = prediction.gp, prediction.period_end
+        tracker = self.tracker(mirror)
+        cm = simulated_cm(mirror, as_of=end)
+        ctx = {cell: context(end, prediction.ue_scale, cm.get(cell, {})) for cell in prediction.values}
+        step = tracker.observe(end, prediction.values, real_values(mirror, gp, end), ctx)
+        blob = mirror.gap_state = tracker.to_bytes()
+        self._trackers[mirror.cluster_id] = (blob, tracker)
+        for cell, values in step.calibrated.items():
+            mirror.cell(cell).set_predicted(gp, end, {calibrated_name(k): v for k, v in values.items()})
+        self.stats.episodes_raised += sum(e.kind == "raised" for e in step.events)
+        self.stats.episodes_cleared += sum(e.kind == "cleared" for e in step.events)
+        return replace(prediction, calibrated=step.calibrated, events=tuple(step.events))
+
 
 def prediction_service(settings: TwinSettings, predictor: ClusterPredictor | None = None) -> PredictionService | None:
-    """The prediction step of a worker's ``[predict]`` and ``[topology]`` settings; ``None`` when
-    prediction is disabled. The mirror stage and ``twin.Twin`` both build it here, so they predict
-    alike."""
+    """The prediction step of a worker's ``[predict]``, ``[gap]`` and ``[topology]`` settings; ``None``
+    when prediction is disabled. The mirror stage and ``twin.Twin`` both build it here, so they
+    predict alike."""
     p = settings.predict
     if not p.enabled:
         return None
     expected = {c.id: tuple(c.cells) for c in settings.topology.clusters}
-    return PredictionService(PredictConfig.from_settings(p), expected, p.timeout_periods, predictor)
+    return PredictionService(PredictConfig.from_settings(p), expected, p.timeout_periods, predictor, settings.gap)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from twin.gap.error import ERROR_KPIS, cell_error
 from twin.mirror.cell import CellMirror
 from twin.mirror.cluster import ClusterMirror
-from twin.prediction.error import ERROR_KPIS, cell_error
 from twin.sim.kpis import KPI_NAMES
 
 __all__ = ["PublishedPeriod", "build_summary"]

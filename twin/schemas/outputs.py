@@ -22,6 +22,9 @@ class Prediction(WireModel):
     horizon_s: int = Field(ge=0)
     kpi: str = Field(min_length=1)
     predicted: float
+    # the raw prediction corrected by the gap learners (``twin.gap``): raw twin plus the residual
+    # learned online from this cell's earlier periods; absent while gap learning is disabled
+    calibrated: float | None = None
     p10: float | None = None
     p90: float | None = None
     model_version: str = Field(min_length=1)
@@ -66,6 +69,10 @@ class Alert(WireModel):
     kpis: dict[str, float] = Field(default_factory=dict)
     related_change_id: Uuid | None = None
     text: str | None = None
+    # ITU-T X.733 / 3GPP TS 32.111 shape: the probable cause, and for a clear (severity CLEARED,
+    # same alert id as the raise) when the condition ended
+    probable_cause: str | None = Field(default=None, max_length=256)
+    cleared_at: UtcDateTime | None = None
 
     @model_validator(mode="after")
     def _about_something(self) -> Alert:

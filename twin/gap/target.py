@@ -1,0 +1,89 @@
+"""What the gap learners learn per KPI: the residual between the network's value and the twin's,
+and how a learned residual corrects (calibrates) a raw prediction.
+
+Counts and loads (throughput, PRB load, connected UEs) are off by a factor rather than by an amount
+(a cell that loses coverage loses a share of its UEs, whatever their number), so their residual is
+the log-ratio ``ln((real + floor) / (raw + floor))``, with the floors of the twin's error measure
+(``twin.gap.error.ERROR_KPIS``) keeping near-idle cells from dominating. The mean SS-RSRP is a
+level in dBm: its residual is the difference in dB.
+
+>>> round(residual("RRC.ConnMean", raw=20.0, real=10.0), 4)
+-0.5108
+>>> round(calibrate("RRC.ConnMean", raw=20.0, learned=residual("RRC.ConnMean", 20.0, 10.0)), 6)
+10.0
+>>> residual("L1M.SS-RSRP.Mean", raw=-95.0, real=-97.5)
+-2.5
+>>> calibrate("RRU.PrbTotDl", raw=90.0, learned=1.0)  # a load never exceeds 100 %
+100.0
+>>> residual("CARR.MeanTxPwr", raw=40.0, real=41.0)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+KeyError: "'CARR.MeanTxPwr' is not a KPI the gap learners track (DRB.UEThpDl, RRU.PrbTotDl, ...)"
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from twin.gap.error import ERROR_KPIS
+from twin.sim.kpis import CONN, N_BINS, PRB, RSRP_BIN, THP
+
+__all__ = ["GAP_KPIS", "RSRP_MEAN", "calibrate", "mean_rsrp_dbm", "residual"]
+
+#: the mean SS-RSRP of the cell's connected UEs (dBm), from the ``L1M.SS-RSRP.BinX`` histogram on the
+#: 0..127 index grid (index - 157 dBm): derived here, not a TS 28.552 counter
+RSRP_MEAN = "L1M.SS-RSRP.Mean"
+#: the KPIs whose gap is learned, in this order
+GAP_KPIS: tuple[str, ...] = (THP, PRB, CONN, RSRP_MEAN)
+_RATIO_FLOORS = {k: ERROR_KPIS[k] for k in (THP, PRB, CONN)}
+_CEILING = {PRB: 100.0}
+_INDEX = np.arange(N_BINS, dtype=np.float64)
+_BIN_NAMES = tuple(f"{RSRP_BIN}{i}" for i in range(N_BINS))
+
+
+def _check(kpi: str) -> None:
+    if kpi not in GAP_KPIS:
+        raise KeyError(f"{kpi!r} is not a KPI the gap learners track ({', '.join(GAP_KPIS)})")
+
+
+def residual(kpi: str, raw: float, real: float) -> float:
+    """The residual of ``real`` against the twin's ``raw`` value (log-ratio, or dB for RSRP)."""
+    _check(kpi)
+    floor = _RATIO_FLOORS.get(kpi)
+    if floor is None:
+        return real - raw
+    return math.log((max(real, 0.0) + floor) / (max(raw, 0.0) + floor))
+
+
+def calibrate(kpi: str, raw: float, learned: float) -> float:
+    """``raw`` corrected by a ``learned`` residual (the inverse of :func:`residual`), kept in the
+    KPI's range (a count or load is never negative, a load never above 100 %)."""
+    _check(kpi)
+    floor = _RATIO_FLOORS.get(kpi)
+    if floor is None:
+        return raw + learned
+    value = (max(raw, 0.0) + floor) * math.exp(max(min(learned, 50.0), -50.0)) - floor
+    return round(min(max(value, 0.0), _CEILING.get(kpi, math.inf)), 9)
+
+
+def mean_rsrp_dbm(bins: Mapping[str, float] | npt.ArrayLike) -> float | None:
+    """The mean SS-RSRP (dBm) of a histogram: PM values by ``L1M.SS-RSRP.BinX`` name, or an array of
+    the 128 bin counts; ``None`` when it counts nothing.
+
+    >>> mean_rsrp_dbm({"L1M.SS-RSRP.Bin60": 1.0, "L1M.SS-RSRP.Bin62": 3.0})
+    -95.5
+    >>> mean_rsrp_dbm({}) is None
+    True
+    """
+    if isinstance(bins, Mapping):
+        counts = np.array([float(bins.get(name, 0.0)) for name in _BIN_NAMES])
+    else:
+        counts = np.asarray(bins, dtype=np.float64)
+    total = float(counts.sum())
+    if not total > 0:
+        return None
+    return round(float(counts @ _INDEX) / total - 157.0, 6)
