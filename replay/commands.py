@@ -145,5 +145,8 @@ def replay(
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add the replay commands to the ``twin`` CLI ``app`` (replay has no benchmark for ``bench_app``)."""
+    """Add the replay commands to the ``twin`` CLI ``app`` and ``twin bench gap-models``."""
+    from replay.bench_gap import bench_gap_models_command
+
     app.command("replay")(replay)
+    bench_app.command("gap-models")(bench_gap_models_command)

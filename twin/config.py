@@ -100,6 +100,9 @@ class PredictSettings(_Section):
     seed: int = 0
     timeout_periods: int = Field(default=2, ge=1, description="predict a period with cells missing once "
                                  "the cluster has reported this many periods beyond it (event time)")
+    timeout_grace_s: float = Field(default=10.0, ge=0, description="and once this many seconds (processing "
+                                   "time) have passed since then without the period completing: a worker "
+                                   "catching up a backlog reads some cells' records seconds after others'")
     model_version: str = "sim-38901-v1"
 
 

@@ -37,7 +37,7 @@ from twin.mirror.cluster import ClusterMirror
 from twin.mirror.holding import Holding
 from twin.mirror.store import CheckpointStore
 from twin.prediction.model import ClusterPrediction, ClusterPredictor, PeriodModel, PredictConfig, kpi_values
-from twin.prediction.service import PredictionService, prediction_service
+from twin.prediction.service import CALIBRATED, PredictionService, prediction_service
 from twin.routing import ClusterRouter, holding_key
 from twin.schemas import WireModel
 from twin.sim.changes import normalise_changes
@@ -123,7 +123,8 @@ class Twin:
         self._topology = {c.id: tuple(c.cells) for c in self.settings.topology.clusters}
         self._router = ClusterRouter(self.settings.topology)
         self._predictor = ClusterPredictor(self.predict_config)
-        self._service: PredictionService | None = prediction_service(self.settings, self._predictor)
+        self._service: PredictionService | None = prediction_service(self.settings, self._predictor,
+                                                                     timeout_grace_s=0.0)
         self._decoder: IngestDecoder | None = None
         self._store: CheckpointStore | None = None
         topology = self.settings.topology
@@ -223,10 +224,21 @@ class Twin:
         ``period_end`` (epoch s or an aware datetime) defaults to the newest period reported;
         ``gp`` (granularity period, s) to the one reported for that period (the shortest if
         several). A period no cell reported takes the traffic of the latest period before it.
+        ``calibrated`` holds the gap learners' calibrated values of the period as the worker (or
+        :meth:`ingest`) stored them in the mirror, for the cells that have them.
         """
         state = self._period_model(cluster, period_end, gp)
-        return ClusterPrediction(cluster, state.gp, state.period_end, kpi_values(state.result),
-                                 self.predict_config.model_version, state.rebuilt)
+        values = kpi_values(state.result)
+        mirror = self.mirror(cluster)
+        calibrated: dict[str, dict[str, float]] = {}
+        for cell in values:
+            stored = mirror.cells[cell].predicted.get(state.gp, {}) if cell in mirror.cells else {}
+            cal = {name[:-len(CALIBRATED)]: per[state.period_end] for name, per in stored.items()
+                   if name.endswith(CALIBRATED) and state.period_end in per}
+            if cal:
+                calibrated[cell] = cal
+        return ClusterPrediction(cluster, state.gp, state.period_end, values, self.predict_config.model_version,
+                                 state.rebuilt, state.ue_scale, calibrated)
 
     def whatif(self, cluster: str, changes: Any, period_end: int | float | datetime | None = None,
                gp: int | None = None) -> WhatIf:

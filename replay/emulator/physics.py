@@ -153,13 +153,16 @@ class PhysicalNetwork:
         out = []
         for i, s in enumerate(public):
             gain = s.max_gain_dbi + float(t.gain_db[i])
+            azimuth = float(t.azimuth_deg[i])
             for ev in active:
                 if ev.kind == "antenna_fault" and self._cell_row(ev.params["cell"]) == i:
                     gain -= float(ev.params.get("gain_drop_db", 10.0))
-            if gain == s.max_gain_dbi and t.azimuth_deg[i] == 0.0:
+                elif ev.kind == "azimuth_shift" and self._cell_row(ev.params["cell"]) == i:
+                    azimuth += float(ev.params.get("deg", 30.0))
+            if gain == s.max_gain_dbi and azimuth == 0.0:
                 out.append(s)
             else:
-                out.append(replace(s, max_gain_dbi=gain, azimuth_deg=(s.azimuth_deg + float(t.azimuth_deg[i])) % 360.0))
+                out.append(replace(s, max_gain_dbi=gain, azimuth_deg=(s.azimuth_deg + azimuth) % 360.0))
         return tuple(out)
 
     def _cell_row(self, cell: int | str) -> int:
@@ -186,7 +189,7 @@ class PhysicalNetwork:
 
     def evaluate(self, public: tuple[Sector, ...], hour_of_day: float, active: list[Event]) -> PhysicalState:
         """Simulate one period of the true network with the public configuration ``public``."""
-        physics = [ev for ev in active if ev.kind in ("antenna_fault", "weather", "interference")]
+        physics = [ev for ev in active if ev.kind in ("antenna_fault", "azimuth_shift", "weather", "interference")]
         key = (public, tuple(id(ev) for ev in physics))
         if key != self._key or self._sim is None:
             self._build(public, physics)

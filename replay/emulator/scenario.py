@@ -13,7 +13,7 @@ A scenario has five parts (see ``scenarios/*.toml`` and ``docs/emulator.md``):
 ``[traffic]``   hidden truth of the load: a time-of-day profile, a demand scale and hotspots
                 that move over the day.
 ``[[events]]``  scheduled events at hours after the start: ``antenna_fault``,
-                ``interference``, ``traffic_surge``, ``weather``, ``cm_change``.
+                ``azimuth_shift``, ``interference``, ``traffic_surge``, ``weather``, ``cm_change``.
 
 >>> s = load_scenario("fault-midrun")
 >>> s.name, s.events[0].kind, s.events[0].at_h
@@ -38,7 +38,7 @@ __all__ = [
     "list_scenarios", "load_scenario", "parse_scenario",
 ]
 
-EVENT_KINDS = ("antenna_fault", "interference", "traffic_surge", "weather", "cm_change")
+EVENT_KINDS = ("antenna_fault", "azimuth_shift", "interference", "traffic_surge", "weather", "cm_change")
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,7 @@ class Event:
     the end). ``params`` depend on ``kind``:
 
     ``antenna_fault``  cell, gain_drop_db
+    ``azimuth_shift``  cell, deg (the antenna turned, e.g. by wind or a loose mount; CM unchanged)
     ``interference``   x_m, y_m, power_dbm (radiated, omni), height_m
     ``traffic_surge``  x_m, y_m, radius_m, factor (UE weight multiplier inside the disc)
     ``weather``        x_m, y_m, radius_m, extra_db (extra path loss inside the disc)

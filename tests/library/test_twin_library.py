@@ -18,6 +18,7 @@ import pytest
 from tests.library.worker_run import GP, GROUP, PERIODS, WorkerRun
 from twin import NoDataError, Twin, UnknownCellError, UnknownClusterError
 from twin.config import TwinSettings, load_settings
+from twin.gap import RSRP_MEAN
 from twin.mirror.store import CheckpointStore
 from twin.prediction import PredictConfig, simulated_cm
 from twin.schemas import CmChangeRequest
@@ -104,13 +105,15 @@ def test_whatif_with_tilt_and_power_equals_a_direct_simulator_run(run: WorkerRun
     compared = 0
     for cell, deltas in w.delta.items():
         for kpi, delta in deltas.items():
-            assert delta == pytest.approx(direct[cell][kpi], rel=1e-9, abs=1e-9), (cell, kpi)
             assert w.changed[cell][kpi] - w.baseline[cell][kpi] == delta
+            if kpi == RSRP_MEAN:  # derived from the RSRP histogram; the simulator's deltas do not carry it
+                continue
+            assert delta == pytest.approx(direct[cell][kpi], rel=1e-9, abs=1e-9), (cell, kpi)
             compared += 1
     assert compared >= 30 * 5
     # the changes matter: power down by 6 dB lowers the cell's transmit power KPI, the tilt moves UEs
     assert w.delta[b]["CARR.MeanTxPwr"] < 0 and abs(w.delta[a][CONN]) > 0.1
-    assert {r["cell"] for r in w.rows()} == set(w.delta) and len(w.rows()) == compared
+    assert {r["cell"] for r in w.rows()} == set(w.delta) and len(w.rows()) == sum(len(d) for d in w.delta.values())
     # the same with the {cell: {attribute: value}} form
     again = opened.whatif(cluster, {a: {"digitalTilt": 90}, b: {"configuredMaxTxPower": 10000}}, period_end=end)
     assert again.delta == w.delta

@@ -28,8 +28,9 @@ from __future__ import annotations
 import math
 import pickle
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from river import compose, drift, linear_model, optim, preprocessing, stats
 
@@ -39,7 +40,7 @@ from twin.gap.target import GAP_KPIS, calibrate, residual
 from twin.resync.trigger import Signal, TriggerEvent, TriggerGate
 from twin.sim.kpis import CONN, PRB, THP
 
-__all__ = ["FORMAT", "CellGap", "GapStep", "GapTracker", "KpiErrors"]
+__all__ = ["FORMAT", "CellGap", "GapStep", "GapTracker", "KpiErrors", "page_hinkley", "residual_model"]
 
 FORMAT = 1  # of ``to_bytes``; another value is not read (the learners start afresh)
 _SURPRISE_KPIS = (THP, PRB, CONN)
@@ -53,6 +54,12 @@ def residual_model(settings: GapSettings) -> compose.Pipeline:
         linear_model.LinearRegression(optimizer=optim.SGD(settings.learning_rate),
                                       intercept_lr=settings.intercept_learning_rate),
     )
+
+
+def page_hinkley(settings: GapSettings) -> drift.PageHinkley:
+    """The runtime's drift detector of a cell's surprise."""
+    return drift.PageHinkley(min_instances=settings.drift_min_periods, delta=settings.drift_delta,
+                             threshold=settings.drift_threshold, mode="up")
 
 
 @dataclass
@@ -108,8 +115,12 @@ class GapStep:
 class GapTracker:
     """The gap of one cluster (see the module docstring)."""
 
-    def __init__(self, settings: GapSettings | None = None) -> None:
+    def __init__(self, settings: GapSettings | None = None,
+                 detector: Callable[[GapSettings], Any] | None = None) -> None:
+        """``detector``: builds a cell's drift detector (a river ``drift`` detector: ``update`` and
+        ``drift_detected``); default Page-Hinkley on the settings' drift parameters."""
         self.settings = settings or GapSettings()
+        self.make_detector = detector or page_hinkley
         self.cells: dict[str, CellGap] = {}
         self.gate = TriggerGate(self.settings.clear_periods, self.settings.min_interval_s)
         self.last_period = -1
@@ -123,8 +134,7 @@ class GapTracker:
             cell = self.cells[key] = CellGap(
                 models={k: residual_model(s) for k in GAP_KPIS},
                 errors={k: KpiErrors(alpha) for k in GAP_KPIS},
-                detector=drift.PageHinkley(min_instances=s.drift_min_periods, delta=s.drift_delta,
-                                           threshold=s.drift_threshold, mode="up"),
+                detector=self.make_detector(s),
             )
         return cell
 
@@ -203,10 +213,11 @@ class GapTracker:
         return zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 3)
 
     @classmethod
-    def from_bytes(cls, data: bytes, settings: GapSettings | None = None) -> GapTracker:
+    def from_bytes(cls, data: bytes, settings: GapSettings | None = None,
+                   detector: Callable[[GapSettings], Any] | None = None) -> GapTracker:
         """The tracker saved by ``to_bytes``; a fresh one, saying why in ``restart_reason``, when the
         data is of another format or unreadable (a worker must not fail on it at every start)."""
-        tracker = cls(settings)
+        tracker = cls(settings, detector)
         try:
             state = pickle.loads(zlib.decompress(data))  # the worker's own checkpoint, never outside data
             if not isinstance(state, dict) or state.get("format") != FORMAT:

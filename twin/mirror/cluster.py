@@ -41,6 +41,9 @@ class ClusterMirror:
     # the gap learners of the cluster's cells (``twin.gap``), as saved after the last period they
     # learned: opaque here, checkpointed with the periods it marks predicted
     gap_state: bytes | None = None
+    # (gp, end) -> when (processing time) an incomplete pending period became due by timeout:
+    # the start of its grace (``twin.prediction.schedule``); not state, not checkpointed
+    overdue_since: dict[tuple[int, int], float] = field(default_factory=dict, compare=False, repr=False)
     # checkpoint bookkeeping (not state): objects changed, the bookkeeping as last written, and
     # whether a cell was asked for since the last checkpoint (every update goes through ``cell``:
     # the cells of a cluster that was not are not looked at)

@@ -103,10 +103,11 @@ class PredictionService:
 
     def __init__(self, config: PredictConfig, expected: Mapping[str, Collection[str]],
                  timeout_periods: int = 2, predictor: ClusterPredictor | None = None,
-                 gap: GapSettings | None = None) -> None:
+                 gap: GapSettings | None = None, timeout_grace_s: float = 0.0) -> None:
         self.predictor = predictor or ClusterPredictor(config)
         self.expected = expected  # cluster id -> cell keys (the topology)
         self.timeout_periods = timeout_periods
+        self.timeout_grace_s = timeout_grace_s
         self.gap = gap if gap is not None and gap.enabled else None
         self.stats = PredictionStats()
         # cluster id -> (the state bytes it was read from or saved as, the tracker)
@@ -133,7 +134,8 @@ class PredictionService:
             if self.predictor.warm(mirror, self.expected.get(mirror.cluster_id, ())):
                 self.stats.builds += 1
             return out
-        for gp, end in due_periods(mirror, self.expected.get(mirror.cluster_id, ()), self.timeout_periods):
+        for gp, end in due_periods(mirror, self.expected.get(mirror.cluster_id, ()), self.timeout_periods,
+                                   self.timeout_grace_s):
             t0 = time.perf_counter()
             prediction = self.predictor.predict(mirror, gp, end)
             self.stats.seconds += time.perf_counter() - t0
@@ -169,12 +171,16 @@ class PredictionService:
         return replace(prediction, calibrated=step.calibrated, events=tuple(step.events))
 
 
-def prediction_service(settings: TwinSettings, predictor: ClusterPredictor | None = None) -> PredictionService | None:
+def prediction_service(settings: TwinSettings, predictor: ClusterPredictor | None = None,
+                       timeout_grace_s: float | None = None) -> PredictionService | None:
     """The prediction step of a worker's ``[predict]``, ``[gap]`` and ``[topology]`` settings; ``None``
     when prediction is disabled. The mirror stage and ``twin.Twin`` both build it here, so they
-    predict alike."""
+    predict alike (``twin.Twin`` without the timeout grace: records it is given in memory arrive in
+    order, there is no lagging reader to wait for)."""
     p = settings.predict
     if not p.enabled:
         return None
     expected = {c.id: tuple(c.cells) for c in settings.topology.clusters}
-    return PredictionService(PredictConfig.from_settings(p), expected, p.timeout_periods, predictor, settings.gap)
+    grace = p.timeout_grace_s if timeout_grace_s is None else timeout_grace_s
+    return PredictionService(PredictConfig.from_settings(p), expected, p.timeout_periods, predictor, settings.gap,
+                             grace)

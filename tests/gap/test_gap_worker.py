@@ -1,0 +1,96 @@
+"""The gap learners in a real worker, through the real broker: ``kill -9`` half-way through the
+stream and a restart give the same calibrated predictions as an uninterrupted run, and the antenna fault of
+fault-midrun raises one divergence alert on ``ran.alerts.v1`` that is cleared later."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from replay.emulator import NetworkEmulator
+from streams.broker import EmbeddedBroker
+from streams.stats import read_stats_file
+from tests.helpers import consume_all, publish, wait_for
+from tests.library.worker_run import GROUP, write_config
+from twin import Twin, topics
+from twin.mirror.store import CheckpointStore
+from twin.prediction import CALIBRATED
+
+TWIN = [sys.executable, "-c", "from twin.cli import main; main()"]
+GP = 900
+START = datetime(2024, 3, 4, tzinfo=UTC)
+PERIODS = 15 * 4  # the fault comes at 12:00
+
+
+def _start(config: Path, bootstrap: str, name: str, stats: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*TWIN, "run", "--config", str(config), "--bootstrap", bootstrap, "--name", name,
+                             "--stats-file", str(stats)], stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def _predicted(state: Path, cluster: str) -> dict[str, dict[str, dict[int, float]]]:
+    mirror = CheckpointStore(state).load_all().get(cluster)
+    return {} if mirror is None else {k: c.predicted.get(GP, {}) for k, c in sorted(mirror.cells.items())}
+
+
+def test_kill_9_keeps_the_learners_and_the_fault_raises_one_alert(fresh_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    emu = NetworkEmulator("fault-midrun", seed=4, start=START, granularity_s=GP, mr_per_cell=1)
+    records = emu.initial_records()
+    ends = []
+    for _ in range(PERIODS):
+        records += emu.step()
+        ends.append(round(emu.period_end.timestamp()))
+    config = write_config(tmp_path / "twin.toml", tmp_path / "state", emu.public_model(), emu.clusters)
+    bootstrap = fresh_broker.bootstrap_servers
+    half = next(i for i, r in enumerate(records) if r.topic == topics.PM_CELL and
+                orjson.loads(r.value)["periodEnd"] == datetime.fromtimestamp(ends[PERIODS // 2], UTC)
+                .isoformat().replace("+00:00", "Z"))
+    asyncio.run(publish(bootstrap, records[:half], partitions=4))  # the first half; the rest after the kill
+
+    # the uninterrupted reference: the library's in-memory ingest predicts and learns as the worker does
+    reference = Twin(config=config)
+    reference.ingest(records)
+    expected = {k: c.predicted.get(GP, {}) for k, c in sorted(reference.mirror(emu.cluster_id).cells.items())}
+    cal = f"DRB.UEThpDl{CALIBRATED}"
+    assert all(len(series[cal]) == PERIODS for series in expected.values())
+    assert any(series[cal] != series["DRB.UEThpDl"] for series in expected.values()), "nothing was calibrated"
+
+    state = tmp_path / "state" / GROUP
+    stats = tmp_path / "stats1.json"
+    first = _start(config, bootstrap, "w1", stats, tmp_path / "w1.log")
+    try:
+        wait_for(lambda: read_stats_file(stats).get("predictedPeriods", 0) >= PERIODS // 2 - 5
+                 and bool(_predicted(state, emu.cluster_id)), 120, "the first half predicted and checkpointed")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+    done = len(next(iter(_predicted(state, emu.cluster_id).values()), {}).get(cal, {}))
+    assert 0 < done < PERIODS, f"the kill came at {done} of {PERIODS} periods checkpointed"
+
+    asyncio.run(publish(bootstrap, records[half:], partitions=4))
+    second = _start(config, bootstrap, "w2", tmp_path / "stats2.json", tmp_path / "w2.log")
+    try:
+        wait_for(lambda: all(len(s.get(cal, {})) == PERIODS for s in _predicted(state, emu.cluster_id).values())
+                 and bool(_predicted(state, emu.cluster_id)), 180, "every period predicted after the restart")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0
+    assert _predicted(state, emu.cluster_id) == expected  # raw and calibrated, every cell and period
+
+    alerts = [orjson.loads(v) for v in asyncio.run(consume_all(bootstrap, topics.ALERTS, 10**6, timeout_s=5))
+              if v is not None]
+    divergence = [a for a in alerts if a["type"] == "TWIN_DIVERGENCE"]
+    assert {a["cellKey"] for a in divergence} == {emu.cells[4]}, divergence
+    assert len({a["alertId"] for a in divergence}) == 1  # one episode (re-sent after the kill: same id)
+    assert {a["severity"] for a in divergence} == {"MAJOR", "CLEARED"}
+    raised = datetime.fromisoformat(divergence[0]["raisedAt"]).timestamp()
+    assert START.timestamp() + 12 * 3600 < raised <= START.timestamp() + 12 * 3600 + 2 * GP
