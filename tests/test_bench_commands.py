@@ -120,3 +120,16 @@ def test_encode_step_encodes_as_the_emulator_does() -> None:
         assert encode_step(a.step_detail()) == records
         topics_seen |= {r.topic for r in records}
     assert {topics.CM_NOTIFICATIONS, topics.CM_SNAPSHOT, topics.PM_CELL, topics.MR_UE} <= topics_seen
+
+
+def test_bench_gap_models() -> None:
+    doc = _bench("gap-models", "--days", "0.75", "--scenario", "fault-midrun", "--model", "linear_logratio",
+                 "--model", "ew_mean_logratio", "--json")
+    assert doc["benchmark"] == "gap-models" and doc["days"] == 0.75
+    result = doc["scenarios"]["fault-midrun"]
+    assert result["cell_periods"] == 21 * 72 and set(result["models"]) == {"linear_logratio", "ew_mean_logratio"}
+    lin = result["models"]["linear_logratio"]
+    assert lin["RRC.ConnMean faulty cell after the fault"]["calibrated"] < lin[
+        "RRC.ConnMean faulty cell after the fault"]["raw"]
+    assert set(result["detectors"]) == {"page_hinkley", "adwin", "kswin", "runtime (page_hinkley + error bound)"}
+    assert result["detectors"]["page_hinkley"]["fault_delay_periods"] is not None
