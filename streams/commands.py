@@ -136,7 +136,8 @@ async def keep_broker_alive(broker: EmbeddedBroker, worker: IngestWorker, stop: 
                 await asyncio.to_thread(broker.restart)
                 internal = topics.ingest_by_cluster(worker.settings.kafka.group_id)
                 await ensure_topics(broker.bootstrap_servers,
-                                    (*topics.INGEST_TOPICS, internal, topics.DLQ, topics.PREDICTIONS, topics.ALERTS),
+                                    (*topics.INGEST_TOPICS, internal, topics.DLQ, topics.PREDICTIONS, topics.ALERTS,
+                                     topics.RESYNCS),
                                     worker.settings.kafka.partitions)
             except Exception as exc:
                 failures += 1

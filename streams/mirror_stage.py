@@ -35,10 +35,11 @@ from twin.mirror.holding import Held
 from twin.mirror.mr_stats import SealBudget
 from twin.mirror.store import Changes, CheckpointStore, PartitionState, take_changes
 from twin.prediction import prediction_service, to_records
+from twin.prediction.resync import ResyncJob, ResyncOutcome
 from twin.records import NormalisedRecord
 from twin.resync import divergence_alert
 from twin.routing import HOLDING_PREFIX, ClusterRouter
-from twin.schemas import Alert, AlertType, DeadLetter, Severity
+from twin.schemas import Alert, AlertType, DeadLetter, Resync, Severity
 
 __all__ = ["ORIGIN_HEADER", "MirrorStage"]
 
@@ -92,6 +93,10 @@ class MirrorStage:
         self._to_place: set[int] = set()  # acquired partitions whose held cells the topology may now list
         self.broker_cluster_id: str | None = None  # the broker's cluster id (its incarnation, for the embedded one)
         self._loaded: dict[int, tuple[int, dict[str, Any]]] = {}  # partition -> checkpoint offset and meta
+        # resync fits run in a thread beside the loop (twin.prediction.resync): job, mirror, future
+        self._resyncs: list[tuple[ResyncJob, ClusterMirror, asyncio.Future[ResyncOutcome]]] = []
+        if self.predictions is not None and self.predictions.resyncs is not None:
+            self.predictions.resyncs.runner = self._run_resync
 
     async def start(self) -> None:
         kafka = self.settings.kafka
@@ -265,7 +270,38 @@ class MirrorStage:
         if writing is not None:
             await writing
 
+    def _run_resync(self, job: ResyncJob, mirror: ClusterMirror) -> None:
+        """Start a resync's fit in a worker thread: ingest goes on; the cluster's later periods wait."""
+        log.info("resync.started", worker=self.worker_name, cluster=job.cluster_id, cells=list(job.cells))
+        self._resyncs.append((job, mirror, asyncio.get_running_loop().run_in_executor(None, job.run)))
+
+    async def _finish_resyncs(self) -> list[Any]:
+        """Apply the fits that have finished (to the mirror still owned), predict the periods they
+        held, publish the resync records."""
+        futures: list[Any] = []
+        if not self._resyncs or self.predictions is None or self.predictions.resyncs is None:
+            return futures
+        done = [r for r in self._resyncs if r[2].done()]
+        self._resyncs = [r for r in self._resyncs if not r[2].done()]
+        for job, mirror, fut in done:
+            owner = next((p for p, st in self.owned.items() if st.clusters.get(mirror.cluster_id) is mirror), None)
+            if owner is None:  # the partition moved: its new owner runs the pending resync again
+                self.predictions.resyncs.running.discard(job.record_id)
+                continue
+            outcome = fut.result()
+            self.predictions.resyncs.finish(mirror, job, outcome, self.predictions.tracker)
+            log.info("resync.finished", worker=self.worker_name, cluster=job.cluster_id,
+                     status=next(r["status"] for r in mirror.resyncs if r["resyncId"] == job.record_id),
+                     seconds=None if outcome.fit is None else round(outcome.fit.seconds, 3))
+            self.dirty.add(owner)
+            futures += await self._predict(mirror)
+        return futures
+
     async def step(self, timeout_ms: int = 200) -> int:
+        if self._resyncs:
+            pending = await self._finish_resyncs()
+            if pending:
+                await asyncio.gather(*pending)
         if self._to_place:
             await self.place_held()
         batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=500)
@@ -436,4 +472,12 @@ class MirrorStage:
                 self.stats.alerts += 1
                 futures.append(await self.producer.send(topics.ALERTS, alert.to_json_bytes(),
                                                         key=(alert.cell_key or cluster.cluster_id).encode()))
+        resyncs = self.predictions.resyncs
+        if resyncs is not None and resyncs.outbox:
+            outbox, resyncs.outbox = resyncs.outbox, []
+            for cluster_id, record in outbox:
+                wire = Resync.model_validate(record)
+                futures.append(await self.producer.send(topics.RESYNCS, wire.to_json_bytes(), key=cluster_id.encode()))
+        if resyncs is not None and resyncs.runner is not None:
+            resyncs.launch(cluster, self.predictions.tracker)
         return futures

@@ -27,6 +27,7 @@ __all__ = [
     "IngestSettings",
     "KafkaSettings",
     "PredictSettings",
+    "ResyncSettings",
     "TopologySettings",
     "TwinSettings",
     "load_settings",
@@ -129,6 +130,18 @@ class GapSettings(_Section):
                                 "divergence episodes of one cell (event time)")
 
 
+class ResyncSettings(_Section):
+    """Resync by system identification when a divergence episode opens (``twin.resync``)."""
+
+    enabled: bool = Field(default=True, description="fit the model's calibration when a divergence episode opens")
+    before_periods: int = Field(default=4, ge=0, le=96, description="periods before the episode the fit "
+                                "compares with (the twin's old mismatch)")
+    min_improvement: float = Field(default=0.2, ge=0, lt=1, description="share by which the fit must lower "
+                                   "the error on its evidence to be applied")
+    verify_periods: int = Field(default=4, ge=1, le=96, description="periods after the resync over which "
+                                "the twin's error with and without it are compared (worse: rolled back)")
+
+
 class Cluster(_Section):
     id: str = Field(min_length=1, max_length=128)
     cells: list[str]
@@ -179,6 +192,7 @@ class TwinSettings(BaseSettings):
     topology: TopologySettings = Field(default_factory=TopologySettings)
     predict: PredictSettings = Field(default_factory=PredictSettings)
     gap: GapSettings = Field(default_factory=GapSettings)
+    resync: ResyncSettings = Field(default_factory=ResyncSettings)
     state_dir: Path = Field(default=Path("state"), description="checkpoints of mirror state")
     checkpoint_interval_s: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"

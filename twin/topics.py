@@ -6,7 +6,7 @@ from twin import schemas as s
 
 __all__ = [
     "ALERTS", "CHANGE_REQUESTS", "CHANGE_RESULTS", "CM_NOTIFICATIONS", "CM_SNAPSHOT", "DLQ", "INGEST_TOPICS", "MR_UE",
-    "PM_CELL", "PM_RELATION", "PREDICTIONS", "SCHEMAS", "TOPOLOGY", "ingest_by_cluster",
+    "PM_CELL", "PM_RELATION", "PREDICTIONS", "RESYNCS", "SCHEMAS", "TOPOLOGY", "ingest_by_cluster",
 ]
 
 PM_CELL = "ran.pm.cell.v1"
@@ -19,6 +19,7 @@ CHANGE_REQUESTS = "ran.cm.change.requests.v1"
 CHANGE_RESULTS = "ran.cm.change.results.v1"
 PREDICTIONS = "ran.twin.predictions.v1"
 ALERTS = "ran.alerts.v1"
+RESYNCS = "ran.twin.resyncs.v1"
 DLQ = "ran.dlq.v1"
 
 
@@ -44,6 +45,7 @@ SCHEMAS: dict[str, type[s.WireModel]] = {
     CHANGE_RESULTS: s.CmChangeResult,
     PREDICTIONS: s.Prediction,
     ALERTS: s.Alert,
+    RESYNCS: s.Resync,
     DLQ: s.DeadLetter,
 }
 

@@ -15,8 +15,14 @@ from tests.library.worker_run import write_config
 from twin import Twin
 from twin.config import GapSettings
 from twin.gap import GAP_KPIS, RSRP_MEAN, GapTracker, context, kpi_error
+from twin.mirror.cell import CellMirror
 from twin.prediction import calibrated_name
+from twin.prediction.model import calibration_as_of
+from twin.prediction.resync import ResyncOutcome
 from twin.resync import divergence_alert
+from twin.resync.calibration import Calibration, CellCalibration
+from twin.resync.fit import FitResult
+from twin.resync.trigger import TriggerEvent
 from twin.sim.kpis import CONN, PRB, THP
 
 GP = 900
@@ -90,26 +96,40 @@ def test_state_round_trip_continues_identically() -> None:
     assert stale.cells == {} and stale.restart_reason is not None and "EOFError" in stale.restart_reason
 
 
-@pytest.fixture(scope="module")
-def fault_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Twin, NetworkEmulator, list[int]]:
-    """Fourteen hours of fault-midrun (the antenna of cell 4 loses 15 dB at 12:00) through the
-    library's in-memory ingest, which predicts and learns as the worker does."""
-    tmp = tmp_path_factory.mktemp("fault")
+def _fault_twin(tmp: Path, periods: int, resync: bool) -> tuple[Twin, NetworkEmulator, list[int]]:
+    """``periods`` of fault-midrun (the antenna of cell 4 loses 15 dB at 12:00) through the
+    library's in-memory ingest, which predicts, learns and resyncs as the worker does."""
     emu = NetworkEmulator("fault-midrun", seed=4, start=datetime.fromtimestamp(START, UTC), granularity_s=GP,
                           mr_per_cell=1)
     config = write_config(tmp / "twin.toml", tmp / "state", emu.public_model(), emu.clusters)
+    if not resync:
+        config.write_text(config.read_text() + "\n[resync]\nenabled = false\n")
     twin = Twin(config=config)
     twin.ingest(emu.initial_records())
     ends = []
-    for _ in range(14 * 4):
+    for _ in range(periods):
         twin.ingest(emu.step())
         ends.append(round(emu.period_end.timestamp()))
     return twin, emu, ends
 
 
-def test_fault_makes_one_episode_on_the_faulty_cell_that_clears(fault_run: tuple[Twin, NetworkEmulator, list[int]],
-                                                                tmp_path: Path) -> None:
-    twin, emu, ends = fault_run
+@pytest.fixture(scope="module")
+def learners_only(tmp_path_factory: pytest.TempPathFactory) -> tuple[Twin, NetworkEmulator, list[int]]:
+    return _fault_twin(tmp_path_factory.mktemp("learners"), 14 * 4, resync=False)
+
+
+@pytest.fixture(scope="module")
+def with_resync(tmp_path_factory: pytest.TempPathFactory) -> tuple[Twin, NetworkEmulator, list[int]]:
+    return _fault_twin(tmp_path_factory.mktemp("resync"), 15 * 4, resync=True)
+
+
+def _errors(cell: CellMirror, kpi: str, ends: list[int], name: str | None = None) -> list[float]:
+    return [kpi_error(kpi, cell.predicted[GP][name or kpi][e], cell.pm[GP][kpi][e]) for e in ends]
+
+
+def test_fault_makes_one_episode_on_the_faulty_cell_that_clears(
+        learners_only: tuple[Twin, NetworkEmulator, list[int]]) -> None:
+    twin, emu, ends = learners_only
     faulty = emu.cells[4]
     mirror = twin.mirror(emu.cluster_id)
     tracker = GapTracker.from_bytes(mirror.gap_state or b"", GapSettings())
@@ -119,12 +139,64 @@ def test_fault_makes_one_episode_on_the_faulty_cell_that_clears(fault_run: tuple
     fault_at = START + 12 * 3600
     assert fault_at < started <= fault_at + 2 * GP, (started - fault_at) / GP  # within two periods
     assert faulty not in tracker.gate.open  # cleared once the learners caught up
-    # the calibrated prediction is stored beside the raw one, and it is the better one after the fault
-    cell = mirror.cells[faulty]
+    # without a resync the raw twin stays wrong; the calibrated prediction is the better one
     late = [e for e in ends if e > started + 4 * GP]
-    raw_err = sum(kpi_error(CONN, cell.predicted[GP][CONN][e], cell.pm[GP][CONN][e]) for e in late)
-    cal_err = sum(kpi_error(CONN, cell.predicted[GP][calibrated_name(CONN)][e], cell.pm[GP][CONN][e]) for e in late)
-    assert cal_err < 0.25 * raw_err, (raw_err, cal_err)
+    raw = sum(_errors(mirror.cells[faulty], CONN, late))
+    cal = sum(_errors(mirror.cells[faulty], CONN, late, calibrated_name(CONN)))
+    assert cal < 0.25 * raw, (raw, cal)
+    assert mirror.resyncs == [] and mirror.calibrations == []
+
+
+def test_resync_fits_the_fault_and_brings_the_raw_error_down(
+        with_resync: tuple[Twin, NetworkEmulator, list[int]]) -> None:
+    twin, emu, ends = with_resync
+    faulty = emu.cells[4]
+    mirror = twin.mirror(emu.cluster_id)
+    assert len(mirror.resyncs) == 1, mirror.resyncs  # one episode, one resync
+    r = mirror.resyncs[0]
+    fault_at = START + 12 * 3600
+    assert r["cells"] == [faulty] and fault_at < r["at"] <= fault_at + 2 * GP
+    assert r["status"] == "applied", r  # verified: the twin's error was lower with it
+    assert r["errorAfter"] < 0.5 * r["errorBefore"]
+    change = r["change"][faulty]
+    assert -18.0 <= change["gainDb"] <= -11.0, change  # the antenna lost 15 dB
+    assert abs(change["azimuthDeg"]) <= 10.0, change
+    assert faulty in r["affected"] and r["verify"]["errorNew"] < r["verify"]["errorOld"]
+    # the calibrated model applies from the period after the trigger
+    assert mirror.calibrations == [{"from": r["at"] + GP, "calibration": r["parametersAfter"]}]
+    assert calibration_as_of(mirror, r["at"]).is_identity()
+    assert calibration_as_of(mirror).cell(faulty).gain_db == change["gainDb"]
+    cell = mirror.cells[faulty]
+    assert _errors(cell, CONN, [r["at"]])[0] > 2.0  # the fault's first period: the twin is far off
+    after = [e for e in ends if e > r["at"]]
+    assert max(_errors(cell, CONN, after)) < 0.3 and max(_errors(cell, PRB, after)) < 0.5  # raw, resynced
+    # predictions of the cluster were held, not skipped: every period is predicted once
+    assert all(len(c.predicted[GP][CONN]) == len(ends) for c in mirror.cells.values())
+
+
+def test_a_resync_that_makes_the_error_worse_is_rolled_back(tmp_path: Path) -> None:
+    twin, emu, ends = _fault_twin(tmp_path, 20, resync=True)  # before the fault: a healthy network
+    mirror = twin.mirror(emu.cluster_id)
+    service = twin._service
+    assert service is not None and service.resyncs is not None
+    coordinator = service.resyncs
+    healthy = emu.cells[7]
+    coordinator.plan(mirror, GP, ends[-1], [TriggerEvent("raised", healthy, ends[-1], ends[-1], ("test",), {})])
+    record = mirror.resyncs[-1]
+    job = coordinator.job(mirror, record)
+    # a fit that claims a 20 dB gain loss of a healthy cell lowered the error (a transient misled it)
+    bad = Calibration({healthy: CellCalibration(gain_db=-20.0)})
+    fit = FitResult(job.start, bad, 1.0, 0.1, 1, 1, 0.0, {healthy: {"gainDb": -20.0}})
+    coordinator.finish(mirror, job, ResyncOutcome(fit, (healthy,)), service.tracker)
+    assert record["status"] == "verifying"
+    for _ in range(5):
+        twin.ingest(emu.step())
+        ends.append(round(emu.period_end.timestamp()))
+    assert record["status"] == "rolled_back", record
+    assert "with the resync" in record["reason"]
+    assert [c["from"] for c in mirror.calibrations] == [ends[19] + GP, ends[19] + 5 * GP]
+    assert calibration_as_of(mirror).is_identity()  # the calibration before applies again
+    assert record["verify"]["errorNew"] > record["verify"]["errorOld"]
 
 
 def test_divergence_alert_pair_shares_its_id() -> None:

@@ -1,6 +1,8 @@
-"""The gap learners in a real worker, through the real broker: ``kill -9`` half-way through the
-stream and a restart give the same calibrated predictions as an uninterrupted run, and the antenna fault of
-fault-midrun raises one divergence alert on ``ran.alerts.v1`` that is cleared later."""
+"""The gap learners and the resync in a real worker, through the real broker: ``kill -9`` half-way
+through the stream and a restart give the same raw and calibrated predictions, the same resync and
+the same calibration as an uninterrupted run; the antenna fault of fault-midrun raises one
+divergence alert on ``ran.alerts.v1`` that is cleared later, and its resync is published on
+``ran.twin.resyncs.v1`` as it goes from pending to applied."""
 
 from __future__ import annotations
 
@@ -85,6 +87,18 @@ def test_kill_9_keeps_the_learners_and_the_fault_raises_one_alert(fresh_broker: 
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
     assert _predicted(state, emu.cluster_id) == expected  # raw and calibrated, every cell and period
+    # the resync ran in a thread beside the loop and left what the uninterrupted run left
+    def strip(records: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [{k: v for k, v in r.items() if k != "fitSeconds"} for r in records]
+
+    worker_mirror = CheckpointStore(state).load_all()[emu.cluster_id]
+    ref_mirror = reference.mirror(emu.cluster_id)
+    assert strip(worker_mirror.resyncs) == strip(ref_mirror.resyncs) and len(ref_mirror.resyncs) == 1
+    assert worker_mirror.calibrations == ref_mirror.calibrations and ref_mirror.resyncs[0]["status"] == "applied"
+    published = [orjson.loads(v) for v in asyncio.run(consume_all(bootstrap, topics.RESYNCS, 10**6, timeout_s=5))
+                 if v is not None]
+    assert {p["status"] for p in published} >= {"pending", "verifying", "applied"}
+    assert {p["resyncId"] for p in published} == {ref_mirror.resyncs[0]["resyncId"]}
 
     alerts = [orjson.loads(v) for v in asyncio.run(consume_all(bootstrap, topics.ALERTS, 10**6, timeout_s=5))
               if v is not None]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import pickle
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,6 +199,12 @@ class GapTracker:
             self.last_period = period_end
         events = self.gate.offer(signals) if signals else []
         return GapStep(period_end, calibrated, surprise, signals, events)
+
+    def reset(self, cells: Collection[str]) -> None:
+        """Forget what was learned of ``cells`` (after a resync changed their raw predictions); the
+        divergence gate keeps its episodes."""
+        for key in cells:
+            self.cells.pop(key, None)
 
     def figures(self) -> dict[str, dict[str, dict[str, float]]]:
         """Rolling error figures ``{cell: {kpi: {...}}}`` (``KpiErrors.figures``)."""

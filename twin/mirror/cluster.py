@@ -18,12 +18,16 @@ from twin.mirror.cell import MR, CellMirror, Entry
 from twin.mirror.mr_stats import SealBudget
 from twin.records import CmBody, CmNotificationBody, MrBody, NormalisedRecord, PmBody
 
-__all__ = ["BOOK", "GAP", "OBJECT", "ClusterMirror"]
+__all__ = ["BOOK", "CALIBRATION", "GAP", "OBJECT", "RESYNCS", "RESYNCS_KEPT", "ClusterMirror"]
 
 # Checkpoint entries of a cluster (beside those of its cells, ``twin.mirror.cell``):
 BOOK = "b"  # ("b",): the prediction bookkeeping {"pending": ..., "predThrough": ...}
 OBJECT = "o"  # ("o", dn): a managed object without a cell key
 GAP = "g"  # ("g",): the gap learners' state (``twin.gap.GapTracker.to_bytes``; bytes, not JSON)
+CALIBRATION = "k"  # ("k",): the model calibrations and when each took effect (``twin.resync``)
+RESYNCS = "y"  # ("y",): the latest resyncs' records (``twin.resync``)
+#: resync records a cluster keeps (older ones are on ``ran.twin.resyncs.v1``)
+RESYNCS_KEPT = 50
 
 
 @dataclass(slots=True)
@@ -41,6 +45,11 @@ class ClusterMirror:
     # the gap learners of the cluster's cells (``twin.gap``), as saved after the last period they
     # learned: opaque here, checkpointed with the periods it marks predicted
     gap_state: bytes | None = None
+    # the model's calibrations (``twin.resync.Calibration.to_dict``), each with the first period
+    # end it applies to (``{"from": end, "calibration": {...}}``), oldest first; and the records of
+    # the latest resyncs, oldest first
+    calibrations: list[dict[str, Any]] = field(default_factory=list)
+    resyncs: list[dict[str, Any]] = field(default_factory=list)
     # (gp, end) -> when (processing time) an incomplete pending period became due by timeout:
     # the start of its grace (``twin.prediction.schedule``); not state, not checkpointed
     overdue_since: dict[tuple[int, int], float] = field(default_factory=dict, compare=False, repr=False)
@@ -50,6 +59,7 @@ class ClusterMirror:
     changed_objects: set[str] = field(default_factory=set, compare=False, repr=False)
     book_saved: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     gap_saved: bytes | None = field(default=None, compare=False, repr=False)
+    resync_changed: bool = field(default=False, compare=False, repr=False)
     touched: bool = field(default=False, compare=False, repr=False)
 
     def cell(self, key: str) -> CellMirror:
@@ -130,7 +140,7 @@ class ClusterMirror:
                      full: bool = False) -> None:
         """Append the cluster's changed entries to ``out`` and each changed cell's to ``cells``
         (``(entries, prefixes to delete)`` by cell key), encoded; ``full``: every entry."""
-        if not (full or self.touched or self.changed_objects):
+        if not (full or self.touched or self.changed_objects or self.resync_changed):
             return
         self.touched = False
         book = self.book()
@@ -140,6 +150,12 @@ class ClusterMirror:
         if self.gap_state is not None and (full or self.gap_state is not self.gap_saved):
             out.append(((GAP,), self.gap_state))
             self.gap_saved = self.gap_state
+        if full or self.resync_changed:
+            if self.calibrations:
+                out.append(((CALIBRATION,), orjson.dumps(self.calibrations)))
+            if self.resyncs:
+                out.append(((RESYNCS,), orjson.dumps(self.resyncs[-RESYNCS_KEPT:])))
+            self.resync_changed = False
         dns = set(self.objects) if full else self.changed_objects
         self.changed_objects = set()
         for dn in dns:
@@ -165,6 +181,10 @@ class ClusterMirror:
             self.objects[sub[1]] = value
         elif sub[0] == GAP:
             self.gap_state = self.gap_saved = bytes(value)
+        elif sub[0] == CALIBRATION:
+            self.calibrations = list(value)
+        elif sub[0] == RESYNCS:
+            self.resyncs = list(value)
         else:
             raise ValueError(f"unknown checkpoint entry {sub!r} of cluster {self.cluster_id}")
 
@@ -188,6 +208,8 @@ class ClusterMirror:
             pending={gp: set(ends) for gp, ends in self.pending.items()},
             predicted_through=dict(self.predicted_through),
             gap_state=self.gap_state,
+            calibrations=[dict(c) for c in self.calibrations],
+            resyncs=[dict(r) for r in self.resyncs],
         )
 
     @classmethod

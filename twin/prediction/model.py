@@ -26,6 +26,7 @@ import orjson
 from twin.config import PredictSettings
 from twin.gap.target import RSRP_MEAN, mean_rsrp_dbm
 from twin.mirror.cluster import ClusterMirror
+from twin.resync.calibration import Calibration
 from twin.resync.trigger import TriggerEvent
 from twin.sim.cm import POSITION_ATTRIBUTES, SUPPORTED, normalise_attributes
 from twin.sim.kpis import CONN, KPI_NAMES
@@ -41,6 +42,7 @@ __all__ = [
     "ClusterPredictor",
     "PeriodModel",
     "PredictConfig",
+    "calibration_as_of",
     "kpi_values",
     "observed",
     "simulated_cm",
@@ -131,6 +133,20 @@ class _Model:
     fingerprint: bytes
     sim: Simulator
     base_conn: FloatArray  # connected UEs per cell at unit scale
+    calibration: Calibration
+    overlay: dict[str, dict[str, float]]  # the calibration's gain and azimuth offsets as a CM view
+    factor: FloatArray  # [n_ues] the calibration's traffic factor per UE point
+    home: npt.NDArray[np.int64]  # [n_ues] serving cell of each UE point in the uncalibrated model
+
+
+def calibration_as_of(mirror: ClusterMirror, period_end: float | None = None) -> Calibration:
+    """The calibration of the cluster's model in force for the period ending at ``period_end``
+    (default: the newest); none before the first resync."""
+    found: dict[str, Any] | None = None
+    for entry in mirror.calibrations:
+        if period_end is None or entry["from"] <= period_end:
+            found = entry["calibration"]
+    return Calibration() if found is None else Calibration.from_dict(found)
 
 
 def simulated_cm(mirror: ClusterMirror, as_of: float | None = None) -> dict[str, dict[str, Any]]:
@@ -180,20 +196,28 @@ class ClusterPredictor:
         self._models: dict[str, _Model] = {}
         self.builds = 0
 
-    def _model(self, cluster_id: str, cm: Mapping[str, Mapping[str, Any]]) -> tuple[_Model, bool]:
-        fingerprint = orjson.dumps(cm, option=orjson.OPT_SORT_KEYS)
+    def _model(self, cluster_id: str, cm: Mapping[str, Mapping[str, Any]],
+               calibration: Calibration | None = None) -> tuple[_Model, bool]:
+        calibration = calibration or Calibration()
+        fingerprint = orjson.dumps([cm, calibration.to_dict()], option=orjson.OPT_SORT_KEYS)
         model = self._models.get(cluster_id)
         if model is not None and model.fingerprint == fingerprint:
             return model, False
         cfg = self.config
-        cluster = cluster_from_mirror(cm, cluster_id=cluster_id, scenario=cfg.scenario)
-        sim = cfg.simulator(cluster)
-        base = sim.evaluate()
+        if model is not None and model.fingerprint.startswith(b"[" + orjson.dumps(cm, option=orjson.OPT_SORT_KEYS)):
+            sim, home = model.sim, model.home  # the same CM: only the calibration changed
+        else:
+            cluster = cluster_from_mirror(cm, cluster_id=cluster_id, scenario=cfg.scenario)
+            sim = cfg.simulator(cluster)
+            home = sim.evaluate().ue.serving
+        overlay = calibration.cm_overlay(sim.cluster.sectors)
+        factor = calibration.ue_factor(sim.cluster.cell_keys, home)
+        base = sim.evaluate(cm=overlay, ue_scale=factor, extra_loss_db=calibration.pathloss_db)
         ue = base.ue
-        weight = sim.ues.weight
+        weight = sim.ues.weight * factor
         conn = np.asarray(np.bincount(ue.serving, weights=np.where(ue.connected, weight, 0.0),
-                                      minlength=len(cluster.sectors)), dtype=np.float64)
-        model = _Model(fingerprint, sim, conn)
+                                      minlength=len(sim.cluster.sectors)), dtype=np.float64)
+        model = _Model(fingerprint, sim, conn, calibration, overlay, factor, home)
         self._models[cluster_id] = model
         self.builds += 1
         return model, True
@@ -204,12 +228,13 @@ class ClusterPredictor:
         cm = simulated_cm(mirror)
         if not cm or any(c not in cm for c in cells):
             return False
-        return self._model(mirror.cluster_id, cm)[1]
+        return self._model(mirror.cluster_id, cm, calibration_as_of(mirror))[1]
 
     def forget(self, cluster_id: str) -> None:
         self._models.pop(cluster_id, None)
 
-    def period_model(self, mirror: ClusterMirror, gp: int, period_end: int) -> PeriodModel | None:
+    def period_model(self, mirror: ClusterMirror, gp: int, period_end: int,
+                     calibration: Calibration | None = None) -> PeriodModel | None:
         """The cluster's simulator evaluated for the period (``None`` without CM positions).
 
         The CM is what was in effect at ``period_end`` (``CellMirror.cm_as_of``), so a period gives
@@ -221,9 +246,11 @@ class ClusterPredictor:
         cm = simulated_cm(mirror, as_of=period_end)
         if not cm:
             return None
-        model, rebuilt = self._model(mirror.cluster_id, cm)
+        model, rebuilt = self._model(mirror.cluster_id, cm, calibration if calibration is not None
+                                     else calibration_as_of(mirror, period_end))
         scale = self._ue_scale(model, mirror, gp, period_end)
-        result = model.sim.evaluate(ue_scale=scale)
+        result = model.sim.evaluate(cm=model.overlay, ue_scale=scale * model.factor,
+                                    extra_loss_db=model.calibration.pathloss_db)
         return PeriodModel(mirror.cluster_id, gp, period_end, model.sim, scale, result, rebuilt)
 
     @staticmethod

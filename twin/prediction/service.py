@@ -21,15 +21,14 @@ from datetime import UTC, datetime
 
 import structlog
 
-from twin.config import GapSettings, TwinSettings
+from twin.config import GapSettings, ResyncSettings, TwinSettings
 from twin.gap.features import context
-from twin.gap.target import GAP_KPIS, RSRP_MEAN, mean_rsrp_dbm
 from twin.gap.tracker import GapTracker
 from twin.mirror.cluster import ClusterMirror
 from twin.prediction.model import ClusterPrediction, ClusterPredictor, PredictConfig, simulated_cm
+from twin.prediction.resync import ResyncCoordinator, real_values
 from twin.prediction.schedule import due_periods, mark_predicted
 from twin.schemas import Prediction
-from twin.sim.kpis import RSRP_BIN
 
 __all__ = ["CALIBRATED", "PredictionService", "PredictionStats", "calibrated_name", "prediction_service",
            "real_values", "to_records"]
@@ -79,36 +78,22 @@ def to_records(p: ClusterPrediction) -> list[Prediction]:
             for cell, kpis in p.values.items() for kpi, value in kpis.items()]
 
 
-def real_values(mirror: ClusterMirror, gp: int, end: int) -> dict[str, dict[str, float]]:
-    """What the cluster's cells reported for the period ``(gp, end)``, for the KPIs the gap learners
-    track (the mean SS-RSRP from the ``L1M.SS-RSRP.BinX`` histogram)."""
-    out: dict[str, dict[str, float]] = {}
-    for key, cell in mirror.cells.items():
-        series = cell.pm.get(gp)
-        if not series:
-            continue
-        values = {k: per[end] for k in GAP_KPIS if (per := series.get(k)) is not None and end in per}
-        bins = {n: per[end] for n, per in series.items() if n.startswith(RSRP_BIN) and end in per}
-        rsrp = mean_rsrp_dbm(bins) if bins else None
-        if rsrp is not None:
-            values[RSRP_MEAN] = rsrp
-        if values:
-            out[key] = values
-    return out
-
-
 class PredictionService:
     """Predicts every due period of a cluster, stores it in the mirror, returns the records; with
     ``gap`` settings, learns and applies the twin's gap too."""
 
     def __init__(self, config: PredictConfig, expected: Mapping[str, Collection[str]],
                  timeout_periods: int = 2, predictor: ClusterPredictor | None = None,
-                 gap: GapSettings | None = None, timeout_grace_s: float = 0.0) -> None:
+                 gap: GapSettings | None = None, timeout_grace_s: float = 0.0,
+                 resync: ResyncSettings | None = None, group: str = "twin") -> None:
         self.predictor = predictor or ClusterPredictor(config)
         self.expected = expected  # cluster id -> cell keys (the topology)
         self.timeout_periods = timeout_periods
         self.timeout_grace_s = timeout_grace_s
         self.gap = gap if gap is not None and gap.enabled else None
+        # resyncs need the gap learners' episodes
+        self.resyncs = ResyncCoordinator(resync, self.predictor.config, group) \
+            if resync is not None and resync.enabled and self.gap is not None else None
         self.stats = PredictionStats()
         # cluster id -> (the state bytes it was read from or saved as, the tracker)
         self._trackers: dict[str, tuple[bytes | None, GapTracker]] = {}
@@ -128,6 +113,15 @@ class PredictionService:
         return tracker
 
     def on_applied(self, mirror: ClusterMirror) -> list[ClusterPrediction]:
+        """Predict the cluster's due periods; with resyncs run inline, also those a resync held."""
+        out = self._on_applied(mirror)
+        while self.resyncs is not None and self.resyncs.runner is None and out and \
+                any(r["status"] == "pending" for r in mirror.resyncs):
+            self.resyncs.launch(mirror, self.tracker)
+            out += self._on_applied(mirror)
+        return out
+
+    def _on_applied(self, mirror: ClusterMirror) -> list[ClusterPrediction]:
         out: list[ClusterPrediction] = []
         if not mirror.pending:
             # CM without PM (the initial snapshots, a change): build now, not at the next period
@@ -136,6 +130,8 @@ class PredictionService:
             return out
         for gp, end in due_periods(mirror, self.expected.get(mirror.cluster_id, ()), self.timeout_periods,
                                    self.timeout_grace_s):
+            if self.resyncs is not None and self.resyncs.holds(mirror, end):
+                break  # the model of this period waits for the resync's calibration
             t0 = time.perf_counter()
             prediction = self.predictor.predict(mirror, gp, end)
             self.stats.seconds += time.perf_counter() - t0
@@ -168,6 +164,9 @@ class PredictionService:
             mirror.cell(cell).set_predicted(gp, end, {calibrated_name(k): v for k, v in values.items()})
         self.stats.episodes_raised += sum(e.kind == "raised" for e in step.events)
         self.stats.episodes_cleared += sum(e.kind == "cleared" for e in step.events)
+        if self.resyncs is not None:
+            self.resyncs.verify(mirror, gp, end, prediction.values, self.tracker)
+            self.resyncs.plan(mirror, gp, end, step.events)
         return replace(prediction, calibrated=step.calibrated, events=tuple(step.events))
 
 
@@ -183,4 +182,4 @@ def prediction_service(settings: TwinSettings, predictor: ClusterPredictor | Non
     expected = {c.id: tuple(c.cells) for c in settings.topology.clusters}
     grace = p.timeout_grace_s if timeout_grace_s is None else timeout_grace_s
     return PredictionService(PredictConfig.from_settings(p), expected, p.timeout_periods, predictor, settings.gap,
-                             grace)
+                             grace, settings.resync, settings.kafka.group_id)

@@ -9,7 +9,7 @@ from twin.schemas.change import ChangeState, CmChangeRequest, CmChangeResult, Gu
 from twin.schemas.cm import CmNotification, CmNotificationType, CmSnapshot
 from twin.schemas.dlq import DeadLetter
 from twin.schemas.mr import CellMeas, Location, MrEvent, MrSource, Rat, UeInfo
-from twin.schemas.outputs import Alert, AlertType, Prediction, Severity
+from twin.schemas.outputs import Alert, AlertType, Prediction, Resync, Severity
 from twin.schemas.pm import MeasObjClass, PmCellRecord, PmRelationRecord, PmSource
 from twin.schemas.topology import TopologyCell
 
@@ -35,6 +35,7 @@ __all__ = [
     "PmSource",
     "Prediction",
     "Rat",
+    "Resync",
     "Severity",
     "TopologyCell",
     "Transport",

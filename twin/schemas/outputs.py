@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from twin.schemas.base import CellKey, UtcDateTime, Uuid, WireModel
 
-__all__ = ["Alert", "AlertType", "Prediction", "Severity"]
+__all__ = ["Alert", "AlertType", "Prediction", "Resync", "Severity"]
 
 
 class Prediction(WireModel):
@@ -79,3 +79,27 @@ class Alert(WireModel):
         if self.cell_key is None and self.cluster_id is None:
             raise ValueError("an alert names a cellKey or a clusterId")
         return self
+
+
+class Resync(WireModel):
+    """A resync of the twin's model of one cluster (``ran.twin.resyncs.v1``, keyed by cluster): one
+    record per change of its status (``twin.prediction.resync``), the latest one wins."""
+
+    schema_version: Literal["1"] = "1"
+    resync_id: Uuid
+    cluster_id: str = Field(min_length=1, max_length=128)
+    cells: list[CellKey]
+    status: Literal["pending", "verifying", "applied", "rolled_back", "failed"]
+    trigger: dict[str, object]  # sources, episode start (epoch s), the values that raised it
+    at: int = Field(description="period end (epoch s) of the trigger; the fitted calibration applies from the next")
+    gp: int = Field(gt=0)
+    parameters_before: dict[str, object] | None = None  # twin.resync.Calibration.to_dict()
+    parameters_after: dict[str, object] | None = None
+    change: dict[str, dict[str, float]] | None = None  # per cell: gainDb, azimuthDeg, trafficScale; cluster
+    error_before: float | None = None  # the fit's weighted error on its evidence, before and after
+    error_after: float | None = None
+    verify: dict[str, float] | None = None  # periods, errorOld, errorNew (mean twin error, both models)
+    affected: list[CellKey] = Field(default_factory=list)  # cells whose gap learners were reset
+    fit_seconds: float | None = None
+    evaluations: int | None = None  # model evaluations of the fit
+    reason: str | None = None

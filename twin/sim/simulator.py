@@ -267,6 +267,7 @@ class Simulator:
         self._base_zenith = zen
         self._base_loss = self._chunked(self._loss_rows, all_rows, base_cells, zen)
         self._base_loss_key = np.stack([base_cells.height_m, base_cells.fc_ghz], axis=1)
+        self._extra_loss = np.zeros(len(self._keys))  # [C] dB, of the last ``evaluate``
         self._state: _State | None = None
 
     # -- geometry and gains -----------------------------------------------------------------
@@ -340,6 +341,7 @@ class Simulator:
         hour: float | None = None,
         ue_scale: float | npt.ArrayLike = 1.0,
         demand_scale: float = 1.0,
+        extra_loss_db: float | npt.ArrayLike = 0.0,
     ) -> SimResult:
         """Simulate the cluster with the CM view ``cm`` applied to its cells; set the baseline.
 
@@ -347,8 +349,10 @@ class Simulator:
         not simulate are ignored, invalid values raise ``ValueError``). The connected UEs of
         every point are ``ues.weight`` times ``ue_scale`` (a scalar, or one factor per UE point,
         shape [n_ues]) times the traffic map's time-of-day profile at ``hour``; the offered load
-        per connected UE is ``ues.demand_bps * demand_scale`` (bit/s). A ``whatif`` keeps the
-        traffic of the last ``evaluate``. The UE points themselves never change.
+        per connected UE is ``ues.demand_bps * demand_scale`` (bit/s). ``extra_loss_db`` is added
+        to the path loss of every link (a scalar, or one value per cell, shape [n_cells]: the
+        resync's calibrated path-loss offset, ``twin.resync``). A ``whatif`` keeps the traffic and
+        the extra loss of the last ``evaluate``. The UE points themselves never change.
 
         >>> from twin.sim.topology import hex_cluster
         >>> sim = Simulator(hex_cluster(rings=0), TrafficMap(n_ues=200), seed=2)
@@ -370,6 +374,11 @@ class Simulator:
             raise ValueError(f"ue_scale must be finite and >= 0, got {shown}")
         if not (np.isfinite(demand_scale) and demand_scale >= 0):
             raise ValueError(f"demand_scale must be finite and >= 0, got {demand_scale}")
+        extra = np.broadcast_to(np.asarray(extra_loss_db, dtype=np.float64), (len(self._keys),)) \
+            if np.ndim(extra_loss_db) in (0, 1) and np.size(extra_loss_db) in (1, len(self._keys)) else None
+        if extra is None or not np.all(np.isfinite(extra)):
+            raise ValueError(f"extra_loss_db must be finite, a scalar or one value per cell ({len(self._keys)})")
+        self._extra_loss = np.array(extra)
         weight = self.ues.weight * scale
         if hour is not None:
             weight = weight * (self.traffic or TrafficMap()).hour_factor(hour)
@@ -391,6 +400,8 @@ class Simulator:
             loss = loss.copy()
             zen[stale] = self._zenith(stale, cells.height_m)
             loss[stale] = self._loss_rows(stale, cells, zen[stale])
+        if np.any(self._extra_loss):
+            loss = loss + self._extra_loss[:, None]
         gain = self._chunked(self._gain_rows, all_rows, cells, zen)
         psd_dbm, p_re, re_rate, layer, n_layers = self._per_cell(cells)
         cg = gain - loss
@@ -446,7 +457,7 @@ class Simulator:
             loss_rows = loss_rows.copy()
             r = rows[moved]
             zen_rows[moved] = self._zenith(r, cells.height_m)
-            loss_rows[moved] = self._loss_rows(r, cells, zen_rows[moved])
+            loss_rows[moved] = self._loss_rows(r, cells, zen_rows[moved]) + self._extra_loss[r][:, None]
         gain_rows = self._gain_rows(rows, cells, zen_rows)
         psd_dbm, p_re, re_rate, layer, n_layers = self._per_cell(cells)
         if n_layers != st.n_layers or np.any(layer != st.layer):

@@ -1,0 +1,252 @@
+"""A resync of one cluster, from the episode that asks for it to the calibration it leaves.
+
+Lifecycle of a resync record (kept in the cluster's mirror, ``ClusterMirror.resyncs``, so it is
+checkpointed and a restarted worker picks up a resync it had not finished):
+
+``pending``    an episode opened (``TriggerEvent`` raised); predictions of the cluster's later
+               periods wait for it (so they are the same however long the fit takes);
+``verifying``  the fit lowered the error on its evidence: its calibration applies from the period
+               after the trigger, and the next ``verify_periods`` periods compare the twin's error
+               with it and with the calibration before;
+``applied``    the error was lower with it: kept;
+``rolled_back`` the error was higher with it: the calibration before applies again;
+``failed``     the fit did not lower the error on its evidence (or could not run): nothing changes.
+
+A job (:class:`ResyncJob`) is plain data made from the mirror (the CM and the cells' reported
+values), so it can run in another thread: it builds its own simulator.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from twin.config import ResyncSettings
+from twin.gap.error import cell_error
+from twin.gap.target import GAP_KPIS, RSRP_MEAN, mean_rsrp_dbm
+from twin.gap.tracker import GapTracker
+from twin.mirror.cluster import ClusterMirror
+from twin.prediction.model import ClusterPredictor, PredictConfig, calibration_as_of, kpi_values, simulated_cm
+from twin.resync.calibration import Calibration
+from twin.resync.fit import Evidence, FitResult, fit_change, predict_window
+from twin.resync.trigger import TriggerEvent
+from twin.sim.kpis import CONN, RSRP_BIN
+from twin.sim.mirrored import cluster_from_mirror
+from twin.sim.simulator import Simulator
+
+__all__ = ["AFFECTED_CHANGE", "ResyncCoordinator", "ResyncJob", "ResyncOutcome", "real_values", "resync_id"]
+
+#: a cell whose predicted connected UEs the new calibration changes by more than this share has
+#: its gap learners reset
+AFFECTED_CHANGE = 0.1
+
+
+def real_values(mirror: ClusterMirror, gp: int, end: int) -> dict[str, dict[str, float]]:
+    """What the cluster's cells reported for the period ``(gp, end)``, for the KPIs the gap learners
+    track (the mean SS-RSRP from the ``L1M.SS-RSRP.BinX`` histogram)."""
+    out: dict[str, dict[str, float]] = {}
+    for key, cell in mirror.cells.items():
+        series = cell.pm.get(gp)
+        if not series:
+            continue
+        values = {k: per[end] for k in GAP_KPIS if (per := series.get(k)) is not None and end in per}
+        bins = {n: per[end] for n, per in series.items() if n.startswith(RSRP_BIN) and end in per}
+        rsrp = mean_rsrp_dbm(bins) if bins else None
+        if rsrp is not None:
+            values[RSRP_MEAN] = rsrp
+        if values:
+            out[key] = values
+    return out
+
+
+def resync_id(group: str, cluster_id: str, started: int, cells: tuple[str, ...]) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"twin:resync:{group}:{cluster_id}:{started}:{','.join(cells)}"))
+
+
+@dataclass(frozen=True)
+class ResyncOutcome:
+    fit: FitResult | None
+    affected: tuple[str, ...]  # cells whose raw prediction the new calibration changes materially
+    error: str | None = None  # why the fit could not run
+
+
+@dataclass(frozen=True)
+class ResyncJob:
+    """Inputs of one fit: ``cm`` the cluster's simulated CM at ``at``, ``evidence`` the periods
+    before and since the episode began, ``start`` the calibration in force."""
+
+    record_id: str
+    cluster_id: str
+    cells: tuple[str, ...]
+    at: int
+    cm: Mapping[str, Mapping[str, Any]]
+    evidence: tuple[Evidence, ...]
+    start: Calibration
+    config: PredictConfig
+
+    def run(self) -> ResyncOutcome:
+        """Fit (seconds); never raises: a failure is an outcome."""
+        try:
+            cluster = cluster_from_mirror(self.cm, cluster_id=self.cluster_id, scenario=self.config.scenario)
+            sim = self.config.simulator(cluster)
+            home = sim.evaluate().ue.serving
+            cells = tuple(c for c in self.cells if c in cluster.cell_keys)
+            if not cells:
+                return ResyncOutcome(None, (), "none of the episode's cells is simulated (no position in CM)")
+            fit = fit_change(sim, self.evidence, cells, self.start, home=home)
+            return ResyncOutcome(fit, _affected(sim, home, self.start, fit.after, self.evidence))
+        except (ValueError, ArithmeticError) as exc:
+            return ResyncOutcome(None, (), f"{type(exc).__name__}: {exc}")
+
+
+def _affected(sim: Simulator, home: npt.NDArray[np.int64], before: Calibration, after: Calibration,
+              evidence: tuple[Evidence, ...]) -> tuple[str, ...]:
+    last = [e for e in evidence if e.changed][-1:]
+    old, new = predict_window(sim, before, home, last)[0], predict_window(sim, after, home, last)[0]
+    out = []
+    for i, key in enumerate(old.cell_keys):
+        a, b = float(old.kpi.values[CONN][i]), float(new.kpi.values[CONN][i])
+        if abs(b - a) > AFFECTED_CHANGE * max(abs(a), 1.0):
+            out.append(key)
+    return tuple(out)
+
+
+
+class ResyncCoordinator:
+    """Plans, runs (inline, or through ``runner`` beside a worker's loop), applies and verifies the
+    resyncs of the clusters a prediction service predicts. Transport-free: what it decides is in
+    the mirror, and the records to publish wait in ``outbox``."""
+
+    def __init__(self, settings: ResyncSettings, config: PredictConfig, group: str = "twin") -> None:
+        self.settings = settings
+        self.config = config
+        self.group = group
+        self.shadow = ClusterPredictor(config)  # predicts with the calibration before, for verification
+        self.runner: Callable[[ResyncJob, ClusterMirror], None] | None = None
+        self.running: set[str] = set()
+        self.outbox: list[tuple[str, dict[str, Any]]] = []
+        self.finished = 0
+
+    # -- planning ----------------------------------------------------------------------------
+    def plan(self, mirror: ClusterMirror, gp: int, at: int, events: Sequence[TriggerEvent]) -> None:
+        """One pending resync for the episodes raised at the period ``at`` (their cells)."""
+        raised = [e for e in events if e.kind == "raised" and e.scope in mirror.cells]
+        if not raised:
+            return
+        cells = tuple(sorted({e.scope for e in raised}))
+        record: dict[str, Any] = {
+            "resyncId": resync_id(self.group, mirror.cluster_id, at, cells), "clusterId": mirror.cluster_id,
+            "cells": list(cells), "status": "pending", "at": at, "gp": gp,
+            "trigger": {"sources": sorted({s for e in raised for s in e.sources}), "started": at,
+                        "values": {k: v for e in raised for k, v in e.values.items()}},
+        }
+        if any(r["resyncId"] == record["resyncId"] for r in mirror.resyncs):
+            return  # planned before (a period predicted again after a restart)
+        mirror.resyncs.append(record)
+        mirror.resync_changed = True
+        self.outbox.append((mirror.cluster_id, dict(record)))
+
+    def holds(self, mirror: ClusterMirror, end: int) -> bool:
+        """Whether the prediction of the period ``end`` waits for a pending resync."""
+        return any(r["status"] == "pending" and end > r["at"] for r in mirror.resyncs)
+
+    def job(self, mirror: ClusterMirror, record: Mapping[str, Any]) -> ResyncJob:
+        gp, at = int(record["gp"]), int(record["at"])
+        ends = sorted({e for c in mirror.cells.values() for e in c.periods.get(gp, {}) if e < at})
+        evidence = [self._evidence(mirror, gp, e, False) for e in ends[-self.settings.before_periods:]] \
+            if self.settings.before_periods else []
+        evidence.append(self._evidence(mirror, gp, at, True))
+        return ResyncJob(record["resyncId"], mirror.cluster_id, tuple(record["cells"]), at,
+                         simulated_cm(mirror, as_of=at), tuple(evidence), calibration_as_of(mirror, at), self.config)
+
+    @staticmethod
+    def _evidence(mirror: ClusterMirror, gp: int, end: int, changed: bool) -> Evidence:
+        real = real_values(mirror, gp, end)
+        return Evidence(end, real, sum(v.get(CONN, 0.0) for v in real.values()), changed)
+
+    def launch(self, mirror: ClusterMirror, tracker: Callable[[ClusterMirror], GapTracker]) -> None:
+        """Start the cluster's pending resyncs (inline without a runner: finished on return)."""
+        for record in list(mirror.resyncs):
+            if record["status"] != "pending" or record["resyncId"] in self.running:
+                continue
+            job = self.job(mirror, record)
+            if self.runner is None:
+                self.finish(mirror, job, job.run(), tracker)
+            else:
+                self.running.add(job.record_id)
+                self.runner(job, mirror)
+
+    # -- outcome -----------------------------------------------------------------------------
+    def finish(self, mirror: ClusterMirror, job: ResyncJob, outcome: ResyncOutcome,
+               tracker: Callable[[ClusterMirror], GapTracker]) -> None:
+        """Apply a finished fit to the mirror (from the period after its trigger) or record why not."""
+        self.running.discard(job.record_id)
+        record = next((r for r in mirror.resyncs if r["resyncId"] == job.record_id), None)
+        if record is None or record["status"] != "pending":
+            return
+        self.finished += 1
+        fit = outcome.fit
+        record["parametersBefore"] = job.start.to_dict()
+        if fit is None:
+            record.update(status="failed", reason=outcome.error)
+        else:
+            record.update(parametersAfter=fit.after.to_dict(), change={k: dict(v) for k, v in fit.change.items()},
+                          errorBefore=round(fit.error_before, 6), errorAfter=round(fit.error_after, 6),
+                          fitSeconds=round(fit.seconds, 3), evaluations=fit.evaluations)
+            if fit.error_after <= (1.0 - self.settings.min_improvement) * fit.error_before:
+                mirror.calibrations.append({"from": job.at + int(record["gp"]), "calibration": fit.after.to_dict()})
+                del mirror.calibrations[:-20]
+                affected = sorted({*job.cells, *outcome.affected})
+                record.update(status="verifying", affected=affected,
+                              verify={"periods": 0, "errorOld": 0.0, "errorNew": 0.0})
+                self._reset(mirror, affected, tracker)
+            else:
+                record.update(status="failed", reason=f"the fit lowered the error on its evidence from "
+                              f"{fit.error_before:.4g} to {fit.error_after:.4g}, less than "
+                              f"{self.settings.min_improvement:.0%}")
+        mirror.resync_changed = True
+        self.outbox.append((mirror.cluster_id, dict(record)))
+
+    @staticmethod
+    def _reset(mirror: ClusterMirror, cells: Sequence[str], tracker: Callable[[ClusterMirror], GapTracker]) -> None:
+        t = tracker(mirror)
+        t.reset(cells)
+        mirror.gap_state = t.to_bytes()
+
+    def verify(self, mirror: ClusterMirror, gp: int, end: int, values: Mapping[str, Mapping[str, float]],
+               tracker: Callable[[ClusterMirror], GapTracker]) -> None:
+        """Compare, for a verifying resync, the twin's error at ``end`` with and without it; once
+        ``verify_periods`` periods are in, keep it (``applied``) or roll it back."""
+        for record in mirror.resyncs:
+            if record["status"] != "verifying" or int(record["gp"]) != gp or end <= int(record["at"]):
+                continue
+            real = real_values(mirror, gp, end)
+            before = Calibration.from_dict(record["parametersBefore"])
+            old = self.shadow.period_model(mirror, gp, end, calibration=before)
+            if old is None:
+                continue
+            old_values = kpi_values(old.result)
+            errs_new = [e for c in real if c in values and (e := cell_error(values[c], real[c])) is not None]
+            errs_old = [e for c in real if c in old_values and (e := cell_error(old_values[c], real[c])) is not None]
+            if not errs_new or not errs_old:
+                continue
+            v = record["verify"]
+            v["periods"] += 1
+            v["errorNew"] += sum(errs_new) / len(errs_new)
+            v["errorOld"] += sum(errs_old) / len(errs_old)
+            if v["periods"] >= self.settings.verify_periods:
+                if v["errorNew"] > v["errorOld"]:
+                    mirror.calibrations.append({"from": end + gp, "calibration": record["parametersBefore"]})
+                    record.update(status="rolled_back", reason=f"the twin's mean error over {v['periods']} periods "
+                                  f"was {v['errorNew'] / v['periods']:.4g} with the resync and "
+                                  f"{v['errorOld'] / v['periods']:.4g} without it")
+                    self._reset(mirror, record.get("affected", []), tracker)
+                else:
+                    record["status"] = "applied"
+                self.outbox.append((mirror.cluster_id, dict(record)))
+            mirror.resync_changed = True
