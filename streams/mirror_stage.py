@@ -478,6 +478,12 @@ class MirrorStage:
             for cluster_id, record in outbox:
                 wire = Resync.model_validate(record)
                 futures.append(await self.producer.send(topics.RESYNCS, wire.to_json_bytes(), key=cluster_id.encode()))
+        if resyncs is not None and resyncs.alerts:
+            alerts, resyncs.alerts = resyncs.alerts, []
+            for alert in alerts:
+                self.stats.alerts += 1
+                futures.append(await self.producer.send(topics.ALERTS, alert.to_json_bytes(),
+                                                        key=(alert.cell_key or alert.cluster_id or "").encode()))
         if resyncs is not None and resyncs.runner is not None:
             resyncs.launch(cluster, self.predictions.tracker)
         return futures

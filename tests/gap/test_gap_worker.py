@@ -106,5 +106,8 @@ def test_kill_9_keeps_the_learners_and_the_fault_raises_one_alert(fresh_broker: 
     assert {a["cellKey"] for a in divergence} == {emu.cells[4]}, divergence
     assert len({a["alertId"] for a in divergence}) == 1  # one episode (re-sent after the kill: same id)
     assert {a["severity"] for a in divergence} == {"MAJOR", "CLEARED"}
+    resync_alerts = [a for a in alerts if a["type"] == "TWIN_RESYNC"]
+    assert len({a["alertId"] for a in resync_alerts}) == 1  # applied (WARNING), then verified (CLEARED)
+    assert {a["severity"] for a in resync_alerts} == {"WARNING", "CLEARED"}, resync_alerts
     raised = datetime.fromisoformat(divergence[0]["raisedAt"]).timestamp()
     assert START.timestamp() + 12 * 3600 < raised <= START.timestamp() + 12 * 3600 + 2 * GP

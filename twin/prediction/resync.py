@@ -32,9 +32,11 @@ from twin.gap.target import GAP_KPIS, RSRP_MEAN, mean_rsrp_dbm
 from twin.gap.tracker import GapTracker
 from twin.mirror.cluster import ClusterMirror
 from twin.prediction.model import ClusterPredictor, PredictConfig, calibration_as_of, kpi_values, simulated_cm
+from twin.resync.alerts import resync_alert
 from twin.resync.calibration import Calibration
 from twin.resync.fit import Evidence, FitResult, fit_change, predict_window
 from twin.resync.trigger import TriggerEvent
+from twin.schemas import Alert
 from twin.sim.kpis import CONN, RSRP_BIN
 from twin.sim.mirrored import cluster_from_mirror
 from twin.sim.simulator import Simulator
@@ -130,6 +132,7 @@ class ResyncCoordinator:
         self.runner: Callable[[ResyncJob, ClusterMirror], None] | None = None
         self.running: set[str] = set()
         self.outbox: list[tuple[str, dict[str, Any]]] = []
+        self.alerts: list[Alert] = []  # resync outcome alerts to publish (``twin.resync.resync_alert``)
         self.finished = 0
 
     # -- planning ----------------------------------------------------------------------------
@@ -211,6 +214,16 @@ class ResyncCoordinator:
                               f"{self.settings.min_improvement:.0%}")
         mirror.resync_changed = True
         self.outbox.append((mirror.cluster_id, dict(record)))
+        self.alerts.append(resync_alert(self.group, record, job.at + int(record["gp"])))
+
+    def on_cleared(self, mirror: ClusterMirror, event: TriggerEvent) -> None:
+        """A divergence episode ended: clear the alerts of its failed or rolled-back resyncs."""
+        for record in mirror.resyncs:
+            if (record["status"] in ("failed", "rolled_back") and not record.get("alertCleared")
+                    and record["trigger"]["started"] == event.started and event.scope in record["cells"]):
+                record["alertCleared"] = True
+                mirror.resync_changed = True
+                self.alerts.append(resync_alert(self.group, record, event.period_end, clear=True))
 
     @staticmethod
     def _reset(mirror: ClusterMirror, cells: Sequence[str], tracker: Callable[[ClusterMirror], GapTracker]) -> None:
@@ -246,7 +259,9 @@ class ResyncCoordinator:
                                   f"was {v['errorNew'] / v['periods']:.4g} with the resync and "
                                   f"{v['errorOld'] / v['periods']:.4g} without it")
                     self._reset(mirror, record.get("affected", []), tracker)
+                    self.alerts.append(resync_alert(self.group, record, end))
                 else:
                     record["status"] = "applied"
+                    self.alerts.append(resync_alert(self.group, record, end, clear=True))
                 self.outbox.append((mirror.cluster_id, dict(record)))
             mirror.resync_changed = True

@@ -167,6 +167,9 @@ class PredictionService:
         if self.resyncs is not None:
             self.resyncs.verify(mirror, gp, end, prediction.values, self.tracker)
             self.resyncs.plan(mirror, gp, end, step.events)
+            for event in step.events:
+                if event.kind == "cleared":
+                    self.resyncs.on_cleared(mirror, event)
         return replace(prediction, calibrated=step.calibrated, events=tuple(step.events))
 
 

@@ -15,15 +15,18 @@ one id per episode, raised once, cleared once with the same id.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from twin.cells import is_cell_key
 from twin.resync.trigger import TriggerEvent
 from twin.schemas import Alert, AlertType, Severity
 
-__all__ = ["DIVERGENCE_CAUSE", "divergence_alert"]
+__all__ = ["DIVERGENCE_CAUSE", "RESYNC_CAUSE", "divergence_alert", "resync_alert"]
 
 DIVERGENCE_CAUSE = "twinModelDivergence"
+RESYNC_CAUSE = "twinModelResync"
 
 
 def divergence_alert(cluster_id: str, group: str, event: TriggerEvent) -> Alert:
@@ -49,4 +52,38 @@ def divergence_alert(cluster_id: str, group: str, event: TriggerEvent) -> Alert:
         text=text,
         probable_cause=DIVERGENCE_CAUSE,
         cleared_at=datetime.fromtimestamp(event.period_end, UTC) if event.kind == "cleared" else None,
+    )
+
+
+def resync_alert(group: str, record: Mapping[str, Any], at: int, clear: bool = False) -> Alert:
+    """The alert of a resync's outcome (``twin.prediction.resync`` record): ``verifying`` (done,
+    being verified) WARNING, ``failed`` and ``rolled_back`` MAJOR, each raised once per resync;
+    ``clear``: the clear of that alert (a verified resync, or the end of the divergence episode a
+    failed or rolled-back resync belonged to). ``at``: the event time (epoch s) of this status."""
+    status = str(record["status"])
+    alert_id = uuid.uuid5(uuid.NAMESPACE_URL, f"twin:resync-alert:{group}:{record['resyncId']}")
+    cells = list(record.get("cells", []))
+    change = record.get("change") or {}
+    values = {f"{c}.{k}": float(v) for c, per in change.items() for k, v in per.items()
+              if isinstance(v, int | float)}
+    for key in ("errorBefore", "errorAfter"):
+        if isinstance(record.get(key), int | float):
+            values[key] = float(record[key])
+    texts = {
+        "verifying": "the twin's model was resynced to the network (fitted calibration applied); being verified",
+        "applied": "the resync held: the twin's error was lower with it",
+        "failed": f"the resync could not improve the twin: {record.get('reason')}",
+        "rolled_back": f"the resync made the twin worse and was rolled back: {record.get('reason')}",
+    }
+    return Alert(
+        alert_id=str(alert_id),
+        raised_at=datetime.fromtimestamp(int(record["at"]) + int(record["gp"]), UTC),
+        cell_key=cells[0] if len(cells) == 1 and is_cell_key(cells[0]) else None,
+        cluster_id=str(record["clusterId"]),
+        severity=Severity.CLEARED if clear else (Severity.WARNING if status == "verifying" else Severity.MAJOR),
+        type=AlertType.TWIN_RESYNC,
+        kpis=values,
+        text=texts.get(status, status) + f" (cells {', '.join(cells)})",
+        probable_cause=RESYNC_CAUSE,
+        cleared_at=datetime.fromtimestamp(at, UTC) if clear else None,
     )
