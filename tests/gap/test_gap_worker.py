@@ -41,6 +41,12 @@ def _predicted(state: Path, cluster: str) -> dict[str, dict[str, dict[int, float
     return {} if mirror is None else {k: c.predicted.get(GP, {}) for k, c in sorted(mirror.cells.items())}
 
 
+def _checkpointed(state: Path, cluster: str, name: str) -> int:
+    """Periods of ``name`` every cell has in the checkpoint."""
+    series = _predicted(state, cluster)
+    return min((len(s.get(name, {})) for s in series.values()), default=0)
+
+
 def test_kill_9_keeps_the_learners_and_the_fault_raises_one_alert(fresh_broker: EmbeddedBroker, tmp_path: Path) -> None:
     emu = NetworkEmulator("fault-midrun", seed=4, start=START, granularity_s=GP, mr_per_cell=1)
     records = emu.initial_records()
@@ -68,14 +74,14 @@ def test_kill_9_keeps_the_learners_and_the_fault_raises_one_alert(fresh_broker: 
     first = _start(config, bootstrap, "w1", stats, tmp_path / "w1.log")
     try:
         wait_for(lambda: read_stats_file(stats).get("predictedPeriods", 0) >= PERIODS // 2 - 5
-                 and bool(_predicted(state, emu.cluster_id)), 120, "the first half predicted and checkpointed")
+                 and _checkpointed(state, emu.cluster_id, cal) > 0, 120, "the first half predicted and checkpointed")
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
     finally:
         if first.poll() is None:
             first.kill()
 
-    done = len(next(iter(_predicted(state, emu.cluster_id).values()), {}).get(cal, {}))
+    done = _checkpointed(state, emu.cluster_id, cal)
     assert 0 < done < PERIODS, f"the kill came at {done} of {PERIODS} periods checkpointed"
 
     asyncio.run(publish(bootstrap, records[half:], partitions=4))
@@ -111,3 +117,16 @@ def test_kill_9_keeps_the_learners_and_the_fault_raises_one_alert(fresh_broker: 
     assert {a["severity"] for a in resync_alerts} == {"WARNING", "CLEARED"}, resync_alerts
     raised = datetime.fromisoformat(divergence[0]["raisedAt"]).timestamp()
     assert START.timestamp() + 12 * 3600 < raised <= START.timestamp() + 12 * 3600 + 2 * GP
+
+    # the operator's view: twin alerts list folds raises and clears per alert id
+    listed = subprocess.run([*TWIN, "alerts", "list", "--bootstrap", bootstrap, "--json"], capture_output=True,
+                            text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    doc = orjson.loads(listed.stdout)
+    by_type = {a["type"]: a for a in doc["alerts"]}
+    assert doc["invalidRecords"] == 0 and doc["active"] == 0
+    assert by_type["TWIN_DIVERGENCE"]["cellKey"] == emu.cells[4] and by_type["TWIN_DIVERGENCE"]["clearedAt"]
+    assert by_type["TWIN_RESYNC"]["clearedAt"] and not by_type["TWIN_RESYNC"]["active"]
+    none = subprocess.run([*TWIN, "alerts", "list"], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, env={**os.environ, "TWIN_KAFKA__BOOTSTRAP_SERVERS": ""})
+    assert none.returncode == 2 and "--bootstrap" in none.stderr

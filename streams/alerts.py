@@ -1,0 +1,94 @@
+"""``twin alerts list``: the twin's alerts as ``ran.alerts.v1`` holds them, folded per alert id.
+
+Reads the topic from its start (no consumer group: nothing is committed, nothing is taken from a
+running deployment) until it has been idle for a moment, validates each record (a record that is
+not an alert is counted and shown, never fatal), and folds raises and clears per id
+(``twin.alert_log``). Active alerts first, then the recent cleared ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from streams.kafka_io import make_consumer
+from twin import topics
+from twin.alert_log import AlertState, fold
+from twin.config import load_settings
+from twin.schemas import Alert
+
+__all__ = ["alerts_list_command", "read_alerts"]
+
+
+async def read_alerts(bootstrap: str, topic: str = topics.ALERTS, idle_s: float = 1.0,
+                      timeout_s: float = 30.0) -> tuple[list[Alert], int]:
+    """Every alert on ``topic`` (and the number of records that were not valid alerts)."""
+    consumer = make_consumer(bootstrap, topic, group_id=None)
+    await consumer.start()
+    alerts: list[Alert] = []
+    invalid = 0
+    deadline = time.monotonic() + timeout_s
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < idle_s:
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                for m in messages:
+                    quiet_since = time.monotonic()
+                    try:
+                        alerts.append(Alert.model_validate_json(m.value or b""))
+                    except ValidationError:
+                        invalid += 1
+    finally:
+        await consumer.stop()
+    return alerts, invalid
+
+
+def alerts_list_command(
+    bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap servers; default: the config's")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML settings file")] = None,
+    active: Annotated[bool, typer.Option("--active", help="only the alerts not cleared")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="the most recent cleared alerts shown")] = 50,
+    json_out: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """The twin's active and recent alerts (divergence, resyncs, data gaps, unknown cells)."""
+    try:
+        settings = load_settings(config)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"twin alerts: cannot load settings: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    server = bootstrap or settings.kafka.bootstrap_servers
+    if not server:
+        typer.echo("twin alerts: no Kafka broker: pass --bootstrap HOST:PORT or set kafka.bootstrap_servers "
+                   "(TWIN_KAFKA__BOOTSTRAP_SERVERS or --config FILE)", err=True)
+        raise typer.Exit(2)
+    try:
+        alerts, invalid = asyncio.run(read_alerts(server))
+    except Exception as exc:  # the broker unreachable: say so, no traceback
+        typer.echo(f"twin alerts: cannot read {topics.ALERTS} from {server}: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    states = fold(alerts)
+    shown: list[AlertState] = [s for s in states if s.active]
+    if not active:
+        shown += sorted((s for s in states if not s.active), key=lambda s: s.cleared_at or s.raised_at)[-limit:]
+    if json_out:
+        print(json.dumps({"topic": topics.ALERTS, "records": len(alerts), "invalidRecords": invalid,
+                          "active": sum(s.active for s in states), "alerts": [s.to_dict() for s in shown]}))
+        return
+    table = Table(title=f"{sum(s.active for s in states)} active of {len(states)} alerts on {topics.ALERTS}")
+    for col in ("state", "severity", "type", "cell / cluster", "raised", "cleared", "text"):
+        table.add_column(col)
+    for s in shown:
+        table.add_row("active" if s.active else "cleared", s.severity, s.type, s.cell_key or s.cluster_id or "",
+                      s.raised_at.isoformat(), s.cleared_at.isoformat() if s.cleared_at else "", s.text or "")
+    Console().print(table)
+    if invalid:
+        typer.echo(f"{invalid} record(s) on {topics.ALERTS} were not valid alerts", err=True)
