@@ -25,14 +25,17 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from streams.alerts import read_alerts
 from streams.broker import EmbeddedBroker
 from streams.live import LiveRun, event_dict, percentile
 from streams.process import spawn_twin, stop_child
 from streams.stats import read_stats_file
+from twin.alert_log import fold
 from twin.mirror.cluster import ClusterMirror
 from twin.mirror.store import CheckpointStore
 from twin.prediction import cell_error
 from twin.report import PublishedPeriod, build_summary, render_report
+from twin.schemas import Alert
 
 __all__ = ["GROUP", "Worker", "demo_command", "write_config"]
 
@@ -179,8 +182,9 @@ async def _forward(src: asyncio.Event, dst: asyncio.Event) -> None:
 
 
 def finish(run: LiveRun, clusters: dict[str, ClusterMirror], info: dict[str, Any], out: Path,
-           events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Write ``summary.json`` and ``report.html``; return the summary."""
+           events: list[dict[str, Any]], alerts: list[Alert] | None = None) -> dict[str, Any]:
+    """Write ``summary.json`` and ``report.html``; return the summary (with the run's alerts, folded
+    per id, and the resyncs the mirror recorded)."""
     wall = (run.finished_at or time.time()) - run.started_at if run.started_at else 0.0
     lat = run.latencies_ms()
     info = {**info, "wallSeconds": round(wall, 2),
@@ -189,6 +193,13 @@ def finish(run: LiveRun, clusters: dict[str, ClusterMirror], info: dict[str, Any
             "recordsPublished": run.published, "predictionRecordsReceived": run.watcher.records}
     published = [PublishedPeriod(p.end, p.pm, p.events) for p in run.log]
     summary, series = build_summary(info, published, clusters, run.gp, events)
+    summary["alerts"] = [{"kind": s.type, "severity": s.severity, "cell": s.cell_key, "cluster": s.cluster_id,
+                          "raised": s.raised_at.isoformat(), "cleared": s.cleared_at.isoformat() if s.cleared_at
+                          else None, "text": s.text} for s in fold(alerts or [])]
+    summary["resyncs"] = [{k: r.get(k) for k in ("resyncId", "clusterId", "status", "trigger", "cells", "at",
+                                                 "parametersBefore", "parametersAfter", "change", "errorBefore",
+                                                 "errorAfter", "verify", "affected", "fitSeconds", "reason")}
+                          for cl in clusters.values() for r in cl.resyncs]
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     (out / "report.html").write_text(render_report(summary, series))
@@ -246,12 +257,19 @@ def demo_command(
         if code not in (0, None):
             console.print(f"[yellow]worker exited with code {code}; see {out / 'worker.log'}[/]")
         clusters = CheckpointStore(state / GROUP).load_all()
+        alerts, _ = asyncio.run(read_alerts(broker.bootstrap_servers))
     console.print()
-    summary = finish(run, clusters, {**info, "interrupted": interrupted}, out, events)
+    summary = finish(run, clusters, {**info, "interrupted": interrupted}, out, events, alerts)
     pm, pred = summary["pm"], summary["predictions"]
     console.print(f"{summary['periods']} periods, {len(summary['cells'])} cells: PM {pm['inMirror']}/"
                   f"{pm['published']} in the mirror, predictions {pred['inMirror']}/{pred['expected']}; "
                   f"{summary['simSecondsPerWallSecond']} sim s per wall s, latency p50 "
                   f"{summary['latencyMsP50']} ms p99 {summary['latencyMsP99']} ms")
+    for r in summary["resyncs"]:
+        change = {c: {k: round(v, 2) for k, v in per.items()} for c, per in (r["change"] or {}).items()}
+        console.print(f"resync {r['status']}: cells {', '.join(r['cells'])}, fitted change {change}, error on its "
+                      f"evidence {r['errorBefore']} -> {r['errorAfter']}")
+    active = sum(a["cleared"] is None for a in summary["alerts"])
+    console.print(f"alerts: {len(summary['alerts'])} ({active} active; `twin alerts list` on a live broker)")
     console.print(f"wrote {out / 'summary.json'} and {out / 'report.html'}"
                   + (" (interrupted)" if interrupted else ""))

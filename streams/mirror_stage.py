@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import multiprocessing
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,8 +95,9 @@ class MirrorStage:
         self._to_place: set[int] = set()  # acquired partitions whose held cells the topology may now list
         self.broker_cluster_id: str | None = None  # the broker's cluster id (its incarnation, for the embedded one)
         self._loaded: dict[int, tuple[int, dict[str, Any]]] = {}  # partition -> checkpoint offset and meta
-        # resync fits run in a thread beside the loop (twin.prediction.resync): job, mirror, future
+        # resync fits run in a process beside the loop (twin.prediction.resync): job, mirror, future
         self._resyncs: list[tuple[ResyncJob, ClusterMirror, asyncio.Future[ResyncOutcome]]] = []
+        self._fit_pool: ProcessPoolExecutor | None = None
         if self.predictions is not None and self.predictions.resyncs is not None:
             self.predictions.resyncs.runner = self._run_resync
 
@@ -118,6 +121,8 @@ class MirrorStage:
         await self.consumer.start()
 
     async def stop(self) -> None:
+        if self._fit_pool is not None:  # a fit not finished is run again after a restart (its record is pending)
+            self._fit_pool.shutdown(wait=False, cancel_futures=True)
         await self.flush()
         self.checkpoint(force=True)
         self.store.close()
@@ -271,9 +276,13 @@ class MirrorStage:
             await writing
 
     def _run_resync(self, job: ResyncJob, mirror: ClusterMirror) -> None:
-        """Start a resync's fit in a worker thread: ingest goes on; the cluster's later periods wait."""
+        """Start a resync's fit in a process of its own (the fit is Python and numpy for seconds: in a
+        thread it would slow this loop through the interpreter lock): ingest goes on; the cluster's
+        later periods wait for it."""
         log.info("resync.started", worker=self.worker_name, cluster=job.cluster_id, cells=list(job.cells))
-        self._resyncs.append((job, mirror, asyncio.get_running_loop().run_in_executor(None, job.run)))
+        if self._fit_pool is None:
+            self._fit_pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self._resyncs.append((job, mirror, asyncio.get_running_loop().run_in_executor(self._fit_pool, job.run)))
 
     async def _finish_resyncs(self) -> list[Any]:
         """Apply the fits that have finished (to the mirror still owned), predict the periods they
@@ -288,7 +297,11 @@ class MirrorStage:
             if owner is None:  # the partition moved: its new owner runs the pending resync again
                 self.predictions.resyncs.running.discard(job.record_id)
                 continue
-            outcome = fut.result()
+            try:
+                outcome = fut.result()
+            except Exception as exc:  # the fit's process died (killed, out of memory): a failed resync
+                outcome = ResyncOutcome(None, (), f"the fit's process failed: {type(exc).__name__}: {exc}")
+                self._fit_pool = None
             self.predictions.resyncs.finish(mirror, job, outcome, self.predictions.tracker)
             log.info("resync.finished", worker=self.worker_name, cluster=job.cluster_id,
                      status=next(r["status"] for r in mirror.resyncs if r["resyncId"] == job.record_id),

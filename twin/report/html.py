@@ -115,6 +115,61 @@ def _event_cells(events: Sequence[Mapping[str, Any]], cells: Sequence[str]) -> s
     return out
 
 
+def _alert_marks(summary: Mapping[str, Any]) -> list[tuple[float, str]]:
+    marks: list[tuple[float, str]] = []
+    for a in summary.get("alerts", []):
+        short = {"TWIN_DIVERGENCE": "divergence", "TWIN_RESYNC": "resync alert"}.get(a["kind"], a["kind"])
+        if (t := _epoch(a.get("raised"))) is not None:
+            marks.append((t, f"{short} raised"))
+        if (t := _epoch(a.get("cleared"))) is not None:
+            marks.append((t, f"{short} cleared"))
+    for r in summary.get("resyncs", []):
+        if isinstance(r.get("at"), int | float):
+            marks.append((float(r["at"]), f"resync {r.get('status')}"))
+    return marks
+
+
+def _gap_section(summary: Mapping[str, Any], ends: Sequence[float], cells: Sequence[str], hot: set[str],
+                 marks: list[tuple[float, str]]) -> list[str]:
+    """Raw and calibrated error over time with the alerts and resyncs marked; the alerts and the
+    resyncs with their fitted parameters."""
+    gap = summary.get("gapError")
+    if not gap:
+        return []
+    lines: list[tuple[Sequence[float | None], str, float, str]] = []
+    for c in cells:
+        if c in hot:
+            lines.append((gap["perCell"][c]["raw"], EVENT, 1.6, ""))
+            lines.append((gap["perCell"][c]["calibrated"], "#2a2", 1.6, ""))
+    lines.append(([v for _, v in gap["rawMeanByPeriod"]], "#000", 2.0, ""))
+    lines.append(([v for _, v in gap["calibratedMeanByPeriod"]], "#2a2", 2.0, "4 2"))
+    parts = [
+        "<h2>Raw and calibrated error, divergence and resync</h2><p>Black: raw twin, mean over cells; green "
+        "dashed: calibrated, mean over cells; red and green: raw and calibrated of the cells named by an event. "
+        f"{html.escape(gap['metric'])}. Marked: the scenario's events, alerts raised and cleared, resyncs.</p>",
+        line_chart(ends, lines, [*marks, *_alert_marks(summary)], title="raw vs calibrated error", unit="err"),
+        "<h2>Alerts</h2><table><tr><td>kind</td><td>severity</td><td>cell / cluster</td><td>raised</td>"
+        "<td>cleared</td><td>text</td></tr>",
+        *(f"<tr><td>{html.escape(str(a['kind']))}</td><td>{html.escape(str(a['severity']))}</td>"
+          f"<td>{html.escape(str(a.get('cell') or a.get('cluster')))}</td><td>{html.escape(str(a['raised']))}</td>"
+          f"<td>{html.escape(str(a.get('cleared') or 'active'))}</td><td>{html.escape(str(a.get('text') or ''))}</td>"
+          "</tr>" for a in summary.get("alerts", [])),
+        "</table><h2>Resyncs</h2><table><tr><td>status</td><td>cells</td><td>trigger</td><td>fitted change</td>"
+        "<td>calibration after</td><td>error before / after (evidence)</td><td>verification (old / new)</td></tr>",
+    ]
+    for r in summary.get("resyncs", []):
+        v = r.get("verify") or {}
+        n = v.get("periods") or 0
+        verify = f"{v['errorOld'] / n:.3f} / {v['errorNew'] / n:.3f} over {n}" if n else ""
+        parts.append(
+            f"<tr><td>{html.escape(str(r.get('status')))}</td><td>{html.escape(', '.join(r.get('cells') or []))}</td>"
+            f"<td>{html.escape(str((r.get('trigger') or {}).get('sources')))}</td>"
+            f"<td>{html.escape(str(r.get('change')))}</td><td>{html.escape(str(r.get('parametersAfter')))}</td>"
+            f"<td>{r.get('errorBefore')} / {r.get('errorAfter')}</td><td>{html.escape(verify)}</td></tr>")
+    parts.append("</table>")
+    return parts
+
+
 def render_report(summary: Mapping[str, Any], series: Mapping[str, Any]) -> str:
     """The report as one HTML string."""
     ends = [float(e) for e in series["ends"]]
@@ -149,6 +204,7 @@ def render_report(summary: Mapping[str, Any], series: Mapping[str, Any]) -> str:
         f"other cells. {html.escape(summary['error']['metric'])}.</p>",
         line_chart(ends, err_lines, marks, title="twin error (relative)", unit="err"),
     ]
+    parts += _gap_section(summary, ends, cells, hot, marks)
     for kpi, unit in PLOTTED:
         parts.append(f"<h2>{kpi}: real (blue) vs twin (orange, dashed) per cell</h2><div class='grid'>")
         for cell in cells:

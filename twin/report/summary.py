@@ -15,7 +15,7 @@ from typing import Any
 from twin.gap.error import ERROR_KPIS, cell_error
 from twin.mirror.cell import CellMirror
 from twin.mirror.cluster import ClusterMirror
-from twin.sim.kpis import KPI_NAMES
+from twin.sim.kpis import CONN, KPI_NAMES, PRB, THP
 
 __all__ = ["PublishedPeriod", "build_summary"]
 
@@ -41,6 +41,18 @@ def _at(series: Mapping[str, Mapping[int, float]], end: int) -> dict[str, float]
     return {k: per[end] for k, per in series.items() if end in per}
 
 
+GAP_COUNT_KPIS = (THP, PRB, CONN)
+CALIBRATED = "@calibrated"  # as twin.prediction.CALIBRATED (the report does not import the prediction)
+
+
+def _mean_by_period(ends: Sequence[int], per_cell: Mapping[str, Sequence[float | None]]) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for i, end in enumerate(ends):
+        vals = [x for v in per_cell.values() if i < len(v) and (x := v[i]) is not None]
+        out.append([end, round(sum(vals) / len(vals), 5) if vals else None])
+    return out
+
+
 def build_summary(
     info: Mapping[str, Any],
     published: Sequence[PublishedPeriod],
@@ -59,6 +71,9 @@ def build_summary(
     pred_per_period: dict[str, int] = {}
     missing_pred: list[list[Any]] = []
     error: dict[str, list[list[Any]]] = {c: [] for c in cells}
+    # raw and calibrated error over the KPIs the gap learners calibrate, per cell and period
+    gap_raw: dict[str, list[float | None]] = {c: [] for c in cells}
+    gap_cal: dict[str, list[float | None]] = {c: [] for c in cells}
     series: dict[str, dict[str, dict[str, list[Any]]]] = {}
     for p in published:
         n_pred = 0
@@ -78,6 +93,12 @@ def build_summary(
                 missing_pred.append([cell, iso(p.end)])
             err = cell_error(pred, real) if pred and real else None
             error[cell].append([p.end, None if err is None else round(err, 5)])
+            raw = {k: pred[k] for k in GAP_COUNT_KPIS if k in pred}
+            cal = {k: pred[k + CALIBRATED] for k in GAP_COUNT_KPIS if k + CALIBRATED in pred}
+            r_err = cell_error(raw, real) if raw and real else None
+            c_err = cell_error(cal, real) if cal and real else None
+            gap_raw[cell].append(None if r_err is None else round(r_err, 5))
+            gap_cal[cell].append(None if c_err is None else round(c_err, 5))
             s = series.setdefault(cell, {k: {"real": [], "pred": []} for k in kpis})
             for k in kpis:
                 s[k]["real"].append(real.get(k))
@@ -107,5 +128,10 @@ def build_summary(
         "error": {"metric": "mean relative error over " + ", ".join(ERROR_KPIS),
                   "meanByPeriod": mean_error, "perCell": error},
         "events": [dict(e) for e in events],
+        "gapError": {"metric": "mean relative error over " + ", ".join(GAP_COUNT_KPIS) + ", raw twin and "
+                     "calibrated (raw plus the gap learners' residual)",
+                     "rawMeanByPeriod": _mean_by_period(ends, gap_raw),
+                     "calibratedMeanByPeriod": _mean_by_period(ends, gap_cal),
+                     "perCell": {c: {"raw": gap_raw[c], "calibrated": gap_cal[c]} for c in cells}},
     }
     return summary, {"ends": ends, "cells": series}
