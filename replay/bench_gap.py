@@ -31,6 +31,7 @@ from replay.emulator import NetworkEmulator, list_scenarios
 from twin import topics
 from twin.config import GapSettings, IngestSettings
 from twin.gap import GAP_KPIS, GapTracker, calibrate, context, kpi_error, residual
+from twin.gap.tracker import page_hinkley
 from twin.ingest import IngestDecoder, Rejection
 from twin.mirror.cluster import ClusterMirror
 from twin.prediction import ClusterPredictor, PredictConfig, real_values, simulated_cm
@@ -165,9 +166,8 @@ def _evaluate_model(periods: list[Period], factory: Callable[[], Any], logratio:
 
 # -- detectors -----------------------------------------------------------------------------------
 DETECTORS: dict[str, Callable[[GapSettings], Any]] = {
-    "page_hinkley": lambda s: drift.PageHinkley(min_instances=s.drift_min_periods, delta=s.drift_delta,
-                                                threshold=s.drift_threshold, mode="up"),
-    "adwin": lambda s: drift.ADWIN(delta=0.002, grace_period=s.drift_min_periods),
+    "page_hinkley": page_hinkley,
+    "adwin": lambda s: drift.ADWIN(delta=0.002, grace_period=8),
     "kswin": lambda s: drift.KSWIN(alpha=0.0001, window_size=48, stat_size=16, seed=1),
 }
 

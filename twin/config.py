@@ -120,8 +120,8 @@ class GapSettings(_Section):
                                    "(mean absolute calibrated log-residual)")
     drift_delta: float = Field(default=0.25, ge=0, description="Page-Hinkley tolerance: changes of the "
                                "surprise smaller than this are not a drift")
-    drift_min_periods: int = Field(default=8, ge=1, description="periods a cell is learned before its drift "
-                                   "detector may fire")
+    drift_min_periods: int = Field(default=8, ge=1, description="periods a cell's learners learn (after a "
+                                   "start or a resync's reset) before its drift detector looks at its surprise")
     error_bound: float = Field(default=0.5, gt=0, description="rolling calibrated error (mean relative "
                                "error of throughput and PRB load) above which a cell diverges, looked at once "
                                "a cell has error_periods / 2 periods learned")

@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TWIN = [sys.executable, "-m", "twin"]
 
 
-def _fault_at_1h(tmp: Path) -> Path:
+def _fault_at_1h(tmp: Path, hours: float = 1.0) -> Path:
     text = (ROOT / "replay/emulator/scenarios/fault-midrun.toml").read_text()
     assert "at_h = 12.0" in text
-    path = tmp / "fault-1h.toml"
-    path.write_text(text.replace("at_h = 12.0", "at_h = 1.0"))
+    path = tmp / f"fault-{hours:g}h.toml"
+    path.write_text(text.replace("at_h = 12.0", f"at_h = {hours}"))
     return path
 
 
@@ -68,6 +68,35 @@ def test_demo_fault_scenario_end_to_end(tmp_path: Path) -> None:
     assert after >= before + 0.5 and after >= 2 * before, s["error"]["perCell"][faulty]
     assert max(s["cells"], key=rise) == faulty, {c: round(rise(c), 3) for c in s["cells"]}
     assert s["latencyMsP99"] is not None and s["events"][0]["kind"] == "antenna_fault"
+
+
+def test_demo_fault_chain_divergence_resync_and_error_down(tmp_path: Path) -> None:
+    """The repair loop end to end: three hours of learning from 09:00, the fault at 12:00, then
+    the divergence alert, the resync, the error back down and the alert cleared."""
+    scenario = _fault_at_1h(tmp_path, 3.0)
+    out = tmp_path / "out"
+    proc = _demo(["--scenario", str(scenario), "--hours", "5.5", "--seed", "0", "--start-hour", "9"], out)
+    stdout, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stdout.decode()[-3000:]
+    s = orjson.loads((out / "summary.json").read_bytes())
+    faulty = sorted(s["cells"])[4]
+    fault = next(e for e in s["events"] if e["kind"] == "antenna_fault")
+    divergence = [a for a in s["alerts"] if a["kind"] == "TWIN_DIVERGENCE"]
+    assert [a["cell"] for a in divergence] == [faulty], s["alerts"]
+    assert fault["start"] < divergence[0]["raised"] and divergence[0]["cleared"] is not None
+    [resync] = s["resyncs"]
+    assert resync["status"] == "applied" and resync["cells"] == [faulty], resync
+    assert -17.5 <= resync["change"][faulty]["gainDb"] <= -12.5, resync["change"]  # the antenna lost 15 dB
+    assert resync["errorAfter"] < 0.5 * resync["errorBefore"]
+    # the faulty cell's raw error: far off in the fault's first period, back down after the resync
+    raw = [v for v in s["gapError"]["perCell"][faulty]["raw"]]
+    ends = [e for e, _ in s["gapError"]["rawMeanByPeriod"]]
+    first = ends.index(resync["at"])
+    before = sum(raw[:first]) / first  # the twin's usual error (hidden truth it does not model)
+    assert raw[first] > 5 * before and max(raw[first + 2:]) < 1.5 * before, raw
+    assert any(a["kind"] == "TWIN_RESYNC" and a["cleared"] for a in s["alerts"])
+    report = (out / "report.html").read_text()
+    assert "Raw and calibrated error, divergence and resync" in report and "applied" in report
 
 
 def _descendants(pid: int) -> set[int]:

@@ -58,8 +58,8 @@ def residual_model(settings: GapSettings) -> compose.Pipeline:
 
 def page_hinkley(settings: GapSettings) -> drift.PageHinkley:
     """The runtime's drift detector of a cell's surprise."""
-    return drift.PageHinkley(min_instances=settings.drift_min_periods, delta=settings.drift_delta,
-                             threshold=settings.drift_threshold, mode="up")
+    return drift.PageHinkley(min_instances=2, delta=settings.drift_delta, threshold=settings.drift_threshold,
+                             mode="up")
 
 
 @dataclass
@@ -187,8 +187,12 @@ class GapTracker:
                 continue
             cell.periods += 1
             surprise[key] = sum(misses) / len(misses)
-            cell.detector.update(surprise[key])
-            signals.append(Signal("drift", key, period_end, bool(cell.detector.drift_detected),
+            # a learner still learning (a new cell, or one reset by a resync) is surprised by much:
+            # its detector starts once it has learned drift_min_periods
+            warm = cell.periods > s.drift_min_periods
+            if warm:
+                cell.detector.update(surprise[key])
+            signals.append(Signal("drift", key, period_end, warm and bool(cell.detector.drift_detected),
                                   {"surprise": round(surprise[key], 6)}))
             bound = [cell.errors[k].ape_calibrated.get() for k in _BOUND_KPIS if cell.errors[k].n]
             if bound and cell.periods >= max(s.drift_min_periods, s.error_periods // 2):
