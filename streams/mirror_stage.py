@@ -485,6 +485,12 @@ class MirrorStage:
                 self.stats.alerts += 1
                 futures.append(await self.producer.send(topics.ALERTS, alert.to_json_bytes(),
                                                         key=(alert.cell_key or cluster.cluster_id).encode()))
+        if self.predictions.alerts:
+            alerts, self.predictions.alerts = self.predictions.alerts, []
+            for alert in alerts:
+                self.stats.alerts += 1
+                futures.append(await self.producer.send(topics.ALERTS, alert.to_json_bytes(),
+                                                        key=(alert.cell_key or alert.cluster_id or "").encode()))
         resyncs = self.predictions.resyncs
         if resyncs is not None and resyncs.outbox:
             outbox, resyncs.outbox = resyncs.outbox, []

@@ -128,6 +128,12 @@ class GapSettings(_Section):
     clear_periods: int = Field(default=4, ge=1, description="quiet periods that end a divergence episode")
     min_interval_s: int = Field(default=6 * 3600, ge=0, description="least time between the starts of two "
                                 "divergence episodes of one cell (event time)")
+    data_gap_periods: int = Field(default=1, ge=1, description="periods a cell of the topology may miss in a "
+                                  "predicted period before a DATA_GAP alert (cleared when it reports again)")
+    stale_cm_s: int = Field(default=24 * 3600, ge=900, description="event time after a cell's newest CM "
+                            "observation when a STALE_CM alert is raised (cleared when CM comes again)")
+    data_alert_interval_s: int = Field(default=3600, ge=0, description="least time between two DATA_GAP or "
+                                       "STALE_CM alerts of one cell (a flapping cell does not flood the operator)")
 
 
 class ResyncSettings(_Section):

@@ -12,14 +12,14 @@ import pytest
 
 from replay.emulator import NetworkEmulator
 from tests.library.worker_run import write_config
-from twin import Twin
+from twin import Twin, topics
 from twin.config import GapSettings
 from twin.gap import GAP_KPIS, RSRP_MEAN, GapTracker, context, kpi_error
 from twin.mirror.cell import CellMirror
 from twin.prediction import calibrated_name
 from twin.prediction.model import calibration_as_of
 from twin.prediction.resync import ResyncOutcome
-from twin.resync import divergence_alert
+from twin.resync import divergence_alert, telemetry_alert
 from twin.resync.calibration import Calibration, CellCalibration
 from twin.resync.fit import FitResult
 from twin.resync.trigger import TriggerEvent
@@ -209,3 +209,47 @@ def test_divergence_alert_pair_shares_its_id() -> None:
     a, b = (divergence_alert("c", "g", e) for e in (*up, *down))
     assert a.alert_id == b.alert_id and a.severity.value == "MAJOR" and b.severity.value == "CLEARED"
     assert b.cleared_at is not None and b.raised_at == a.raised_at
+
+
+def test_missing_telemetry_raises_once_clears_and_is_rate_limited() -> None:
+    tracker = GapTracker(GapSettings(stale_cm_s=6 * 3600, data_alert_interval_s=3600))
+    cm_at = float(START)
+
+    def period(i: int, b_reports: bool) -> list[TriggerEvent]:
+        end = START + GP * i
+        return tracker.watch_data(end, {"nr:a": True, "nr:b": b_reports}, {"nr:a": cm_at, "nr:b": cm_at})
+
+    assert period(1, True) == []
+    up = period(2, False)
+    assert [(e.kind, e.scope) for e in up] == [("raised", "nr:b|data_gap")]
+    assert period(3, False) == []  # the same episode
+    down = period(4, True)
+    assert [(e.kind, e.scope) for e in down] == [("cleared", "nr:b|data_gap")]
+    assert period(5, False) == [] and tracker.data_gate.suppressed == 1  # flapping within the hour
+    alerts = [telemetry_alert("c", "g", e) for e in (*up, *down)]
+    assert alerts[0].alert_id == alerts[1].alert_id and alerts[0].type.value == "DATA_GAP"
+    assert alerts[0].cell_key is None  # "nr:b" is not a canonical cell key: the alert names the cluster
+    # CM older than six hours of event time: every cell's CM goes stale together
+    stale = period(4 * 7, True)
+    assert sorted(e.scope for e in stale if e.kind == "raised") == ["nr:a|stale_cm", "nr:b|stale_cm"]
+    again = GapTracker.from_bytes(tracker.to_bytes(), tracker.settings)
+    assert again.data_gate.to_dict() == tracker.data_gate.to_dict() and again.missed == tracker.missed
+
+
+def test_a_cell_that_stops_reporting_raises_a_data_gap_alert_through_the_library(tmp_path: Path) -> None:
+    emu = NetworkEmulator("suburban-quiet", seed=4, start=datetime.fromtimestamp(START, UTC), granularity_s=GP,
+                          mr_per_cell=1)
+    config = write_config(tmp_path / "twin.toml", tmp_path / "state", emu.public_model(), emu.clusters)
+    twin = Twin(config=config)
+    twin.ingest(emu.initial_records())
+    silent = emu.cells[2]
+    for i in range(12):
+        records = emu.step()
+        if 4 <= i < 7:  # the cell's PM is lost for three periods
+            records = [r for r in records if not (r.topic == topics.PM_CELL and r.key == silent.encode())]
+        twin.ingest(records)
+    service = twin._service
+    assert service is not None
+    gaps = [a for a in service.alerts if a.type.value == "DATA_GAP"]
+    assert [(a.cell_key, a.severity.value) for a in gaps] == [(silent, "MINOR"), (silent, "CLEARED")]
+    assert gaps[0].alert_id == gaps[1].alert_id and gaps[0].kpis["missedPeriods"] == 1.0

@@ -123,6 +123,10 @@ class GapTracker:
         self.make_detector = detector or page_hinkley
         self.cells: dict[str, CellGap] = {}
         self.gate = TriggerGate(self.settings.clear_periods, self.settings.min_interval_s)
+        # episodes of missing telemetry (scopes "<cell>|data_gap", "<cell>|stale_cm"): cleared at the
+        # first period the cell reports again, rate-limited per cell
+        self.data_gate = TriggerGate(1, self.settings.data_alert_interval_s)
+        self.missed: dict[str, int] = {}  # cell -> consecutive predicted periods without its PM
         self.last_period = -1
         self.restart_reason: str | None = None  # set by ``from_bytes`` when it could not restore
 
@@ -204,6 +208,23 @@ class GapTracker:
         events = self.gate.offer(signals) if signals else []
         return GapStep(period_end, calibrated, surprise, signals, events)
 
+    def watch_data(self, period_end: int, reported: Mapping[str, bool],
+                   cm_observed: Mapping[str, float | None]) -> list[TriggerEvent]:
+        """Missing telemetry of the period ending at ``period_end``: ``reported`` says per expected
+        cell whether its PM for the period is in; ``cm_observed`` its newest CM observation (epoch s,
+        None: never). Episodes on scopes ``<cell>|data_gap`` and ``<cell>|stale_cm``."""
+        s = self.settings
+        signals = []
+        for cell, ok in sorted(reported.items()):
+            self.missed[cell] = 0 if ok else self.missed.get(cell, 0) + 1
+            signals.append(Signal("data_gap", f"{cell}|data_gap", period_end, self.missed[cell] >= s.data_gap_periods,
+                                  {"missedPeriods": float(self.missed[cell])}))
+        for cell, seen in sorted(cm_observed.items()):
+            age = None if seen is None else period_end - seen
+            signals.append(Signal("stale_cm", f"{cell}|stale_cm", period_end, age is None or age > s.stale_cm_s,
+                                  {} if age is None else {"cmAgeS": float(age)}))
+        return self.data_gate.offer(signals)
+
     def reset(self, cells: Collection[str]) -> None:
         """Forget what was learned of ``cells`` (after a resync changed their raw predictions); the
         divergence gate keeps its episodes."""
@@ -219,7 +240,8 @@ class GapTracker:
     def to_bytes(self) -> bytes:
         """The learners' state, for the mirror's checkpoint (pickled river objects, compressed:
         the checkpoint store is the worker's own, never read from elsewhere)."""
-        state = {"format": FORMAT, "cells": self.cells, "gate": self.gate.to_dict(), "last": self.last_period}
+        state = {"format": FORMAT, "cells": self.cells, "gate": self.gate.to_dict(), "last": self.last_period,
+                 "dataGate": self.data_gate.to_dict(), "missed": self.missed}
         return zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 3)
 
     @classmethod
@@ -240,5 +262,7 @@ class GapTracker:
             return tracker
         tracker.cells = cells
         tracker.gate.load(gate)
+        tracker.data_gate.load(state.get("dataGate", {}))
+        tracker.missed = dict(state.get("missed", {}))
         tracker.last_period = last
         return tracker

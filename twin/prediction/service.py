@@ -28,7 +28,8 @@ from twin.mirror.cluster import ClusterMirror
 from twin.prediction.model import ClusterPrediction, ClusterPredictor, PredictConfig, simulated_cm
 from twin.prediction.resync import ResyncCoordinator, real_values
 from twin.prediction.schedule import due_periods, mark_predicted
-from twin.schemas import Prediction
+from twin.resync.alerts import telemetry_alert
+from twin.schemas import Alert, Prediction
 
 __all__ = ["CALIBRATED", "PredictionService", "PredictionStats", "calibrated_name", "prediction_service",
            "real_values", "to_records"]
@@ -95,6 +96,8 @@ class PredictionService:
         self.resyncs = ResyncCoordinator(resync, self.predictor.config, group) \
             if resync is not None and resync.enabled and self.gap is not None else None
         self.stats = PredictionStats()
+        self.group = group
+        self.alerts: list[Alert] = []  # missing-telemetry alerts to publish (``twin.resync.telemetry_alert``)
         # cluster id -> (the state bytes it was read from or saved as, the tracker)
         self._trackers: dict[str, tuple[bytes | None, GapTracker]] = {}
 
@@ -158,6 +161,13 @@ class PredictionService:
         cm = simulated_cm(mirror, as_of=end)
         ctx = {cell: context(end, prediction.ue_scale, cm.get(cell, {})) for cell in prediction.values}
         step = tracker.observe(end, prediction.values, real_values(mirror, gp, end), ctx)
+        expected = self.expected.get(mirror.cluster_id) or sorted(mirror.cells)
+        cells = mirror.cells
+        reported = {c: c in cells and end in cells[c].periods.get(gp, {}) for c in expected}
+        cm_seen = {c: max((float(v[1]) for v in cells[c].cm.values()), default=None) if c in cells else None
+                   for c in expected}
+        for event in tracker.watch_data(end, reported, cm_seen):
+            self.alerts.append(telemetry_alert(mirror.cluster_id, self.group, event))
         blob = mirror.gap_state = tracker.to_bytes()
         self._trackers[mirror.cluster_id] = (blob, tracker)
         for cell, values in step.calibrated.items():

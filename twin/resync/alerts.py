@@ -1,5 +1,6 @@
-"""Alerts of the twin's repair loop, shaped for OSS fault management (ITU-T X.733 / TS 32.111):
-one id per episode, raised once, cleared once with the same id.
+"""Alerts of the twin's own loop (divergence, resync outcomes, missing telemetry), shaped for OSS
+fault management (ITU-T X.733 / TS 32.111): one id per episode, raised once, cleared once with the
+same id.
 
 >>> from twin.resync.trigger import TriggerEvent
 >>> up = TriggerEvent("raised", "nr:00101-000000104", 1_700_000_100, 1_700_000_100, ("drift",), {"surprise": 1.01})
@@ -23,7 +24,7 @@ from twin.cells import is_cell_key
 from twin.resync.trigger import TriggerEvent
 from twin.schemas import Alert, AlertType, Severity
 
-__all__ = ["DIVERGENCE_CAUSE", "RESYNC_CAUSE", "divergence_alert", "resync_alert"]
+__all__ = ["DIVERGENCE_CAUSE", "RESYNC_CAUSE", "divergence_alert", "resync_alert", "telemetry_alert"]
 
 DIVERGENCE_CAUSE = "twinModelDivergence"
 RESYNC_CAUSE = "twinModelResync"
@@ -86,4 +87,26 @@ def resync_alert(group: str, record: Mapping[str, Any], at: int, clear: bool = F
         text=texts.get(status, status) + f" (cells {', '.join(cells)})",
         probable_cause=RESYNC_CAUSE,
         cleared_at=datetime.fromtimestamp(at, UTC) if clear else None,
+    )
+
+
+def telemetry_alert(cluster_id: str, group: str, event: TriggerEvent) -> Alert:
+    """The alert of a missing-telemetry episode (``GapTracker.watch_data``; scope ``<cell>|data_gap``
+    or ``<cell>|stale_cm``): raised once, cleared with the same id when the cell reports again."""
+    cell, _, kind = event.scope.partition("|")
+    alert_id = uuid.uuid5(uuid.NAMESPACE_URL, f"twin:{kind}:{group}:{cluster_id}:{cell}:{event.started}")
+    if kind == "data_gap":
+        type_, cause = AlertType.DATA_GAP, "missingPerformanceData"
+        text = (f"cell {cell} did not report PM for the twin's period(s): its KPIs are predicted without it"
+                if event.kind == "raised" else f"cell {cell} reports PM again")
+    else:
+        type_, cause = AlertType.STALE_CM, "staleConfigurationData"
+        text = (f"cell {cell}: no CM observed for longer than configured; the twin simulates its last known CM"
+                if event.kind == "raised" else f"cell {cell}: CM observed again")
+    return Alert(
+        alert_id=str(alert_id), raised_at=datetime.fromtimestamp(event.started, UTC),
+        cell_key=cell if is_cell_key(cell) else None, cluster_id=cluster_id,
+        severity=Severity.MINOR if event.kind == "raised" else Severity.CLEARED, type=type_,
+        kpis={k: float(v) for k, v in event.values.items()}, text=text, probable_cause=cause,
+        cleared_at=datetime.fromtimestamp(event.period_end, UTC) if event.kind == "cleared" else None,
     )

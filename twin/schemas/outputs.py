@@ -48,6 +48,7 @@ class AlertType(StrEnum):
     CM_DRIFT = "CM_DRIFT"
     TWIN_DIVERGENCE = "TWIN_DIVERGENCE"
     TWIN_RESYNC = "TWIN_RESYNC"  # a resync applied (cleared once verified), failed or rolled back
+    STALE_CM = "STALE_CM"  # a cell's CM not observed for longer than configured (event time)
     UNKNOWN_CELL = "UNKNOWN_CELL"  # telemetry of a cell the topology does not list (held, not simulated)
     # DATA_GAP also covers a replaced broker log: the mirror stage resumed from the new log's start
 
