@@ -503,6 +503,4 @@ class MirrorStage:
                 self.stats.alerts += 1
                 futures.append(await self.producer.send(topics.ALERTS, alert.to_json_bytes(),
                                                         key=(alert.cell_key or alert.cluster_id or "").encode()))
-        if resyncs is not None and resyncs.runner is not None:
-            resyncs.launch(cluster, self.predictions.tracker)
         return futures

@@ -253,3 +253,29 @@ def test_a_cell_that_stops_reporting_raises_a_data_gap_alert_through_the_library
     gaps = [a for a in service.alerts if a.type.value == "DATA_GAP"]
     assert [(a.cell_key, a.severity.value) for a in gaps] == [(silent, "MINOR"), (silent, "CLEARED")]
     assert gaps[0].alert_id == gaps[1].alert_id and gaps[0].kpis["missedPeriods"] == 1.0
+
+
+def test_a_pending_resync_holds_the_clusters_predictions_until_it_runs(tmp_path: Path) -> None:
+    """As a worker leaves it when killed during a fit: the record is pending; whoever predicts the
+    cluster next runs it first, then predicts the periods it held, each once."""
+    emu = NetworkEmulator("fault-midrun", seed=4, start=datetime.fromtimestamp(START, UTC), granularity_s=GP,
+                          mr_per_cell=1)
+    config = write_config(tmp_path / "twin.toml", tmp_path / "state", emu.public_model(), emu.clusters)
+    twin = Twin(config=config)
+    service = twin._service
+    assert service is not None and service.resyncs is not None
+    started: list[str] = []
+    service.resyncs.runner = lambda job, mirror: started.append(job.record_id)  # a fit that never returns
+    twin.ingest(emu.initial_records())
+    for _ in range(52):
+        twin.ingest(emu.step())
+    mirror = twin.mirror(emu.cluster_id)
+    [record] = mirror.resyncs
+    assert record["status"] == "pending" and started == [record["resyncId"]]
+    cell = mirror.cells[emu.cells[0]]
+    assert max(cell.predicted[GP][CONN]) == record["at"]  # later periods wait
+    service.resyncs.runner = None
+    service.resyncs.running.clear()
+    twin.ingest(emu.step())
+    assert record["status"] == "applied" and mirror.calibrations  # run, then verified on the held periods
+    assert len(cell.predicted[GP][CONN]) == 53  # every period predicted, once

@@ -116,13 +116,17 @@ class PredictionService:
         return tracker
 
     def on_applied(self, mirror: ClusterMirror) -> list[ClusterPrediction]:
-        """Predict the cluster's due periods; with resyncs run inline, also those a resync held."""
-        out = self._on_applied(mirror)
-        while self.resyncs is not None and self.resyncs.runner is None and out and \
-                any(r["status"] == "pending" for r in mirror.resyncs):
-            self.resyncs.launch(mirror, self.tracker)
+        """Predict the cluster's due periods and start its pending resyncs (also one a worker left in
+        its checkpoint); run inline (no runner: ``twin.Twin``), they finish here and the periods they
+        held are predicted too."""
+        out: list[ClusterPrediction] = []
+        while True:
             out += self._on_applied(mirror)
-        return out
+            if self.resyncs is None or not any(r["status"] == "pending" for r in mirror.resyncs):
+                return out
+            self.resyncs.launch(mirror, self.tracker)  # with a runner: started beside, finished later
+            if self.resyncs.runner is not None:
+                return out
 
     def _on_applied(self, mirror: ClusterMirror) -> list[ClusterPrediction]:
         out: list[ClusterPrediction] = []
