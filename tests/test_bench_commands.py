@@ -133,3 +133,17 @@ def test_bench_gap_models() -> None:
         "RRC.ConnMean faulty cell after the fault"]["raw"]
     assert set(result["detectors"]) == {"page_hinkley", "adwin", "kswin", "runtime (page_hinkley + error bound)"}
     assert result["detectors"]["page_hinkley"]["fault_delay_periods"] is not None
+
+
+def test_bench_fidelity() -> None:
+    doc = _bench("fidelity", "--scenario", "fault-midrun", "--drift", "antenna_fault", "--json")
+    assert doc["benchmark"] == "fidelity" and len(doc["runs"]) == 1
+    for key in ("delay_median", "delay_p90", "false_alarms_per_1000", "missed", "accuracy_raw",
+                "accuracy_calibrated", "noise_floor_accuracy", "baselines"):
+        assert key in doc, key
+    assert set(doc["baselines"]) == {"adwin_raw_kpi", "fixed_schedule", "deviation_score"}
+    for kpi in ("DRB.UEThpDl", "RRU.PrbTotDl"):
+        assert 0 < doc["accuracy_raw"][kpi] < doc["accuracy_calibrated"][kpi] <= 1
+        assert 0.9 < doc["noise_floor_accuracy"][kpi] <= 1
+    run = doc["runs"][0]
+    assert "nr:00101-000000202" in run["affected"]  # the emulator's truth: the cell whose antenna failed
