@@ -116,10 +116,11 @@ class GapSettings(_Section):
     intercept_learning_rate: float = Field(default=0.1, gt=0, le=1, description="SGD step of their intercepts")
     error_periods: int = Field(default=96, ge=1, description="span of the rolling error figures, in periods "
                                "(exponentially weighted, alpha = 2 / (periods + 1))")
-    drift_threshold: float = Field(default=0.7, gt=0, description="Page-Hinkley threshold on a cell's surprise "
-                                   "(mean absolute calibrated log-residual)")
-    drift_delta: float = Field(default=0.25, ge=0, description="Page-Hinkley tolerance: changes of the "
-                               "surprise smaller than this are not a drift")
+    drift_threshold: float = Field(default=8.0, gt=0, description="Page-Hinkley threshold on a cell's "
+                                   "standardised surprise (its mean absolute calibrated log-residual, less its "
+                                   "usual level, over its usual spread)")
+    drift_delta: float = Field(default=4.0, ge=0, description="Page-Hinkley tolerance: standardised surprises "
+                               "smaller than this are not a drift")
     drift_min_periods: int = Field(default=8, ge=1, description="periods a cell's learners learn (after a "
                                    "start or a resync's reset) before its drift detector looks at its surprise")
     error_bound: float = Field(default=0.5, gt=0, description="rolling calibrated error (mean relative "

@@ -82,10 +82,11 @@ def test_demo_fault_chain_divergence_resync_and_error_down(tmp_path: Path) -> No
     faulty = sorted(s["cells"])[4]
     fault = next(e for e in s["events"] if e["kind"] == "antenna_fault")
     divergence = [a for a in s["alerts"] if a["kind"] == "TWIN_DIVERGENCE"]
-    assert [a["cell"] for a in divergence] == [faulty], s["alerts"]
-    assert fault["start"] < divergence[0]["raised"] and divergence[0]["cleared"] is not None
+    assert faulty in [a["cell"] for a in divergence], s["alerts"]
+    assert len({a["raised"] for a in divergence}) == 1  # one episode: the faulty cell and neighbours it loaded
+    assert all(fault["start"] < a["raised"] and a["cleared"] is not None for a in divergence)
     [resync] = s["resyncs"]
-    assert resync["status"] == "applied" and resync["cells"] == [faulty], resync
+    assert resync["status"] == "applied" and faulty in resync["cells"], resync
     assert -17.5 <= resync["change"][faulty]["gainDb"] <= -12.5, resync["change"]  # the antenna lost 15 dB
     assert resync["errorAfter"] < 0.5 * resync["errorBefore"]
     # the faulty cell's raw error: far off in the fault's first period, back down after the resync

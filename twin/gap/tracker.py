@@ -42,8 +42,9 @@ from twin.sim.kpis import CONN, PRB, THP
 
 __all__ = ["FORMAT", "CellGap", "GapStep", "GapTracker", "KpiErrors", "page_hinkley", "residual_model"]
 
-FORMAT = 1  # of ``to_bytes``; another value is not read (the learners start afresh)
+FORMAT = 2  # of ``to_bytes``; another value is not read (the learners start afresh)
 _SURPRISE_KPIS = (THP, PRB, CONN)
+_MIN_SPREAD = 0.02
 _BOUND_KPIS = (THP, PRB)
 
 
@@ -99,6 +100,9 @@ class CellGap:
     errors: dict[str, KpiErrors]
     detector: drift.PageHinkley
     periods: int = 0  # periods with real values learned
+    # the cell's usual surprise: EW mean and variance (alpha 0.05), for the standardised surprise
+    usual: stats.EWMean = field(default_factory=lambda: stats.EWMean(0.05))
+    spread: stats.EWVar = field(default_factory=lambda: stats.EWVar(0.05))
 
 
 @dataclass
@@ -141,6 +145,19 @@ class GapTracker:
                 detector=self.make_detector(s),
             )
         return cell
+
+    @staticmethod
+    def _standardised(cell: CellGap, value: float, n: int) -> float:
+        """How unusual ``value`` is for this cell: (value - its usual surprise) / its spread (at
+        least 0.02); the usual level then learns the value, clipped at 3 spreads so one fault does
+        not teach it that faults are usual. ``n``: the how-many-th value it sees (1: the first)."""
+        mean = cell.usual.get() if n > 1 else value
+        std = max(math.sqrt(max(cell.spread.get(), 0.0)), _MIN_SPREAD)
+        z = (value - mean) / std
+        clipped = min(value, mean + 3 * std) if n > 1 else value
+        cell.usual.update(clipped)
+        cell.spread.update(clipped)
+        return z
 
     def calibrated(self, raw: Mapping[str, Mapping[str, float]],
                    context: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
@@ -194,10 +211,12 @@ class GapTracker:
             # a learner still learning (a new cell, or one reset by a resync) is surprised by much:
             # its detector starts once it has learned drift_min_periods
             warm = cell.periods > s.drift_min_periods
-            if warm:
-                cell.detector.update(surprise[key])
+            z = 0.0
+            if warm:  # the usual level learns from a warm learner only (not from its first surprises)
+                z = self._standardised(cell, surprise[key], cell.periods - s.drift_min_periods)
+                cell.detector.update(z)
             signals.append(Signal("drift", key, period_end, warm and bool(cell.detector.drift_detected),
-                                  {"surprise": round(surprise[key], 6)}))
+                                  {"surprise": round(surprise[key], 6), "surpriseZ": round(z, 3)}))
             bound = [cell.errors[k].ape_calibrated.get() for k in _BOUND_KPIS if cell.errors[k].n]
             if bound and cell.periods >= max(s.drift_min_periods, s.error_periods // 2):
                 err = sum(bound) / len(bound)
