@@ -40,12 +40,13 @@ from river import drift, stats
 
 from replay.emulator import NetworkEmulator, load_scenario, period_hour
 from replay.emulator.scenario import Event
-from twin import Twin, topics
+from twin import Twin
 from twin.config import TwinSettings
 from twin.gap import kpi_error
+from twin.gap.target import RATIO_KPIS
 from twin.prediction import calibrated_name
 from twin.resync.trigger import Signal, TriggerGate
-from twin.sim.kpis import CONN, PRB, THP
+from twin.sim.kpis import PRB, THP
 
 __all__ = ["DRIFTS", "bench_fidelity_command", "run_fidelity"]
 
@@ -122,20 +123,19 @@ def _run(scenario_name: str, drift_kind: str, seed: int, tmp: Path) -> _Run:
         assert step.state is not None
         kpi = step.state.result.kpi.values
         for i, c in enumerate(emu.cells):
-            truth[c][end] = {k: float(kpi[k][i]) for k in (THP, PRB, CONN)}
+            truth[c][end] = {k: float(kpi[k][i]) for k in RATIO_KPIS}
         if end == drift_end:  # the counterfactual: the same period without the drift
             public = tuple(emu.public_sector(c) for c in emu.cells)
             without = emu.physics.evaluate(public, period_hour(step.period_end, GP), []).result.kpi.values
             affected, untouched = set(), set()
             for i, c in enumerate(emu.cells):
                 change = max(abs(float(kpi[k][i]) - float(without[k][i])) / max(abs(float(without[k][i])), 1e-9)
-                             for k in (THP, PRB, CONN))
+                             for k in RATIO_KPIS)
                 if change > 0.10:
                     affected.add(c)
                 elif change < 0.02:
                     untouched.add(c)
-        records = [*_encode(step)]
-        report = twin.ingest(records)
+        report = twin.ingest(step.encoded())
         for p in report.predictions:
             raised += [(e.scope, e.period_end) for e in p.events if e.kind == "raised"]
     mirror = twin.mirror(emu.cluster_id)
@@ -144,22 +144,13 @@ def _run(scenario_name: str, drift_kind: str, seed: int, tmp: Path) -> _Run:
     real: dict[str, dict[int, dict[str, float]]] = {}
     for c, m in mirror.cells.items():
         pred = m.predicted.get(GP, {})
-        raw[c] = {e: {k: pred[k][e] for k in (THP, PRB, CONN) if e in pred.get(k, {})} for e in ends}
-        cal[c] = {e: {k: pred[calibrated_name(k)][e] for k in (THP, PRB, CONN)
+        raw[c] = {e: {k: pred[k][e] for k in RATIO_KPIS if e in pred.get(k, {})} for e in ends}
+        cal[c] = {e: {k: pred[calibrated_name(k)][e] for k in RATIO_KPIS
                       if e in pred.get(calibrated_name(k), {})} for e in ends}
-        real[c] = {e: {k: m.pm[GP][k][e] for k in (THP, PRB, CONN) if e in m.pm.get(GP, {}).get(k, {})}
+        real[c] = {e: {k: m.pm[GP][k][e] for k in RATIO_KPIS if e in m.pm.get(GP, {}).get(k, {})}
                    for e in ends}
     return _Run(list(emu.cells), ends, drift_end, affected, untouched, raised, raw, cal, real, truth,
                 [dict(r) for r in mirror.resyncs])
-
-
-def _encode(step: Any) -> list[Any]:
-    from twin.ports import OutRecord
-
-    out = [OutRecord(topics.CM_SNAPSHOT if type(r).__name__ == "CmSnapshot" else topics.CM_NOTIFICATIONS,
-                     (getattr(r, "dn", None) or r.cell_key).encode(), r.to_json_bytes()) for r in step.cm]
-    out += [OutRecord(topics.PM_CELL, r.cell_key.encode(), r.to_json_bytes()) for r in step.pm]
-    return out
 
 
 # -- detection -------------------------------------------------------------------------------------

@@ -19,10 +19,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from streams.commands import _settings
 from streams.kafka_io import make_consumer
 from twin import topics
 from twin.alert_log import AlertState, fold
-from twin.config import load_settings
 from twin.schemas import Alert
 
 __all__ = ["alerts_list_command", "read_alerts"]
@@ -60,11 +60,7 @@ def alerts_list_command(
     json_out: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
     """The twin's active and recent alerts (divergence, resyncs, data gaps, unknown cells)."""
-    try:
-        settings = load_settings(config)
-    except (OSError, ValueError) as exc:
-        typer.echo(f"twin alerts: cannot load settings: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    settings = _settings(config)
     server = bootstrap or settings.kafka.bootstrap_servers
     if not server:
         typer.echo("twin alerts: no Kafka broker: pass --bootstrap HOST:PORT or set kafka.bootstrap_servers "

@@ -209,8 +209,14 @@ class MirrorStage:
                       text=f"partition {partition} of {self.internal_topic}: {reason}. The mirror of cluster "
                            f"{cluster} is kept and the new log is read from its start; telemetry sent while the "
                            "broker was being replaced may be missing")
+        return await self._send_alert(alert)
+
+    async def _send_alert(self, alert: Alert) -> Any:
+        """Publish an alert on ``ran.alerts.v1``, keyed by its cell, else its cluster."""
+        key = alert.cell_key or alert.cluster_id
+        assert key is not None  # an Alert names one of them (its validator)
         self.stats.alerts += 1
-        return await self.producer.send(topics.ALERTS, alert.to_json_bytes(), key=cluster.encode())
+        return await self.producer.send(topics.ALERTS, alert.to_json_bytes(), key=key.encode())
 
     def _changes(self, state: PartitionState, seal: SealBudget | None, meta: dict[str, Any]) -> Changes:
         """Retention, then what changed in ``state`` since its last checkpoint (encoded, with its offset)."""
@@ -419,8 +425,7 @@ class MirrorStage:
                       type=AlertType.UNKNOWN_CELL,
                       text=f"cell {held.key} reports telemetry but is in no cluster of the topology: its "
                            f"telemetry is held (not simulated) until a cluster lists it")
-        self.stats.alerts += 1
-        return await self.producer.send(topics.ALERTS, alert.to_json_bytes(), key=held.key.encode())
+        return await self._send_alert(alert)
 
     def _partition_of_cluster(self, cluster: str) -> int:
         partitions = sorted(self.consumer.partitions_for_topic(self.internal_topic) or ())
@@ -481,26 +486,11 @@ class MirrorStage:
                 futures.append(await self.producer.send(topics.PREDICTIONS, rec.to_json_bytes(),
                                                         key=rec.cell_key.encode()))
             for event in prediction.events:
-                alert = divergence_alert(cluster.cluster_id, self.settings.kafka.group_id, event)
-                self.stats.alerts += 1
-                futures.append(await self.producer.send(topics.ALERTS, alert.to_json_bytes(),
-                                                        key=(alert.cell_key or cluster.cluster_id).encode()))
-        if self.predictions.alerts:
-            alerts, self.predictions.alerts = self.predictions.alerts, []
-            for alert in alerts:
-                self.stats.alerts += 1
-                futures.append(await self.producer.send(topics.ALERTS, alert.to_json_bytes(),
-                                                        key=(alert.cell_key or alert.cluster_id or "").encode()))
-        resyncs = self.predictions.resyncs
-        if resyncs is not None and resyncs.outbox:
-            outbox, resyncs.outbox = resyncs.outbox, []
-            for cluster_id, record in outbox:
-                wire = Resync.model_validate(record)
-                futures.append(await self.producer.send(topics.RESYNCS, wire.to_json_bytes(), key=cluster_id.encode()))
-        if resyncs is not None and resyncs.alerts:
-            alerts, resyncs.alerts = resyncs.alerts, []
-            for alert in alerts:
-                self.stats.alerts += 1
-                futures.append(await self.producer.send(topics.ALERTS, alert.to_json_bytes(),
-                                                        key=(alert.cell_key or alert.cluster_id or "").encode()))
+                futures.append(await self._send_alert(
+                    divergence_alert(cluster.cluster_id, self.settings.kafka.group_id, event)))
+        for cluster_id, record in self.predictions.take_resyncs():
+            wire = Resync.model_validate(record)
+            futures.append(await self.producer.send(topics.RESYNCS, wire.to_json_bytes(), key=cluster_id.encode()))
+        for alert in self.predictions.take_alerts():
+            futures.append(await self._send_alert(alert))
         return futures

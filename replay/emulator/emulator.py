@@ -77,6 +77,18 @@ class StepOutput:
     events: list[EventMark] = field(default_factory=list)
     state: PhysicalState | None = None
 
+    def encoded(self) -> list[OutRecord]:
+        """The records as published: CM changes that took effect, PM per cell, MR events."""
+        out: list[OutRecord] = []
+        for rec in self.cm:
+            if isinstance(rec, CmSnapshot):
+                out.append(OutRecord(topics.CM_SNAPSHOT, rec.dn.encode(), rec.to_json_bytes()))
+            else:
+                out.append(OutRecord(topics.CM_NOTIFICATIONS, rec.cell_key.encode(), rec.to_json_bytes()))
+        out += [OutRecord(topics.PM_CELL, r.cell_key.encode(), r.to_json_bytes()) for r in self.pm]
+        out += [OutRecord(topics.MR_UE, e.cell_key.encode(), e.to_json_bytes()) for e in self.mr]
+        return out
+
 
 class NetworkEmulator:
     """An emulated RAN with hidden ground truth (see ``replay.emulator`` and ``docs/emulator.md``).
@@ -258,16 +270,7 @@ class NetworkEmulator:
 
     def step(self) -> list[OutRecord]:
         """Advance one period: CM changes that took effect, PM per cell, MR events (encoded)."""
-        s = self.step_detail()
-        out: list[OutRecord] = []
-        for rec in s.cm:
-            if isinstance(rec, CmSnapshot):
-                out.append(OutRecord(topics.CM_SNAPSHOT, rec.dn.encode(), rec.to_json_bytes()))
-            else:
-                out.append(OutRecord(topics.CM_NOTIFICATIONS, rec.cell_key.encode(), rec.to_json_bytes()))
-        out += [OutRecord(topics.PM_CELL, r.cell_key.encode(), r.to_json_bytes()) for r in s.pm]
-        out += [OutRecord(topics.MR_UE, e.cell_key.encode(), e.to_json_bytes()) for e in s.mr]
-        return out
+        return self.step_detail().encoded()
 
 
 __all__ = ["EventMark", "NetworkEmulator", "StepOutput", "default_start", "period_hour"]

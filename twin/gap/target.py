@@ -32,14 +32,16 @@ import numpy.typing as npt
 from twin.gap.error import ERROR_KPIS
 from twin.sim.kpis import CONN, N_BINS, PRB, RSRP_BIN, THP
 
-__all__ = ["GAP_KPIS", "RSRP_MEAN", "calibrate", "mean_rsrp_dbm", "residual"]
+__all__ = ["GAP_KPIS", "RATIO_KPIS", "RSRP_MEAN", "calibrate", "mean_rsrp_dbm", "residual"]
 
 #: the mean SS-RSRP of the cell's connected UEs (dBm), from the ``L1M.SS-RSRP.BinX`` histogram on the
 #: 0..127 index grid (index - 157 dBm): derived here, not a TS 28.552 counter
 RSRP_MEAN = "L1M.SS-RSRP.Mean"
 #: the KPIs whose gap is learned, in this order
 GAP_KPIS: tuple[str, ...] = (THP, PRB, CONN, RSRP_MEAN)
-_RATIO_FLOORS = {k: ERROR_KPIS[k] for k in (THP, PRB, CONN)}
+#: the counts and loads among them, whose residual is a log-ratio
+RATIO_KPIS: tuple[str, ...] = (THP, PRB, CONN)
+_RATIO_FLOORS = {k: ERROR_KPIS[k] for k in RATIO_KPIS}
 _CEILING = {PRB: 100.0}
 _INDEX = np.arange(N_BINS, dtype=np.float64)
 _BIN_NAMES = tuple(f"{RSRP_BIN}{i}" for i in range(N_BINS))

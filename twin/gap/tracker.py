@@ -36,14 +36,13 @@ from river import compose, drift, linear_model, optim, preprocessing, stats
 
 from twin.config import GapSettings
 from twin.gap.error import kpi_error
-from twin.gap.target import GAP_KPIS, calibrate, residual
+from twin.gap.target import GAP_KPIS, RATIO_KPIS, calibrate, residual
 from twin.resync.trigger import Signal, TriggerEvent, TriggerGate
-from twin.sim.kpis import CONN, PRB, THP
+from twin.sim.kpis import PRB, THP
 
 __all__ = ["FORMAT", "CellGap", "GapStep", "GapTracker", "KpiErrors", "page_hinkley", "residual_model"]
 
 FORMAT = 2  # of ``to_bytes``; another value is not read (the learners start afresh)
-_SURPRISE_KPIS = (THP, PRB, CONN)
 _MIN_SPREAD = 0.02
 _BOUND_KPIS = (THP, PRB)
 
@@ -200,7 +199,7 @@ class GapTracker:
                 if not fresh or actual is None or not math.isfinite(actual):
                     continue
                 y = residual(kpi, value, actual)
-                if kpi in _SURPRISE_KPIS:
+                if kpi in RATIO_KPIS:
                     misses.append(abs(y - learned))
                 cell.errors[kpi].update(kpi, value, out[kpi], actual)
                 model.learn_one(x, y)

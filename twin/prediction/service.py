@@ -18,6 +18,7 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
@@ -114,6 +115,20 @@ class PredictionService:
             self.stats.gap_restarts += 1
         self._trackers[mirror.cluster_id] = (blob, tracker)
         return tracker
+
+    def take_alerts(self) -> list[Alert]:
+        """The alerts to publish since the last call (missing telemetry, resync outcomes)."""
+        out, self.alerts = self.alerts, []
+        if self.resyncs is not None:
+            out, self.resyncs.alerts = out + self.resyncs.alerts, []
+        return out
+
+    def take_resyncs(self) -> list[tuple[str, dict[str, Any]]]:
+        """The resync records (``(cluster id, record)``) to publish since the last call."""
+        if self.resyncs is None:
+            return []
+        out, self.resyncs.outbox = self.resyncs.outbox, []
+        return out
 
     def on_applied(self, mirror: ClusterMirror) -> list[ClusterPrediction]:
         """Predict the cluster's due periods and start its pending resyncs (also one a worker left in

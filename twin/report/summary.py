@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from twin.gap.error import ERROR_KPIS, cell_error
+from twin.gap.target import RATIO_KPIS
 from twin.mirror.cell import CellMirror
 from twin.mirror.cluster import ClusterMirror
-from twin.sim.kpis import CONN, KPI_NAMES, PRB, THP
+from twin.prediction.service import CALIBRATED
+from twin.sim.kpis import KPI_NAMES
 
 __all__ = ["PublishedPeriod", "build_summary"]
 
@@ -41,8 +43,6 @@ def _at(series: Mapping[str, Mapping[int, float]], end: int) -> dict[str, float]
     return {k: per[end] for k, per in series.items() if end in per}
 
 
-GAP_COUNT_KPIS = (THP, PRB, CONN)
-CALIBRATED = "@calibrated"  # as twin.prediction.CALIBRATED (the report does not import the prediction)
 
 
 def _mean_by_period(ends: Sequence[int], per_cell: Mapping[str, Sequence[float | None]]) -> list[list[Any]]:
@@ -93,8 +93,8 @@ def build_summary(
                 missing_pred.append([cell, iso(p.end)])
             err = cell_error(pred, real) if pred and real else None
             error[cell].append([p.end, None if err is None else round(err, 5)])
-            raw = {k: pred[k] for k in GAP_COUNT_KPIS if k in pred}
-            cal = {k: pred[k + CALIBRATED] for k in GAP_COUNT_KPIS if k + CALIBRATED in pred}
+            raw = {k: pred[k] for k in RATIO_KPIS if k in pred}
+            cal = {k: pred[k + CALIBRATED] for k in RATIO_KPIS if k + CALIBRATED in pred}
             r_err = cell_error(raw, real) if raw and real else None
             c_err = cell_error(cal, real) if cal and real else None
             gap_raw[cell].append(None if r_err is None else round(r_err, 5))
@@ -128,7 +128,7 @@ def build_summary(
         "error": {"metric": "mean relative error over " + ", ".join(ERROR_KPIS),
                   "meanByPeriod": mean_error, "perCell": error},
         "events": [dict(e) for e in events],
-        "gapError": {"metric": "mean relative error over " + ", ".join(GAP_COUNT_KPIS) + ", raw twin and "
+        "gapError": {"metric": "mean relative error over " + ", ".join(RATIO_KPIS) + ", raw twin and "
                      "calibrated (raw plus the gap learners' residual)",
                      "rawMeanByPeriod": _mean_by_period(ends, gap_raw),
                      "calibratedMeanByPeriod": _mean_by_period(ends, gap_cal),

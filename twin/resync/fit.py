@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from twin.gap.target import RSRP_MEAN, mean_rsrp_dbm, residual
+from twin.gap.target import RATIO_KPIS, RSRP_MEAN, mean_rsrp_dbm, residual
 from twin.resync.calibration import BOUNDS, Calibration, CellCalibration
 from twin.sim.kpis import CONN, PRB, THP
 from twin.sim.simulator import SimResult, Simulator
@@ -105,7 +105,7 @@ def residuals(sim: Simulator, cal: Calibration, home: npt.NDArray[np.int64],
             real = ev.real.get(key)
             if not real:
                 continue
-            for name in (THP, PRB, CONN):
+            for name in RATIO_KPIS:
                 if name in real and np.isfinite(kpi.values[name][i]):
                     out.setdefault((key, name), []).append(residual(name, float(kpi.values[name][i]), real[name]))
             pred = mean_rsrp_dbm(kpi.rsrp_bins[i]) if RSRP_MEAN in real else None
