@@ -49,7 +49,10 @@ def test_unknown_cells_are_held_reported_bounded_and_placed_later(fresh_broker: 
     clusters = store.load_all()
     assert sorted(clusters) == ["east"] and sorted(clusters["east"].cells) == known  # no made-up cluster
     held = store.load_unassigned().summary()
-    assert sorted(held) == unknown[:2]  # the third unknown cell found the holding full
+    # Which two unknown cells are held depends on which arrives first; the PM, MR and CM topics are
+    # fetched concurrently, so the arrival order across topics is the broker's, not the publisher's.
+    assert len(held) == 2 and set(held) <= set(unknown), sorted(held)
+    unknown = sorted(held) + [k for k in unknown if k not in held]  # the third found the holding full
     for key in unknown[:2]:
         assert sum(held[key]["records"].values()) == by_cell[key]  # every record counted
         assert held[key]["held"] == 8 + 2 and held[key]["evicted"] == by_cell[key] - 2 - 8  # 2 CM objects
