@@ -2,8 +2,9 @@
 
 For each shipped scenario (its own scheduled events removed, its hidden truth kept) and each kind
 of drift, one run of the emulated network with that drift injected on one cell at a known time,
-after a day and a quarter of learning. The twin is the runtime's own path in memory
-(``twin.Twin.ingest``: validation, mirror, prediction, gap learners, divergence gate, resync).
+after two days and a quarter of learning (the drift detectors are armed after the first day). The
+twin is the runtime's own path in memory (``twin.Twin.ingest``: validation, mirror, prediction, gap
+learners, divergence gate, resync).
 On the same streams:
 
 - **detection**: the periods from the drift's start to the first divergence episode on a cell the
@@ -52,7 +53,7 @@ __all__ = ["DRIFTS", "bench_fidelity_command", "run_fidelity"]
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 GP = 900
-DRIFT_AT_H = 30.0  # a day and a quarter of learning first
+DRIFT_AT_H = 54.0  # two days and a quarter of learning first: 06:00 of day three
 AFTER_PERIODS = 24
 WINDOW = 8  # a detection later than this many periods is a miss
 ACCURACY_KPIS = (THP, PRB)

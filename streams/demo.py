@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,8 +44,9 @@ GROUP = "twin-demo"
 
 
 def write_config(path: Path, state_dir: Path, topology: dict[str, Any], model: dict[str, Any],
-                 partitions: int = 12) -> Path:
-    """The worker's TOML settings: state, group, topology and the twin's public model parameters."""
+                 partitions: int = 12, drift_warmup_periods: int | None = None) -> Path:
+    """The worker's TOML settings: state, group, topology and the twin's public model parameters;
+    ``drift_warmup_periods`` when the drift detectors must be armed sooner than after a day."""
     def q(v: Any) -> str:
         return orjson.dumps(v).decode()
 
@@ -56,8 +58,30 @@ def write_config(path: Path, state_dir: Path, topology: dict[str, Any], model: d
     lines.append("")
     for cluster in topology["clusters"]:
         lines += ["[[topology.clusters]]", f"id = {q(cluster['id'])}", f"cells = {q(cluster['cells'])}", ""]
+    if drift_warmup_periods is not None:
+        lines += ["[gap]", f"drift_warmup_periods = {drift_warmup_periods}", ""]
     path.write_text("\n".join(lines))
     return path
+
+
+def demo_warmup_periods(timeline: list[Any], start: datetime, granularity_s: int) -> int | None:
+    """The drift detectors' warm-up for a demo run: the default (a day) unless the scenario's first
+    event comes sooner; then the periods before it less 8, at least 16 (fault-midrun's fault at
+    noon: 40). A demo must show its fault detected; a network in service has had its day.
+
+    >>> from datetime import UTC
+    >>> from types import SimpleNamespace
+    >>> t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    >>> demo_warmup_periods([SimpleNamespace(start=t0 + timedelta(hours=12))], t0, 900)
+    40
+    >>> demo_warmup_periods([], t0, 900) is None
+    True
+    """
+    first = min((m.start for m in timeline), default=None)
+    if first is None:
+        return None
+    before = int((first - start).total_seconds() // granularity_s)
+    return None if before >= 96 + 8 else max(16, before - 8)
 
 
 class Worker:
@@ -223,8 +247,6 @@ def demo_command(
     quiet: Annotated[bool, typer.Option(help="no live table")] = False,
 ) -> None:
     """Run the emulated network, the broker and the twin together; write a summary and a report."""
-    from datetime import timedelta
-
     from replay.emulator import NetworkEmulator, default_start
     from twin.logs import configure
 
@@ -236,7 +258,8 @@ def demo_command(
     out.mkdir(parents=True, exist_ok=True)
     state = out / "state"
     shutil.rmtree(state, ignore_errors=True)  # a fresh broker: old offsets mean nothing
-    config = write_config(out / "twin.toml", state, emulator.topology_config(), emulator.public_model())
+    config = write_config(out / "twin.toml", state, emulator.topology_config(), emulator.public_model(),
+                          drift_warmup_periods=demo_warmup_periods(emulator.timeline(), emulator.start, granularity))
     name = str(getattr(emulator.scenario, "name", scenario))
     info = {"scenario": name, "seed": seed, "hours": hours, "speed": speed, "mrPerCell": mr_per_cell}
     events = [event_dict(e) for e in emulator.timeline()]

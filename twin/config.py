@@ -116,13 +116,20 @@ class GapSettings(_Section):
     intercept_learning_rate: float = Field(default=0.1, gt=0, le=1, description="SGD step of their intercepts")
     error_periods: int = Field(default=96, ge=1, description="span of the rolling error figures, in periods "
                                "(exponentially weighted, alpha = 2 / (periods + 1))")
-    drift_threshold: float = Field(default=8.0, gt=0, description="Page-Hinkley threshold on a cell's "
-                                   "standardised surprise (its mean absolute calibrated log-residual, less its "
-                                   "usual level, over its usual spread)")
-    drift_delta: float = Field(default=4.0, ge=0, description="Page-Hinkley tolerance: standardised surprises "
+    drift_threshold: float = Field(default=10.0, gt=0, description="Page-Hinkley threshold on each KPI's "
+                                   "standardised miss of a cell (its calibrated residual less its usual one, "
+                                   "over its usual spread)")
+    drift_delta: float = Field(default=5.0, ge=0, description="Page-Hinkley tolerance: standardised misses "
                                "smaller than this are not a drift")
+    drift_joint_threshold: float = Field(default=2.0, gt=0, description="Page-Hinkley threshold on the root mean "
+                                         "square of a cell's standardised misses (its KPIs together)")
+    drift_joint_delta: float = Field(default=3.0, ge=0, description="Page-Hinkley tolerance of the joint test")
     drift_min_periods: int = Field(default=8, ge=1, description="periods a cell's learners learn (after a "
-                                   "start or a resync's reset) before its drift detector looks at its surprise")
+                                   "start or a resync's reset) before its misses are standardised; after a reset, "
+                                   "its detectors watch again from then on")
+    drift_warmup_periods: int = Field(default=96, ge=1, description="periods a new cell's learners and usual "
+                                      "spreads learn before its drift detectors are first armed (a day at 15 min: "
+                                      "every hour must have been seen once)")
     error_bound: float = Field(default=0.5, gt=0, description="rolling calibrated error (mean relative "
                                "error of throughput and PRB load) above which a cell diverges, looked at once "
                                "a cell has error_periods / 2 periods learned")

@@ -71,11 +71,12 @@ def test_demo_fault_scenario_end_to_end(tmp_path: Path) -> None:
 
 
 def test_demo_fault_chain_divergence_resync_and_error_down(tmp_path: Path) -> None:
-    """The repair loop end to end: three hours of learning from 09:00, the fault at 12:00, then
-    the divergence alert, the resync, the error back down and the alert cleared."""
-    scenario = _fault_at_1h(tmp_path, 3.0)
+    """The repair loop end to end: six hours of learning from 06:00 (the demo arms the drift
+    detectors after 16 periods, before its scenario's first event), the fault at 12:00, then the
+    divergence alert, the resync, the error back down and the alert cleared."""
+    scenario = _fault_at_1h(tmp_path, 6.0)
     out = tmp_path / "out"
-    proc = _demo(["--scenario", str(scenario), "--hours", "5.5", "--seed", "0", "--start-hour", "9"], out)
+    proc = _demo(["--scenario", str(scenario), "--hours", "8.5", "--seed", "0", "--start-hour", "6"], out)
     stdout, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, stdout.decode()[-3000:]
     s = orjson.loads((out / "summary.json").read_bytes())

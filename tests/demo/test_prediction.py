@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from twin.gap import RSRP_MEAN
+from twin.gap import RSRP_MEAN, SINR_MEAN
 from twin.mirror.cluster import ClusterMirror
 from twin.prediction import ClusterPredictor, PredictConfig, PredictionService, cell_error, due_periods
 from twin.sim import KPI_NAMES, Simulator, TrafficMap, hex_cluster
@@ -29,7 +29,8 @@ def test_prediction_per_cell_and_kpi_close_to_a_similar_network() -> None:
     m, real = _mirror()
     p = ClusterPredictor(PredictConfig(n_ues=1500)).predict(m, 900, 1800)
     assert p is not None and p.rebuilt
-    assert set(p.values) == set(real[1]) and all(set(v) == {*KPI_NAMES, RSRP_MEAN} for v in p.values.values())
+    assert set(p.values) == set(real[1])
+    assert all(set(v) == {*KPI_NAMES, RSRP_MEAN, SINR_MEAN} for v in p.values.values())
     # traffic comes from the cluster's mirrored RRC.ConnMean: its total is reproduced exactly, the
     # split over cells is the twin's own coverage
     total = sum(v["RRC.ConnMean"] for v in real[1].values())

@@ -14,7 +14,7 @@ from replay.emulator import NetworkEmulator
 from tests.library.worker_run import write_config
 from twin import Twin, topics
 from twin.config import GapSettings
-from twin.gap import GAP_KPIS, RSRP_MEAN, GapTracker, context, kpi_error
+from twin.gap import GAP_KPIS, RSRP_MEAN, SINR_MEAN, GapTracker, context, kpi_error
 from twin.mirror.cell import CellMirror
 from twin.prediction import calibrated_name
 from twin.prediction.model import calibration_as_of
@@ -26,21 +26,25 @@ from twin.resync.trigger import TriggerEvent
 from twin.sim.kpis import CONN, PRB, THP
 
 GP = 900
+#: the fault comes at noon of the first day: the drift detectors are armed after 10 hours (default: a day)
+WARMUP = 40
 START = 1_700_000_100 - 1_700_000_100 % 86_400  # a midnight, UTC
 
 
 def _stream(periods: int, seed: int = 1) -> list[tuple[int, dict[str, dict[str, float]], dict[str, dict[str, float]]]]:
     """A cell whose real throughput is 0.6 of the twin's, PRB load 1.3 times, connected UEs 5 fewer
-    and RSRP 4 dB lower, with 2 % noise and a daily pattern in the raw prediction."""
+    RSRP 4 dB and SINR 2 dB lower, with 2 % noise and a daily pattern in the raw prediction."""
     rng = random.Random(seed)
     out = []
     for i in range(periods):
         end = START + GP * (i + 1)
         day = math.sin(2 * math.pi * (end % 86_400) / 86_400)
-        raw = {THP: 50_000.0 * (1.2 + day), PRB: 30.0 * (1.2 + day), CONN: 20.0 * (1.2 + day), RSRP_MEAN: -95.0}
+        raw = {THP: 50_000.0 * (1.2 + day), PRB: 30.0 * (1.2 + day), CONN: 20.0 * (1.2 + day), RSRP_MEAN: -95.0,
+               SINR_MEAN: 8.0}
         noise = {k: 1.0 + rng.gauss(0.0, 0.02) for k in raw}
         real = {THP: 0.6 * raw[THP] * noise[THP], PRB: min(100.0, 1.3 * raw[PRB] * noise[PRB]),
-                CONN: max(0.0, raw[CONN] - 5.0) * noise[CONN], RSRP_MEAN: raw[RSRP_MEAN] - 4.0 + rng.gauss(0.0, 0.3)}
+                CONN: max(0.0, raw[CONN] - 5.0) * noise[CONN], RSRP_MEAN: raw[RSRP_MEAN] - 4.0 + rng.gauss(0.0, 0.3),
+                SINR_MEAN: raw[SINR_MEAN] - 2.0 + rng.gauss(0.0, 0.3)}
         out.append((end, {"nr:a": raw}, {"nr:a": real}))
     return out
 
@@ -101,7 +105,8 @@ def _fault_twin(tmp: Path, periods: int, resync: bool) -> tuple[Twin, NetworkEmu
     library's in-memory ingest, which predicts, learns and resyncs as the worker does."""
     emu = NetworkEmulator("fault-midrun", seed=4, start=datetime.fromtimestamp(START, UTC), granularity_s=GP,
                           mr_per_cell=1)
-    config = write_config(tmp / "twin.toml", tmp / "state", emu.public_model(), emu.clusters)
+    config = write_config(tmp / "twin.toml", tmp / "state", emu.public_model(), emu.clusters,
+                          drift_warmup_periods=WARMUP)
     if not resync:
         config.write_text(config.read_text() + "\n[resync]\nenabled = false\n")
     twin = Twin(config=config)
@@ -240,7 +245,8 @@ def test_missing_telemetry_raises_once_clears_and_is_rate_limited() -> None:
 def test_a_cell_that_stops_reporting_raises_a_data_gap_alert_through_the_library(tmp_path: Path) -> None:
     emu = NetworkEmulator("suburban-quiet", seed=4, start=datetime.fromtimestamp(START, UTC), granularity_s=GP,
                           mr_per_cell=1)
-    config = write_config(tmp_path / "twin.toml", tmp_path / "state", emu.public_model(), emu.clusters)
+    config = write_config(tmp_path / "twin.toml", tmp_path / "state", emu.public_model(), emu.clusters,
+                          drift_warmup_periods=WARMUP)
     twin = Twin(config=config)
     twin.ingest(emu.initial_records())
     silent = emu.cells[2]
@@ -261,7 +267,8 @@ def test_a_pending_resync_holds_the_clusters_predictions_until_it_runs(tmp_path:
     cluster next runs it first, then predicts the periods it held, each once."""
     emu = NetworkEmulator("fault-midrun", seed=4, start=datetime.fromtimestamp(START, UTC), granularity_s=GP,
                           mr_per_cell=1)
-    config = write_config(tmp_path / "twin.toml", tmp_path / "state", emu.public_model(), emu.clusters)
+    config = write_config(tmp_path / "twin.toml", tmp_path / "state", emu.public_model(), emu.clusters,
+                          drift_warmup_periods=WARMUP)
     twin = Twin(config=config)
     service = twin._service
     assert service is not None and service.resyncs is not None

@@ -27,6 +27,8 @@ from twin.prediction import CALIBRATED
 
 TWIN = [sys.executable, "-c", "from twin.cli import main; main()"]
 GP = 900
+#: the fault comes at noon of the first day: the drift detectors are armed after 10 hours (default: a day)
+WARMUP = 40
 START = datetime(2024, 3, 4, tzinfo=UTC)
 PERIODS = 15 * 4  # the fault comes at 12:00
 
@@ -54,7 +56,8 @@ def test_kill_9_keeps_the_learners_and_the_fault_raises_one_alert(fresh_broker: 
     for _ in range(PERIODS):
         records += emu.step()
         ends.append(round(emu.period_end.timestamp()))
-    config = write_config(tmp_path / "twin.toml", tmp_path / "state", emu.public_model(), emu.clusters)
+    config = write_config(tmp_path / "twin.toml", tmp_path / "state", emu.public_model(), emu.clusters,
+                          drift_warmup_periods=WARMUP)
     bootstrap = fresh_broker.bootstrap_servers
     half = next(i for i, r in enumerate(records) if r.topic == topics.PM_CELL and
                 orjson.loads(r.value)["periodEnd"] == datetime.fromtimestamp(ends[PERIODS // 2], UTC)

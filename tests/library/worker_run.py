@@ -53,7 +53,10 @@ def _scenario() -> Any:
     return replace(scenario, events=events)
 
 
-def write_config(path: Path, state_dir: Path, model: dict[str, Any], clusters: dict[str, list[str]]) -> Path:
+def write_config(path: Path, state_dir: Path, model: dict[str, Any], clusters: dict[str, list[str]],
+                 drift_warmup_periods: int | None = None) -> Path:
+    """``drift_warmup_periods``: arm the drift detectors sooner than the default day (a test whose
+    fault comes at noon of its first day)."""
     def q(v: Any) -> str:
         return orjson.dumps(v).decode()
 
@@ -62,6 +65,8 @@ def write_config(path: Path, state_dir: Path, model: dict[str, Any], clusters: d
     lines += [f"{k} = {q(model[k])}" for k in ("scenario", "n_ues", "demand_bps", "indoor_fraction", "seed")]
     for cid, cells in clusters.items():
         lines += ["", "[[topology.clusters]]", f"id = {q(cid)}", f"cells = {q(cells)}"]
+    if drift_warmup_periods is not None:
+        lines += ["", "[gap]", f"drift_warmup_periods = {drift_warmup_periods}"]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -9,13 +9,15 @@ resync trigger (``twin.resync.trigger``).
 
 from twin.gap.error import ERROR_KPIS, cell_error, kpi_error
 from twin.gap.features import cell_config, context
-from twin.gap.target import GAP_KPIS, RSRP_MEAN, calibrate, mean_rsrp_dbm, residual
+from twin.gap.target import GAP_KPIS, LEVEL_KPIS, RSRP_MEAN, SINR_MEAN, calibrate, mean_rsrp_dbm, mean_sinr_db, residual
 from twin.gap.tracker import CellGap, GapStep, GapTracker, KpiErrors
 
 __all__ = [
     "ERROR_KPIS",
     "GAP_KPIS",
+    "LEVEL_KPIS",
     "RSRP_MEAN",
+    "SINR_MEAN",
     "CellGap",
     "GapStep",
     "GapTracker",
@@ -26,5 +28,6 @@ __all__ = [
     "context",
     "kpi_error",
     "mean_rsrp_dbm",
+    "mean_sinr_db",
     "residual",
 ]

@@ -4,8 +4,8 @@ and how a learned residual corrects (calibrates) a raw prediction.
 Counts and loads (throughput, PRB load, connected UEs) are off by a factor rather than by an amount
 (a cell that loses coverage loses a share of its UEs, whatever their number), so their residual is
 the log-ratio ``ln((real + floor) / (raw + floor))``, with the floors of the twin's error measure
-(``twin.gap.error.ERROR_KPIS``) keeping near-idle cells from dominating. The mean SS-RSRP is a
-level in dBm: its residual is the difference in dB.
+(``twin.gap.error.ERROR_KPIS``) keeping near-idle cells from dominating. The mean SS-RSRP and the
+mean SS-SINR are levels in dB(m): their residual is the difference in dB.
 
 >>> round(residual("RRC.ConnMean", raw=20.0, real=10.0), 4)
 -0.5108
@@ -13,6 +13,8 @@ level in dBm: its residual is the difference in dB.
 10.0
 >>> residual("L1M.SS-RSRP.Mean", raw=-95.0, real=-97.5)
 -2.5
+>>> residual("MR.NRScSSSINR.Mean", raw=12.0, real=9.0)
+-3.0
 >>> calibrate("RRU.PrbTotDl", raw=90.0, learned=1.0)  # a load never exceeds 100 %
 100.0
 >>> residual("CARR.MeanTxPwr", raw=40.0, real=41.0)  # doctest: +ELLIPSIS
@@ -30,21 +32,28 @@ import numpy as np
 import numpy.typing as npt
 
 from twin.gap.error import ERROR_KPIS
-from twin.sim.kpis import CONN, N_BINS, PRB, RSRP_BIN, THP
+from twin.sim.kpis import CONN, N_BINS, PRB, RSRP_BIN, SINR_BIN, THP
 
-__all__ = ["GAP_KPIS", "RATIO_KPIS", "RSRP_MEAN", "calibrate", "mean_rsrp_dbm", "residual"]
+__all__ = ["GAP_KPIS", "LEVEL_KPIS", "RATIO_KPIS", "RSRP_MEAN", "SINR_MEAN", "calibrate", "mean_rsrp_dbm",
+           "mean_sinr_db", "residual"]
 
 #: the mean SS-RSRP of the cell's connected UEs (dBm), from the ``L1M.SS-RSRP.BinX`` histogram on the
 #: 0..127 index grid (index - 157 dBm): derived here, not a TS 28.552 counter
 RSRP_MEAN = "L1M.SS-RSRP.Mean"
+#: the mean SS-SINR of the cell's connected UEs (dB), from the ``MR.NRScSSSINR.BinX`` histogram on the
+#: 0..127 index grid (index / 2 - 23.5 dB): derived here; it carries interference the RSRP does not
+SINR_MEAN = "MR.NRScSSSINR.Mean"
 #: the KPIs whose gap is learned, in this order
-GAP_KPIS: tuple[str, ...] = (THP, PRB, CONN, RSRP_MEAN)
+GAP_KPIS: tuple[str, ...] = (THP, PRB, CONN, RSRP_MEAN, SINR_MEAN)
 #: the counts and loads among them, whose residual is a log-ratio
 RATIO_KPIS: tuple[str, ...] = (THP, PRB, CONN)
+#: the radio levels among them (dB or dBm), whose residual is a difference
+LEVEL_KPIS: tuple[str, ...] = (RSRP_MEAN, SINR_MEAN)
 _RATIO_FLOORS = {k: ERROR_KPIS[k] for k in RATIO_KPIS}
 _CEILING = {PRB: 100.0}
 _INDEX = np.arange(N_BINS, dtype=np.float64)
 _BIN_NAMES = tuple(f"{RSRP_BIN}{i}" for i in range(N_BINS))
+_SINR_NAMES = tuple(f"{SINR_BIN}{i}" for i in range(N_BINS))
 
 
 def _check(kpi: str) -> None:
@@ -72,6 +81,17 @@ def calibrate(kpi: str, raw: float, learned: float) -> float:
     return round(min(max(value, 0.0), _CEILING.get(kpi, math.inf)), 9)
 
 
+def _mean_index(bins: Mapping[str, float] | npt.ArrayLike, names: tuple[str, ...]) -> float | None:
+    if isinstance(bins, Mapping):
+        counts = np.array([float(bins.get(name, 0.0)) for name in names])
+    else:
+        counts = np.asarray(bins, dtype=np.float64)
+    total = float(counts.sum())
+    if not total > 0:
+        return None
+    return float(counts @ _INDEX) / total
+
+
 def mean_rsrp_dbm(bins: Mapping[str, float] | npt.ArrayLike) -> float | None:
     """The mean SS-RSRP (dBm) of a histogram: PM values by ``L1M.SS-RSRP.BinX`` name, or an array of
     the 128 bin counts; ``None`` when it counts nothing.
@@ -81,11 +101,16 @@ def mean_rsrp_dbm(bins: Mapping[str, float] | npt.ArrayLike) -> float | None:
     >>> mean_rsrp_dbm({}) is None
     True
     """
-    if isinstance(bins, Mapping):
-        counts = np.array([float(bins.get(name, 0.0)) for name in _BIN_NAMES])
-    else:
-        counts = np.asarray(bins, dtype=np.float64)
-    total = float(counts.sum())
-    if not total > 0:
-        return None
-    return round(float(counts @ _INDEX) / total - 157.0, 6)
+    index = _mean_index(bins, _BIN_NAMES)
+    return None if index is None else round(index - 157.0, 6)
+
+
+def mean_sinr_db(bins: Mapping[str, float] | npt.ArrayLike) -> float | None:
+    """The mean SS-SINR (dB) of a histogram: PM values by ``MR.NRScSSSINR.BinX`` name, or an array
+    of the 128 bin counts; ``None`` when it counts nothing.
+
+    >>> mean_sinr_db({"MR.NRScSSSINR.Bin60": 1.0, "MR.NRScSSSINR.Bin70": 1.0})
+    9.0
+    """
+    index = _mean_index(bins, _SINR_NAMES)
+    return None if index is None else round(index / 2.0 - 23.5, 6)

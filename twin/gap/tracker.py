@@ -16,11 +16,20 @@ Models, chosen by measurement (``docs/gap.md``):
   cheaper than the last two;
 - **rolling errors**: exponentially weighted means (river ``stats.EWMean``) of the absolute
   relative error and of the signed error, raw and calibrated: constant memory per cell and KPI;
-- **drift**: river's Page-Hinkley test on the cell's *surprise* (the mean absolute calibrated
-  log-residual of throughput, PRB load and connected UEs): the learners absorb the twin's usual
-  error (time-of-day patterns included), so the surprise is small and flat until the network
-  changes in a way the twin does not know of; a step in its mean is what Page-Hinkley detects
-  fastest. ADWIN and KSWIN were measured beside it (``docs/gap.md``).
+- **drift**: per cell and KPI, river's two-sided Page-Hinkley test on the KPI's *standardised*
+  calibrated residual (the learner's miss, less the cell's usual miss, over its usual spread: EW
+  mean and variance, clipped at 3 spreads so that one fault does not teach it that faults are
+  usual). The learners absorb the twin's usual error, daily patterns included, so a miss far from
+  the usual is what the network does and the twin does not know of. Each KPI is watched on its own
+  scale because the drifts differ in where they show: a gain drift of 4 dB or an interferer moves
+  the cell's mean SS-RSRP and SS-SINR by 10-30 of their usual spreads while its throughput, load
+  and connected UEs move by 1-3 (``docs/gap.md``). A second Page-Hinkley test watches the root mean
+  square of the cell's standardised misses, for a drift that moves several KPIs by a few spreads
+  each and none far enough alone (an interferer's). A new cell's detector is armed once its
+  learners and its usual spread have seen a day (``drift_warmup_periods``): before that, every
+  hour is new to them (moving hotspots raised most false alarms of ``twin bench fidelity``). After
+  a resync's reset the learners relearn for ``drift_min_periods`` and the detector watches again
+  with the spreads it knew. ADWIN and KSWIN were measured beside it (``docs/gap.md``).
 """
 
 from __future__ import annotations
@@ -36,14 +45,19 @@ from river import compose, drift, linear_model, optim, preprocessing, stats
 
 from twin.config import GapSettings
 from twin.gap.error import kpi_error
-from twin.gap.target import GAP_KPIS, RATIO_KPIS, calibrate, residual
+from twin.gap.target import GAP_KPIS, RATIO_KPIS, RSRP_MEAN, SINR_MEAN, calibrate, residual
 from twin.resync.trigger import Signal, TriggerEvent, TriggerGate
-from twin.sim.kpis import PRB, THP
+from twin.sim.kpis import CONN, PRB, THP
 
-__all__ = ["FORMAT", "CellGap", "GapStep", "GapTracker", "KpiErrors", "page_hinkley", "residual_model"]
+__all__ = ["FORMAT", "CellGap", "GapStep", "GapTracker", "KpiErrors", "KpiSurprise", "joint_page_hinkley",
+           "page_hinkley", "residual_model"]
 
-FORMAT = 2  # of ``to_bytes``; another value is not read (the learners start afresh)
-_MIN_SPREAD = 0.02
+FORMAT = 3  # of ``to_bytes``; another value is not read (the learners start afresh)
+#: the least spread of a KPI's miss (log-ratio, or dB for the radio levels): a cell whose twin is
+#: nearly exact would otherwise call every rounding a drift
+_MIN_SPREAD = {THP: 0.02, PRB: 0.02, CONN: 0.02, RSRP_MEAN: 0.05, SINR_MEAN: 0.05}
+_CLIP_SPREADS = 3.0
+_USUAL_ALPHA = 0.05
 _BOUND_KPIS = (THP, PRB)
 
 
@@ -57,9 +71,17 @@ def residual_model(settings: GapSettings) -> compose.Pipeline:
 
 
 def page_hinkley(settings: GapSettings) -> drift.PageHinkley:
-    """The runtime's drift detector of a cell's surprise."""
-    return drift.PageHinkley(min_instances=2, delta=settings.drift_delta, threshold=settings.drift_threshold,
-                             mode="up")
+    """The runtime's drift detector of one cell's KPI: two-sided, on its standardised miss."""
+    return drift.PageHinkley(min_instances=1, delta=settings.drift_delta, threshold=settings.drift_threshold,
+                             mode="both")
+
+
+def joint_page_hinkley(settings: GapSettings) -> drift.PageHinkley:
+    """The drift detector of a cell's KPIs together: upward, on the root mean square of their
+    standardised misses (a drift that moves several KPIs by a few spreads each, as an interferer
+    does, and none of them far enough alone)."""
+    return drift.PageHinkley(min_instances=1, delta=settings.drift_joint_delta,
+                             threshold=settings.drift_joint_threshold, mode="up")
 
 
 @dataclass
@@ -92,16 +114,41 @@ class KpiErrors:
 
 
 @dataclass
+class KpiSurprise:
+    """How unusual a cell's miss of one KPI is: its usual level and spread (EW, alpha 0.05) and the
+    drift detector fed the standardised miss."""
+
+    detector: Any
+    usual: stats.EWMean = field(default_factory=lambda: stats.EWMean(_USUAL_ALPHA))
+    spread: stats.EWVar = field(default_factory=lambda: stats.EWVar(_USUAL_ALPHA))
+    n: int = 0
+
+    def standardise(self, kpi: str, miss: float) -> float | None:
+        """``(miss - usual) / spread``, then learn ``miss`` clipped at 3 spreads; ``None`` for the
+        first value (nothing usual yet)."""
+        self.n += 1
+        if self.n == 1:
+            self.usual.update(miss)
+            self.spread.update(miss)
+            return None
+        mean = self.usual.get()
+        std = max(math.sqrt(max(self.spread.get(), 0.0)), _MIN_SPREAD[kpi])
+        clipped = min(max(miss, mean - _CLIP_SPREADS * std), mean + _CLIP_SPREADS * std)
+        self.usual.update(clipped)
+        self.spread.update(clipped)
+        return (miss - mean) / std
+
+
+@dataclass
 class CellGap:
-    """Learners, error figures and the drift detector of one cell."""
+    """Learners, error figures and drift detectors of one cell."""
 
     models: dict[str, compose.Pipeline]
     errors: dict[str, KpiErrors]
-    detector: drift.PageHinkley
-    periods: int = 0  # periods with real values learned
-    # the cell's usual surprise: EW mean and variance (alpha 0.05), for the standardised surprise
-    usual: stats.EWMean = field(default_factory=lambda: stats.EWMean(0.05))
-    spread: stats.EWVar = field(default_factory=lambda: stats.EWVar(0.05))
+    surprise: dict[str, KpiSurprise]
+    joint: Any  # drift detector of the root mean square of the cell's standardised misses
+    periods: int = 0  # periods with real values learned since the learners started
+    seasoned: bool = False  # its detectors were armed once (a reset re-arms them sooner)
 
 
 @dataclass
@@ -120,8 +167,8 @@ class GapTracker:
 
     def __init__(self, settings: GapSettings | None = None,
                  detector: Callable[[GapSettings], Any] | None = None) -> None:
-        """``detector``: builds a cell's drift detector (a river ``drift`` detector: ``update`` and
-        ``drift_detected``); default Page-Hinkley on the settings' drift parameters."""
+        """``detector``: builds the drift detector of one cell and KPI (a river ``drift`` detector:
+        ``update`` and ``drift_detected``); default Page-Hinkley on the settings' drift parameters."""
         self.settings = settings or GapSettings()
         self.make_detector = detector or page_hinkley
         self.cells: dict[str, CellGap] = {}
@@ -141,22 +188,10 @@ class GapTracker:
             cell = self.cells[key] = CellGap(
                 models={k: residual_model(s) for k in GAP_KPIS},
                 errors={k: KpiErrors(alpha) for k in GAP_KPIS},
-                detector=self.make_detector(s),
+                surprise={k: KpiSurprise(self.make_detector(s)) for k in GAP_KPIS},
+                joint=joint_page_hinkley(s),
             )
         return cell
-
-    @staticmethod
-    def _standardised(cell: CellGap, value: float, n: int) -> float:
-        """How unusual ``value`` is for this cell: (value - its usual surprise) / its spread (at
-        least 0.02); the usual level then learns the value, clipped at 3 spreads so one fault does
-        not teach it that faults are usual. ``n``: the how-many-th value it sees (1: the first)."""
-        mean = cell.usual.get() if n > 1 else value
-        std = max(math.sqrt(max(cell.spread.get(), 0.0)), _MIN_SPREAD)
-        z = (value - mean) / std
-        clipped = min(value, mean + 3 * std) if n > 1 else value
-        cell.usual.update(clipped)
-        cell.spread.update(clipped)
-        return z
 
     def calibrated(self, raw: Mapping[str, Mapping[str, float]],
                    context: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
@@ -186,7 +221,7 @@ class GapTracker:
             ctx = context.get(key, {})
             truth = real.get(key, {})
             out = calibrated[key] = {}
-            misses = []
+            misses: dict[str, float] = {}
             for kpi in GAP_KPIS:
                 value = raw[key].get(kpi)
                 if value is None or not math.isfinite(value):
@@ -199,23 +234,16 @@ class GapTracker:
                 if not fresh or actual is None or not math.isfinite(actual):
                     continue
                 y = residual(kpi, value, actual)
-                if kpi in RATIO_KPIS:
-                    misses.append(abs(y - learned))
+                misses[kpi] = y - learned
                 cell.errors[kpi].update(kpi, value, out[kpi], actual)
                 model.learn_one(x, y)
             if not misses:
                 continue
             cell.periods += 1
-            surprise[key] = sum(misses) / len(misses)
-            # a learner still learning (a new cell, or one reset by a resync) is surprised by much:
-            # its detector starts once it has learned drift_min_periods
-            warm = cell.periods > s.drift_min_periods
-            z = 0.0
-            if warm:  # the usual level learns from a warm learner only (not from its first surprises)
-                z = self._standardised(cell, surprise[key], cell.periods - s.drift_min_periods)
-                cell.detector.update(z)
-            signals.append(Signal("drift", key, period_end, warm and bool(cell.detector.drift_detected),
-                                  {"surprise": round(surprise[key], 6), "surpriseZ": round(z, 3)}))
+            ratio = [abs(m) for k, m in misses.items() if k in RATIO_KPIS]
+            if ratio:
+                surprise[key] = sum(ratio) / len(ratio)
+            signals.append(self._drift(key, cell, misses, period_end))
             bound = [cell.errors[k].ape_calibrated.get() for k in _BOUND_KPIS if cell.errors[k].n]
             if bound and cell.periods >= max(s.drift_min_periods, s.error_periods // 2):
                 err = sum(bound) / len(bound)
@@ -225,6 +253,36 @@ class GapTracker:
             self.last_period = period_end
         events = self.gate.offer(signals) if signals else []
         return GapStep(period_end, calibrated, surprise, signals, events)
+
+    def _drift(self, key: str, cell: CellGap, misses: Mapping[str, float], period_end: int) -> Signal:
+        """The drift signal of a cell for one period: its learners settle for ``drift_min_periods``
+        (after a start or a reset), then each KPI's miss is standardised; the detectors look once
+        the cell has learned ``drift_warmup_periods`` (only ``drift_min_periods`` after a reset)."""
+        s = self.settings
+        if cell.periods <= s.drift_min_periods:
+            return Signal("drift", key, period_end, False, {})
+        armed = cell.seasoned or cell.periods >= s.drift_warmup_periods
+        z: dict[str, float] = {}
+        detected: list[str] = []
+        for kpi, miss in misses.items():
+            watch = cell.surprise[kpi]
+            score = watch.standardise(kpi, miss)
+            if score is None:
+                continue
+            z[kpi] = score
+            if armed:
+                watch.detector.update(score)
+                if watch.detector.drift_detected:
+                    detected.append(kpi)
+        if armed and z:
+            cell.seasoned = True
+            cell.joint.update(math.sqrt(sum(v * v for v in z.values()) / len(z)))
+            if cell.joint.drift_detected:
+                detected.append("joint")
+        values = {f"z:{k}": round(v, 3) for k, v in z.items()}
+        if z:
+            values["surpriseZ"] = round(max(abs(v) for v in z.values()), 3)
+        return Signal("drift", key, period_end, bool(detected), values)
 
     def watch_data(self, period_end: int, reported: Mapping[str, bool],
                    cm_observed: Mapping[str, float | None]) -> list[TriggerEvent]:
@@ -244,10 +302,37 @@ class GapTracker:
         return self.data_gate.offer(signals)
 
     def reset(self, cells: Collection[str]) -> None:
-        """Forget what was learned of ``cells`` (after a resync changed their raw predictions); the
-        divergence gate keeps its episodes."""
+        """Forget what the learners of ``cells`` learned (after a resync changed their raw
+        predictions): they start afresh; the usual spreads of their misses are kept, so their
+        detectors watch again after ``drift_min_periods``; the divergence gate keeps its episodes."""
+        s = self.settings
+        alpha = 2.0 / (s.error_periods + 1.0)
         for key in cells:
-            self.cells.pop(key, None)
+            cell = self.cells.get(key)
+            if cell is None:
+                continue
+            cell.models = {k: residual_model(s) for k in GAP_KPIS}
+            cell.errors = {k: KpiErrors(alpha) for k in GAP_KPIS}
+            for watch in cell.surprise.values():
+                watch.detector = self.make_detector(s)
+            cell.joint = joint_page_hinkley(s)
+            cell.periods = 0
+
+    def rebase(self, shifts: Mapping[str, Mapping[str, float]]) -> None:
+        """Carry learners over a small change of their cells' raw predictions (a resync that moved
+        them a little): ``shifts[cell][kpi]`` is the change of the residual a period now has
+        (``twin.gap.target.residual(kpi, new_raw, old_raw)``, negated), taken off the learner's
+        intercept so that its calibrated prediction stays where it was, and its detector is not
+        surprised by the twin's own change."""
+        for key, per in shifts.items():
+            cell = self.cells.get(key)
+            if cell is None:
+                continue
+            for kpi, shift in per.items():
+                model = cell.models.get(kpi)
+                if model is not None and cell.errors[kpi].n and math.isfinite(shift):
+                    regression = list(model.steps.values())[-1]
+                    regression.intercept += shift
 
     def figures(self) -> dict[str, dict[str, dict[str, float]]]:
         """Rolling error figures ``{cell: {kpi: {...}}}`` (``KpiErrors.figures``)."""

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import orjson
 
 from twin.config import PredictSettings
-from twin.gap.target import RSRP_MEAN, mean_rsrp_dbm
+from twin.gap.target import RSRP_MEAN, SINR_MEAN, mean_rsrp_dbm, mean_sinr_db
 from twin.mirror.cluster import ClusterMirror
 from twin.resync.calibration import Calibration
 from twin.resync.trigger import TriggerEvent
@@ -273,7 +273,8 @@ class ClusterPredictor:
 
 def kpi_values(result: SimResult) -> dict[str, dict[str, float]]:
     """``{cell: {KPI: value}}`` of a simulated state, the finite values only (what is published):
-    the KPIs of ``twin.sim.kpis`` and the mean SS-RSRP of the cell's UEs (``twin.gap.RSRP_MEAN``)."""
+    the KPIs of ``twin.sim.kpis`` and the mean SS-RSRP and SS-SINR of the cell's UEs
+    (``twin.gap.RSRP_MEAN``, ``twin.gap.SINR_MEAN``)."""
     kpi = result.kpi.values
     out: dict[str, dict[str, float]] = {}
     for i, k in enumerate(result.cell_keys):
@@ -281,6 +282,9 @@ def kpi_values(result: SimResult) -> dict[str, dict[str, float]]:
         rsrp = mean_rsrp_dbm(result.kpi.rsrp_bins[i])
         if rsrp is not None:
             values[RSRP_MEAN] = rsrp
+        sinr = mean_sinr_db(result.kpi.sinr_bins[i])
+        if sinr is not None:
+            values[SINR_MEAN] = sinr
     return out
 
 

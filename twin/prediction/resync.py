@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from twin.config import ResyncSettings
 from twin.gap.error import cell_error
-from twin.gap.target import GAP_KPIS, RSRP_MEAN, mean_rsrp_dbm
+from twin.gap.target import GAP_KPIS, RSRP_MEAN, SINR_MEAN, mean_rsrp_dbm, mean_sinr_db, residual
 from twin.gap.tracker import GapTracker
 from twin.mirror.cluster import ClusterMirror
 from twin.prediction.model import ClusterPredictor, PredictConfig, calibration_as_of, kpi_values, simulated_cm
@@ -37,7 +37,7 @@ from twin.resync.calibration import Calibration
 from twin.resync.fit import Evidence, FitResult, fit_change, predict_window
 from twin.resync.trigger import TriggerEvent
 from twin.schemas import Alert
-from twin.sim.kpis import CONN, RSRP_BIN
+from twin.sim.kpis import CONN, RSRP_BIN, SINR_BIN
 from twin.sim.mirrored import cluster_from_mirror
 from twin.sim.simulator import Simulator
 
@@ -50,7 +50,8 @@ AFFECTED_CHANGE = 0.1
 
 def real_values(mirror: ClusterMirror, gp: int, end: int) -> dict[str, dict[str, float]]:
     """What the cluster's cells reported for the period ``(gp, end)``, for the KPIs the gap learners
-    track (the mean SS-RSRP from the ``L1M.SS-RSRP.BinX`` histogram)."""
+    track (the mean SS-RSRP and SS-SINR from the ``L1M.SS-RSRP.BinX`` and ``MR.NRScSSSINR.BinX``
+    histograms)."""
     out: dict[str, dict[str, float]] = {}
     for key, cell in mirror.cells.items():
         series = cell.pm.get(gp)
@@ -61,6 +62,10 @@ def real_values(mirror: ClusterMirror, gp: int, end: int) -> dict[str, dict[str,
         rsrp = mean_rsrp_dbm(bins) if bins else None
         if rsrp is not None:
             values[RSRP_MEAN] = rsrp
+        sinr_bins = {n: per[end] for n, per in series.items() if n.startswith(SINR_BIN) and end in per}
+        sinr = mean_sinr_db(sinr_bins) if sinr_bins else None
+        if sinr is not None:
+            values[SINR_MEAN] = sinr
         if values:
             out[key] = values
     return out
@@ -75,6 +80,8 @@ class ResyncOutcome:
     fit: FitResult | None
     affected: tuple[str, ...]  # cells whose raw prediction the new calibration changes materially
     error: str | None = None  # why the fit could not run
+    # the other cells: per KPI the shift of their learners' residual (``GapTracker.rebase``)
+    shifts: Mapping[str, Mapping[str, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,22 +108,32 @@ class ResyncJob:
             if not cells:
                 return ResyncOutcome(None, (), "none of the episode's cells is simulated (no position in CM)")
             fit = fit_change(sim, self.evidence, cells, self.start, home=home)
-            return ResyncOutcome(fit, _affected(sim, home, self.start, fit.after, self.evidence))
+            affected, shifts = _affected(sim, home, self.start, fit.after, self.evidence)
+            return ResyncOutcome(fit, affected, shifts=shifts)
         except (ValueError, ArithmeticError) as exc:
             return ResyncOutcome(None, (), f"{type(exc).__name__}: {exc}")
 
 
 def _affected(sim: Simulator, home: npt.NDArray[np.int64], before: Calibration, after: Calibration,
-              evidence: tuple[Evidence, ...]) -> tuple[str, ...]:
+              evidence: tuple[Evidence, ...]) -> tuple[tuple[str, ...], dict[str, dict[str, float]]]:
+    """The cells whose predicted connected UEs the new calibration changes by more than
+    ``AFFECTED_CHANGE`` (their learners are reset), and for the others the shift of each KPI's
+    residual (their learners are re-based), on the last period of the evidence."""
     last = [e for e in evidence if e.changed][-1:]
-    old, new = predict_window(sim, before, home, last)[0], predict_window(sim, after, home, last)[0]
-    out = []
-    for i, key in enumerate(old.cell_keys):
-        a, b = float(old.kpi.values[CONN][i]), float(new.kpi.values[CONN][i])
+    old = kpi_values(predict_window(sim, before, home, last)[0])
+    new = kpi_values(predict_window(sim, after, home, last)[0])
+    affected, shifts = [], {}
+    for key, values in old.items():
+        a, b = values.get(CONN, 0.0), new.get(key, {}).get(CONN, 0.0)
         if abs(b - a) > AFFECTED_CHANGE * max(abs(a), 1.0):
-            out.append(key)
-    return tuple(out)
-
+            affected.append(key)
+            continue
+        shift = {k: round(-residual(k, values[k], new[key][k]), 6) for k in GAP_KPIS
+                 if k in values and k in new.get(key, {})}
+        shift = {k: v for k, v in shift.items() if v}
+        if shift:
+            shifts[key] = shift
+    return tuple(affected), shifts
 
 
 class ResyncCoordinator:
@@ -205,9 +222,10 @@ class ResyncCoordinator:
                 mirror.calibrations.append({"from": job.at + int(record["gp"]), "calibration": fit.after.to_dict()})
                 del mirror.calibrations[:-20]
                 affected = sorted({*job.cells, *outcome.affected})
-                record.update(status="verifying", affected=affected,
+                rebased = {c: dict(v) for c, v in (outcome.shifts or {}).items() if c not in affected}
+                record.update(status="verifying", affected=affected, rebased=rebased,
                               verify={"periods": 0, "errorOld": 0.0, "errorNew": 0.0})
-                self._reset(mirror, affected, tracker)
+                self._reset(mirror, affected, tracker, rebased)
             else:
                 record.update(status="failed", reason=f"the fit lowered the error on its evidence from "
                               f"{fit.error_before:.4g} to {fit.error_after:.4g}, less than "
@@ -226,9 +244,13 @@ class ResyncCoordinator:
                 self.alerts.append(resync_alert(self.group, record, event.period_end, clear=True))
 
     @staticmethod
-    def _reset(mirror: ClusterMirror, cells: Sequence[str], tracker: Callable[[ClusterMirror], GapTracker]) -> None:
+    def _reset(mirror: ClusterMirror, cells: Sequence[str], tracker: Callable[[ClusterMirror], GapTracker],
+               shifts: Mapping[str, Mapping[str, float]] | None = None) -> None:
+        """Reset the learners of ``cells`` and re-base the others' by ``shifts``."""
         t = tracker(mirror)
         t.reset(cells)
+        if shifts:
+            t.rebase(shifts)
         mirror.gap_state = t.to_bytes()
 
     def verify(self, mirror: ClusterMirror, gp: int, end: int, values: Mapping[str, Mapping[str, float]],
@@ -258,7 +280,8 @@ class ResyncCoordinator:
                     record.update(status="rolled_back", reason=f"the twin's mean error over {v['periods']} periods "
                                   f"was {v['errorNew'] / v['periods']:.4g} with the resync and "
                                   f"{v['errorOld'] / v['periods']:.4g} without it")
-                    self._reset(mirror, record.get("affected", []), tracker)
+                    back = {c: {k: -v for k, v in per.items()} for c, per in (record.get("rebased") or {}).items()}
+                    self._reset(mirror, record.get("affected", []), tracker, back)
                     self.alerts.append(resync_alert(self.group, record, end))
                 else:
                     record["status"] = "applied"

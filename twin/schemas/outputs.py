@@ -102,6 +102,7 @@ class Resync(WireModel):
     error_after: float | None = None
     verify: dict[str, float] | None = None  # periods, errorOld, errorNew (mean twin error, both models)
     affected: list[CellKey] = Field(default_factory=list)  # cells whose gap learners were reset
+    rebased: dict[str, dict[str, float]] | None = None  # per other cell and KPI: its learners' residual shift
     fit_seconds: float | None = None
     evaluations: int | None = None  # model evaluations of the fit
     reason: str | None = None
