@@ -6,11 +6,19 @@ shadowing, building loss, antenna errors): the gap learners know that old mismat
 find what *changed*, not re-explain the old mismatch, so the objective compares the residuals of
 the periods since the episode started with each cell's mean residual over the periods just before
 it (under the calibration then in force): for the episode's cells, connected UEs and PRB load
-(weight 1), throughput (0.5) and the mean SS-RSRP (0.2 per 3 dB); for the other cells, connected
-UEs and PRB load (0.5: UEs a failing cell loses go to its neighbours) and the mean SS-RSRP (0.2:
-a change of the cluster's path loss shows in every cell). Residuals are the gap learners' (log-ratio
-with floors, ``twin.gap.target``); the traffic is scaled per period to the connected UEs the
-cluster reported, exactly as a prediction is.
+(weight 1), throughput (0.25), the mean SS-SINR (0.5 per 3 dB) and the mean SS-RSRP (0.1 per
+3 dB); for the other cells, connected UEs and PRB load (0.5: UEs a failing cell loses go to its
+neighbours), the mean SS-SINR (0.2: a neighbour's antenna interferes less or more) and the mean
+SS-RSRP (0.1: a change of the cluster's path loss shows in every cell). Residuals are the gap
+learners' (log-ratio with floors, ``twin.gap.target``); the traffic is scaled per period to the
+connected UEs the cluster reported, exactly as a prediction is.
+
+A weak prior pulls every parameter toward no change; the traffic scale's is the firmest (a
+change of 30 % costs as much as one of 60 dB gain): in one period a cell that lost gain and one
+whose traffic fell look alike in their UEs and load, and only the radio levels tell them apart.
+Measured on six antenna faults (-15 and -4 dB, three seeds of fault-midrun, the trigger's
+period as evidence): the SS-SINR term and this prior took the fitted gain's mean error from
+1.7 dB (largest 3.0) to 0.7 dB (largest 1.5).
 
 **Search.** Per episode cell a gain change (dB), an azimuth change (degrees) and a traffic scale
 change; per cluster a path-loss change (dB). The model is piecewise constant in them (each of its
@@ -34,18 +42,18 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from twin.gap.target import RATIO_KPIS, RSRP_MEAN, mean_rsrp_dbm, residual
+from twin.gap.target import RATIO_KPIS, RSRP_MEAN, SINR_MEAN, mean_rsrp_dbm, mean_sinr_db, residual
 from twin.resync.calibration import BOUNDS, Calibration, CellCalibration
 from twin.sim.kpis import CONN, PRB, THP
 from twin.sim.simulator import SimResult, Simulator
 
 __all__ = ["PRIOR_WEIGHT", "Evidence", "FitResult", "fit_change", "predict_window", "residuals"]
 
-_OWN = {CONN: 1.0, PRB: 1.0, THP: 0.25, RSRP_MEAN: 0.1}
-_OTHER = {CONN: 0.5, PRB: 0.5, RSRP_MEAN: 0.1}
+_OWN = {CONN: 1.0, PRB: 1.0, THP: 0.25, RSRP_MEAN: 0.1, SINR_MEAN: 0.5}
+_OTHER = {CONN: 0.5, PRB: 0.5, RSRP_MEAN: 0.1, SINR_MEAN: 0.2}
 _RSRP_UNIT_DB = 3.0
 #: the weak prior: (change / scale) squared per parameter, times PRIOR_WEIGHT, added to the cost
-_PRIOR_SCALE = {"gain_db": 60.0, "azimuth_deg": 30.0, "log_traffic": 1.0, "pathloss_db": 10.0}
+_PRIOR_SCALE = {"gain_db": 60.0, "azimuth_deg": 30.0, "log_traffic": 0.3, "pathloss_db": 10.0}
 PRIOR_WEIGHT = 0.02
 # (coarse grid, fine step) per parameter; the fine grid spans one coarse step either side
 _GRID = {
@@ -111,6 +119,9 @@ def residuals(sim: Simulator, cal: Calibration, home: npt.NDArray[np.int64],
             pred = mean_rsrp_dbm(kpi.rsrp_bins[i]) if RSRP_MEAN in real else None
             if pred is not None:
                 out.setdefault((key, RSRP_MEAN), []).append((real[RSRP_MEAN] - pred) / _RSRP_UNIT_DB)
+            pred = mean_sinr_db(kpi.sinr_bins[i]) if SINR_MEAN in real else None
+            if pred is not None:
+                out.setdefault((key, SINR_MEAN), []).append((real[SINR_MEAN] - pred) / _RSRP_UNIT_DB)
     return out
 
 
