@@ -14,7 +14,7 @@ from replay.emulator import NetworkEmulator
 from tests.library.worker_run import write_config
 from twin import Twin, topics
 from twin.config import GapSettings
-from twin.gap import GAP_KPIS, RSRP_MEAN, SINR_MEAN, GapTracker, context, kpi_error
+from twin.gap import GAP_KPIS, RSRP_MEAN, SINR_MEAN, GapTracker, context, kpi_error, residual
 from twin.mirror.cell import CellMirror
 from twin.prediction import calibrated_name
 from twin.prediction.model import calibration_as_of
@@ -287,3 +287,34 @@ def test_a_pending_resync_holds_the_clusters_predictions_until_it_runs(tmp_path:
     twin.ingest(emu.step())
     assert record["status"] == "applied" and mirror.calibrations  # run, then verified on the held periods
     assert len(cell.predicted[GP][CONN]) == 53  # every period predicted, once
+
+
+def test_a_rebase_carries_the_learners_over_a_small_change_of_the_raw_twin() -> None:
+    """A resync that moves a cell's raw predictions a little (a neighbour's antenna was refitted):
+    re-based, its calibrated prediction stays where it was and its detectors are not surprised;
+    left as they were, the learners see a step in every period's miss and the detectors fire."""
+    settings = GapSettings(drift_warmup_periods=24)
+    stream = _stream(3 * 96)
+    rebased, control = GapTracker(settings), GapTracker(settings)
+    for end, raw, real in stream[:2 * 96]:
+        rebased.observe(end, raw, real, _ctx(end))
+        control.observe(end, raw, real, _ctx(end))
+
+    def moved(raw: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        # the twin's RSRP and SINR 2 dB up, its throughput 10 % down
+        a = raw["nr:a"]
+        return {"nr:a": {**a, RSRP_MEAN: a[RSRP_MEAN] + 2.0, SINR_MEAN: a[SINR_MEAN] + 2.0, THP: 0.9 * a[THP]}}
+
+    end, raw, _ = stream[2 * 96]
+    before = rebased.calibrated(raw, _ctx(end))["nr:a"]
+    rebased.rebase({"nr:a": {k: -residual(k, raw["nr:a"][k], moved(raw)["nr:a"][k]) for k in GAP_KPIS}})
+    after = rebased.calibrated(moved(raw), _ctx(end))["nr:a"]
+    assert after[RSRP_MEAN] == pytest.approx(before[RSRP_MEAN], abs=0.01)
+    assert after[SINR_MEAN] == pytest.approx(before[SINR_MEAN], abs=0.01)
+    assert after[THP] == pytest.approx(before[THP], rel=0.03)  # the raw value is a feature too
+    fired = {"rebased": 0, "control": 0}
+    for end, raw, real in stream[2 * 96:]:
+        for name, tracker in (("rebased", rebased), ("control", control)):
+            step = tracker.observe(end, moved(raw), real, _ctx(end))
+            fired[name] += sum(s.firing for s in step.signals if s.source == "drift")
+    assert fired["rebased"] == 0 and fired["control"] > 0, fired

@@ -49,8 +49,8 @@ from twin.gap.target import GAP_KPIS, RATIO_KPIS, RSRP_MEAN, SINR_MEAN, calibrat
 from twin.resync.trigger import Signal, TriggerEvent, TriggerGate
 from twin.sim.kpis import CONN, PRB, THP
 
-__all__ = ["FORMAT", "CellGap", "GapStep", "GapTracker", "KpiErrors", "KpiSurprise", "joint_page_hinkley",
-           "page_hinkley", "residual_model"]
+__all__ = ["FORMAT", "REBASE_SETTLE_PERIODS", "CellGap", "GapStep", "GapTracker", "KpiErrors", "KpiSurprise",
+           "joint_page_hinkley", "page_hinkley", "residual_model"]
 
 FORMAT = 3  # of ``to_bytes``; another value is not read (the learners start afresh)
 #: the least spread of a KPI's miss (log-ratio, or dB for the radio levels): a cell whose twin is
@@ -58,6 +58,8 @@ FORMAT = 3  # of ``to_bytes``; another value is not read (the learners start afr
 _MIN_SPREAD = {THP: 0.02, PRB: 0.02, CONN: 0.02, RSRP_MEAN: 0.05, SINR_MEAN: 0.05}
 _CLIP_SPREADS = 3.0
 _USUAL_ALPHA = 0.05
+#: periods a re-based cell's learners settle before its misses are watched again
+REBASE_SETTLE_PERIODS = 4
 _BOUND_KPIS = (THP, PRB)
 
 
@@ -149,6 +151,7 @@ class CellGap:
     joint: Any  # drift detector of the root mean square of the cell's standardised misses
     periods: int = 0  # periods with real values learned since the learners started
     seasoned: bool = False  # its detectors were armed once (a reset re-arms them sooner)
+    settle_until: int = 0  # after a re-base: its misses are not watched until ``periods`` passes this
 
 
 @dataclass
@@ -259,7 +262,7 @@ class GapTracker:
         (after a start or a reset), then each KPI's miss is standardised; the detectors look once
         the cell has learned ``drift_warmup_periods`` (only ``drift_min_periods`` after a reset)."""
         s = self.settings
-        if cell.periods <= s.drift_min_periods:
+        if cell.periods <= s.drift_min_periods or cell.periods <= cell.settle_until:
             return Signal("drift", key, period_end, False, {})
         armed = cell.seasoned or cell.periods >= s.drift_warmup_periods
         z: dict[str, float] = {}
@@ -323,11 +326,17 @@ class GapTracker:
         them a little): ``shifts[cell][kpi]`` is the change of the residual a period now has
         (``twin.gap.target.residual(kpi, new_raw, old_raw)``, negated), taken off the learner's
         intercept so that its calibrated prediction stays where it was, and its detector is not
-        surprised by the twin's own change."""
+        surprised by the twin's own change. The shift is the trigger period's; the learners settle on
+        the new raw predictions for ``REBASE_SETTLE_PERIODS`` before the cell's misses are watched
+        again, with fresh detectors."""
         for key, per in shifts.items():
             cell = self.cells.get(key)
             if cell is None:
                 continue
+            cell.settle_until = cell.periods + REBASE_SETTLE_PERIODS
+            for watch in cell.surprise.values():
+                watch.detector = self.make_detector(self.settings)
+            cell.joint = joint_page_hinkley(self.settings)
             for kpi, shift in per.items():
                 model = cell.models.get(kpi)
                 if model is not None and cell.errors[kpi].n and math.isfinite(shift):
