@@ -34,7 +34,6 @@ from streams.kafka_io import KafkaSink, make_consumer
 from streams.offset_guard import OffsetGuard
 from twin import topics
 from twin.ports import OutRecord
-from twin.schemas import CmSnapshot
 
 __all__ = ["PERCENTILE_METHOD", "LiveRun", "PeriodLog", "PredictionWatcher", "ProgressFn", "Source", "WarmFn",
            "encode_step", "event_dict", "percentile"]
@@ -93,16 +92,10 @@ def event_dict(event: Any) -> dict[str, Any]:
 
 def encode_step(detail: Any) -> list[OutRecord]:
     """A period's records (``NetworkEmulator.step_detail()``) encoded for the topics, exactly as
-    ``NetworkEmulator.step()`` encodes them (``tests/test_bench_commands.py`` checks that)."""
-    out: list[OutRecord] = []
-    for rec in detail.cm:
-        if isinstance(rec, CmSnapshot):
-            out.append(OutRecord(topics.CM_SNAPSHOT, rec.dn.encode(), rec.to_json_bytes()))
-        else:
-            out.append(OutRecord(topics.CM_NOTIFICATIONS, rec.cell_key.encode(), rec.to_json_bytes()))
-    out += [OutRecord(topics.PM_CELL, r.cell_key.encode(), r.to_json_bytes()) for r in detail.pm]
-    out += [OutRecord(topics.MR_UE, e.cell_key.encode(), e.to_json_bytes()) for e in detail.mr]
-    return out
+    ``NetworkEmulator.step()`` encodes them: ``StepOutput.encoded``, as a function for a worker
+    thread (``tests/test_bench_commands.py`` checks the equality)."""
+    records: list[OutRecord] = detail.encoded()
+    return records
 
 
 @dataclass

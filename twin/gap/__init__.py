@@ -9,7 +9,17 @@ resync trigger (``twin.resync.trigger``).
 
 from twin.gap.error import ERROR_KPIS, cell_error, kpi_error
 from twin.gap.features import cell_config, context
-from twin.gap.target import GAP_KPIS, LEVEL_KPIS, RSRP_MEAN, SINR_MEAN, calibrate, mean_rsrp_dbm, mean_sinr_db, residual
+from twin.gap.target import (
+    GAP_KPIS,
+    LEVEL_KPIS,
+    RSRP_MEAN,
+    SINR_MEAN,
+    calibrate,
+    level_means,
+    mean_rsrp_dbm,
+    mean_sinr_db,
+    residual,
+)
 from twin.gap.tracker import CellGap, GapStep, GapTracker, KpiErrors
 
 __all__ = [
@@ -27,6 +37,7 @@ __all__ = [
     "cell_error",
     "context",
     "kpi_error",
+    "level_means",
     "mean_rsrp_dbm",
     "mean_sinr_db",
     "residual",

@@ -34,8 +34,8 @@ import numpy.typing as npt
 from twin.gap.error import ERROR_KPIS
 from twin.sim.kpis import CONN, N_BINS, PRB, RSRP_BIN, SINR_BIN, THP
 
-__all__ = ["GAP_KPIS", "LEVEL_KPIS", "RATIO_KPIS", "RSRP_MEAN", "SINR_MEAN", "calibrate", "mean_rsrp_dbm",
-           "mean_sinr_db", "residual"]
+__all__ = ["GAP_KPIS", "LEVEL_KPIS", "RATIO_KPIS", "RSRP_MEAN", "SINR_MEAN", "calibrate", "level_means",
+           "mean_rsrp_dbm", "mean_sinr_db", "residual"]
 
 #: the mean SS-RSRP of the cell's connected UEs (dBm), from the ``L1M.SS-RSRP.BinX`` histogram on the
 #: 0..127 index grid (index - 157 dBm): derived here, not a TS 28.552 counter
@@ -114,3 +114,19 @@ def mean_sinr_db(bins: Mapping[str, float] | npt.ArrayLike) -> float | None:
     """
     index = _mean_index(bins, _SINR_NAMES)
     return None if index is None else round(index / 2.0 - 23.5, 6)
+
+
+def level_means(rsrp_bins: Mapping[str, float] | npt.ArrayLike,
+                sinr_bins: Mapping[str, float] | npt.ArrayLike) -> dict[str, float]:
+    """The radio levels (``LEVEL_KPIS``) of a cell's SS-RSRP and SS-SINR histograms, each PM values
+    by bin name (one mapping of all a cell's PM values serves both) or an array of the 128 bin
+    counts; a histogram that counts nothing gives no level.
+
+    >>> level_means({"L1M.SS-RSRP.Bin60": 2.0, "DRB.UEThpDl": 1.0}, {})
+    {'L1M.SS-RSRP.Mean': -97.0}
+    """
+    out: dict[str, float] = {}
+    for kpi, value in ((RSRP_MEAN, mean_rsrp_dbm(rsrp_bins)), (SINR_MEAN, mean_sinr_db(sinr_bins))):
+        if value is not None:
+            out[kpi] = value
+    return out

@@ -186,15 +186,25 @@ class GapTracker:
     def _cell(self, key: str) -> CellGap:
         cell = self.cells.get(key)
         if cell is None:
-            s = self.settings
-            alpha = 2.0 / (s.error_periods + 1.0)
+            models, errors = self._new_learners()
             cell = self.cells[key] = CellGap(
-                models={k: residual_model(s) for k in GAP_KPIS},
-                errors={k: KpiErrors(alpha) for k in GAP_KPIS},
-                surprise={k: KpiSurprise(self.make_detector(s)) for k in GAP_KPIS},
-                joint=joint_page_hinkley(s),
+                models=models, errors=errors,
+                surprise={k: KpiSurprise(self.make_detector(self.settings)) for k in GAP_KPIS},
+                joint=joint_page_hinkley(self.settings),
             )
         return cell
+
+    def _new_learners(self) -> tuple[dict[str, compose.Pipeline], dict[str, KpiErrors]]:
+        """Fresh residual learners and rolling error figures of one cell."""
+        s = self.settings
+        alpha = 2.0 / (s.error_periods + 1.0)
+        return {k: residual_model(s) for k in GAP_KPIS}, {k: KpiErrors(alpha) for k in GAP_KPIS}
+
+    def _renew_detectors(self, cell: CellGap) -> None:
+        """Fresh drift detectors of one cell (its usual levels and spreads are kept)."""
+        for watch in cell.surprise.values():
+            watch.detector = self.make_detector(self.settings)
+        cell.joint = joint_page_hinkley(self.settings)
 
     def calibrated(self, raw: Mapping[str, Mapping[str, float]],
                    context: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
@@ -308,17 +318,12 @@ class GapTracker:
         """Forget what the learners of ``cells`` learned (after a resync changed their raw
         predictions): they start afresh; the usual spreads of their misses are kept, so their
         detectors watch again after ``drift_min_periods``; the divergence gate keeps its episodes."""
-        s = self.settings
-        alpha = 2.0 / (s.error_periods + 1.0)
         for key in cells:
             cell = self.cells.get(key)
             if cell is None:
                 continue
-            cell.models = {k: residual_model(s) for k in GAP_KPIS}
-            cell.errors = {k: KpiErrors(alpha) for k in GAP_KPIS}
-            for watch in cell.surprise.values():
-                watch.detector = self.make_detector(s)
-            cell.joint = joint_page_hinkley(s)
+            cell.models, cell.errors = self._new_learners()
+            self._renew_detectors(cell)
             cell.periods = 0
 
     def rebase(self, shifts: Mapping[str, Mapping[str, float]]) -> None:
@@ -334,9 +339,7 @@ class GapTracker:
             if cell is None:
                 continue
             cell.settle_until = cell.periods + REBASE_SETTLE_PERIODS
-            for watch in cell.surprise.values():
-                watch.detector = self.make_detector(self.settings)
-            cell.joint = joint_page_hinkley(self.settings)
+            self._renew_detectors(cell)
             for kpi, shift in per.items():
                 model = cell.models.get(kpi)
                 if model is not None and cell.errors[kpi].n and math.isfinite(shift):

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import orjson
 
 from twin.config import PredictSettings
-from twin.gap.target import RSRP_MEAN, SINR_MEAN, mean_rsrp_dbm, mean_sinr_db
+from twin.gap.target import level_means
 from twin.mirror.cluster import ClusterMirror
 from twin.resync.calibration import Calibration
 from twin.resync.trigger import TriggerEvent
@@ -279,12 +279,7 @@ def kpi_values(result: SimResult) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for i, k in enumerate(result.cell_keys):
         values = out[k] = {name: float(kpi[name][i]) for name in KPI_NAMES if np.isfinite(kpi[name][i])}
-        rsrp = mean_rsrp_dbm(result.kpi.rsrp_bins[i])
-        if rsrp is not None:
-            values[RSRP_MEAN] = rsrp
-        sinr = mean_sinr_db(result.kpi.sinr_bins[i])
-        if sinr is not None:
-            values[SINR_MEAN] = sinr
+        values.update(level_means(result.kpi.rsrp_bins[i], result.kpi.sinr_bins[i]))
     return out
 
 

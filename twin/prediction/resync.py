@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from twin.config import ResyncSettings
 from twin.gap.error import cell_error
-from twin.gap.target import GAP_KPIS, RSRP_MEAN, SINR_MEAN, mean_rsrp_dbm, mean_sinr_db, residual
+from twin.gap.target import GAP_KPIS, level_means, residual
 from twin.gap.tracker import GapTracker
 from twin.mirror.cluster import ClusterMirror
 from twin.prediction.model import ClusterPredictor, PredictConfig, calibration_as_of, kpi_values, simulated_cm
@@ -37,7 +37,7 @@ from twin.resync.calibration import Calibration
 from twin.resync.fit import Evidence, FitResult, fit_change, predict_window
 from twin.resync.trigger import TriggerEvent
 from twin.schemas import Alert
-from twin.sim.kpis import CONN, RSRP_BIN, SINR_BIN
+from twin.sim.kpis import CONN
 from twin.sim.mirrored import cluster_from_mirror
 from twin.sim.simulator import Simulator
 
@@ -57,15 +57,9 @@ def real_values(mirror: ClusterMirror, gp: int, end: int) -> dict[str, dict[str,
         series = cell.pm.get(gp)
         if not series:
             continue
-        values = {k: per[end] for k in GAP_KPIS if (per := series.get(k)) is not None and end in per}
-        bins = {n: per[end] for n, per in series.items() if n.startswith(RSRP_BIN) and end in per}
-        rsrp = mean_rsrp_dbm(bins) if bins else None
-        if rsrp is not None:
-            values[RSRP_MEAN] = rsrp
-        sinr_bins = {n: per[end] for n, per in series.items() if n.startswith(SINR_BIN) and end in per}
-        sinr = mean_sinr_db(sinr_bins) if sinr_bins else None
-        if sinr is not None:
-            values[SINR_MEAN] = sinr
+        at = {name: per[end] for name, per in series.items() if end in per}
+        values = {k: at[k] for k in GAP_KPIS if k in at}
+        values.update(level_means(at, at))
         if values:
             out[key] = values
     return out

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from twin.gap.target import RATIO_KPIS, RSRP_MEAN, SINR_MEAN, mean_rsrp_dbm, mean_sinr_db, residual
+from twin.gap.target import LEVEL_KPIS, RATIO_KPIS, RSRP_MEAN, SINR_MEAN, level_means, residual
 from twin.resync.calibration import BOUNDS, Calibration, CellCalibration
 from twin.sim.kpis import CONN, PRB, THP
 from twin.sim.simulator import SimResult, Simulator
@@ -51,7 +51,7 @@ __all__ = ["PRIOR_WEIGHT", "Evidence", "FitResult", "fit_change", "predict_windo
 
 _OWN = {CONN: 1.0, PRB: 1.0, THP: 0.25, RSRP_MEAN: 0.1, SINR_MEAN: 0.5}
 _OTHER = {CONN: 0.5, PRB: 0.5, RSRP_MEAN: 0.1, SINR_MEAN: 0.2}
-_RSRP_UNIT_DB = 3.0
+_LEVEL_UNIT_DB = 3.0
 #: the weak prior: (change / scale) squared per parameter, times PRIOR_WEIGHT, added to the cost
 _PRIOR_SCALE = {"gain_db": 60.0, "azimuth_deg": 30.0, "log_traffic": 0.3, "pathloss_db": 10.0}
 PRIOR_WEIGHT = 0.02
@@ -116,12 +116,10 @@ def residuals(sim: Simulator, cal: Calibration, home: npt.NDArray[np.int64],
             for name in RATIO_KPIS:
                 if name in real and np.isfinite(kpi.values[name][i]):
                     out.setdefault((key, name), []).append(residual(name, float(kpi.values[name][i]), real[name]))
-            pred = mean_rsrp_dbm(kpi.rsrp_bins[i]) if RSRP_MEAN in real else None
-            if pred is not None:
-                out.setdefault((key, RSRP_MEAN), []).append((real[RSRP_MEAN] - pred) / _RSRP_UNIT_DB)
-            pred = mean_sinr_db(kpi.sinr_bins[i]) if SINR_MEAN in real else None
-            if pred is not None:
-                out.setdefault((key, SINR_MEAN), []).append((real[SINR_MEAN] - pred) / _RSRP_UNIT_DB)
+            levels = level_means(kpi.rsrp_bins[i], kpi.sinr_bins[i])
+            for name in LEVEL_KPIS:
+                if name in real and name in levels:
+                    out.setdefault((key, name), []).append((real[name] - levels[name]) / _LEVEL_UNIT_DB)
     return out
 
 
