@@ -147,3 +147,17 @@ def test_bench_fidelity() -> None:
         assert 0.9 < doc["noise_floor_accuracy"][kpi] <= 1
     run = doc["runs"][0]
     assert "nr:00101-000000202" in run["affected"]  # the emulator's truth: the cell whose antenna failed
+
+
+def test_bench_bisim() -> None:
+    doc = _bench("bisim", "--states", "12", "--actions", "3", "--pot-states", "4", "--repeats", "1", "--json")
+    assert doc["benchmark"] == "bisim" and doc["states"] == 12 and doc["actions"] == 3 and doc["pot_states"] == 4
+    assert doc["gamma"] == 0.9 and doc["seed"] == 0 and doc["tol"] == pytest.approx(1e-3 / (1 - 0.9))
+    for key in ("exact_s", "exact_s_1_thread", "tv_s", "cold_start_s", "cold_start_process_s", "pot_s",
+                "fast_s_same_size", "pot_ratio", "value", "tv_value", "tv_closed_form"):
+        assert doc[key] > 0, key
+    assert doc["compile_s"] >= 0 and doc["iterations"] >= 1
+    assert doc["lower"] <= doc["value"] <= doc["upper"] and doc["upper"] - doc["lower"] <= doc["tol"]
+    assert doc["lower"] <= doc["tv_value"] <= doc["tv_closed_form"]  # the TV bound is above the exact value
+    # the POT reference and the fast solver agree on the smaller pair, within their certified intervals
+    assert doc["pot_fast_intervals_overlap"] is True and doc["pot_fast_value_diff"] <= 2 * doc["tol"]

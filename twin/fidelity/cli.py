@@ -1,0 +1,42 @@
+"""``twin bench bisim``: the DT-BSM benchmark (``twin.fidelity.bench``).
+
+``register(app, bench_app)`` adds the ``bisim`` command to the ``bench`` group; ``twin.cli`` calls
+it at start-up and passes both, so this module does not import ``twin.cli``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+__all__ = ["bench_bisim", "register"]
+
+
+def bench_bisim(
+    states: Annotated[int, typer.Option(min=1, help="states of the random sparse MDP pair")] = 100,
+    actions: Annotated[int, typer.Option(min=1, help="actions")] = 7,
+    gamma: Annotated[float, typer.Option(min=0.0, max=1.0, help="discount, in (0, 1)")] = 0.9,
+    seed: Annotated[int, typer.Option(help="random seed of the pair")] = 0,
+    pot_states: Annotated[int, typer.Option(min=1, help="states of the smaller pair the POT reference runs on")] = 20,
+    repeats: Annotated[int, typer.Option(min=1, help="timed calls per figure (the best is reported)")] = 3,
+    threads: Annotated[int | None, typer.Option(min=1, help="numba threads (default: all)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Time the exact DT-BSM (fast and POT reference), the TV bounds and a cold start."""
+    from twin.fidelity.bench import run
+
+    result = run(states=states, actions=actions, gamma=gamma, seed=seed, pot_states=pot_states, repeats=repeats,
+                 threads=threads)
+    if json_out:
+        typer.echo(json.dumps(result))
+    else:
+        for k, v in result.items():
+            typer.echo(f"{k:>28}: {v}")
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add ``bisim`` to the ``bench`` group ``bench_app`` of ``app`` (idempotent)."""
+    if not any(c.name == "bisim" for c in bench_app.registered_commands):
+        bench_app.command("bisim")(bench_bisim)
