@@ -153,7 +153,7 @@ def test_bench_bisim() -> None:
     doc = _bench("bisim", "--states", "12", "--actions", "3", "--pot-states", "4", "--repeats", "1", "--json")
     assert doc["benchmark"] == "bisim" and doc["states"] == 12 and doc["actions"] == 3 and doc["pot_states"] == 4
     assert doc["gamma"] == 0.9 and doc["seed"] == 0 and doc["tol"] == pytest.approx(1e-3 / (1 - 0.9))
-    for key in ("exact_s", "exact_s_1_thread", "tv_s", "cold_start_s", "cold_start_process_s", "pot_s",
+    for key in ("exact_s", "exact_s_2_threads", "tv_s", "cold_start_s", "cold_start_process_s", "pot_s",
                 "fast_s_same_size", "pot_ratio", "value", "tv_value", "tv_closed_form"):
         assert doc[key] > 0, key
     assert doc["compile_s"] >= 0 and doc["iterations"] >= 1

@@ -101,7 +101,7 @@ def min_tol(d_max: float) -> float:
     return 1e-12 * max(1.0, d_max)
 
 
-def solve_operator(op: BisimOperator, tol: float, method: str, d0: FloatArray | None, threads: int | None,
+def solve_operator(op: BisimOperator, tol: float, method: str, d0: FloatArray | None, threads: int,
                    evaluation_sweeps: int) -> tuple[Solved, float]:
     """(solution, compile seconds) of ``op`` by ``method``."""
     if method == "fast":
@@ -112,7 +112,7 @@ def solve_operator(op: BisimOperator, tol: float, method: str, d0: FloatArray | 
 
 def dt_bsm(R_real: Any, P_real: Any, R_twin: Any, P_twin: Any, gamma: float, tol: float = 1e-6,
            weights: Any = None, method: Literal["fast", "pot"] = "fast", d0: Any = None,
-           r_max: float | None = None, threads: int | None = None,
+           r_max: float | None = None, threads: int = 1,
            evaluation_sweeps: int = EVALUATION_SWEEPS) -> DTBSMResult:
     """The exact DT-BSM matrix of a real MDP and its twin over the same states, certified within ``tol``.
 
@@ -129,7 +129,9 @@ def dt_bsm(R_real: Any, P_real: Any, R_twin: Any, P_twin: Any, gamma: float, tol
       ``ot.emd2``, Jacobi sweeps from 0; slow, the reference).
     - ``d0``: warm start [S, S] (e.g. the previous matrix, §9.3); the result is certified all the same.
     - ``r_max``: reward bound for ``d_max``; default the largest |R(x,a) − R'(y,a)| over all pairs.
-    - ``threads``: numba threads for the fast method (default: all; 1 disables the row-block split).
+    - ``threads``: numba threads over blocks of real states for the fast method (capped at the
+      cores numba sees). Default 1: on a 2-core machine shared with another busy process, 2 threads
+      were 2.3x slower (OpenMP threads spin at every sweep's barrier), see ``docs/benchmarks.md``.
     - ``evaluation_sweeps``: the fast method's cheap sweeps per exact sweep (0 = value iteration).
     """
     t0 = time.perf_counter()

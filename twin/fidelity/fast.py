@@ -77,7 +77,7 @@ def float_slack(scale: float) -> float:
     return 1e-13 * max(1.0, scale)
 
 
-def solve_fast(op: BisimOperator, tol: float, d0: FloatArray | None = None, threads: int | None = None,
+def solve_fast(op: BisimOperator, tol: float, d0: FloatArray | None = None, threads: int = 1,
                evaluation_sweeps: int = EVALUATION_SWEEPS, pivot_cap: int = MAX_PIVOTS,
                max_iterations: int = 10_000) -> Solved:
     """Fixed point of ``op`` certified within ``tol`` (width of the interval of every entry)."""
@@ -123,8 +123,7 @@ def solve_fast(op: BisimOperator, tol: float, d0: FloatArray | None = None, thre
         return float(rows.max()), not cut_rows.any()
 
     previous = numba.get_num_threads()
-    if threads is not None:
-        numba.set_num_threads(max(1, min(int(threads), MAX_THREADS)))
+    numba.set_num_threads(max(1, min(int(threads), MAX_THREADS)))
     try:
         init_bases(S, A, real.ptr, real.idx, real.w, twin.ptr, twin.idx, twin.w, boff, bi, bj, fl, gidx)
         d = np.empty((S, S))

@@ -65,7 +65,7 @@ class DTBSMInterval:
 
 def dt_bsm_interval(real: EmpiricalModel, twin: EmpiricalModel, gamma: float, tol: float = 1e-6,
                     weights: Any = None, method: Literal["fast", "pot"] = "fast",
-                    threads: int | None = None) -> DTBSMInterval:
+                    threads: int = 1) -> DTBSMInterval:
     """The interval DT-BSM of two models with radii (``TransitionCounts.model`` or
     ``EmpiricalModel.exact``) over the same states and actions; ``tol`` bounds the width of each
     end's certificate. ``weights``: real-state frequencies for the ends' ``mean``."""
