@@ -32,6 +32,7 @@ from replay.emulator import NetworkEmulator, list_scenarios
 from twin import topics
 from twin.config import GapSettings, IngestSettings
 from twin.gap import GAP_KPIS, GapTracker, calibrate, context, kpi_error, residual
+from twin.gap.learner import ResidualLearner
 from twin.gap.tracker import page_hinkley
 from twin.ingest import IngestDecoder, Rejection
 from twin.mirror.cluster import ClusterMirror
@@ -118,11 +119,27 @@ class _HourMean:
         self.all.update(y)
 
 
+class _Runtime:
+    """The runtime's learner (``twin.gap.learner.ResidualLearner``): the linear model or the daily
+    profile of the residual, whichever missed less lately."""
+
+    def __init__(self) -> None:
+        self.learner = ResidualLearner(GapSettings())
+        self.period_end = 0
+
+    def predict_one(self, x: dict[str, float]) -> float:
+        return self.learner.predict(x, self.period_end)
+
+    def learn_one(self, x: dict[str, float], y: float) -> None:
+        self.learner.learn(x, self.period_end, y, *self.learner.parts(x, self.period_end))
+
+
 def _linear() -> Any:
     return preprocessing.StandardScaler() | linear_model.LinearRegression(optimizer=optim.SGD(0.01), intercept_lr=0.1)
 
 
 MODELS: dict[str, tuple[Callable[[], Any], bool]] = {  # name -> (factory, learns the log-ratio (else absolute))
+    "runtime_logratio": (_Runtime, True),
     "linear_logratio": (_linear, True),
     "linear_absolute": (_linear, False),
     "hour_mean_logratio": (_HourMean, True),
@@ -147,6 +164,8 @@ def _evaluate_model(periods: list[Period], factory: Callable[[], Any], logratio:
                 if value is None or actual is None:
                     continue
                 model = models.get((cell, kpi)) or models.setdefault((cell, kpi), factory())
+                if isinstance(model, _Runtime):
+                    model.period_end = p.end
                 x = {**p.context[cell], "raw": value}
                 learned = model.predict_one(x) or 0.0
                 cal = calibrate(kpi, value, learned) if logratio else value + learned

@@ -114,6 +114,12 @@ class GapSettings(_Section):
     enabled: bool = Field(default=True, description="learn the twin's gap and publish calibrated predictions")
     learning_rate: float = Field(default=0.01, gt=0, le=1, description="SGD step of the residual models' weights")
     intercept_learning_rate: float = Field(default=0.1, gt=0, le=1, description="SGD step of their intercepts")
+    profile_slot_s: int = Field(default=900, ge=60, le=86_400, description="slot of the daily residual profile "
+                                "(s; divides a day): each slot of the day learns the residual of its periods")
+    profile_day_alpha: float = Field(default=0.5, gt=0, le=1, description="weight of a day's newest residual in "
+                                     "its slot of the daily profile (exponentially weighted over days)")
+    learner_score_alpha: float = Field(default=0.05, gt=0, le=1, description="weight of the newest absolute miss "
+                                       "in the scores that choose between the feature model and the daily profile")
     error_periods: int = Field(default=96, ge=1, description="span of the rolling error figures, in periods "
                                "(exponentially weighted, alpha = 2 / (periods + 1))")
     drift_threshold: float = Field(default=10.0, gt=0, description="Page-Hinkley threshold on each KPI's "
@@ -142,6 +148,13 @@ class GapSettings(_Section):
                             "observation when a STALE_CM alert is raised (cleared when CM comes again)")
     data_alert_interval_s: int = Field(default=3600, ge=0, description="least time between two DATA_GAP or "
                                        "STALE_CM alerts of one cell (a flapping cell does not flood the operator)")
+
+    @field_validator("profile_slot_s")
+    @classmethod
+    def _divides_a_day(cls, value: int) -> int:
+        if 86_400 % value:
+            raise ValueError(f"profile_slot_s {value} does not divide a day (86400 s)")
+        return value
 
 
 class ResyncSettings(_Section):

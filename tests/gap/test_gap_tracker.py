@@ -78,7 +78,7 @@ def test_calibration_is_prequential_and_a_period_is_learned_once() -> None:
     for end, raw, real in stream[:10]:
         tracker.observe(end, raw, real, _ctx(end))
     end, raw, real = stream[10]
-    before = tracker.calibrated(raw, _ctx(end))
+    before = tracker.calibrated(end, raw, _ctx(end))
     step = tracker.observe(end, raw, real, _ctx(end))
     assert step.calibrated == before  # made from what was learned before the period's real values
     state = tracker.to_bytes()
@@ -175,7 +175,9 @@ def test_resync_fits_the_fault_and_brings_the_raw_error_down(
     cell = mirror.cells[faulty]
     assert _errors(cell, CONN, [r["at"]])[0] > 2.0  # the fault's first period: the twin is far off
     after = [e for e in ends if e > r["at"]]
-    assert max(_errors(cell, CONN, after)) < 0.3 and max(_errors(cell, PRB, after)) < 0.5  # raw, resynced
+    # raw, resynced: the PRB load back near its error of a normal day (0.3 on this cell) from 3 at the fault
+    assert max(_errors(cell, CONN, after)) < 0.3
+    assert max(_errors(cell, PRB, after)) < 0.2 * _errors(cell, PRB, [r["at"]])[0]
     # predictions of the cluster were held, not skipped: every period is predicted once
     assert all(len(c.predicted[GP][CONN]) == len(ends) for c in mirror.cells.values())
 
@@ -301,14 +303,15 @@ def test_a_rebase_carries_the_learners_over_a_small_change_of_the_raw_twin() -> 
         control.observe(end, raw, real, _ctx(end))
 
     def moved(raw: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        # the twin's RSRP and SINR 2 dB up, its throughput 10 % down
+        # the twin's RSRP and SINR 3 dB up, its throughput 15 % down (2 dB and 10 %: the learners that
+        # were not re-based follow within a few periods, and their detectors stay quiet too)
         a = raw["nr:a"]
-        return {"nr:a": {**a, RSRP_MEAN: a[RSRP_MEAN] + 2.0, SINR_MEAN: a[SINR_MEAN] + 2.0, THP: 0.9 * a[THP]}}
+        return {"nr:a": {**a, RSRP_MEAN: a[RSRP_MEAN] + 3.0, SINR_MEAN: a[SINR_MEAN] + 3.0, THP: 0.85 * a[THP]}}
 
     end, raw, _ = stream[2 * 96]
-    before = rebased.calibrated(raw, _ctx(end))["nr:a"]
+    before = rebased.calibrated(end, raw, _ctx(end))["nr:a"]
     rebased.rebase({"nr:a": {k: -residual(k, raw["nr:a"][k], moved(raw)["nr:a"][k]) for k in GAP_KPIS}})
-    after = rebased.calibrated(moved(raw), _ctx(end))["nr:a"]
+    after = rebased.calibrated(end, moved(raw), _ctx(end))["nr:a"]
     assert after[RSRP_MEAN] == pytest.approx(before[RSRP_MEAN], abs=0.01)
     assert after[SINR_MEAN] == pytest.approx(before[SINR_MEAN], abs=0.01)
     assert after[THP] == pytest.approx(before[THP], rel=0.03)  # the raw value is a feature too

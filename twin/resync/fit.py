@@ -152,7 +152,7 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
     evaluations = 0
     observations = 0
 
-    def cost(cal: Calibration) -> float:
+    def cost(cal: Calibration, per_cell: dict[str, float] | None = None) -> float:
         nonlocal evaluations, observations
         evaluations += 1
         total, n = 0.0, 0
@@ -161,8 +161,11 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
             if weight is None:
                 continue
             base = old.get((cell, kpi), 0.0)
-            total += weight * sum((v - base) ** 2 for v in values)
+            part = weight * sum((v - base) ** 2 for v in values)
+            total += part
             n += len(values)
+            if per_cell is not None:
+                per_cell[cell] = per_cell.get(cell, 0.0) + part
         observations = n
         return total / max(n, 1)
 
@@ -171,8 +174,11 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
         prior = sum((value / _PRIOR_SCALE[name.split("|")[-1]]) ** 2 for name, value in p.items())
         return cost(calibration(p)) + PRIOR_WEIGHT * prior
 
+    misfit: dict[str, float] = {}
+    error_before = cost(start, misfit)
     params: dict[str, float] = {"pathloss_db": 0.0}
-    for c in cells:
+    # the cell that moved most first: searched before it, its neighbours would take up part of its change
+    for c in sorted(cells, key=lambda c: (-misfit.get(c, 0.0), c)):
         params[f"{c}|gain_db"] = params[f"{c}|azimuth_deg"] = params[f"{c}|log_traffic"] = 0.0
 
     def calibration(p: Mapping[str, float]) -> Calibration:
@@ -188,7 +194,6 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
         pathloss = min(max(start.pathloss_db + p["pathloss_db"], BOUNDS["pathloss_db"][0]), BOUNDS["pathloss_db"][1])
         return start.with_cells(fitted, pathloss)
 
-    error_before = cost(start)
     best = penalised(params)
     for _ in range(2):
         for name in params:
