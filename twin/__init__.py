@@ -6,9 +6,21 @@ entry point for the mirrored network (open a worker's state, predict, what-if, f
 memory); see ``docs/library.md``.
 """
 
-from twin.digital_twin import IngestReport, Twin, WhatIf
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from twin.errors import NoDataError, TwinError, UnknownCellError, UnknownClusterError
-from twin.prediction import ClusterPrediction
+
+if TYPE_CHECKING:
+    from twin.digital_twin import IngestReport, Twin, WhatIf
+    from twin.prediction import ClusterPrediction
+
+# Imported on first use (PEP 562): ``import twin.fidelity`` or ``twin.sim`` alone does not load the
+# learners, river and scipy.stats that ``Twin`` needs (1.4 s of a cold start).
+_LAZY = {"IngestReport": "twin.digital_twin", "Twin": "twin.digital_twin", "WhatIf": "twin.digital_twin",
+         "ClusterPrediction": "twin.prediction"}
 
 __all__ = [
     "ClusterPrediction",
@@ -23,3 +35,12 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'twin' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
