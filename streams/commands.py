@@ -137,7 +137,7 @@ async def keep_broker_alive(broker: EmbeddedBroker, worker: IngestWorker, stop: 
                 internal = topics.ingest_by_cluster(worker.settings.kafka.group_id)
                 await ensure_topics(broker.bootstrap_servers,
                                     (*topics.INGEST_TOPICS, internal, topics.DLQ, topics.PREDICTIONS, topics.ALERTS,
-                                     topics.RESYNCS),
+                                     topics.RESYNCS, topics.FIDELITY),
                                     worker.settings.kafka.partitions)
             except Exception as exc:
                 failures += 1

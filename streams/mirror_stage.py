@@ -41,7 +41,7 @@ from twin.prediction.resync import ResyncJob, ResyncOutcome
 from twin.records import NormalisedRecord
 from twin.resync import divergence_alert
 from twin.routing import HOLDING_PREFIX, ClusterRouter
-from twin.schemas import Alert, AlertType, DeadLetter, Resync, Severity
+from twin.schemas import Alert, AlertType, DeadLetter, Fidelity, Resync, Severity
 
 __all__ = ["ORIGIN_HEADER", "MirrorStage"]
 
@@ -491,6 +491,9 @@ class MirrorStage:
         for cluster_id, record in self.predictions.take_resyncs():
             wire = Resync.model_validate(record)
             futures.append(await self.producer.send(topics.RESYNCS, wire.to_json_bytes(), key=cluster_id.encode()))
+        for cluster_id, record in self.predictions.take_fidelity():
+            fid = Fidelity.model_validate(record)
+            futures.append(await self.producer.send(topics.FIDELITY, fid.to_json_bytes(), key=cluster_id.encode()))
         for alert in self.predictions.take_alerts():
             futures.append(await self._send_alert(alert))
         return futures

@@ -80,7 +80,8 @@ class IngestWorker:
         # over and over (seen as 40-70 ms pauses). Nothing on this path builds reference cycles.
         gc.set_threshold(*GC_THRESHOLDS)
         internal = topics.ingest_by_cluster(self.settings.kafka.group_id)
-        wanted = (*topics.INGEST_TOPICS, internal, topics.DLQ, topics.PREDICTIONS, topics.ALERTS, topics.RESYNCS)
+        wanted = (*topics.INGEST_TOPICS, internal, topics.DLQ, topics.PREDICTIONS, topics.ALERTS, topics.RESYNCS,
+                  topics.FIDELITY)
         await ensure_topics(self.bootstrap, wanted, self.settings.kafka.partitions)
         for stage in self._selected():
             await stage.start()

@@ -6,6 +6,7 @@ Environment wins over the file, so one file serves every environment, e.g.
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from twin.cells import is_cell_key
 __all__ = [
     "BrokerSettings",
     "Cluster",
+    "FidelitySettings",
     "GapSettings",
     "IngestSettings",
     "KafkaSettings",
@@ -169,6 +171,51 @@ class ResyncSettings(_Section):
                                 "the twin's error with and without it are compared (worse: rolled back)")
 
 
+class FidelitySettings(_Section):
+    """The streaming DT-BSM estimator, its resync trigger and the trust gate (``twin.fidelity.stream``,
+    ``docs/fidelity.md``). Bins are the state encoder's inner edges (a value on an edge goes up)."""
+
+    enabled: bool = Field(default=True, description="estimate DT-BSM per cluster from real and twin transitions")
+    prb_edges_pct: list[float] = Field(default=[30.0, 60.0, 85.0], description="RRU.PrbTotDl bin edges (%)")
+    sinr_edges_db: list[float] = Field(default=[0.0, 5.0, 10.0, 20.0], description="MR.NRScSSSINR.Mean bin "
+                                       "edges (dB)")
+    tilt_edges_deg: list[float] = Field(default=[3.0, 7.0], description="electrical tilt bin edges (degrees, "
+                                        "+ = down)")
+    throughput_cap_kbps: float = Field(default=100_000.0, gt=0, description="DRB.UEThpDl (kbit/s) that maps to "
+                                       "reward 1; the reward is min(thp, cap) / cap")
+    tilt_step_deg: float = Field(default=1.0, gt=0, description="tilt change of a twin what-if (degrees); a real "
+                                 "change of at least half of it is a tilt action")
+    power_step_db: float = Field(default=1.0, gt=0, description="power change of a twin what-if (dB); real: half")
+    cio_step_db: float = Field(default=2.0, gt=0, description="CIO change of a twin what-if (dB); real: half")
+    gamma: float = Field(default=0.8, gt=0, lt=1, description="discount of the DT-BSM (d_max = 1 / (1 - gamma))")
+    forgetting: float = Field(default=0.999, gt=0, le=1, description="per-sample forgetting of the counts")
+    whatifs_per_period: int = Field(default=24, ge=0, description="twin what-ifs per cluster and period (round "
+                                    "robin over cells and the six change actions; 'none' is the prediction)")
+    recompute_periods: int = Field(default=4, ge=1, description="periods between two DT-BSM computations")
+    n_min: float = Field(default=5.0, gt=0, description="samples that make a (state, action) pair covered")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="confidence of the radii per pair (1 - alpha)")
+    tol: float = Field(default=1e-3, gt=0, description="certificate width of each computed metric")
+    regret_budget: float = Field(default=1.0, gt=0, description="discounted-return loss a twin-trained policy may "
+                                 "have; tau defaults to resync_threshold(regret_budget, 0, gamma)")
+    tau: float | None = Field(default=None, gt=0, description="resync when the lower bound exceeds it")
+    trigger_evaluations: int = Field(default=2, ge=1, description="consecutive computations above tau that fire")
+    trust_tau: float | None = Field(default=None, gt=0, description="trusted only when the upper bound is at most "
+                                    "this (default: tau)")
+    trust_coverage: float = Field(default=0.5, ge=0, le=1, description="and the coverage at least this")
+    kept: int = Field(default=96, ge=1, description="latest records a cluster's mirror keeps")
+
+    @field_validator("prb_edges_pct", "sinr_edges_db", "tilt_edges_deg")
+    @classmethod
+    def _increasing(cls, value: list[float]) -> list[float]:
+        if not value or any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError(f"bin edges {value} must be a non-empty increasing list")
+        return value
+
+    def threshold(self) -> float:
+        """tau: the configured one, or the regret budget's (``twin.fidelity.resync_threshold``)."""
+        return self.tau if self.tau is not None else self.regret_budget * (1.0 - self.gamma) / 2.0
+
+
 class Cluster(_Section):
     id: str = Field(min_length=1, max_length=128)
     cells: list[str]
@@ -223,6 +270,7 @@ class TwinSettings(BaseSettings):
     state_dir: Path = Field(default=Path("state"), description="checkpoints of mirror state")
     checkpoint_interval_s: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
+    fidelity: FidelitySettings = Field(default_factory=FidelitySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -10,7 +10,9 @@ cluster, and answers three questions:
 - :meth:`Twin.whatif`: what would change if CM changes were applied (baseline, changed value and
   delta per cell and KPI);
 - :meth:`Twin.ingest`: telemetry records applied in memory through the worker's own validation,
-  routing and prediction, so a twin can be built without Kafka.
+  routing and prediction, so a twin can be built without Kafka;
+- :meth:`Twin.fidelity` and :meth:`Twin.trust`: how far the twin's behaviour is from the network's
+  (DT-BSM, ``docs/fidelity.md``) and whether it is trustworthy enough to act on now, and why not.
 
 A ``Twin`` is not thread-safe: it reuses one simulator per cluster. A twin opened with
 :meth:`Twin.from_state` reads the checkpoints and never writes them; :meth:`Twin.refresh` reads
@@ -32,6 +34,7 @@ from pydantic import BaseModel
 from twin import topics
 from twin.config import TwinSettings, load_settings
 from twin.errors import NoDataError, UnknownCellError, UnknownClusterError
+from twin.fidelity.stream import TrustVerdict, trust
 from twin.ingest import IngestDecoder, Rejection
 from twin.mirror.cluster import ClusterMirror
 from twin.mirror.holding import Holding
@@ -271,6 +274,22 @@ class Twin:
                  for cell, kpis in changed.items()}
         return WhatIf(cluster, state.gp, state.period_end, self.predict_config.model_version, norm,
                       baseline, changed, delta, bool(result.result.converged))
+
+    def fidelity(self, cluster: str) -> list[dict[str, Any]]:
+        """The cluster's latest DT-BSM records, oldest first (the worker's, or :meth:`ingest`'s):
+        ``value`` (DTBSM_sup), ``lower``/``upper``, ``coverage``, ``restricted``, ``states``,
+        ``actions``, samples and seconds (``twin.schemas.Fidelity`` in snake_case on the wire)."""
+        return [dict(r) for r in self.mirror(cluster).fidelity]
+
+    def trust(self, cluster: str) -> TrustVerdict:
+        """The trust gate the CM guard reads: is ``cluster``'s twin trustworthy enough to act on now?
+        Trusted only when its latest DT-BSM's upper bound is at most ``[fidelity] trust_tau``
+        (default tau) and its coverage at least ``trust_coverage``; ``reasons`` names each failing
+        rule with its values (``twin.fidelity.stream.trust``)."""
+        s = self.settings.fidelity
+        records = self.mirror(cluster).fidelity
+        return trust(records[-1] if records else None, s.trust_tau if s.trust_tau is not None else s.threshold(),
+                     s.trust_coverage)
 
     # -- feeding ---------------------------------------------------------------------------
     def ingest(self, records: Iterable[Any], topic: str | None = None) -> IngestReport:

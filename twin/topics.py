@@ -5,8 +5,9 @@ from __future__ import annotations
 from twin import schemas as s
 
 __all__ = [
-    "ALERTS", "CHANGE_REQUESTS", "CHANGE_RESULTS", "CM_NOTIFICATIONS", "CM_SNAPSHOT", "DLQ", "INGEST_TOPICS", "MR_UE",
-    "PM_CELL", "PM_RELATION", "PREDICTIONS", "RESYNCS", "SCHEMAS", "TOPOLOGY", "ingest_by_cluster",
+    "ALERTS", "CHANGE_REQUESTS", "CHANGE_RESULTS", "CM_NOTIFICATIONS", "CM_SNAPSHOT", "DLQ", "FIDELITY",
+    "INGEST_TOPICS", "MR_UE", "PM_CELL", "PM_RELATION", "PREDICTIONS", "RESYNCS", "SCHEMAS", "TOPOLOGY",
+    "ingest_by_cluster",
 ]
 
 PM_CELL = "ran.pm.cell.v1"
@@ -20,6 +21,7 @@ CHANGE_RESULTS = "ran.cm.change.results.v1"
 PREDICTIONS = "ran.twin.predictions.v1"
 ALERTS = "ran.alerts.v1"
 RESYNCS = "ran.twin.resyncs.v1"
+FIDELITY = "ran.twin.fidelity.v1"
 DLQ = "ran.dlq.v1"
 
 
@@ -46,6 +48,7 @@ SCHEMAS: dict[str, type[s.WireModel]] = {
     PREDICTIONS: s.Prediction,
     ALERTS: s.Alert,
     RESYNCS: s.Resync,
+    FIDELITY: s.Fidelity,
     DLQ: s.DeadLetter,
 }
 

@@ -11,6 +11,10 @@ encoder the twin's states are the real ones and the scalar DT-BSM is the diagona
   confidence radii and an interval that brackets the true metric; ``samples_gbsm``,
   ``samples_uniform``: how many samples per (x, a) are enough.
 - ``regret_bound``, ``resync_threshold``: what a given DT-BSM means for a twin-trained policy.
+- ``StateEncoder``, ``ACTIONS``: cell-periods as states, CM changes as actions, throughput as
+  reward; ``FidelityEstimator``: the streaming per-cluster estimator (counts, interval, trigger
+  hysteresis, state); ``trust``/``TrustVerdict``: the trust gate (``twin.prediction.fidelity`` runs
+  them in the worker).
 
 >>> res = dt_bsm([[0.0, 1.0]], [[[1.0], [1.0]]], [[0.5, 1.0]], [[[1.0], [1.0]]], gamma=0.9, tol=1e-9)
 >>> round(res.value, 6)  # spec §8 Example 4: one state, two self-loop actions, d = 0.5/(1 − 0.9)
@@ -18,6 +22,7 @@ encoder the twin's states are the real ones and the scalar DT-BSM is the diagona
 """
 
 from .empirical import EmpiricalModel, TransitionCounts, confidence_radii
+from .encoder import ACTIONS, StateEncoder
 from .errors import FidelityInputError
 from .exact import DTBSMResult, dt_bsm
 from .interval import DTBSMInterval, dt_bsm_interval
@@ -25,16 +30,21 @@ from .kernels import compile_kernels
 from .regret import regret_bound, resync_threshold
 from .samples import samples_gbsm, samples_uniform
 from .simplex import transport_cost, transport_plan
+from .stream import FidelityEstimator, TrustVerdict, trust
 from .synthetic import random_mdp_pair
 from .tv import TVBound, tv_bound, tv_closed_form
 
 __all__ = [
+    "ACTIONS",
     "DTBSMInterval",
     "DTBSMResult",
     "EmpiricalModel",
+    "FidelityEstimator",
     "FidelityInputError",
+    "StateEncoder",
     "TVBound",
     "TransitionCounts",
+    "TrustVerdict",
     "compile_kernels",
     "confidence_radii",
     "dt_bsm",
@@ -46,6 +56,7 @@ __all__ = [
     "samples_uniform",
     "transport_cost",
     "transport_plan",
+    "trust",
     "tv_bound",
     "tv_closed_form",
 ]

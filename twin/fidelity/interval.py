@@ -36,7 +36,7 @@ from .errors import FidelityInputError
 from .exact import METHODS, DTBSMResult, make_result, min_tol, solve_operator
 from .fast import EVALUATION_SWEEPS
 from .operator import BisimOperator
-from .validate import check_gamma, check_pair, check_tol, check_weights
+from .validate import check_gamma, check_matrix, check_pair, check_tol, check_weights
 
 __all__ = ["DTBSMInterval", "dt_bsm_interval"]
 
@@ -65,10 +65,12 @@ class DTBSMInterval:
 
 def dt_bsm_interval(real: EmpiricalModel, twin: EmpiricalModel, gamma: float, tol: float = 1e-6,
                     weights: Any = None, method: Literal["fast", "pot"] = "fast",
-                    threads: int = 1) -> DTBSMInterval:
+                    threads: int = 1, d0: tuple[Any, Any] | None = None) -> DTBSMInterval:
     """The interval DT-BSM of two models with radii (``TransitionCounts.model`` or
     ``EmpiricalModel.exact``) over the same states and actions; ``tol`` bounds the width of each
-    end's certificate. ``weights``: real-state frequencies for the ends' ``mean``."""
+    end's certificate. ``weights``: real-state frequencies for the ends' ``mean``. ``d0``: warm
+    starts (lower end's matrix, upper end's matrix), e.g. the previous interval's (§9.3); each end is
+    certified the same way from any start."""
     if method not in METHODS:
         raise FidelityInputError(f"method must be 'fast' or 'pot', got {method!r}")
     for name, model in (("real", real), ("twin", twin)):
@@ -84,13 +86,16 @@ def dt_bsm_interval(real: EmpiricalModel, twin: EmpiricalModel, gamma: float, to
     if tol < min_tol(d_max):
         raise FidelityInputError(f"tol = {tol:g} is below {min_tol(d_max):g}, what float64 can certify for values "
                                  f"up to d_max = {d_max:g}")
+    starts = (None, None) if d0 is None else tuple(
+        None if m is None else check_matrix(m, pair.n_states, name) for m, name in zip(d0, ("d0[0]", "d0[1]"),
+                                                                                     strict=True))
     ends = []
-    for sign in (-1.0, 1.0):
+    for sign, start in zip((-1.0, 1.0), starts, strict=True):
         op = BisimOperator(pair, sign * real.reward_radius, sign * twin.reward_radius,
                            sign * d_max * real.tv_radius, sign * d_max * twin.tv_radius,
                            d_max if sign > 0 else float("inf"))
         t0 = time.perf_counter()
-        solved, compile_s = solve_operator(op, tol, method, None, threads, EVALUATION_SWEEPS)
+        solved, compile_s = solve_operator(op, tol, method, start, threads, EVALUATION_SWEEPS)
         ends.append(make_result(solved, g, tol, method, r_bar, w, time.perf_counter() - t0 - compile_s, compile_s))
     lower_end, upper_end = ends
     return DTBSMInterval(lower_end, upper_end)

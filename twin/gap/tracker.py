@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import pickle
 import zlib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,10 +214,13 @@ class GapTracker:
         return out
 
     def observe(self, period_end: int, raw: Mapping[str, Mapping[str, float]],
-                real: Mapping[str, Mapping[str, float]], context: Mapping[str, Mapping[str, float]]) -> GapStep:
+                real: Mapping[str, Mapping[str, float]], context: Mapping[str, Mapping[str, float]],
+                extra: Iterable[Signal] = ()) -> GapStep:
         """One period, prequentially: calibrate ``raw`` with what was learned so far, then learn the
         ``real`` values (``{cell: {kpi: value}}``; a cell or KPI without one is only calibrated).
         ``context``: the features of each cell (``twin.gap.features.context``; the raw value is added).
+        ``extra``: other sources' signals of the period (the DT-BSM estimator's), offered to the
+        gate in the same batch as the learners' own.
         A period at or before the last observed one is calibrated but not learned again."""
         s = self.settings
         fresh = period_end > self.last_period
@@ -260,6 +263,7 @@ class GapTracker:
                                       {"calibratedError": round(err, 6)}))
         if fresh:
             self.last_period = period_end
+        signals += extra
         events = self.gate.offer(signals) if signals else []
         return GapStep(period_end, calibrated, surprise, signals, events)
 

@@ -18,7 +18,8 @@ from twin.mirror.cell import MR, CellMirror, Entry
 from twin.mirror.mr_stats import SealBudget
 from twin.records import CmBody, CmNotificationBody, MrBody, NormalisedRecord, PmBody
 
-__all__ = ["BOOK", "CALIBRATION", "GAP", "OBJECT", "RESYNCS", "RESYNCS_KEPT", "ClusterMirror"]
+__all__ = ["BOOK", "CALIBRATION", "FIDELITY", "FIDELITY_STATE", "GAP", "OBJECT", "RESYNCS", "RESYNCS_KEPT",
+           "ClusterMirror"]
 
 # Checkpoint entries of a cluster (beside those of its cells, ``twin.mirror.cell``):
 BOOK = "b"  # ("b",): the prediction bookkeeping {"pending": ..., "predThrough": ...}
@@ -26,6 +27,8 @@ OBJECT = "o"  # ("o", dn): a managed object without a cell key
 GAP = "g"  # ("g",): the gap learners' state (``twin.gap.GapTracker.to_bytes``; bytes, not JSON)
 CALIBRATION = "k"  # ("k",): the model calibrations and when each took effect (``twin.resync``)
 RESYNCS = "y"  # ("y",): the latest resyncs' records (``twin.resync``)
+FIDELITY_STATE = "e"  # ("e",): the DT-BSM estimator's state (``twin.fidelity.FidelityEstimator.to_bytes``; bytes)
+FIDELITY = "f"  # ("f",): the latest DT-BSM records (``twin.prediction.fidelity``), oldest first
 #: resync records a cluster keeps (older ones are on ``ran.twin.resyncs.v1``)
 RESYNCS_KEPT = 50
 
@@ -50,6 +53,10 @@ class ClusterMirror:
     # the latest resyncs, oldest first
     calibrations: list[dict[str, Any]] = field(default_factory=list)
     resyncs: list[dict[str, Any]] = field(default_factory=list)
+    # the DT-BSM estimator (``twin.prediction.fidelity``): its state as saved after the last period
+    # it counted (opaque here) and its latest records, oldest first
+    fidelity_state: bytes | None = None
+    fidelity: list[dict[str, Any]] = field(default_factory=list)
     # (gp, end) -> when (processing time) an incomplete pending period became due by timeout:
     # the start of its grace (``twin.prediction.schedule``); not state, not checkpointed
     overdue_since: dict[tuple[int, int], float] = field(default_factory=dict, compare=False, repr=False)
@@ -60,6 +67,8 @@ class ClusterMirror:
     book_saved: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     gap_saved: bytes | None = field(default=None, compare=False, repr=False)
     resync_changed: bool = field(default=False, compare=False, repr=False)
+    fidelity_saved: bytes | None = field(default=None, compare=False, repr=False)
+    fidelity_changed: bool = field(default=False, compare=False, repr=False)
     touched: bool = field(default=False, compare=False, repr=False)
 
     def cell(self, key: str) -> CellMirror:
@@ -140,7 +149,7 @@ class ClusterMirror:
                      full: bool = False) -> None:
         """Append the cluster's changed entries to ``out`` and each changed cell's to ``cells``
         (``(entries, prefixes to delete)`` by cell key), encoded; ``full``: every entry."""
-        if not (full or self.touched or self.changed_objects or self.resync_changed):
+        if not (full or self.touched or self.changed_objects or self.resync_changed or self.fidelity_changed):
             return
         self.touched = False
         book = self.book()
@@ -156,6 +165,12 @@ class ClusterMirror:
             if self.resyncs:
                 out.append(((RESYNCS,), orjson.dumps(self.resyncs[-RESYNCS_KEPT:])))
             self.resync_changed = False
+        if self.fidelity_state is not None and (full or self.fidelity_state is not self.fidelity_saved):
+            out.append(((FIDELITY_STATE,), self.fidelity_state))
+            self.fidelity_saved = self.fidelity_state
+        if self.fidelity and (full or self.fidelity_changed):
+            out.append(((FIDELITY,), orjson.dumps(self.fidelity)))
+        self.fidelity_changed = False
         dns = set(self.objects) if full else self.changed_objects
         self.changed_objects = set()
         for dn in dns:
@@ -185,6 +200,10 @@ class ClusterMirror:
             self.calibrations = list(value)
         elif sub[0] == RESYNCS:
             self.resyncs = list(value)
+        elif sub[0] == FIDELITY_STATE:
+            self.fidelity_state = self.fidelity_saved = bytes(value)
+        elif sub[0] == FIDELITY:
+            self.fidelity = list(value)
         else:
             raise ValueError(f"unknown checkpoint entry {sub!r} of cluster {self.cluster_id}")
 
@@ -210,6 +229,8 @@ class ClusterMirror:
             gap_state=self.gap_state,
             calibrations=[dict(c) for c in self.calibrations],
             resyncs=[dict(r) for r in self.resyncs],
+            fidelity_state=self.fidelity_state,
+            fidelity=[dict(r) for r in self.fidelity],
         )
 
     @classmethod

@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 import orjson
 
 from twin.mirror.cell import SEALED, CellMirror, Entry
-from twin.mirror.cluster import GAP, ClusterMirror
+from twin.mirror.cluster import FIDELITY_STATE, GAP, ClusterMirror
 from twin.mirror.holding import Held, Holding
 
 __all__ = ["DB_NAME", "SEP", "Changes", "CheckpointStore", "PartitionState", "take_changes"]
@@ -159,7 +159,7 @@ def _decode_partition(partition: int, offset_row: tuple[int, bytes] | None,
             assert cell is not None
             cell.load_entry(parts[3:], value if parts[3] == SEALED else loads(value))
         elif kind == "c":
-            state.cluster(parts[1]).load_entry(parts[2:], value if parts[2] == GAP else loads(value))
+            state.cluster(parts[1]).load_entry(parts[2:], value if parts[2] in (GAP, FIDELITY_STATE) else loads(value))
         elif kind == "u":
             state.unassigned.held[parts[1]] = Held.from_dict(parts[1], loads(value))
         else:

@@ -22,14 +22,16 @@ from typing import Any
 
 import structlog
 
-from twin.config import GapSettings, ResyncSettings, TwinSettings
+from twin.config import FidelitySettings, GapSettings, ResyncSettings, TwinSettings
 from twin.gap.features import context
 from twin.gap.tracker import GapTracker
 from twin.mirror.cluster import ClusterMirror
+from twin.prediction.fidelity import FidelityMonitor, summary
 from twin.prediction.model import ClusterPrediction, ClusterPredictor, PredictConfig, simulated_cm
 from twin.prediction.resync import ResyncCoordinator, real_values
 from twin.prediction.schedule import due_periods, mark_predicted
 from twin.resync.alerts import telemetry_alert
+from twin.resync.trigger import Signal
 from twin.schemas import Alert, Prediction
 
 __all__ = ["CALIBRATED", "PredictionService", "PredictionStats", "calibrated_name", "prediction_service",
@@ -87,7 +89,8 @@ class PredictionService:
     def __init__(self, config: PredictConfig, expected: Mapping[str, Collection[str]],
                  timeout_periods: int = 2, predictor: ClusterPredictor | None = None,
                  gap: GapSettings | None = None, timeout_grace_s: float = 0.0,
-                 resync: ResyncSettings | None = None, group: str = "twin") -> None:
+                 resync: ResyncSettings | None = None, group: str = "twin",
+                 fidelity: FidelitySettings | None = None) -> None:
         self.predictor = predictor or ClusterPredictor(config)
         self.expected = expected  # cluster id -> cell keys (the topology)
         self.timeout_periods = timeout_periods
@@ -96,6 +99,9 @@ class PredictionService:
         # resyncs need the gap learners' episodes
         self.resyncs = ResyncCoordinator(resync, self.predictor.config, group) \
             if resync is not None and resync.enabled and self.gap is not None else None
+        # the DT-BSM estimators (``twin.prediction.fidelity``); their trigger needs the gap learners' gate
+        self.fidelity = FidelityMonitor(fidelity, self.predictor) \
+            if fidelity is not None and fidelity.enabled else None
         self.stats = PredictionStats()
         self.group = group
         self.alerts: list[Alert] = []  # missing-telemetry alerts to publish (``twin.resync.telemetry_alert``)
@@ -128,6 +134,13 @@ class PredictionService:
         if self.resyncs is None:
             return []
         out, self.resyncs.outbox = self.resyncs.outbox, []
+        return out
+
+    def take_fidelity(self) -> list[tuple[str, dict[str, Any]]]:
+        """The DT-BSM records (``(cluster id, record)``) to publish since the last call."""
+        if self.fidelity is None:
+            return []
+        out, self.fidelity.outbox = self.fidelity.outbox, []
         return out
 
     def on_applied(self, mirror: ClusterMirror) -> list[ClusterPrediction]:
@@ -163,9 +176,15 @@ class PredictionService:
                 continue
             for cell, values in prediction.values.items():
                 mirror.cell(cell).set_predicted(gp, end, values)
+            signals: list[Signal] = []
+            if self.fidelity is not None:
+                signals = self.fidelity.step(mirror, prediction, real_values(mirror, gp, end),
+                                             self.tracker(mirror) if self.gap is not None else None)
+                if self.resyncs is not None and mirror.fidelity and mirror.fidelity[-1]["periodEnd"] == end:
+                    self._dtbsm_after(mirror, mirror.fidelity[-1])
             if self.gap is not None:
                 t0 = time.perf_counter()
-                prediction = self._learn(mirror, prediction)
+                prediction = self._learn(mirror, prediction, signals)
                 self.stats.gap_seconds += time.perf_counter() - t0
             self.stats.periods += 1
             self.stats.builds += int(prediction.rebuilt)
@@ -173,13 +192,25 @@ class PredictionService:
             out.append(prediction)
         return out
 
-    def _learn(self, mirror: ClusterMirror, prediction: ClusterPrediction) -> ClusterPrediction:
-        """The period through the cluster's gap learners; calibrated values stored beside the raw."""
+    def _dtbsm_after(self, mirror: ClusterMirror, record: dict[str, Any]) -> None:
+        """The first DT-BSM computed after a resync's calibration took effect is its ``dtbsmAfter``."""
+        for r in mirror.resyncs:
+            if ("dtbsmBefore" in r and "dtbsmAfter" not in r and r["status"] in ("verifying", "applied", "rolled_back")
+                    and record["periodEnd"] > int(r["at"]) + int(r["gp"])):
+                r["dtbsmAfter"] = summary(record)
+                mirror.resync_changed = True
+                if self.resyncs is not None:
+                    self.resyncs.outbox.append((mirror.cluster_id, dict(r)))
+
+    def _learn(self, mirror: ClusterMirror, prediction: ClusterPrediction,
+               extra: list[Signal] | None = None) -> ClusterPrediction:
+        """The period through the cluster's gap learners (with ``extra`` signals of other sources
+        offered to their gate); calibrated values stored beside the raw."""
         gp, end = prediction.gp, prediction.period_end
         tracker = self.tracker(mirror)
         cm = simulated_cm(mirror, as_of=end)
         ctx = {cell: context(end, prediction.ue_scale, cm.get(cell, {})) for cell in prediction.values}
-        step = tracker.observe(end, prediction.values, real_values(mirror, gp, end), ctx)
+        step = tracker.observe(end, prediction.values, real_values(mirror, gp, end), ctx, extra or ())
         expected = self.expected.get(mirror.cluster_id) or sorted(mirror.cells)
         cells = mirror.cells
         reported = {c: c in cells and end in cells[c].periods.get(gp, {}) for c in expected}
@@ -196,6 +227,15 @@ class PredictionService:
         if self.resyncs is not None:
             self.resyncs.verify(mirror, gp, end, prediction.values, self.tracker)
             self.resyncs.plan(mirror, gp, end, step.events)
+            if self.fidelity is not None:
+                latest = summary(mirror.fidelity[-1]) if mirror.fidelity else None
+                for r in mirror.resyncs:
+                    if r["status"] == "pending" and "dtbsmBefore" not in r and int(r["at"]) == end:
+                        r["dtbsmBefore"] = latest
+                        mirror.resync_changed = True
+                        for _, out in self.resyncs.outbox:
+                            if out.get("resyncId") == r["resyncId"]:
+                                out["dtbsmBefore"] = latest
             for event in step.events:
                 if event.kind == "cleared":
                     self.resyncs.on_cleared(mirror, event)
@@ -214,4 +254,4 @@ def prediction_service(settings: TwinSettings, predictor: ClusterPredictor | Non
     expected = {c.id: tuple(c.cells) for c in settings.topology.clusters}
     grace = p.timeout_grace_s if timeout_grace_s is None else timeout_grace_s
     return PredictionService(PredictConfig.from_settings(p), expected, p.timeout_periods, predictor, settings.gap,
-                             grace, settings.resync, settings.kafka.group_id)
+                             grace, settings.resync, settings.kafka.group_id, settings.fidelity)

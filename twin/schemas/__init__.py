@@ -9,7 +9,7 @@ from twin.schemas.change import ChangeState, CmChangeRequest, CmChangeResult, Gu
 from twin.schemas.cm import CmNotification, CmNotificationType, CmSnapshot
 from twin.schemas.dlq import DeadLetter
 from twin.schemas.mr import CellMeas, Location, MrEvent, MrSource, Rat, UeInfo
-from twin.schemas.outputs import Alert, AlertType, Prediction, Resync, Severity
+from twin.schemas.outputs import Alert, AlertType, Fidelity, Prediction, Resync, Severity
 from twin.schemas.pm import MeasObjClass, PmCellRecord, PmRelationRecord, PmSource
 from twin.schemas.topology import TopologyCell
 
@@ -25,6 +25,7 @@ __all__ = [
     "CmNotificationType",
     "CmSnapshot",
     "DeadLetter",
+    "Fidelity",
     "GuardSpec",
     "Location",
     "MeasObjClass",

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from twin.schemas.base import CellKey, UtcDateTime, Uuid, WireModel
 
-__all__ = ["Alert", "AlertType", "Prediction", "Resync", "Severity"]
+__all__ = ["Alert", "AlertType", "Fidelity", "Prediction", "Resync", "Severity"]
 
 
 class Prediction(WireModel):
@@ -107,3 +107,39 @@ class Resync(WireModel):
     evaluations: int | None = None  # model evaluations of the fit
     reason: str | None = None
     alert_cleared: bool | None = None  # the alert of a failed or rolled-back resync was cleared
+    # the cluster's DT-BSM (value, lower, upper, coverage, periodEnd) latest at the trigger, and the
+    # first computed after the resync's calibration took effect (``twin.prediction.fidelity``)
+    dtbsm_before: dict[str, float] | None = None
+    dtbsm_after: dict[str, float] | None = None
+
+
+class Fidelity(WireModel):
+    """The DT-BSM of one cluster's twin (``ran.twin.fidelity.v1``, keyed by cluster): how far the twin's
+    behaviour (MDP over encoded cell states and CM change actions) is from the real network's, with
+    its confidence interval and data coverage (``docs/fidelity.md``)."""
+
+    schema_version: Literal["1"] = "1"
+    cluster_id: str = Field(min_length=1, max_length=128)
+    period_end: int = Field(description="period end (epoch s) of the newest period counted")
+    gp: int = Field(gt=0)
+    value: float = Field(ge=0, description="DTBSM_sup of the point estimate (reward units / (1 - gamma))")
+    lower: float = Field(ge=0, description="lower end of the interval: above tau is confident drift")
+    upper: float = Field(ge=0, description="upper end of the interval: the twin may be this far")
+    coverage: float = Field(ge=0, le=1, description="share of (visited state, action) pairs with n_min real samples")
+    coverage_used: float = Field(ge=0, le=1, description="the same over the actions used")
+    restricted: bool = Field(description="actions without covered real pairs were left out of the max")
+    n_min: float = Field(gt=0)
+    gamma: float = Field(gt=0, lt=1)
+    tau: float = Field(gt=0)
+    firing: bool = Field(description="lower > tau for the configured number of consecutive computations")
+    consecutive_above: int = Field(ge=0)
+    states: list[int] = Field(description="encoder states the computation used (visited by either side)")
+    actions: list[str] = Field(description="action classes the computation used")
+    cells: dict[str, float] = Field(default_factory=dict, description="per cell: largest lower-end diagonal over "
+                                    "its recent real states (its contribution)")
+    real_samples: int = Field(ge=0)
+    twin_samples: int = Field(ge=0)
+    whatifs: int = Field(ge=0, description="twin what-ifs since the previous computation")
+    whatif_seconds: float = Field(ge=0)
+    compute_seconds: float = Field(ge=0)
+    iterations: int | None = None

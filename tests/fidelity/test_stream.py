@@ -1,0 +1,141 @@
+"""The streaming estimator on synthetic transitions: identical behaviour, shifted rewards,
+uncovered pairs, the trigger's hysteresis, the trust gate and the state's round trips."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from twin.config import FidelitySettings, GapSettings
+from twin.fidelity import FidelityEstimator, trust
+from twin.gap import GapTracker
+from twin.mirror.cluster import ClusterMirror
+from twin.resync.trigger import Signal
+
+CELLS = ("nr:00101-000000001", "nr:00101-000000002")
+S, A = 3, 2
+
+
+def _mdp() -> tuple[np.ndarray, np.ndarray]:
+    """A 3-state, 2-action MDP: action 0 cycles, action 1 stays; rewards in [0, 1]."""
+    R = np.array([[0.2, 0.4], [0.5, 0.3], [0.8, 0.6]])
+    P = np.zeros((S, A, S))
+    for x in range(S):
+        P[x, 0, (x + 1) % S] = 0.8
+        P[x, 0, x] = 0.2
+        P[x, 1, x] = 1.0
+    return R, P
+
+
+def _feed(est: FidelityEstimator, n: int, shift: float = 0.0, actions: tuple[int, ...] = (0, 1),
+          seed: int = 0) -> None:
+    """``n`` samples per side per (x, a) of ``actions`` (real: the MDP, twin: the MDP with rewards + shift)."""
+    R, P = _mdp()
+    rng = np.random.default_rng(seed)
+    for side in ("real", "twin"):
+        xs = np.repeat(np.arange(S), n * len(actions))
+        acts = np.tile(np.repeat(np.array(actions), n), S)
+        nxt = np.array([rng.choice(S, p=P[x, a]) for x, a in zip(xs, acts, strict=True)])
+        r = R[xs, acts] + (shift if side == "twin" else 0.0)
+        getattr(est, side).add_many(xs, acts, np.clip(r, 0.0, 1.0), nxt)
+    for i, cell in enumerate(CELLS):
+        est.recent[cell] = [i, 2]
+
+
+def _estimator(**kw: Any) -> FidelityEstimator:
+    base: dict[str, Any] = {"gamma": 0.5, "n_min": 20, "tau": 0.1, "k": 2, "forgetting": 1.0, "tol": 1e-4}
+    return FidelityEstimator(S, A, **{**base, **kw})
+
+
+def test_identical_real_and_twin_give_zero_lower_bound_and_trust_when_covered() -> None:
+    est = _estimator()
+    _feed(est, 5000)
+    rec = est.compute(900, "c")
+    assert rec["coverage"] == 1.0 and not rec["restricted"] and rec["actions"] == [0, 1]
+    assert rec["lower"] == 0.0 and rec["value"] < 0.05 and rec["upper"] < 0.3
+    verdict = trust(rec, tau=0.3, min_coverage=0.9)
+    assert verdict.trusted and verdict.reasons == [] and verdict.upper == rec["upper"]
+    assert not rec["firing"] and est.signals_scope(rec)  # scope exists, nothing fires
+
+
+def test_shifted_twin_rewards_are_confident_drift_and_fire_after_k_computations() -> None:
+    est = _estimator(k=2)
+    _feed(est, 5000, shift=0.3)
+    first = est.compute(900, "c")
+    # true d = 0.3/(1 − γ) = 0.6 on every state; the interval brackets it
+    assert first["lower"] > est.tau and first["lower"] <= 0.6 + 1e-3 <= first["upper"] + 1e-3
+    assert abs(first["value"] - 0.6) < 0.05
+    assert not first["firing"] and first["consecutiveAbove"] == 1  # hysteresis: not yet
+    second = est.compute(1800, "c")
+    assert second["firing"] and second["consecutiveAbove"] == 2
+    assert est.signals_scope(second) == sorted(CELLS)  # both cells' states carry the drift
+    assert "confident drift" in trust(second, 0.1, 0.5).reasons[0]
+    # a DT-BSM signal is one more source of the cluster's trigger gate: it opens an episode on the cell
+    tracker = GapTracker(GapSettings())
+    step = tracker.observe(1800, {}, {}, {}, [Signal("dtbsm", CELLS[0], 1800, True, {"dtbsmLower": second["lower"]})])
+    assert [(e.kind, e.scope, e.sources) for e in step.events] == [("raised", CELLS[0], ("dtbsm",))]
+
+
+def test_a_quiet_computation_resets_the_hysteresis() -> None:
+    est = _estimator(k=2)
+    _feed(est, 5000, shift=0.3)
+    assert est.compute(900)["consecutiveAbove"] == 1
+    est.reset_twin()  # a resync: the twin's samples are gone, nothing is confident any more
+    _feed(est, 5000, shift=0.0, seed=1)
+    rec = est.compute(1800)
+    assert rec["consecutiveAbove"] == 0 and not rec["firing"] and est.twin_resets == 1
+
+
+def test_uncovered_pairs_widen_the_upper_bound_and_fail_the_trust_gate() -> None:
+    est = _estimator()
+    _feed(est, 5000, actions=(0,))  # the network never took action 1
+    rec = est.compute(900)
+    assert rec["restricted"] and rec["actions"] == [0] and rec["coverage"] == 0.5 and rec["coverageUsed"] == 1.0
+    few = _estimator()
+    _feed(few, 3)  # every pair seen, none covered
+    thin = few.compute(900)
+    assert thin["coverage"] == 0.0 and thin["upper"] > 1.5 and thin["lower"] == 0.0  # d_max = 2
+    verdict = trust(thin, tau=0.3, min_coverage=0.5)
+    assert not verdict.trusted
+    assert any(r.startswith("insufficient data: coverage 0") for r in verdict.reasons)
+    assert any(r.startswith("insufficient data: upper bound") for r in verdict.reasons)
+    assert trust(None, 0.3, 0.5).reasons == ["no DT-BSM estimate yet: the cluster has not had enough periods"]
+
+
+def test_state_round_trip_gives_the_identical_value() -> None:
+    settings = FidelitySettings(gamma=0.5, n_min=20, tau=0.1, forgetting=0.9999, tol=1e-4)
+    est = FidelityEstimator.from_settings(settings, S, A)
+    _feed(est, 400, shift=0.1)
+    est.last[CELLS[0]] = [900, 2]
+    first = est.compute(900, "c")
+    _feed(est, 100, shift=0.1, seed=3)  # counts move on after the computation
+    blob = est.to_bytes()
+    copy = FidelityEstimator.from_bytes(blob, settings, S, A)
+    assert copy.to_bytes() == blob and copy.last == est.last and copy.warm is not None
+    a, b = est.compute(1800, "c"), copy.compute(1800, "c")
+    drop = ("computeSeconds",)
+    assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+    assert a["value"] != first["value"]
+    with pytest.raises(ValueError, match="encoder changed"):
+        FidelityEstimator.from_bytes(blob, settings, S + 1, A)
+
+
+def test_mirror_checkpoint_entries_carry_the_state_and_records(tmp_path: Any) -> None:
+    from twin.mirror.store import CheckpointStore, PartitionState
+
+    est = _estimator()
+    _feed(est, 50)
+    m = ClusterMirror("c1")
+    m.cell(CELLS[0])
+    m.fidelity_state = est.to_bytes()
+    m.fidelity.append(est.compute(900, "c1"))
+    m.fidelity_changed = True
+    state = PartitionState(0)
+    state.clusters["c1"] = m
+    store = CheckpointStore(tmp_path)
+    store.save(state)
+    loaded = store.load(0).clusters["c1"]
+    assert loaded.fidelity_state == m.fidelity_state and loaded.fidelity == m.fidelity
+    assert loaded.snapshot().fidelity == m.fidelity

@@ -1,0 +1,137 @@
+"""DT-BSM per cluster through ``twin.Twin.ingest`` on the emulated network: records with a value,
+an interval and a coverage in the mirror and on the publication outbox, the same after a checkpoint
+round trip, the trust gate's verdict, and the trigger opening a resync that records DT-BSM."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import twin.fidelity.stream as stream
+from replay.emulator import NetworkEmulator
+from tests.library.worker_run import write_config
+from twin import Twin
+from twin.mirror.store import CheckpointStore, PartitionState
+from twin.prediction.resync import ResyncJob, ResyncOutcome
+from twin.schemas import Fidelity, Resync
+
+GP = 900
+START = 1_700_000_100 - 1_700_000_100 % 86_400  # a midnight, UTC
+PERIODS = 20
+SECONDS = ("computeSeconds", "whatifSeconds")
+
+
+def _emulated(tmp: Path, extra: str = "") -> tuple[Twin, NetworkEmulator, Path]:
+    emu = NetworkEmulator("fault-midrun", seed=4, start=datetime.fromtimestamp(START, UTC), granularity_s=GP,
+                          mr_per_cell=1)
+    config = write_config(tmp / "twin.toml", tmp / "state", emu.public_model(), emu.clusters,
+                          drift_warmup_periods=40)
+    if extra:
+        config.write_text(config.read_text() + extra)
+    twin = Twin(config=config)
+    twin.ingest(emu.initial_records())
+    return twin, emu, config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Twin, NetworkEmulator, Path]:
+    twin, emu, config = _emulated(tmp_path_factory.mktemp("fidelity"))
+    for _ in range(PERIODS):
+        twin.ingest(emu.step())
+    return twin, emu, config
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return {k: v for k, v in a.items() if k not in SECONDS} == {k: v for k, v in b.items() if k not in SECONDS}
+
+
+def test_each_cluster_gets_value_interval_and_coverage_in_the_mirror(run: tuple[Twin, NetworkEmulator, Path]) -> None:
+    twin, emu, _ = run
+    service = twin._service
+    assert service is not None and service.fidelity is not None
+    records = twin.fidelity(emu.cluster_id)
+    settings = twin.settings.fidelity
+    assert len(records) == PERIODS // settings.recompute_periods
+    for r in records:
+        assert 0.0 <= r["lower"] <= r["value"] + settings.tol and r["value"] <= r["upper"] + settings.tol
+        assert 0.0 < r["coverage"] <= r["coverageUsed"] <= 1.0 and r["states"] and "none" in r["actions"]
+        assert r["realSamples"] > 0 and r["twinSamples"] > r["realSamples"]  # what-ifs add twin samples
+        Fidelity.model_validate(r)  # what the worker publishes on ran.twin.fidelity.v1
+    # the emulated network never changes CM: only "none" is covered, so the metric is restricted to it
+    assert records[-1]["restricted"] and records[-1]["actions"] == ["none"]
+    assert records[-1]["whatifs"] == settings.whatifs_per_period * settings.recompute_periods
+    assert [rec["periodEnd"] for _, rec in service.take_fidelity()] == [r["periodEnd"] for r in records]
+    verdict = twin.trust(emu.cluster_id)
+    assert not verdict.trusted and verdict.value == records[-1]["value"]
+    assert any(reason.startswith("insufficient data: coverage") for reason in verdict.reasons)
+
+
+def test_a_checkpoint_round_trip_continues_with_identical_values(
+        run: tuple[Twin, NetworkEmulator, Path], tmp_path: Path) -> None:
+    twin, emu, config = run
+    state = PartitionState(0)
+    state.clusters[emu.cluster_id] = twin.mirror(emu.cluster_id)
+    CheckpointStore(tmp_path).save(state)
+    restored = Twin([CheckpointStore(tmp_path).load(0).clusters[emu.cluster_id]], config=config)
+    assert _same(restored.fidelity(emu.cluster_id)[-1], twin.fidelity(emu.cluster_id)[-1])
+    for _ in range(twin.settings.fidelity.recompute_periods):
+        records = emu.step()
+        twin.ingest(records)
+        restored.ingest(records)
+    a, b = twin.fidelity(emu.cluster_id)[-1], restored.fidelity(emu.cluster_id)[-1]
+    assert a["periodEnd"] == b["periodEnd"] == round(emu.period_end.timestamp())
+    assert _same(a, b)
+
+
+def test_confident_drift_opens_a_resync_that_records_dtbsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_interval = stream.dt_bsm_interval
+
+    def drifted(*args: Any, **kwargs: Any) -> Any:  # every lower bound 1 above what it is: confident drift
+        iv = real_interval(*args, **kwargs)
+
+        class Shifted:
+            lower = iv.lower + 1.0
+            upper = iv.upper + 1.0
+            upper_end = iv.upper_end
+
+            class lower_end:
+                matrix = iv.lower_end.matrix + 1.0
+        return Shifted()
+
+    monkeypatch.setattr(stream, "dt_bsm_interval", drifted)
+    # the fit itself is not under test here (tests/gap): skip its seconds of model evaluations
+    monkeypatch.setattr(ResyncJob, "run", lambda self: ResyncOutcome(None, (), "not fitted in this test"))
+    twin, emu, _ = _emulated(tmp_path, "\n[fidelity]\nrecompute_periods = 2\ntrigger_evaluations = 2\n")
+    for _ in range(6):
+        twin.ingest(emu.step())
+    records = twin.fidelity(emu.cluster_id)
+    assert [r["firing"] for r in records] == [False, True, True]
+    mirror = twin.mirror(emu.cluster_id)
+    dtbsm = [r for r in mirror.resyncs if "dtbsm" in r["trigger"]["sources"]]
+    assert len(dtbsm) == 1
+    record = dtbsm[0]
+    fired = records[1]
+    assert record["at"] == fired["periodEnd"] and record["dtbsmBefore"]["lower"] == fired["lower"]
+    worst = max(fired["cells"].values())
+    assert record["cells"] == sorted(c for c, v in fired["cells"].items() if v > fired["tau"]) and worst >= 1.0
+    assert record["status"] == "failed"
+    Resync.model_validate(record)
+    assert twin.trust(emu.cluster_id).reasons[0].startswith("confident drift: lower bound")
+
+
+def test_the_first_estimate_after_an_applied_resync_is_its_dtbsm_after(run: tuple[Twin, NetworkEmulator, Path]) -> None:
+    twin, emu, _ = run
+    service = twin._service
+    assert service is not None
+    mirror = twin.mirror(emu.cluster_id).snapshot()
+    at = twin.fidelity(emu.cluster_id)[0]["periodEnd"]
+    mirror.resyncs = [{"resyncId": "r", "status": "verifying", "at": at, "gp": GP, "dtbsmBefore": None},
+                      {"resyncId": "p", "status": "pending", "at": at, "gp": GP, "dtbsmBefore": None}]
+    first, later = twin.fidelity(emu.cluster_id)[1], twin.fidelity(emu.cluster_id)[2]
+    service._dtbsm_after(mirror, first)
+    service._dtbsm_after(mirror, later)
+    assert mirror.resyncs[0]["dtbsmAfter"]["periodEnd"] == first["periodEnd"]  # the first, not a later one
+    assert "dtbsmAfter" not in mirror.resyncs[1]  # not applied yet
