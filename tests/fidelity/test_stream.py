@@ -139,3 +139,16 @@ def test_mirror_checkpoint_entries_carry_the_state_and_records(tmp_path: Any) ->
     loaded = store.load(0).clusters["c1"]
     assert loaded.fidelity_state == m.fidelity_state and loaded.fidelity == m.fidelity
     assert loaded.snapshot().fidelity == m.fidelity
+
+
+def test_pairs_one_side_has_not_sampled_do_not_inflate_the_point_value() -> None:
+    est = _estimator()
+    _feed(est, 2000)
+    est.reset_twin()  # after a resync: the twin has sampled only action 0 again
+    R, P = _mdp()
+    xs = np.repeat(np.arange(S), 2000)
+    rng = np.random.default_rng(5)
+    est.twin.add_many(xs, np.zeros_like(xs), R[xs, 0], np.array([rng.choice(S, p=P[x, 0]) for x in xs]))
+    rec = est.compute(900)
+    # without the other side's estimate, action 1 of the twin would be a reward-0 self-loop: d >= 0.3/(1 − γ)
+    assert rec["value"] < 0.05 and rec["lower"] == 0.0 and rec["upper"] > 1.5

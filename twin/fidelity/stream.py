@@ -16,7 +16,9 @@ transitions) and the actions the real side has covered somewhere:
   not |S|) → ``lower``/``upper``;
 
 each warm-started from the previous computation's matrices when the states and actions are the
-same. ``coverage`` is the share of (visited state, action) pairs with at least ``n_min`` real
+same. A pair only one side has sampled takes that side's estimate on the other side too (no
+evidence of a difference in the point value); its radii stay the widest, so the interval keeps
+the doubt. ``coverage`` is the share of (visited state, action) pairs with at least ``n_min`` real
 samples, every action counted (the trust gate reads it: a network that never changed CM has not
 shown how it answers a change); ``coverageUsed`` the same over the actions used; ``restricted``
 is true when actions without any covered real pair were left out of the max over actions (§9.2:
@@ -202,7 +204,7 @@ class FidelityEstimator:
             record.update(value=0.0, lower=0.0, upper=d_max, firing=False, cells={})
             self.above = 0
         else:
-            real_m, twin_m = self._models(self.real, states, actions), self._models(self.twin, states, actions)
+            real_m, twin_m = self._pair(states, actions)
             warm = self.warm if self.warm is not None and self.warm["states"] == states \
                 and self.warm["actions"] == actions else None
             point = dt_bsm(real_m.R, real_m.P, twin_m.R, twin_m.P, self.gamma, tol=self.tol,
@@ -222,6 +224,20 @@ class FidelityEstimator:
         self.computations += 1
         self.whatifs, self.whatif_seconds = 0, 0.0
         return record
+
+    def _pair(self, states: Sequence[int], actions: Sequence[int]) -> tuple[EmpiricalModel, EmpiricalModel]:
+        """Both sides' models on the sub-MDP. A pair one side has no sample of takes the other
+        side's estimate (no evidence of a difference in the point value; after a resync reset the
+        twin's pairs are empty): its radii stay the widest, so the interval still carries the
+        doubt (the upper end goes to d_max, the lower end gains nothing from it)."""
+        real_m, twin_m = self._models(self.real, states, actions), self._models(self.twin, states, actions)
+        real_seen, twin_seen = real_m.counts > 0, twin_m.counts > 0
+        R_real = np.where(real_seen, real_m.R, twin_m.R)
+        R_twin = np.where(twin_seen, twin_m.R, real_m.R)
+        P_real = np.where(real_seen[:, :, None], real_m.P, twin_m.P)
+        P_twin = np.where(twin_seen[:, :, None], twin_m.P, real_m.P)
+        return (EmpiricalModel(R_real, P_real, real_m.counts, real_m.tv_radius, real_m.reward_radius, real_m.r_bar),
+                EmpiricalModel(R_twin, P_twin, twin_m.counts, twin_m.tv_radius, twin_m.reward_radius, twin_m.r_bar))
 
     def _models(self, counts: TransitionCounts, states: Sequence[int], actions: Sequence[int]) -> EmpiricalModel:
         R, P = counts.estimates()
