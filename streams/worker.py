@@ -172,5 +172,7 @@ class IngestWorker:
                 "mirrorPartitions": sorted(self.mirror.owned) if mirror else [],
                 "clusters": sorted(c for st in self.mirror.owned.values() for c in st.clusters) if mirror else [],
                 **(self.mirror.predictions.stats.as_dict() if mirror and self.mirror.predictions else {}),
+                **(self.mirror.predictions.fidelity.stats.as_dict()
+                   if mirror and self.mirror.predictions and self.mirror.predictions.fidelity else {}),
             }))
             tmp.replace(self.stats_file)

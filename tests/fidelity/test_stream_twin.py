@@ -135,3 +135,21 @@ def test_the_first_estimate_after_an_applied_resync_is_its_dtbsm_after(run: tupl
     service._dtbsm_after(mirror, later)
     assert mirror.resyncs[0]["dtbsmAfter"]["periodEnd"] == first["periodEnd"]  # the first, not a later one
     assert "dtbsmAfter" not in mirror.resyncs[1]  # not applied yet
+
+
+def test_the_demo_report_shows_dtbsm_per_cluster_with_tau(run: tuple[Twin, NetworkEmulator, Path]) -> None:
+    from twin.report.html import _fidelity_section
+    from twin.report.summary import _fidelity
+
+    twin, emu, _ = run
+    records = twin.fidelity(emu.cluster_id)
+    first = records[0]["periodEnd"]
+    ends = [first - GP, first, first + GP, records[-1]["periodEnd"]]
+    fid = _fidelity(ends, {emu.cluster_id: twin.mirror(emu.cluster_id)})[emu.cluster_id]
+    assert fid["tau"] == records[-1]["tau"] and len(fid["records"]) == len(records)
+    by_period = fid["byPeriod"]
+    assert by_period[0][1:] == [None] * 4  # before the first estimate
+    assert by_period[1][1] == by_period[2][1] == records[0]["value"]  # the latest estimate at each period
+    assert by_period[3][1:] == [records[-1][k] for k in ("value", "lower", "upper", "coverage")]
+    page = "\n".join(_fidelity_section({"fidelity": {emu.cluster_id: fid}}, [float(e) for e in ends], []))
+    assert "DT-BSM per cluster" in page and f"DT-BSM, {emu.cluster_id}" in page and "<svg" in page

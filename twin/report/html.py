@@ -170,6 +170,29 @@ def _gap_section(summary: Mapping[str, Any], ends: Sequence[float], cells: Seque
     return parts
 
 
+def _fidelity_section(summary: Mapping[str, Any], ends: Sequence[float], marks: list[tuple[float, str]]) -> list[str]:
+    """DT-BSM per cluster over the run with its resync threshold tau (``docs/fidelity.md``)."""
+    fid = summary.get("fidelity") or {}
+    if not fid:
+        return []
+    parts = ["<h2>DT-BSM per cluster</h2><p>Black: the point value (DTBSM_sup); green dashed: the lower end "
+             "of its interval (confident drift above tau); red dashed: tau. The latest estimate at each period "
+             "(recomputed every few periods). The upper end and the coverage are in the table.</p>"]
+    for cid, f in fid.items():
+        rows = f["byPeriod"]
+        tau = float(f["tau"])
+        lines: list[tuple[Sequence[float | None], str, float, str]] = [
+            ([r[1] for r in rows], "#000", 2.0, ""), ([r[2] for r in rows], "#2a2", 1.6, "4 2"),
+            ([tau] * len(rows), EVENT, 1.2, "6 3")]
+        parts.append(line_chart(ends, lines, [*marks, *_alert_marks(summary)], title=f"DT-BSM, {cid}", unit="d"))
+        last = f["records"][-1]
+        scope = "restricted to " + ", ".join(last["actions"] or []) if last["restricted"] else "all actions"
+        parts.append(f"<table><tr><td>latest</td><td>value {last['value']}</td><td>lower {last['lower']}</td>"
+                     f"<td>upper {last['upper']}</td><td>coverage {last['coverage']}</td>"
+                     f"<td>{html.escape(scope)}</td><td>tau {tau:.4g}</td></tr></table>")
+    return parts
+
+
 def render_report(summary: Mapping[str, Any], series: Mapping[str, Any]) -> str:
     """The report as one HTML string."""
     ends = [float(e) for e in series["ends"]]
@@ -205,6 +228,7 @@ def render_report(summary: Mapping[str, Any], series: Mapping[str, Any]) -> str:
         line_chart(ends, err_lines, marks, title="twin error (relative)", unit="err"),
     ]
     parts += _gap_section(summary, ends, cells, hot, marks)
+    parts += _fidelity_section(summary, ends, marks)
     for kpi, unit in PLOTTED:
         parts.append(f"<h2>{kpi}: real (blue) vs twin (orange, dashed) per cell</h2><div class='grid'>")
         for cell in cells:

@@ -133,5 +133,29 @@ def build_summary(
                      "rawMeanByPeriod": _mean_by_period(ends, gap_raw),
                      "calibratedMeanByPeriod": _mean_by_period(ends, gap_cal),
                      "perCell": {c: {"raw": gap_raw[c], "calibrated": gap_cal[c]} for c in cells}},
+        "fidelity": _fidelity(ends, clusters),
     }
     return summary, {"ends": ends, "cells": series}
+
+
+def _fidelity(ends: Sequence[int], clusters: Mapping[str, ClusterMirror]) -> dict[str, Any]:
+    """Per cluster, the DT-BSM records the mirror kept (``docs/fidelity.md``) and, per period of the
+    run, the latest estimate then (``byPeriod``: [end, value, lower, upper, coverage], None before
+    the first)."""
+    out: dict[str, Any] = {}
+    for cid, cl in sorted(clusters.items()):
+        records = sorted(cl.fidelity, key=lambda r: int(r["periodEnd"]))
+        if not records:
+            continue
+        by_period: list[list[Any]] = []
+        i, latest = 0, None
+        for end in ends:
+            while i < len(records) and int(records[i]["periodEnd"]) <= end:
+                latest = records[i]
+                i += 1
+            by_period.append([end, *((None,) * 4 if latest is None else
+                                     (latest["value"], latest["lower"], latest["upper"], latest["coverage"]))])
+        out[cid] = {"tau": records[-1]["tau"], "byPeriod": by_period,
+                    "records": [{k: r.get(k) for k in ("periodEnd", "value", "lower", "upper", "coverage",
+                                                       "restricted", "actions", "firing")} for r in records]}
+    return out
