@@ -145,10 +145,13 @@ def replay(
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add the replay commands to the ``twin`` CLI ``app`` and ``twin bench gap-models`` / ``fidelity``."""
+    """Add the replay commands to the ``twin`` CLI ``app`` and ``twin bench gap-models`` / ``fidelity`` /
+    ``prefilter``."""
     from replay.bench_fidelity import bench_fidelity_command
     from replay.bench_gap import bench_gap_models_command
+    from replay.bench_prefilter import bench_prefilter_command
 
     app.command("replay")(replay)
     bench_app.command("gap-models")(bench_gap_models_command)
     bench_app.command("fidelity")(bench_fidelity_command)
+    bench_app.command("prefilter")(bench_prefilter_command)

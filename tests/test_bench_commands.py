@@ -161,3 +161,16 @@ def test_bench_bisim() -> None:
     assert doc["lower"] <= doc["tv_value"] <= doc["tv_closed_form"]  # the TV bound is above the exact value
     # the POT reference and the fast solver agree on the smaller pair, within their certified intervals
     assert doc["pot_fast_intervals_overlap"] is True and doc["pot_fast_value_diff"] <= 2 * doc["tol"]
+
+
+def test_bench_prefilter() -> None:
+    doc = _bench("prefilter", "--quick", "--candidates", "3", "--json", timeout_s=120)
+    assert doc["benchmark"] == "prefilter" and doc["candidates_n"] == 3 and doc["ranking_by"] == "dtbsm_mean"
+    for key in ("spearman", "top5_return_fraction", "top5_cost_fraction", "top10_return_fraction",
+                "top10_cost_fraction", "seconds"):
+        assert key in doc, key
+    assert 0 < doc["top5_return_fraction"] <= 1 and 0 < doc["top5_cost_fraction"] <= 1
+    row = doc["candidates"][0]
+    assert 0 <= row["dtbsm_mean"] <= row["dtbsm_sup"] <= 1 / (1 - doc["gamma"]) + 1e-6
+    assert row["training_steps"] > 0 and "deployed_return" in row and "in_twin_return" in row
+    assert set(doc["selections"]["top5"]) == {"dtbsm_mean", "dtbsm_sup", "random", "in_twin_return"}
