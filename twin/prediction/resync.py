@@ -34,7 +34,7 @@ from twin.mirror.cluster import ClusterMirror
 from twin.prediction.model import ClusterPredictor, PredictConfig, calibration_as_of, kpi_values, simulated_cm
 from twin.resync.alerts import resync_alert
 from twin.resync.calibration import Calibration
-from twin.resync.fit import Evidence, FitResult, fit_change, predict_window
+from twin.resync.fit import Evidence, FitResult, change_error, fit_change, predict_window
 from twin.resync.trigger import TriggerEvent
 from twin.schemas import Alert
 from twin.sim.kpis import CONN
@@ -217,7 +217,9 @@ class ResyncCoordinator:
                 del mirror.calibrations[:-20]
                 affected = sorted({*job.cells, *outcome.affected})
                 rebased = {c: dict(v) for c, v in (outcome.shifts or {}).items() if c not in affected}
+                scope = {*affected, *rebased}
                 record.update(status="verifying", affected=affected, rebased=rebased,
+                              baseline={c: dict(v) for c, v in fit.baseline.items() if c in scope},
                               verify={"periods": 0, "errorOld": 0.0, "errorNew": 0.0})
                 self._reset(mirror, affected, tracker, rebased)
             else:
@@ -247,6 +249,24 @@ class ResyncCoordinator:
             t.rebase(shifts)
         mirror.gap_state = t.to_bytes()
 
+    @staticmethod
+    def _verify_errors(record: Mapping[str, Any], new: Mapping[str, Mapping[str, float]],
+                       old: Mapping[str, Mapping[str, float]],
+                       real: Mapping[str, Mapping[str, float]]) -> tuple[float, float] | None:
+        """(with the resync, without it) for one period: the fit's own objective, the change of the
+        resynced cells' residuals from before the episode (``twin.resync.fit.change_error``); a
+        record without a baseline (written by an older version) compares the twin's mean error."""
+        baseline = record.get("baseline")
+        if baseline:
+            own = record["cells"]
+            e_new, e_old = change_error(new, real, baseline, own), change_error(old, real, baseline, own)
+            return None if e_new is None or e_old is None else (e_new, e_old)
+        errs_new = [e for c in real if c in new and (e := cell_error(new[c], real[c])) is not None]
+        errs_old = [e for c in real if c in old and (e := cell_error(old[c], real[c])) is not None]
+        if not errs_new or not errs_old:
+            return None
+        return sum(errs_new) / len(errs_new), sum(errs_old) / len(errs_old)
+
     def verify(self, mirror: ClusterMirror, gp: int, end: int, values: Mapping[str, Mapping[str, float]],
                tracker: Callable[[ClusterMirror], GapTracker]) -> None:
         """Compare, for a verifying resync, the twin's error at ``end`` with and without it; once
@@ -260,18 +280,19 @@ class ResyncCoordinator:
             if old is None:
                 continue
             old_values = kpi_values(old.result)
-            errs_new = [e for c in real if c in values and (e := cell_error(values[c], real[c])) is not None]
-            errs_old = [e for c in real if c in old_values and (e := cell_error(old_values[c], real[c])) is not None]
-            if not errs_new or not errs_old:
+            errors = self._verify_errors(record, values, old_values, real)
+            if errors is None:
                 continue
             v = record["verify"]
             v["periods"] += 1
-            v["errorNew"] += sum(errs_new) / len(errs_new)
-            v["errorOld"] += sum(errs_old) / len(errs_old)
+            v["errorNew"] += errors[0]
+            v["errorOld"] += errors[1]
             if v["periods"] >= self.settings.verify_periods:
                 if v["errorNew"] > v["errorOld"]:
                     mirror.calibrations.append({"from": end + gp, "calibration": record["parametersBefore"]})
-                    record.update(status="rolled_back", reason=f"the twin's mean error over {v['periods']} periods "
+                    what = ("the change of the cells' residuals from before the episode" if record.get("baseline")
+                            else "the twin's mean error")
+                    record.update(status="rolled_back", reason=f"{what} over {v['periods']} periods "
                                   f"was {v['errorNew'] / v['periods']:.4g} with the resync and "
                                   f"{v['errorOld'] / v['periods']:.4g} without it")
                     back = {c: {k: -v for k, v in per.items()} for c, per in (record.get("rebased") or {}).items()}

@@ -100,9 +100,10 @@ class Resync(WireModel):
     change: dict[str, dict[str, float]] | None = None  # per cell: gainDb, azimuthDeg, trafficScale; cluster
     error_before: float | None = None  # the fit's weighted error on its evidence, before and after
     error_after: float | None = None
-    verify: dict[str, float] | None = None  # periods, errorOld, errorNew (mean twin error, both models)
+    verify: dict[str, float] | None = None  # periods, errorOld, errorNew (summed change_error; mean twin error)
     affected: list[CellKey] = Field(default_factory=list)  # cells whose gap learners were reset
     rebased: dict[str, dict[str, float]] | None = None  # per other cell and KPI: its learners' residual shift
+    baseline: dict[str, dict[str, float]] | None = None  # per resynced cell and KPI: its residual before the episode
     fit_seconds: float | None = None
     evaluations: int | None = None  # model evaluations of the fit
     reason: str | None = None
