@@ -108,6 +108,14 @@ def test_kill_9_keeps_the_learners_and_the_fault_raises_one_alert(fresh_broker: 
                  if v is not None]
     assert {p["status"] for p in published} >= {"pending", "verifying", "applied"}
     assert {p["resyncId"] for p in published} == {ref_mirror.resyncs[0]["resyncId"]}
+    # the DT-BSM estimator too: its records after kill -9 are the uninterrupted run's, and published
+    def strip_fidelity(records: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [{k: v for k, v in r.items() if k not in ("computeSeconds", "whatifSeconds")} for r in records]
+
+    assert ref_mirror.fidelity and strip_fidelity(worker_mirror.fidelity) == strip_fidelity(ref_mirror.fidelity)
+    fidelity = [orjson.loads(v) for v in asyncio.run(consume_all(bootstrap, topics.FIDELITY, 10**6, timeout_s=5))
+                if v is not None]
+    assert {f["periodEnd"] for f in fidelity} == {r["periodEnd"] for r in ref_mirror.fidelity}
 
     alerts = [orjson.loads(v) for v in asyncio.run(consume_all(bootstrap, topics.ALERTS, 10**6, timeout_s=5))
               if v is not None]
