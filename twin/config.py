@@ -213,7 +213,8 @@ class FidelitySettings(_Section):
 
     def threshold(self) -> float:
         """tau: the configured one, or the regret budget's (``twin.fidelity.resync_threshold``)."""
-        return self.tau if self.tau is not None else self.regret_budget * (1.0 - self.gamma) / 2.0
+        # the formula of twin.fidelity.resync_threshold with eps_train = 0 (not imported: config stays a leaf)
+        return self.tau if self.tau is not None else round(self.regret_budget * (1.0 - self.gamma) / 2.0, 12)
 
 
 class Cluster(_Section):
