@@ -15,7 +15,9 @@ On the same streams:
   throughput, PRB load or connected UEs: affected; below 2 %: left alone; between: neither);
 - the same figures for three **baselines** fed the same streams and the same trigger gate:
   river ADWIN on each cell's raw ``DRB.UEThpDl``, a fixed-schedule resync every 96 periods, and a
-  deviation score (the raw twin's rolling relative error above a threshold);
+  deviation score (the raw twin's rolling relative error above a threshold); and for the runtime's
+  **DT-BSM trigger** alone (``dtbsm_trigger``: its firing records, ``twin.prediction.fidelity``;
+  the runtime's own row has it among its sources);
 - **accuracy** on the drift-free stretch after a day of learning: 1 - mean relative error of
   ``DRB.UEThpDl`` and ``RRU.PrbTotDl``, raw twin and calibrated, and the measurement-noise floor
   (the emulator's noiseless values against its own noisy reports);
@@ -88,6 +90,7 @@ class _Run:
     real: dict[str, dict[int, dict[str, float]]]
     truth: dict[str, dict[int, dict[str, float]]]  # the emulator's noiseless values
     resyncs: list[dict[str, Any]]
+    fidelity: list[dict[str, Any]]  # the cluster's DT-BSM records (``twin.prediction.fidelity``)
 
 
 def _config(tmp: Path, emu: NetworkEmulator) -> TwinSettings:
@@ -151,7 +154,7 @@ def _run(scenario_name: str, drift_kind: str, seed: int, tmp: Path) -> _Run:
         real[c] = {e: {k: m.pm[GP][k][e] for k in RATIO_KPIS if e in m.pm.get(GP, {}).get(k, {})}
                    for e in ends}
     return _Run(list(emu.cells), ends, drift_end, affected, untouched, raised, raw, cal, real, truth,
-                [dict(r) for r in mirror.resyncs])
+                [dict(r) for r in mirror.resyncs], [dict(r) for r in mirror.fidelity])
 
 
 # -- detection -------------------------------------------------------------------------------------
@@ -203,6 +206,22 @@ def _baseline_deviation(run: _Run, threshold: float = 0.5) -> list[tuple[str, in
     return raised
 
 
+def _baseline_dtbsm(run: _Run) -> list[tuple[str, int]]:
+    """The runtime's DT-BSM trigger alone: a record that fires (its lower bound above its τ for the
+    configured number of computations) signals the cells whose contribution is above τ, else the
+    worst one (``FidelityEstimator.signals_scope``), through the same gate as the others."""
+    gate = TriggerGate()
+    raised = []
+    for record in run.fidelity:
+        cells: dict[str, float] = record.get("cells") or {}
+        tau = float(record["tau"])
+        over = {c for c, v in cells.items() if v > tau} or {c for c, v in cells.items() if v == max(cells.values())}
+        end = int(record["periodEnd"])
+        signals = [Signal("dtbsm", c, end, bool(record.get("firing")) and c in over) for c in run.cells]
+        raised += [(ev.scope, ev.period_end) for ev in gate.offer(signals) if ev.kind == "raised"]
+    return raised
+
+
 def _summarise(detections: list[dict[str, Any]]) -> dict[str, Any]:
     delays = [d["delay"] for d in detections if d["delay"] is not None]
     cell_periods = sum(d["cell_periods"] for d in detections)
@@ -245,7 +264,8 @@ def run_fidelity(seed: int = 4, scenarios: list[str] | None = None, drifts: list
     runs: list[_Run] = []
     detail: list[dict[str, Any]] = []
     own: list[dict[str, Any]] = []
-    base: dict[str, list[dict[str, Any]]] = {"adwin_raw_kpi": [], "fixed_schedule": [], "deviation_score": []}
+    base: dict[str, list[dict[str, Any]]] = {"adwin_raw_kpi": [], "fixed_schedule": [], "deviation_score": [],
+                                             "dtbsm_trigger": []}
     with tempfile.TemporaryDirectory() as tmp:
         for scenario in scenarios or list_scenarios():
             for kind in drifts or list(DRIFTS):
@@ -256,6 +276,7 @@ def run_fidelity(seed: int = 4, scenarios: list[str] | None = None, drifts: list
                 base["adwin_raw_kpi"].append(_detection(run, _baseline_adwin(run)))
                 base["fixed_schedule"].append(_detection(run, _baseline_schedule(run)))
                 base["deviation_score"].append(_detection(run, _baseline_deviation(run)))
+                base["dtbsm_trigger"].append(_detection(run, _baseline_dtbsm(run)))
                 detail.append({"scenario": scenario, "drift": kind, "affected": sorted(run.affected),
                                "delay": d["delay"], "false_alarms": d["false"],
                                "resyncs": [{k: r.get(k) for k in ("status", "cells", "change", "errorBefore",

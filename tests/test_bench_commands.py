@@ -141,7 +141,7 @@ def test_bench_fidelity() -> None:
     for key in ("delay_median", "delay_p90", "false_alarms_per_1000", "missed", "accuracy_raw",
                 "accuracy_calibrated", "noise_floor_accuracy", "baselines"):
         assert key in doc, key
-    assert set(doc["baselines"]) == {"adwin_raw_kpi", "fixed_schedule", "deviation_score"}
+    assert set(doc["baselines"]) == {"adwin_raw_kpi", "fixed_schedule", "deviation_score", "dtbsm_trigger"}
     for kpi in ("DRB.UEThpDl", "RRU.PrbTotDl"):
         assert 0 < doc["accuracy_raw"][kpi] < doc["accuracy_calibrated"][kpi] <= 1
         assert 0.9 < doc["noise_floor_accuracy"][kpi] <= 1
