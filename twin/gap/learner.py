@@ -23,7 +23,10 @@ mean of each one's absolute miss, so a network whose days do not repeat keeps th
 (0.1, 'profile')
 
 (The profile is read over the slot and its two neighbours: a one-slot spike comes out a third as
-high; traffic moves over hours, not single slots.)
+high; traffic moves over hours, not single slots. The slot before a period's was learned in the
+period before, the same day: on the first day that is all the profile has, and later it carries a
+sixth of a sudden change (half of it, in one of three slots) into the next period's reading, the
+rest waits for the next day; the drift detectors see the remaining five sixths.)
 """
 
 from __future__ import annotations
