@@ -25,7 +25,10 @@ change; per cluster a path-loss change (dB). The model is piecewise constant in 
 UE points switches serving cell at some value), which stalls finite-difference gradients (scipy's
 ``least_squares`` stopped at its start on one- and two-period windows), so the sum of squares is
 minimised by a coordinate search: a coarse grid per parameter, then a fine grid around the best,
-two rounds. A few hundred model evaluations: seconds for a 21-cell cluster.
+two rounds, the episode's cells in the order of their misfit under the calibration in force (the
+cell that moved most first: searched after its neighbours, a -15 dB fault was fitted as -12 dB
+plus a few dB on the neighbours; eight captured faults: mean gain error 1.6 -> 1.1 dB). A few
+hundred model evaluations: seconds for a 21-cell cluster.
 
 >>> from twin.resync.calibration import Calibration
 >>> FitResult(Calibration(), Calibration(), 1.0, 0.5, 3, 12, 0.2, {}).improved
