@@ -45,6 +45,7 @@ from replay.emulator import NetworkEmulator, load_scenario, period_hour
 from replay.emulator.scenario import Event
 from twin import Twin
 from twin.config import TwinSettings
+from twin.fidelity.stream import signal_cells
 from twin.gap import kpi_error
 from twin.gap.target import RATIO_KPIS
 from twin.prediction import calibrated_name
@@ -209,13 +210,11 @@ def _baseline_deviation(run: _Run, threshold: float = 0.5) -> list[tuple[str, in
 def _baseline_dtbsm(run: _Run) -> list[tuple[str, int]]:
     """The runtime's DT-BSM trigger alone: a record that fires (its lower bound above its τ for the
     configured number of computations) signals the cells whose contribution is above τ, else the
-    worst one (``FidelityEstimator.signals_scope``), through the same gate as the others."""
+    worst one (``twin.fidelity.stream.signal_cells``), through the same gate as the others."""
     gate = TriggerGate()
     raised = []
     for record in run.fidelity:
-        cells: dict[str, float] = record.get("cells") or {}
-        tau = float(record["tau"])
-        over = {c for c, v in cells.items() if v > tau} or {c for c, v in cells.items() if v == max(cells.values())}
+        over = set(signal_cells(record, float(record["tau"])))
         end = int(record["periodEnd"])
         signals = [Signal("dtbsm", c, end, bool(record.get("firing")) and c in over) for c in run.cells]
         raised += [(ev.scope, ev.period_end) for ev in gate.offer(signals) if ev.kind == "raised"]

@@ -59,7 +59,7 @@ from .empirical import EmpiricalModel, TransitionCounts, confidence_radii
 from .exact import dt_bsm
 from .interval import dt_bsm_interval
 
-__all__ = ["FORMAT", "FidelityEstimator", "TrustVerdict", "trust"]
+__all__ = ["FORMAT", "FidelityEstimator", "TrustVerdict", "signal_cells", "trust"]
 
 FloatArray = npt.NDArray[np.float64]
 FORMAT = 1  # of ``to_bytes``
@@ -251,16 +251,8 @@ class FidelityEstimator:
         return EmpiricalModel(R_sub, P_sub, N, r, rho, counts.r_bar)
 
     def signals_scope(self, record: Mapping[str, Any]) -> list[str]:
-        """The cells a firing record's signal names: those whose contribution (the largest lower-end
-        diagonal over their recent real states) is above τ, else the worst one."""
-        cells: Mapping[str, float] = record.get("cells") or {}
-        if not cells:
-            return []
-        over = [c for c, v in cells.items() if v > self.tau]
-        if over:
-            return sorted(over)
-        worst = max(cells.values())
-        return sorted(c for c, v in cells.items() if v == worst)
+        """The cells a firing record's signal names (``signal_cells`` at this estimator's τ)."""
+        return signal_cells(record, self.tau)
 
     # -- state -------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -312,3 +304,16 @@ class FidelityEstimator:
         est.periods, est.whatifs, est.whatif_seconds = int(head["periods"]), int(head["whatifs"]), \
             float(head["whatifSeconds"])
         return est
+
+
+def signal_cells(record: Mapping[str, Any], tau: float) -> list[str]:
+    """The cells a firing DT-BSM record's signal names: those whose contribution (the largest
+    lower-end diagonal over their recent real states) is above ``tau``, else the worst one."""
+    cells: Mapping[str, float] = record.get("cells") or {}
+    if not cells:
+        return []
+    over = [c for c, v in cells.items() if v > tau]
+    if over:
+        return sorted(over)
+    worst = max(cells.values())
+    return sorted(c for c, v in cells.items() if v == worst)
