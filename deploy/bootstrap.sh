@@ -27,3 +27,15 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --upgrade pip
 "${pip[@]}" install torch==2.13.0
 "${pip[@]}" install -e '.[dev,sionna,bench]'
+
+# Debian packages the tests talk to: yanglint validates every NETCONF payload against the official
+# 3GPP YANG (PostgreSQL 15 is already on the machine; the tests start it in a temp dir).
+if ! command -v yanglint >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libyang2-tools >/dev/null \
+            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libyang2-tools >/dev/null; }
+    else
+        echo "bootstrap: yanglint missing; install Debian's libyang2-tools" >&2
+        exit 1
+    fi
+fi

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from twin.schemas import CmChangeRequest, CmChangeResult, Transport
 
-__all__ = ["ADAPTER_GROUP", "SINK_GROUP", "CmAdapter", "OutRecord", "RecordSink", "open_adapter", "open_sink"]
+__all__ = ["ADAPTER_GROUP", "SINK_GROUP", "AdapterUnavailable", "CmAdapter", "OutRecord", "RecordSink", "open_adapter", "open_sink"]
 
 SINK_GROUP = "twin.sinks"
 ADAPTER_GROUP = "twin.adapters"
@@ -41,23 +41,51 @@ class RecordSink(Protocol):
     async def stop(self) -> None: ...
 
 
+class AdapterUnavailable(RuntimeError):
+    """The adapter could not reach the device (or the management system in front of it).
+
+    Raised by ``CmAdapter.read`` only: the caller (the reconciler) cannot tell the device's value,
+    so it keeps the change in its current step and tries again later instead of guessing.
+    """
+
+
 @runtime_checkable
 class CmAdapter(Protocol):
     """Reads and writes CM on a network (or a management system in front of it).
 
     The one protocol every vendor adapter implements (NETCONF O1, ProvMnS REST, bulk CM, emulator);
-    the core talks to equipment only through it and ``adapters/`` holds the implementations.
-    ``apply`` executes one change request and returns its result (``APPLIED`` with the time it took
-    effect, ``REJECTED`` with the device's reason, ``ACCEPTED`` for a valid dry run, ``FAILED`` when
-    the transport broke); it must apply a ``changeId`` at most once. ``read`` returns the current
-    attributes of the managed object instance ``dn``.
+    the core talks to equipment only through it and ``adapters/`` holds the implementations. The
+    request names the attribute the way ``telemetry.md`` section 2 does (``NRSectorCarrier.
+    configuredMaxTxPower`` in mW, ``NRCellRelation.cellIndividualOffset`` in dB, tilt through the
+    adapter's vendor attribute map); an adapter translates to its protocol and back.
+
+    - ``read(dn)``: the current (running, committed) attributes of the managed object instance
+      ``dn`` as ``{attribute: value}``; ``KeyError`` when the instance does not exist,
+      ``AdapterUnavailable`` when the device cannot be reached.
+    - ``apply(request)``: validate the payload (schema / YANG / OpenAPI where the protocol has one)
+      and write ``request.to``. Returns ``APPLIED`` (with ``applied_at`` and the read-back
+      ``observed_value`` where the protocol gives it), ``REJECTED`` with a reason naming attribute
+      and value (invalid payload or device refusal: nothing was changed), ``ACCEPTED`` for a valid
+      ``dry_run`` (nothing changed), or ``FAILED`` when the transport broke (the device's value is
+      then unknown: the caller reads it). Never raises for a device or transport problem. A
+      ``changeId`` is applied at most once: a repeat returns the first result.
+    - ``verify(request)``: the read-after-write check: reads the attribute back and returns
+      ``APPLIED`` with ``observed_value`` when it equals ``request.to``, ``FAILED`` naming both
+      values when it does not, or when the read failed.
+    - ``restore(request)``: put ``request.from_`` back (the roll back of an applied ``request``),
+      at most once per ``changeId``; ``ROLLED_BACK`` with the read-back value, or ``REJECTED`` /
+      ``FAILED`` as for ``apply``.
     """
 
     transport: Transport
 
+    def read(self, dn: str) -> dict[str, Any]: ...
+
     def apply(self, request: CmChangeRequest) -> CmChangeResult: ...
 
-    def read(self, dn: str) -> dict[str, Any]: ...
+    def verify(self, request: CmChangeRequest) -> CmChangeResult: ...
+
+    def restore(self, request: CmChangeRequest) -> CmChangeResult: ...
 
 
 def _factory(group: str, what: str, kind: str) -> Any:

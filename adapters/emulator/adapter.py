@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from twin.schemas import ChangeState, CmChangeRequest, CmChangeResult, Transport
+from twin.ports import AdapterUnavailable
+from twin.schemas import ChangeState, CmChangeRequest, CmChangeResult, Transport, rollback_of
 
 __all__ = ["EmulatorAdapter", "ManagementEndpoint"]
 
@@ -30,14 +31,44 @@ class EmulatorAdapter:
     def __init__(self, endpoint: ManagementEndpoint) -> None:
         self.endpoint = endpoint
 
+    def _failed(self, request: CmChangeRequest, error: str) -> CmChangeResult:
+        return CmChangeResult(change_id=request.change_id, cell_key=request.cell_key, state=ChangeState.FAILED,
+                              transport=Transport.EMULATOR, error=error)
+
     def apply(self, request: CmChangeRequest) -> CmChangeResult:
         """Submit ``request``; a failure of the endpoint itself becomes a FAILED result."""
         try:
             return self.endpoint.submit(request)
         except Exception as exc:  # the transport broke: report, never raise into the loop
-            return CmChangeResult(change_id=request.change_id, cell_key=request.cell_key, state=ChangeState.FAILED,
-                                  transport=Transport.EMULATOR, error=f"{type(exc).__name__}: {exc}")
+            return self._failed(request, f"{type(exc).__name__}: {exc}")
 
     def read(self, dn: str) -> dict[str, Any]:
-        """Current attributes of the instance ``dn`` (``KeyError`` when it does not exist)."""
-        return self.endpoint.read(dn)
+        """Current attributes of the instance ``dn`` (``KeyError`` when it does not exist,
+        ``AdapterUnavailable`` when the endpoint fails)."""
+        try:
+            return self.endpoint.read(dn)
+        except KeyError:
+            raise
+        except Exception as exc:
+            raise AdapterUnavailable(f"emulator endpoint: {type(exc).__name__}: {exc}") from exc
+
+    def verify(self, request: CmChangeRequest) -> CmChangeResult:
+        """Read ``request.attribute`` back: APPLIED when it is ``request.to``, FAILED naming both values."""
+        try:
+            value = self.read(request.target_dn).get(request.attribute)
+        except (KeyError, AdapterUnavailable) as exc:
+            return self._failed(request, f"read-back of {request.attribute} failed: {exc}")
+        if value != request.to:
+            return CmChangeResult(change_id=request.change_id, cell_key=request.cell_key, state=ChangeState.FAILED,
+                                  transport=Transport.EMULATOR, observed_value=value,
+                                  error=f"read-back {request.attribute}={value!r}, expected {request.to!r}")
+        return CmChangeResult(change_id=request.change_id, cell_key=request.cell_key, state=ChangeState.APPLIED,
+                              transport=Transport.EMULATOR, observed_value=value)
+
+    def restore(self, request: CmChangeRequest) -> CmChangeResult:
+        """Put ``request.from_`` back through the same endpoint (at most once: the id is derived)."""
+        back = rollback_of(request)
+        result = self.apply(back)
+        if result.state != ChangeState.APPLIED:
+            return result.model_copy(update={"change_id": request.change_id})
+        return result.model_copy(update={"change_id": request.change_id, "state": ChangeState.ROLLED_BACK})

@@ -107,9 +107,11 @@ class EmulatedOss:
         return result
 
     def read(self, dn: str) -> dict[str, Any]:
-        """Current attributes of the instance ``dn`` (changes not yet effective are not shown)."""
+        """Current (committed) attributes of the instance ``dn``: a change committed but not yet
+        effective is shown with its new value, as a device's running configuration shows it."""
         for key, classes in self.network.cm.items():
             for cls, attrs in classes.items():
                 if dn_of(key, cls) == dn:
-                    return dict(attrs)
+                    pending = {a: v for a, v in self.network.pending_for(key).items() if owner_class(a) == cls}
+                    return {**attrs, **pending}
         raise KeyError(f"no managed object with DN {dn!r}")

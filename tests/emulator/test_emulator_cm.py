@@ -72,7 +72,9 @@ def test_valid_change_applies_from_the_next_period_and_shows_in_kpis() -> None:
     assert res.state == ChangeState.APPLIED and res.applied_at == changed.period_end
     assert adapter.apply(req) == res  # same changeId: applied at most once
     dn = changed.dn(cell, "SectorEquipmentFunction")
-    assert adapter.read(dn)["digitalTilt"] != 150  # not effective before the period boundary
+    assert adapter.read(dn)["digitalTilt"] == 150  # committed: the running configuration shows it
+    assert changed.public_sector(cell).elec_tilt_deg != 15.0  # not effective before the period boundary
+    assert adapter.verify(req).state == ChangeState.APPLIED
     dry = adapter.apply(change(changed, cell, "digitalTilt", 100, dryRun=True))
     assert dry.state == ChangeState.ACCEPTED
     out, ref = changed.step_detail(), baseline.step_detail()

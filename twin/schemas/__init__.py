@@ -5,7 +5,7 @@ so the wire contract and the validating code cannot drift apart.
 """
 
 from twin.schemas.base import CellKey, UtcDateTime, WireModel
-from twin.schemas.change import ChangeState, CmChangeRequest, CmChangeResult, GuardSpec, Transport
+from twin.schemas.change import ChangeState, CmChangeRequest, CmChangeResult, GuardSpec, Transport, rollback_of
 from twin.schemas.cm import CmNotification, CmNotificationType, CmSnapshot
 from twin.schemas.dlq import DeadLetter
 from twin.schemas.mr import CellMeas, Location, MrEvent, MrSource, Rat, UeInfo
@@ -43,4 +43,5 @@ __all__ = [
     "UeInfo",
     "UtcDateTime",
     "WireModel",
+    "rollback_of",
 ]

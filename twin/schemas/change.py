@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -11,7 +12,7 @@ from twin.schemas.base import CellKey, UtcDateTime, Uuid, WireModel
 
 __all__ = [
     "Approval", "ApprovalState", "ChangeState", "CmChangeRequest", "CmChangeResult", "GuardSpec", "RollbackKpi",
-    "Transport",
+    "Transport", "rollback_of",
 ]
 
 
@@ -88,3 +89,33 @@ class CmChangeResult(WireModel):
     applied_at: UtcDateTime | None = None
     observed_value: Any = None
     error: str | None = None
+
+
+ROLLBACK_NAMESPACE = uuid.UUID("6b1f3c2e-4a5d-5e8f-9a0b-1c2d3e4f5a6b")
+
+
+def rollback_of(request: CmChangeRequest) -> CmChangeRequest:
+    """The request that puts ``request``'s ``from`` value back, with a change id derived from it.
+
+    Deterministic, so a roll back retried after a crash carries the same id and a device (or an
+    adapter) that remembers ids applies it at most once.
+
+    >>> from datetime import datetime, UTC
+    >>> r = CmChangeRequest(change_id="0b7e7d1c-6f0a-4b8e-9a51-3f4f5d6e7a8b", requested_at=datetime(2026, 1, 1, tzinfo=UTC),
+    ...     requester="cli", cell_key="nr:00101-000000102", target_dn="ManagedElement=1", **{"class": "NRSectorCarrier"},
+    ...     attribute="configuredMaxTxPower", **{"from": 20000}, to=15849)
+    >>> back = rollback_of(r)
+    >>> (back.from_, back.to, back.change_id == rollback_of(r).change_id != r.change_id)
+    (15849, 20000, True)
+    >>> rollback_of(r.model_copy(update={"from_": None}))
+    Traceback (most recent call last):
+    ...
+    ValueError: change 0b7e7d1c-6f0a-4b8e-9a51-3f4f5d6e7a8b has no 'from' value: nothing to roll back to
+    """
+    if request.from_ is None:
+        raise ValueError(f"change {request.change_id} has no 'from' value: nothing to roll back to")
+    return request.model_copy(update={
+        "change_id": str(uuid.uuid5(ROLLBACK_NAMESPACE, request.change_id)),
+        "from_": request.to, "to": request.from_, "reason": f"roll back of {request.change_id}",
+        "dry_run": False,
+    })
