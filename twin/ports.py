@@ -14,7 +14,8 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from twin.schemas import CmChangeRequest, CmChangeResult, Transport
 
-__all__ = ["ADAPTER_GROUP", "SINK_GROUP", "AdapterUnavailable", "CmAdapter", "OutRecord", "RecordSink", "open_adapter", "open_sink"]
+__all__ = ["ADAPTER_GROUP", "SINK_GROUP", "AdapterUnavailable", "CmAdapter", "OutRecord", "RecordSink", "open_adapter",
+           "open_sink"]
 
 SINK_GROUP = "twin.sinks"
 ADAPTER_GROUP = "twin.adapters"

@@ -101,8 +101,9 @@ def rollback_of(request: CmChangeRequest) -> CmChangeRequest:
     adapter) that remembers ids applies it at most once.
 
     >>> from datetime import datetime, UTC
-    >>> r = CmChangeRequest(change_id="0b7e7d1c-6f0a-4b8e-9a51-3f4f5d6e7a8b", requested_at=datetime(2026, 1, 1, tzinfo=UTC),
-    ...     requester="cli", cell_key="nr:00101-000000102", target_dn="ManagedElement=1", **{"class": "NRSectorCarrier"},
+    >>> r = CmChangeRequest(change_id="0b7e7d1c-6f0a-4b8e-9a51-3f4f5d6e7a8b",
+    ...     requested_at=datetime(2026, 1, 1, tzinfo=UTC), requester="cli", cell_key="nr:00101-000000102",
+    ...     target_dn="ManagedElement=1", **{"class": "NRSectorCarrier"},
     ...     attribute="configuredMaxTxPower", **{"from": 20000}, to=15849)
     >>> back = rollback_of(r)
     >>> (back.from_, back.to, back.change_id == rollback_of(r).change_id != r.change_id)

@@ -50,6 +50,8 @@ class AlertType(StrEnum):
     TWIN_RESYNC = "TWIN_RESYNC"  # a resync applied (cleared once verified), failed or rolled back
     STALE_CM = "STALE_CM"  # a cell's CM not observed for longer than configured (event time)
     UNKNOWN_CELL = "UNKNOWN_CELL"  # telemetry of a cell the topology does not list (held, not simulated)
+    CM_ROLLED_BACK = "CM_ROLLED_BACK"  # a pushed CM change was rolled back (the network contradicted the twin)
+    CM_FAILED = "CM_FAILED"  # a CM change failed: device refusal, transport loss, a value nobody asked for
     # DATA_GAP also covers a replaced broker log: the mirror stage resumed from the new log's start
 
 

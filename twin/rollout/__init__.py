@@ -1,0 +1,6 @@
+"""Apply, verify, confirm or roll back: ``ChangeRunner`` drives CM changes through the ledger."""
+
+from twin.rollout.runner import ChangeRunner, ContextFn, same_value
+from twin.rollout.verify import KpiVerdict, kpi_verdict
+
+__all__ = ["ChangeRunner", "ContextFn", "KpiVerdict", "kpi_verdict", "same_value"]

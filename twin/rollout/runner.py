@@ -1,0 +1,401 @@
+"""``ChangeRunner``: takes each CM change through guard, ledger, adapter, verification and roll back.
+
+Every step is recorded in the ledger *before* the action it announces (APPLYING before the
+adapter is called, ROLLING_BACK before the restore), so a crash between any two steps leaves a
+state from which ``reconcile`` can finish the change by reading the device: a change whose
+value the device already holds is recorded as applied, never pushed again; one the device does
+not hold is pushed (after the guard's checks pass again); one whose device value is neither the
+old nor the new one is recorded FAILED with that value, and an operator is alerted. Results for
+``ran.cm.change.results.v1`` and alerts collect in ``results`` and ``alerts`` for the caller to
+publish (the core imports no transport).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from twin.guard import Guard, GuardContext, GuardPolicy, ProtectedKpi
+from twin.ledger import UNSETTLED, ChangeView, Ledger, State
+from twin.ports import AdapterUnavailable, CmAdapter
+from twin.rollout.verify import KpiVerdict, kpi_verdict
+from twin.schemas import Alert, AlertType, ChangeState, CmChangeRequest, CmChangeResult
+from twin.schemas.outputs import Severity
+
+__all__ = ["ChangeRunner", "ContextFn", "same_value"]
+
+ContextFn = Callable[[str, datetime], GuardContext]
+"""(cluster, event time) -> what the guard needs beyond the ledger (trust, calibrated error)."""
+
+_WIRE = {State.DRY_RUN: ChangeState.ACCEPTED, State.REJECTED: ChangeState.REJECTED,
+         State.DENIED: ChangeState.REJECTED, State.EXPIRED: ChangeState.REJECTED, State.APPLIED: ChangeState.APPLIED,
+         State.CONFIRMED: ChangeState.CONFIRMED, State.ROLLED_BACK: ChangeState.ROLLED_BACK,
+         State.FAILED: ChangeState.FAILED}
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Device values compare as numbers where both are numbers (150 == 150.0), else exactly.
+
+    >>> same_value(150, 150.0), same_value(-3, -3.0000001), same_value("LOCKED", "LOCKED"), same_value(None, 0)
+    (True, True, True, False)
+    """
+    if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool) | isinstance(b, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-6)
+    return bool(a == b)
+
+
+def _epoch(when: datetime) -> int:
+    return int(when.timestamp())
+
+
+class ChangeRunner:
+    """Drives changes through the ledger; one runner per worker (the ledger serialises writers).
+
+    ``context`` supplies the trust verdict and calibrated error of a cluster; ``crash_hook`` is
+    called with the name of each step boundary (tests kill the process there).
+    """
+
+    def __init__(self, ledger: Ledger, policy: GuardPolicy, adapter: CmAdapter,
+                 context: ContextFn | None = None, crash_hook: Callable[[str], None] | None = None) -> None:
+        self.ledger = ledger
+        self.policy = policy
+        self.guard = Guard(policy, ledger)
+        self.adapter = adapter
+        self._context = context
+        self._hook = crash_hook or (lambda _: None)
+        self.results: list[CmChangeResult] = []
+        self.alerts: list[Alert] = []
+        self._history: dict[str, deque[tuple[int, dict[str, float], dict[str, float]]]] = {}
+
+    # -- context and history -------------------------------------------------------------------------
+    def context(self, cluster: str, now: datetime) -> GuardContext:
+        base = self._context(cluster, now) if self._context else GuardContext(now=now, cluster=cluster)
+        periods = len(self._history.get(cluster, ()))
+        return GuardContext(now=now, cluster=cluster, trusted=base.trusted, trust_reasons=base.trust_reasons,
+                            calibrated_error=base.calibrated_error,
+                            baseline_periods=base.baseline_periods if base.baseline_periods is not None else periods)
+
+    def _baseline(self, cluster: str) -> dict[str, Any]:
+        rows = list(self._history.get(cluster, ()))[-self.policy.baseline_periods:]
+        real: dict[str, list[float]] = {}
+        pred: dict[str, list[float]] = {}
+        for _, r, p in rows:
+            for k, v in r.items():
+                real.setdefault(k, []).append(v)
+            for k, v in p.items():
+                pred.setdefault(k, []).append(v)
+        return {"periods": [pe for pe, _, _ in rows],
+                "real": {k: sum(v) / len(v) for k, v in real.items()},
+                "predicted": {k: sum(v) / len(v) for k, v in pred.items() if len(v) == len(rows)}}
+
+    # -- outputs ----------------------------------------------------------------------------------------
+    def _publish(self, request: CmChangeRequest, state: State, at: datetime, **kw: Any) -> None:
+        wire = _WIRE.get(state)
+        if wire is None:
+            return
+        self.results.append(CmChangeResult(change_id=request.change_id, cell_key=request.cell_key, state=wire,
+                                           transport=self.adapter.transport,
+                                           applied_at=kw.get("applied_at"), observed_value=kw.get("observed"),
+                                           device_response=kw.get("device_response"), error=kw.get("error")))
+
+    def _alert(self, view: ChangeView | CmChangeRequest, kind: AlertType, severity: Severity, text: str,
+               at: datetime, kpis: Mapping[str, float] | None = None) -> None:
+        req = view if isinstance(view, CmChangeRequest) else view.request
+        self.alerts.append(Alert(alert_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"cm/{req.change_id}/{kind.value}")),
+                                 raised_at=at, cell_key=req.cell_key, severity=severity, type=kind,
+                                 related_change_id=req.change_id, text=text[:2000], kpis=dict(kpis or {}),
+                                 probable_cause="configurationOrCustomizationError"))
+
+    def _record(self, request: CmChangeRequest, state: State, at: datetime, actor: str,
+                detail: Mapping[str, Any] | None = None, step: str | None = None, **publish: Any) -> bool:
+        new = self.ledger.append(request.change_id, state, at=at, actor=actor, detail=dict(detail or {}), step=step)
+        if new and step is None:
+            self._publish(request, state, at, **publish)
+        self._hook(f"after:{step or state.value}")
+        return new
+
+    # -- requests and decisions ---------------------------------------------------------------------------
+    def submit(self, request: CmChangeRequest, cluster: str, now: datetime) -> ChangeView:
+        """Record ``request`` and let the guard decide; an auto-approved change is pushed at once.
+        A change id seen before returns the recorded change untouched (idempotent)."""
+        if self.ledger.record_request(request, cluster, at=now):
+            self._hook("after:REQUESTED")
+            self._decide(request, cluster, now)
+        return self.ledger.get(request.change_id)
+
+    def _decide(self, request: CmChangeRequest, cluster: str, now: datetime) -> None:
+        decision = self.guard.decide(request, self.context(cluster, now))
+        detail: dict[str, Any] = {"reason": decision.reason}
+        if decision.outcome == "rejected":
+            detail["violations"] = [{"rule": v.rule, "message": v.message, "values": v.values}
+                                    for v in decision.violations]
+            self._record(request, State.REJECTED, now, "guard", detail, error=decision.reason)
+        elif decision.outcome == "pending":
+            self._record(request, State.PENDING_APPROVAL, now, "guard", detail)
+        elif decision.outcome == "dry-run":
+            self._dry_run(request, now, detail)
+        else:
+            self._record(request, State.APPROVED, now, "guard", detail)
+            self._push(request, cluster, now)
+
+    def _dry_run(self, request: CmChangeRequest, now: datetime, detail: dict[str, Any]) -> None:
+        res = self.adapter.apply(request.model_copy(update={"dry_run": True}))
+        info = {**detail, "deviceResponse": res.device_response}
+        if res.state in (ChangeState.ACCEPTED, ChangeState.APPLIED):
+            self._record(request, State.DRY_RUN, now, "guard", info, device_response=res.device_response)
+        else:
+            self._record(request, State.REJECTED, now, "device", {**info, "reason": f"device: {res.error}"},
+                         error=res.error)
+
+    def approve(self, change_id: str, by: str, now: datetime) -> ChangeView:
+        """An operator approves a PENDING_APPROVAL change; it is pushed after the guard checks again."""
+        view = self._expect(change_id, {State.PENDING_APPROVAL}, "approve")
+        self._record(view.request, State.APPROVED, now, by, {"reason": f"approved by {by}"})
+        self._push(view.request, view.cluster, now)
+        return self.ledger.get(change_id)
+
+    def deny(self, change_id: str, by: str, reason: str, now: datetime) -> ChangeView:
+        view = self._expect(change_id, {State.PENDING_APPROVAL}, "reject")
+        self._record(view.request, State.DENIED, now, by, {"reason": reason or f"rejected by {by}"},
+                     error=reason or f"rejected by {by}")
+        return self.ledger.get(change_id)
+
+    def rollback(self, change_id: str, by: str, reason: str, now: datetime) -> ChangeView:
+        """An operator rolls back an applied change (observing or confirmed)."""
+        view = self._expect(change_id, {State.APPLIED, State.OBSERVING, State.CONFIRMED}, "roll back")
+        self._record(view.request, State.ROLLING_BACK, now, by, {"reason": reason or f"rolled back by {by}"})
+        self._restore(view.request, now)
+        return self.ledger.get(change_id)
+
+    def _expect(self, change_id: str, states: set[State], what: str) -> ChangeView:
+        view = self.ledger.get(change_id)
+        if view.state not in states:
+            wanted = ", ".join(sorted(s.value for s in states))
+            raise ValueError(f"cannot {what} change {change_id}: it is {view.state.value} (needs {wanted})")
+        return view
+
+    # -- push, read-after-write ---------------------------------------------------------------------------
+    def _push(self, request: CmChangeRequest, cluster: str, now: datetime) -> None:
+        violations = self.guard.check(request, self.context(cluster, now), at_push=True)
+        if violations:
+            reason = "refused at push time: " + "; ".join(str(v) for v in violations)
+            self._record(request, State.REJECTED, now, "guard", {"reason": reason, "violations": [
+                {"rule": v.rule, "message": v.message, "values": v.values} for v in violations]}, error=reason)
+            return
+        self._record(request, State.APPLYING, now, "runner", {"baseline": self._baseline(cluster)})
+        result = self.adapter.apply(request)
+        self._hook("adapter:apply")
+        self._after_apply(request, result, now)
+
+    def _after_apply(self, request: CmChangeRequest, result: CmChangeResult, now: datetime) -> None:
+        if result.state == ChangeState.APPLIED:
+            applied_at = result.applied_at or now
+            self._record(request, State.APPLIED, now, "device", {"appliedAt": applied_at.isoformat(),
+                         "deviceResponse": result.device_response}, applied_at=applied_at,
+                         observed=result.observed_value, device_response=result.device_response)
+            self._verify_write(request, now)
+        elif result.state == ChangeState.REJECTED:
+            reason = f"device rejected the change: {result.error}"
+            self._record(request, State.FAILED, now, "device", {"reason": reason, "deviceValue": request.from_},
+                         error=reason, device_response=result.device_response)
+            self._alert(request, AlertType.CM_FAILED, Severity.MINOR, reason, now)
+        else:  # FAILED transport, or an unexpected dry-run answer: the device's value is unknown
+            n = sum(1 for e in self.ledger.history(request.change_id) if e.step.startswith("apply-error"))
+            self._record(request, State.APPLYING, now, "device", {"error": result.error or str(result.state)},
+                         step=f"apply-error:{n + 1}")
+            self._settle_applying(request, now)
+
+    def _verify_write(self, request: CmChangeRequest, now: datetime) -> None:
+        check = self.adapter.verify(request)
+        self._hook("adapter:verify")
+        if check.state == ChangeState.APPLIED:
+            applied = next((e for e in self.ledger.history(request.change_id) if e.state is State.APPLIED), None)
+            effective = applied.detail.get("appliedAt") if applied else None
+            self._record(request, State.OBSERVING, now, "runner", {"observedValue": check.observed_value,
+                         "effectiveAt": effective or now.isoformat()})
+            return
+        value = check.observed_value
+        if value is None:  # the read itself failed: stays APPLIED, reconcile verifies later
+            return
+        if same_value(value, request.from_):
+            reason = f"read-back shows {request.attribute}={value!r}, the old value: the change did not take"
+            self._record(request, State.FAILED, now, "runner", {"reason": reason, "deviceValue": value},
+                         error=reason, observed=value)
+            self._alert(request, AlertType.CM_FAILED, Severity.MINOR, reason, now)
+            return
+        reason = f"read-back shows {request.attribute}={value!r}, not {request.to!r}: restoring {request.from_!r}"
+        self._record(request, State.ROLLING_BACK, now, "runner", {"reason": reason, "deviceValue": value})
+        self._restore(request, now)
+
+    # -- roll back ------------------------------------------------------------------------------------------
+    def _restore(self, request: CmChangeRequest, now: datetime) -> None:
+        result = self.adapter.restore(request)
+        self._hook("adapter:restore")
+        if result.state == ChangeState.ROLLED_BACK:
+            self._record(request, State.ROLLED_BACK, now, "device", {"observedValue": result.observed_value},
+                         observed=result.observed_value, device_response=result.device_response)
+            view = self.ledger.get(request.change_id)
+            self._alert(view, AlertType.CM_ROLLED_BACK, Severity.MAJOR,
+                        f"change {request.change_id} ({request.attribute} {request.from_!r} -> {request.to!r} on "
+                        f"{request.cell_key}) rolled back: {view.reason}", now)
+        elif result.state == ChangeState.REJECTED:
+            reason = f"the device refused the roll back to {request.from_!r}: {result.error}"
+            self._record(request, State.FAILED, now, "device", {"reason": reason, "deviceValue": request.to},
+                         error=reason)
+            self._alert(request, AlertType.CM_FAILED, Severity.CRITICAL, reason, now)
+        else:
+            n = sum(1 for e in self.ledger.history(request.change_id) if e.step.startswith("restore-error"))
+            self._record(request, State.ROLLING_BACK, now, "device", {"error": result.error},
+                         step=f"restore-error:{n + 1}")
+            self._settle_rolling_back(request, now)
+
+    # -- observation and verdict ------------------------------------------------------------------------------
+    def observe(self, cluster: str, period_end: datetime, real: Mapping[str, float],
+                predicted: Mapping[str, float] | None = None) -> list[ChangeView]:
+        """One period of the cluster's KPIs (means over its cells): kept as baseline history, and
+        recorded for each change being observed; a change observed long enough is judged."""
+        hist = self._history.setdefault(cluster, deque(maxlen=self.policy.baseline_periods))
+        pe = _epoch(period_end)
+        if not hist or hist[-1][0] < pe:
+            hist.append((pe, {k: float(v) for k, v in real.items()},
+                         {k: float(v) for k, v in (predicted or {}).items()}))
+        judged = []
+        for view in self.ledger.changes([State.OBSERVING], cluster=cluster):
+            full = self.ledger.get(view.request.change_id)
+            effective = datetime.fromisoformat(str(next(e for e in full.history if e.state is State.OBSERVING
+                                                        and e.step == State.OBSERVING.value).detail["effectiveAt"]))
+            if period_end <= effective:
+                continue
+            self._record(full.request, State.OBSERVING, period_end, "runner",
+                         {"periodEnd": period_end.isoformat(), "real": dict(real), "predicted": dict(predicted or {})},
+                         step=f"observe:{pe}")
+            seen = [e for e in self.ledger.history(view.request.change_id) if e.step.startswith("observe:")]
+            if len(seen) >= self.policy.observe_periods:
+                self._judge(self.ledger.get(view.request.change_id), seen, period_end)
+                judged.append(self.ledger.get(view.request.change_id))
+        return judged
+
+    def _protected(self, request: CmChangeRequest) -> dict[str, ProtectedKpi]:
+        out = dict(self.policy.protected_kpis)
+        for k in request.guard.rollback_kpis:
+            out[k.name] = ProtectedKpi(max_degradation_pct=min(k.max_degradation_pct,
+                                       out[k.name].max_degradation_pct if k.name in out else 100.0))
+        return out
+
+    def _judge(self, view: ChangeView, seen: list[Any], now: datetime) -> None:
+        req = view.request
+        applying = next(e for e in view.history if e.state is State.APPLYING and e.step == State.APPLYING.value)
+        base = applying.detail.get("baseline", {})
+        verdicts: list[KpiVerdict] = []
+        skipped = []
+        for kpi, rule in self._protected(req).items():
+            after = [float(e.detail["real"][kpi]) for e in seen if kpi in e.detail["real"]]
+            if kpi not in base.get("real", {}) or len(after) < len(seen):
+                skipped.append(kpi)
+                continue
+            pred_after = [float(e.detail["predicted"][kpi]) for e in seen if kpi in e.detail.get("predicted", {})]
+            pb = base.get("predicted", {}).get(kpi)
+            pa = sum(pred_after) / len(pred_after) if len(pred_after) == len(seen) else None
+            verdicts.append(kpi_verdict(kpi, float(base["real"][kpi]), sum(after) / len(after), pb, pa,
+                                        float(req.expected_kpi_impact.get(kpi, 0.0)), rule.max_degradation_pct,
+                                        rule.higher_is_better))
+        detail: dict[str, Any] = {"verdicts": [v.as_dict() for v in verdicts], "unverified": skipped}
+        bad = [v for v in verdicts if v.degraded]
+        if bad:
+            detail["reason"] = "verification: " + "; ".join(str(v) for v in bad)
+            self._record(req, State.ROLLING_BACK, now, "verification", detail)
+            self._restore(req, now)
+        else:
+            detail["reason"] = "verification: " + ("; ".join(str(v) for v in verdicts) or "no protected KPI measured")
+            self._record(req, State.CONFIRMED, now, "verification", detail)
+
+    # -- reconciliation ----------------------------------------------------------------------------------------
+    def _device_value(self, request: CmChangeRequest) -> tuple[bool, Any]:
+        """(known, value) of the request's attribute on the device."""
+        try:
+            return True, self.adapter.read(request.target_dn).get(request.attribute)
+        except AdapterUnavailable:
+            return False, None
+        except KeyError:
+            return True, None
+
+    def _settle_applying(self, request: CmChangeRequest, now: datetime) -> None:
+        known, value = self._device_value(request)
+        if not known:
+            return  # still APPLYING; the next reconcile reads again
+        if same_value(value, request.to):
+            self._record(request, State.APPLIED, now, "reconcile", {"appliedAt": now.isoformat(),
+                         "reason": f"device holds {value!r}: the apply had taken effect"}, applied_at=now,
+                         observed=value)
+            self._verify_write(request, now)
+        elif same_value(value, request.from_):
+            view = self.ledger.get(request.change_id)
+            violations = self.guard.check(request, self.context(view.cluster, now))
+            if violations:
+                reason = "not applied, and the guard now refuses it: " + "; ".join(str(v) for v in violations)
+                self._record(request, State.FAILED, now, "reconcile", {"reason": reason, "deviceValue": value},
+                             error=reason, observed=value)
+                return
+            result = self.adapter.apply(request)  # the first apply that takes effect (the device had the old value)
+            self._hook("adapter:apply")
+            self._after_apply(request, result, now)
+        else:
+            reason = (f"device holds {request.attribute}={value!r}, neither the old {request.from_!r} nor the new "
+                      f"{request.to!r}: left for an operator")
+            self._record(request, State.FAILED, now, "reconcile", {"reason": reason, "deviceValue": value},
+                         error=reason, observed=value)
+            self._alert(request, AlertType.CM_FAILED, Severity.MAJOR, reason, now)
+
+    def _settle_rolling_back(self, request: CmChangeRequest, now: datetime) -> None:
+        known, value = self._device_value(request)
+        if not known:
+            return
+        if same_value(value, request.from_):
+            self._record(request, State.ROLLED_BACK, now, "reconcile", {"observedValue": value,
+                         "reason": f"device holds the old value {value!r}"}, observed=value)
+        elif same_value(value, request.to):
+            self._restore(request, now)
+        else:
+            reason = (f"roll back: device holds {request.attribute}={value!r}, neither {request.from_!r} nor "
+                      f"{request.to!r}: left for an operator")
+            self._record(request, State.FAILED, now, "reconcile", {"reason": reason, "deviceValue": value},
+                         error=reason, observed=value)
+            self._alert(request, AlertType.CM_FAILED, Severity.CRITICAL, reason, now)
+
+    def reconcile(self, now: datetime | None = None) -> list[ChangeView]:
+        """Move every unsettled change on (after a restart, and on every tick); returns them after."""
+        now = now or datetime.now(UTC)
+        touched = []
+        for view in self.ledger.changes(UNSETTLED):
+            req = view.request
+            if view.state is State.REQUESTED:
+                self._decide(req, view.cluster, now)
+            elif view.state is State.APPROVED:
+                self._push(req, view.cluster, now)
+            elif view.state is State.APPLYING:
+                self._settle_applying(req, now)
+            elif view.state is State.APPLIED:
+                self._verify_write(req, now)
+            elif view.state is State.ROLLING_BACK:
+                self._settle_rolling_back(req, now)
+            touched.append(self.ledger.get(req.change_id))
+        return touched
+
+    def expire(self, now: datetime) -> list[ChangeView]:
+        """PENDING_APPROVAL changes older than the policy's approval timeout become EXPIRED."""
+        out = []
+        for view in self.ledger.changes([State.PENDING_APPROVAL]):
+            if (now - view.at).total_seconds() >= self.policy.approval_timeout_s:
+                reason = f"not approved within approval_timeout_s {self.policy.approval_timeout_s}"
+                self._record(view.request, State.EXPIRED, now, "guard", {"reason": reason}, error=reason)
+                out.append(self.ledger.get(view.request.change_id))
+        return out
+
+    def tick(self, now: datetime) -> None:
+        """Periodic housekeeping: reconcile unsettled changes, expire stale approvals."""
+        self.reconcile(now)
+        self.expire(now)
