@@ -30,6 +30,15 @@ def fresh_broker() -> Iterator[EmbeddedBroker]:
 
 
 @pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server (Debian's) for the session, stopped at its end (``tests.pg``)."""
+    from tests.pg import running_postgres
+
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def pm_files_dir() -> Path:
     path = DATASETS / "pm-files"
     if not path.is_dir():

@@ -83,10 +83,12 @@ def mirror_show(
 def _load_plugins() -> None:
     """Let ``twin.sim.cli``, ``twin.fidelity.cli`` and every ``twin.commands`` entry point add their commands."""
     from twin.fidelity.cli import register as register_fidelity
+    from twin.ledger.cli import cm_app
     from twin.sim.cli import register  # imported here: numpy and the model load only for a full CLI
 
     register(app, bench_app)
     register_fidelity(app, bench_app)
+    app.add_typer(cm_app, name="cm")
     for ep in entry_points(group="twin.commands"):
         ep.load()(app, bench_app)
 

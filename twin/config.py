@@ -20,10 +20,12 @@ from pydantic_settings import (
 )
 
 from twin.cells import is_cell_key
+from twin.guard.policy import GuardPolicy
 
 __all__ = [
     "BrokerSettings",
     "Cluster",
+    "CmSettings",
     "FidelitySettings",
     "GapSettings",
     "IngestSettings",
@@ -217,6 +219,17 @@ class FidelitySettings(_Section):
         return self.tau if self.tau is not None else round(self.regret_budget * (1.0 - self.gamma) / 2.0, 12)
 
 
+class CmSettings(_Section):
+    """Where CM changes are recorded and through which adapter they are pushed."""
+
+    ledger: str | None = Field(default=None, description="ledger URL: postgresql://..., a SQLite file path; "
+                               "default <state_dir>/cm-ledger.sqlite")
+    adapter: str = Field(default="emulator", description="CM adapter (entry point of twin.adapters)")
+
+    def ledger_url(self, state_dir: Path) -> str:
+        return self.ledger or str(state_dir / "cm-ledger.sqlite")
+
+
 class Cluster(_Section):
     id: str = Field(min_length=1, max_length=128)
     cells: list[str]
@@ -272,6 +285,8 @@ class TwinSettings(BaseSettings):
     checkpoint_interval_s: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
     fidelity: FidelitySettings = Field(default_factory=FidelitySettings)
+    guard: GuardPolicy = Field(default_factory=GuardPolicy)
+    cm: CmSettings = Field(default_factory=CmSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,89 @@
+"""``twin cm``: list --json, show, approve, reject, rollback and the kill switch on a worker's ledger,
+with the change runner acting on the decisions against the real emulated network."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tests.cm.util import FaultyAdapter, make_emulator, request
+from twin.cli import _load_plugins, app
+from twin.guard import GuardPolicy
+from twin.ledger import State, open_ledger
+from twin.rollout import ChangeRunner
+
+cli = CliRunner()
+_load_plugins()
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = cli.invoke(app, ["cm", *args])
+    return result.exit_code, result.output
+
+
+def test_operator_commands_drive_the_changes_through_the_runner(tmp_path: Path) -> None:
+    url = str(tmp_path / "cm-ledger.sqlite")
+    emu = make_emulator()
+    runner = ChangeRunner(open_ledger(url), GuardPolicy(mode="manual", max_cells_per_cluster=5), FaultyAdapter(emu))
+    for _ in range(4):
+        emu.step()
+        runner.observe("c1", emu.period_end, {"DRB.UEThpDl": 50.0})
+    now = emu.period_end
+    a, b, c = (request(emu, emu.cells[k], "cellIndividualOffset", 2.0) for k in range(3))
+    bad = request(emu, emu.cells[3], "cellIndividualOffset", 9.0)
+    for r in (a, b, c, bad):
+        runner.submit(r, "c1", now)
+
+    code, out = run("list", "--json", "--ledger", url)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(rows) == 4
+    assert all({"changeId", "cellKey", "attribute", "from", "to", "state", "decidedBy", "reason"} <= set(r)
+               for r in rows)
+    by_id = {r["changeId"]: r for r in rows}
+    assert by_id[bad.change_id]["state"] == "REJECTED" and by_id[bad.change_id]["decidedBy"] == "guard"
+    assert "bounds: NRCellDU.cellIndividualOffset=9.0 is outside [-6, 6]" in by_id[bad.change_id]["reason"]
+    assert by_id[a.change_id]["state"] == "PENDING_APPROVAL"
+
+    assert run("approve", a.change_id, "--by", "alice", "--ledger", url)[0] == 0
+    assert run("reject", b.change_id, "--by", "bob", "--reason", "storm tonight", "--ledger", url)[0] == 0
+    code, out = run("approve", bad.change_id, "--by", "alice", "--ledger", url)
+    assert code == 1 and "is REJECTED; this needs PENDING_APPROVAL" in out
+    runner.tick(now)  # the worker acts on the decisions
+    assert runner.ledger.get(a.change_id).state is State.OBSERVING and runner.ledger.get(a.change_id).decided_by \
+        == "alice"
+    assert emu.oss.read(a.target_dn)["cellIndividualOffset"] == 2.0
+
+    assert run("rollback", a.change_id, "--by", "carol", "--reason", "complaints", "--ledger", url)[0] == 0
+    runner.tick(now)
+    assert runner.ledger.get(a.change_id).state is State.ROLLED_BACK
+    assert emu.oss.read(a.target_dn)["cellIndividualOffset"] == a.from_
+
+    assert run("kill-switch", "on", "--by", "dave", "--ledger", url) == (0, "kill switch on (by dave)\n")
+    assert run("kill-switch", "--ledger", url) == (0, "on\n")
+    assert run("approve", c.change_id, "--by", "alice", "--ledger", url)[0] == 0
+    runner.tick(now)
+    refused = runner.ledger.get(c.change_id)
+    assert refused.state is State.REJECTED and "kill_switch" in (refused.reason or "")
+
+    code, out = run("show", b.change_id, "--ledger", url)
+    shown = json.loads(out)
+    assert code == 0 and shown["state"] == "DENIED" and shown["reason"] == "storm tonight"
+    assert [h["step"] for h in shown["history"]] == ["REQUESTED", "PENDING_APPROVAL", "DENIED"]
+    assert run("show", "nope", "--ledger", url)[0] == 1
+    assert run("kill-switch", "maybe", "--ledger", url)[0] == 2
+    code, out = run("list", "--state", "bogus", "--ledger", url)
+    assert code == 2 and "'bogus' is not a change state" in out
+
+
+def test_the_installed_command_prints_one_object_per_change(tmp_path: Path) -> None:
+    url = str(tmp_path / "l.sqlite")
+    emu = make_emulator()
+    ChangeRunner(open_ledger(url), GuardPolicy(), FaultyAdapter(emu)).submit(
+        request(emu, emu.cells[0], "cellIndividualOffset", 1.0), "c1", emu.period_end)
+    out = subprocess.run([str(REPO / ".venv/bin/twin"), "cm", "list", "--json", "--ledger", url], check=True,
+                         capture_output=True, text=True).stdout
+    assert json.loads(out)["state"] == "PENDING_APPROVAL"  # the default policy is manual approval
