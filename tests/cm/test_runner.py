@@ -119,9 +119,8 @@ def test_transport_faults_end_in_known_states_and_nothing_is_applied_twice() -> 
     assert adapter.writes == {lost.change_id: 1, after.change_id: 1}
     # someone else moved the value while a change was unsettled: recorded FAILED with that value
     odd = request(emu, cells[3], "cellIndividualOffset", 2.0)
-    adapter.down = True
+    adapter.fail_next = ["apply-lost", "read"]
     assert runner.submit(odd, "c1", now).state is State.APPLYING
-    adapter.down = False
     emu.oss.submit(request(emu, cells[3], "cellIndividualOffset", -3.0, requester="field-engineer"))
     runner.reconcile(now)
     failed = runner.ledger.get(odd.change_id)
@@ -133,6 +132,16 @@ def test_transport_faults_end_in_known_states_and_nothing_is_applied_twice() -> 
     runner.reconcile(now)
     assert runner.ledger.get(after.change_id).state is State.ROLLED_BACK and device(emu, after) == after.from_
     assert not runner.ledger.changes(UNSETTLED)
+    # a request made against a value the device no longer holds is refused before anything is sent
+    stale = request(emu, cells[4], "cellIndividualOffset", 2.0, from_=1.0)
+    view = runner.submit(stale, "c1", now)
+    assert view.state is State.REJECTED and "the device holds cellIndividualOffset=0.0, the request was made against 1.0" in (view.reason or "")
+    adapter.down = True  # a device that cannot be read: the approved change waits, nothing is sent
+    waiting = request(emu, cells[5], "cellIndividualOffset", 1.0)
+    assert runner.submit(waiting, "c1", now).state is State.APPROVED
+    adapter.down = False
+    runner.reconcile(now)
+    assert runner.ledger.get(waiting.change_id).state is State.OBSERVING
 
 
 def test_no_push_without_a_baseline_and_a_twin_change_needs_trust() -> None:

@@ -186,6 +186,14 @@ class ChangeRunner:
             self._record(request, State.REJECTED, now, "guard", {"reason": reason, "violations": [
                 {"rule": v.rule, "message": v.message, "values": v.values} for v in violations]}, error=reason)
             return
+        known, value = self._device_value(request)
+        if not known:
+            return  # stays APPROVED: the device cannot be read, the next tick tries again
+        if not same_value(value, request.from_):
+            reason = (f"refused at push time: the device holds {request.attribute}={value!r}, the request was made "
+                      f"against {request.from_!r} (its bounds and step no longer hold)")
+            self._record(request, State.REJECTED, now, "guard", {"reason": reason, "deviceValue": value}, error=reason)
+            return
         self._record(request, State.APPLYING, now, "runner", {"baseline": self._baseline(cluster)})
         result = self.adapter.apply(request)
         self._hook("adapter:apply")
