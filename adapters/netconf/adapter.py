@@ -42,6 +42,8 @@ __all__ = ["NetconfAdapter"]
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 _BEAMFORMING_DN = frozenset({"NRSectorCarrier", "CommonBeamformingFunction", "SectorEquipmentFunction"})
 """DN classes whose read includes the tilt of the beamforming rule (the carrier's CommonBeamformingFunction)."""
+_BUSY = frozenset({"in-use", "lock-denied", "resource-denied"})
+"""rpc-error tags that say "someone else holds it" (FAILED, try later) rather than "invalid" (REJECTED)."""
 
 
 class _Rejected(Exception):
@@ -351,8 +353,8 @@ class NetconfAdapter:
             before = self._values(mgr, targets)
         except KeyError as exc:
             return self._result(request, ChangeState.REJECTED, error=f"{name}: {str(exc).strip(chr(39))}; nothing sent")
-        if all(v == request.to for v in before):
-            return self._result(request, ChangeState.APPLIED, applied_at=datetime.now(UTC), observed_value=request.to,
+        if all(v == self._expected(request, mapping) for v in before):
+            return self._result(request, ChangeState.APPLIED, applied_at=datetime.now(UTC), observed_value=before[0],
                                 device_response="device already holds the value; nothing written")
         config = etree.Element(f"{{{NC_NS}}}config", nsmap={None: NC_NS})
         config.append(etree.fromstring(payload))
@@ -360,10 +362,15 @@ class NetconfAdapter:
             return self._write_candidate(mgr, request, targets, config)
         return self._write_running(mgr, request, targets, config)
 
+    @staticmethod
+    def _expected(request: CmChangeRequest, mapping: AttributeMapping) -> Any:
+        """``request.to`` as the device will read it back (``3.0`` dB reads ``3``)."""
+        return decode_value(encode_value(request.to, mapping), mapping)
+
     def _readback(self, mgr: Any, request: CmChangeRequest, targets: list[Target]) -> tuple[bool, Any]:
         values = self._values(mgr, targets)
         observed = values[0] if len(set(values)) == 1 else values
-        return all(v == request.to for v in values), observed
+        return all(v == self._expected(request, t.mapping) for v, t in zip(values, targets, strict=True)), observed
 
     def _write_candidate(self, mgr: Any, request: CmChangeRequest, targets: list[Target],
                          config: etree._Element) -> CmChangeResult:
@@ -393,8 +400,13 @@ class NetconfAdapter:
                 stage = "commit confirmed"
                 mgr.commit(confirmed=True, timeout=str(self.confirm_timeout_s))
             except RPCError as exc:
+                failed_at = stage
                 stage = "discard-changes after rpc-error"
                 mgr.discard_changes()
+                if getattr(exc, "tag", None) in _BUSY:
+                    return self._result(request, ChangeState.FAILED,
+                                        error=f"{name}: {failed_at}: the device is busy: {_device_message(exc)}; "
+                                              "nothing committed")
                 return self._result(request, ChangeState.REJECTED,
                                     error=f"{name}: device rejected the change: {_device_message(exc)}",
                                     device_response=f"rpc-error: {getattr(exc, 'tag', None) or 'error'}")
@@ -461,6 +473,10 @@ class NetconfAdapter:
             try:
                 mgr.edit_config(config=config, target="running", default_operation="merge")
             except RPCError as exc:
+                if getattr(exc, "tag", None) in _BUSY:
+                    return self._result(request, ChangeState.FAILED,
+                                        error=f"{name}: edit-config: the device is busy: {_device_message(exc)}; "
+                                              "nothing written")
                 return self._result(request, ChangeState.REJECTED,
                                     error=f"{name}: device rejected the change: {_device_message(exc)}",
                                     device_response=f"rpc-error: {getattr(exc, 'tag', None) or 'error'}")

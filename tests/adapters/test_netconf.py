@@ -6,6 +6,7 @@ Every payload is validated with the Debian ``yanglint`` against the official 3GP
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 import uuid
@@ -54,9 +55,12 @@ CASES: dict[str, tuple[str, str, str, Any, Any, Callable[[NetconfPeer], str | No
 @pytest.fixture(scope="module")
 def server() -> Iterator[NetconfPeer]:
     peer = NetconfPeer().start()
+    port = peer.port
     yield peer
     peer.stop()
     assert peer.server is None
+    with pytest.raises(OSError):  # nothing left listening
+        socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
 
 
 @pytest.fixture(params=["candidate", "running"])
@@ -254,8 +258,6 @@ def test_hang_past_the_client_timeout_fails(peer: NetconfPeer, make: Callable[..
 
 
 def test_unreachable_device(make: Callable[..., NetconfAdapter]) -> None:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
@@ -278,6 +280,37 @@ def test_lock_held_by_another_session_fails_naming_it(peer: NetconfPeer, make: C
     assert result.state == ChangeState.FAILED
     assert f"{target} datastore is locked by session 4242" in (result.error or "")
     assert edits(peer) == 0 and power(peer) == "20000"
+
+
+def test_confirmed_commit_of_another_session_pending_fails_as_busy(peer: NetconfPeer,
+                                                                    make: Callable[..., NetconfAdapter]) -> None:
+    from ncclient import manager
+
+    other = manager.connect(**peer.options(), hostkey_verify=False, allow_agent=False, look_for_keys=False,
+                            timeout=2.0)
+    try:
+        other.edit_config(target="candidate", config=f"""<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">
+            <ManagedElement xmlns="{NS['me']}"><id>gnb-001</id><GNBDUFunction xmlns="{NS['du']}"><id>1</id>
+            <NRSectorCarrier xmlns="{NS['sc']}"><id>1</id><attributes><configuredMaxTxPower>30000</configuredMaxTxPower>
+            </attributes></NRSectorCarrier></GNBDUFunction></ManagedElement></config>""")
+        other.commit(confirmed=True, timeout="30")
+        result = make().apply(request(*POWER))
+        assert result.state == ChangeState.FAILED
+        assert "busy" in (result.error or "") and "confirmed commit of session" in (result.error or "")
+        assert power(peer) == "20000"
+    finally:
+        other.close_session()
+    assert wait_for(lambda: peer.leaf("running", "NRSectorCarrier", "1", "configuredMaxTxPower") == "20000", 3.0)
+
+
+def test_integer_text_and_integral_float_compare_as_the_device_reads_them(
+        peer: NetconfPeer, make: Callable[..., NetconfAdapter]) -> None:
+    adapter = make()
+    result = adapter.apply(request(*POWER[:4], "15849"))
+    assert result.state == ChangeState.APPLIED and result.observed_value == 15849
+    cio = request("NRCellRelation", "cellIndividualOffset", f"{ME},GNBCUCPFunction=1,NRCellCU=2,NRCellRelation=1",
+                  0, 2.0)
+    assert adapter.apply(cio).observed_value == 2 and adapter.verify(cio).state == ChangeState.APPLIED
 
 
 # ------------------------------------------------------------------------------------------- at most once
