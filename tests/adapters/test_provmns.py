@@ -18,8 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.provmns import DEFAULT_ATTRIBUTE_MAP, AttributeMapping, ProvMnsAdapter
+from adapters.provmns.mapping import dn_from_uri_path, uri_path
 from tests.adapters.provmns_peer import ProvMnsPeer
 from twin.ports import AdapterUnavailable, CmAdapter, open_adapter
 from twin.schemas import ChangeState, CmChangeRequest, rollback_of
@@ -135,6 +138,28 @@ def test_ids_are_percent_encoded_in_the_uri(peer: ProvMnsPeer, make: Callable[..
     with pytest.raises(KeyError):
         make().read("SubNetwork=Emulator,ManagedElement=gnb 001/a,GNBDUFunction=1")
     assert peer.requests[-1].raw_path == BASE + "SubNetwork=Emulator/ManagedElement=gnb%20001%2Fa/GNBDUFunction=1"
+
+
+IDS = st.text(st.characters(codec="utf-8", exclude_characters=","), min_size=1, max_size=12).filter(
+    lambda t: t == t.strip())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["SubNetwork", "ManagedElement", "NRCellDU"]), IDS), min_size=1, max_size=4))
+def test_the_uri_of_any_dn_has_one_segment_per_rdn_and_maps_back(rdns: list[tuple[str, str]]) -> None:
+    dn = ",".join(f"{c}={i}" for c, i in rdns)
+    path = uri_path(dn)
+    segments = path.split("/")
+    assert len(segments) == len(rdns) and all(seg.count("=") == 1 for seg in segments)
+    assert not any(ch in path for ch in " ?#,") and dn_from_uri_path(path) == dn
+
+
+def test_verify_fails_when_the_read_back_fails(peer: ProvMnsPeer, make: Callable[..., ProvMnsAdapter]) -> None:
+    peer.faults.fail_next = 1
+    result = make().verify(case("power"))
+    assert result.state == ChangeState.FAILED and "HTTP 500" in (result.error or "")
+    unmapped = make().verify(case("power").model_copy(update={"attribute": "arfcnDL"}))
+    assert unmapped.state == ChangeState.FAILED and "no ProvMnS mapping" in (unmapped.error or "")
 
 
 def test_an_integral_float_is_sent_as_an_integer(peer: ProvMnsPeer, make: Callable[..., ProvMnsAdapter]) -> None:
