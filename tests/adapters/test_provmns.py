@@ -59,10 +59,16 @@ def patches(peer: ProvMnsPeer) -> list[Any]:
     return [r for r in peer.requests if r.method == "PATCH"]
 
 
+CHECKED: list[int] = []
+"""Requests validated without error, per test that used the peer."""
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[ProvMnsPeer]:
     with ProvMnsPeer() as running:
         yield running
+    if len(CHECKED) >= 30:  # the whole module ran: the check saw the adapter's traffic, not a handful
+        assert sum(CHECKED) >= 100, CHECKED
 
 
 @pytest.fixture()
@@ -71,6 +77,7 @@ def peer(server: ProvMnsPeer) -> Iterator[ProvMnsPeer]:
     server.reset()
     yield server
     assert server.validation_errors() == []
+    CHECKED.append(len(server.requests))
 
 
 @pytest.fixture()
