@@ -143,6 +143,34 @@ def test_per_cell_cio_writes_every_inbound_relation(peer: NetconfPeer, make: Cal
     assert edits(peer) == 1
 
 
+def test_per_cell_cio_reads_each_relation_when_they_disagree(peer: NetconfPeer,
+                                                              make: Callable[..., NetconfAdapter]) -> None:
+    adapter = make()
+    one = request("NRCellRelation", "cellIndividualOffset", f"{ME},GNBCUCPFunction=1,NRCellCU=1,NRCellRelation=2",
+                  0, -6)
+    assert adapter.apply(one).state == ChangeState.APPLIED
+    cell = f"{ME},GNBDUFunction=1,NRCellDU=2"
+    assert adapter.read(cell)["cellIndividualOffset"] == {
+        "ManagedElement=gnb-001,GNBCUCPFunction=1,NRCellCU=1,NRCellRelation=2": -6,
+        "ManagedElement=gnb-001,GNBCUCPFunction=1,NRCellCU=3,NRCellRelation=2": 0,
+    }
+    check = adapter.verify(request("NRCellDU", "cellIndividualOffset", cell, 0, -6))
+    assert check.state == ChangeState.FAILED and check.observed_value == [-6, 0]
+
+
+def test_attribute_map_override_replaces_the_default(peer: NetconfPeer, make: Callable[..., NetconfAdapter]) -> None:
+    from adapters.netconf import AttributeMapping
+
+    vendor = {("Carrier", "maxPowerW"): AttributeMapping("NRSectorCarrier", ("configuredMaxTxPower",), "W", scale=1000)}
+    adapter = make(attribute_map=vendor)
+    dn = f"{ME},GNBDUFunction=1,NRSectorCarrier=2"
+    result = adapter.apply(request("Carrier", "maxPowerW", dn, 20, 15))
+    assert result.state == ChangeState.APPLIED and result.observed_value == 15
+    assert power(peer) == "15000"
+    unmapped = adapter.apply(request(*POWER))
+    assert unmapped.state == ChangeState.REJECTED and "attribute map" in (unmapped.error or "")
+
+
 # ------------------------------------------------------------------------------------------- rejections
 
 @pytest.mark.parametrize(("cls", "attribute", "dn", "to", "message"), [
