@@ -82,6 +82,7 @@ def test_bench_scale() -> None:
     assert doc["percentile_method"] == PERCENTILE_METHOD and doc["dedup_trials"] == 200_000
 
 
+@pytest.mark.slow  # ~65 s; kills and pauses are covered by tests/integration (worker recovery, broker loss)
 def test_bench_soak() -> None:
     """A quarter of a day with one worker kill and one broker pause: every record accounted for."""
     doc = _bench("soak", "--days", "0.25", "--kills", "1", "--pauses", "1", "--pause-s", "4", "--mr-per-cell", "2",
