@@ -135,7 +135,8 @@ def test_transport_faults_end_in_known_states_and_nothing_is_applied_twice() -> 
     # a request made against a value the device no longer holds is refused before anything is sent
     stale = request(emu, cells[4], "cellIndividualOffset", 2.0, from_=1.0)
     view = runner.submit(stale, "c1", now)
-    assert view.state is State.REJECTED and "the device holds cellIndividualOffset=0.0, the request was made against 1.0" in (view.reason or "")
+    assert view.state is State.REJECTED
+    assert "the device holds cellIndividualOffset=0.0, the request was made against 1.0" in (view.reason or "")
     adapter.down = True  # a device that cannot be read: the approved change waits, nothing is sent
     waiting = request(emu, cells[5], "cellIndividualOffset", 1.0)
     assert runner.submit(waiting, "c1", now).state is State.APPROVED

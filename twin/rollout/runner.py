@@ -221,10 +221,10 @@ class ChangeRunner:
         check = self.adapter.verify(request)
         self._hook("adapter:verify")
         if check.state == ChangeState.APPLIED:
-            applied = next((e for e in self.ledger.history(request.change_id) if e.state is State.APPLIED), None)
-            effective = applied.detail.get("appliedAt") if applied else None
+            # observed from the first period that ends after the push, in event time (the device's own
+            # applied time is wall time, which differs from event time when history is replayed)
             self._record(request, State.OBSERVING, now, "runner", {"observedValue": check.observed_value,
-                         "effectiveAt": effective or now.isoformat()})
+                         "effectiveAt": now.isoformat()})
             return
         value = check.observed_value
         if value is None:  # the read itself failed: stays APPLIED, reconcile verifies later
@@ -391,6 +391,12 @@ class ChangeRunner:
             elif view.state is State.ROLLING_BACK:
                 self._settle_rolling_back(req, now)
             touched.append(self.ledger.get(req.change_id))
+        for view in self.ledger.changes([State.OBSERVING]):  # observed long enough, the verdict not recorded
+            full = self.ledger.get(view.request.change_id)
+            seen = [e for e in full.history if e.step.startswith("observe:")]
+            if len(seen) >= self.policy.observe_periods:
+                self._judge(full, seen, now)
+                touched.append(self.ledger.get(view.request.change_id))
         return touched
 
     def expire(self, now: datetime) -> list[ChangeView]:
