@@ -149,9 +149,11 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     ``prefilter``."""
     from replay.bench_fidelity import bench_fidelity_command
     from replay.bench_gap import bench_gap_models_command
+    from replay.bench_optimize import bench_optimize_command
     from replay.bench_prefilter import bench_prefilter_command
 
     app.command("replay")(replay)
     bench_app.command("gap-models")(bench_gap_models_command)
     bench_app.command("fidelity")(bench_fidelity_command)
     bench_app.command("prefilter")(bench_prefilter_command)
+    bench_app.command("optimize")(bench_optimize_command)

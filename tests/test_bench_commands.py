@@ -175,3 +175,15 @@ def test_bench_prefilter() -> None:
     assert 0 <= row["dtbsm_mean"] <= row["dtbsm_sup"] <= 1 / (1 - doc["gamma"]) + 1e-6
     assert row["training_steps"] > 0 and "deployed_return" in row and "in_twin_return" in row
     assert set(doc["selections"]["top5"]) == {"dtbsm_mean", "dtbsm_sup", "random", "in_twin_return"}
+
+
+def test_bench_optimize() -> None:
+    doc = _bench("optimize", "--scenario", "suburban-quiet", "--budget", "40", "--warm-h", "6", "--oracle-pool", "5",
+                 "--json")
+    assert doc["benchmark"] == "optimize" and doc["trust_gate"] is False
+    for key in ("oracle_fraction_min", "guard_violations", "rollbacks", "whatifs_per_s", "scenarios"):
+        assert key in doc, key
+    (s,) = doc["scenarios"]
+    assert s["scenario"] == "suburban-quiet" and s["whatifs"] <= 40 and doc["guard_violations"] == 0
+    assert s["oracle_gain_pct"] is not None and s["oracle_evaluations"] >= s["candidates"]
+    assert {c["state"] for c in s["changes"]} <= {"CONFIRMED", "ROLLED_BACK", "REJECTED", "FAILED", "OBSERVING"}

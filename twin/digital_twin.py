@@ -44,6 +44,7 @@ from twin.prediction.service import CALIBRATED, PredictionService, prediction_se
 from twin.routing import ClusterRouter, holding_key
 from twin.schemas import WireModel
 from twin.sim.changes import normalise_changes
+from twin.sim.simulator import UeResult
 
 __all__ = ["IngestReport", "RejectedRecord", "Twin", "WhatIf"]
 
@@ -66,6 +67,10 @@ class WhatIf:
     changed: dict[str, dict[str, float]]
     delta: dict[str, dict[str, float]]
     converged: bool
+    ue_baseline: UeResult | None = field(default=None, repr=False)
+    """Per-UE results of the baseline (serving cell, connected, RSRP, throughput; ``twin.sim.UeResult``)."""
+    ue_changed: UeResult | None = field(default=None, repr=False)
+    """Per-UE results with the changes applied."""
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per cell and KPI: ``cell``, ``kpi``, ``baseline``, ``changed``, ``delta``."""
@@ -273,7 +278,7 @@ class Twin:
         delta = {cell: {kpi: value - baseline[cell][kpi] for kpi, value in kpis.items() if kpi in baseline[cell]}
                  for cell, kpis in changed.items()}
         return WhatIf(cluster, state.gp, state.period_end, self.predict_config.model_version, norm,
-                      baseline, changed, delta, bool(result.result.converged))
+                      baseline, changed, delta, bool(result.result.converged), result.baseline.ue, result.result.ue)
 
     def fidelity(self, cluster: str) -> list[dict[str, Any]]:
         """The cluster's latest DT-BSM records, oldest first (the worker's, or :meth:`ingest`'s):
@@ -290,6 +295,19 @@ class Twin:
         records = self.mirror(cluster).fidelity
         return trust(records[-1] if records else None, s.trust_tau if s.trust_tau is not None else s.threshold(),
                      s.trust_coverage)
+
+    def calibrated_error(self, cluster: str, kpi: str = "DRB.UEThpDl") -> float | None:
+        """The cluster's rolling calibrated error of ``kpi``: the mean over its cells of the gap
+        learners' ``mapeCalibrated`` (a fraction); None before any cell has learned a period. The
+        CM guard reads it (``max_calibrated_error``) and the optimiser reports it as uncertainty."""
+        from twin.gap.tracker import GapTracker
+
+        state = self.mirror(cluster).gap_state
+        if state is None:
+            return None
+        figures = GapTracker.from_bytes(state, self.settings.gap).figures()
+        values = [f[kpi]["mapeCalibrated"] for f in figures.values() if kpi in f and f[kpi].get("n", 0) > 0]
+        return sum(values) / len(values) if values else None
 
     # -- feeding ---------------------------------------------------------------------------
     def ingest(self, records: Iterable[Any], topic: str | None = None) -> IngestReport:

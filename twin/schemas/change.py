@@ -57,6 +57,11 @@ class CmChangeRequest(WireModel):
     unit: str | None = None
     reason: str | None = None
     expected_kpi_impact: dict[str, float] = Field(default_factory=dict)
+    # what the twin knew when it proposed the change (None for a change a person asked for)
+    twin_version: str | None = Field(default=None, max_length=256)
+    fidelity: float | None = Field(default=None, ge=0, description="the cluster's DT-BSM at decision time")
+    uncertainty_pct: float | None = Field(default=None, ge=0, description="rolling calibrated error of the "
+                                          "cluster's DL throughput prediction, percent")
     guard: GuardSpec = Field(default_factory=GuardSpec)
     dry_run: bool = False
     approval: Approval = Field(default_factory=Approval)

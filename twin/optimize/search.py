@@ -1,0 +1,242 @@
+"""``Optimizer``: searches CM changes of one cluster with ``Twin.whatif`` and proposes the best.
+
+Why a greedy search over single steps: every change the runtime pushes is one attribute of one
+cell, bounded by the guard's policy (bounds, largest step, cells changing at once), so the search
+space is exactly those steps. First each allowed single step is scored alone (a what-if each),
+then the best ones are combined greedily, each addition kept only when the combined what-if
+beats the set without it; proposals come out in that order with their marginal gain. The budget
+is the number of what-ifs; ``SearchResult.curve`` records how the best gain grows with it.
+
+Relative KPI changes are reported: the gap learners calibrate per cell multiplicatively (residuals
+of log ratios), so a relative change of the raw twin is the same relative change of the
+calibrated prediction.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from twin.guard.guard import OBJECTIVE
+from twin.guard.policy import GuardPolicy
+from twin.optimize.objective import ObjectiveSettings, Score, UeSummary, score
+from twin.schemas import CmChangeRequest
+from twin.sim.kpis import PRB, THP
+
+if TYPE_CHECKING:
+    from twin.digital_twin import Twin, WhatIf
+
+__all__ = ["ATTRIBUTES", "Candidate", "Optimizer", "Proposal", "SearchResult"]
+
+ATTRIBUTES = ("digitalTilt", "configuredMaxTxPower", "cellIndividualOffset")
+"""Attributes searched by default: electrical tilt, transmit power, CIO (extensible)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One step: ``attribute`` of ``cls`` on ``cell`` from ``from_`` to ``to`` (the instance ``dn``)."""
+
+    cell: str
+    cls: str
+    attribute: str
+    from_: Any
+    to: Any
+    dn: str
+
+    def label(self) -> str:
+        return f"{self.cell} {self.cls}.{self.attribute} {self.from_!r}->{self.to!r}"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A ranked change: its marginal gain over the proposals before it and the cumulative score."""
+
+    rank: int
+    candidate: Candidate
+    marginal_gain_pct: float
+    cumulative: Score
+    cluster_thp_pct: float
+    cell_deltas_pct: dict[str, float]
+    request: CmChangeRequest
+
+
+@dataclass
+class SearchResult:
+    cluster: str
+    period_end: int
+    model_version: str
+    proposals: list[Proposal]
+    whatifs: int
+    seconds: float
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    singles: list[tuple[Candidate, Score]] = field(default_factory=list, repr=False)
+
+    @property
+    def whatifs_per_s(self) -> float:
+        return self.whatifs / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def gain_pct(self) -> float:
+        return self.proposals[-1].cumulative.gain_pct if self.proposals else 0.0
+
+
+def _cm_value(entry: Any) -> Any:
+    return entry[0] if isinstance(entry, list | tuple) else entry
+
+
+class Optimizer:
+    """Searches one cluster's CM steps allowed by ``policy`` to improve ``objective``."""
+
+    def __init__(self, twin: Twin, policy: GuardPolicy, objective: ObjectiveSettings | None = None,
+                 attributes: Sequence[str] = ATTRIBUTES, pool: int = 12, min_step_gain_pct: float = 0.05,
+                 seed: int = 0) -> None:
+        self.twin = twin
+        self.policy = policy
+        self.objective = objective or ObjectiveSettings()
+        self.attributes = tuple(attributes)
+        self.pool = pool
+        self.min_step_gain_pct = min_step_gain_pct
+        self.seed = seed
+
+    # -- the search space ---------------------------------------------------------------------------
+    def candidates(self, cluster: str, cells: Sequence[str] | None = None) -> list[Candidate]:
+        """Every allowed single step: per cell and attribute, +-max_step and +-max_step/2 within bounds."""
+        mirror = self.twin.mirror(cluster)
+        out = []
+        for cell in cells or self.twin.cells(cluster):
+            cm = mirror.cells[cell].cm if cell in mirror.cells else {}
+            for attribute in self.attributes:
+                key = next((k for k in cm if k.endswith("." + attribute)), None)
+                if key is None:
+                    continue
+                cls = key.split(".", 1)[0]
+                rule = self.policy.rule_for(cls, attribute)
+                current = _cm_value(cm[key])
+                if rule is None or isinstance(current, bool) or not isinstance(current, int | float):
+                    continue
+                dn = str(cm[key][2]) if isinstance(cm[key], list | tuple) and len(cm[key]) > 2 else ""
+                values = set()
+                for frac in (1.0, 0.5, -0.5, -1.0):
+                    step = rule.max_step * frac
+                    to = current * 10 ** (step / 10.0) if rule.step_scale == "db" else current + step
+                    to = round(to) if rule.integer else round(to, 3)
+                    if rule.min <= to <= rule.max and to != current and rule.step(current, to) <= rule.max_step:
+                        values.add(to)
+                out += [Candidate(cell, cls, attribute, current, v, dn) for v in sorted(values)]
+        return out
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def _power(self, cluster: str, changes: Sequence[Candidate]) -> tuple[float, float]:
+        mirror = self.twin.mirror(cluster)
+        base = 0.0
+        for cell in self.twin.cells(cluster):
+            cm = mirror.cells[cell].cm if cell in mirror.cells else {}
+            base += float(_cm_value(cm.get("NRSectorCarrier.configuredMaxTxPower", [0.0])) or 0.0)
+        changed = base + sum(float(c.to) - float(c.from_) for c in changes if c.attribute == "configuredMaxTxPower")
+        return base, changed
+
+    def evaluate(self, cluster: str, changes: Sequence[Candidate],
+                 period_end: int | None = None) -> tuple[Score, WhatIf]:
+        """The objective's score of ``changes`` applied together (one what-if)."""
+        w = self.twin.whatif(cluster, {c.cell: {c.attribute: c.to} for c in changes} if changes else {},
+                             period_end=period_end)
+        assert w.ue_baseline is not None and w.ue_changed is not None
+        o = self.objective
+        base = UeSummary.of(w.ue_baseline.throughput_bps, w.ue_baseline.connected, w.ue_baseline.rsrp_dbm,
+                            o.coverage_rsrp_dbm)
+        new = UeSummary.of(w.ue_changed.throughput_bps, w.ue_changed.connected, w.ue_changed.rsrp_dbm,
+                           o.coverage_rsrp_dbm)
+        cells = sorted(w.baseline)
+        prb_b = np.array([w.baseline[c].get(PRB, 0.0) for c in cells])
+        prb_c = np.array([w.changed.get(c, {}).get(PRB, 0.0) for c in cells])
+        p_base, p_new = self._power(cluster, changes)
+        return score(o, base, new, prb_b, prb_c, p_base, p_new), w
+
+    # -- the search ---------------------------------------------------------------------------------
+    def search(self, cluster: str, budget: int = 300, period_end: int | None = None,
+               now: datetime | None = None, fidelity: float | None = None,
+               max_changes: int | None = None) -> SearchResult:
+        """Search with at most ``budget`` what-ifs; proposals ranked, each a change request."""
+        started = time.perf_counter()
+        cands = self.candidates(cluster)
+        limit = max_changes or self.policy.max_cells_per_cluster
+        singles_budget = max(budget - (limit - 1) * self.pool, budget // 2)  # keep some for combining
+        if len(cands) > singles_budget:
+            cands = random.Random(self.seed).sample(cands, singles_budget)
+        curve: list[tuple[int, float]] = []
+        best = 0.0
+        n = 0
+        singles: list[tuple[Candidate, Score]] = []
+        period = None
+        for cand in cands:
+            s, w = self.evaluate(cluster, [cand], period_end)
+            period = w.period_end
+            n += 1
+            singles.append((cand, s))
+            if s.gain_pct > best:
+                best = s.gain_pct
+            curve.append((n, best))
+        ranked = sorted((x for x in singles if x[1].feasible and x[1].gain_pct > self.min_step_gain_pct),
+                        key=lambda x: -x[1].gain_pct)
+        chosen: list[Candidate] = []
+        steps: list[tuple[Candidate, Score, WhatIf]] = []
+        current = 0.0
+        if ranked:
+            first = ranked[0][0]
+            s, w = self.evaluate(cluster, [first], period_end)
+            chosen, current = [first], s.gain_pct
+            steps.append((first, s, w))
+        pool = [c for c, _ in ranked[1:self.pool + 1]]
+        while chosen and len(chosen) < limit and n < budget:
+            trial = [c for c in pool if c.cell not in {x.cell for x in chosen}]
+            if not trial:
+                break
+            scored = []
+            for cand in trial:
+                if n >= budget:
+                    break
+                s, w = self.evaluate(cluster, [*chosen, cand], period_end)
+                n += 1
+                scored.append((cand, s, w))
+                best = max(best, s.gain_pct)
+                curve.append((n, best))
+            top = max(scored, key=lambda x: x[1].gain_pct, default=None)
+            if top is None or not top[1].feasible or top[1].gain_pct < current + self.min_step_gain_pct:
+                break
+            chosen.append(top[0])
+            steps.append(top)
+            current = top[1].gain_pct
+            pool = [c for c in pool if c is not top[0]]
+        seconds = time.perf_counter() - started
+        version = self.twin.predict_config.model_version
+        uncertainty = self.twin.calibrated_error(cluster)
+        proposals = []
+        prev = 0.0
+        when = now or datetime.now(UTC)
+        for rank, (cand, s, w) in enumerate(steps, start=1):
+            thp_b = [w.baseline[c][THP] for c in w.baseline if THP in w.baseline[c]]
+            thp_c = [w.changed[c][THP] for c in w.baseline if THP in w.changed.get(c, {})]
+            cluster_pct = 100.0 * (sum(thp_c) / sum(thp_b) - 1.0) if thp_b and sum(thp_b) > 0 else 0.0
+            own = {k: 100.0 * (w.changed[cand.cell][k] / v - 1.0) for k, v in w.baseline.get(cand.cell, {}).items()
+                   if k in w.changed.get(cand.cell, {}) and v and math.isfinite(v)}
+            impact = {OBJECTIVE: round(s.gain_pct - prev, 4), THP: round(cluster_pct, 4),
+                      "ueThpMeanPct": round(s.mean_pct, 4), "ueThpP5Pct": round(s.p5_pct, 4),
+                      "objectiveCumulativePct": round(s.gain_pct, 4)}
+            request = CmChangeRequest(
+                change_id=str(uuid.uuid4()), requested_at=when, requester="optimizer", cell_key=cand.cell,
+                target_dn=cand.dn or cand.cell, class_=cand.cls, attribute=cand.attribute, from_=cand.from_,
+                to=cand.to, reason=f"rank {rank} of {len(steps)}: objective {s.gain_pct - prev:+.2f} % "
+                f"(cumulative {s.gain_pct:+.2f} %) by twin {version}",
+                expected_kpi_impact=impact, twin_version=version, fidelity=fidelity,
+                uncertainty_pct=None if uncertainty is None else round(100.0 * uncertainty, 3))
+            proposals.append(Proposal(rank, cand, s.gain_pct - prev, s, cluster_pct, own, request))
+            prev = s.gain_pct
+        return SearchResult(cluster, int(period or 0), version, proposals, n, seconds, curve, singles)
