@@ -71,6 +71,8 @@ class WhatIf:
     """Per-UE results of the baseline (serving cell, connected, RSRP, throughput; ``twin.sim.UeResult``)."""
     ue_changed: UeResult | None = field(default=None, repr=False)
     """Per-UE results with the changes applied."""
+    cell_keys: tuple[str, ...] = ()
+    """The simulated cells in row order (``UeResult.serving`` indexes it)."""
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per cell and KPI: ``cell``, ``kpi``, ``baseline``, ``changed``, ``delta``."""
@@ -278,7 +280,8 @@ class Twin:
         delta = {cell: {kpi: value - baseline[cell][kpi] for kpi, value in kpis.items() if kpi in baseline[cell]}
                  for cell, kpis in changed.items()}
         return WhatIf(cluster, state.gp, state.period_end, self.predict_config.model_version, norm,
-                      baseline, changed, delta, bool(result.result.converged), result.baseline.ue, result.result.ue)
+                      baseline, changed, delta, bool(result.result.converged), result.baseline.ue, result.result.ue,
+                      tuple(result.result.cell_keys))
 
     def fidelity(self, cluster: str) -> list[dict[str, Any]]:
         """The cluster's latest DT-BSM records, oldest first (the worker's, or :meth:`ingest`'s):

@@ -40,6 +40,10 @@ class ObjectiveSettings(BaseModel):
                                    "utilisation (one already above may not rise)")
     energy_max_thp_loss_pct: float = Field(default=2.0, ge=0, le=100, description="energy objective: largest mean "
                                            "throughput loss accepted for a power saving")
+    p5_floor_mbps: float = Field(default=1.0, gt=0, description="the 5th percentile's change is taken relative to "
+                                 "at least this (a cell edge near zero would make any change look huge)")
+    calibrated: bool = Field(default=True, description="scale each UE's throughput by its serving cell's calibrated "
+                             "/ raw DL throughput (the gap learners' view of the real cell)")
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,8 @@ def _pct(new: float, old: float) -> float:
 def score(settings: ObjectiveSettings, base: UeSummary, changed: UeSummary, prb_base: npt.NDArray[np.float64],
           prb_changed: npt.NDArray[np.float64], power_base_mw: float, power_changed_mw: float) -> Score:
     """Score ``changed`` against ``base``; PRB arrays [n_cells] in %, powers summed over cells (mW)."""
-    mean_pct, p5_pct = _pct(changed.mean_mbps, base.mean_mbps), _pct(changed.p5_mbps, base.p5_mbps)
+    mean_pct = _pct(changed.mean_mbps, base.mean_mbps)
+    p5_pct = 100.0 * (changed.p5_mbps - base.p5_mbps) / max(base.p5_mbps, settings.p5_floor_mbps)
     power_pct = _pct(power_changed_mw, power_base_mw)
     cov = changed.coverage - base.coverage
     why = ""

@@ -105,6 +105,8 @@ class Optimizer:
         self.pool = pool
         self.min_step_gain_pct = min_step_gain_pct
         self.seed = seed
+        self._scale_key: tuple[str, tuple[str, ...]] | None = None
+        self._scale: np.ndarray | None = None
 
     # -- the search space ---------------------------------------------------------------------------
     def candidates(self, cluster: str, cells: Sequence[str] | None = None) -> list[Candidate]:
@@ -134,6 +136,26 @@ class Optimizer:
         return out
 
     # -- evaluation ---------------------------------------------------------------------------------
+    def _calibration(self, cluster: str, cells: tuple[str, ...]) -> np.ndarray | None:
+        """[n_cells] calibrated / raw DL throughput of the newest predicted period (1 where unknown),
+        cached per cluster and period: the gap learners' per-cell view of how the real cell differs."""
+        if not cells:
+            return None
+        key = (cluster, cells)
+        if self._scale_key == key and self._scale is not None:
+            return self._scale
+        try:
+            pred = self.twin.predict(cluster)
+        except ValueError:
+            return None
+        out = np.ones(len(cells))
+        for i, c in enumerate(cells):
+            raw, cal = pred.values.get(c, {}).get(THP), pred.calibrated.get(c, {}).get(THP)
+            if raw and cal and raw > 0 and cal > 0 and math.isfinite(cal):
+                out[i] = min(max(cal / raw, 0.1), 10.0)
+        self._scale_key, self._scale = key, out
+        return out
+
     def _power(self, cluster: str, changes: Sequence[Candidate]) -> tuple[float, float]:
         mirror = self.twin.mirror(cluster)
         base = 0.0
@@ -150,10 +172,13 @@ class Optimizer:
                              period_end=period_end)
         assert w.ue_baseline is not None and w.ue_changed is not None
         o = self.objective
-        base = UeSummary.of(w.ue_baseline.throughput_bps, w.ue_baseline.connected, w.ue_baseline.rsrp_dbm,
-                            o.coverage_rsrp_dbm)
-        new = UeSummary.of(w.ue_changed.throughput_bps, w.ue_changed.connected, w.ue_changed.rsrp_dbm,
-                           o.coverage_rsrp_dbm)
+        scale = self._calibration(cluster, w.cell_keys) if o.calibrated else None
+        thp_b, thp_c = w.ue_baseline.throughput_bps, w.ue_changed.throughput_bps
+        if scale is not None:
+            thp_b = thp_b * scale[w.ue_baseline.serving]
+            thp_c = thp_c * scale[w.ue_changed.serving]
+        base = UeSummary.of(thp_b, w.ue_baseline.connected, w.ue_baseline.rsrp_dbm, o.coverage_rsrp_dbm)
+        new = UeSummary.of(thp_c, w.ue_changed.connected, w.ue_changed.rsrp_dbm, o.coverage_rsrp_dbm)
         cells = sorted(w.baseline)
         prb_b = np.array([w.baseline[c].get(PRB, 0.0) for c in cells])
         prb_c = np.array([w.changed.get(c, {}).get(PRB, 0.0) for c in cells])
