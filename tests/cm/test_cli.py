@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -87,3 +88,31 @@ def test_the_installed_command_prints_one_object_per_change(tmp_path: Path) -> N
     out = subprocess.run([str(REPO / ".venv/bin/twin"), "cm", "list", "--json", "--ledger", url], check=True,
                          capture_output=True, text=True).stdout
     assert json.loads(out)["state"] == "PENDING_APPROVAL"  # the default policy is manual approval
+
+
+def test_propose_searches_a_workers_mirror_and_publishes_the_requests(emulated_worker_run: Any,
+                                                                      broker: Any) -> None:
+    """On the state a real worker checkpointed (the session's emulated worker run)."""
+    import asyncio
+
+    from tests.helpers import consume_all
+    from tests.library.worker_run import GROUP
+    from twin import topics
+    from twin.schemas import CmChangeRequest
+
+    run_ = emulated_worker_run
+    env = {"TWIN_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers}
+    result = cli.invoke(app, ["cm", "propose", "--config", str(run_.config_file), "--state-dir",
+                              str(run_.state_dir / GROUP), "--cluster", "west", "--budget", "25", "--json",
+                              "--publish"], env=env)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("{")]
+    proposals = [CmChangeRequest.model_validate_json(line) for line in lines]
+    assert proposals and all(p.requester == "optimizer" and p.cell_key in run_.clusters["west"] for p in proposals)
+    assert all("objective" in p.expected_kpi_impact and p.twin_version for p in proposals)
+    got = asyncio.run(consume_all(broker.bootstrap_servers, topics.CHANGE_REQUESTS, len(proposals), timeout_s=20))
+    assert sorted(CmChangeRequest.model_validate_json(v or b"").change_id for v in got) == \
+        sorted(p.change_id for p in proposals)
+    bad = cli.invoke(app, ["cm", "propose", "--config", str(run_.config_file), "--state-dir",
+                           str(run_.state_dir / GROUP), "--cluster", "north"])
+    assert bad.exit_code == 1 and "'north' is not in the mirror" in bad.output

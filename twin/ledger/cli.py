@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -153,3 +153,83 @@ def cm_kill_switch(value: Annotated[str | None, typer.Argument(help="on or off; 
         raise _fail(f"kill-switch value {value!r} must be 'on' or 'off'")
     led.set_control("kill_switch", value.lower() == "on", by, datetime.now(UTC))
     typer.echo(f"kill switch {value.lower()} (by {by})")
+
+
+@cm_app.command("propose")
+def cm_propose(
+    config: ConfigOpt = None,
+    state_dir: Annotated[Path | None, typer.Option(help="the worker's checkpoint folder (default: from settings)")]
+    = None,
+    cluster: Annotated[list[str] | None, typer.Option("--cluster", help="only this cluster (repeat)")] = None,
+    budget: Annotated[int, typer.Option(min=1, help="what-ifs per cluster")] = 300,
+    max_cells: Annotated[int | None, typer.Option(min=1, help="cells changed at once (default: the guard's "
+                                                  "max_cells_per_cluster)")] = None,
+    objective: Annotated[str, typer.Option(help="throughput or energy")] = "throughput",
+    publish: Annotated[bool, typer.Option("--publish", help="send the proposals to ran.cm.change.requests.v1 "
+                                          "([kafka] bootstrap_servers)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one change request per line (wire form)")] = False,
+) -> None:
+    """Search CM changes on a worker's mirror with the twin and propose them, ranked.
+
+    The proposals are change requests (requester ``optimizer``) carrying the predicted gain, the
+    twin version, the DT-BSM and the calibrated error at decision time; published, they reach
+    whatever runs the guard and the ledger. Nothing is applied here.
+    """
+    from twin import topics
+    from twin.config import load_settings
+    from twin.digital_twin import Twin
+    from twin.optimize import ObjectiveSettings, Optimizer
+
+    if objective not in ("throughput", "energy"):
+        raise _fail(f"--objective {objective!r} must be 'throughput' or 'energy'")
+    try:
+        settings = load_settings(config)
+        twin = Twin.from_state(state_dir, settings)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc), 1) from exc
+    names = list(cluster or twin.clusters)
+    unknown = [c for c in names if c not in twin.clusters]
+    if unknown:
+        raise _fail(f"--cluster {unknown[0]!r} is not in the mirror (clusters: {', '.join(twin.clusters)})", 1)
+    opt = Optimizer(twin, settings.guard, ObjectiveSettings.model_validate({"kind": objective}))
+    requests = []
+    for name in names:
+        latest = twin.predict(name)
+        verdict = twin.trust(name)
+        result = opt.search(name, budget=budget, period_end=latest.period_end,
+                            now=datetime.fromtimestamp(latest.period_end, UTC), fidelity=verdict.value,
+                            max_changes=max_cells)
+        requests += [p.request for p in result.proposals]
+        if not as_json:
+            typer.echo(f"{name}: {len(result.proposals)} proposal(s), predicted {result.gain_pct:+.2f} % "
+                       f"({result.whatifs} what-ifs, {result.whatifs_per_s:.0f}/s); trusted: {verdict.trusted}")
+            for p in result.proposals:
+                typer.echo(f"  {p.rank}. {p.candidate.label()}  {p.marginal_gain_pct:+.2f} %")
+    if as_json:
+        for r in requests:
+            typer.echo(r.model_dump_json(by_alias=True))
+    if publish:
+        _publish(settings, [(topics.CHANGE_REQUESTS, r.cell_key, r.model_dump_json(by_alias=True)) for r in requests])
+        typer.echo(f"published {len(requests)} request(s) to {topics.CHANGE_REQUESTS}", err=True)
+
+
+def _publish(settings: Any, records: list[tuple[str, str, str]]) -> None:
+    import asyncio
+
+    from twin.ports import OutRecord, open_sink
+
+    servers = settings.kafka.bootstrap_servers
+    if not servers:
+        raise _fail("--publish needs [kafka] bootstrap_servers (or TWIN_KAFKA__BOOTSTRAP_SERVERS)")
+
+    async def send() -> None:
+        sink = open_sink("kafka", bootstrap_servers=servers, ensure=sorted({t for t, _, _ in records}),
+                         partitions=settings.kafka.partitions)
+        await sink.start()
+        try:
+            await sink.send_many([OutRecord(t, k.encode(), v.encode()) for t, k, v in records])
+            await sink.flush()
+        finally:
+            await sink.stop()
+
+    asyncio.run(send())
