@@ -194,6 +194,40 @@ async def _run_worker(settings: TwinSettings, servers: str, name: str, stats_fil
     return failed["code"]
 
 
+def cm_serve_command(
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings ([kafka], [cm], [guard])")] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="the worker's checkpoint folder (default: from settings)")]
+    = None,
+) -> None:
+    """Serve CM change requests: guard, ledger, adapter push, verification, results and alerts.
+
+    Needs a broker (kafka.bootstrap_servers in the config, or TWIN_KAFKA__BOOTSTRAP_SERVERS) and the
+    worker's checkpointed mirror; the adapter is cm.adapter with cm.adapter_options. Ctrl-C stops it.
+    """
+    from streams.cm_service import CmService
+
+    settings = _settings(config)
+    servers = settings.kafka.bootstrap_servers
+    if not servers:
+        typer.echo("error: twin cm serve needs [kafka] bootstrap_servers (or TWIN_KAFKA__BOOTSTRAP_SERVERS)",
+                   err=True)
+        raise typer.Exit(2)
+    try:
+        service = CmService(settings, servers, state_dir)
+    except (LookupError, TypeError, ValueError) as exc:
+        typer.echo(f"error: [cm] adapter {settings.cm.adapter!r}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await service.run(stop)
+
+    asyncio.run(main())
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the streams commands to the ``twin`` CLI ``app`` and the benchmarks to its ``bench`` group."""
     from streams.alerts import alerts_list_command
@@ -209,6 +243,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("demo")(demo_command)
     app.command("broker")(broker_command)
     app.command("run")(run_command)
+    for group in app.registered_groups:  # `twin cm` is the core's group; the service needs Kafka, so it is here
+        if group.name == "cm" and group.typer_instance is not None:
+            group.typer_instance.command("serve")(cm_serve_command)
     bench_app.command("ingest")(bench_ingest_command)
     bench_app.command("e2e")(bench_e2e_command)
     bench_app.command("scale")(bench_scale_command)

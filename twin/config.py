@@ -225,6 +225,10 @@ class CmSettings(_Section):
     ledger: str | None = Field(default=None, description="ledger URL: postgresql://..., a SQLite file path; "
                                "default <state_dir>/cm-ledger.sqlite")
     adapter: str = Field(default="emulator", description="CM adapter (entry point of twin.adapters)")
+    adapter_options: dict[str, Any] = Field(default_factory=dict, description="keyword options of the adapter, "
+                                            "e.g. {base_url = \"https://oss:8443\"} for provmns")
+    group_id: str = Field(default="twin-cm", description="consumer group of `twin cm serve` on the requests topic")
+    poll_s: float = Field(default=5.0, gt=0, description="seconds between two looks at the worker's mirror")
 
     def ledger_url(self, state_dir: Path) -> str:
         return self.ledger or str(state_dir / "cm-ledger.sqlite")

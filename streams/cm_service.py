@@ -1,0 +1,159 @@
+"""``twin cm serve``: the CM change service. Change requests in, guarded pushes out.
+
+It consumes ``ran.cm.change.requests.v1`` (from ``twin cm propose --publish``, or any system that
+writes the schema), runs each request through the guard and the ledger (``twin.rollout.
+ChangeRunner``) and pushes it with the configured adapter (``[cm] adapter``, ``adapter_options``);
+it reads the worker's checkpointed mirror (``twin.Twin.from_state``) every ``[cm] poll_s`` for the
+trust gate, the calibrated error and each new period's KPIs, which the verification observes;
+results go to ``ran.cm.change.results.v1``, alerts to ``ran.alerts.v1``, invalid requests to
+the dead-letter topic with the reason. Offsets are committed once a request is in the ledger
+(at-least-once; the ledger is idempotent by change id), and on start every change a previous run
+left unsettled is reconciled against the device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from streams.kafka_io import KafkaSink, make_consumer
+from streams.rekey import dead_letter
+from twin import topics
+from twin.config import TwinSettings
+from twin.digital_twin import Twin
+from twin.errors import UnknownCellError
+from twin.guard import GuardContext
+from twin.ingest import Rejection, describe_validation_error
+from twin.ledger import open_ledger
+from twin.ports import CmAdapter, OutRecord, open_adapter
+from twin.rollout import ChangeRunner, cluster_kpis
+from twin.schemas import CmChangeRequest
+
+__all__ = ["CmService"]
+
+log = structlog.get_logger("twin.cm")
+
+
+class CmService:
+    """One service per ledger; ``run(stop)`` until ``stop`` is set."""
+
+    def __init__(self, settings: TwinSettings, servers: str, state_dir: Path | None = None,
+                 adapter: CmAdapter | None = None) -> None:
+        self.settings = settings
+        self.servers = servers
+        self.state_dir = state_dir
+        self.adapter = adapter or open_adapter(settings.cm.adapter, **settings.cm.adapter_options)
+        self.twin: Twin | None = None
+        self.runner = ChangeRunner(open_ledger(settings.cm.ledger_url(settings.state_dir)), settings.guard,
+                                   self.adapter, context=self._context)
+        self._seen: dict[str, int] = {}
+        self.handled = 0
+        self.dead_lettered = 0
+
+    # -- the worker's mirror ---------------------------------------------------------------------------
+    def _open_twin(self) -> Twin | None:
+        if self.twin is None:
+            try:
+                self.twin = Twin.from_state(self.state_dir, self.settings)
+            except FileNotFoundError:
+                return None  # the worker has not checkpointed yet
+        else:
+            self.twin.refresh()
+        return self.twin
+
+    def _context(self, cluster: str, now: datetime) -> GuardContext:
+        twin = self.twin
+        if twin is None or cluster not in twin.clusters:
+            return GuardContext(now=now, cluster=cluster, trusted=False,
+                                trust_reasons=["no mirror of the cluster yet"])
+        verdict = twin.trust(cluster)
+        return GuardContext(now=now, cluster=cluster, trusted=verdict.trusted, trust_reasons=verdict.reasons,
+                            calibrated_error=twin.calibrated_error(cluster))
+
+    def _now(self, cluster: str | None = None) -> datetime:
+        """Event time: the newest period the mirror has (of ``cluster``, else of any), else the clock."""
+        ends = [e for c, e in self._seen.items() if cluster is None or c == cluster]
+        return datetime.fromtimestamp(max(ends), UTC) if ends else datetime.now(UTC)
+
+    def observe_new_periods(self) -> int:
+        """Feed each cluster's new periods to the verification; returns how many."""
+        twin = self._open_twin()
+        if twin is None:
+            return 0
+        n = 0
+        for cluster in twin.clusters:
+            for end, real, predicted in cluster_kpis(twin.mirror(cluster), after=self._seen.get(cluster)):
+                self.runner.observe(cluster, datetime.fromtimestamp(end, UTC), real, predicted)
+                self._seen[cluster] = end
+                n += 1
+        return n
+
+    # -- requests ------------------------------------------------------------------------------------------
+    def handle(self, msg: Any) -> bytes | None:
+        """Submit one consumed request; the dead letter when it is not one."""
+        try:
+            req = CmChangeRequest.model_validate_json(msg.value or b"")
+        except ValidationError as exc:
+            why = Rejection(f"not a CM change request: {describe_validation_error(exc)}", "schema")
+            return dead_letter(msg.topic, msg.partition, msg.offset, msg.key, msg.value, why)
+        twin = self.twin
+        try:
+            if twin is None:
+                raise UnknownCellError("no mirror yet")
+            cluster = twin.cluster_of(req.cell_key)
+        except UnknownCellError as exc:
+            why = Rejection(f"cellKey {req.cell_key!r} is not in any cluster of the mirror ({exc})", "unknown_cell")
+            return dead_letter(msg.topic, msg.partition, msg.offset, msg.key, msg.value, why)
+        view = self.runner.submit(req, cluster, self._now(cluster))
+        log.info("cm.request", change_id=req.change_id, cell=req.cell_key, state=view.state.value,
+                 reason=view.reason)
+        self.handled += 1
+        return None
+
+    def outputs(self) -> list[OutRecord]:
+        out = [OutRecord(topics.CHANGE_RESULTS, r.cell_key.encode(), r.to_json_bytes()) for r in self.runner.results]
+        out += [OutRecord(topics.ALERTS, (a.cell_key or a.cluster_id or "").encode(), a.to_json_bytes())
+                for a in self.runner.alerts]
+        self.runner.results.clear()
+        self.runner.alerts.clear()
+        return out
+
+    async def run(self, stop: asyncio.Event) -> None:
+        sink = KafkaSink(self.servers, ensure=(topics.CHANGE_REQUESTS, topics.CHANGE_RESULTS, topics.ALERTS,
+                                               topics.DLQ), partitions=self.settings.kafka.partitions)
+        await sink.start()
+        consumer = make_consumer(self.servers, topics.CHANGE_REQUESTS, group_id=self.settings.cm.group_id)
+        await consumer.start()
+        try:
+            self.observe_new_periods()
+            self.runner.reconcile(self._now())
+            last = asyncio.get_running_loop().time()
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=500)
+                letters = []
+                for msgs in batch.values():
+                    for msg in msgs:
+                        letter = self.handle(msg)
+                        if letter is not None:
+                            letters.append(OutRecord(topics.DLQ, msg.key, letter))
+                            self.dead_lettered += 1
+                now = asyncio.get_running_loop().time()
+                if now - last >= self.settings.cm.poll_s:
+                    last = now
+                    self.observe_new_periods()
+                    self.runner.tick(self._now())
+                out = letters + self.outputs()
+                if out:
+                    await sink.send_many(out)
+                    await sink.flush()
+                if batch:
+                    await consumer.commit()
+        finally:
+            await consumer.stop()
+            await sink.stop()
+            self.runner.ledger.close()

@@ -1,0 +1,97 @@
+"""``twin cm serve`` end to end: change requests on the real broker, the guard and the ledger, the
+ProvMnS adapter pushing to its test peer (requests checked against the official TS 28.532
+document), results and dead letters back on the broker, on the mirror a real worker checkpointed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.broker import EmbeddedBroker
+from streams.cm_service import CmService
+from tests.adapters.provmns_peer import ProvMnsPeer
+from tests.helpers import consume_all
+from tests.library.worker_run import GROUP
+from twin import topics
+from twin.config import load_settings
+from twin.ledger import State, open_ledger
+from twin.ports import OutRecord, open_sink
+from twin.schemas import CmChangeRequest, DeadLetter
+
+DN = "SubNetwork=Emulator,ManagedElement=gnb-001,GNBDUFunction=1,NRSectorCarrier=1"
+
+
+@pytest.fixture()
+def peer() -> Iterator[ProvMnsPeer]:
+    with ProvMnsPeer() as running:
+        yield running
+
+
+def request(cell: str, to: Any, frm: Any = 19000) -> CmChangeRequest:
+    return CmChangeRequest(change_id=str(uuid.uuid4()), requested_at=datetime.now(UTC), requester="noc-script",
+                           cell_key=cell, target_dn=DN, class_="NRSectorCarrier", attribute="configuredMaxTxPower",
+                           from_=frm, to=to)
+
+
+async def _send(servers: str, records: list[OutRecord]) -> None:
+    sink = open_sink("kafka", bootstrap_servers=servers, ensure=[topics.CHANGE_REQUESTS], partitions=4)
+    await sink.start()
+    try:
+        await sink.send_many(records)
+        await sink.flush()
+    finally:
+        await sink.stop()
+
+
+def test_requests_are_guarded_pushed_recorded_and_answered(emulated_worker_run: Any, fresh_broker: EmbeddedBroker,
+                                                           peer: ProvMnsPeer, tmp_path: Path) -> None:
+    run = emulated_worker_run
+    config = tmp_path / "cm.toml"
+    config.write_text(run.config_file.read_text() + f"""
+[cm]
+ledger = "{tmp_path / 'ledger.sqlite'}"
+adapter = "provmns"
+adapter_options = {{base_url = "{peer.base_url}"}}
+poll_s = 0.5
+
+[guard]
+mode = "auto"
+""")
+    settings = load_settings(config)
+    servers = fresh_broker.bootstrap_servers
+    cell = run.clusters["west"][0]
+    good, too_far = request(cell, 17000), request(run.clusters["west"][1], 4000)
+    records = [OutRecord(topics.CHANGE_REQUESTS, r.cell_key.encode(), r.to_json_bytes()) for r in (good, too_far)]
+    records += [OutRecord(topics.CHANGE_REQUESTS, b"x", b'{"changeId": "nope"}'),
+                OutRecord(topics.CHANGE_REQUESTS, b"y", request("nr:00101-00000ffff", 17000).to_json_bytes())]
+
+    async def scenario() -> tuple[list[bytes | None], list[bytes | None], CmService]:
+        await _send(servers, records)
+        service = CmService(settings, servers, run.state_dir / GROUP)
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        results = await consume_all(servers, topics.CHANGE_RESULTS, 2, timeout_s=40)
+        letters = await consume_all(servers, topics.DLQ, 2, timeout_s=20)
+        stop.set()
+        await asyncio.wait_for(task, 20)
+        return results, letters, service
+
+    results, letters, service = asyncio.run(scenario())
+    answered = {json.loads(v or b"{}")["changeId"]: json.loads(v or b"{}")["state"] for v in results}
+    assert answered == {good.change_id: "APPLIED", too_far.change_id: "REJECTED"}
+    assert peer.value(DN, "/attributes/configuredMaxTxPower") == 17000
+    assert peer.validation_errors() == []
+    reasons = sorted(DeadLetter.model_validate_json(v or b"").reason for v in letters)
+    assert reasons[0].startswith("cellKey 'nr:00101-00000ffff' is not in any cluster")
+    assert reasons[1].startswith("not a CM change request: field ")
+    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    assert ledger.get(good.change_id).state is State.OBSERVING  # waits for the next periods of the network
+    assert "max_step" in (ledger.get(too_far.change_id).reason or "")
+    assert service.handled == 2 and service.dead_lettered == 2
