@@ -71,6 +71,7 @@ def test_bench_e2e(mode: str) -> None:
         assert doc["publish_lag_ms_max"] is None
 
 
+@pytest.mark.slow  # ~60 s, mostly waiting on the broker; the store and dedup are tested in tests/mirror
 def test_bench_scale() -> None:
     doc = _bench("scale", "--cells", "200", "--mr-events", "2000", "--rounds-1pct", "3", "--rounds-all", "1",
                  "--ingest-rounds", "1", "--dedup-trials", "200000", "--json")
