@@ -265,17 +265,21 @@ class Ledger:
     def changes(self, states: Iterable[State] | None = None, cell_key: str | None = None,
                 cluster: str | None = None) -> list[ChangeView]:
         """Changes as they stand, oldest request first, filtered by state, cell or cluster."""
-        sql, params = _LATEST, []
+        sql, params = _LATEST, list[Any]()
         if cell_key is not None:
             sql += " AND r.cell_key = ?"
             params.append(cell_key)
         if cluster is not None:
             sql += " AND r.cluster = ?"
             params.append(cluster)
-        wanted = None if states is None else {State(s) for s in states}
-        views = [self._view(row, with_history=False) for row in self._query(sql + " ORDER BY r.requested_at, "
-                                                                              "r.change_id", params)]
-        return [v for v in views if wanted is None or v.state in wanted]
+        if states is not None:  # filtered in SQL: the guard asks for the few changes in flight, not all
+            wanted = sorted({State(s).value for s in states})
+            if not wanted:
+                return []
+            sql += f" AND e.state IN ({', '.join('?' for _ in wanted)})"
+            params += wanted
+        return [self._view(row, with_history=False)
+                for row in self._query(sql + " ORDER BY r.requested_at, r.change_id", params)]
 
     def last_applied_at(self, cell_key: str) -> datetime | None:
         """Event time of the newest APPLIED step on ``cell_key`` (the minimum-interval rule reads it)."""
