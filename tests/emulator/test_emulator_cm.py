@@ -57,7 +57,7 @@ def test_an_adapter_that_is_not_installed_is_named_in_the_error() -> None:
         open_adapter("netconf-nokia", endpoint=None)
     message = str(err.value)
     assert "'netconf-nokia'" in message and "twin.adapters" in message
-    assert "installed: emulator" in message  # what is there instead
+    assert "installed: bulkcm, emulator, netconf, provmns" in message  # what is there instead
 
 
 def test_valid_change_applies_from_the_next_period_and_shows_in_kpis() -> None:
