@@ -6,6 +6,13 @@ share validation/re-keying, one also keeps the mirror and predicts), and the net
 time. Shows live progress, then stops the worker (which checkpoints its mirror), reads the mirror
 back and writes ``DIR/summary.json`` and ``DIR/report.html``. Every process it started is stopped
 on the way out, also on Ctrl-C.
+
+The guarded CM loop (:class:`CmLoop`, ``docs/demo.md``) runs in this process, which owns the
+emulated network: at each optimisation round the optimiser searches on the twin the worker
+checkpointed (``Twin.from_state``), its proposals go through the guard, the ledger and the
+emulator's CM adapter (``ChangeRunner``), and every period the runner is fed the cluster's real mean
+``DRB.UEThpDl`` and the twin's raw predicted mean, so the verification confirms or rolls back each
+change on what the network reports. Only the report reads the emulator's hidden truth, after the run.
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ import shutil
 import signal
 import subprocess
 import time
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -28,25 +36,35 @@ from rich.table import Table
 
 from streams.alerts import read_alerts
 from streams.broker import EmbeddedBroker
+from streams.kafka_io import KafkaSink
 from streams.live import LiveRun, event_dict, percentile
 from streams.process import spawn_twin, stop_child
 from streams.stats import read_stats_file
+from twin import topics
 from twin.alert_log import fold
+from twin.config import load_settings
 from twin.mirror.cluster import ClusterMirror
 from twin.mirror.store import CheckpointStore
+from twin.ports import OutRecord
 from twin.prediction import cell_error
-from twin.report import PublishedPeriod, build_summary, render_report
+from twin.report import PublishedPeriod, build_summary, cm_summary, render_report
 from twin.schemas import Alert
+from twin.sim.kpis import THP
 
-__all__ = ["GROUP", "Worker", "demo_command", "write_config"]
+if TYPE_CHECKING:
+    from replay.emulator import NetworkEmulator
+    from twin import Twin
+
+__all__ = ["GROUP", "CmLoop", "Worker", "cm_first_round", "cm_rounds", "demo_command", "write_config"]
 
 GROUP = "twin-demo"
 
 
 def write_config(path: Path, state_dir: Path, topology: dict[str, Any], model: dict[str, Any],
-                 partitions: int = 12, drift_warmup_periods: int | None = None) -> Path:
+                 partitions: int = 12, drift_warmup_periods: int | None = None, guard: bool = False) -> Path:
     """The worker's TOML settings: state, group, topology and the twin's public model parameters;
-    ``drift_warmup_periods`` when the drift detectors must be armed sooner than after a day."""
+    ``drift_warmup_periods`` when the drift detectors must be armed sooner than after a day;
+    ``guard``: the ``[guard]`` section of the demo's CM loop."""
     def q(v: Any) -> str:
         return orjson.dumps(v).decode()
 
@@ -60,6 +78,21 @@ def write_config(path: Path, state_dir: Path, topology: dict[str, Any], model: d
         lines += ["[[topology.clusters]]", f"id = {q(cluster['id'])}", f"cells = {q(cluster['cells'])}", ""]
     if drift_warmup_periods is not None:
         lines += ["[gap]", f"drift_warmup_periods = {drift_warmup_periods}", ""]
+    lines += [] if not guard else [
+        "# The CM guard of the demo's optimisation loop (twin.guard.GuardPolicy; docs/demo.md).",
+        "[guard]",
+        "# auto: an allowed change is pushed at once (the demo has no operator to approve it)",
+        'mode = "auto"',
+        "# off: on the emulated network the DT-BSM estimate lacks the coverage to certify trust",
+        "# (docs/fidelity.md) and would refuse every change; the verification after each push stays",
+        "trust_gate = false",
+        "# the optimiser proposes up to this many cells per round (blast radius)",
+        "max_cells_per_cluster = 2",
+        "# one hour of 15-minute periods before (baseline) and after (verification) each push",
+        "baseline_periods = 4",
+        "observe_periods = 4",
+        "",
+    ]
     path.write_text("\n".join(lines))
     return path
 
@@ -82,6 +115,273 @@ def demo_warmup_periods(timeline: list[Any], start: datetime, granularity_s: int
         return None
     before = int((first - start).total_seconds() // granularity_s)
     return None if before >= 96 + 8 else max(16, before - 8)
+
+
+def cm_first_round(timeline: list[Any], start: datetime, granularity_s: int, warmup: int | None) -> int:
+    """Periods before the first optimisation round: once the drift detectors are armed (``warmup``;
+    else 4 hours in) and the scenario's first event has played out (4 hours after it starts: a
+    fault's detection, resync and clearance take about one), so that the twin's repair story and the
+    CM changes, which move the gap learners too, are told one after the other (fault-midrun from
+    midnight: 16:00).
+
+    >>> from datetime import UTC
+    >>> from types import SimpleNamespace
+    >>> t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    >>> noon = SimpleNamespace(start=t0 + timedelta(hours=12))
+    >>> cm_first_round([noon], t0, 900, 40), cm_first_round([], t0, 900, None)
+    (64, 16)
+    """
+    four_h = round(4 * 3600 / granularity_s)
+    first = warmup if warmup is not None else four_h
+    event = min((m.start for m in timeline), default=None)
+    if event is not None:
+        first = max(first, int((event - start).total_seconds() // granularity_s) + four_h)
+    return first
+
+
+def cm_rounds(periods: int, first: int, every: int, observe: int) -> list[int]:
+    """Period counts after which the optimiser runs: ``first``, then every ``every`` periods (0:
+    once), while the round's changes can still be observed in full before the run ends.
+
+    >>> cm_rounds(34, 16, 8, 4), cm_rounds(96, 40, 8, 4), cm_rounds(8, 16, 8, 4), cm_rounds(20, 4, 0, 4)
+    ([16, 24], [40, 48, 56, 64, 72, 80, 88], [], [4])
+    """
+    out = []
+    k = max(1, first)
+    while k + observe + 1 <= periods:
+        out.append(k)
+        if every <= 0:
+            break
+        k += every
+    return out
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+class CmLoop:
+    """The guarded CM loop of the demo, driven between periods by :meth:`LiveRun.run` (``after_period``).
+
+    Every period: the runner observes the cluster's real mean ``DRB.UEThpDl`` (the PM the emulator
+    published) and the twin's raw predicted mean (the worker's predictions read back), oldest
+    period first, once all its predictions arrived. At a round (:func:`cm_rounds`): the twin the
+    worker checkpointed is opened (``Twin.from_state``, once it holds the period just published),
+    the optimiser searches it, and each proposal goes to ``ChangeRunner.submit`` (guard, ledger,
+    push through ``EmulatorAdapter``; effective from the next period). ``runner.results`` go to
+    ``ran.cm.change.results.v1`` and ``runner.alerts`` to ``ran.alerts.v1``.
+    """
+
+    def __init__(self, emulator: NetworkEmulator, config: Path, bootstrap: str, rounds: Sequence[int],
+                 budget: int = 200) -> None:
+        from adapters.emulator import EmulatorAdapter
+        from twin.ledger import open_ledger
+        from twin.optimize import ObjectiveSettings
+        from twin.rollout import ChangeRunner
+
+        settings = load_settings(config)
+        self.emulator = emulator
+        self.config = config
+        self.bootstrap = bootstrap
+        self.policy = settings.guard
+        self.state = settings.state_dir / settings.kafka.group_id
+        self.ledger_path = settings.cm.ledger_url(settings.state_dir)
+        self.runner = ChangeRunner(open_ledger(self.ledger_path), self.policy, EmulatorAdapter(emulator.oss))
+        self.objective = ObjectiveSettings()
+        self.cluster = emulator.cluster_id
+        self.gp = emulator.granularity_s
+        self.rounds = sorted(set(rounds))
+        self.budget = budget
+        self.observed = 0
+        self.searches: list[dict[str, Any]] = []
+        self.thp: list[tuple[int, float | None, float | None]] = []
+        # per published period, for the report's truth figures only: (hour, events in force, configuration)
+        self.truth_log: list[tuple[float, list[Any], tuple[Any, ...]]] = []
+        self.initial = tuple(emulator.public_sector(c) for c in emulator.cells)
+        self.twin: Twin | None = None
+        self.sink: KafkaSink | None = None
+        self.published: dict[str, int] = {"results": 0, "alerts": 0}
+
+    # -- the loop -------------------------------------------------------------------------------
+    async def after_period(self, run: LiveRun) -> None:
+        self._log_truth(run.log[-1].end)
+        k = len(run.log)
+        due = k in self.rounds
+        await self._observe(run, wait=due)
+        if due and self.observed == k:
+            await self._round(run, k)
+        await self._publish()
+
+    async def finish(self, run: LiveRun) -> None:
+        """After the last period: observe what is left (its predictions arrived or the run gave up)."""
+        await self._observe(run, wait=False)
+        await self._publish()
+        if self.sink is not None:
+            with contextlib.suppress(Exception):
+                await self.sink.stop()
+
+    async def _observe(self, run: LiveRun, wait: bool, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.observed < len(run.log):
+            p = run.log[self.observed]
+            cells = list(p.pm)
+            if not run.watcher.complete(p.end, cells):
+                if not wait or time.monotonic() > deadline:
+                    return
+                await asyncio.sleep(0.02)
+                continue
+            real = _mean([float(v[THP]) for v in p.pm.values() if THP in v])
+            pred = _mean([float(v[THP]) for c in cells if THP in (v := run.watcher.values.get((c, p.end), {}))])
+            self.thp.append((p.end, real, pred))
+            if real is not None:
+                end = datetime.fromtimestamp(p.end, UTC)
+                self.runner.observe(self.cluster, end, {THP: real}, None if pred is None else {THP: pred})
+                self.runner.tick(end)
+            self.observed += 1
+
+    def _twin_at(self, end: int, timeout_s: float = 30.0) -> Twin | None:
+        """The worker's twin from its checkpoints once they hold the predictions of period ``end``."""
+        from twin import Twin
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if self.twin is None:
+                    self.twin = Twin.from_state(self.state, config=self.config)
+                else:
+                    self.twin.refresh()
+                if self.twin.mirror(self.cluster).predicted_through.get(self.gp, 0) >= end:
+                    return self.twin
+            except (FileNotFoundError, KeyError, ValueError, OSError):
+                pass  # not written yet, or being replaced: read again
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.1)
+
+    async def _round(self, run: LiveRun, k: int) -> None:
+        from twin.optimize import Optimizer
+
+        end = run.log[k - 1].end
+        now = self.emulator.period_end  # == end: the emulator waits between periods
+        entry: dict[str, Any] = {"round": len(self.searches) + 1, "after": k, "at": now.isoformat()}
+        self.searches.append(entry)
+        twin = await asyncio.to_thread(self._twin_at, end)
+        if twin is None:
+            entry["skipped"] = "the worker's checkpoint did not reach the period in time"
+            return
+        fid = twin.fidelity(self.cluster)
+        opt = Optimizer(twin, self.policy, self.objective)
+        result = await asyncio.to_thread(opt.search, self.cluster, budget=self.budget, now=now,
+                                         fidelity=fid[-1].get("value") if fid else None)
+        entry.update({"whatifs": result.whatifs, "seconds": round(result.seconds, 2),
+                      "whatifsPerS": round(result.whatifs_per_s, 1), "predictedGainPct": round(result.gain_pct, 3),
+                      "proposals": len(result.proposals), "twinVersion": result.model_version})
+        states = []
+        for proposal in result.proposals:
+            view = self.runner.submit(proposal.request, self.cluster, now)
+            states.append(view.state.value)
+        entry["states"] = states
+
+    async def _publish(self) -> None:
+        results, alerts = self.runner.results, self.runner.alerts
+        if not results and not alerts:
+            return
+        records = [OutRecord(topics.CHANGE_RESULTS, r.change_id.encode(), r.to_json_bytes()) for r in results]
+        records += [OutRecord(topics.ALERTS, (a.cell_key or a.cluster_id or "").encode(), a.to_json_bytes())
+                    for a in alerts]
+        if self.sink is None:
+            self.sink = KafkaSink(self.bootstrap, ensure=(topics.CHANGE_RESULTS, topics.ALERTS))
+            await self.sink.start()
+        await self.sink.send_many(records)
+        await self.sink.flush()
+        self.published["results"] += len(results)
+        self.published["alerts"] += len(alerts)
+        results.clear()
+        alerts.clear()
+
+    # -- the report (the hidden truth is read here only, after the run) -------------------------------
+    def _log_truth(self, end: int) -> None:
+        from replay.emulator.emulator import period_hour
+
+        emu = self.emulator
+        when = datetime.fromtimestamp(end, UTC)
+        mid = (when - emu.start).total_seconds() / 3600.0 - self.gp / 7200.0
+        self.truth_log.append((period_hour(when, self.gp), [ev for ev in emu.scenario.events if ev.active(mid)],
+                               tuple(emu.public_sector(c) for c in emu.cells)))
+
+    def summary(self) -> dict[str, Any]:
+        """The ``cm`` section of the summary (``twin.report.cm_summary``) with the truth's figures:
+        the objective gain and the cluster's mean throughput gain of the configuration the network
+        ends with against the one it started with, over the same periods and load (every period
+        after the first push), and each pushed change's own effect on that mean over its
+        observation periods (the configuration then, against the same without the change)."""
+        from replay.bench_optimize import truth_score
+        from twin.sim.cm import apply_cm_to_sector
+
+        emu = self.emulator
+        n = len(emu.cells)
+        cache: dict[Any, Any] = {}
+        views = [self.runner.ledger.get(v.request.change_id) for v in self.runner.ledger.changes()]
+
+        def thp(sectors: tuple[Any, ...], hour: float, active: list[Any]) -> float:
+            key = (sectors, hour, tuple(id(a) for a in active))
+            if key not in cache:
+                cache[key] = emu.physics.evaluate(sectors, hour, active)
+            return float(cache[key].result.kpi.values[THP][:n].mean())
+
+        ends = [e for e, _, _ in self.thp]
+        per_change: dict[str, float] = {}
+        first: int | None = None
+        for view in views:
+            pushed = next((e for e in view.history if e.state.value == "APPLYING"), None)
+            if pushed is None:
+                continue
+            k0 = next((i for i, e in enumerate(ends) if e > pushed.at.timestamp()), None)
+            if k0 is None:
+                continue
+            first = k0 if first is None else min(first, k0)
+            r = view.request
+            i = emu.cells.index(r.cell_key)
+            with_, without = [], []
+            for hour, active, sectors in self.truth_log[k0:k0 + self.policy.observe_periods]:
+                other = list(sectors)
+                other[i] = apply_cm_to_sector(other[i], {r.attribute: r.from_}, strict=True)
+                with_.append(thp(sectors, hour, active))
+                without.append(thp(tuple(other), hour, active))
+            if with_ and sum(without) > 0:
+                per_change[r.change_id] = 100.0 * (sum(with_) / sum(without) - 1.0)
+        truth = None
+        if first is not None:
+            # the configuration the network ends with: what it runs, with the roll backs committed last
+            final = tuple(apply_cm_to_sector(emu.public_sector(c), emu.pending_for(c), strict=True)
+                          if emu.pending_for(c) else emu.public_sector(c) for c in emu.cells)
+            after = self.truth_log[first:]
+            hours = [(h, a) for h, a, _ in after]
+            t_init = sum(thp(self.initial, h, a) for h, a in hours)
+            t_run = sum(thp(sectors, h, a) for h, a, sectors in after)
+            t_final = sum(thp(final, h, a) for h, a in hours)
+            run_obj = [truth_score(emu, self.objective, self.initial, sectors, [(h, a)], cache)[0]
+                       for h, a, sectors in after]
+            final_obj, _, why = truth_score(emu, self.objective, self.initial, final, hours, cache)
+            truth = {"periods": len(hours),
+                     "runThpGainPct": round(100.0 * (t_run / t_init - 1.0), 3) if t_init > 0 else None,
+                     "runObjectiveGainPct": round(sum(run_obj) / len(run_obj), 3),
+                     "finalThpGainPct": round(100.0 * (t_final / t_init - 1.0), 3) if t_init > 0 else None,
+                     "finalObjectiveGainPct": round(final_obj, 3), "finalConstraintBreach": why or None,
+                     "note": "the emulator's hidden truth (read by the report only), like for like over every period "
+                             "after the first push, against the configuration the network started with: run = the "
+                             "configuration in force each period (roll backs included); final = the configuration "
+                             "the network ends with, over the same periods and load"}
+        policy = {"mode": self.policy.mode, "trustGate": self.policy.trust_gate,
+                  "trustGateNote": "off: the emulator's DT-BSM estimate lacks the coverage to certify trust "
+                                   "(docs/fidelity.md); the verification after each push is on",
+                  "maxCellsPerCluster": self.policy.max_cells_per_cluster, "minIntervalS": self.policy.min_interval_s,
+                  "baseline_periods": self.policy.baseline_periods, "observePeriods": self.policy.observe_periods,
+                  "protectedKpis": {k: v.model_dump() for k, v in self.policy.protected_kpis.items()},
+                  "objective": self.objective.model_dump(), "budgetWhatifs": self.budget,
+                  "ledger": str(self.ledger_path)}
+        published = {**self.published, "resultsTopic": topics.CHANGE_RESULTS, "alertsTopic": topics.ALERTS}
+        return cm_summary(views, self.searches, policy, self.thp, truth, per_change, published)
 
 
 class Worker:
@@ -168,7 +468,8 @@ def progress_table(run: LiveRun, worker: Worker, scenario: str) -> Table:
     return t
 
 
-async def drive(run: LiveRun, worker: Worker, scenario: str, console: Console, quiet: bool) -> bool:
+async def drive(run: LiveRun, worker: Worker, scenario: str, console: Console, quiet: bool,
+                cm: CmLoop | None = None) -> bool:
     """Run to the end or until Ctrl-C; True when interrupted."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -191,7 +492,9 @@ async def drive(run: LiveRun, worker: Worker, scenario: str, console: Console, q
         async def warmed(stop: asyncio.Event) -> None:
             await worker.warmed(stop, clusters)
 
-        await run.run(run_stop, progress, warmed=warmed)
+        await run.run(run_stop, progress, warmed=warmed, after_period=cm.after_period if cm else None)
+        if cm is not None:
+            await cm.finish(run)
         interrupted = stop.is_set()
         if not interrupted:
             await worker.drained(run.published, stop)
@@ -206,9 +509,10 @@ async def _forward(src: asyncio.Event, dst: asyncio.Event) -> None:
 
 
 def finish(run: LiveRun, clusters: dict[str, ClusterMirror], info: dict[str, Any], out: Path,
-           events: list[dict[str, Any]], alerts: list[Alert] | None = None) -> dict[str, Any]:
+           events: list[dict[str, Any]], alerts: list[Alert] | None = None,
+           cm: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``summary.json`` and ``report.html``; return the summary (with the run's alerts, folded
-    per id, and the resyncs the mirror recorded)."""
+    per id, the resyncs the mirror recorded and, given ``cm``, the CM loop's section)."""
     wall = (run.finished_at or time.time()) - run.started_at if run.started_at else 0.0
     lat = run.latencies_ms()
     info = {**info, "wallSeconds": round(wall, 2),
@@ -224,6 +528,8 @@ def finish(run: LiveRun, clusters: dict[str, ClusterMirror], info: dict[str, Any
                                                  "parametersBefore", "parametersAfter", "change", "errorBefore",
                                                  "errorAfter", "verify", "affected", "fitSeconds", "reason")}
                           for cl in clusters.values() for r in cl.resyncs]
+    if cm is not None:
+        summary["cm"] = cm
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     (out / "report.html").write_text(render_report(summary, series))
@@ -245,6 +551,14 @@ def demo_command(
     mr_per_cell: Annotated[int, typer.Option(min=0, help="UE measurement reports per cell and period")] = 10,
     start_hour: Annotated[float, typer.Option(min=0, max=23.75, help="hour of day the run starts at")] = 0.0,
     quiet: Annotated[bool, typer.Option(help="no live table")] = False,
+    optimize: Annotated[bool, typer.Option(help="run the guarded CM loop: optimiser, guard, pushes, "
+                                           "verification, roll back")] = True,
+    optimize_from: Annotated[float | None, typer.Option(min=0, help="hours into the run of the first optimisation "
+                             "round; default: once the drift detectors are armed and 4 h after the scenario's first "
+                             "event")] = None,
+    optimize_every: Annotated[float, typer.Option(min=0, help="hours between optimisation rounds; 0: one "
+                              "round")] = 2.0,
+    budget: Annotated[int, typer.Option(min=1, help="what-ifs per optimisation round")] = 200,
 ) -> None:
     """Run the emulated network, the broker and the twin together; write a summary and a report."""
     from replay.emulator import NetworkEmulator, default_start
@@ -258,8 +572,13 @@ def demo_command(
     out.mkdir(parents=True, exist_ok=True)
     state = out / "state"
     shutil.rmtree(state, ignore_errors=True)  # a fresh broker: old offsets mean nothing
+    warmup = demo_warmup_periods(emulator.timeline(), emulator.start, granularity)
     config = write_config(out / "twin.toml", state, emulator.topology_config(), emulator.public_model(),
-                          drift_warmup_periods=demo_warmup_periods(emulator.timeline(), emulator.start, granularity))
+                          drift_warmup_periods=warmup, guard=True)
+    first = round(optimize_from * 3600 / granularity) if optimize_from is not None else cm_first_round(
+        emulator.timeline(), emulator.start, granularity, warmup)
+    rounds = cm_rounds(periods, first, round(optimize_every * 3600 / granularity),
+                       load_settings(config).guard.observe_periods) if optimize else []
     name = str(getattr(emulator.scenario, "name", scenario))
     info = {"scenario": name, "seed": seed, "hours": hours, "speed": speed, "mrPerCell": mr_per_cell}
     events = [event_dict(e) for e in emulator.timeline()]
@@ -272,8 +591,9 @@ def demo_command(
         worker = Worker(config, broker.bootstrap_servers, out)
         stack.callback(worker.stop)
         run = LiveRun(emulator, broker.bootstrap_servers, periods, granularity, speed=speed)
+        cm = CmLoop(emulator, config, broker.bootstrap_servers, rounds, budget) if optimize else None
         try:
-            interrupted = asyncio.run(drive(run, worker, name, console, quiet))
+            interrupted = asyncio.run(drive(run, worker, name, console, quiet, cm))
         except KeyboardInterrupt:
             interrupted = True
         code = worker.stop()
@@ -282,7 +602,8 @@ def demo_command(
         clusters = CheckpointStore(state / GROUP).load_all()
         alerts, _ = asyncio.run(read_alerts(broker.bootstrap_servers))
     console.print()
-    summary = finish(run, clusters, {**info, "interrupted": interrupted}, out, events, alerts)
+    summary = finish(run, clusters, {**info, "interrupted": interrupted}, out, events, alerts,
+                     cm.summary() if cm is not None else None)
     pm, pred = summary["pm"], summary["predictions"]
     console.print(f"{summary['periods']} periods, {len(summary['cells'])} cells: PM {pm['inMirror']}/"
                   f"{pm['published']} in the mirror, predictions {pred['inMirror']}/{pred['expected']}; "
@@ -292,6 +613,17 @@ def demo_command(
         change = {c: {k: round(v, 2) for k, v in per.items()} for c, per in (r["change"] or {}).items()}
         console.print(f"resync {r['status']}: cells {', '.join(r['cells'])}, fitted change {change}, error on its "
                       f"evidence {r['errorBefore']} -> {r['errorAfter']}")
+    if "cm" in summary:
+        c, thp = summary["cm"]["counts"], summary["cm"]["throughput"]
+        truth = thp.get("truth") or {}
+        console.print(f"CM loop: {len(summary['cm']['rounds'])} optimisation rounds, {c['proposed']} changes proposed, "
+                      f"{c['guardRejected']} refused by the guard, {c['pushed']} pushed, {c['confirmed']} confirmed, "
+                      f"{c['rolledBack']} rolled back, {c['observing']} still observed; real mean {THP} "
+                      f"{thp['realBefore']} -> {thp['realAfter']} kbit/s; on the hidden truth, like for like over the "
+                      f"run: mean {truth.get('runThpGainPct')} %, objective {truth.get('runObjectiveGainPct')} %")
+        for row in summary["cm"]["changes"]:
+            console.print(f"  {row['state']:<12} {row['cell']} {row['attribute']} {row['from']} -> {row['to']} "
+                          f"(predicted {row['predictedGainPct']} %): {(row['reason'] or '')[:110]}")
     active = sum(a["cleared"] is None for a in summary["alerts"])
     console.print(f"alerts: {len(summary['alerts'])} ({active} active; `twin alerts list` on a live broker)")
     console.print(f"wrote {out / 'summary.json'} and {out / 'report.html'}"

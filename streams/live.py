@@ -35,8 +35,8 @@ from streams.offset_guard import OffsetGuard
 from twin import topics
 from twin.ports import OutRecord
 
-__all__ = ["PERCENTILE_METHOD", "LiveRun", "PeriodLog", "PredictionWatcher", "ProgressFn", "Source", "WarmFn",
-           "encode_step", "event_dict", "percentile"]
+__all__ = ["PERCENTILE_METHOD", "AfterPeriodFn", "LiveRun", "PeriodLog", "PredictionWatcher", "ProgressFn", "Source",
+           "WarmFn", "encode_step", "event_dict", "percentile"]
 
 #: ``numpy.percentile``'s method for every latency percentile: "inverted_cdf", the nearest-rank
 #: definition (the smallest observed value with at least q % of the values at or below it), so
@@ -172,6 +172,7 @@ class PredictionWatcher:
 
 ProgressFn = Callable[["LiveRun"], None]
 WarmFn = Callable[[asyncio.Event], Awaitable[None]]
+AfterPeriodFn = Callable[["LiveRun"], Awaitable[None]]
 
 
 class LiveRun:
@@ -202,12 +203,17 @@ class LiveRun:
         self.stopped = False
 
     async def run(self, stop: asyncio.Event, progress: ProgressFn | None = None,
-                  drain_timeout_s: float = 60.0, warmed: WarmFn | None = None) -> None:
+                  drain_timeout_s: float = 60.0, warmed: WarmFn | None = None,
+                  after_period: AfterPeriodFn | None = None) -> None:
         """Publish everything, then wait for the last predictions (or ``stop``).
 
         ``warmed``, when given, is awaited after the initial CM is published and before the first
         period: the twin builds its simulators from CM, which a real network publishes long before
         its PM; the time it took is ``warmup_s`` and is not part of the run's wall time or latency.
+
+        ``after_period``, when given, is awaited after each period is published and before the next
+        is generated: the source is not stepping then, so a caller may push CM changes to it (they
+        take effect from the next period; ``twin demo``'s CM loop). Its time counts in the run's.
         """
         sink = KafkaSink(self.bootstrap, ensure=(*topics.INGEST_TOPICS, topics.DLQ, topics.PREDICTIONS),
                          partitions=self.partitions)
@@ -256,6 +262,8 @@ class LiveRun:
                 gc.freeze()
                 if progress:
                     progress(self)
+                if after_period is not None:
+                    await after_period(self)
             deadline = time.monotonic() + drain_timeout_s
             while not stop.is_set() and not self.all_predicted() and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)

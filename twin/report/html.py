@@ -1,8 +1,9 @@
 """A self-contained HTML report with inline SVG plots (no plotting library, no scripts).
 
 Plots: the twin's error over time (mean over cells, every cell faintly, the cells named by
-events highlighted) with the scenario's events marked, and real vs twin per cell over time for
-the main KPIs as small multiples.
+events highlighted) with the scenario's events marked, the guarded CM loop (the cluster's mean
+throughput with pushes and roll backs marked, and every change with its outcome), and real vs
+twin per cell over time for the main KPIs as small multiples.
 """
 
 from __future__ import annotations
@@ -193,6 +194,77 @@ def _fidelity_section(summary: Mapping[str, Any], ends: Sequence[float], marks: 
     return parts
 
 
+def _cm_section(summary: Mapping[str, Any], marks: list[tuple[float, str]]) -> list[str]:
+    """The guarded CM loop: the cluster's real and predicted mean throughput with the pushes and
+    roll backs marked, the gain, and every change with its guard decision and outcome."""
+    cm = summary.get("cm")
+    if not cm:
+        return []
+    thp = cm["throughput"]
+    rows = thp["byPeriod"]
+    xs = [float(r[0]) for r in rows]
+    cm_marks = list(marks)
+    for c in cm["changes"]:
+        if (t := _epoch(c.get("pushedAt"))) is not None:
+            cm_marks.append((t, f"push {c['cell'][-3:]}"))
+        if c["state"] == "ROLLED_BACK" and (t := _epoch(c.get("verifiedAt"))) is not None:
+            cm_marks.append((t, f"roll back {c['cell'][-3:]}"))
+    truth = thp.get("truth") or {}
+    counts = cm["counts"]
+    facts = {
+        "optimisation rounds": ", ".join(f"{r['at'][11:16]} ({r.get('proposals', 0)} proposals, "
+                                         f"{r.get('whatifs', 0)} what-ifs, twin gain {r.get('predictedGainPct')} %)"
+                                         if "skipped" not in r else f"{r['at'][11:16]} skipped: {r['skipped']}"
+                                         for r in cm["rounds"]) or "none",
+        "changes proposed / refused by the guard / pushed": f"{counts['proposed']} / {counts['guardRejected']} / "
+                                                            f"{counts['pushed']}",
+        "confirmed / rolled back / still observed / failed": f"{counts['confirmed']} / {counts['rolledBack']} / "
+                                                             f"{counts['observing']} / {counts['failed']}",
+        f"real cluster mean {thp['kpi']} before / after the first push (kbit/s)":
+            f"{thp['realBefore']} / {thp['realAfter']} ({thp['realChangePct']} %; moves with the hour of the day "
+            "as much as with the changes)",
+        "gain on the hidden truth, like for like, over the run (mean throughput / objective)":
+            f"{truth.get('runThpGainPct')} % / {truth.get('runObjectiveGainPct')} % over {truth.get('periods')} "
+            "periods",
+        "gain of the final configuration on the hidden truth (mean throughput / objective)":
+            f"{truth.get('finalThpGainPct')} % / {truth.get('finalObjectiveGainPct')} %",
+        "guard": f"mode {cm['policy']['mode']}, trust gate {'on' if cm['policy']['trustGate'] else 'off'} "
+                 f"({cm['policy']['trustGateNote']}), {cm['policy']['maxCellsPerCluster']} cells per round, "
+                 f"{cm['policy']['baseline_periods']} baseline and {cm['policy']['observePeriods']} observed periods",
+        "published": f"{cm['published'].get('results')} results on {cm['published'].get('resultsTopic')}, "
+                     f"{cm['published'].get('alerts')} alerts on {cm['published'].get('alertsTopic')}",
+    }
+    parts = [
+        "<h2>Guarded CM loop: optimiser, guard, pushes, verification</h2><p>The optimiser searched the twin the "
+        "worker checkpointed; each proposal went through the guard and the ledger to the emulated network; the "
+        "verification compared the cluster's real mean throughput after each push with the counterfactual "
+        "carried by the twin's raw prediction and rolled back what the network contradicted. The truth columns "
+        "read the emulator's hidden truth after the run (the runtime never does).</p><table>",
+        *(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items()),
+        "</table>",
+        line_chart(xs, [([r[1] for r in rows], REAL, 2.0, ""), ([r[2] for r in rows], TWIN, 1.6, "4 2")], cm_marks,
+                   title=f"cluster mean {thp['kpi']}: real (blue), twin raw (orange, dashed)", unit=thp["unit"]),
+        "<table><tr><td>cell</td><td>attribute</td><td>from</td><td>to</td><td>predicted gain (objective %)</td>"
+        f"<td>predicted {html.escape(thp['kpi'])} %</td><td>state</td><td>guard</td><td>outcome by</td>"
+        "<td>effect vs counterfactual %</td><td>on the truth %</td><td>truth agrees</td><td>reason</td></tr>",
+    ]
+    for c in cm["changes"]:
+        v = c.get("verification") or {}
+        colour = {"ROLLED_BACK": EVENT, "CONFIRMED": "#2a2", "REJECTED": "#888"}.get(c["state"], "#222")
+        agrees = {True: "yes", False: "no", None: ""}[c.get("truthAgrees")]
+        parts.append(
+            f"<tr><td>{html.escape(c['cell'])}</td><td>{html.escape(c['class'])}.{html.escape(c['attribute'])}</td>"
+            f"<td>{html.escape(str(c['from']))}</td><td>{html.escape(str(c['to']))}</td>"
+            f"<td>{c['predictedGainPct']}</td><td>{c['predictedThpPct']}</td>"
+            f"<td style='color:{colour};font-weight:bold'>{html.escape(c['state'])}</td>"
+            f"<td>{html.escape(str(c.get('guardDecision')))} by {html.escape(str(c.get('decidedBy')))}</td>"
+            f"<td>{html.escape(str(c.get('outcomeBy') or ''))}</td><td>{v.get('effectPct', '')}</td>"
+            f"<td>{'' if c.get('truthThpPct') is None else c['truthThpPct']}</td><td>{agrees}</td>"
+            f"<td>{html.escape(str(c.get('reason') or ''))}</td></tr>")
+    parts.append("</table>")
+    return parts
+
+
 def render_report(summary: Mapping[str, Any], series: Mapping[str, Any]) -> str:
     """The report as one HTML string."""
     ends = [float(e) for e in series["ends"]]
@@ -227,6 +299,7 @@ def render_report(summary: Mapping[str, Any], series: Mapping[str, Any]) -> str:
         f"other cells. {html.escape(summary['error']['metric'])}.</p>",
         line_chart(ends, err_lines, marks, title="twin error (relative)", unit="err"),
     ]
+    parts += _cm_section(summary, marks)
     parts += _gap_section(summary, ends, cells, hot, marks)
     parts += _fidelity_section(summary, ends, marks)
     for kpi, unit in PLOTTED:
