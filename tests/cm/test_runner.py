@@ -168,3 +168,40 @@ def test_dry_run_is_validated_by_the_device_and_never_applied() -> None:
     assert adapter.writes == {} and device(emu, ok) == ok.from_
     at: datetime = emu.period_end
     assert [r.state for r in runner.results] == [ChangeState.ACCEPTED] and at
+
+
+def test_control_cells_carry_the_common_trend_the_forecast_gets_wrong() -> None:
+    """The demo's false alarm, reproduced: the whole cluster falls 30 % in the evening while the raw
+    twin forecast a recovery. Against the forecast the change looks -40 %; against the cells beside
+    it, it did nothing wrong, and it is confirmed. A change whose own cells fall while the control
+    cells hold is rolled back, with the control cells named as the method."""
+    emu = make_emulator()
+    adapter = FaultyAdapter(emu)
+    cells = emu.cells[:6]
+    scope = {cells[0]: [cells[0], cells[1]], cells[3]: [cells[3]]}
+    runner = ChangeRunner(open_ledger(":memory:"), GuardPolicy(mode="auto", max_cells_per_cluster=4), adapter,
+                          scope=lambda req, cluster: (scope[req.cell_key], 1.5))
+
+    def period(level: dict[str, float], forecast: float) -> None:
+        emu.step()
+        by_cell = {c: {"DRB.UEThpDl": level.get(c, 1.0) * 10.0} for c in cells}
+        mean = sum(v["DRB.UEThpDl"] for v in by_cell.values()) / len(by_cell)
+        runner.observe("c1", emu.period_end, {"DRB.UEThpDl": mean}, {"DRB.UEThpDl": forecast}, by_cell)
+
+    for _ in range(4):
+        period({}, 40.0)
+    common = request(emu, cells[0], "cellIndividualOffset", 1.0)
+    own = request(emu, cells[3], "cellIndividualOffset", 1.0)
+    runner.submit(common, "c1", emu.period_end)
+    runner.submit(own, "c1", emu.period_end)
+    for _ in range(4):
+        period({c: 0.7 for c in cells} | {cells[3]: 0.55}, 48.0)  # evening for all; cell 3 worse
+    kept, back = runner.ledger.get(common.change_id), runner.ledger.get(own.change_id)
+    assert kept.state is State.CONFIRMED, kept.reason
+    verdict = kept.detail["verdicts"][0]
+    assert verdict["method"] == "control-cells" and verdict["effect_pct"] == pytest.approx(0.0, abs=1e-9)
+    assert verdict["predicted_pct"] == 1.5
+    assert back.state is State.ROLLED_BACK and "from the control cells' trend" in (back.reason or "")
+    assert back.history[-2].detail["verdicts"][0]["effect_pct"] == pytest.approx(100 * (0.55 / 0.7 - 1))
+    applying = next(e for e in kept.history if e.step == "APPLYING")
+    assert applying.detail["scope"] == sorted(scope[cells[0]]) and applying.detail["predictedScopePct"] == 1.5

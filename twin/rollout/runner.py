@@ -22,14 +22,17 @@ from typing import Any
 from twin.guard import Guard, GuardContext, GuardPolicy, ProtectedKpi
 from twin.ledger import UNSETTLED, ChangeView, Ledger, State
 from twin.ports import AdapterUnavailable, CmAdapter
-from twin.rollout.verify import KpiVerdict, kpi_verdict
+from twin.rollout.verify import KpiVerdict, control_verdict, kpi_verdict
 from twin.schemas import Alert, AlertType, ChangeState, CmChangeRequest, CmChangeResult
 from twin.schemas.outputs import Severity
 
-__all__ = ["ChangeRunner", "ContextFn", "same_value"]
+__all__ = ["ChangeRunner", "ContextFn", "ScopeFn", "same_value"]
 
 ContextFn = Callable[[str, datetime], GuardContext]
 """(cluster, event time) -> what the guard needs beyond the ledger (trust, calibrated error)."""
+ScopeFn = Callable[[CmChangeRequest, str], tuple[list[str], float | None]]
+"""(request, cluster) -> the cells the change moves (the changed one included) and the twin's
+predicted change of their protected KPI in percent (``twin.rollout.whatif_scope``)."""
 
 _WIRE = {State.DRY_RUN: ChangeState.ACCEPTED, State.REJECTED: ChangeState.REJECTED,
          State.DENIED: ChangeState.REJECTED, State.EXPIRED: ChangeState.REJECTED, State.APPLIED: ChangeState.APPLIED,
@@ -60,16 +63,19 @@ class ChangeRunner:
     """
 
     def __init__(self, ledger: Ledger, policy: GuardPolicy, adapter: CmAdapter,
-                 context: ContextFn | None = None, crash_hook: Callable[[str], None] | None = None) -> None:
+                 context: ContextFn | None = None, crash_hook: Callable[[str], None] | None = None,
+                 scope: ScopeFn | None = None) -> None:
         self.ledger = ledger
         self.policy = policy
         self.guard = Guard(policy, ledger)
         self.adapter = adapter
         self._context = context
         self._hook = crash_hook or (lambda _: None)
+        self._scope = scope
         self.results: list[CmChangeResult] = []
         self.alerts: list[Alert] = []
-        self._history: dict[str, deque[tuple[int, dict[str, float], dict[str, float]]]] = {}
+        self._history: dict[str, deque[tuple[int, dict[str, float], dict[str, float],
+                                             dict[str, dict[str, float]]]]] = {}
 
     # -- context and history -------------------------------------------------------------------------
     def context(self, cluster: str, now: datetime) -> GuardContext:
@@ -83,14 +89,20 @@ class ChangeRunner:
         rows = list(self._history.get(cluster, ()))[-self.policy.baseline_periods:]
         real: dict[str, list[float]] = {}
         pred: dict[str, list[float]] = {}
-        for _, r, p in rows:
+        cells: dict[str, dict[str, list[float]]] = {}
+        for _, r, p, by_cell in rows:
             for k, v in r.items():
                 real.setdefault(k, []).append(v)
             for k, v in p.items():
                 pred.setdefault(k, []).append(v)
-        return {"periods": [pe for pe, _, _ in rows],
+            for c, kv in by_cell.items():
+                for k, v in kv.items():
+                    cells.setdefault(c, {}).setdefault(k, []).append(v)
+        return {"periods": [row[0] for row in rows],
                 "real": {k: sum(v) / len(v) for k, v in real.items()},
-                "predicted": {k: sum(v) / len(v) for k, v in pred.items() if len(v) == len(rows)}}
+                "predicted": {k: sum(v) / len(v) for k, v in pred.items() if len(v) == len(rows)},
+                "cells": {c: {k: sum(v) / len(v) for k, v in kv.items() if len(v) == len(rows)}
+                          for c, kv in cells.items()}}
 
     # -- outputs ----------------------------------------------------------------------------------------
     def _publish(self, request: CmChangeRequest, state: State, at: datetime, **kw: Any) -> None:
@@ -194,7 +206,15 @@ class ChangeRunner:
                       f"against {request.from_!r} (its bounds and step no longer hold)")
             self._record(request, State.REJECTED, now, "guard", {"reason": reason, "deviceValue": value}, error=reason)
             return
-        self._record(request, State.APPLYING, now, "runner", {"baseline": self._baseline(cluster)})
+        scope, predicted = [request.cell_key], None
+        if self._scope is not None:
+            try:
+                scope, predicted = self._scope(request, cluster)
+            except Exception as exc:  # a what-if that fails must not block the push; the scope falls back
+                scope = [request.cell_key]
+                self._hook(f"scope-error:{type(exc).__name__}")
+        self._record(request, State.APPLYING, now, "runner", {"baseline": self._baseline(cluster),
+                     "scope": sorted(set(scope) | {request.cell_key}), "predictedScopePct": predicted})
         result = self.adapter.apply(request)
         self._hook("adapter:apply")
         self._after_apply(request, result, now)
@@ -263,14 +283,18 @@ class ChangeRunner:
 
     # -- observation and verdict ------------------------------------------------------------------------------
     def observe(self, cluster: str, period_end: datetime, real: Mapping[str, float],
-                predicted: Mapping[str, float] | None = None) -> list[ChangeView]:
-        """One period of the cluster's KPIs (means over its cells): kept as baseline history, and
-        recorded for each change being observed; a change observed long enough is judged."""
+                predicted: Mapping[str, float] | None = None,
+                by_cell: Mapping[str, Mapping[str, float]] | None = None) -> list[ChangeView]:
+        """One period of the cluster's KPIs: ``real`` and ``predicted`` are means over its cells,
+        ``by_cell`` the real values per cell (which the control-cell verification needs). Kept as
+        baseline history and recorded for each change being observed; a change observed long
+        enough is judged."""
         hist = self._history.setdefault(cluster, deque(maxlen=self.policy.baseline_periods))
         pe = _epoch(period_end)
+        cells = {c: {k: float(v) for k, v in kv.items()} for c, kv in (by_cell or {}).items()}
         if not hist or hist[-1][0] < pe:
             hist.append((pe, {k: float(v) for k, v in real.items()},
-                         {k: float(v) for k, v in (predicted or {}).items()}))
+                         {k: float(v) for k, v in (predicted or {}).items()}, cells))
         judged = []
         for view in self.ledger.changes([State.OBSERVING], cluster=cluster):
             full = self.ledger.get(view.request.change_id)
@@ -279,8 +303,8 @@ class ChangeRunner:
             if period_end <= effective:
                 continue
             self._record(full.request, State.OBSERVING, period_end, "runner",
-                         {"periodEnd": period_end.isoformat(), "real": dict(real), "predicted": dict(predicted or {})},
-                         step=f"observe:{pe}")
+                         {"periodEnd": period_end.isoformat(), "real": dict(real), "predicted": dict(predicted or {}),
+                          "byCell": cells}, step=f"observe:{pe}")
             seen = [e for e in self.ledger.history(view.request.change_id) if e.step.startswith("observe:")]
             if len(seen) >= self.policy.observe_periods:
                 self._judge(self.ledger.get(view.request.change_id), seen, period_end)
@@ -294,13 +318,56 @@ class ChangeRunner:
                                        out[k.name].max_degradation_pct if k.name in out else 100.0))
         return out
 
+    def _other_scopes(self, view: ChangeView, applied_at: datetime, now: datetime) -> set[str]:
+        """Cells other changes of the cluster moved while this one was measured (not controls)."""
+        out: set[str] = set()
+        for other in self.ledger.changes(cluster=view.cluster):
+            if other.request.change_id == view.request.change_id:
+                continue
+            hist = self.ledger.history(other.request.change_id)
+            pushed = next((e for e in hist if e.step == State.APPLYING.value), None)
+            if pushed is None:
+                continue
+            ended = next((e.at for e in hist if e.state in (State.ROLLED_BACK, State.FAILED)), None)
+            if pushed.at <= now and (ended is None or ended >= applied_at):
+                out |= set(pushed.detail.get("scope") or [other.request.cell_key])
+        return out
+
+    @staticmethod
+    def _control_verdict(kpi: str, rule: ProtectedKpi, base: Mapping[str, Any], seen: list[Any], scope: list[str],
+                         predicted: float | None, exclude: frozenset[str] | set[str] = frozenset()
+                         ) -> KpiVerdict | None:
+        """The scope against the cluster's cells no change touched, when every period has both per cell."""
+        before = {c: kv[kpi] for c, kv in base.get("cells", {}).items() if kpi in kv}
+        cells = set(before)
+        for e in seen:
+            cells &= {c for c, kv in e.detail.get("byCell", {}).items() if kpi in kv}
+        in_scope = sorted(cells & set(scope))
+        control = sorted(cells - set(scope) - exclude)
+        if not in_scope or not control:
+            return None
+
+        def after(group: list[str]) -> float:
+            return sum(sum(float(e.detail["byCell"][c][kpi]) for c in group) for e in seen) / len(seen)
+
+        return control_verdict(kpi, sum(before[c] for c in in_scope), after(in_scope),
+                               sum(before[c] for c in control), after(control), rule.max_degradation_pct,
+                               rule.higher_is_better, predicted)
+
     def _judge(self, view: ChangeView, seen: list[Any], now: datetime) -> None:
         req = view.request
         applying = next(e for e in view.history if e.state is State.APPLYING and e.step == State.APPLYING.value)
         base = applying.detail.get("baseline", {})
         verdicts: list[KpiVerdict] = []
         skipped = []
+        scope = list(applying.detail.get("scope") or [req.cell_key])
+        others = self._other_scopes(view, applying.at, now)
         for kpi, rule in self._protected(req).items():
+            control = self._control_verdict(kpi, rule, base, seen, scope, applying.detail.get("predictedScopePct"),
+                                            others)
+            if control is not None:
+                verdicts.append(control)
+                continue
             after = [float(e.detail["real"][kpi]) for e in seen if kpi in e.detail["real"]]
             if kpi not in base.get("real", {}) or len(after) < len(seen):
                 skipped.append(kpi)

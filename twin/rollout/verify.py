@@ -9,7 +9,15 @@ less the effect the twin predicted for the change itself::
     counterfactual = real_before * (predicted_after / predicted_before) / (1 + expected_pct / 100)
     effect_pct     = 100 * (real_after / counterfactual - 1)
 
-A ``higher_is_better`` KPI degrades by ``-effect_pct``. Where no prediction exists the ratio is 1
+A ``higher_is_better`` KPI degrades by ``-effect_pct``.
+
+**Control cells** (``control_verdict``, preferred where per-cell KPIs exist): the change's scope
+(the changed cell and the cells the twin predicts it moves) against the cluster's other cells,
+a difference in differences that needs no forecast at all: ``counterfactual = scope_before *
+control_after / control_before``. The twin's forecast can be wrong by more than a change's effect
+(the demo's late evening: the raw twin expected a recovery the network did not have, and two
+changes that helped on the truth were rolled back as -13 % and -17 %); the cells beside the
+change carry the same evening. Where no prediction exists the ratio is 1
 (the baseline alone), and the record says so. ``vs_prediction_pct`` says how far reality fell
 short of what the twin promised: ``100 * ((real_after / predicted_after) / (real_before /
 predicted_before) - 1)``.
@@ -27,7 +35,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["KpiVerdict", "kpi_verdict"]
+__all__ = ["KpiVerdict", "control_verdict", "kpi_verdict"]
 
 
 @dataclass(frozen=True)
@@ -41,13 +49,18 @@ class KpiVerdict:
     max_degradation_pct: float
     degraded: bool
     normalised: bool  # False: no twin prediction, compared with the baseline alone
+    method: str = "twin-forecast"  # or "control-cells": the scope against the cluster's other cells
+    predicted_pct: float | None = None  # the twin's predicted change of the scope, where known
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def __str__(self) -> str:
-        return (f"{self.kpi} {self.effect_pct:+.1f} % against the counterfactual {self.counterfactual:.4g} "
-                f"(real {self.real_before:.4g} -> {self.real_after:.4g}; tolerance {self.max_degradation_pct:g} %)")
+        how = "the control cells' trend" if self.method == "control-cells" else "the twin's forecast"
+        pred = "" if self.predicted_pct is None else f"; predicted {self.predicted_pct:+.1f} %"
+        return (f"{self.kpi} {self.effect_pct:+.1f} % against the counterfactual {self.counterfactual:.4g} from "
+                f"{how} (real {self.real_before:.4g} -> {self.real_after:.4g}{pred}; tolerance "
+                f"{self.max_degradation_pct:g} %)")
 
 
 def kpi_verdict(kpi: str, real_before: float, real_after: float, predicted_before: float | None,
@@ -65,3 +78,21 @@ def kpi_verdict(kpi: str, real_before: float, real_after: float, predicted_befor
     return KpiVerdict(kpi=kpi, real_before=real_before, real_after=real_after, counterfactual=counterfactual,
                       effect_pct=effect, vs_prediction_pct=vs_pred, max_degradation_pct=max_degradation_pct,
                       degraded=degradation > max_degradation_pct, normalised=normalised)
+
+
+def control_verdict(kpi: str, scope_before: float, scope_after: float, control_before: float,
+                    control_after: float, max_degradation_pct: float, higher_is_better: bool = True,
+                    predicted_pct: float | None = None) -> KpiVerdict:
+    """The change's scope against the control cells (sums of the KPI over each group's cells).
+
+    >>> v = control_verdict("DRB.UEThpDl", 30.0, 27.0, 100.0, 95.0, 5.0, predicted_pct=2.0)
+    >>> (round(v.counterfactual, 2), round(v.effect_pct, 2), v.degraded, v.method)
+    (28.5, -5.26, True, 'control-cells')
+    """
+    counterfactual = scope_before * (control_after / control_before) if control_before > 0 else scope_before
+    effect = 100.0 * (scope_after / counterfactual - 1.0) if counterfactual > 0 else 0.0
+    degradation = -effect if higher_is_better else effect
+    return KpiVerdict(kpi=kpi, real_before=scope_before, real_after=scope_after, counterfactual=counterfactual,
+                      effect_pct=effect, vs_prediction_pct=None if predicted_pct is None else effect - predicted_pct,
+                      max_degradation_pct=max_degradation_pct, degraded=degradation > max_degradation_pct,
+                      normalised=True, method="control-cells", predicted_pct=predicted_pct)
