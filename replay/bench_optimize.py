@@ -40,7 +40,7 @@ from twin.guard import GuardPolicy
 from twin.ledger import State, open_ledger
 from twin.optimize import Candidate, ObjectiveSettings, Optimizer, UeSummary, score
 from twin.ports import open_adapter
-from twin.rollout import ChangeRunner
+from twin.rollout import ChangeRunner, whatif_scope
 from twin.sim.cm import apply_cm_to_sector
 from twin.sim.kpis import PRB, THP
 from twin.sim.topology import Sector
@@ -128,6 +128,10 @@ def _num(x: float) -> float | None:
     return round(x, 3) if np.isfinite(x) else None
 
 
+def _by_cell(records: list[Any]) -> dict[str, dict[str, float]]:
+    return {r.cell_key: {THP: float(r.values[THP])} for r in records if THP in r.values}
+
+
 def _cluster_kpi(records: list[Any]) -> float:
     values = [r.values[THP] for r in records if THP in r.values]
     return float(np.mean(values)) if values else float("nan")
@@ -150,7 +154,7 @@ def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int,
 
     emu.oss.submit = recording  # type: ignore[method-assign]
     policy = _policy(max_cells)
-    runner = ChangeRunner(open_ledger(":memory:"), policy, adapter)
+    runner = ChangeRunner(open_ledger(":memory:"), policy, adapter, scope=whatif_scope(twin))
     cluster = emu.cluster_id
     for _ in range(warm_h):
         step = emu.step_detail()
@@ -159,7 +163,8 @@ def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int,
         if step.period_end > START + timedelta(hours=warm_h - policy.baseline_periods):
             raw = pred[-1].values if pred else {}
             runner.observe(cluster, step.period_end, {THP: _cluster_kpi(step.pm)},
-                           {THP: float(np.mean([v[THP] for v in raw.values() if THP in v]))} if raw else None)
+                           {THP: float(np.mean([v[THP] for v in raw.values() if THP in v]))} if raw else None,
+                           _by_cell(step.pm))
     initial = tuple(emu.public_sector(c) for c in emu.cells)
     opt = Optimizer(twin, policy, objective)
     cands = opt.candidates(cluster)
@@ -175,7 +180,8 @@ def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int,
         pred = [p for p in report.predictions if p.cluster_id == cluster]
         raw = pred[-1].values if pred else {}
         runner.observe(cluster, step.period_end, {THP: _cluster_kpi(step.pm)},
-                       {THP: float(np.mean([v[THP] for v in raw.values() if THP in v]))} if raw else None)
+                       {THP: float(np.mean([v[THP] for v in raw.values() if THP in v]))} if raw else None,
+                       _by_cell(step.pm))
     final = tuple(emu.public_sector(c) for c in emu.cells)
     eval_hours = hours[:2]
     real_raw, real, real_why = truth_score(emu, objective, initial, final, eval_hours)

@@ -31,7 +31,7 @@ from twin.guard import GuardContext
 from twin.ingest import Rejection, describe_validation_error
 from twin.ledger import open_ledger
 from twin.ports import CmAdapter, OutRecord, open_adapter
-from twin.rollout import ChangeRunner, cluster_kpis
+from twin.rollout import ChangeRunner, cluster_kpis, whatif_scope
 from twin.schemas import CmChangeRequest
 
 __all__ = ["CmService"]
@@ -50,7 +50,7 @@ class CmService:
         self.adapter = adapter or open_adapter(settings.cm.adapter, **settings.cm.adapter_options)
         self.twin: Twin | None = None
         self.runner = ChangeRunner(open_ledger(settings.cm.ledger_url(settings.state_dir)), settings.guard,
-                                   self.adapter, context=self._context)
+                                   self.adapter, context=self._context, scope=self._scope)
         self._seen: dict[str, int] = {}
         self.handled = 0
         self.dead_lettered = 0
@@ -75,6 +75,12 @@ class CmService:
         return GuardContext(now=now, cluster=cluster, trusted=verdict.trusted, trust_reasons=verdict.reasons,
                             calibrated_error=twin.calibrated_error(cluster))
 
+    def _scope(self, request: CmChangeRequest, cluster: str) -> tuple[list[str], float | None]:
+        """The cells the change moves, by a what-if on the worker's twin (``twin.rollout.whatif_scope``)."""
+        if self.twin is None:
+            return [request.cell_key], None
+        return whatif_scope(self.twin)(request, cluster)
+
     def _now(self, cluster: str | None = None) -> datetime:
         """Event time: the newest period the mirror has (of ``cluster``, else of any), else the clock."""
         ends = [e for c, e in self._seen.items() if cluster is None or c == cluster]
@@ -87,8 +93,8 @@ class CmService:
             return 0
         n = 0
         for cluster in twin.clusters:
-            for end, real, predicted in cluster_kpis(twin.mirror(cluster), after=self._seen.get(cluster)):
-                self.runner.observe(cluster, datetime.fromtimestamp(end, UTC), real, predicted)
+            for end, real, predicted, by_cell in cluster_kpis(twin.mirror(cluster), after=self._seen.get(cluster)):
+                self.runner.observe(cluster, datetime.fromtimestamp(end, UTC), real, predicted, by_cell)
                 self._seen[cluster] = end
                 n += 1
         return n

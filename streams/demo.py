@@ -45,7 +45,7 @@ from twin.alert_log import fold
 from twin.config import load_settings
 from twin.mirror.cluster import ClusterMirror
 from twin.mirror.store import CheckpointStore
-from twin.ports import OutRecord
+from twin.ports import OutRecord, open_adapter
 from twin.prediction import cell_error
 from twin.report import PublishedPeriod, build_summary, cm_summary, render_report
 from twin.schemas import Alert
@@ -174,7 +174,6 @@ class CmLoop:
 
     def __init__(self, emulator: NetworkEmulator, config: Path, bootstrap: str, rounds: Sequence[int],
                  budget: int = 200) -> None:
-        from adapters.emulator import EmulatorAdapter
         from twin.ledger import open_ledger
         from twin.optimize import ObjectiveSettings
         from twin.rollout import ChangeRunner
@@ -186,7 +185,9 @@ class CmLoop:
         self.policy = settings.guard
         self.state = settings.state_dir / settings.kafka.group_id
         self.ledger_path = settings.cm.ledger_url(settings.state_dir)
-        self.runner = ChangeRunner(open_ledger(self.ledger_path), self.policy, EmulatorAdapter(emulator.oss))
+        # streams/ reaches adapters/ through the twin.adapters entry points only (tests/test_architecture.py)
+        self.runner = ChangeRunner(open_ledger(self.ledger_path), self.policy,
+                                   open_adapter("emulator", endpoint=emulator.oss), scope=self._scope)
         self.objective = ObjectiveSettings()
         self.cluster = emulator.cluster_id
         self.gp = emulator.granularity_s
@@ -235,9 +236,21 @@ class CmLoop:
             self.thp.append((p.end, real, pred))
             if real is not None:
                 end = datetime.fromtimestamp(p.end, UTC)
-                self.runner.observe(self.cluster, end, {THP: real}, None if pred is None else {THP: pred})
+                by_cell = {c: {THP: float(v[THP])} for c, v in p.pm.items() if THP in v}
+                pred_by_cell = {c: {THP: float(v[THP])} for c in cells
+                                if THP in (v := run.watcher.values.get((c, p.end), {}))}
+                self.runner.observe(self.cluster, end, {THP: real}, None if pred is None else {THP: pred}, by_cell,
+                                    pred_by_cell)
                 self.runner.tick(end)
             self.observed += 1
+
+    def _scope(self, request: Any, cluster: str) -> tuple[list[str], float | None]:
+        """The cells a change moves, by a what-if on the worker's twin (the verification's scope)."""
+        from twin.rollout import whatif_scope
+
+        if self.twin is None:
+            return [request.cell_key], None
+        return whatif_scope(self.twin)(request, cluster)
 
     def _twin_at(self, end: int, timeout_s: float = 30.0) -> Twin | None:
         """The worker's twin from its checkpoints once they hold the predictions of period ``end``."""
@@ -313,8 +326,9 @@ class CmLoop:
         """The ``cm`` section of the summary (``twin.report.cm_summary``) with the truth's figures:
         the objective gain and the cluster's mean throughput gain of the configuration the network
         ends with against the one it started with, over the same periods and load (every period
-        after the first push), and each pushed change's own effect on that mean over its
-        observation periods (the configuration then, against the same without the change)."""
+        after the first push), and each pushed change's own effect over its observation periods on
+        the cells the verification judged (the configuration then, against the same without the
+        change)."""
         from replay.bench_optimize import truth_score
         from twin.sim.cm import apply_cm_to_sector
 
@@ -323,11 +337,12 @@ class CmLoop:
         cache: dict[Any, Any] = {}
         views = [self.runner.ledger.get(v.request.change_id) for v in self.runner.ledger.changes()]
 
-        def thp(sectors: tuple[Any, ...], hour: float, active: list[Any]) -> float:
+        def thp(sectors: tuple[Any, ...], hour: float, active: list[Any], rows: list[int] | None = None) -> float:
             key = (sectors, hour, tuple(id(a) for a in active))
             if key not in cache:
                 cache[key] = emu.physics.evaluate(sectors, hour, active)
-            return float(cache[key].result.kpi.values[THP][:n].mean())
+            values = cache[key].result.kpi.values[THP][:n]
+            return float(values[rows].sum() if rows else values.mean())
 
         ends = [e for e, _, _ in self.thp]
         per_change: dict[str, float] = {}
@@ -342,12 +357,14 @@ class CmLoop:
             first = k0 if first is None else min(first, k0)
             r = view.request
             i = emu.cells.index(r.cell_key)
+            # over the cells the verification judged (its scope), so the two verdicts compare like for like
+            rows = [emu.cells.index(c) for c in (pushed.detail.get("scope") or [r.cell_key]) if c in emu.cells]
             with_, without = [], []
             for hour, active, sectors in self.truth_log[k0:k0 + self.policy.observe_periods]:
                 other = list(sectors)
                 other[i] = apply_cm_to_sector(other[i], {r.attribute: r.from_}, strict=True)
-                with_.append(thp(sectors, hour, active))
-                without.append(thp(tuple(other), hour, active))
+                with_.append(thp(sectors, hour, active, rows))
+                without.append(thp(tuple(other), hour, active, rows))
             if with_ and sum(without) > 0:
                 per_change[r.change_id] = 100.0 * (sum(with_) / sum(without) - 1.0)
         truth = None

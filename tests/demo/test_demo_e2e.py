@@ -132,12 +132,12 @@ def _check_cm(cm: dict[str, Any], out: Path) -> None:
 
 def test_demo_cm_loop_rolls_back_what_the_network_contradicts(tmp_path: Path) -> None:
     """The guarded CM loop on a short evening run (21:00 to 23:15, one round at 22:00): the changes the
-    optimiser proposes on the twin are pushed; as the evening load falls, the cluster's real mean
-    throughput rises far less than the twin's raw prediction of it, the verification finds the
-    changes below its counterfactual beyond the 5 % tolerance and rolls them back; the ledger, the
+    optimiser proposes on the twin are pushed; the verification compares each change's cells with the
+    cluster's other cells (residuals against the twin's per-cell predictions), finds them below the
+    counterfactual beyond the 5 % tolerance and its noise bound, and rolls them back; the ledger, the
     alerts and the report show it. (On the emulator's hidden truth the changes themselves were
-    slightly positive: the shortfall is the raw twin's, docs/demo.md says so; the test checks the
-    loop, not that verdict.)"""
+    slightly positive on those cells: the network contradicted the twin's prediction, not the
+    change; docs/demo.md says so; the test checks the loop, not that verdict.)"""
     out = tmp_path / "out"
     proc = _demo(["--scenario", "fault-midrun", "--hours", "2.25", "--seed", "0", "--start-hour", "21",
                   "--optimize-from", "1"], out)

@@ -16,10 +16,10 @@ from twin.sim.kpis import THP
 __all__ = ["cluster_kpis"]
 
 
-def cluster_kpis(mirror: ClusterMirror, kpis: Sequence[str] = (THP,),
-                 after: int | None = None) -> list[tuple[int, dict[str, float], dict[str, float]]]:
-    """``[(period_end, real means, predicted means)]`` for the periods of the shortest granularity
-    with real values, oldest first, those after ``after`` (epoch s) only."""
+def cluster_kpis(mirror: ClusterMirror, kpis: Sequence[str] = (THP,), after: int | None = None
+                 ) -> list[tuple[int, dict[str, float], dict[str, float], dict[str, dict[str, float]]]]:
+    """``[(period_end, real means, predicted means, real per cell)]`` for the periods of the
+    shortest granularity with real values, oldest first, those after ``after`` (epoch s) only."""
     gps = sorted({gp for cell in mirror.cells.values() for gp in cell.periods})
     if not gps:
         return []
@@ -30,6 +30,12 @@ def cluster_kpis(mirror: ClusterMirror, kpis: Sequence[str] = (THP,),
     for end in ends:
         real: dict[str, float] = {}
         predicted: dict[str, float] = {}
+        by_cell: dict[str, dict[str, float]] = {}
+        for key, cell in mirror.cells.items():
+            for kpi in kpis:
+                v = cell.pm.get(gp, {}).get(kpi, {}).get(end)
+                if v is not None:
+                    by_cell.setdefault(key, {})[kpi] = float(v)
         for kpi in kpis:
             r = [c.pm.get(gp, {}).get(kpi, {}).get(end) for c in mirror.cells.values()]
             p = [c.predicted.get(gp, {}).get(kpi, {}).get(end) for c in mirror.cells.values()]
@@ -40,5 +46,5 @@ def cluster_kpis(mirror: ClusterMirror, kpis: Sequence[str] = (THP,),
             if pv and len(pv) == len(rv):
                 predicted[kpi] = sum(pv) / len(pv)
         if real:
-            out.append((end, real, predicted))
+            out.append((end, real, predicted, by_cell))
     return out

@@ -75,7 +75,7 @@ class ChangeRunner:
         self.results: list[CmChangeResult] = []
         self.alerts: list[Alert] = []
         self._history: dict[str, deque[tuple[int, dict[str, float], dict[str, float],
-                                             dict[str, dict[str, float]]]]] = {}
+                                             dict[str, dict[str, float]], dict[str, dict[str, float]]]]] = {}
 
     # -- context and history -------------------------------------------------------------------------
     def context(self, cluster: str, now: datetime) -> GuardContext:
@@ -90,7 +90,8 @@ class ChangeRunner:
         real: dict[str, list[float]] = {}
         pred: dict[str, list[float]] = {}
         cells: dict[str, dict[str, list[float]]] = {}
-        for _, r, p, by_cell in rows:
+        cells_pred: dict[str, dict[str, list[float]]] = {}
+        for _, r, p, by_cell, pred_by_cell in rows:
             for k, v in r.items():
                 real.setdefault(k, []).append(v)
             for k, v in p.items():
@@ -98,11 +99,17 @@ class ChangeRunner:
             for c, kv in by_cell.items():
                 for k, v in kv.items():
                     cells.setdefault(c, {}).setdefault(k, []).append(v)
+            for c, kv in pred_by_cell.items():
+                for k, v in kv.items():
+                    cells_pred.setdefault(c, {}).setdefault(k, []).append(v)
         return {"periods": [row[0] for row in rows],
+                "byPeriod": [{"byCell": row[3], "byCellPredicted": row[4]} for row in rows],
                 "real": {k: sum(v) / len(v) for k, v in real.items()},
                 "predicted": {k: sum(v) / len(v) for k, v in pred.items() if len(v) == len(rows)},
                 "cells": {c: {k: sum(v) / len(v) for k, v in kv.items() if len(v) == len(rows)}
-                          for c, kv in cells.items()}}
+                          for c, kv in cells.items()},
+                "cellsPredicted": {c: {k: sum(v) / len(v) for k, v in kv.items() if len(v) == len(rows)}
+                                   for c, kv in cells_pred.items()}}
 
     # -- outputs ----------------------------------------------------------------------------------------
     def _publish(self, request: CmChangeRequest, state: State, at: datetime, **kw: Any) -> None:
@@ -284,17 +291,20 @@ class ChangeRunner:
     # -- observation and verdict ------------------------------------------------------------------------------
     def observe(self, cluster: str, period_end: datetime, real: Mapping[str, float],
                 predicted: Mapping[str, float] | None = None,
-                by_cell: Mapping[str, Mapping[str, float]] | None = None) -> list[ChangeView]:
+                by_cell: Mapping[str, Mapping[str, float]] | None = None,
+                predicted_by_cell: Mapping[str, Mapping[str, float]] | None = None) -> list[ChangeView]:
         """One period of the cluster's KPIs: ``real`` and ``predicted`` are means over its cells,
         ``by_cell`` the real values per cell (which the control-cell verification needs). Kept as
         baseline history and recorded for each change being observed; a change observed long
-        enough is judged."""
+        enough is judged. ``predicted_by_cell``, the twin's raw predictions per cell, lets the
+        verification compare residuals (``twin.rollout.verify.control_verdict``)."""
         hist = self._history.setdefault(cluster, deque(maxlen=self.policy.baseline_periods))
         pe = _epoch(period_end)
         cells = {c: {k: float(v) for k, v in kv.items()} for c, kv in (by_cell or {}).items()}
+        cells_pred = {c: {k: float(v) for k, v in kv.items()} for c, kv in (predicted_by_cell or {}).items()}
         if not hist or hist[-1][0] < pe:
             hist.append((pe, {k: float(v) for k, v in real.items()},
-                         {k: float(v) for k, v in (predicted or {}).items()}, cells))
+                         {k: float(v) for k, v in (predicted or {}).items()}, cells, cells_pred))
         judged = []
         for view in self.ledger.changes([State.OBSERVING], cluster=cluster):
             full = self.ledger.get(view.request.change_id)
@@ -304,7 +314,7 @@ class ChangeRunner:
                 continue
             self._record(full.request, State.OBSERVING, period_end, "runner",
                          {"periodEnd": period_end.isoformat(), "real": dict(real), "predicted": dict(predicted or {}),
-                          "byCell": cells}, step=f"observe:{pe}")
+                          "byCell": cells, "byCellPredicted": cells_pred}, step=f"observe:{pe}")
             seen = [e for e in self.ledger.history(view.request.change_id) if e.step.startswith("observe:")]
             if len(seen) >= self.policy.observe_periods:
                 self._judge(self.ledger.get(view.request.change_id), seen, period_end)
@@ -337,22 +347,46 @@ class ChangeRunner:
     def _control_verdict(kpi: str, rule: ProtectedKpi, base: Mapping[str, Any], seen: list[Any], scope: list[str],
                          predicted: float | None, exclude: frozenset[str] | set[str] = frozenset()
                          ) -> KpiVerdict | None:
-        """The scope against the cluster's cells no change touched, when every period has both per cell."""
-        before = {c: kv[kpi] for c, kv in base.get("cells", {}).items() if kpi in kv}
-        cells = set(before)
-        for e in seen:
-            cells &= {c for c, kv in e.detail.get("byCell", {}).items() if kpi in kv}
+        """The scope against the cluster's cells no change touched, per period, when every baseline
+        and observed period has them per cell (and the twin's per-cell predictions, residuals)."""
+        periods_before = [p for p in base.get("byPeriod", [])]
+        periods_after = [e.detail for e in seen]
+        every = periods_before + periods_after
+        if not periods_before or not every:
+            return None
+        cells = set.intersection(*({c for c, kv in p.get("byCell", {}).items() if kpi in kv} for p in every))
         in_scope = sorted(cells & set(scope))
-        control = sorted(cells - set(scope) - exclude)
+        # the cells no other change touched meanwhile; all the others when that leaves none
+        control = sorted(cells - set(scope) - exclude) or sorted(cells - set(scope))
         if not in_scope or not control:
             return None
+        residual = all(all(kpi in p.get("byCellPredicted", {}).get(c, {}) for c in in_scope + control) for p in every)
 
-        def after(group: list[str]) -> float:
-            return sum(sum(float(e.detail["byCell"][c][kpi]) for c in group) for e in seen) / len(seen)
+        def ratio(p: Mapping[str, Any]) -> float:
+            """log of scope over control in one period (of residuals when the twin's predictions are there)."""
+            real = p["byCell"]
+            sr, cr = sum(real[c][kpi] for c in in_scope), sum(real[c][kpi] for c in control)
+            if residual:
+                pr = p["byCellPredicted"]
+                sr /= max(sum(pr[c][kpi] for c in in_scope), 1e-12)
+                cr /= max(sum(pr[c][kpi] for c in control), 1e-12)
+            return math.log(max(sr, 1e-12) / max(cr, 1e-12))
 
-        return control_verdict(kpi, sum(before[c] for c in in_scope), after(in_scope),
-                               sum(before[c] for c in control), after(control), rule.max_degradation_pct,
-                               rule.higher_is_better, predicted)
+        before = [ratio(p) for p in periods_before]
+        after = [ratio(p) for p in periods_after]
+        mb, ma = sum(before) / len(before), sum(after) / len(after)
+        dev = [x - mb for x in before] + [x - ma for x in after]
+        df = len(dev) - 2
+        se = math.sqrt(sum(d * d for d in dev) / df * (1 / len(before) + 1 / len(after))) if df > 0 else None
+        shift = ma - mb + (math.log1p(predicted / 100.0) if residual and predicted is not None else 0.0)
+
+        def total(group: list[str], ps: list[Mapping[str, Any]]) -> float:
+            return sum(sum(p["byCell"][c][kpi] for c in group) for p in ps) / len(ps)
+
+        return control_verdict(kpi, total(in_scope, periods_before), total(in_scope, periods_after),
+                               total(control, periods_before), total(control, periods_after),
+                               rule.max_degradation_pct, rule.higher_is_better, predicted,
+                               log_effect=shift, log_se=se, residuals=residual)
 
     def _judge(self, view: ChangeView, seen: list[Any], now: datetime) -> None:
         req = view.request

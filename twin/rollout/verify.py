@@ -32,6 +32,7 @@ False
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,15 +50,20 @@ class KpiVerdict:
     max_degradation_pct: float
     degraded: bool
     normalised: bool  # False: no twin prediction, compared with the baseline alone
-    method: str = "twin-forecast"  # or "control-cells": the scope against the cluster's other cells
+    method: str = "twin-forecast"  # or "control-cells" / "control-residuals": the scope against the other cells
     predicted_pct: float | None = None  # the twin's predicted change of the scope, where known
+    upper_pct: float | None = None  # one-sided 95 % bounds of effect_pct from the periods' scatter
+    lower_pct: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def __str__(self) -> str:
-        how = "the control cells' trend" if self.method == "control-cells" else "the twin's forecast"
+        how = {"control-cells": "the control cells' trend", "control-residuals": "the control cells' residuals"
+               }.get(self.method, "the twin's forecast")
         pred = "" if self.predicted_pct is None else f"; predicted {self.predicted_pct:+.1f} %"
+        if self.upper_pct is not None and self.lower_pct is not None:
+            pred += f"; 95 % bounds {self.lower_pct:+.1f} .. {self.upper_pct:+.1f} %"
         return (f"{self.kpi} {self.effect_pct:+.1f} % against the counterfactual {self.counterfactual:.4g} from "
                 f"{how} (real {self.real_before:.4g} -> {self.real_after:.4g}{pred}; tolerance "
                 f"{self.max_degradation_pct:g} %)")
@@ -82,17 +88,39 @@ def kpi_verdict(kpi: str, real_before: float, real_after: float, predicted_befor
 
 def control_verdict(kpi: str, scope_before: float, scope_after: float, control_before: float,
                     control_after: float, max_degradation_pct: float, higher_is_better: bool = True,
-                    predicted_pct: float | None = None) -> KpiVerdict:
-    """The change's scope against the control cells (sums of the KPI over each group's cells).
+                    predicted_pct: float | None = None, log_effect: float | None = None,
+                    log_se: float | None = None, residuals: bool = False, z: float = 1.645) -> KpiVerdict:
+    """The change's scope against the control cells: means over the baseline and the observed periods
+    of the KPI summed over each group's cells.
+
+    ``log_effect`` is the caller's estimate of the change's effect as a log ratio: the mean over the
+    observed periods of log(scope / control) less its mean over the baseline periods (of the
+    residuals real / predicted when ``residuals``: the load each cell carried, which the twin models
+    from the reported traffic, drops out too, and the twin's predicted effect is added back).
+    ``log_se`` is its standard error from the periods' scatter. A change is degraded only when the
+    effect is beyond the tolerance **and** the one-sided ``z`` bound (95 %) is below zero: the
+    cell-level KPIs of a few periods are noisy, and a roll back of a change that did nothing wrong
+    is itself a change to the network. Without ``log_effect`` the means are compared directly.
 
     >>> v = control_verdict("DRB.UEThpDl", 30.0, 27.0, 100.0, 95.0, 5.0, predicted_pct=2.0)
     >>> (round(v.counterfactual, 2), round(v.effect_pct, 2), v.degraded, v.method)
     (28.5, -5.26, True, 'control-cells')
+    >>> noisy = control_verdict("DRB.UEThpDl", 30.0, 27.0, 100.0, 95.0, 5.0, log_effect=-0.054, log_se=0.05)
+    >>> (round(noisy.effect_pct, 2), noisy.degraded, round(noisy.upper_pct or 0, 2))
+    (-5.26, False, 2.87)
     """
-    counterfactual = scope_before * (control_after / control_before) if control_before > 0 else scope_before
-    effect = 100.0 * (scope_after / counterfactual - 1.0) if counterfactual > 0 else 0.0
+    if log_effect is None:
+        log_effect = math.log(max(scope_after, 1e-12) / max(scope_before * (control_after / control_before)
+                                                            if control_before > 0 else scope_before, 1e-12))
+    effect = 100.0 * math.expm1(log_effect)
+    upper = None if log_se is None else 100.0 * math.expm1(log_effect + z * log_se)
+    lower = None if log_se is None else 100.0 * math.expm1(log_effect - z * log_se)
+    counterfactual = scope_after / (1.0 + effect / 100.0)
     degradation = -effect if higher_is_better else effect
+    significant = True if log_se is None else ((upper or 0.0) < 0 if higher_is_better else (lower or 0.0) > 0)
     return KpiVerdict(kpi=kpi, real_before=scope_before, real_after=scope_after, counterfactual=counterfactual,
                       effect_pct=effect, vs_prediction_pct=None if predicted_pct is None else effect - predicted_pct,
-                      max_degradation_pct=max_degradation_pct, degraded=degradation > max_degradation_pct,
-                      normalised=True, method="control-cells", predicted_pct=predicted_pct)
+                      max_degradation_pct=max_degradation_pct,
+                      degraded=degradation > max_degradation_pct and significant, normalised=True,
+                      method="control-residuals" if residuals else "control-cells", predicted_pct=predicted_pct,
+                      upper_pct=upper, lower_pct=lower)
