@@ -164,7 +164,7 @@ def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int,
             raw = pred[-1].values if pred else {}
             runner.observe(cluster, step.period_end, {THP: _cluster_kpi(step.pm)},
                            {THP: float(np.mean([v[THP] for v in raw.values() if THP in v]))} if raw else None,
-                           _by_cell(step.pm))
+                           _by_cell(step.pm), {c: {THP: v[THP]} for c, v in raw.items() if THP in v})
     initial = tuple(emu.public_sector(c) for c in emu.cells)
     opt = Optimizer(twin, policy, objective)
     cands = opt.candidates(cluster)
@@ -181,7 +181,8 @@ def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int,
         raw = pred[-1].values if pred else {}
         runner.observe(cluster, step.period_end, {THP: _cluster_kpi(step.pm)},
                        {THP: float(np.mean([v[THP] for v in raw.values() if THP in v]))} if raw else None,
-                       _by_cell(step.pm))
+                       _by_cell(step.pm), {c: {THP: v[THP]} for c, v in raw.items() if THP in v})
+    emu.step()  # roll backs decided at the last observed period take effect at the next boundary
     final = tuple(emu.public_sector(c) for c in emu.cells)
     eval_hours = hours[:2]
     real_raw, real, real_why = truth_score(emu, objective, initial, final, eval_hours)

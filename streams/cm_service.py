@@ -93,8 +93,9 @@ class CmService:
             return 0
         n = 0
         for cluster in twin.clusters:
-            for end, real, predicted, by_cell in cluster_kpis(twin.mirror(cluster), after=self._seen.get(cluster)):
-                self.runner.observe(cluster, datetime.fromtimestamp(end, UTC), real, predicted, by_cell)
+            for end, real, predicted, by_cell, pred_by_cell in cluster_kpis(twin.mirror(cluster),
+                                                                            after=self._seen.get(cluster)):
+                self.runner.observe(cluster, datetime.fromtimestamp(end, UTC), real, predicted, by_cell, pred_by_cell)
                 self._seen[cluster] = end
                 n += 1
         return n

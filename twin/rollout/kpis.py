@@ -17,9 +17,11 @@ __all__ = ["cluster_kpis"]
 
 
 def cluster_kpis(mirror: ClusterMirror, kpis: Sequence[str] = (THP,), after: int | None = None
-                 ) -> list[tuple[int, dict[str, float], dict[str, float], dict[str, dict[str, float]]]]:
-    """``[(period_end, real means, predicted means, real per cell)]`` for the periods of the
-    shortest granularity with real values, oldest first, those after ``after`` (epoch s) only."""
+                 ) -> list[tuple[int, dict[str, float], dict[str, float], dict[str, dict[str, float]],
+                                 dict[str, dict[str, float]]]]:
+    """``[(period_end, real means, predicted means, real per cell, predicted per cell)]`` for the
+    periods of the shortest granularity with real values, oldest first, those after ``after``
+    (epoch s) only."""
     gps = sorted({gp for cell in mirror.cells.values() for gp in cell.periods})
     if not gps:
         return []
@@ -31,11 +33,15 @@ def cluster_kpis(mirror: ClusterMirror, kpis: Sequence[str] = (THP,), after: int
         real: dict[str, float] = {}
         predicted: dict[str, float] = {}
         by_cell: dict[str, dict[str, float]] = {}
+        pred_by_cell: dict[str, dict[str, float]] = {}
         for key, cell in mirror.cells.items():
             for kpi in kpis:
                 v = cell.pm.get(gp, {}).get(kpi, {}).get(end)
                 if v is not None:
                     by_cell.setdefault(key, {})[kpi] = float(v)
+                q = cell.predicted.get(gp, {}).get(kpi, {}).get(end)
+                if q is not None:
+                    pred_by_cell.setdefault(key, {})[kpi] = float(q)
         for kpi in kpis:
             r = [c.pm.get(gp, {}).get(kpi, {}).get(end) for c in mirror.cells.values()]
             p = [c.predicted.get(gp, {}).get(kpi, {}).get(end) for c in mirror.cells.values()]
@@ -46,5 +52,5 @@ def cluster_kpis(mirror: ClusterMirror, kpis: Sequence[str] = (THP,), after: int
             if pv and len(pv) == len(rv):
                 predicted[kpi] = sum(pv) / len(pv)
         if real:
-            out.append((end, real, predicted, by_cell))
+            out.append((end, real, predicted, by_cell, pred_by_cell))
     return out
