@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
+
 from twin.guard import Guard, GuardContext, GuardPolicy, ProtectedKpi
 from twin.ledger import UNSETTLED, ChangeView, Ledger, State
 from twin.ports import AdapterUnavailable, CmAdapter
@@ -27,6 +29,8 @@ from twin.schemas import Alert, AlertType, ChangeState, CmChangeRequest, CmChang
 from twin.schemas.outputs import Severity
 
 __all__ = ["ChangeRunner", "ContextFn", "ScopeFn", "same_value"]
+
+log = structlog.get_logger(__name__)
 
 ContextFn = Callable[[str, datetime], GuardContext]
 """(cluster, event time) -> what the guard needs beyond the ledger (trust, calibrated error)."""
@@ -213,15 +217,16 @@ class ChangeRunner:
                       f"against {request.from_!r} (its bounds and step no longer hold)")
             self._record(request, State.REJECTED, now, "guard", {"reason": reason, "deviceValue": value}, error=reason)
             return
-        scope, predicted = [request.cell_key], None
+        scope, predicted, scope_error = [request.cell_key], None, None
         if self._scope is not None:
             try:
                 scope, predicted = self._scope(request, cluster)
             except Exception as exc:  # a what-if that fails must not block the push; the scope falls back
-                scope = [request.cell_key]
-                self._hook(f"scope-error:{type(exc).__name__}")
+                scope, scope_error = [request.cell_key], f"{type(exc).__name__}: {exc}"
+                log.warning("cm.scope_failed", change_id=request.change_id, error=scope_error)
         self._record(request, State.APPLYING, now, "runner", {"baseline": self._baseline(cluster),
-                     "scope": sorted(set(scope) | {request.cell_key}), "predictedScopePct": predicted})
+                     "scope": sorted(set(scope) | {request.cell_key}), "predictedScopePct": predicted,
+                     "scopeError": scope_error})
         result = self.adapter.apply(request)
         self._hook("adapter:apply")
         self._after_apply(request, result, now)
