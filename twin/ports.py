@@ -8,14 +8,14 @@ installs ``emulator``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from twin.schemas import CmChangeRequest, CmChangeResult, Transport
+from twin.schemas import ChangeState, CmChangeRequest, CmChangeResult, Transport, rollback_of
 
 __all__ = ["ADAPTER_GROUP", "SINK_GROUP", "AdapterUnavailable", "CmAdapter", "OutRecord", "RecordSink", "open_adapter",
-           "open_sink"]
+           "open_sink", "restore_through"]
 
 SINK_GROUP = "twin.sinks"
 ADAPTER_GROUP = "twin.adapters"
@@ -87,6 +87,31 @@ class CmAdapter(Protocol):
     def verify(self, request: CmChangeRequest) -> CmChangeResult: ...
 
     def restore(self, request: CmChangeRequest) -> CmChangeResult: ...
+
+
+def restore_through(apply: Callable[[CmChangeRequest], CmChangeResult], request: CmChangeRequest,
+                    transport: Transport) -> CmChangeResult:
+    """The usual ``CmAdapter.restore``: ``apply(rollback_of(request))`` (at most once: the derived
+    change id is remembered like any other), answered under the request's own id; ROLLED_BACK when
+    the device took the old value back, else the apply's own answer.
+
+    >>> from datetime import datetime, UTC
+    >>> r = CmChangeRequest(change_id="0b7e7d1c-6f0a-4b8e-9a51-3f4f5d6e7a8b", requested_at=datetime(2026, 1, 1,
+    ...     tzinfo=UTC), requester="cli", cell_key="nr:00101-000000102", target_dn="ME=1",
+    ...     **{"class": "NRSectorCarrier"}, attribute="configuredMaxTxPower", to=15849)
+    >>> restore_through(print, r, Transport.EMULATOR).error  # nothing to apply: no old value
+    "change 0b7e7d1c-6f0a-4b8e-9a51-3f4f5d6e7a8b has no 'from' value: nothing to roll back to"
+    """
+    try:
+        back = rollback_of(request)
+    except ValueError as exc:
+        return CmChangeResult(change_id=request.change_id, cell_key=request.cell_key, state=ChangeState.REJECTED,
+                              transport=transport, error=str(exc))
+    result = apply(back)
+    update: dict[str, Any] = {"change_id": request.change_id}
+    if result.state == ChangeState.APPLIED:
+        update["state"] = ChangeState.ROLLED_BACK
+    return result.model_copy(update=update)
 
 
 def _factory(group: str, what: str, kind: str) -> Any:

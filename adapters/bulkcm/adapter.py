@@ -33,8 +33,8 @@ from adapters.bulkcm.fileformat import (
     parse_dn,
     parse_xml,
 )
-from twin.ports import AdapterUnavailable
-from twin.schemas import ChangeState, CmChangeRequest, CmChangeResult, Transport, rollback_of
+from twin.ports import AdapterUnavailable, restore_through
+from twin.schemas import ChangeState, CmChangeRequest, CmChangeResult, Transport
 
 __all__ = ["BulkCmAdapter", "ImportResult", "import_file_name", "result_file_name"]
 
@@ -406,11 +406,4 @@ class BulkCmAdapter:
 
     def restore(self, request: CmChangeRequest) -> CmChangeResult:
         """Put ``request.from_`` back through a file of its own (at most once: its changeId is derived)."""
-        try:
-            back = rollback_of(request)
-        except ValueError as exc:
-            return self._result(request, ChangeState.REJECTED, error=str(exc))
-        result = self.apply(back)
-        if result.state != ChangeState.APPLIED:
-            return result.model_copy(update={"change_id": request.change_id})
-        return result.model_copy(update={"change_id": request.change_id, "state": ChangeState.ROLLED_BACK})
+        return restore_through(self.apply, request, self.transport)

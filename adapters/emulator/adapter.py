@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from twin.ports import AdapterUnavailable
-from twin.schemas import ChangeState, CmChangeRequest, CmChangeResult, Transport, rollback_of
+from twin.ports import AdapterUnavailable, restore_through
+from twin.schemas import ChangeState, CmChangeRequest, CmChangeResult, Transport
 
 __all__ = ["EmulatorAdapter", "ManagementEndpoint"]
 
@@ -67,8 +67,4 @@ class EmulatorAdapter:
 
     def restore(self, request: CmChangeRequest) -> CmChangeResult:
         """Put ``request.from_`` back through the same endpoint (at most once: the id is derived)."""
-        back = rollback_of(request)
-        result = self.apply(back)
-        if result.state != ChangeState.APPLIED:
-            return result.model_copy(update={"change_id": request.change_id})
-        return result.model_copy(update={"change_id": request.change_id, "state": ChangeState.ROLLED_BACK})
+        return restore_through(self.apply, request, self.transport)

@@ -34,8 +34,8 @@ from adapters.netconf.mapping import (
     resolve_static,
 )
 from adapters.netconf.yang import YangValidator, default_yang_dir
-from twin.ports import AdapterUnavailable
-from twin.schemas import ChangeState, CmChangeRequest, CmChangeResult, Transport, rollback_of
+from twin.ports import AdapterUnavailable, restore_through
+from twin.schemas import ChangeState, CmChangeRequest, CmChangeResult, Transport
 
 __all__ = ["NetconfAdapter"]
 
@@ -528,14 +528,7 @@ class NetconfAdapter:
     def restore(self, request: CmChangeRequest) -> CmChangeResult:
         """Put ``request.from_`` back: ``apply(rollback_of(request))`` (at most once: the derived
         change id is remembered like any other); ROLLED_BACK with the read-back value."""
-        try:
-            back = rollback_of(request)
-        except ValueError as exc:
-            return self._result(request, ChangeState.REJECTED, error=str(exc))
-        result = self.apply(back)
-        if result.state != ChangeState.APPLIED:
-            return result.model_copy(update={"change_id": request.change_id})
-        return result.model_copy(update={"change_id": request.change_id, "state": ChangeState.ROLLED_BACK})
+        return restore_through(self.apply, request, self.transport)
 
     def validation_ms(self) -> list[float]:
         """Wall time of each yanglint run so far, ms (cache hits excluded)."""
