@@ -6,10 +6,11 @@ it at start-up and passes both, so this module does not import ``twin.cli``.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
+
+from twin.bench_output import echo_result
 
 __all__ = ["bench_bisim", "register"]
 
@@ -29,11 +30,7 @@ def bench_bisim(
 
     result = run(states=states, actions=actions, gamma=gamma, seed=seed, pot_states=pot_states, repeats=repeats,
                  threads=threads)
-    if json_out:
-        typer.echo(json.dumps(result))
-    else:
-        for k, v in result.items():
-            typer.echo(f"{k:>28}: {v}")
+    echo_result(result, json_out)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

@@ -60,6 +60,28 @@ def init_bases(S: int, A: int, rptr: np.ndarray, ridx: np.ndarray, rw: np.ndarra
                     gidx[o + k] = ridx[r0 + bi[o + k]] * S + tidx[t0 + bj[o + k]]
 
 
+@njit(cache=True, inline="always")
+def _pair_terms(x: int, y: int, a: int, S: int, A: int, df: np.ndarray,
+                Rr: np.ndarray, Rt: np.ndarray, cr: np.ndarray, ct: np.ndarray, sr: np.ndarray, st: np.ndarray,
+                rptr: np.ndarray, tptr: np.ndarray, boff: np.ndarray, fl: np.ndarray,
+                gidx: np.ndarray) -> tuple[float, float, float]:
+    """For the state pair (x, y) under action a: the reward gap with its radii (clipped at 0), the
+    transition radii, and the cost of the stored coupling at d (``df``, d flattened): the terms
+    both sweeps build T from."""
+    ra = x * A + a
+    ta = y * A + a
+    m = rptr[ra + 1] - rptr[ra]
+    n = tptr[ta + 1] - tptr[ta]
+    o = boff[(x * S + y) * A + a]
+    cost = 0.0
+    for k in range(o, o + m + n - 1):
+        cost += fl[k] * df[gidx[k]]
+    g = abs(Rr[x, a] - Rt[y, a]) + cr[x, a] + ct[y, a]
+    if g < 0.0:
+        g = 0.0
+    return g, sr[x, a] + st[y, a], cost
+
+
 @njit(cache=True, parallel=True)
 def exact_sweep(S: int, A: int, gamma: float, cap: float,
                 dread: np.ndarray, dwrite: np.ndarray,
@@ -92,18 +114,7 @@ def exact_sweep(S: int, A: int, gamma: float, cap: float,
         nfail = 0
         for y in range(S):
             for a in range(A):
-                ra = x * A + a
-                ta = y * A + a
-                m = rptr[ra + 1] - rptr[ra]
-                n = tptr[ta + 1] - tptr[ta]
-                o = boff[(x * S + y) * A + a]
-                cost = 0.0
-                for k in range(o, o + m + n - 1):
-                    cost += fl[k] * df[gidx[k]]
-                g = abs(Rr[x, a] - Rt[y, a]) + cr[x, a] + ct[y, a]
-                if g < 0.0:
-                    g = 0.0
-                s = sr[x, a] + st[y, a]
+                g, s, cost = _pair_terms(x, y, a, S, A, df, Rr, Rt, cr, ct, sr, st, rptr, tptr, boff, fl, gidx)
                 w = cost + s
                 rt[a] = g
                 sh[a] = s
@@ -172,18 +183,8 @@ def evaluation_sweep(S: int, A: int, gamma: float, cap: float,
         for y in range(S):
             best = -1.0
             for a in range(A):
-                ra = x * A + a
-                ta = y * A + a
-                m = rptr[ra + 1] - rptr[ra]
-                n = tptr[ta + 1] - tptr[ta]
-                o = boff[(x * S + y) * A + a]
-                cost = 0.0
-                for k in range(o, o + m + n - 1):
-                    cost += fl[k] * df[gidx[k]]
-                g = abs(Rr[x, a] - Rt[y, a]) + cr[x, a] + ct[y, a]
-                if g < 0.0:
-                    g = 0.0
-                w = cost + sr[x, a] + st[y, a]
+                g, s, cost = _pair_terms(x, y, a, S, A, df, Rr, Rt, cr, ct, sr, st, rptr, tptr, boff, fl, gidx)
+                w = cost + s
                 val = g + gamma * (w if w > 0.0 else 0.0)
                 if val > best:
                     best = val

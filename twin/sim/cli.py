@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from twin.bench_output import echo_result
+
 __all__ = ["register", "sim_app"]
 
 sim_app = typer.Typer(help="Network simulation model: TR 38.901 + load coupling + link abstraction.",
@@ -63,11 +65,7 @@ def bench_sim(
     from twin.sim.bench import run
 
     result = run(cells=cells, ues=ues, repeats=repeats, seed=seed, sionna=None if sionna else False)
-    if json_out:
-        typer.echo(json.dumps(result))
-    else:
-        for k, v in result.items():
-            typer.echo(f"{k:>28}: {v}")
+    echo_result(result, json_out)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
