@@ -14,6 +14,7 @@ left unsettled is reconciled against the device.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,10 @@ class CmService:
         consumer = make_consumer(self.servers, topics.CHANGE_REQUESTS, group_id=self.settings.cm.group_id)
         await consumer.start()
         try:
+            while self._open_twin() is None and not stop.is_set():  # no request is judged without the mirror
+                log.info("cm.waiting_for_mirror", state_dir=str(self.state_dir or self.settings.state_dir))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.cm.poll_s)
             self.observe_new_periods()
             self.runner.reconcile(self._now())
             last = asyncio.get_running_loop().time()
