@@ -244,8 +244,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("broker")(broker_command)
     app.command("run")(run_command)
     for group in app.registered_groups:  # `twin cm` is the core's group; the service needs Kafka, so it is here
-        if group.name == "cm" and group.typer_instance is not None:
-            group.typer_instance.command("serve")(cm_serve_command)
+        cm = group.typer_instance
+        if group.name == "cm" and cm is not None and not any(c.name == "serve" for c in cm.registered_commands):
+            cm.command("serve")(cm_serve_command)
     bench_app.command("ingest")(bench_ingest_command)
     bench_app.command("e2e")(bench_e2e_command)
     bench_app.command("scale")(bench_scale_command)

@@ -88,7 +88,8 @@ def _load_plugins() -> None:
 
     register(app, bench_app)
     register_fidelity(app, bench_app)
-    app.add_typer(cm_app, name="cm")
+    if not any(g.name == "cm" for g in app.registered_groups):
+        app.add_typer(cm_app, name="cm")
     for ep in entry_points(group="twin.commands"):
         ep.load()(app, bench_app)
 
