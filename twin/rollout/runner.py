@@ -16,7 +16,7 @@ import math
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -333,10 +333,8 @@ class ChangeRunner:
                                        out[k.name].max_degradation_pct if k.name in out else 100.0))
         return out
 
-    def _other_scopes(self, view: ChangeView, since: datetime, now: datetime) -> set[str]:
-        """Cells other changes of the cluster moved while this one was measured, from the start of
-        its baseline (``since``) to ``now``: they are not controls. A change in force all along is
-        in both the baseline and the observed periods, and stays a fair control."""
+    def _other_scopes(self, view: ChangeView, applied_at: datetime, now: datetime) -> set[str]:
+        """Cells other changes of the cluster moved while this one was measured (not controls)."""
         out: set[str] = set()
         for other in self.ledger.changes(cluster=view.cluster):
             if other.request.change_id == view.request.change_id:
@@ -346,7 +344,7 @@ class ChangeRunner:
             if pushed is None:
                 continue
             ended = next((e.at for e in hist if e.state in (State.ROLLED_BACK, State.FAILED)), None)
-            if since < pushed.at <= now or (pushed.at <= since and ended is not None and ended > since):
+            if pushed.at <= now and (ended is None or ended >= applied_at):
                 out |= set(pushed.detail.get("scope") or [other.request.cell_key])
         return out
 
@@ -356,7 +354,7 @@ class ChangeRunner:
                          ) -> KpiVerdict | None:
         """The scope against the cluster's cells no change touched, per period, when every baseline
         and observed period has them per cell (and the twin's per-cell predictions, residuals)."""
-        periods_before = list(base.get("byPeriod", []))
+        periods_before = [p for p in base.get("byPeriod", [])]
         periods_after = [e.detail for e in seen]
         every = periods_before + periods_after
         if not periods_before or not every:
@@ -402,8 +400,7 @@ class ChangeRunner:
         verdicts: list[KpiVerdict] = []
         skipped = []
         scope = list(applying.detail.get("scope") or [req.cell_key])
-        first = (base.get("periods") or [int(applying.at.timestamp())])[0]
-        others = self._other_scopes(view, datetime.fromtimestamp(first, UTC) - timedelta(seconds=1), now)
+        others = self._other_scopes(view, applying.at, now)
         for kpi, rule in self._protected(req).items():
             control = self._control_verdict(kpi, rule, base, seen, scope, applying.detail.get("predictedScopePct"),
                                             others)
