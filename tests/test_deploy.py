@@ -1,5 +1,6 @@
 """The supervisor files in ``deploy/``: a worker that exits with an error (code 3 after a lost
-broker) is restarted, with a stop grace period long enough for its final checkpoint."""
+broker) is restarted, with a stop grace period long enough for its final checkpoint; so is the CM
+change service (``twin cm serve``), which reconciles on start; the example config is valid."""
 
 from __future__ import annotations
 
@@ -9,16 +10,22 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from twin.config import load_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_systemd_unit_restarts_the_worker_on_failure(tmp_path: Path) -> None:
-    unit = ROOT / "deploy" / "systemd" / "twin-worker.service"
+@pytest.mark.parametrize(("unit_name", "command"), [("twin-worker.service", ["run", "--config"]),
+                                                    ("twin-cm.service", ["cm", "serve", "--config"])])
+def test_the_systemd_units_restart_on_failure(tmp_path: Path, unit_name: str, command: list[str]) -> None:
+    unit = ROOT / "deploy" / "systemd" / unit_name
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.read_string(unit.read_text())
     service = parser["Service"]
     assert service["Restart"] == "on-failure" and service["KillSignal"] == "SIGTERM"
-    assert service["ExecStart"].split()[1:3] == ["run", "--config"]
+    assert service["ExecStart"].split()[1:1 + len(command)] == command
     assert int(service["TimeoutStopSec"]) >= 60
     if shutil.which("systemd-analyze"):  # the real parser, where the machine has it
         copy = tmp_path / unit.name
@@ -34,3 +41,17 @@ def test_the_compose_file_restarts_the_worker_on_failure() -> None:
     assert re.search(r"^\s+restart: on-failure$", text, re.M)
     assert re.search(r"^\s+stop_grace_period: 90s$", text, re.M)
     assert "'ready'" in text  # the health check reads the worker's readiness
+
+
+def test_the_compose_file_runs_the_change_service_beside_the_worker() -> None:
+    text = (ROOT / "deploy" / "compose.yaml").read_text()
+    block = text[text.index("  twin-cm:"):]
+    assert '["twin", "cm", "serve", "--config", "/etc/ran-twin/worker.toml"]' in block
+    assert re.search(r"^\s+restart: on-failure$", block, re.M) and "depends_on: [twin-worker]" in block
+
+
+def test_the_example_config_carries_a_valid_guard_and_cm_section() -> None:
+    settings = load_settings(ROOT / "deploy" / "config" / "example.toml")
+    assert settings.guard.mode == "manual" and settings.guard.windows == ["22:00-05:00"]
+    assert settings.guard.protected_kpis["DRB.UEThpDl"].max_degradation_pct == 5.0
+    assert settings.cm.adapter == "provmns" and settings.cm.adapter_options["base_url"].startswith("https://")
