@@ -57,6 +57,16 @@ def _policy(max_cells: int) -> GuardPolicy:
                        observe_periods=3, baseline_periods=3)
 
 
+def truth_state(emu: NetworkEmulator, sectors: tuple[Sector, ...], hour: float, active: list[Any],
+                cache: dict[Any, Any]) -> Any:
+    """The hidden truth's state of ``sectors`` at ``hour`` with ``active`` events, evaluated once per
+    ``cache`` (``PhysicalNetwork.evaluate`` rebuilds its simulator for every new configuration)."""
+    key = (sectors, hour, tuple(id(a) for a in active))
+    if key not in cache:
+        cache[key] = emu.physics.evaluate(sectors, hour, active)
+    return cache[key]
+
+
 def truth_score(emu: NetworkEmulator, objective: ObjectiveSettings, base: tuple[Sector, ...],
                 changed: tuple[Sector, ...], hours: list[tuple[float, list[Any]]],
                 cache: dict[Any, Any] | None = None) -> tuple[float, float, str]:
@@ -66,10 +76,7 @@ def truth_score(emu: NetworkEmulator, objective: ObjectiveSettings, base: tuple[
     n = len(emu.cells)
 
     def state(sectors: tuple[Sector, ...], hour: float, active: list[Any]) -> Any:
-        key = (sectors, hour, tuple(id(a) for a in active))
-        if key not in cache:
-            cache[key] = emu.physics.evaluate(sectors, hour, active)
-        return cache[key]
+        return truth_state(emu, sectors, hour, active, cache)
 
     def summary(st: Any) -> UeSummary:
         ue = st.result.ue
@@ -128,13 +135,15 @@ def _num(x: float) -> float | None:
     return round(x, 3) if np.isfinite(x) else None
 
 
-def _by_cell(records: list[Any]) -> dict[str, dict[str, float]]:
-    return {r.cell_key: {THP: float(r.values[THP])} for r in records if THP in r.values}
-
-
-def _cluster_kpi(records: list[Any]) -> float:
-    values = [r.values[THP] for r in records if THP in r.values]
-    return float(np.mean(values)) if values else float("nan")
+def _observe(runner: ChangeRunner, cluster: str, step: Any, report: Any) -> None:
+    """One period for the verification: the real DL throughput of every cell (the emulator's PM) and
+    the raw twin's prediction of it, per cell and as cluster means."""
+    real = {r.cell_key: {THP: float(r.values[THP])} for r in step.pm if THP in r.values}
+    pred = [p for p in report.predictions if p.cluster_id == cluster]
+    raw = {c: {THP: v[THP]} for c, v in (pred[-1].values if pred else {}).items() if THP in v}
+    mean_real = float(np.mean([v[THP] for v in real.values()])) if real else float("nan")
+    runner.observe(cluster, step.period_end, {THP: mean_real},
+                   {THP: float(np.mean([v[THP] for v in raw.values()]))} if raw else None, real, raw)
 
 
 def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int, oracle_pool: int,
@@ -159,12 +168,8 @@ def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int,
     for _ in range(warm_h):
         step = emu.step_detail()
         report = twin.ingest(step.encoded())
-        pred = [p for p in report.predictions if p.cluster_id == cluster]
         if step.period_end > START + timedelta(hours=warm_h - policy.baseline_periods):
-            raw = pred[-1].values if pred else {}
-            runner.observe(cluster, step.period_end, {THP: _cluster_kpi(step.pm)},
-                           {THP: float(np.mean([v[THP] for v in raw.values() if THP in v]))} if raw else None,
-                           _by_cell(step.pm), {c: {THP: v[THP]} for c, v in raw.items() if THP in v})
+            _observe(runner, cluster, step, report)
     initial = tuple(emu.public_sector(c) for c in emu.cells)
     opt = Optimizer(twin, policy, objective)
     cands = opt.candidates(cluster)
@@ -176,12 +181,7 @@ def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int,
         step = emu.step_detail()
         mid = (step.period_start - emu.start).total_seconds() / 3600.0 + GP / 7200.0
         hours.append((period_hour(step.period_end, GP), [ev for ev in emu.scenario.events if ev.active(mid)]))
-        report = twin.ingest(step.encoded())
-        pred = [p for p in report.predictions if p.cluster_id == cluster]
-        raw = pred[-1].values if pred else {}
-        runner.observe(cluster, step.period_end, {THP: _cluster_kpi(step.pm)},
-                       {THP: float(np.mean([v[THP] for v in raw.values() if THP in v]))} if raw else None,
-                       _by_cell(step.pm), {c: {THP: v[THP]} for c, v in raw.items() if THP in v})
+        _observe(runner, cluster, step, twin.ingest(step.encoded()))
     emu.step()  # roll backs decided at the last observed period take effect at the next boundary
     final = tuple(emu.public_sector(c) for c in emu.cells)
     eval_hours = hours[:2]

@@ -329,7 +329,7 @@ class CmLoop:
         after the first push), and each pushed change's own effect over its observation periods on
         the cells the verification judged (the configuration then, against the same without the
         change)."""
-        from replay.bench_optimize import truth_score
+        from replay.bench_optimize import truth_score, truth_state
         from twin.sim.cm import apply_cm_to_sector
 
         emu = self.emulator
@@ -338,10 +338,7 @@ class CmLoop:
         views = [self.runner.ledger.get(v.request.change_id) for v in self.runner.ledger.changes()]
 
         def thp(sectors: tuple[Any, ...], hour: float, active: list[Any], rows: list[int] | None = None) -> float:
-            key = (sectors, hour, tuple(id(a) for a in active))
-            if key not in cache:
-                cache[key] = emu.physics.evaluate(sectors, hour, active)
-            values = cache[key].result.kpi.values[THP][:n]
+            values = truth_state(emu, sectors, hour, active, cache).result.kpi.values[THP][:n]
             return float(values[rows].sum() if rows else values.mean())
 
         ends = [e for e, _, _ in self.thp]
