@@ -312,19 +312,26 @@ class ChangeRunner:
                          {k: float(v) for k, v in (predicted or {}).items()}, cells, cells_pred))
         judged = []
         for view in self.ledger.changes([State.OBSERVING], cluster=cluster):
-            full = self.ledger.get(view.request.change_id)
-            effective = datetime.fromisoformat(str(next(e for e in full.history if e.state is State.OBSERVING
-                                                        and e.step == State.OBSERVING.value).detail["effectiveAt"]))
+            history = self.ledger.history(view.request.change_id)
+            effective = datetime.fromisoformat(str(next(e for e in history if e.step == State.OBSERVING.value
+                                                        ).detail["effectiveAt"]))
             if period_end <= effective:
                 continue
-            self._record(full.request, State.OBSERVING, period_end, "runner",
+            self._record(view.request, State.OBSERVING, period_end, "runner",
                          {"periodEnd": period_end.isoformat(), "real": dict(real), "predicted": dict(predicted or {}),
                           "byCell": cells, "byCellPredicted": cells_pred}, step=f"observe:{pe}")
-            seen = [e for e in self.ledger.history(view.request.change_id) if e.step.startswith("observe:")]
-            if len(seen) >= self.policy.observe_periods:
-                self._judge(self.ledger.get(view.request.change_id), seen, period_end)
+            if self._judge_if_observed(view.request.change_id, period_end):
                 judged.append(self.ledger.get(view.request.change_id))
         return judged
+
+    def _judge_if_observed(self, change_id: str, now: datetime) -> bool:
+        """Judge the change once it has ``observe_periods`` observed periods; True when it was."""
+        full = self.ledger.get(change_id)
+        seen = [e for e in full.history if e.step.startswith("observe:")]
+        if len(seen) < self.policy.observe_periods:
+            return False
+        self._judge(full, seen, now)
+        return True
 
     def _protected(self, request: CmChangeRequest) -> dict[str, ProtectedKpi]:
         out = dict(self.policy.protected_kpis)
@@ -461,11 +468,17 @@ class ChangeRunner:
             self._hook("adapter:apply")
             self._after_apply(request, result, now)
         else:
-            reason = (f"device holds {request.attribute}={value!r}, neither the old {request.from_!r} nor the new "
-                      f"{request.to!r}: left for an operator")
-            self._record(request, State.FAILED, now, "reconcile", {"reason": reason, "deviceValue": value},
-                         error=reason, observed=value)
-            self._alert(request, AlertType.CM_FAILED, Severity.MAJOR, reason, now)
+            self._third_value(request, value, now, "", Severity.MAJOR)
+
+    def _third_value(self, request: CmChangeRequest, value: Any, now: datetime, what: str,
+                     severity: Severity) -> None:
+        """The device holds a value nobody asked for (someone else changed it): FAILED with that value
+        and an alert, never overwritten by the runner."""
+        reason = (f"{what}device holds {request.attribute}={value!r}, neither the old {request.from_!r} nor the "
+                  f"new {request.to!r}: left for an operator")
+        self._record(request, State.FAILED, now, "reconcile", {"reason": reason, "deviceValue": value},
+                     error=reason, observed=value)
+        self._alert(request, AlertType.CM_FAILED, severity, reason, now)
 
     def _settle_rolling_back(self, request: CmChangeRequest, now: datetime) -> None:
         known, value = self._device_value(request)
@@ -477,11 +490,7 @@ class ChangeRunner:
         elif same_value(value, request.to):
             self._restore(request, now)
         else:
-            reason = (f"roll back: device holds {request.attribute}={value!r}, neither {request.from_!r} nor "
-                      f"{request.to!r}: left for an operator")
-            self._record(request, State.FAILED, now, "reconcile", {"reason": reason, "deviceValue": value},
-                         error=reason, observed=value)
-            self._alert(request, AlertType.CM_FAILED, Severity.CRITICAL, reason, now)
+            self._third_value(request, value, now, "roll back: ", Severity.CRITICAL)
 
     def reconcile(self, now: datetime | None = None) -> list[ChangeView]:
         """Move every unsettled change on (after a restart, and on every tick); returns them after."""
@@ -501,10 +510,7 @@ class ChangeRunner:
                 self._settle_rolling_back(req, now)
             touched.append(self.ledger.get(req.change_id))
         for view in self.ledger.changes([State.OBSERVING]):  # observed long enough, the verdict not recorded
-            full = self.ledger.get(view.request.change_id)
-            seen = [e for e in full.history if e.step.startswith("observe:")]
-            if len(seen) >= self.policy.observe_periods:
-                self._judge(full, seen, now)
+            if self._judge_if_observed(view.request.change_id, now):
                 touched.append(self.ledger.get(view.request.change_id))
         return touched
 
