@@ -290,6 +290,17 @@ class NetconfAdapter:
 
     # ------------------------------------------------------------------ results
 
+    def _rpc_error(self, request: CmChangeRequest, name: str, stage: str, exc: RPCError,
+                   nothing: str) -> CmChangeResult:
+        """A device's rpc-error on a write: FAILED when it is busy (lock, in use: try later), else
+        REJECTED with the device's message; ``nothing`` says what was left unchanged."""
+        if getattr(exc, "tag", None) in _BUSY:
+            return self._result(request, ChangeState.FAILED,
+                                error=f"{name}: {stage}: the device is busy: {_device_message(exc)}; {nothing}")
+        return self._result(request, ChangeState.REJECTED,
+                            error=f"{name}: device rejected the change: {_device_message(exc)}",
+                            device_response=f"rpc-error: {getattr(exc, 'tag', None) or 'error'}")
+
     def _result(self, request: CmChangeRequest, state: ChangeState, **kw: Any) -> CmChangeResult:
         return CmChangeResult(change_id=request.change_id, cell_key=request.cell_key, state=state,
                               transport=Transport.NETCONF, **kw)
@@ -403,13 +414,7 @@ class NetconfAdapter:
                 failed_at = stage
                 stage = "discard-changes after rpc-error"
                 mgr.discard_changes()
-                if getattr(exc, "tag", None) in _BUSY:
-                    return self._result(request, ChangeState.FAILED,
-                                        error=f"{name}: {failed_at}: the device is busy: {_device_message(exc)}; "
-                                              "nothing committed")
-                return self._result(request, ChangeState.REJECTED,
-                                    error=f"{name}: device rejected the change: {_device_message(exc)}",
-                                    device_response=f"rpc-error: {getattr(exc, 'tag', None) or 'error'}")
+                return self._rpc_error(request, name, failed_at, exc, "nothing committed")
             committed = True
             stage = "read-back"
             ok, observed = self._readback(mgr, request, targets)
@@ -473,13 +478,7 @@ class NetconfAdapter:
             try:
                 mgr.edit_config(config=config, target="running", default_operation="merge")
             except RPCError as exc:
-                if getattr(exc, "tag", None) in _BUSY:
-                    return self._result(request, ChangeState.FAILED,
-                                        error=f"{name}: edit-config: the device is busy: {_device_message(exc)}; "
-                                              "nothing written")
-                return self._result(request, ChangeState.REJECTED,
-                                    error=f"{name}: device rejected the change: {_device_message(exc)}",
-                                    device_response=f"rpc-error: {getattr(exc, 'tag', None) or 'error'}")
+                return self._rpc_error(request, name, "edit-config", exc, "nothing written")
             stage = "read-back"
             ok, observed = self._readback(mgr, request, targets)
             if not ok:
