@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from streams.envelopes import value_limit
 from streams.kafka_io import KafkaSink, make_consumer
 from streams.rekey import dead_letter
 from twin import topics
@@ -102,21 +103,32 @@ class CmService:
         return n
 
     # -- requests ------------------------------------------------------------------------------------------
+    def _letter(self, msg: Any, why: Rejection) -> bytes:
+        """The dead letter of ``msg``, truncated to what the broker takes (a letter it refused would
+        stop the service on the same message at every restart)."""
+        limit = self.settings.kafka.max_message_bytes
+        return dead_letter(msg.topic, msg.partition, msg.offset, msg.key, msg.value, why,
+                           max_bytes=value_limit(limit, msg.key), message_limit=limit)
+
     def handle(self, msg: Any) -> bytes | None:
         """Submit one consumed request; the dead letter when it is not one."""
+        size, most = len(msg.value or b""), self.settings.ingest.max_payload_bytes
+        if size > most:
+            return self._letter(msg, Rejection(f"CM change request of {size} bytes is larger than "
+                                               f"ingest.max_payload_bytes {most}", "oversized"))
         try:
             req = CmChangeRequest.model_validate_json(msg.value or b"")
         except ValidationError as exc:
-            why = Rejection(f"not a CM change request: {describe_validation_error(exc)}", "schema")
-            return dead_letter(msg.topic, msg.partition, msg.offset, msg.key, msg.value, why)
+            return self._letter(msg, Rejection(f"not a CM change request: {describe_validation_error(exc)}",
+                                               "schema"))
         twin = self.twin
         try:
             if twin is None:
                 raise UnknownCellError("no mirror yet")
             cluster = twin.cluster_of(req.cell_key)
         except UnknownCellError as exc:
-            why = Rejection(f"cellKey {req.cell_key!r} is not in any cluster of the mirror ({exc})", "unknown_cell")
-            return dead_letter(msg.topic, msg.partition, msg.offset, msg.key, msg.value, why)
+            return self._letter(msg, Rejection(f"cellKey {req.cell_key!r} is not in any cluster of the mirror "
+                                               f"({exc})", "unknown_cell"))
         view = self.runner.submit(req, cluster, self._now(cluster))
         log.info("cm.request", change_id=req.change_id, cell=req.cell_key, state=view.state.value,
                  reason=view.reason)
@@ -133,7 +145,8 @@ class CmService:
 
     async def run(self, stop: asyncio.Event) -> None:
         sink = KafkaSink(self.servers, ensure=(topics.CHANGE_REQUESTS, topics.CHANGE_RESULTS, topics.ALERTS,
-                                               topics.DLQ), partitions=self.settings.kafka.partitions)
+                                               topics.DLQ), partitions=self.settings.kafka.partitions,
+                         max_request_size=self.settings.kafka.max_message_bytes)
         await sink.start()
         consumer = make_consumer(self.servers, topics.CHANGE_REQUESTS, group_id=self.settings.cm.group_id)
         await consumer.start()

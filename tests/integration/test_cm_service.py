@@ -70,7 +70,8 @@ mode = "auto"
     good, too_far = request(cell, 17000), request(run.clusters["west"][1], 4000)
     records = [OutRecord(topics.CHANGE_REQUESTS, r.cell_key.encode(), r.to_json_bytes()) for r in (good, too_far)]
     records += [OutRecord(topics.CHANGE_REQUESTS, b"x", b'{"changeId": "nope"}'),
-                OutRecord(topics.CHANGE_REQUESTS, b"y", request("nr:00101-00000ffff", 17000).to_json_bytes())]
+                OutRecord(topics.CHANGE_REQUESTS, b"y", request("nr:00101-00000ffff", 17000).to_json_bytes()),
+                OutRecord(topics.CHANGE_REQUESTS, b"z", b'{"reason": "' + b"x" * 2_000_000 + b'"}')]
 
     async def scenario() -> tuple[list[bytes | None], list[bytes | None], CmService]:
         await _send(servers, records)
@@ -78,7 +79,7 @@ mode = "auto"
         stop = asyncio.Event()
         task = asyncio.create_task(service.run(stop))
         results = await consume_all(servers, topics.CHANGE_RESULTS, 2, timeout_s=40)
-        letters = await consume_all(servers, topics.DLQ, 2, timeout_s=20)
+        letters = await consume_all(servers, topics.DLQ, 3, timeout_s=20)
         stop.set()
         await asyncio.wait_for(task, 20)
         return results, letters, service
@@ -88,10 +89,14 @@ mode = "auto"
     assert answered == {good.change_id: "APPLIED", too_far.change_id: "REJECTED"}
     assert peer.value(DN, "/attributes/configuredMaxTxPower") == 17000
     assert peer.validation_errors() == []
-    reasons = sorted(DeadLetter.model_validate_json(v or b"").reason for v in letters)
-    assert reasons[0].startswith("cellKey 'nr:00101-00000ffff' is not in any cluster")
-    assert reasons[1].startswith("not a CM change request: field ")
+    dead = sorted((DeadLetter.model_validate_json(v or b"") for v in letters), key=lambda d: d.reason)
+    assert dead[0].reason == "CM change request of 2000014 bytes is larger than " \
+        "ingest.max_payload_bytes 1048576"
+    assert dead[0].truncated and dead[0].original_size == 2_000_014  # within the broker's limit, not lost
+    assert all(len(v or b"") <= settings.kafka.max_message_bytes for v in letters)
+    assert dead[1].reason.startswith("cellKey 'nr:00101-00000ffff' is not in any cluster")
+    assert dead[2].reason.startswith("not a CM change request: field ")
     ledger = open_ledger(tmp_path / "ledger.sqlite")
     assert ledger.get(good.change_id).state is State.OBSERVING  # waits for the next periods of the network
     assert "max_step" in (ledger.get(too_far.change_id).reason or "")
-    assert service.handled == 2 and service.dead_lettered == 2
+    assert service.handled == 2 and service.dead_lettered == 3
