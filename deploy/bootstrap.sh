@@ -39,3 +39,15 @@ if ! command -v yanglint >/dev/null; then
         exit 1
     fi
 fi
+
+# Headless Chromium and its driver: the dashboard's end-to-end tests (tests/dashboard/) drive the real
+# browser through Selenium with the system chromedriver; nothing is downloaded at test time.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+    else
+        echo "bootstrap: chromium or chromedriver missing; install Debian's chromium and chromium-driver" >&2
+        exit 1
+    fi
+fi
