@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,8 +32,10 @@ __all__ = [
     "KafkaSettings",
     "PredictSettings",
     "ResyncSettings",
+    "TimeSeriesSettings",
     "TopologySettings",
     "TwinSettings",
+    "WebhookSettings",
     "load_settings",
 ]
 
@@ -234,6 +236,57 @@ class CmSettings(_Section):
         return self.ledger or str(state_dir / "cm-ledger.sqlite")
 
 
+class TimeSeriesSettings(_Section):
+    """Where KPIs, gaps, DT-BSM, resyncs, alerts and changes are kept as time series (``twin.timeseries``,
+    ``streams.influx``): a local SQLite file by default, InfluxDB v2 (or any server of its write API)
+    in production. Writes are batched in a bounded buffer; what overflows it is counted and logged."""
+
+    backend: Literal["local", "influxdb", "none"] = Field(default="local", description="local: a SQLite file "
+                                                           "under the state dir; influxdb: the v2 write API at url")
+    local_path: Path | None = Field(default=None, description="the local store's file; default "
+                                    "<state_dir>/timeseries.sqlite")
+    local_retention_days: float = Field(default=30.0, gt=0, description="event time the local store keeps")
+    url: str = Field(default="http://127.0.0.1:8086", description="InfluxDB base URL")
+    org: str = Field(default="ran-twin", min_length=1)
+    bucket: str = Field(default="ran-twin", min_length=1)
+    token: SecretStr | None = Field(default=None, description="InfluxDB API token: give it as "
+                                    "TWIN_TIMESERIES__TOKEN, not in the file; never logged")
+    buffer_points: int = Field(default=200_000, ge=1, description="points held while the database does not "
+                               "answer; beyond, the oldest are dropped (counted and logged)")
+    batch_points: int = Field(default=5000, ge=1, description="points per write request")
+    flush_interval_s: float = Field(default=1.0, gt=0, description="longest a point waits for a fuller batch")
+    timeout_s: float = Field(default=10.0, gt=0, description="one write request's timeout")
+    retry_initial_s: float = Field(default=0.5, gt=0, description="first wait after a failed write (doubles)")
+    retry_max_s: float = Field(default=30.0, gt=0, description="longest wait between two write attempts")
+
+    def local_file(self, state_dir: Path) -> Path:
+        return self.local_path or state_dir / "timeseries.sqlite"
+
+
+class WebhookSettings(_Section):
+    """Alerts POSTed to an HTTP receiver in Alertmanager's webhook JSON (version 4), beside the
+    Kafka alert topic (``twin.alerting``, ``streams.webhook``); unset url: no webhook."""
+
+    url: str | None = Field(default=None, description="the receiver's URL; none: the webhook is off")
+    receiver: str = Field(default="ran-twin", min_length=1, description="the payload's receiver name")
+    external_url: str = Field(default="", description="the payload's externalURL (the twin's API) and the base "
+                              "of each alert's generatorURL")
+    bearer_token: SecretStr | None = Field(default=None, description="sent as Authorization: Bearer; give it as "
+                                           "TWIN_WEBHOOK__BEARER_TOKEN")
+    timeout_s: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1, description="attempts per notification before it is dead-lettered")
+    retry_initial_s: float = Field(default=0.5, gt=0, description="first wait after a failed attempt (doubles)")
+    retry_max_s: float = Field(default=30.0, gt=0)
+    max_alerts: int = Field(default=64, ge=1, description="alerts per notification (more: truncatedAlerts)")
+    queue_max: int = Field(default=10_000, ge=1, description="alerts waiting for delivery; beyond, they are "
+                           "dead-lettered at once")
+    dead_letter: Path | None = Field(default=None, description="JSON lines of undelivered notifications; default "
+                                     "<state_dir>/alert-webhook-dead.jsonl")
+
+    def dead_letter_file(self, state_dir: Path) -> Path:
+        return self.dead_letter or state_dir / "alert-webhook-dead.jsonl"
+
+
 class Cluster(_Section):
     id: str = Field(min_length=1, max_length=128)
     cells: list[str]
@@ -291,6 +344,8 @@ class TwinSettings(BaseSettings):
     fidelity: FidelitySettings = Field(default_factory=FidelitySettings)
     guard: GuardPolicy = Field(default_factory=GuardPolicy)
     cm: CmSettings = Field(default_factory=CmSettings)
+    timeseries: TimeSeriesSettings = Field(default_factory=TimeSeriesSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @classmethod
     def settings_customise_sources(
