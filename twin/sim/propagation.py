@@ -30,9 +30,9 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "SCENARIOS", "SHADOW_CORR_M", "SHADOW_SIGMA_DB", "SPEED_OF_LIGHT", "CorrelatedShadowing", "LinkGeometry",
-    "PrecomputedPropagation", "PropagationModel", "Scenario", "StatisticalPropagation", "breakpoint_distance_m",
-    "los_probability", "o2i_loss_db", "pathloss_db", "shadow_sigma_db",
+    "SCENARIOS", "SHADOW_CORR_M", "SHADOW_O2I", "SHADOW_SIGMA_DB", "SPEED_OF_LIGHT", "CorrelatedShadowing",
+    "LinkGeometry", "PrecomputedPropagation", "PropagationModel", "Scenario", "StatisticalPropagation",
+    "breakpoint_distance_m", "los_probability", "o2i_loss_db", "pathloss_db", "shadow_sigma_db",
 ]
 
 Scenario = Literal["uma", "umi", "rma"]
@@ -49,6 +49,9 @@ RMA_BUILDING_HEIGHT_M = 5.0
 SHADOW_SIGMA_DB: dict[str, tuple[float, float]] = {"uma": (4.0, 6.0), "umi": (4.0, 7.82), "rma": (4.0, 8.0)}
 #: Shadow-fading correlation distance (m), Table 7.5-6: (LoS, NLoS).
 SHADOW_CORR_M: dict[str, tuple[float, float]] = {"uma": (37.0, 50.0), "umi": (10.0, 13.0), "rma": (37.0, 120.0)}
+#: Shadow fading of O2I links (indoor UEs), Table 7.5-6 "O2I" columns: (sigma dB, correlation m).
+#: An indoor link is shadowed with these whatever the LoS state of its outdoor part.
+SHADOW_O2I: dict[str, tuple[float, float]] = {"uma": (7.0, 7.0), "umi": (7.0, 7.0), "rma": (8.0, 120.0)}
 
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = npt.ArrayLike
@@ -384,9 +387,11 @@ class StatisticalPropagation:
         rng = np.random.default_rng([*base, 38901])
         self.los_uniform = rng.random((self.n_sites, n_ues))
         self.forced_los = None if los is None else np.asarray(los, dtype=bool)
+        # d_2D-in: the minimum of two uniform draws in 0..25 m (UMa, UMi) or 0..10 m (RMa), per UT
+        # (note to Table 7.4.3-2; Sionna draws it the same way)
         d_max = 10.0 if self.scenario == "rma" else 25.0
         d_in = rng.uniform(0.0, d_max, (2, n_ues))
-        self.d2d_in_m = np.where(self.indoor, d_in.min(axis=0) if self.scenario != "rma" else d_in[0], 0.0)
+        self.d2d_in_m = np.where(self.indoor, d_in.min(axis=0), 0.0)
         self.o2i_normal = rng.standard_normal(n_ues)
         self.o2i_model: Literal["low", "high"] = o2i_model
         self.shadowing = shadowing
@@ -398,8 +403,12 @@ class StatisticalPropagation:
             y = np.asarray(ue_y_m, dtype=np.float64)
             self.shadow_los = f_los.grid(x, y)
             self.shadow_nlos = f_nlos.grid(x, y)
+            self.shadow_o2i = np.zeros((self.n_sites, n_ues))
+            if self.indoor.any():
+                f_o2i = CorrelatedShadowing(self.n_sites, SHADOW_O2I[self.scenario][1], [*base, 3, 7])
+                self.shadow_o2i[:, self.indoor] = f_o2i.grid(x[self.indoor], y[self.indoor])
         else:
-            self.shadow_los = self.shadow_nlos = np.zeros((self.n_sites, n_ues))
+            self.shadow_los = self.shadow_nlos = self.shadow_o2i = np.zeros((self.n_sites, n_ues))
 
     def los(self, rows: npt.NDArray[np.int_], d2d_m: FloatArray) -> npt.NDArray[np.bool_]:
         """LoS state of the outdoor part of each link: [len(rows), n_ues] bool."""
@@ -408,6 +417,25 @@ class StatisticalPropagation:
             return np.asarray(self.forced_los[sites], dtype=bool)
         p = los_probability(self.scenario, d2d_m, self.ue_h_m[None, :])
         return np.asarray(self.los_uniform[sites] < p, dtype=bool)
+
+    def link_los(self, rows: npt.NDArray[np.int_], d2d_m: FloatArray) -> npt.NDArray[np.bool_]:
+        """LoS state of the outdoor part of each link from the total 2D distance: [len(rows), n_ues]."""
+        return self.los(rows, np.maximum(d2d_m - self.d2d_in_m[None, :], 1.0))
+
+    def shadow_unit(self, rows: npt.NDArray[np.int_], los: npt.NDArray[np.bool_]) -> FloatArray:
+        """Unit-variance shadowing field of each link (the loss adds ``sigma`` times it): [len(rows), n_ues].
+
+        Outdoor links take the LoS or NLoS field of their site, indoor (O2I) links the O2I field.
+        """
+        sites = self.site_of_cell[np.asarray(rows, dtype=np.int64)]
+        indoor = self.indoor[None, :]
+        out = np.where(los, self.shadow_los[sites], self.shadow_nlos[sites])
+        return np.asarray(np.where(indoor, self.shadow_o2i[sites], out), dtype=np.float64)
+
+    def shadow_sigma(self, los: npt.NDArray[np.bool_], beyond_breakpoint: npt.NDArray[np.bool_]) -> FloatArray:
+        """Shadow-fading sigma (dB) of each link: LoS/NLoS of Table 7.4.1-1, O2I of Table 7.5-6."""
+        sigma = shadow_sigma_db(self.scenario, los, beyond_breakpoint)
+        return np.asarray(np.where(self.indoor[None, :], SHADOW_O2I[self.scenario][0], sigma), dtype=np.float64)
 
     def loss_db(
         self,
@@ -421,16 +449,13 @@ class StatisticalPropagation:
         d2d = geometry.d2d_m
         h_bs = np.asarray(h_bs_m, dtype=np.float64)[:, None]
         fc = np.asarray(fc_ghz, dtype=np.float64)[:, None]
-        d2d_out = np.maximum(d2d - self.d2d_in_m[None, :], 1.0)
-        los = self.los(rows, d2d_out)
+        los = self.link_los(rows, d2d)
         pl = pathloss_db(self.scenario, d2d, h_bs, self.ue_h_m[None, :], fc, los)
         if self.shadowing:
-            sites = self.site_of_cell[rows]
             beyond = d2d >= breakpoint_distance_m(self.scenario, h_bs, self.ue_h_m[None, :], fc)
-            # indoor links use the NLoS sigma (the O2I sigma is in o2i_loss_db)
-            los_sf = los & ~self.indoor[None, :]
-            sigma = shadow_sigma_db(self.scenario, los_sf, beyond)
-            pl = pl + sigma * np.where(los_sf, self.shadow_los[sites], self.shadow_nlos[sites])
+            # an indoor link is shadowed with the O2I sigma and field (Table 7.5-6), whatever the
+            # LoS state of its outdoor part (which sets its basic path loss)
+            pl = pl + self.shadow_sigma(los, beyond) * self.shadow_unit(rows, los)
         if self.indoor.any():
             o2i = o2i_loss_db(fc, self.d2d_in_m[None, :], self.o2i_model, self.o2i_normal[None, :])
             pl = pl + np.where(self.indoor[None, :], o2i, 0.0)
