@@ -25,7 +25,8 @@ from pydantic import ValidationError
 from streams.envelopes import value_limit
 from streams.kafka_io import KafkaSink, make_consumer
 from streams.rekey import dead_letter
-from twin import topics
+from twin import metrics, topics
+from twin.api import journal
 from twin.config import TwinSettings
 from twin.digital_twin import Twin
 from twin.errors import UnknownCellError
@@ -67,6 +68,12 @@ class CmService:
         else:
             self.twin.refresh()
         return self.twin
+
+    def _journal_dir(self) -> Path:
+        """The worker's checkpoint folder, where the alert journal lives beside the mirror."""
+        if self.state_dir is not None:
+            return self.state_dir
+        return self.settings.state_dir / self.settings.kafka.group_id
 
     def _context(self, cluster: str, now: datetime) -> GuardContext:
         twin = self.twin
@@ -130,15 +137,17 @@ class CmService:
             return self._letter(msg, Rejection(f"cellKey {req.cell_key!r} is not in any cluster of the mirror "
                                                f"({exc})", "unknown_cell"))
         view = self.runner.submit(req, cluster, self._now(cluster))
-        log.info("cm.request", change_id=req.change_id, cell=req.cell_key, state=view.state.value,
+        log.info("cm.request", change_id=req.change_id, cell=req.cell_key, cluster=cluster, state=view.state.value,
                  reason=view.reason)
         self.handled += 1
+        metrics.CM_REQUESTS.labels(outcome="handled").inc()
         return None
 
     def outputs(self) -> list[OutRecord]:
         out = [OutRecord(topics.CHANGE_RESULTS, r.cell_key.encode(), r.to_json_bytes()) for r in self.runner.results]
         out += [OutRecord(topics.ALERTS, (a.cell_key or a.cluster_id or "").encode(), a.to_json_bytes())
                 for a in self.runner.alerts]
+        journal.append(self._journal_dir(), self.runner.alerts)  # what the API lists (twin.api.journal)
         self.runner.results.clear()
         self.runner.alerts.clear()
         return out
@@ -167,6 +176,7 @@ class CmService:
                         if letter is not None:
                             letters.append(OutRecord(topics.DLQ, msg.key, letter))
                             self.dead_lettered += 1
+                            metrics.CM_REQUESTS.labels(outcome="dead_lettered").inc()
                 now = asyncio.get_running_loop().time()
                 if now - last >= self.settings.cm.poll_s:
                     last = now

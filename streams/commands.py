@@ -85,6 +85,9 @@ def run_command(
         min=1, max=2, help="2: a child process shares the re-keying (validation) work")] = 2,
     sibling_fds: Annotated[str | None, typer.Option(
         hidden=True, help="READ,WRITE pipe descriptors of the start barrier (set for the child)")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="serve Prometheus metrics on 127.0.0.1:PORT (the re-keying child on PORT+1); docs/operations.md")] = None,
+    metrics_host: Annotated[str, typer.Option(help="address the metrics are served on")] = "127.0.0.1",
 ) -> None:
     """Run the ingest worker: validate PM/CM/MR telemetry into the mirror (at least once, idempotent).
 
@@ -111,10 +114,17 @@ def run_command(
                 child_args += ["--config", str(config)]
             if stats_file is not None:
                 child_args += ["--stats-file", str(stats_file.with_name(stats_file.name + ".rekey"))]
+            if metrics_port is not None:
+                child_args += ["--metrics-port", str(metrics_port + 1), "--metrics-host", metrics_host]
             child, sibling = spawn_sibling(child_args)
             stack.callback(stop_child, child)
         else:
             child = None
+        if metrics_port is not None:
+            from twin.metrics import serve
+
+            server, _ = serve(metrics_port, metrics_host)
+            stack.callback(server.shutdown)
         code = asyncio.run(_run_worker(settings, servers, name, stats_file, stages, child, sibling, broker))
     raise typer.Exit(code)
 

@@ -29,7 +29,8 @@ from streams import incarnation
 from streams.kafka_io import make_consumer, make_producer
 from streams.offset_guard import OffsetGuard
 from streams.stats import WorkerStats, gap_reporter, retry_reporter
-from twin import topics
+from twin import metrics, topics
+from twin.api import journal
 from twin.cells import is_cell_key
 from twin.config import TwinSettings
 from twin.mirror.cluster import ClusterMirror
@@ -216,6 +217,9 @@ class MirrorStage:
         key = alert.cell_key or alert.cluster_id
         assert key is not None  # an Alert names one of them (its validator)
         self.stats.alerts += 1
+        journal.append(self.store.directory, [alert])  # what the API lists (twin.api.journal)
+        log.info("mirror.alert", worker=self.worker_name, alert_id=str(alert.alert_id), alert_type=str(alert.type),
+                 cell=alert.cell_key, cluster=alert.cluster_id)
         return await self.producer.send(topics.ALERTS, alert.to_json_bytes(), key=key.encode())
 
     def _changes(self, state: PartitionState, seal: SealBudget | None, meta: dict[str, Any]) -> Changes:
@@ -309,6 +313,7 @@ class MirrorStage:
                 outcome = ResyncOutcome(None, (), f"the fit's process failed: {type(exc).__name__}: {exc}")
                 self._fit_pool = None
             self.predictions.resyncs.finish(mirror, job, outcome, self.predictions.tracker)
+            metrics.RESYNCS.labels(status="failed" if outcome.fit is None else "finished").inc()
             log.info("resync.finished", worker=self.worker_name, cluster=job.cluster_id,
                      status=next(r["status"] for r in mirror.resyncs if r["resyncId"] == job.record_id),
                      seconds=None if outcome.fit is None else round(outcome.fit.seconds, 3))
@@ -481,7 +486,11 @@ class MirrorStage:
         """Predict the cluster's due periods (stored in the mirror) and send them keyed by cell."""
         assert self.predictions is not None
         futures = []
-        for prediction in self.predictions.on_applied(cluster):
+        started = time.perf_counter()
+        due = self.predictions.on_applied(cluster)
+        if due:
+            metrics.PREDICTION_SECONDS.observe(time.perf_counter() - started)
+        for prediction in due:
             for rec in to_records(prediction):
                 futures.append(await self.producer.send(topics.PREDICTIONS, rec.to_json_bytes(),
                                                         key=rec.cell_key.encode()))

@@ -30,7 +30,7 @@ from streams.mirror_stage import MirrorStage
 from streams.rekey import RekeyStage
 from streams.start_barrier import StartBarrier
 from streams.stats import WorkerStats
-from twin import topics
+from twin import metrics, topics
 from twin.config import TwinSettings
 from twin.mirror.store import CheckpointStore
 
@@ -70,6 +70,31 @@ class IngestWorker:
         self.sibling_wait_s = sibling_wait_s
         self.health = BrokerHealth(bootstrap, unreachable_after_s=settings.kafka.unreachable_after_s)
         self._stats_written = 0.0
+        self.lag: dict[str, int] = {}  # records behind the log end, per stage (measured beside the loop)
+        metrics.worker_collector.add(worker_name, self)
+
+    def metrics_snapshot(self) -> dict[str, object]:
+        """What ``twin.metrics.WorkerCollector`` exports, read when Prometheus scrapes."""
+        ready, _ = self.ready()
+        return {"consumed": self.stats.consumed, "accepted": self.stats.accepted,
+                "applied": self.stats.records_applied, "deadLettered": dict(self.stats.dead_lettered),
+                "alerts": self.stats.alerts, "checkpoints": self.stats.checkpoints, "lag": dict(self.lag),
+                "ready": ready, "brokerReachable": self.health.reachable}
+
+    async def measure_lag(self) -> None:
+        """Per stage: the assigned partitions' high watermark minus the consumer's position."""
+        for name, stage in zip(self.stages, self._selected(), strict=True):
+            consumer = getattr(stage, "consumer", None)
+            if consumer is None:
+                continue
+            behind = 0
+            for tp in consumer.assignment():
+                high = consumer.highwater(tp)
+                if high is None:
+                    continue
+                with contextlib.suppress(Exception):  # a partition revoked meanwhile
+                    behind += max(0, high - await consumer.position(tp))
+            self.lag[name] = behind
 
     def _selected(self) -> list[RekeyStage | MirrorStage]:
         return [self.rekey if name == "rekey" else self.mirror for name in self.stages]
@@ -116,6 +141,7 @@ class IngestWorker:
             except TimeoutError:
                 log.warning("worker.stop_timed_out", stage=type(stage).__name__, waited_s=limit)
         self._write_stats()
+        metrics.worker_collector.remove(self)
 
     async def run_loops(self, stop: asyncio.Event) -> None:
         steps = [(lambda: self._rekey_step(stop)) if stage is self.rekey else stage.step
@@ -154,6 +180,7 @@ class IngestWorker:
         while not done.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), 0.25)
+            await self.measure_lag()
             self._maybe_write_stats(1.0)
 
     def _maybe_write_stats(self, after_s: float = 0.5) -> None:
@@ -169,6 +196,7 @@ class IngestWorker:
             tmp.write_bytes(orjson.dumps({
                 **self.stats.as_dict(), "at": time.time(), "stages": list(self.stages),
                 "assigned": self.assigned(), **self.health.as_dict(), "ready": ready, "notReadyReason": why,
+                "lag": dict(self.lag),
                 "mirrorPartitions": sorted(self.mirror.owned) if mirror else [],
                 "clusters": sorted(c for st in self.mirror.owned.values() for c in st.clusters) if mirror else [],
                 **(self.mirror.predictions.stats.as_dict() if mirror and self.mirror.predictions else {}),
