@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: run test lint bench-ingest bench-sim setup
+.PHONY: run test lint bench-ingest bench-sim setup web
 
 setup: $(STAMP)
 
@@ -29,3 +29,8 @@ bench-ingest: $(STAMP)
 
 bench-sim: $(STAMP)
 	$(VENV)/bin/twin bench sim --cells 57 --ues 5000 --json
+
+# Rebuilds the dashboard (web/, Vite + uPlot from npm) into twin/api/static/, which is committed so an
+# install needs no npm; tests/dashboard/test_build.py fails when web/ changed without this.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
