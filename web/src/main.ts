@@ -1,0 +1,209 @@
+// The dashboard: sign in with a token, then the panels, refreshed on every server-sent event.
+
+import * as api from "./api";
+import { byId, toast } from "./dom";
+import { ApiError } from "./http";
+import type { Change, Cluster } from "./model";
+import { forgetToken, type Role, saveToken, savedToken } from "./session";
+import { type SseHandle, subscribe } from "./sse";
+import "./style.css";
+import { renderAlerts } from "./views/alerts";
+import { renderCell } from "./views/cell";
+import { type ChangeAction, renderChanges, renderQueue } from "./views/changes";
+import { renderFidelity } from "./views/fidelity";
+import { renderGrid } from "./views/grid";
+
+interface UiState {
+  role: Role | null;
+  clusters: Cluster[];
+  cell: string | null;
+  cluster: string | null;
+  changes: Change[];
+}
+
+const ui: UiState = { role: null, clusters: [], cell: null, cluster: null, changes: [] };
+let events: SseHandle | null = null;
+let pending: number | undefined;
+
+function show(signedIn: boolean): void {
+  byId("login").hidden = signedIn;
+  byId("app").hidden = !signedIn;
+  byId("logout").hidden = !signedIn;
+  byId("whoami").hidden = !signedIn;
+}
+
+function report(e: unknown, what: string): void {
+  if (e instanceof ApiError && e.status === 401) {
+    signOut("the token was refused (401); sign in again");
+    return;
+  }
+  toast(`${what}: ${e instanceof Error ? e.message : String(e)}`, "error");
+}
+
+async function refreshHealth(): Promise<void> {
+  const pill = byId("health");
+  try {
+    const h = await api.health();
+    pill.textContent = h.ready ? "ready" : `not ready${h.reason ? `: ${h.reason}` : ""}`;
+    pill.className = `pill ${h.ready ? "ok" : "warn"}`;
+  } catch (e) {
+    pill.textContent = "API unreachable";
+    pill.className = "pill bad";
+  }
+}
+
+async function refreshGrid(): Promise<void> {
+  ui.clusters = await api.clusters();
+  if (!ui.cell && ui.clusters.length && ui.clusters[0].cells.length) {
+    ui.cell = ui.clusters[0].cells[0].key;
+    ui.cluster = ui.clusters[0].id;
+  }
+  if (!ui.cluster && ui.clusters.length) ui.cluster = ui.clusters[0].id;
+  renderGrid(byId("grid"), ui.clusters, ui.cell, (cell, cluster) => {
+    ui.cell = cell;
+    ui.cluster = cluster;
+    void refreshGrid().catch((e) => report(e, "cells"));
+    void refreshCell().catch((e) => report(e, "KPIs"));
+    void refreshFidelity().catch((e) => report(e, "DT-BSM"));
+  });
+}
+
+async function refreshCell(): Promise<void> {
+  if (!ui.cell || !ui.cluster) {
+    renderCell(byId("cell"), null, [], []);
+    return;
+  }
+  const [series, marks] = await Promise.all([api.kpis(ui.cell), api.marks(ui.cluster, ui.cell, ui.changes)]);
+  renderCell(byId("cell"), ui.cell, series, marks);
+}
+
+async function refreshFidelity(): Promise<void> {
+  if (!ui.cluster) {
+    renderFidelity(byId("fidelity"), null, []);
+    return;
+  }
+  const [fid, marks] = await Promise.all([api.fidelity(ui.cluster), api.marks(ui.cluster, null, [])]);
+  renderFidelity(byId("fidelity"), fid, marks);
+}
+
+async function refreshAlerts(): Promise<void> {
+  renderAlerts(byId("alerts"), await api.alerts());
+}
+
+async function refreshChanges(): Promise<void> {
+  ui.changes = await api.changes();
+  renderQueue(byId("queue"), ui.changes, ui.role, act);
+  renderChanges(byId("changes"), ui.changes, ui.role, act);
+}
+
+async function refreshKillSwitch(): Promise<void> {
+  const ks = await api.killSwitch();
+  const pill = byId("killswitch");
+  if (ks === null) {
+    pill.hidden = true;
+    return;
+  }
+  pill.hidden = false;
+  pill.textContent = ks ? "kill switch ON: no CM pushes" : "kill switch off";
+  pill.className = `pill ${ks ? "bad" : "ok"}`;
+}
+
+async function act(action: ChangeAction, change: Change): Promise<void> {
+  let reason: string | undefined;
+  if (action !== "approve") {
+    const answer = window.prompt(`Reason to ${action === "reject" ? "reject" : "roll back"} ${change.changeId}:`, "");
+    if (answer === null) return;
+    reason = answer || undefined;
+  }
+  try {
+    const after = await api.decide(change.changeId, action, reason);
+    toast(`${action} ${change.changeId.slice(0, 8)}: ${after ?? "done"}`);
+  } catch (e) {
+    report(e, `${action} ${change.changeId.slice(0, 8)} refused`);
+  }
+  await refreshChanges().catch((e) => report(e, "changes"));
+}
+
+async function refreshAll(): Promise<void> {
+  const jobs: [string, () => Promise<void>][] = [
+    ["health", refreshHealth],
+    ["changes", refreshChanges],
+    ["cells", refreshGrid],
+    ["alerts", refreshAlerts],
+    ["kill switch", refreshKillSwitch],
+  ];
+  await Promise.all(jobs.map(([name, job]) => job().catch((e) => report(e, name))));
+  await Promise.all([
+    refreshCell().catch((e) => report(e, "KPIs")),
+    refreshFidelity().catch((e) => report(e, "DT-BSM")),
+  ]);
+  document.body.dataset.loaded = String(Date.now());
+}
+
+/** Coalesces bursts of events into one refresh at most every 1.5 s. */
+function scheduleRefresh(kind: string): void {
+  if (pending !== undefined) return;
+  pending = window.setTimeout(() => {
+    pending = undefined;
+    if (kind === "change") void refreshChanges().catch((e) => report(e, "changes"));
+    void refreshAll();
+  }, 1500);
+}
+
+function startEvents(): void {
+  events?.close();
+  const live = byId("live");
+  events = subscribe(
+    api.EVENTS,
+    (m) => {
+      live.dataset.lastEvent = m.event;
+      scheduleRefresh(m.event);
+    },
+    (status, detail) => {
+      live.textContent = status === "open" ? "live" : status === "error" ? `reconnecting (${detail ?? ""})` : status;
+      live.className = `pill ${status === "open" ? "ok" : status === "error" ? "bad" : ""}`;
+    },
+  );
+}
+
+async function signIn(token: string): Promise<void> {
+  const err = byId("login-error");
+  err.textContent = "";
+  try {
+    ui.role = await api.whoami(token);
+  } catch (e) {
+    err.textContent = e instanceof ApiError ? `refused: ${e.detail} (HTTP ${e.status})` : String(e);
+    forgetToken();
+    show(false);
+    return;
+  }
+  saveToken(token);
+  const who = byId("whoami");
+  who.textContent = ui.role;
+  who.dataset.role = ui.role;
+  show(true);
+  await refreshAll();
+  startEvents();
+}
+
+function signOut(message?: string): void {
+  events?.close();
+  events = null;
+  forgetToken();
+  ui.role = null;
+  show(false);
+  if (message) byId("login-error").textContent = message;
+}
+
+byId<HTMLFormElement>("login-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const input = byId<HTMLInputElement>("login-token");
+  const token = input.value.trim();
+  input.value = "";
+  void signIn(token);
+});
+byId("logout").addEventListener("click", () => signOut());
+
+const existing = savedToken();
+if (existing) void signIn(existing);
+else show(false);

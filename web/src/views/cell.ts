@@ -1,0 +1,59 @@
+// Per-cell KPI plots: real vs predicted vs calibrated, with CM changes and resyncs marked.
+
+import type uPlot from "uplot";
+import { drawChart, type Marker } from "../charts";
+import { el } from "../dom";
+import type { Mark, Series } from "../model";
+
+export const COLOURS = { real: "#1f77b4", predicted: "#ff7f0e", calibrated: "#2ca02c", change: "#9467bd", resync: "#d62728" };
+
+const charts = new Map<string, uPlot>();
+
+function markers(marks: Mark[]): Marker[] {
+  return marks.map((m) =>
+    m.kind === "change"
+      ? { t: m.t, label: m.label, color: COLOURS.change, dash: [2, 3] }
+      : { t: m.t, label: m.label, color: COLOURS.resync, dash: [6, 3] },
+  );
+}
+
+export function renderCell(host: HTMLElement, cell: string | null, series: Series[], marks: Mark[]): void {
+  for (const c of charts.values()) c.destroy();
+  charts.clear();
+  if (!cell) {
+    host.replaceChildren(el("p", { class: "empty" }, "pick a cell in the grid"));
+    return;
+  }
+  const withData = series.filter((s) => s.xs.length);
+  if (!withData.length) {
+    host.replaceChildren(el("h3", {}, cell), el("p", { class: "empty" }, "no KPI history for this cell yet"));
+    return;
+  }
+  const key = el(
+    "p",
+    { class: "keyline" },
+    ...(["real", "predicted", "calibrated", "change", "resync"] as const).map((k) => {
+      const s = el("span", { class: "key" }, k === "change" ? "CM change" : k);
+      s.style.borderColor = COLOURS[k];
+      return s;
+    }),
+  );
+  const boxes = withData.map((s) => el("div", { class: "chart", "data-kpi": s.kpi }));
+  host.replaceChildren(el("h3", { id: "cell-title" }, cell), key, ...boxes);
+  withData.forEach((s, i) => {
+    charts.set(
+      s.kpi,
+      drawChart(boxes[i], {
+        title: s.kpi,
+        unit: s.unit,
+        xs: s.xs,
+        lines: [
+          { label: "real", color: COLOURS.real, values: s.real, width: 2 },
+          { label: "predicted", color: COLOURS.predicted, values: s.predicted, dash: [5, 3] },
+          { label: "calibrated", color: COLOURS.calibrated, values: s.calibrated },
+        ],
+        markers: markers(marks),
+      }),
+    );
+  });
+}
