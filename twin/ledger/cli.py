@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from twin.ledger.states import State
-from twin.ledger.store import Ledger, LedgerError, open_ledger
+from twin.ledger.store import Ledger, open_ledger
 
 __all__ = ["cm_app"]
 
@@ -99,28 +99,22 @@ def cm_show(change_id: Annotated[str, typer.Argument(help="the change id")], con
     typer.echo(json.dumps(out, indent=2, sort_keys=True, default=str))
 
 
-def _decide(change_id: str, config: Path | None, ledger: str | None, needs: set[State], state: State, by: str,
-            reason: str) -> None:
+def _decide(change_id: str, config: Path | None, ledger: str | None, action: str, by: str, reason: str) -> None:
+    from twin.ledger.decisions import DecisionError, decide
+
     led = _open(config, ledger)
     try:
-        view = led.get(change_id)
-    except KeyError as exc:
-        raise _fail(f"change {change_id!r} is not in the ledger", 1) from exc
-    if view.state not in needs:
-        wanted = ", ".join(sorted(s.value for s in needs))
-        raise _fail(f"change {change_id} is {view.state.value}; this needs {wanted}", 1)
-    try:
-        led.append(change_id, state, at=datetime.now(UTC), actor=by, detail={"reason": reason})
-    except LedgerError as exc:
+        view = decide(led, change_id, action, by=by, at=datetime.now(UTC), reason=reason)
+    except DecisionError as exc:
         raise _fail(str(exc), 1) from exc
-    typer.echo(f"{change_id}: {state.value} by {by} (the worker acts on it at its next tick)")
+    typer.echo(f"{change_id}: {view.state.value} by {by} (the worker acts on it at its next tick)")
 
 
 @cm_app.command("approve")
 def cm_approve(change_id: Annotated[str, typer.Argument()], by: ByOpt, config: ConfigOpt = None,
                ledger: LedgerOpt = None) -> None:
     """Approve a change waiting for approval; the worker pushes it after the guard checks it again."""
-    _decide(change_id, config, ledger, {State.PENDING_APPROVAL}, State.APPROVED, by, f"approved by {by}")
+    _decide(change_id, config, ledger, "approve", by, f"approved by {by}")
 
 
 @cm_app.command("reject")
@@ -128,7 +122,7 @@ def cm_reject(change_id: Annotated[str, typer.Argument()], by: ByOpt,
               reason: Annotated[str, typer.Option("--reason", help="why (recorded)")] = "",
               config: ConfigOpt = None, ledger: LedgerOpt = None) -> None:
     """Reject a change waiting for approval."""
-    _decide(change_id, config, ledger, {State.PENDING_APPROVAL}, State.DENIED, by, reason or f"rejected by {by}")
+    _decide(change_id, config, ledger, "reject", by, reason or f"rejected by {by}")
 
 
 @cm_app.command("rollback")
@@ -136,8 +130,7 @@ def cm_rollback(change_id: Annotated[str, typer.Argument()], by: ByOpt,
                 reason: Annotated[str, typer.Option("--reason", help="why (recorded)")] = "",
                 config: ConfigOpt = None, ledger: LedgerOpt = None) -> None:
     """Roll back an applied change (observing or confirmed): the worker restores the old value."""
-    _decide(change_id, config, ledger, {State.APPLIED, State.OBSERVING, State.CONFIRMED}, State.ROLLING_BACK, by,
-            reason or f"rolled back by {by}")
+    _decide(change_id, config, ledger, "rollback", by, reason or f"rolled back by {by}")
 
 
 @cm_app.command("kill-switch")
@@ -151,7 +144,9 @@ def cm_kill_switch(value: Annotated[str | None, typer.Argument(help="on or off; 
         return
     if value.lower() not in ("on", "off"):
         raise _fail(f"kill-switch value {value!r} must be 'on' or 'off'")
-    led.set_control("kill_switch", value.lower() == "on", by, datetime.now(UTC))
+    from twin.ledger.decisions import set_kill_switch
+
+    set_kill_switch(led, value.lower() == "on", by=by, at=datetime.now(UTC))
     typer.echo(f"kill switch {value.lower()} (by {by})")
 
 
