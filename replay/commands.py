@@ -20,6 +20,7 @@ import typer
 from replay.publisher import Publisher, ReplayReport
 from replay.readers import TOPICS, Format, ReaderOptions, open_sources
 from replay.readers.dn import DnError
+from replay.readers.vector_rules import RuleError
 from twin import topics
 from twin.cells import is_cell_key
 from twin.ports import open_sink
@@ -77,8 +78,11 @@ def _print_summary(report: ReplayReport) -> None:
         f"{report.rows_rejected:,}; event time {report.first_event_time} .. {report.last_event_time}; "
         f"{report.wall_s:.1f} s"
     )
-    for reason in report.reasons()[:10]:
+    reasons = report.reasons()
+    for reason in reasons[:20]:
         say(f"  rejected {reason['rows']:>7,}  [{reason['errorClass']}] {reason['example']}")
+    if len(reasons) > 20:
+        say(f"  ... {len(reasons) - 20} more kinds of rejection (--json lists them all)")
     for warning in report.warnings:
         say(f"warning: {warning}")
 
@@ -94,24 +98,38 @@ def replay(
         str | None, typer.Option(help="PLMN (MCC+MNC) of derived cell keys [raca: 27203, pm-xml: 00101]")
     ] = None,
     dn_map: Annotated[Path | None, typer.Option(help="pm-xml: JSON object mapping DN -> cell key")] = None,
-    timezone: Annotated[str, typer.Option(help="raca: time zone of the timestamps")] = "Europe/Dublin",
+    vector_rules: Annotated[
+        Path | None, typer.Option(help="pm-xml: TOML/JSON rules for splitting vector counters (docs/replay.md)")
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            help="IANA zone of times written without an offset [raca: Europe/Dublin; pm-xml: none, such "
+            "times are rejected]"
+        ),
+    ] = None,
     max_gap: Annotated[
         float | None, typer.Option(min=0, help="pacing: shorten event-time gaps to at most this many s")
     ] = None,
     topic_prefix: Annotated[str, typer.Option(help="prepended to every topic name")] = "",
     batch_size: Annotated[int, typer.Option(min=1, help="records per send")] = 1000,
     config: Annotated[Path | None, typer.Option(help="TOML settings file")] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="exit 1 if any input unit was rejected (not only when none published)")
+    ] = False,
 ) -> None:
     """Replay historical telemetry into the topics, paced by event time, keeping per-cell order."""
     if plmn is not None and not is_cell_key(f"nr:{plmn}-000000000"):
         raise _fail(f"--plmn {plmn!r} is not MCC+MNC (5 or 6 digits)")
     try:
-        ZoneInfo(timezone)
+        if timezone is not None:
+            ZoneInfo(timezone)
     except (ValueError, KeyError):
         raise _fail(f"--timezone {timezone!r} is not an IANA time zone") from None
+    options = ReaderOptions(plmn=plmn, dn_map=dn_map, timezone=timezone, vector_rules=vector_rules)
     try:
-        streams = open_sources(fmt, sources, ReaderOptions(plmn=plmn, dn_map=dn_map, timezone=timezone))
-    except (OSError, ValueError, DnError) as exc:
+        streams = open_sources(fmt, sources, options)
+    except (OSError, ValueError, DnError, RuleError) as exc:
         raise _fail(str(exc)) from exc
     if not streams:
         raise _fail(f"no {fmt.value} input files found in {', '.join(map(str, sources))}")
@@ -142,6 +160,10 @@ def replay(
         typer.echo(json.dumps(out, indent=None))
     else:
         _print_summary(report)
+    if report.rows_read and not report.rows_published:
+        raise _fail(f"nothing published: all {report.rows_read:,} input units were rejected", 1)
+    if strict and report.rows_rejected:
+        raise _fail(f"--strict: {report.rows_rejected:,} of {report.rows_read:,} input units were rejected", 1)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import heapq
+import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -32,6 +33,18 @@ from twin.schemas import DeadLetter
 __all__ = ["REJECTED_BY", "Publisher", "ReplayReport", "merge"]
 
 REJECTED_BY = "twin.replay"
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\b\d+(?:\.\d+)?\b")
+
+
+def reason_kind(reason: str) -> str:
+    """A reason with its quoted values and numbers blanked: rejections of one kind share it.
+
+    >>> reason_kind("measObjLdn='X=1': object class 'VlanPort' is not one the twin models")
+    "measObjLdn='…': object class '…' is not one the twin models"
+    >>> reason_kind("row has 1 fields, the header has 26")
+    'row has # fields, the header has #'
+    """
+    return _QUOTED.sub(lambda m: "#" if m.group()[0].isdigit() else m.group()[0] + "…" + m.group()[0], reason)
 _DEAD_LETTERS = "\0dead-letters"  # batch counter of our own dead letters, apart from replayed DLQ records
 
 
@@ -76,16 +89,17 @@ class ReplayReport:
     wall_s: float = 0.0
 
     def reasons(self) -> list[dict[str, Any]]:
-        """Rejections grouped by (field, error class), most frequent first, with one example each."""
-        counts: Counter[tuple[str | None, str]] = Counter()
-        example: dict[tuple[str | None, str], str] = {}
+        """Rejections grouped by (field, error class, kind of reason), most frequent first, with one example
+        each: two different reasons on one field are two entries (see :func:`reason_kind`)."""
+        counts: Counter[tuple[str | None, str, str]] = Counter()
+        example: dict[tuple[str | None, str, str], str] = {}
         for r in self.rejected:
-            key = (r.field, r.error_class)
+            key = (r.field, r.error_class, reason_kind(r.reason))
             counts[key] += r.units
             example.setdefault(key, r.reason)
         return [
-            {"field": f, "errorClass": c, "rows": n, "example": example[(f, c)]}
-            for (f, c), n in counts.most_common()
+            {"field": f, "errorClass": c, "rows": n, "example": example[(f, c, k)]}
+            for (f, c, k), n in counts.most_common()
         ]
 
     def to_dict(self, include_rejected: bool = True) -> dict[str, Any]:

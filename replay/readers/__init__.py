@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from replay.model import Outcomes
 from replay.readers import jsonl, parquet, pmxml, raca
 from replay.readers.dn import DnResolver
+from replay.readers.vector_rules import VectorRules
 from twin import topics
 
 __all__ = ["TOPICS", "Format", "ReaderOptions", "open_sources"]
@@ -31,7 +33,10 @@ class ReaderOptions:
 
     plmn: str | None = None  # None: each reader's documented default
     dn_map: Path | None = None  # pm-xml: JSON object of DN -> cell key
-    timezone: str = raca.DEFAULT_TZ  # raca: the zone the timestamps were logged in
+    # raca: the zone the timestamps were logged in (None: Europe/Dublin); pm-xml: the zone of times
+    # written without an offset (None: such times are rejected)
+    timezone: str | None = None
+    vector_rules: Path | None = None  # pm-xml: TOML/JSON counter-layout rules (vector_rules.py)
 
 
 # Topics a format can produce (created up front when publishing), besides the dead-letter topic.
@@ -50,14 +55,17 @@ def open_sources(
     options = options or ReaderOptions()
     if fmt is Format.raca:
         return raca.read(
-            sources, raca.RacaOptions(plmn=options.plmn or raca.DEFAULT_PLMN, timezone=options.timezone)
+            sources,
+            raca.RacaOptions(plmn=options.plmn or raca.DEFAULT_PLMN, timezone=options.timezone or raca.DEFAULT_TZ),
         )
     if fmt is Format.pm_xml:
         plmn = options.plmn or "00101"
         resolver = (
             DnResolver.from_file(options.dn_map, plmn=plmn) if options.dn_map else DnResolver(plmn=plmn)
         )
-        return pmxml.read(sources, pmxml.PmXmlOptions(resolver=resolver))
+        rules = VectorRules.from_file(options.vector_rules) if options.vector_rules else VectorRules()
+        tz = ZoneInfo(options.timezone) if options.timezone else None
+        return pmxml.read(sources, pmxml.PmXmlOptions(resolver=resolver, rules=rules, timezone=tz))
     if fmt is Format.jsonl:
         return jsonl.read(sources)
     return parquet.read(sources)

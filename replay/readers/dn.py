@@ -12,9 +12,17 @@ when the map has no entry does it derive a key deterministically, under a config
 - node-level objects (ManagedElement, GNBDUFunction, GNBCUCPFunction, GNBCUUPFunction) get the
   node's reserved key: the highest cellLocalId (all ones), which the derivation never gives a cell;
 - ``EUtranCellFDD/TDD=n`` -> ECGI with eNB id = CRC-32 of the ManagedElement id (20 bits), cell n;
-- ``NRCellRelation=r`` under a cell: the source is the parent cell; the target cannot be known
-  without CM (nRTCI), so unless the map names the relation DN it is a synthetic key derived from
-  the source key and r (distinct per relation, stable across replays).
+- cell relations, whatever the nesting: ``NRCellCU=x,NRCellRelation=r`` (3GPP),
+  ``EUtranCellFDD=x,EUtranFreqRelation=f,EUtranCellRelation=r`` (Ericsson LTE),
+  ``NRCellCU=x,NRFreqRelation=f,NRCellRelation=r`` and the inter-RAT ``GUtranFreqRelation`` /
+  ``GUtranCellRelation`` (LTE -> NR) and ``EUtranCellRelation`` under an NR cell (NR -> LTE). The
+  source is the nearest cell RDN above the relation (frequency-relation RDNs in between are
+  skipped); the record's class names the *target* RAT (``NRCellRelation``: an NR target,
+  ``EUtranCellRelation``: an LTE target; the DN keeps the vendor's class). The target cannot be
+  known without CM (nRTCI), so unless the map names the relation DN it is a synthetic key of the
+  target's RAT derived from the source key and the RDNs below the source cell (distinct per
+  relation, stable across replays). Relations to UTRAN/GERAN cells (``UtranCellRelation``,
+  ``GeranCellRelation``) are refused: the twin keys only LTE and NR cells.
 
 Map keys are DNs, compared without the file's ``dnPrefix`` and without spaces, so either the full
 or the local DN works.
@@ -37,13 +45,22 @@ from pathlib import Path
 from twin.cells import is_cell_key, lte_cell_key, nr_cell_key
 
 __all__ = [
-    "LTE_CELL_CLASSES", "NODE_CLASSES", "NR_CELL_CLASSES", "RELATION_CLASSES", "DnError", "DnResolver", "parse_dn",
+    "LEGACY_RELATION_CLASSES", "LTE_CELL_CLASSES", "NODE_CLASSES", "NR_CELL_CLASSES", "RELATION_CLASSES",
+    "RELATION_TARGET", "DnError", "DnResolver", "parse_dn",
 ]
 
 NR_CELL_CLASSES = frozenset({"NRCellDU", "NRCellCU", "NRSectorCarrier"})
 NODE_CLASSES = frozenset({"ManagedElement", "GNBDUFunction", "GNBCUCPFunction", "GNBCUUPFunction"})
 LTE_CELL_CLASSES = frozenset({"EUtranCellFDD", "EUtranCellTDD"})
-RELATION_CLASSES = frozenset({"NRCellRelation", "EUtranCellRelation"})
+# Relation class in the DN -> the record's class, which names the target RAT.
+RELATION_TARGET: dict[str, str] = {
+    "NRCellRelation": "NRCellRelation",
+    "EUtranCellRelation": "EUtranCellRelation",
+    "GUtranCellRelation": "NRCellRelation",  # Ericsson LTE -> NR (EN-DC) neighbour
+}
+# Relations to 2G/3G cells: the twin has no key for their targets.
+LEGACY_RELATION_CLASSES = frozenset({"UtranCellRelation", "GeranCellRelation"})
+RELATION_CLASSES = frozenset(RELATION_TARGET) | LEGACY_RELATION_CLASSES
 
 
 class DnError(ValueError):
@@ -140,18 +157,39 @@ class DnResolver:
         raise DnError(f"DN {dn!r}: object class {cls!r} is not a cell, carrier, beam or node the twin keys")
 
     def relation(self, dn: str) -> tuple[str, str, str]:
-        """(class, source cell key, target cell key) of an NRCellRelation/EUtranCellRelation DN."""
+        """(record class, source cell key, target cell key) of a cell-relation DN, however nested.
+
+        >>> r = DnResolver()
+        >>> cls, src, dst = r.relation(
+        ...     "ManagedElement=enb-1,ENodeBFunction=1,EUtranCellFDD=3,EUtranFreqRelation=1,EUtranCellRelation=7")
+        >>> cls, src == r.cell("ManagedElement=enb-1,ENodeBFunction=1,EUtranCellFDD=3")[1], dst[:4]
+        ('EUtranCellRelation', True, 'lte:')
+        >>> r.relation("ManagedElement=enb-1,EUtranCellFDD=3,GUtranFreqRelation=1,GUtranCellRelation=2")[::2]
+        ('NRCellRelation', 'nr:00101-272a78002')
+        >>> r.relation("ManagedElement=enb-1,EUtranCellFDD=3,UtranFreqRelation=1,UtranCellRelation=2")
+        Traceback (most recent call last):
+        ...
+        replay.readers.dn.DnError: DN 'ManagedElement=enb-1,EUtranCellFDD=3,UtranFreqRelation=1,\
+UtranCellRelation=2': a UtranCellRelation targets a 2G/3G cell, which the twin does not key
+        """
         rdns = parse_dn(dn)
-        cls, rel_id = rdns[-1]
-        if cls not in RELATION_CLASSES or len(rdns) < 2:
+        cls = rdns[-1][0]
+        if cls in LEGACY_RELATION_CLASSES:
+            raise DnError(f"DN {dn!r}: a {cls} targets a 2G/3G cell, which the twin does not key")
+        if cls not in RELATION_TARGET:
             raise DnError(f"DN {dn!r} is not a cell relation")
-        _, source = self.cell(",".join(f"{c}={v}" for c, v in rdns[:-1]))
+        cells = [i for i, (c, _) in enumerate(rdns[:-1]) if c in NR_CELL_CLASSES | LTE_CELL_CLASSES]
+        if not cells:
+            raise DnError(f"DN {dn!r}: the {cls} has no NR or LTE cell RDN above it to be its source")
+        owner = cells[-1]
+        _, source = self.cell(",".join(f"{c}={v}" for c, v in rdns[: owner + 1]))
         target = self._mapped(rdns)
+        record_cls = RELATION_TARGET[cls]
         if target is None:
-            rat = "lte" if source.startswith("lte:") else "nr"
-            seed = f"{source}/{cls}={rel_id}"
-            if rat == "nr":
-                target = self._nr_key(seed, self._local_id(rel_id))
+            below = ",".join(f"{c}={v}" for c, v in rdns[owner + 1 :])
+            seed = f"{source}/{below}"
+            if record_cls == "NRCellRelation":
+                target = self._nr_key(seed, self._local_id(rdns[-1][1]))
             else:
                 target = lte_cell_key(self.plmn, _crc(seed, 28))
-        return cls, source, target
+        return record_cls, source, target

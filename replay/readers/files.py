@@ -3,6 +3,11 @@
 Folders are walked recursively in sorted order and zip archives are read member by member, both
 skipping macOS litter (``__MACOSX/``, ``._*``, ``.DS_Store``) so an archive unpacked on a Mac
 replays the same as the original.
+
+A ``x.gz`` beside an ``x`` of the same name (in one folder or one archive, or both given) is a copy
+of it: when the decompressed bytes are the same it is left out and the plain file's input carries a
+note saying so; when they differ the ``.gz`` input carries a ``conflict`` (the reader rejects it whole,
+so its bytes reach the dead-letter topic rather than being published twice or lost).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import gzip
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 __all__ = ["Input", "expand", "maybe_gunzip"]
@@ -22,6 +27,8 @@ class Input:
 
     name: str
     read: Callable[[], bytes]
+    notes: tuple[str, ...] = ()  # things the reader should report as notices
+    conflict: str | None = None  # set: the reader rejects this input whole with this reason
 
 
 def _is_litter(parts: Sequence[str]) -> bool:
@@ -65,6 +72,31 @@ def _zip_inputs(path: Path, suffixes: Sequence[str]) -> Iterator[Input]:
         yield Input(f"{path.name}!{member}", reader(member))
 
 
+def _twins(inputs: list[Input]) -> list[Input]:
+    """Leave out ``x.gz`` copies of an ``x`` among ``inputs``; mark differing ones as conflicts."""
+    by_name = {i.name: n for n, i in enumerate(inputs)}
+    out = list(inputs)
+    drop: set[int] = set()
+    for n, inp in enumerate(inputs):
+        if not inp.name.lower().endswith(".gz"):
+            continue
+        plain_at = by_name.get(inp.name[:-3])
+        if plain_at is None:
+            continue
+        plain = inputs[plain_at]
+        if inp.read() == plain.read():
+            drop.add(n)
+            note = f"{inp.name} left out: the same content as {plain.name}, compressed (read once)"
+            out[plain_at] = replace(out[plain_at], notes=(*out[plain_at].notes, note))
+        else:
+            conflict = (
+                f"{inp.name} and {plain.name} have one name but different content: {plain.name} was "
+                "read, this copy is dead-lettered rather than published twice"
+            )
+            out[n] = replace(inp, conflict=conflict)
+    return [i for n, i in enumerate(out) if n not in drop]
+
+
 def expand(sources: Sequence[Path], suffixes: Sequence[str]) -> list[Input]:
     """All readable inputs under ``sources``; raise ``FileNotFoundError`` naming a missing source."""
     inputs: list[Input] = []
@@ -80,4 +112,4 @@ def expand(sources: Sequence[Path], suffixes: Sequence[str]) -> list[Input]:
             inputs.append(_file_input(source, source.name))
         else:
             raise FileNotFoundError(f"source {str(source)!r} does not exist")
-    return inputs
+    return _twins(inputs)
