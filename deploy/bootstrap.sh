@@ -42,6 +42,18 @@ if ! command -v yanglint >/dev/null; then
     fi
 fi
 
+# VictoriaMetrics: a real server of the InfluxDB v2 write API for the time-series tests
+# (tests/timeseries/ start it on a loopback port, stop it mid-run and start it again).
+if ! command -v victoria-metrics >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq victoria-metrics >/dev/null \
+            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq victoria-metrics >/dev/null; }
+    else
+        echo "bootstrap: victoria-metrics missing; install Debian's victoria-metrics" >&2
+        exit 1
+    fi
+fi
+
 # Headless Chromium and its driver: the dashboard's end-to-end tests (tests/dashboard/) drive the real
 # browser through Selenium with the system chromedriver; nothing is downloaded at test time.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
