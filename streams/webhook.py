@@ -1,0 +1,184 @@
+"""Alert delivery to an HTTP receiver in Alertmanager's webhook format (``twin.alerting``), beside
+the Kafka alert topic.
+
+``submit`` never waits: alerts queue (bounded) and one task POSTs them, grouped by type and
+cluster, in order. A notification that fails (connection refused, timeout, 408, 429, 5xx) is tried
+again with exponential backoff up to ``max_attempts``; one the receiver refuses (another 4xx) is
+not retried. Either way, a notification not delivered is appended to the dead-letter file (one
+JSON object per line: when, why, how many attempts, the payload), counted and logged, as are
+alerts that find the queue full and those still queued when the worker stops: nothing is lost
+silently, and the file can be replayed to the receiver (``redeliver``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from twin.alerting import groups, notification
+from twin.config import WebhookSettings
+from twin.schemas import Alert
+
+__all__ = ["RETRYABLE", "WebhookDelivery", "WebhookStats", "redeliver"]
+
+log = structlog.get_logger(__name__)
+
+RETRYABLE = frozenset({408, 425, 429})  # and every 5xx
+
+
+@dataclass
+class WebhookStats:
+    submitted: int = 0  # alerts given to submit()
+    delivered: int = 0  # alerts in notifications the receiver acknowledged (2xx)
+    notifications: int = 0  # notifications acknowledged
+    attempts: int = 0  # POSTs made
+    failures: int = 0  # POSTs that failed (each retried or dead-lettered)
+    dead_lettered: int = 0  # alerts written to the dead-letter file
+
+    def as_dict(self) -> dict[str, int]:
+        return {f"webhook{k[0].upper()}{k[1:]}": v for k, v in vars(self).items()}
+
+
+class WebhookDelivery:
+    """``start``, ``submit`` alerts, ``close``; undelivered notifications go to ``dead_letter``."""
+
+    def __init__(self, settings: WebhookSettings, dead_letter: Path) -> None:
+        if not settings.url:
+            raise ValueError("webhook.url is not set: there is no receiver to deliver to")
+        self.settings = settings
+        self.url = settings.url
+        self.dead_letter = dead_letter
+        self.stats = WebhookStats()
+        self._queue: asyncio.Queue[Alert] = asyncio.Queue(settings.queue_max)
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: list[Alert] = []
+        headers = {"Content-Type": "application/json", "User-Agent": "ran-twin-webhook"}
+        if settings.bearer_token is not None:
+            headers["Authorization"] = f"Bearer {settings.bearer_token.get_secret_value()}"
+        self._client = httpx.AsyncClient(headers=headers, timeout=settings.timeout_s)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="alert-webhook")
+
+    def submit(self, alert: Alert) -> None:
+        """Queue an alert for delivery (dead-lettered at once when the queue is full)."""
+        self.stats.submitted += 1
+        try:
+            self._queue.put_nowait(alert)
+        except asyncio.QueueFull:
+            self._dead([alert], f"the delivery queue is full ({self.settings.queue_max} alerts waiting)", 0)
+
+    async def flush(self, timeout_s: float = 10.0) -> bool:
+        """Until everything submitted is delivered or dead-lettered (True), or ``timeout_s`` (False)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not self._queue.empty() or self._inflight:
+            if loop.time() > deadline or self._task is None or self._task.done():
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Deliver what is queued for up to ``timeout_s``; dead-letter the rest."""
+        await self.flush(timeout_s)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        left = list(self._inflight)
+        while not self._queue.empty():
+            left.append(self._queue.get_nowait())
+        self._inflight = []
+        if left:
+            self._dead(left, "the worker stopped before the receiver took them", 0)
+        await self._client.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._inflight = batch  # what close() dead-letters if it stops this task
+            for group in groups(batch):
+                for i in range(0, len(group), self.settings.max_alerts):
+                    chunk = group[i:i + self.settings.max_alerts]
+                    await self._deliver(chunk)
+                    done = {id(a) for a in chunk}
+                    self._inflight = [a for a in self._inflight if id(a) not in done]
+
+    async def _deliver(self, alerts: list[Alert]) -> None:
+        payload = notification(alerts, self.settings.receiver, self.settings.external_url)
+        body = json.dumps(payload).encode()
+        reason = ""
+        for attempt in range(1, self.settings.max_attempts + 1):
+            self.stats.attempts += 1
+            try:
+                r = await self._client.post(self.url, content=body)
+            except httpx.HTTPError as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            else:
+                if 200 <= r.status_code < 300:
+                    self.stats.delivered += len(alerts)
+                    self.stats.notifications += 1
+                    if attempt > 1:
+                        log.info("webhook.delivered_after_retries", url=self.url, attempts=attempt,
+                                 alerts=len(alerts))
+                    return
+                reason = f"HTTP {r.status_code}: {r.text[:300]}"
+                if r.status_code < 500 and r.status_code not in RETRYABLE:
+                    self.stats.failures += 1
+                    self._dead(alerts, f"the receiver refused the notification ({reason})", attempt, payload)
+                    return
+            self.stats.failures += 1
+            if attempt == self.settings.max_attempts:
+                break
+            delay = min(self.settings.retry_max_s, self.settings.retry_initial_s * 2 ** (attempt - 1))
+            delay *= 0.75 + random.random() / 4  # jitter
+            log.warning("webhook.delivery_failed", url=self.url, attempt=attempt, retry_in_s=round(delay, 3),
+                        alerts=len(alerts), reason=reason[:300])
+            await asyncio.sleep(delay)
+        self._dead(alerts, f"the receiver did not take it in {self.settings.max_attempts} attempts "
+                           f"(last: {reason})", self.settings.max_attempts, payload)
+
+    def _dead(self, alerts: list[Alert], reason: str, attempts: int, payload: dict[str, Any] | None = None) -> None:
+        """Append the undelivered notification(s) to the dead-letter file; count and log them."""
+        payloads = [payload] if payload is not None else [
+            notification(g, self.settings.receiver, self.settings.external_url) for g in groups(alerts)]
+        self.dead_letter.parent.mkdir(parents=True, exist_ok=True)
+        at = datetime.now(UTC).isoformat()
+        with self.dead_letter.open("a", encoding="utf-8") as out:
+            for p in payloads:
+                out.write(json.dumps({"deadLetteredAt": at, "url": self.url, "reason": reason, "attempts": attempts,
+                                      "payload": p}) + "\n")
+        self.stats.dead_lettered += len(alerts)
+        log.error("webhook.dead_lettered", url=self.url, alerts=len(alerts), attempts=attempts, reason=reason[:300],
+                  file=str(self.dead_letter), dead_lettered_total=self.stats.dead_lettered)
+
+
+async def redeliver(dead_letter: Path, url: str, timeout_s: float = 10.0) -> tuple[int, int]:
+    """POST each dead-lettered notification of ``dead_letter`` to ``url`` once; the file keeps the
+    ones that failed again. Returns (delivered, still dead)."""
+    lines = [ln for ln in dead_letter.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    kept: list[str] = []
+    async with httpx.AsyncClient(timeout=timeout_s) as client:
+        for ln in lines:
+            entry = json.loads(ln)
+            try:
+                r = await client.post(url, json=entry["payload"])
+                ok = 200 <= r.status_code < 300
+            except httpx.HTTPError:
+                ok = False
+            if not ok:
+                kept.append(ln)
+    dead_letter.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+    return len(lines) - len(kept), len(kept)
