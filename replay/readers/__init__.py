@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from replay.model import Outcomes
-from replay.readers import jsonl, parquet, pmxml, raca
+from replay.readers import jsonl, omes, parquet, pmxml, raca
 from replay.readers.dn import DnResolver
 from replay.readers.vector_rules import VectorRules
 from twin import topics
@@ -23,6 +23,7 @@ __all__ = ["TOPICS", "Format", "ReaderOptions", "open_sources"]
 class Format(StrEnum):
     raca = "raca"
     pm_xml = "pm-xml"
+    omes = "omes"
     jsonl = "jsonl"
     parquet = "parquet"
 
@@ -43,6 +44,7 @@ class ReaderOptions:
 TOPICS: dict[Format, tuple[str, ...]] = {
     Format.raca: (topics.MR_UE,),
     Format.pm_xml: (topics.PM_CELL, topics.PM_RELATION),
+    Format.omes: (topics.PM_CELL, topics.PM_RELATION),
     Format.jsonl: tuple(topics.SCHEMAS),
     Format.parquet: tuple(topics.SCHEMAS),
 }
@@ -58,14 +60,17 @@ def open_sources(
             sources,
             raca.RacaOptions(plmn=options.plmn or raca.DEFAULT_PLMN, timezone=options.timezone or raca.DEFAULT_TZ),
         )
-    if fmt is Format.pm_xml:
+    if fmt in (Format.pm_xml, Format.omes):
         plmn = options.plmn or "00101"
         resolver = (
             DnResolver.from_file(options.dn_map, plmn=plmn) if options.dn_map else DnResolver(plmn=plmn)
         )
         rules = VectorRules.from_file(options.vector_rules) if options.vector_rules else VectorRules()
         tz = ZoneInfo(options.timezone) if options.timezone else None
-        return pmxml.read(sources, pmxml.PmXmlOptions(resolver=resolver, rules=rules, timezone=tz))
+        pm_options = pmxml.PmXmlOptions(resolver=resolver, rules=rules, timezone=tz)
+        if fmt is Format.omes:
+            return omes.read(sources, pm_options)
+        return pmxml.read(sources, pm_options)
     if fmt is Format.jsonl:
         return jsonl.read(sources)
     return parquet.read(sources)

@@ -275,6 +275,7 @@ class _FileParser:
         if fmt is None:
             reason = (
                 f"root element <{_local(root.tag)}> is not measCollecFile (32.435) or measDataFile (28.532)"
+                + (" (Nokia OMeS: use --format omes)" if _local(root.tag) == "OMeS" else "")
             )
             yield self.reject("file", reason, "schema", data)
             return
