@@ -82,6 +82,7 @@ def mirror_show(
 
 def _load_plugins() -> None:
     """Let ``twin.sim.cli``, ``twin.fidelity.cli`` and every ``twin.commands`` entry point add their commands."""
+    from twin.api.cli import api_command
     from twin.fidelity.cli import register as register_fidelity
     from twin.ledger.cli import cm_app
     from twin.sim.cli import register  # imported here: numpy and the model load only for a full CLI
@@ -90,6 +91,8 @@ def _load_plugins() -> None:
     register_fidelity(app, bench_app)
     if not any(g.name == "cm" for g in app.registered_groups):
         app.add_typer(cm_app, name="cm")
+    if not any(c.name == "api" for c in app.registered_commands):
+        app.command("api")(api_command)
     for ep in entry_points(group="twin.commands"):
         ep.load()(app, bench_app)
 

@@ -124,20 +124,19 @@ class WorkerCollector(Collector):
         sums: dict[tuple[str, ...], float] = {}
         for name, worker in live:
             snap = worker.metrics_snapshot()
-            for key in counters:
-                sums[(key, name)] = sums.get((key, name), 0.0) + float(snap.get(key, 0))
+            for counter in counters:
+                sums[(counter, name)] = sums.get((counter, name), 0.0) + float(snap.get(counter, 0))
             for reason, n in snap.get("deadLettered", {}).items():
                 sums[("dlq", name, reason)] = sums.get(("dlq", name, reason), 0.0) + float(n)
             for stage, n in snap.get("lag", {}).items():
                 sums[("lag", name, stage)] = sums.get(("lag", name, stage), 0.0) + float(n)
             sums[("ready", name)] = float(bool(snap.get("ready")))
             sums[("reachable", name)] = float(bool(snap.get("brokerReachable")))
-        for key, value in sorted(sums.items()):
-            kind, *labels = key
-            if kind in counters:
-                counters[kind].add_metric(labels, value)
-            else:
-                {"dlq": dlq, "lag": lag, "ready": ready, "reachable": reachable}[kind].add_metric(labels, value)
+        others: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
+            "dlq": dlq, "lag": lag, "ready": ready, "reachable": reachable}
+        for series, value in sorted(sums.items()):
+            kind, labels = series[0], list(series[1:])
+            (counters[kind] if kind in counters else others[kind]).add_metric(labels, value)
         yield from counters.values()
         yield from (dlq, lag, ready, reachable)
 

@@ -1,0 +1,71 @@
+"""``twin api``: serve a worker's state over the REST API (no broker needed: it reads the state)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from twin.api.auth import ENV_OPERATOR, ENV_VIEWER
+
+__all__ = ["api_command"]
+
+
+def api_command(
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="the worker's checkpoint folder "
+                                                   "(<state_dir>/<group_id>) or its state_dir; default: from the "
+                                                   "config")] = None,
+    tokens: Annotated[Path | None, typer.Option("--tokens", help="TOML file of tokens tables, each with name, role "
+                                                "(viewer or operator) and token (16+ characters)")] = None,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: a free one)")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings of the worker (topology, "
+                                                "predict, guard, cm.ledger)")] = None,
+    stats_file: Annotated[list[Path] | None, typer.Option(
+        "--stats-file", help="the worker's twin run --stats-file (repeat for several); readiness reads them. "
+        "Default: worker-stats.json in the state folder or its parent")] = None,
+    ledger: Annotated[str | None, typer.Option("--ledger", help="CM ledger URL (default: cm.ledger of the "
+                                               "config)")] = None,
+    max_lag: Annotated[int, typer.Option(min=0, help="records behind above which the worker is not ready")] = 10_000,
+) -> None:
+    r"""Serve a worker's state over the REST API (/api/v1/..., OpenAPI at /api/v1/openapi.json, /metrics).
+
+    Tokens: a TOML file (--tokens FILE) of entries such as
+
+        \[\[tokens]]
+        name = "noc"
+        role = "operator"
+        token = "a long random secret"
+
+    and/or the environment variables TWIN_API_VIEWER_TOKENS and TWIN_API_OPERATOR_TOKENS
+    (comma-separated). Clients send `Authorization: Bearer <token>`. Viewers read and run what-ifs;
+    operators also approve, reject and roll back CM changes and flip the kill switch. Tokens are
+    compared in constant time and never logged.
+    """
+    import uvicorn
+
+    from twin.api.app import create_app
+    from twin.api.auth import load_tokens
+    from twin.api.server import config as server_config
+    from twin.api.state import ApiState
+    from twin.config import load_settings
+    from twin.logs import configure
+
+    try:
+        settings = load_settings(config)
+        store = load_tokens(tokens)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    configure(settings.log_level)
+    state = ApiState(settings, state_dir, [], ledger, max_lag=max_lag)
+    files = list(stats_file or [])
+    if not files:
+        files = [p for p in (state.directory / "worker-stats.json", state.directory.parent / "worker-stats.json")
+                 if p.exists()][:1]
+    state.stats_files = files
+    app = create_app(state, store)
+    typer.echo(f"twin api on http://{host}:{port} serving {state.directory} ({len(store)} tokens; "
+               f"env {ENV_VIEWER} / {ENV_OPERATOR} also read)", err=True)
+    uvicorn.Server(server_config(app, host, port)).run()

@@ -1,0 +1,85 @@
+"""Request and response bodies of the REST API (camelCase on the wire, unknown fields refused)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class CmChangeIn(_In):
+    """One CM change of a what-if, in TS 28.541 names and units (``twin/sim/cm.py``)."""
+
+    cell_key: str = Field(alias="cellKey", min_length=1, max_length=200, examples=["nr:00101-000000101"])
+    attribute: str = Field(min_length=1, max_length=100, examples=["digitalTilt"])
+    to: float = Field(examples=[90], description="the new value (digitalTilt in 0.1 degree, "
+                      "configuredMaxTxPower in mW)")
+
+
+class WhatIfIn(_In):
+    """CM changes in, predicted KPI deltas out (``Twin.whatif``); nothing is applied."""
+
+    cluster: str = Field(min_length=1, max_length=200)
+    changes: list[CmChangeIn] = Field(min_length=1, max_length=64)
+    period_end: int | None = Field(default=None, alias="periodEnd", ge=0, le=2**40,
+                                   description="epoch s of the period to simulate (default: the newest)")
+    gp: int | None = Field(default=None, gt=0, le=86400, description="granularity period (s)")
+
+
+class WhatIfRow(BaseModel):
+    cell: str
+    kpi: str
+    baseline: float
+    changed: float
+    delta: float
+
+
+class WhatIfOut(BaseModel):
+    cluster: str
+    gp: int
+    periodEnd: int
+    modelVersion: str
+    converged: bool
+    changes: dict[str, dict[str, Any]]
+    rows: list[WhatIfRow]
+
+
+class DecisionIn(_In):
+    reason: str = Field(default="", max_length=2000, description="why (recorded in the ledger)")
+
+
+class KillSwitchIn(_In):
+    on: bool
+
+
+class KillSwitchOut(BaseModel):
+    on: bool
+    history: list[dict[str, Any]]
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx: ``error`` says what is wrong and names the field; ``field`` when one is at fault."""
+
+    error: str
+    field: str | None = None
+    detail: Any = None
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    reasons: list[str]
+    workers: list[dict[str, Any]]
+
+
+class Me(BaseModel):
+    name: str
+    role: str
