@@ -28,6 +28,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from streams import incarnation
 from streams.kafka_io import make_consumer, make_producer
 from streams.offset_guard import OffsetGuard
+from streams.outputs import Outputs
 from streams.stats import WorkerStats, gap_reporter, retry_reporter
 from twin import metrics, topics
 from twin.api import journal
@@ -99,6 +100,7 @@ class MirrorStage:
         # resync fits run in a process beside the loop (twin.prediction.resync): job, mirror, future
         self._resyncs: list[tuple[ResyncJob, ClusterMirror, asyncio.Future[ResyncOutcome]]] = []
         self._fit_pool: ProcessPoolExecutor | None = None
+        self.outputs: Outputs | None = None  # time series and the alert webhook (streams.outputs), from start()
         if self.predictions is not None and self.predictions.resyncs is not None:
             self.predictions.resyncs.runner = self._run_resync
 
@@ -112,6 +114,8 @@ class MirrorStage:
                                       give_up_after_s=kafka.broker_loss_timeout_s,
                                       on_retry=retry_reporter(self.stats, "mirror.send_retry"))
         await self.producer.start()
+        self.outputs = Outputs(self.settings)
+        await self.outputs.start()
         self.consumer: AIOKafkaConsumer = make_consumer(
             self.bootstrap, group_id=f"{self.settings.kafka.group_id}.mirror",
             client_id=self.settings.kafka.client_id, max_partition_fetch_bytes=16 << 20,
@@ -127,6 +131,8 @@ class MirrorStage:
         await self.flush()
         self.checkpoint(force=True)
         self.store.close()
+        if self.outputs is not None:
+            await self.outputs.close()
         with contextlib.suppress(Exception):
             await self.consumer.stop()
         if self.producer is not None:
@@ -220,6 +226,8 @@ class MirrorStage:
         journal.append(self.store.directory, [alert])  # what the API lists (twin.api.journal)
         log.info("mirror.alert", worker=self.worker_name, alert_id=str(alert.alert_id), alert_type=str(alert.type),
                  cell=alert.cell_key, cluster=alert.cluster_id)
+        if self.outputs is not None:
+            self.outputs.alert(alert)
         return await self.producer.send(topics.ALERTS, alert.to_json_bytes(), key=key.encode())
 
     def _changes(self, state: PartitionState, seal: SealBudget | None, meta: dict[str, Any]) -> Changes:
@@ -491,6 +499,8 @@ class MirrorStage:
         if due:
             metrics.PREDICTION_SECONDS.observe(time.perf_counter() - started)
         for prediction in due:
+            if self.outputs is not None:
+                self.outputs.period(cluster, prediction)
             for rec in to_records(prediction):
                 futures.append(await self.producer.send(topics.PREDICTIONS, rec.to_json_bytes(),
                                                         key=rec.cell_key.encode()))
@@ -499,9 +509,13 @@ class MirrorStage:
                     divergence_alert(cluster.cluster_id, self.settings.kafka.group_id, event)))
         for cluster_id, record in self.predictions.take_resyncs():
             wire = Resync.model_validate(record)
+            if self.outputs is not None:
+                self.outputs.resync(wire)
             futures.append(await self.producer.send(topics.RESYNCS, wire.to_json_bytes(), key=cluster_id.encode()))
         for cluster_id, record in self.predictions.take_fidelity():
             fid = Fidelity.model_validate(record)
+            if self.outputs is not None:
+                self.outputs.fidelity(fid)
             futures.append(await self.producer.send(topics.FIDELITY, fid.to_json_bytes(), key=cluster_id.encode()))
         for alert in self.predictions.take_alerts():
             futures.append(await self._send_alert(alert))
