@@ -1,18 +1,25 @@
-"""Structured logs: JSON lines on stderr for machines, readable lines on a terminal."""
+"""Structured logs: JSON lines on stderr for machines, readable lines on a terminal.
+
+Log lines about a cell, a cluster or a CM change carry ``cell``, ``cluster`` and ``change_id``;
+``structlog.contextvars.bound_contextvars(change_id=...)`` adds them to every line of a block (the
+API binds the caller's ``principal`` name per request, never a token)."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 __all__ = ["configure"]
 
 
-def configure(level: str = "INFO", json: bool | None = None) -> None:
-    """Set up structlog once per process; ``json=None`` picks JSON unless stderr is a terminal."""
-    as_json = (not sys.stderr.isatty()) if json is None else json
+def configure(level: str = "INFO", json: bool | None = None, stream: TextIO | None = None) -> None:
+    """Set up structlog once per process; ``json=None`` picks JSON unless stderr is a terminal;
+    ``stream``: where the lines go (default: stderr)."""
+    out = sys.stderr if stream is None else stream
+    as_json = (not out.isatty()) if json is None else json
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -24,6 +31,6 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )
