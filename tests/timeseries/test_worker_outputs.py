@@ -66,7 +66,7 @@ def test_worker_writes_time_series_and_delivers_alerts(fresh_broker: EmbeddedBro
     gaps = store.query(GAP, 0, FAR)
     assert gaps and all("raw" in g.fields for g in gaps)
     # every alert the worker published is a point and was delivered to the receiver
-    assert sorted(a["cellKey"] for a in alerts if a["type"] == "UNKNOWN_CELL") == sorted(unknown)
+    assert sorted(str(a["cellKey"]) for a in alerts if a["type"] == "UNKNOWN_CELL") == sorted(unknown)
     assert any(a["cellKey"] == SILENT and a["type"] == "DATA_GAP" for a in alerts)
     points = store.query(ALERT, 0, FAR)
     assert sorted(str(p.fields["alertId"]) for p in points) == sorted(str(a["alertId"]) for a in alerts)
