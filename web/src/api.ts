@@ -15,6 +15,11 @@ function pick(o: Json, ...names: string[]): unknown {
   return undefined;
 }
 
+function fmtEpoch(v: unknown): string {
+  const t = epoch(v);
+  return t === null ? "" : new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ");
+}
+
 function str(v: unknown): string {
   return v === undefined || v === null ? "" : String(v);
 }
@@ -55,49 +60,52 @@ export interface Health {
   reason: string;
 }
 
+/** Readiness (`GET /ready`: 200 when ready, 503 with the reasons when not; no token needed). */
 export async function health(): Promise<Health> {
-  const h = await get<Json>(`${BASE}/health`);
-  const ready = pick(h, "ready", "readiness");
-  const reasons = pick(h, "reasons", "reason");
-  return {
-    ready: ready === true || ready === "ready",
-    reason: Array.isArray(reasons) ? reasons.join("; ") : str(reasons),
-  };
+  const res = await fetch(`${BASE}/ready`, { cache: "no-store", headers: { Accept: "application/json" } });
+  if (res.status !== 200 && res.status !== 503) throw new Error(`HTTP ${res.status}`);
+  const h = (await res.json()) as Json;
+  const reasons = pick(h, "reasons");
+  return { ready: h.ready === true, reason: Array.isArray(reasons) ? reasons.join("; ") : str(reasons) };
 }
 
 export async function whoami(token: string): Promise<Role> {
-  const me = await request<Json>("GET", `${BASE}/whoami`, undefined, token);
+  const me = await request<Json>("GET", `${BASE}/me`, undefined, token);
   const role = str(pick(me, "role"));
   if (role !== "viewer" && role !== "operator") throw new Error(`unknown role ${JSON.stringify(role)}`);
   return role;
 }
 
+/** `GET /cells` (each cell's latest twin error) grouped by cluster, with `GET /clusters`' DT-BSM. */
 export async function clusters(): Promise<Cluster[]> {
   const body = await get<unknown>(`${BASE}/cells`);
   const byCluster = new Map<string, Cluster>();
   for (const c of list(body, "cells", "items")) {
     const key = str(pick(c, "cellKey", "cell_key", "key"));
     const cluster = str(pick(c, "cluster", "clusterId"));
-    const entry = byCluster.get(cluster) ?? { id: cluster, cells: [], dtbsm: null, firing: false };
+    const entry = byCluster.get(cluster) ?? { id: cluster, cells: [], dtbsm: null, firing: false, latest: null };
     byCluster.set(cluster, entry);
-    const err = num(pick(c, "twinError", "error", "mape"));
+    const latest = (pick(c, "latest") ?? {}) as Json;
+    const err = num(pick(latest, "error"));
     entry.cells.push({
       key,
       label: str(pick(c, "name", "label")) || key.split(":").pop() || key,
       cluster,
       error: err,
-      state: str(pick(c, "state", "status")),
+      state: c.mirrored === false ? "not mirrored yet" : latest.periodEnd ? `period ${fmtEpoch(latest.periodEnd)}` : "",
     });
   }
   try {
     const cl = await get<unknown>(`${BASE}/clusters`);
     for (const c of list(cl, "clusters", "items")) {
       const id = str(pick(c, "cluster", "clusterId", "id"));
-      const entry = byCluster.get(id) ?? { id, cells: [], dtbsm: null, firing: false };
+      const entry = byCluster.get(id) ?? { id, cells: [], dtbsm: null, firing: false, latest: null };
       byCluster.set(id, entry);
-      const fid = pick(c, "fidelity", "dtbsm") as Json | number | undefined;
-      entry.dtbsm = typeof fid === "number" ? fid : fid ? num(pick(fid, "value")) : null;
-      entry.firing = Boolean(pick(c, "firing") ?? (fid && typeof fid === "object" ? pick(fid, "firing") : false));
+      const fid = (pick(c, "dtbsm") ?? {}) as Json;
+      entry.dtbsm = num(pick(fid, "value"));
+      entry.latest = epoch(pick(c, "latestPeriodEnd"));
+      const thr = num(pick(fid, "threshold"));
+      entry.firing = entry.dtbsm !== null && thr !== null && entry.dtbsm > thr;
     }
   } catch {
     /* the cells alone still make the grid */
@@ -113,43 +121,27 @@ const UNITS: Record<string, string> = {
   "CARR.MeanTxPwr": "dBm",
 };
 
-/** The cell's KPI history: one series per KPI with real, predicted and calibrated aligned on period ends. */
-export async function kpis(cell: string, hours = 24): Promise<Series[]> {
-  const end = new Date();
-  const start = new Date(end.getTime() - hours * 3600e3);
-  const body = await get<unknown>(`${BASE}/cells/${q(cell)}/kpis?start=${q(start.toISOString())}&end=${q(end.toISOString())}`);
-  const byKpi = new Map<string, Map<number, { real?: number; predicted?: number; calibrated?: number }>>();
-  for (const p of list(body, "points", "series", "items")) {
-    const kpi = str(pick(p, "kpi"));
-    const t = epoch(pick(p, "periodEnd", "time", "t", "at"));
-    if (!kpi || t === null) continue;
-    const rows = byKpi.get(kpi) ?? new Map();
-    byKpi.set(kpi, rows);
-    const row = rows.get(t) ?? {};
-    rows.set(t, row);
-    const kind = str(pick(p, "kind"));
-    if (kind) {
-      const v = num(pick(p, "value"));
-      if (v !== null && (kind === "real" || kind === "predicted" || kind === "calibrated")) row[kind] = v;
-    } else {
-      for (const k of ["real", "predicted", "calibrated"] as const) {
-        const v = num(pick(p, k));
-        if (v !== null) row[k] = v;
-      }
-    }
-  }
+/** The cell's KPI history (`GET /cells/{cell}/kpis`, the last `hours` before `latest`): one series per KPI. */
+export async function kpis(cell: string, latest: number | null, hours = 48): Promise<Series[]> {
+  const range = latest === null ? "" : `?start=${Math.max(0, Math.floor(latest - hours * 3600))}`;
+  const body = await get<Json>(`${BASE}/cells/${q(cell)}/kpis${range}`);
+  const series = (body.series ?? {}) as Record<string, Json[]>;
   const order = ["DRB.UEThpDl", "RRU.PrbTotDl", "PEE.AvgPower"];
-  return [...byKpi.entries()]
-    .sort(([a], [b]) => (order.indexOf(a) + 99 * +!order.includes(a)) - (order.indexOf(b) + 99 * +!order.includes(b)))
-    .map(([kpi, rows]) => {
-      const xs = [...rows.keys()].sort((a, b) => a - b);
+  const rank = (k: string) => (order.includes(k) ? order.indexOf(k) : 99);
+  return Object.entries(series)
+    .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b))
+    .map(([kpi, points]) => {
+      const rows = points
+        .map((p) => ({ t: epoch(p.periodEnd), real: num(p.real), predicted: num(p.predicted), calibrated: num(p.calibrated) }))
+        .filter((p): p is { t: number; real: number | null; predicted: number | null; calibrated: number | null } => p.t !== null)
+        .sort((a, b) => a.t - b.t);
       return {
         kpi,
         unit: UNITS[kpi] ?? "",
-        xs,
-        real: xs.map((t) => rows.get(t)?.real ?? null),
-        predicted: xs.map((t) => rows.get(t)?.predicted ?? null),
-        calibrated: xs.map((t) => rows.get(t)?.calibrated ?? null),
+        xs: rows.map((r) => r.t),
+        real: rows.map((r) => r.real),
+        predicted: rows.map((r) => r.predicted),
+        calibrated: rows.map((r) => r.calibrated),
       };
     });
 }
@@ -165,8 +157,10 @@ export async function marks(cluster: string, cell: string | null, changes: Chang
     }
   }
   const body = await get<unknown>(`${BASE}/clusters/${q(cluster)}/resyncs`);
-  for (const r of list(body, "resyncs", "items")) {
-    const t = epoch(pick(r, "at", "time", "completedAt", "startedAt", "periodEnd"));
+  for (const r of list(body, "resyncs")) {
+    const cells = Array.isArray(r.cells) ? (r.cells as unknown[]).map(String) : [];
+    if (cell && cells.length && !cells.includes(cell)) continue;
+    const t = epoch(pick(r, "at"));
     if (t !== null) out.push({ t, kind: "resync", label: `resync ${str(pick(r, "status")).toLowerCase()}`.trim() });
   }
   return out;
@@ -174,14 +168,14 @@ export async function marks(cluster: string, cell: string | null, changes: Chang
 
 export async function fidelity(cluster: string): Promise<Fidelity> {
   const body = await get<unknown>(`${BASE}/clusters/${q(cluster)}/fidelity`);
-  const records = list(body, "records", "points", "items");
+  const records = list(body, "history");
   const threshold =
     body && typeof body === "object" && !Array.isArray(body)
       ? num(pick(body as Json, "threshold", "tau"))
       : null;
   const points = records
     .map((r) => ({
-      t: epoch(pick(r, "periodEnd", "period_end", "at", "time")) ?? NaN,
+      t: epoch(pick(r, "periodEnd", "period_end")) ?? NaN,
       value: num(pick(r, "value", "dtbsm")),
       lower: num(pick(r, "lower")),
       upper: num(pick(r, "upper")),
@@ -233,9 +227,14 @@ export async function decide(id: string, action: "approve" | "reject" | "rollbac
   return str(pick(body ?? {}, "state"));
 }
 
-/** The kill switch's state (true: pushes stopped), or null when the API has none. */
-export async function killSwitch(): Promise<boolean | null> {
-  const body = await get<Json>(`${BASE}/killswitch`);
-  const v = pick(body, "engaged", "on", "enabled", "value", "killSwitch");
-  return typeof v === "boolean" ? v : null;
+/** The kill switch (`GET /kill-switch`; true: the guard refuses every change). */
+export async function killSwitch(): Promise<boolean> {
+  const body = await get<Json>(`${BASE}/kill-switch`);
+  return body.on === true;
+}
+
+/** Flips the kill switch (`PUT /kill-switch`, operators only). */
+export async function setKillSwitch(on: boolean): Promise<boolean> {
+  const body = await request<Json>("PUT", `${BASE}/kill-switch`, { on });
+  return body.on === true;
 }

@@ -9,6 +9,11 @@ export class ApiError extends Error {
 }
 
 function describe(body: unknown): string {
+  if (body && typeof body === "object" && "error" in body) {
+    // the API's 4xx shape: {"error", "field", "detail"}
+    const e = body as { error: unknown; field?: unknown };
+    return e.field ? `${String(e.error)} (field ${String(e.field)})` : String(e.error);
+  }
   if (body && typeof body === "object" && "detail" in body) {
     const d = (body as { detail: unknown }).detail;
     if (typeof d === "string") return d;

@@ -19,9 +19,10 @@ interface UiState {
   cell: string | null;
   cluster: string | null;
   changes: Change[];
+  killSwitch: boolean;
 }
 
-const ui: UiState = { role: null, clusters: [], cell: null, cluster: null, changes: [] };
+const ui: UiState = { role: null, clusters: [], cell: null, cluster: null, changes: [], killSwitch: false };
 let events: SseHandle | null = null;
 let pending: number | undefined;
 
@@ -73,7 +74,8 @@ async function refreshCell(): Promise<void> {
     renderCell(byId("cell"), null, [], []);
     return;
   }
-  const [series, marks] = await Promise.all([api.kpis(ui.cell), api.marks(ui.cluster, ui.cell, ui.changes)]);
+  const latest = ui.clusters.find((c) => c.id === ui.cluster)?.latest ?? null;
+  const [series, marks] = await Promise.all([api.kpis(ui.cell, latest), api.marks(ui.cluster, ui.cell, ui.changes)]);
   renderCell(byId("cell"), ui.cell, series, marks);
 }
 
@@ -97,15 +99,28 @@ async function refreshChanges(): Promise<void> {
 }
 
 async function refreshKillSwitch(): Promise<void> {
-  const ks = await api.killSwitch();
+  ui.killSwitch = await api.killSwitch();
   const pill = byId("killswitch");
-  if (ks === null) {
-    pill.hidden = true;
-    return;
-  }
   pill.hidden = false;
-  pill.textContent = ks ? "kill switch ON: no CM pushes" : "kill switch off";
-  pill.className = `pill ${ks ? "bad" : "ok"}`;
+  pill.textContent = ui.killSwitch ? "kill switch ON: the guard refuses every change" : "kill switch off";
+  pill.className = `pill ${ui.killSwitch ? "bad" : "ok"}`;
+  const flip = byId<HTMLButtonElement>("killswitch-flip");
+  flip.hidden = false;
+  flip.disabled = ui.role !== "operator";
+  flip.title = ui.role === "operator" ? "" : "operators only";
+  flip.textContent = ui.killSwitch ? "release kill switch" : "engage kill switch";
+}
+
+async function flipKillSwitch(): Promise<void> {
+  const on = !ui.killSwitch;
+  if (!window.confirm(on ? "Engage the kill switch? The guard will refuse every CM change." : "Release the kill switch?")) return;
+  try {
+    await api.setKillSwitch(on);
+    toast(`kill switch ${on ? "engaged" : "released"}`);
+  } catch (e) {
+    report(e, "kill switch refused");
+  }
+  await refreshKillSwitch().catch((e) => report(e, "kill switch"));
 }
 
 async function act(action: ChangeAction, change: Change): Promise<void> {
@@ -203,6 +218,7 @@ byId<HTMLFormElement>("login-form").addEventListener("submit", (ev) => {
   void signIn(token);
 });
 byId("logout").addEventListener("click", () => signOut());
+byId("killswitch-flip").addEventListener("click", () => void flipKillSwitch());
 
 const existing = savedToken();
 if (existing) void signIn(existing);

@@ -13,6 +13,7 @@ export interface Cluster {
   cells: Cell[];
   dtbsm: number | null;
   firing: boolean;
+  latest: number | null; // epoch s of the newest mirrored period
 }
 
 export interface Series {
