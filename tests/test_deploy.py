@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from twin.config import load_settings
 
@@ -40,14 +41,18 @@ def test_the_compose_file_restarts_the_worker_on_failure() -> None:
     text = (ROOT / "deploy" / "compose.yaml").read_text()
     assert re.search(r"^\s+restart: on-failure$", text, re.M)
     assert re.search(r"^\s+stop_grace_period: 90s$", text, re.M)
-    assert "'ready'" in text  # the health check reads the worker's readiness
+    worker = yaml.safe_load(text)["services"]["twin-worker"]  # the services share their settings by YAML anchors
+    assert worker["restart"] == "on-failure" and worker["stop_grace_period"] == "90s"
+    # the health check (deploy/healthcheck.py, tests/deploy/test_image.py) reads the stats file's 'ready'
+    stats = worker["command"][worker["command"].index("--stats-file") + 1]
+    assert worker["healthcheck"]["test"] == ["CMD", "twin-healthcheck"]
+    assert worker["environment"]["TWIN_HEALTHCHECK"] == f"stats:{stats}"
 
 
 def test_the_compose_file_runs_the_change_service_beside_the_worker() -> None:
-    text = (ROOT / "deploy" / "compose.yaml").read_text()
-    block = text[text.index("  twin-cm:"):]
-    assert '["twin", "cm", "serve", "--config", "/etc/ran-twin/worker.toml"]' in block
-    assert re.search(r"^\s+restart: on-failure$", block, re.M) and "depends_on: [twin-worker]" in block
+    cm = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())["services"]["twin-cm"]
+    assert cm["command"] == ["cm", "serve", "--config", "/etc/ran-twin/twin.toml"]  # the image's entrypoint: twin
+    assert cm["restart"] == "on-failure" and "twin-worker" in cm["depends_on"]
 
 
 def test_the_example_config_carries_a_valid_guard_and_cm_section() -> None:
