@@ -202,5 +202,7 @@ class IngestWorker:
                 **(self.mirror.predictions.stats.as_dict() if mirror and self.mirror.predictions else {}),
                 **(self.mirror.predictions.fidelity.stats.as_dict()
                    if mirror and self.mirror.predictions and self.mirror.predictions.fidelity else {}),
+                # time series (accepted, written, dropped, buffered ...) and the alert webhook (streams.outputs)
+                **(self.mirror.outputs.stats() if mirror and self.mirror.outputs is not None else {}),
             }))
             tmp.replace(self.stats_file)
