@@ -38,6 +38,7 @@ from streams.alerts import read_alerts
 from streams.broker import EmbeddedBroker
 from streams.kafka_io import KafkaSink
 from streams.live import LiveRun, event_dict, percentile
+from streams.outputs import open_sink
 from streams.process import spawn_twin, stop_child
 from streams.stats import read_stats_file
 from twin import topics
@@ -50,6 +51,7 @@ from twin.prediction import cell_error
 from twin.report import PublishedPeriod, build_summary, cm_summary, render_report
 from twin.schemas import Alert
 from twin.sim.kpis import THP
+from twin.timeseries import alert_point, change_point
 
 if TYPE_CHECKING:
     from replay.emulator import NetworkEmulator
@@ -202,6 +204,8 @@ class CmLoop:
         self.twin: Twin | None = None
         self.sink: KafkaSink | None = None
         self.published: dict[str, int] = {"results": 0, "alerts": 0}
+        # the change results and CM alerts in the time series beside the worker's (local store by default)
+        self.series = open_sink(settings)
 
     # -- the loop -------------------------------------------------------------------------------
     async def after_period(self, run: LiveRun) -> None:
@@ -211,12 +215,14 @@ class CmLoop:
         await self._observe(run, wait=due)
         if due and self.observed == k:
             await self._round(run, k)
-        await self._publish()
+        await self._publish(run.log[-1].end)
 
     async def finish(self, run: LiveRun) -> None:
         """After the last period: observe what is left (its predictions arrived or the run gave up)."""
         await self._observe(run, wait=False)
-        await self._publish()
+        await self._publish(run.log[-1].end if run.log else None)
+        if self.series is not None:
+            await asyncio.to_thread(self.series.close)
         if self.sink is not None:
             with contextlib.suppress(Exception):
                 await self.sink.stop()
@@ -295,10 +301,15 @@ class CmLoop:
             states.append(view.state.value)
         entry["states"] = states
 
-    async def _publish(self) -> None:
+    async def _publish(self, period_end: int | None = None) -> None:
         results, alerts = self.runner.results, self.runner.alerts
         if not results and not alerts:
             return
+        if self.series is not None:  # a result without its apply time is marked at the period's end
+            fallback = datetime.fromtimestamp(period_end, UTC) if period_end else datetime.now(UTC)
+            self.series.write([change_point(r, int((r.applied_at or fallback).timestamp()) * 10**9, "demo")
+                               for r in results])
+            self.series.write([alert_point(a) for a in alerts])
         records = [OutRecord(topics.CHANGE_RESULTS, r.change_id.encode(), r.to_json_bytes()) for r in results]
         records += [OutRecord(topics.ALERTS, (a.cell_key or a.cluster_id or "").encode(), a.to_json_bytes())
                     for a in alerts]
