@@ -62,8 +62,9 @@ def create_app(state: ApiState, tokens: TokenStore) -> FastAPI:
             metrics.API_REQUESTS.labels(request.method, template, str(status_code)).inc()
             metrics.API_SECONDS.labels(template).observe(seconds)
             # the path without its query string: an EventSource token travels there and is never logged
+            who = getattr(request.state, "principal", None)
             log.info("api.request", method=request.method, path=request.url.path, route=template,
-                     status=status_code, ms=round(seconds * 1000, 1),
+                     status=status_code, ms=round(seconds * 1000, 1), principal=who.name if who else None,
                      cluster=request.path_params.get("cluster"), cell=request.path_params.get("cell"),
                      change_id=request.path_params.get("change_id"))
 

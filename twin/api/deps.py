@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -12,7 +11,7 @@ from twin.api.auth import Principal, Role, TokenStore
 from twin.api.errors import ApiError
 from twin.api.state import ApiState
 
-__all__ = ["Operator", "State", "Viewer", "principal", "state"]
+__all__ = ["Operator", "State", "Viewer", "state"]
 
 _bearer = HTTPBearer(auto_error=False, description="a viewer's or an operator's token (twin api --help)")
 
@@ -36,7 +35,7 @@ def _principal(request: Request, creds: HTTPAuthorizationCredentials | None, rol
                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     if not who.may(role):
         raise ApiError(403, f"{who.name} is a {who.role}; this needs the {role} role", "Authorization")
-    structlog.contextvars.bind_contextvars(principal=who.name, role=who.role)
+    request.state.principal = who  # the access log names who called (never the token)
     return who
 
 
@@ -46,10 +45,6 @@ def viewer(request: Request, creds: Annotated[HTTPAuthorizationCredentials | Non
 
 def operator(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
     return _principal(request, creds, "operator")
-
-
-def principal(request: Request) -> Principal | None:
-    return getattr(request.state, "principal", None)
 
 
 State = Annotated[ApiState, Depends(state)]
