@@ -1,11 +1,15 @@
 """``twin bench sim``: snapshot and what-if timings of the simulator, and the Sionna peer.
 
-The what-if is one cell's tilt change (the cell and the tilt vary between repetitions so no
-result is reused); the Sionna peer computes the same change (the same cell's downtilt, as its
-antenna pitch) through the same cluster and UEs with Sionna's scenario basic path loss (set up
-once, as the twin's path loss is), its 38.901 element pattern, ``geometry_sinr_db`` and the
-``InnerLoopLinkAdaptation`` + ``PHYAbstraction`` link abstraction, in the same process.
-Figures are medians over the repetitions. ``peak_rss_mb`` is taken before Sionna is imported.
+The what-if is one cell's electrical-tilt change (``digitalTilt``; the cell and the tilt vary
+between repetitions so no result is reused). The Sionna peer computes the same change on the same
+model: the same cluster, UEs, antenna (the twin's 10°/17 dBi Table 7.3-1 beam with that
+electrical tilt, through Sionna's pattern function and LCS rotation), the same losses (Sionna's
+basic path loss, O2I and shadow-fading sigmas with the twin's random draws, set up once as the
+twin's are), float64 like the twin's state, and the same load coupling (the fixed point with
+Sionna's ``geometry_sinr_db`` and ``PHYAbstraction``, warm-started from the baseline loads).
+The JSON says what each side computes (``twin_computes``, ``sionna_computes``) and how far their
+results agree (``agreement``). Figures are medians over the repetitions. ``peak_rss_mb`` is
+taken before Sionna is imported.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from twin.sim.propagation import StatisticalPropagation, los_probability
 from twin.sim.simulator import Simulator
 from twin.sim.topology import Cluster, hex_cluster
 from twin.sim.traffic import TrafficMap
@@ -50,8 +53,13 @@ def _median_ms(samples: list[float]) -> float:
 
 
 def run(cells: int = 57, ues: int = 5000, repeats: int = 50, seed: int = 0,
-        sionna: bool | None = None) -> dict[str, Any]:
-    """Run the benchmark; ``sionna=None`` runs the Sionna peer when Sionna is installed."""
+        sionna: bool | None = None, sionna_precision: str = "double") -> dict[str, Any]:
+    """Run the benchmark; ``sionna=None`` runs the Sionna peer when Sionna is installed.
+
+    ``sionna_precision``: ``"double"`` (float64, as the twin's state) or ``"single"``.
+    """
+    if sionna_precision not in ("double", "single"):
+        raise ValueError(f"sionna_precision must be 'double' or 'single', got {sionna_precision!r}")
     cluster = bench_cluster(cells)
     t0 = time.perf_counter()
     sim = Simulator(cluster, TrafficMap(n_ues=ues), seed=seed)
@@ -67,12 +75,13 @@ def run(cells: int = 57, ues: int = 5000, repeats: int = 50, seed: int = 0,
     keys = cluster.cell_keys
     for i in range(3):  # warm-up
         sim.whatif({keys[int(rows[i])]: {"digitalTilt": int(tilts[i])}})
-    wi_t, wi_p, iters = [], [], []
+    wi_t, wi_p, iters, results = [], [], [], []
     for r, tilt in zip(rows, tilts, strict=True):
         t = time.perf_counter()
         w = sim.whatif({keys[int(r)]: {"digitalTilt": int(tilt)}})
         wi_t.append(time.perf_counter() - t)
         iters.append(w.result.iterations)
+        results.append(w.result)
     for r in rows:
         t = time.perf_counter()
         sim.whatif({keys[int(r)]: {"configuredMaxTxPower": 20000}})
@@ -92,6 +101,8 @@ def run(cells: int = 57, ues: int = 5000, repeats: int = 50, seed: int = 0,
         "whatif_iterations_median": float(np.median(iters)),
         "snapshot_converged": bool(base.converged),
         "link_model": sim.link.name,
+        "twin_precision": "float64 (interference matrix product float32)",
+        "twin_computes": TWIN_COMPUTES,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "cpu_count": os.cpu_count(),
     }
@@ -100,55 +111,73 @@ def run(cells: int = 57, ues: int = 5000, repeats: int = 50, seed: int = 0,
     if sionna is None:
         sionna = sionna_available()
     if sionna:
-        out.update(_sionna_peer(sim, rows, tilts, repeats))
+        out.update(_sionna_peer(sim, rows, tilts, repeats, results, sionna_precision))
         out["sionna_whatif_vs_twin"] = round(out["sionna_whatif_ms"] / whatif_ms, 1)
         out["peak_rss_mb_with_sionna"] = round(_peak_rss_mb(), 1)
     return out
 
 
-def _sionna_peer(sim: Simulator, rows: np.ndarray, tilts: np.ndarray, repeats: int) -> dict[str, Any]:
+TWIN_COMPUTES = (
+    "Simulator.whatif: the changed cell's antenna-gain row (10°/17 dBi Table 7.3-1 beam, electrical tilt), "
+    "incremental association from the cached best two cells, SS-SINR, connection criteria, the load-coupled "
+    "fixed point warm-started from the baseline loads (interference as a float32 matrix product plus a "
+    "low-rank correction, everything else float64), and the KPIs and deltas of every cell; path loss, O2I "
+    "and shadowing are computed once at build"
+)
+SIONNA_COMPUTES = (
+    "the same what-if through Sionna 2.2 (sionna_ref.evaluate_loaded), all cells recomputed: the Table 7.3-1 "
+    "pattern with the twin's beamwidths, gain and electrical tilt in Sionna's rotated LCS for every "
+    "cell-UE link, coupling loss on the scenario's cached loss (basic path loss + O2I + shadowing with the "
+    "twin's draws, computed once at set-up), serving_indices, geometry_sinr_db, InnerLoopLinkAdaptation + "
+    "PHYAbstraction, the connection criteria, and the load-coupled fixed point (geometry_sinr_db with "
+    "load-scaled interferer powers + the link abstraction at every iteration) warm-started from the "
+    "twin's baseline loads; no KPIs"
+)
+
+
+def _sionna_peer(sim: Simulator, rows: np.ndarray, tilts: np.ndarray, repeats: int,
+                 twin_results: list[Any], precision: str = "double") -> dict[str, Any]:
+    """Time the same electrical-tilt what-ifs through Sionna and compare their results with the twin's."""
     import torch
 
-    from twin.sim.sionna_ref import SionnaPipeline
+    from twin.sim.sionna_ref import evaluate_loaded, pipeline_for_simulator
 
-    cells = sim.cluster.sectors
-    site = sim.cluster.site_index()
-    prop = sim.propagation
-    d2d = sim._d2d[np.unique(site, return_index=True)[1]]
-    if isinstance(prop, StatisticalPropagation):
-        # the twin's own LoS draws, so both sides see the same LoS/NLoS links
-        los_site = prop.los_uniform < los_probability(sim.cluster.scenario, d2d, sim.ues.h_m[None, :])
-    else:
-        los_site = np.zeros((site.max() + 1, sim.ues.n), dtype=bool)
     t0 = time.perf_counter()
-    pipe = SionnaPipeline(
-        sim.cluster.scenario,
-        np.array([[s.x_m, s.y_m, s.height_m] for s in cells]),
-        np.stack([sim.ues.x_m, sim.ues.y_m, sim.ues.h_m], axis=1),
-        np.array([s.azimuth_deg for s in cells]),
-        np.array([s.mech_tilt_deg + s.elec_tilt_deg for s in cells]),
-        cells[0].fc_ghz,
-        los_site[site],
-        np.array([s.tx_power_dbm for s in cells]),
-        cells[0].bandwidth_mhz * 1e6,
-        sim.config.noise_figure_db,
-        precision="single",
-    )
+    pipe = pipeline_for_simulator(sim, precision=precision)
     setup_s = time.perf_counter() - t0
-    base_tilt = cells[0].elec_tilt_deg
+    rho0 = torch.as_tensor(sim.baseline.load, dtype=pipe.dtype)
+    n = max(5, repeats // 5)
+    times, iters = [], []
+    e_ss, e_sinr, e_rho, moved = 0.0, 0.0, 0.0, 0
     with torch.no_grad():
         for i in range(3):
-            pipe.evaluate(pipe.tilt(int(rows[i]), tilts[i] / 10.0 - base_tilt))
-        times = []
-        n = max(5, repeats // 5)
-        for r, tilt in zip(rows[:n], tilts[:n], strict=True):
+            evaluate_loaded(pipe, sim, rho0, pipe.elec_tilt_with(int(rows[i]), tilts[i] / 10.0))
+        for r, tilt, twin in zip(rows[:n], tilts[:n], twin_results[:n], strict=True):
+            etilt = pipe.elec_tilt_with(int(r), tilt / 10.0)
             t = time.perf_counter()
-            pipe.evaluate(pipe.tilt(int(r), tilt / 10.0 - base_tilt))
+            ref = evaluate_loaded(pipe, sim, rho0, etilt)
             times.append(time.perf_counter() - t)
+            iters.append(ref["iterations"])
+            # agreement, outside the clock: association, SS-SINR, loads, and the data SINR at the twin's loads
+            moved += int(np.sum(ref["serving"].numpy() != twin.ue.serving))
+            e_ss = max(e_ss, float(np.abs(ref["ss_sinr_db"].numpy() - twin.ue.ss_sinr_db).max()))
+            e_rho = max(e_rho, float(np.abs(ref["rho"].numpy() - twin.load).max()))
+            eff = torch.as_tensor(sim.config.idle_load + (1.0 - sim.config.idle_load) * twin.load, dtype=pipe.dtype)
+            sinr = pipe.loaded_sinr_db(ref["coupling_loss_db"], torch.as_tensor(twin.ue.serving), eff).numpy()
+            e_sinr = max(e_sinr, float(np.abs(sinr - twin.ue.sinr_db).max()))
     return {
         "sionna_setup_ms": round(1e3 * setup_s, 1),
         "sionna_whatif_ms": _median_ms(times),
         "sionna_repeats": n,
+        "sionna_iterations_median": float(np.median(iters)),
+        "sionna_precision": "float64" if precision == "double" else "float32",
         "torch_threads": torch.get_num_threads(),
+        "sionna_computes": SIONNA_COMPUTES,
+        "agreement": {
+            "whatifs_compared": n,
+            "serving_cell_differences": moved,
+            "ss_sinr_max_abs_err_db": float(f"{e_ss:.3g}"),
+            "loaded_sinr_max_abs_err_db": float(f"{e_sinr:.3g}"),
+            "load_max_abs_err": float(f"{e_rho:.3g}"),
+        },
     }
-

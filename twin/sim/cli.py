@@ -59,12 +59,16 @@ def bench_sim(
     repeats: Annotated[int, typer.Option(min=3, help="what-if repetitions (the first 3 changes also warm up)")] = 50,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     sionna: Annotated[bool, typer.Option(help="also time the Sionna pipeline (when installed)")] = True,
+    sionna_precision: Annotated[
+        str, typer.Option(help="Sionna's precision: double (as the twin's state) or single")
+    ] = "double",
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Time a full snapshot and single-cell what-ifs (and the Sionna pipeline for the same change)."""
     from twin.sim.bench import run
 
-    result = run(cells=cells, ues=ues, repeats=repeats, seed=seed, sionna=None if sionna else False)
+    result = run(cells=cells, ues=ues, repeats=repeats, seed=seed, sionna=None if sionna else False,
+                 sionna_precision=sionna_precision)
     echo_result(result, json_out)
 
 
