@@ -48,6 +48,8 @@ if ! command -v victoria-metrics >/dev/null; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq victoria-metrics >/dev/null \
             || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq victoria-metrics >/dev/null; }
+        # the tests start their own servers; the package's system service (all interfaces, :8428) is not wanted
+        if command -v systemctl >/dev/null; then systemctl disable --now victoria-metrics >/dev/null 2>&1 || true; fi
     else
         echo "bootstrap: victoria-metrics missing; install Debian's victoria-metrics" >&2
         exit 1
