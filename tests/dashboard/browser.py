@@ -49,11 +49,13 @@ def chromium(profile: Path, width: int = 1400, height: int = 1500) -> Iterator[w
         driver.quit()
 
 
-def requested_urls(driver: webdriver.Chrome) -> list[str]:
-    """Every URL the page asked the network for since the last call (Network.requestWillBeSent)."""
+def requested_urls(driver: webdriver.Chrome) -> list[tuple[str, str]]:
+    """Every (URL, document URL) the browser asked for since the last call (Network.requestWillBeSent):
+    the page's own requests and those of Chromium's internal pages (chrome://, a new tab)."""
     urls = []
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
         if message.get("method") == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
+            params = message["params"]
+            urls.append((params["request"]["url"], params.get("documentURL", "")))
     return urls

@@ -15,6 +15,12 @@ function pick(o: Json, ...names: string[]): unknown {
   return undefined;
 }
 
+/** A tile's label: the cell key's local part without leading zeros ("nr:00101-000000b01" -> "b01"). */
+export function shortName(key: string): string {
+  const local = key.split(/[:-]/).pop() ?? key;
+  return local.replace(/^0+(?=.)/, "") || key;
+}
+
 function fmtEpoch(v: unknown): string {
   const t = epoch(v);
   return t === null ? "" : new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ");
@@ -89,7 +95,7 @@ export async function clusters(): Promise<Cluster[]> {
     const err = num(pick(latest, "error"));
     entry.cells.push({
       key,
-      label: str(pick(c, "name", "label")) || key.split(":").pop() || key,
+      label: shortName(key),
       cluster,
       error: err,
       state: c.mirrored === false ? "not mirrored yet" : latest.periodEnd ? `period ${fmtEpoch(latest.periodEnd)}` : "",

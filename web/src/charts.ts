@@ -25,6 +25,7 @@ export interface ChartSpec {
   markers?: Marker[];
   threshold?: { value: number; label: string; color: string };
   unit?: string;
+  scaleLines?: number; // only the first n lines set the y range (the rest may run off it)
 }
 
 function overlays(spec: ChartSpec): uPlot.Plugin {
@@ -47,7 +48,9 @@ function overlays(spec: ChartSpec): uPlot.Plugin {
             ctx.stroke();
             ctx.fillStyle = m.color;
             ctx.font = `${10 * uPlot.pxRatio}px sans-serif`;
-            ctx.fillText(m.label, x + 3 * uPlot.pxRatio, top + 11 * uPlot.pxRatio);
+            const w = ctx.measureText(m.label).width;
+            const lx = x + 3 * uPlot.pxRatio + w > left + width ? x - 3 * uPlot.pxRatio - w : x + 3 * uPlot.pxRatio;
+            ctx.fillText(m.label, lx, top + 11 * uPlot.pxRatio);
           }
           if (spec.threshold) {
             const y = u.valToPos(spec.threshold.value, "y", true);
@@ -72,6 +75,16 @@ function yRange(spec: ChartSpec): (u: uPlot, lo: number, hi: number) => uPlot.Ra
   return (_u, lo, hi) => {
     let min = lo;
     let max = hi;
+    if (spec.scaleLines !== undefined) {
+      const vals = spec.lines
+        .slice(0, spec.scaleLines)
+        .flatMap((l) => l.values)
+        .filter((v): v is number => v !== null && Number.isFinite(v));
+      if (vals.length) {
+        min = Math.min(...vals);
+        max = Math.max(...vals);
+      }
+    }
     if (spec.threshold) {
       min = Math.min(min, spec.threshold.value);
       max = Math.max(max, spec.threshold.value);
@@ -106,7 +119,7 @@ export function drawChart(host: HTMLElement, spec: ChartSpec, previous?: uPlot):
       })),
     ],
     plugins: [overlays(spec)],
-    legend: { show: true },
+    legend: { show: true, live: false },
   };
   const data: uPlot.AlignedData = [spec.xs, ...spec.lines.map((l) => l.values)];
   return new uPlot(opts, data, host);

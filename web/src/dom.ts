@@ -32,7 +32,8 @@ export function fmtTime(t: number | string | null | undefined): string {
 
 export function fmtNum(v: unknown, digits = 3): string {
   if (typeof v !== "number" || !Number.isFinite(v)) return v === null || v === undefined ? "" : String(v);
-  return Math.abs(v) >= 1000 ? v.toFixed(0) : v.toPrecision(digits);
+  if (Math.abs(v) >= 10 ** digits || (Math.abs(v) >= 100 && digits <= 3)) return v.toFixed(0);
+  return v.toPrecision(digits);
 }
 
 let toastTimer: number | undefined;

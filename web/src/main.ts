@@ -55,9 +55,15 @@ async function refreshHealth(): Promise<void> {
 
 async function refreshGrid(): Promise<void> {
   ui.clusters = await api.clusters();
-  if (!ui.cell && ui.clusters.length && ui.clusters[0].cells.length) {
-    ui.cell = ui.clusters[0].cells[0].key;
-    ui.cluster = ui.clusters[0].id;
+  if (!ui.cell) {
+    // start on a cell with a CM change (its plots show the markers), else the first cell
+    const changed = new Set(ui.changes.map((c) => c.cellKey));
+    const all = ui.clusters.flatMap((c) => c.cells);
+    const first = all.find((c) => changed.has(c.key)) ?? all[0];
+    if (first) {
+      ui.cell = first.key;
+      ui.cluster = first.cluster;
+    }
   }
   if (!ui.cluster && ui.clusters.length) ui.cluster = ui.clusters[0].id;
   renderGrid(byId("grid"), ui.clusters, ui.cell, (cell, cluster) => {
@@ -140,9 +146,9 @@ async function act(action: ChangeAction, change: Change): Promise<void> {
 }
 
 async function refreshAll(): Promise<void> {
+  await refreshChanges().catch((e) => report(e, "changes")); // the grid's first pick reads them
   const jobs: [string, () => Promise<void>][] = [
     ["health", refreshHealth],
-    ["changes", refreshChanges],
     ["cells", refreshGrid],
     ["alerts", refreshAlerts],
     ["kill switch", refreshKillSwitch],

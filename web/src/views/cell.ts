@@ -8,6 +8,7 @@ import type { Mark, Series } from "../model";
 export const COLOURS = { real: "#1f77b4", predicted: "#ff7f0e", calibrated: "#2ca02c", change: "#9467bd", resync: "#d62728" };
 
 const charts = new Map<string, uPlot>();
+const MAIN = 3;
 
 function markers(marks: Mark[]): Marker[] {
   return marks.map((m) =>
@@ -38,8 +39,15 @@ export function renderCell(host: HTMLElement, cell: string | null, series: Serie
       return s;
     }),
   );
+  // the three main KPIs open, the others folded away (the panel stays short)
   const boxes = withData.map((s) => el("div", { class: "chart", "data-kpi": s.kpi }));
-  host.replaceChildren(el("h3", { id: "cell-title" }, cell), key, ...boxes);
+  const more = boxes.slice(MAIN);
+  host.replaceChildren(
+    el("h3", { id: "cell-title" }, cell),
+    key,
+    ...boxes.slice(0, MAIN),
+    ...(more.length ? [el("details", {}, el("summary", {}, `${more.length} more KPIs`), ...more)] : []),
+  );
   withData.forEach((s, i) => {
     charts.set(
       s.kpi,

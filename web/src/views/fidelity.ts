@@ -33,6 +33,7 @@ export function renderFidelity(host: HTMLElement, fid: Fidelity | null, marks: M
       { label: "lower", color: "#999", values: fid.points.map((p) => p.lower), dash: [2, 2], width: 1 },
       { label: "upper", color: "#999", values: fid.points.map((p) => p.upper), dash: [2, 2], width: 1 },
     ],
+    scaleLines: 1,
     markers: marks
       .filter((m) => m.kind === "resync")
       .map((m) => ({ t: m.t, label: m.label, color: COLOURS.resync, dash: [6, 3] })),

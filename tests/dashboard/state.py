@@ -1,0 +1,115 @@
+"""A served state for the dashboard tests: a copy of a real worker run's checkpoints, a real SQLite CM
+ledger with changes the real guard decided (two waiting for approval, one refused), a tokens file,
+and ``twin api`` started on it as a separate process on a loopback port.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from adapters.emulator import EmulatorAdapter
+from replay.emulator import NetworkEmulator
+from tests.cm.util import request
+from tests.library.worker_run import GP, START, WorkerRun, _scenario
+from twin.guard import GuardPolicy
+from twin.ledger import open_ledger
+from twin.rollout import ChangeRunner
+
+REPO = Path(__file__).resolve().parents[2]
+OPERATOR = "operator-token-0123456789abcdef"
+VIEWER = "viewer-token-0123456789abcdef00"
+
+__all__ = ["OPERATOR", "VIEWER", "ServedState", "build_state", "running_api"]
+
+
+@dataclass(frozen=True)
+class ServedState:
+    root: Path
+    state_dir: Path  # the worker's state_dir (checkpoints in state_dir/<group>)
+    config_file: Path
+    tokens_file: Path
+    ledger_url: str
+    cluster: str
+    to_approve: str  # change ids
+    to_deny: str
+    refused: str
+
+
+def build_state(run: WorkerRun, root: Path) -> ServedState:
+    """Copies ``run``'s state under ``root`` (the session's run stays untouched) and fills the ledger."""
+    state_dir = root / "state"
+    shutil.copytree(run.state_dir, state_dir)
+    lines = run.config_file.read_text().splitlines()
+    assert lines[0].startswith("state_dir = "), lines[0]
+    config_file = root / "worker.toml"
+    config_file.write_text("\n".join([f'state_dir = "{state_dir}"', *lines[1:]]) + "\n")
+    tokens_file = root / "tokens.toml"
+    tokens_file.write_text(f'[[tokens]]\nname = "ops-alice"\nrole = "operator"\ntoken = "{OPERATOR}"\n\n'
+                           f'[[tokens]]\nname = "noc-bob"\nrole = "viewer"\ntoken = "{VIEWER}"\n')
+
+    # the same emulated network the worker mirrored (its OSS answers the changes' "from" values)
+    emu = NetworkEmulator(_scenario(), seed=4, start=START, granularity_s=GP, mr_per_cell=1)
+    emu.initial_records()
+    cluster, cells = next(iter(run.clusters.items()))
+    ledger_url = str(state_dir / "cm-ledger.sqlite")
+    runner = ChangeRunner(open_ledger(ledger_url), GuardPolicy(mode="manual"), EmulatorAdapter(emu.oss))
+    now = datetime.fromtimestamp(run.period_ends[-1], UTC)
+    a = request(emu, cells[1], "cellIndividualOffset", 2.0, at=now, requester="optimiser-test")
+    b = request(emu, cells[2], "cellIndividualOffset", -1.0, at=now, requester="optimiser-test")
+    bad = request(emu, cells[3], "cellIndividualOffset", 9.0, at=now, requester="optimiser-test")
+    for r in (a, b, bad):
+        runner.submit(r, cluster, now)
+    runner.ledger.close()
+    return ServedState(root, state_dir, config_file, tokens_file, ledger_url, cluster, a.change_id, b.change_id,
+                       bad.change_id)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_api(state: ServedState, log: Path) -> Iterator[str]:
+    """``twin api`` on the state, as its own process on 127.0.0.1; yields its base URL, then stops it."""
+    port = _free_port()
+    cmd = [str(Path(sys.executable).with_name("twin")), "api", "--state-dir", str(state.state_dir), "--tokens",
+           str(state.tokens_file), "--config", str(state.config_file), "--port", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWIN_API_")}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"twin api exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"twin api did not answer on {url}: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

@@ -1,0 +1,178 @@
+"""The dashboard end to end in headless Chromium, against ``twin api`` serving a real worker's state
+and a real SQLite CM ledger whose changes the real guard decided (``tests/dashboard/state.py``).
+
+An operator signs in, approves a waiting change with the page's button, and the ledger records the
+approval by that operator; a decision taken outside the page (as ``twin cm reject`` would) reaches
+the open page through the event stream, without a reload. A viewer sees the buttons disabled, and
+the API refuses the viewer's approve (403) whether sent by the page or by a script with the token;
+the ledger is unchanged. Every request the page makes stays on the API's loopback origin.
+Screenshots go to the test's tmp_path and to test-output/dashboard/ (printed).
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.dashboard.browser import chromium, missing, requested_urls
+from tests.dashboard.state import OPERATOR, VIEWER, ServedState, build_state, running_api
+from tests.library.worker_run import WorkerRun
+from twin.ledger import State, open_ledger
+from twin.ledger.decisions import decide
+
+REPO = Path(__file__).resolve().parents[2]
+OUTPUT = REPO / "test-output" / "dashboard"
+WAIT_S = 30
+
+
+@pytest.fixture(autouse=True)
+def _browser_installed() -> None:
+    why = missing()
+    if why:  # make test installs them (deploy/bootstrap.sh): their absence is a failure, not a skip
+        pytest.fail(why)
+
+
+@pytest.fixture
+def served(emulated_worker_run: WorkerRun, tmp_path: Path) -> ServedState:
+    return build_state(emulated_worker_run, tmp_path / "served")
+
+
+def sign_in(driver: WebDriver, url: str, token: str, role: str) -> None:
+    driver.get(url + "/")
+    box = WebDriverWait(driver, WAIT_S).until(lambda d: d.find_element(By.ID, "login-token"))
+    box.send_keys(token)
+    driver.find_element(By.ID, "login-submit").click()
+    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_element(By.ID, "whoami").text == role)
+    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded"))
+
+
+def queue_row(driver: WebDriver, change_id: str) -> Any:
+    rows = driver.find_elements(By.CSS_SELECTOR, f'#queue tr.change-row[data-change-id="{change_id}"]')
+    return rows[0] if rows else None
+
+
+def check_panels(driver: WebDriver, run: WorkerRun) -> None:
+    """Every panel drew from the API: one tile per topology cell, KPI and DT-BSM charts, the live stream."""
+    cells = sum(len(c) for c in run.clusters.values())
+    WebDriverWait(driver, WAIT_S).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#grid .tile")) == cells)
+    coloured = [t.get_attribute("data-error") for t in driver.find_elements(By.CSS_SELECTOR, "#grid .tile")]
+    assert sum(1 for e in coloured if e) > cells // 2, "most tiles should carry the twin's error"
+    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cell .chart canvas"))
+    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#fidelity .chart canvas"))
+    assert "threshold" in driver.find_element(By.ID, "fid-head").text
+    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_element(By.ID, "live").text == "live")
+
+
+def only_loopback(driver: WebDriver, url: str) -> list[str]:
+    """The page's network requests; asserts each went to the API's origin (none left loopback)."""
+    origin = urlsplit(url).netloc
+    urls = requested_urls(driver)
+    page = [u for u, doc in urls if urlsplit(doc).netloc == origin]
+    assert len(page) > 5, f"no requests of the page recorded: {urls[:20]}"
+    strays = [u for u in page if urlsplit(u).scheme != "data" and urlsplit(u).netloc != origin]
+    assert not strays, f"the page requested other origins: {strays}"
+    # nor did anything else in the browser (background networking is off): any web request is to the API
+    web = [u for u, _ in urls if urlsplit(u).scheme in ("http", "https", "ws", "wss")]
+    assert all(urlsplit(u).netloc == origin for u in web), [u for u in web if urlsplit(u).netloc != origin]
+    return page
+
+
+def screenshot(driver: WebDriver, tmp_path: Path, name: str) -> Path:
+    shot = tmp_path / name
+    assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    kept = OUTPUT / name
+    shutil.copyfile(shot, kept)
+    print(f"dashboard screenshot: {kept} (and {shot})")
+    return kept
+
+
+def test_operator_approves_a_pending_change_and_the_ledger_records_it(
+        emulated_worker_run: WorkerRun, served: ServedState, tmp_path: Path) -> None:
+    with running_api(served, tmp_path / "api.log") as url, chromium(tmp_path / "profile") as driver:
+        sign_in(driver, url, OPERATOR, "operator")
+        check_panels(driver, emulated_worker_run)
+        WebDriverWait(driver, WAIT_S).until(lambda d: queue_row(d, served.to_approve) and queue_row(d, served.to_deny))
+        refused = driver.find_element(By.CSS_SELECTOR, f'#changes tr[data-change-id="{served.refused}"]')
+        assert refused.get_attribute("data-state") == "REJECTED"
+        driver.execute_script("window.__sameDocument = true")
+
+        button = queue_row(driver, served.to_approve).find_element(By.CSS_SELECTOR, "button.approve")
+        assert button.is_enabled()
+        button.click()
+        WebDriverWait(driver, WAIT_S).until(lambda d: queue_row(d, served.to_approve) is None)
+        assert "approve" in driver.find_element(By.ID, "toast").text
+
+        ledger = open_ledger(served.ledger_url)
+        try:
+            approved = ledger.get(served.to_approve)
+            assert approved.state is State.APPROVED and approved.decided_by == "ops-alice"
+            assert [e.state for e in ledger.history(served.to_approve)][-1] is State.APPROVED
+            assert ledger.get(served.to_deny).state is State.PENDING_APPROVAL
+
+            # decided outside the page, as `twin cm reject` does: the page follows through the event stream
+            decide(ledger, served.to_deny, "reject", by="cli-carol", at=datetime.now(UTC), reason="storm tonight")
+        finally:
+            ledger.close()
+        WebDriverWait(driver, WAIT_S).until(lambda d: queue_row(d, served.to_deny) is None)
+        WebDriverWait(driver, WAIT_S).until(lambda d: d.find_element(
+            By.CSS_SELECTOR, f'#changes tr[data-change-id="{served.to_deny}"]').get_attribute("data-state") == "DENIED")
+        assert driver.execute_script("return window.__sameDocument === true"), "the page was reloaded"
+        row = driver.find_element(By.CSS_SELECTOR, f'#changes tr[data-change-id="{served.to_approve}"]')
+        assert row.get_attribute("data-state") == "APPROVED"
+
+        screenshot(driver, tmp_path, "dashboard-operator.png")
+        requests = only_loopback(driver, url)
+        assert any(u.endswith("/approve") for u in requests) and any("/api/v1/events" in u for u in requests)
+
+
+def test_a_viewer_cannot_approve(emulated_worker_run: WorkerRun, served: ServedState, tmp_path: Path) -> None:
+    with running_api(served, tmp_path / "api.log") as url, chromium(tmp_path / "profile") as driver:
+        sign_in(driver, url, VIEWER, "viewer")
+        check_panels(driver, emulated_worker_run)
+        WebDriverWait(driver, WAIT_S).until(lambda d: queue_row(d, served.to_approve))
+        before = open_ledger(served.ledger_url)
+        try:
+            steps_before = len(before.history(served.to_approve))
+        finally:
+            before.close()
+
+        row = queue_row(driver, served.to_approve)
+        approve, reject = (row.find_element(By.CSS_SELECTOR, f"button.{a}") for a in ("approve", "reject"))
+        assert not approve.is_enabled() and not reject.is_enabled()
+        assert not driver.find_element(By.ID, "killswitch-flip").is_enabled()
+
+        # the page's own approve, its button forced on: the API answers 403 and the page says so
+        driver.execute_script("arguments[0].disabled = false; arguments[0].click()", approve)
+        WebDriverWait(driver, WAIT_S).until(lambda d: "403" in d.find_element(By.ID, "toast").text)
+        assert "error" in (driver.find_element(By.ID, "toast").get_attribute("class") or "")
+
+        # and a script in the page with the viewer's token, straight to the API
+        status, body = driver.execute_async_script(
+            """const [id, done] = [arguments[0], arguments[arguments.length - 1]];
+            fetch(`/api/v1/changes/${id}/approve`, {method: "POST", body: "{}", headers: {
+                "Authorization": `Bearer ${sessionStorage.getItem("ran-twin.token")}`,
+                "Content-Type": "application/json"}})
+              .then(r => r.json().then(b => done([r.status, b])), e => done([0, String(e)]));""",
+            served.to_approve)
+        assert status == 403, body
+        assert "operator" in str(body)
+
+        after = open_ledger(served.ledger_url)
+        try:
+            view = after.get(served.to_approve)
+            assert view.state is State.PENDING_APPROVAL and view.decided_by != "noc-bob"
+            assert len(after.history(served.to_approve)) == steps_before
+        finally:
+            after.close()
+        assert queue_row(driver, served.to_approve) is not None
+        screenshot(driver, tmp_path, "dashboard-viewer.png")
+        only_loopback(driver, url)
