@@ -56,6 +56,20 @@ if ! command -v victoria-metrics >/dev/null; then
     fi
 fi
 
+# Prometheus and promtool: the metrics tests scrape the runtime with a real server on loopback, and
+# tests/deploy/ check deploy/prometheus/prometheus.yml (promtool) and the dashboard's PromQL (the server).
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null \
+            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+        # the tests start their own servers; the package's system service (all interfaces, :9090) is not wanted
+        if command -v systemctl >/dev/null; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+    else
+        echo "bootstrap: prometheus or promtool missing; install Debian's prometheus" >&2
+        exit 1
+    fi
+fi
+
 # Headless Chromium and its driver: the dashboard's end-to-end tests (tests/dashboard/) drive the real
 # browser through Selenium with the system chromedriver; nothing is downloaded at test time.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
