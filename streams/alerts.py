@@ -25,7 +25,7 @@ from twin import topics
 from twin.alert_log import AlertState, fold
 from twin.schemas import Alert
 
-__all__ = ["alerts_list_command", "read_alerts"]
+__all__ = ["alerts_list_command", "alerts_redeliver_command", "read_alerts"]
 
 
 async def read_alerts(bootstrap: str, topic: str = topics.ALERTS, idle_s: float = 1.0,
@@ -88,3 +88,26 @@ def alerts_list_command(
     Console().print(table)
     if invalid:
         typer.echo(f"{invalid} record(s) on {topics.ALERTS} were not valid alerts", err=True)
+
+
+def alerts_redeliver_command(
+    config: Annotated[Path | None, typer.Option(help="TOML settings file (its webhook section and state_dir)")] = None,
+    file: Annotated[Path | None, typer.Option(help="dead-letter file; default: the config's")] = None,
+    url: Annotated[str | None, typer.Option(help="receiver URL; default: the config's webhook.url")] = None,
+) -> None:
+    """Send the alert webhook's dead-lettered notifications again; the file keeps those that fail again."""
+    from streams.webhook import redeliver
+
+    settings = _settings(config)
+    target = url or settings.webhook.url
+    path = file or settings.webhook.dead_letter_file(settings.state_dir)
+    if not target:
+        typer.echo("twin alerts redeliver: no receiver: pass --url or set webhook.url", err=True)
+        raise typer.Exit(2)
+    if not path.is_file():
+        typer.echo(f"twin alerts redeliver: no dead-letter file {path}", err=True)
+        raise typer.Exit(2)
+    delivered, kept = asyncio.run(redeliver(path, target, settings.webhook.timeout_s))
+    typer.echo(json.dumps({"file": str(path), "url": target, "delivered": delivered, "stillDead": kept}))
+    if kept:
+        raise typer.Exit(1)

@@ -240,7 +240,7 @@ def cm_serve_command(
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the streams commands to the ``twin`` CLI ``app`` and the benchmarks to its ``bench`` group."""
-    from streams.alerts import alerts_list_command
+    from streams.alerts import alerts_list_command, alerts_redeliver_command
     from streams.bench import bench_ingest_command
     from streams.bench_e2e import bench_e2e_command
     from streams.bench_scale import bench_scale_command
@@ -249,6 +249,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     alerts_app = typer.Typer(help="The twin's alerts on ran.alerts.v1.", no_args_is_help=True)
     alerts_app.command("list")(alerts_list_command)
+    alerts_app.command("redeliver")(alerts_redeliver_command)
     app.add_typer(alerts_app, name="alerts")
     app.command("demo")(demo_command)
     app.command("broker")(broker_command)

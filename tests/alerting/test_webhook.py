@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -206,3 +208,27 @@ def test_a_full_queue_is_dead_lettered(tmp_path: Path) -> None:
 def test_no_url_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"webhook\.url is not set"):
         WebhookDelivery(WebhookSettings(), tmp_path / "dead.jsonl")
+
+
+def test_twin_alerts_redeliver_command(tmp_path: Path) -> None:
+    """``twin alerts redeliver``, the real CLI in a process of its own."""
+    dead = tmp_path / "dead.jsonl"
+
+    async def fail_once() -> None:
+        hook = WebhookDelivery(_settings(f"http://127.0.0.1:{_free_port()}/hook", max_attempts=1), dead)
+        await hook.start()
+        hook.submit(_alert(7))
+        assert await hook.flush(10)
+        await hook.close()
+
+    asyncio.run(fail_once())
+    twin = [sys.executable, "-m", "twin", "alerts", "redeliver"]
+    with receiver([200]) as rx:
+        done = subprocess.run([*twin, "--file", str(dead), "--url", rx.url], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout.splitlines()[-1])["delivered"] == 1
+        assert rx.accepted[0]["alerts"][0]["labels"]["alert_id"] == str(_alert(7).alert_id)
+    missing = subprocess.run([*twin, "--file", str(tmp_path / "nope.jsonl"), "--url", "http://x"],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "no dead-letter file" in missing.stderr
