@@ -60,8 +60,8 @@ fi
 # tests/deploy/ check deploy/prometheus/prometheus.yml (promtool) and the dashboard's PromQL (the server).
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null \
-            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
         # the tests start their own servers; the package's system service (all interfaces, :9090) is not wanted
         if command -v systemctl >/dev/null; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
     else
