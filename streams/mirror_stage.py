@@ -18,7 +18,7 @@ import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import structlog
@@ -36,6 +36,7 @@ from twin.cells import is_cell_key
 from twin.config import TwinSettings
 from twin.mirror.cluster import ClusterMirror
 from twin.mirror.holding import Held
+from twin.mirror.identity import CONFLICT, node_key, resolve_node
 from twin.mirror.mr_stats import SealBudget
 from twin.mirror.store import Changes, CheckpointStore, PartitionState, take_changes
 from twin.prediction import prediction_service, to_records
@@ -101,6 +102,7 @@ class MirrorStage:
         self._resyncs: list[tuple[ResyncJob, ClusterMirror, asyncio.Future[ResyncOutcome]]] = []
         self._fit_pool: ProcessPoolExecutor | None = None
         self.outputs: Outputs | None = None  # time series and the alert webhook (streams.outputs), from start()
+        self._conflicts_alerted: set[tuple[str, str]] = set()  # (cell key, DN) alerted by this incarnation
         if self.predictions is not None and self.predictions.resyncs is not None:
             self.predictions.resyncs.runner = self._run_resync
 
@@ -142,6 +144,7 @@ class MirrorStage:
     def acquire(self, partitions: list[int]) -> None:
         for p in partitions:
             state = self.store.load(p)
+            state.announce()  # identity notices and refused records are delivered by this stage
             state.unassigned.max_keys = self.settings.topology.unassigned_max_cells
             state.unassigned.max_records = self.settings.topology.unassigned_max_records
             self.owned[p] = state
@@ -366,6 +369,7 @@ class MirrorStage:
                     cluster.apply_many(records)
                     applied += len(records)
                     self.stats.envelopes_applied += 1
+                    futures += await self._identity(cluster, tp.partition, msg.offset)
                     if self.predictions is not None:
                         futures += await self._predict(cluster)
                 state.next_offset = msg.offset + 1
@@ -389,9 +393,9 @@ class MirrorStage:
         cluster.apply_many(records)
         self.stats.records_applied += len(records)
         self.dirty.add(partition)
-        if self.predictions is None:
-            return []
-        sends = await self._predict(cluster)
+        sends = await self._identity(cluster, partition, None)
+        if self.predictions is not None:
+            sends += await self._predict(cluster)
         self._local_sends += sends  # a checkpoint marking these periods predicted waits for their acks
         return sends
 
@@ -405,10 +409,24 @@ class MirrorStage:
 
     async def _hold(self, state: PartitionState, key: str, records: list[NormalisedRecord], partition: int,
                     offset: int | None) -> list[Any]:
-        """Keep ``records`` of the held ``key``; dead-letter what does not fit; alert on a new cell."""
+        """Keep ``records`` of the held ``key``; dead-letter what does not fit; alert on a new cell.
+        A node's key (``dn:...``) first resolves what it can (``twin.mirror.identity.resolve_node``)."""
+        futures: list[Any] = []
+        if key.startswith("dn:"):
+            resolution = resolve_node(state.identity, state.unassigned, key, records)
+            self.dirty.add(partition)
+            for record, reason in resolution.refused:
+                futures.append(await self._refuse(record, reason, partition, offset))
+            by_dest: dict[str, list[NormalisedRecord]] = {}
+            for cell_key, record in resolution.forward:
+                dest = self.route(cell_key) or HOLDING_PREFIX + cell_key
+                by_dest.setdefault(dest, []).append(record)
+            futures += await self._deliver(by_dest, offset)
+            records = resolution.hold
+            if not records:
+                return futures
         out = state.unassigned.add(key, records)
         self.stats.unassigned_records += len(records)
-        futures = []
         if out.overflow:
             if out.overflow_reason == "full":
                 reason = (f"cell {key!r} is in no cluster of the topology and the partition already holds the "
@@ -465,6 +483,7 @@ class MirrorStage:
                     mirror = self.owned[target].cluster(cluster)
                     mirror.apply_many(records)
                     self.dirty.add(target)
+                    futures += await self._identity(mirror, target, None)
                     if self.predictions is not None:
                         futures += await self._predict(mirror)
                 else:
@@ -484,6 +503,69 @@ class MirrorStage:
         self._to_place.clear()
         self.stats.unassigned_placed += placed
         return placed
+
+    async def _deliver(self, by_dest: dict[str, list[NormalisedRecord]], offset: int | None) -> list[Any]:
+        """Records for envelope keys (a cluster id, or ``unassigned/<key>``): applied here when this
+        worker owns the key's partition, else sent through the re-keyed topic to its owner."""
+        futures: list[Any] = []
+        for dest, records in by_dest.items():
+            target = self._partition_of_cluster(dest)
+            state = self.owned.get(target)
+            if state is None:
+                for i in range(0, len(records), PLACE_CHUNK_RECORDS):
+                    futures.append(await self.producer.send(
+                        self.internal_topic, orjson.dumps({"cl": dest, "r": records[i:i + PLACE_CHUNK_RECORDS]}),
+                        key=dest.encode(), partition=target))
+                continue
+            self.dirty.add(target)
+            if dest.startswith(HOLDING_PREFIX):
+                futures += await self._hold(state, dest[len(HOLDING_PREFIX):], records, target, offset)
+                continue
+            cluster = state.cluster(dest)
+            cluster.apply_many(records)
+            futures += await self._identity(cluster, target, offset)
+            if self.predictions is not None:
+                futures += await self._predict(cluster)
+        return futures
+
+    async def _identity(self, cluster: ClusterMirror, partition: int, offset: int | None) -> list[Any]:
+        """Deliver what applying records to ``cluster`` produced for cell identity: the notices to
+        the holdings of the nodes whose DNs CM named (or refused), and the refused records (dead
+        letters, one alert per conflict)."""
+        notices, refused = cluster.take_identity()
+        if not notices and not refused:
+            return []
+        futures: list[Any] = []
+        for record, reason in refused:
+            futures.append(await self._refuse(record, reason, partition, offset))
+            key = record[1]
+            dn = cast(dict[str, Any], record[2])["dn"]
+            if key is not None and (key, dn) not in self._conflicts_alerted:
+                self._conflicts_alerted.add((key, dn))
+                futures.append(await self._alert_conflict(key, reason))
+        by_node: dict[str, list[NormalisedRecord]] = {}
+        for note in notices:
+            dn = cast(dict[str, Any], note[2])["dn"]
+            by_node.setdefault(HOLDING_PREFIX + node_key(dn), []).append(note)
+        futures += await self._deliver(by_node, offset)
+        return futures
+
+    async def _refuse(self, record: NormalisedRecord, reason: str, partition: int, offset: int | None) -> Any:
+        """Dead-letter a record that an identity conflict keeps out of the mirror."""
+        letter = DeadLetter(reason=f"cell identity conflict: {reason}", error_class=CONFLICT,
+                            topic=self.internal_topic, partition=partition, offset=offset, key_b64=None,
+                            value_b64=base64.b64encode(orjson.dumps(record)).decode(),
+                            rejected_at=datetime.now(UTC), rejected_by="twin.mirror.identity")
+        self.stats.dead_lettered[CONFLICT] += 1
+        key = record[1] or cast(dict[str, Any], record[2]).get("dn", "")
+        return await self.producer.send(topics.DLQ, letter.to_json_bytes(), key=str(key).encode())
+
+    async def _alert_conflict(self, cell_key: str, reason: str) -> Any:
+        alert_id = uuid.uuid5(uuid.NAMESPACE_URL, f"twin:identity:{self.settings.kafka.group_id}:{cell_key}:{reason}")
+        alert = Alert(alert_id=str(alert_id), raised_at=datetime.now(UTC), cell_key=cell_key,
+                      severity=Severity.MAJOR, type=AlertType.DATA_GAP, probable_cause="cell identity conflict",
+                      text=reason)
+        return await self._send_alert(alert)
 
     async def _ack_local_sends(self) -> None:
         sends, self._local_sends = self._local_sends, []

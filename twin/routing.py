@@ -19,6 +19,7 @@ A cell the topology does not list belongs to no cluster: its telemetry is held p
 from __future__ import annotations
 
 from twin.config import TopologySettings
+from twin.mirror.identity import is_derived, node_key
 
 __all__ = ["HOLDING_PREFIX", "ClusterRouter", "holding_key"]
 
@@ -27,8 +28,18 @@ HOLDING_PREFIX = "unassigned/"
 
 
 def holding_key(cell_key: str | None, dn: str | None) -> str:
-    """The key telemetry outside the topology is held under: the cell key, else ``dn:<DN>``."""
-    return cell_key if cell_key is not None else f"dn:{dn}"
+    """The key telemetry outside the topology is held under: the cell key; but records that wait
+    for their identity (a key the PM file reader derived from the DN, or CM without a key) are held
+    by node, ``dn:ManagedElement=<id>`` (``twin.mirror.identity``), where the node's CM resolves them.
+
+    >>> holding_key("nr:00101-da43a8001", "SubNetwork=X,ManagedElement=gnb-001,GNBDUFunction=1,NRCellDU=1")
+    'dn:ManagedElement=gnb-001'
+    """
+    if dn is None:
+        return cell_key if cell_key is not None else "dn:None"
+    if cell_key is None or is_derived(cell_key, dn):
+        return node_key(dn)
+    return cell_key
 
 
 class ClusterRouter:

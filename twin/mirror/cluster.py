@@ -15,11 +15,12 @@ from typing import Any, cast
 import orjson
 
 from twin.mirror.cell import MR, CellMirror, Entry
+from twin.mirror.identity import CLAIM_CLASSES, cell_dn, is_derived, local_dn, node_key, notice
 from twin.mirror.mr_stats import SealBudget
 from twin.records import CmBody, CmNotificationBody, MrBody, NormalisedRecord, PmBody
 
-__all__ = ["BOOK", "CALIBRATION", "FIDELITY", "FIDELITY_STATE", "GAP", "OBJECT", "RESYNCS", "RESYNCS_KEPT",
-           "ClusterMirror"]
+__all__ = ["BOOK", "CALIBRATION", "FIDELITY", "FIDELITY_STATE", "GAP", "IDENTITY", "OBJECT", "RESYNCS",
+           "RESYNCS_KEPT", "ClusterMirror"]
 
 # Checkpoint entries of a cluster (beside those of its cells, ``twin.mirror.cell``):
 BOOK = "b"  # ("b",): the prediction bookkeeping {"pending": ..., "predThrough": ...}
@@ -28,6 +29,7 @@ GAP = "g"  # ("g",): the gap learners' state (``twin.gap.GapTracker.to_bytes``; 
 CALIBRATION = "k"  # ("k",): the model calibrations and when each took effect (``twin.resync``)
 RESYNCS = "y"  # ("y",): the latest resyncs' records (``twin.resync``)
 FIDELITY_STATE = "e"  # ("e",): the DT-BSM estimator's state (``twin.fidelity.FidelityEstimator.to_bytes``; bytes)
+IDENTITY = "i"  # ("i",): cell identity claims and conflicts ({"claims": ..., "conflicts": ...}, twin.mirror.identity)
 FIDELITY = "f"  # ("f",): the latest DT-BSM records (``twin.prediction.fidelity``), oldest first
 #: resync records a cluster keeps (older ones are on ``ran.twin.resyncs.v1``)
 RESYNCS_KEPT = 50
@@ -57,6 +59,20 @@ class ClusterMirror:
     # it counted (opaque here) and its latest records, oldest first
     fidelity_state: bytes | None = None
     fidelity: list[dict[str, Any]] = field(default_factory=list)
+    # cell identity (``twin.mirror.identity``): cell key -> node (``dn:ManagedElement=..``) whose
+    # records with a derived key the cell took, and the conflicts refused ("<key>|<dn>" -> details)
+    claims: dict[str, str] = field(default_factory=dict)
+    conflicts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # whoever applies records and can deliver what identity produces (the worker's mirror stage)
+    # sets ``announcing``: then the notices for the nodes' holdings and the refused records are
+    # collected in ``identity_out`` and ``refused`` for it to take (not state)
+    announcing: bool = field(default=False, compare=False, repr=False)
+    identity_out: list[NormalisedRecord] = field(default_factory=list, compare=False, repr=False)
+    refused: list[tuple[NormalisedRecord, str]] = field(default_factory=list, compare=False, repr=False)
+    announced: set[tuple[str, str]] = field(default_factory=set, compare=False, repr=False)
+    conflict_dns: set[str] = field(default_factory=set, compare=False, repr=False)
+    identity_changed: bool = field(default=False, compare=False, repr=False)
+    redirected: int = field(default=0, compare=False, repr=False)  # derived PM sent to its node's holding
     # (gp, end) -> when (processing time) an incomplete pending period became due by timeout:
     # the start of its grace (``twin.prediction.schedule``); not state, not checkpointed
     overdue_since: dict[tuple[int, int], float] = field(default_factory=dict, compare=False, repr=False)
@@ -94,6 +110,18 @@ class ClusterMirror:
             cell.changes.add(MR)
         elif kind == "pm" or kind == "pmr":
             pm = cast(PmBody, body)
+            dn = pm.get("dn")
+            if dn is not None and (self.conflict_dns or is_derived(cast(str, cell_key), dn)):
+                conflict = self._pm_conflict(cast(str, cell_key), dn)
+                if conflict is not None:
+                    if conflict[0] is None and self.announcing:
+                        # a derived key that CM gives another node's cell: the record is not that
+                        # cell's; its node's holding resolves it (``twin.mirror.identity``)
+                        self.identity_out.append(record)
+                        self.redirected += 1
+                        return
+                    self._refuse(record, cast(str, cell_key), dn, conflict[1], conflict[2])
+                    return
             self.cell(cast(str, cell_key)).apply_pm(kind, pm)
             if kind == "pm":
                 self._mark_pending(pm["gp"], round(pm["t"]))
@@ -125,11 +153,114 @@ class ClusterMirror:
                 obj["attributes"].update(r["a"])
                 obj["observedAt"] = r["t"]
             return
+        if not deletion and r["cls"] in CLAIM_CLASSES:
+            owner = self._cm_owner(cell_key, r["cls"], r["dn"])
+            if owner is not None:
+                reason = (f"CM gives {r['cls']} {owner!r} and {r['dn']!r} the same key {cell_key}; the first keeps "
+                          f"it, the records of {r['dn']!r} are not merged into it")
+                refused = cast(NormalisedRecord, ("cmn" if "nt" in r else "cm", cell_key, r))
+                self._refuse(refused, cell_key, r["dn"], owner, reason)
+                return
         cell = self.cell(cell_key)
         if deletion:
             cell.delete_dn(r["dn"])
-        else:
-            cell.apply_cm(r["cls"], r["dn"], r["a"], r["t"])
+            return
+        cell.apply_cm(r["cls"], r["dn"], r["a"], r["t"])
+        if r["cls"] in CLAIM_CLASSES:
+            claimant = self.claims.get(cell_key)
+            node = node_key(r["dn"])
+            if claimant is not None and claimant != node:
+                # derived records of another node reached the key before CM named its owner: reported;
+                # from now on that node's derived records are refused here
+                self._conflict(cell_key, r["dn"], claimant, f"records of {claimant} with a key derived from its "
+                               f"name were applied to {cell_key} before CM named {r['dn']!r} its {r['cls']}",
+                               refuse_dn=False)
+                self.claims[cell_key] = node
+                self.conflict_dns.discard(local_dn(r["dn"]))  # refused as the collision's second, now the owner
+                self.identity_changed = True
+        if self.announcing and (r["dn"], cell_key) not in self.announced:
+            self.announced.add((r["dn"], cell_key))
+            self.identity_out.append(notice(r["dn"], cell_key))
+
+    # -- cell identity (``twin.mirror.identity``) -------------------------------------------
+    def _cm_owner(self, cell_key: str, cls: str, dn: str) -> str | None:
+        """Another DN of class ``cls`` whose CM the cell already holds (a conflict), else None."""
+        cell = self.cells.get(cell_key)
+        if cell is None:
+            return None
+        prefix = cls + "."
+        mine = local_dn(dn)
+        for name, entry in cell.cm.items():
+            if name.startswith(prefix) and entry[2] != dn and local_dn(entry[2]) != mine:
+                return cast(str, entry[2])
+        return None
+
+    def _pm_conflict(self, cell_key: str, dn: str) -> tuple[str | None, str, str] | None:
+        """Why PM of ``dn`` must not go into ``cell_key``, as (action, owner, reason): ``"refuse"``
+        when its DN was refused before or its derived key is claimed by another node's derived
+        records; None when CM gives the key to another node's cell (the record belongs elsewhere:
+        redirected to its node's holding where the mirror can, else refused). None when it may go in
+        (and a derived key is then claimed for the DN's node)."""
+        if self.conflict_dns:
+            mine = {local_dn(dn), cell_dn(dn) or ""}
+            if mine & self.conflict_dns:
+                entry = next((c for c in self.conflicts.values() if c["dn"] in mine and c["cellKey"] == cell_key),
+                             None)
+                if entry is not None:
+                    return "refuse", entry["owner"], entry["reason"]
+        if not is_derived(cell_key, dn):
+            return None
+        node = node_key(dn)
+        cell = self.cells.get(cell_key)
+        owners = {node_key(e[2]) for name, e in cell.cm.items()
+                  if name.split(".", 1)[0] in CLAIM_CLASSES} if cell is not None else set()
+        if owners:
+            if node in owners:
+                return None
+            owner = min(owners)
+            return None, owner, (f"the key {cell_key} derived from {dn!r} is, by CM, the key of {owner}'s cell "
+                                 f"(a collision of the PM reader's derived ids); the records of {dn!r} are not "
+                                 "merged into it")
+        claimant = self.claims.get(cell_key)
+        if claimant is None:
+            self.claims[cell_key] = node
+            self.identity_changed = True
+            return None
+        if claimant == node:
+            return None
+        return "refuse", claimant, (f"the key {cell_key} derived from {dn!r} is also {claimant}'s (a collision of "
+                                    f"the PM reader's derived ids); {claimant} keeps it, the records of {dn!r} are "
+                                    "not merged into it")
+
+    def _conflict(self, cell_key: str, dn: str, owner: str, reason: str, refuse_dn: bool = True) -> dict[str, Any]:
+        """The conflict entry of (``cell_key``, ``dn``), made on first sight; ``refuse_dn``: the DN's
+        later records are refused too (``conflict_dns``)."""
+        local = local_dn(dn) if refuse_dn else dn
+        entry = self.conflicts.get(f"{cell_key}|{local}")
+        if entry is None:
+            entry = self.conflicts[f"{cell_key}|{local}"] = {
+                "cellKey": cell_key, "dn": local, "owner": owner, "reason": reason, "records": 0}
+            if refuse_dn:
+                self.conflict_dns.add(local)
+        self.identity_changed = True
+        return entry
+
+    def _refuse(self, record: NormalisedRecord, cell_key: str, dn: str, owner: str, reason: str) -> None:
+        """Count, keep and report a record not merged into ``cell_key`` for a conflict of identity."""
+        entry = self._conflict(cell_key, dn, owner, reason)
+        entry["records"] += 1
+        if self.announcing:
+            self.refused.append((record, entry["reason"]))
+            if record[0] in ("cm", "cmn") and (dn, "") not in self.announced:
+                self.announced.add((dn, ""))  # the node's holding refuses the DN's waiting records too
+                self.identity_out.append(notice(dn, cell_key, entry["reason"]))
+
+    def take_identity(self) -> tuple[list[NormalisedRecord], list[tuple[NormalisedRecord, str]]]:
+        """What applying records produced for the nodes' holdings (notices, and derived PM that
+        belongs to another cell than its key's) and the refused records, since the last call."""
+        out, refused = self.identity_out, self.refused
+        self.identity_out, self.refused = [], []
+        return out, refused
 
     def prune(self, pm_retention_s: int, mr_retention_s: int, seal: SealBudget | None = None) -> None:
         """Retention (``CellMirror.prune``) of the cells that changed since the last checkpoint: the
@@ -149,7 +280,8 @@ class ClusterMirror:
                      full: bool = False) -> None:
         """Append the cluster's changed entries to ``out`` and each changed cell's to ``cells``
         (``(entries, prefixes to delete)`` by cell key), encoded; ``full``: every entry."""
-        if not (full or self.touched or self.changed_objects or self.resync_changed or self.fidelity_changed):
+        if not (full or self.touched or self.changed_objects or self.resync_changed or self.fidelity_changed
+                or self.identity_changed):
             return
         self.touched = False
         book = self.book()
@@ -168,6 +300,9 @@ class ClusterMirror:
         if self.fidelity_state is not None and (full or self.fidelity_state is not self.fidelity_saved):
             out.append(((FIDELITY_STATE,), self.fidelity_state))
             self.fidelity_saved = self.fidelity_state
+        if (full or self.identity_changed) and (self.claims or self.conflicts):
+            out.append(((IDENTITY,), orjson.dumps({"claims": self.claims, "conflicts": self.conflicts})))
+        self.identity_changed = False
         if self.fidelity and (full or self.fidelity_changed):
             out.append(((FIDELITY,), orjson.dumps(self.fidelity)))
         self.fidelity_changed = False
@@ -204,6 +339,10 @@ class ClusterMirror:
             self.fidelity_state = self.fidelity_saved = bytes(value)
         elif sub[0] == FIDELITY:
             self.fidelity = list(value)
+        elif sub[0] == IDENTITY:
+            self.claims = dict(value["claims"])
+            self.conflicts = dict(value["conflicts"])
+            self.conflict_dns = _refused_dns(self.conflicts, self.claims)
         else:
             raise ValueError(f"unknown checkpoint entry {sub!r} of cluster {self.cluster_id}")
 
@@ -214,6 +353,7 @@ class ClusterMirror:
             "objects": self.objects,
             "pending": {str(gp): sorted(ends) for gp, ends in self.pending.items() if ends},
             "predThrough": {str(gp): end for gp, end in self.predicted_through.items()},
+            "identity": {"claims": self.claims, "conflicts": self.conflicts},
         }
 
     def snapshot(self) -> ClusterMirror:
@@ -231,14 +371,29 @@ class ClusterMirror:
             resyncs=[dict(r) for r in self.resyncs],
             fidelity_state=self.fidelity_state,
             fidelity=[dict(r) for r in self.fidelity],
+            claims=dict(self.claims),
+            conflicts={k: dict(c) for k, c in self.conflicts.items()},
+            conflict_dns=set(self.conflict_dns),
         )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClusterMirror:
+        identity = d.get("identity", {})
         return cls(
             cluster_id=d["cluster"],
             cells={k: CellMirror.from_dict(k, c) for k, c in d["cells"].items()},
             objects=d["objects"],
             pending={int(gp): set(ends) for gp, ends in d.get("pending", {}).items()},
             predicted_through={int(gp): int(end) for gp, end in d.get("predThrough", {}).items()},
+            claims=dict(identity.get("claims", {})),
+            conflicts=dict(identity.get("conflicts", {})),
+            conflict_dns=_refused_dns(identity.get("conflicts", {}), identity.get("claims", {})),
         )
+
+
+def _refused_dns(conflicts: dict[str, dict[str, Any]], claims: dict[str, str]) -> set[str]:
+    """The DNs whose records stay refused: those of the conflicts, but not a DN that became its key's
+    owner later (its node now claims the key) nor a node (``dn:...``: its derived records are refused
+    through ``claims``)."""
+    return {c["dn"] for c in conflicts.values()
+            if not c["dn"].startswith("dn:") and claims.get(c["cellKey"]) != node_key(c["dn"])}

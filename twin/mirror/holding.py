@@ -24,7 +24,7 @@ returned to the caller (the worker dead-letters it with the reason), never dropp
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -131,6 +131,22 @@ class Holding:
             overflow, held.records = held.records[:extra], held.records[extra:]
             held.evicted += extra
         return HeldAdd(new, overflow, "evicted" if overflow else None)
+
+    def take(self, key: str, wanted: Callable[[NormalisedRecord], bool]) -> list[NormalisedRecord]:
+        """Remove and return the PM/MR records held under ``key`` that ``wanted`` accepts, oldest
+        first (they leave to be applied elsewhere: ``twin.mirror.identity``); what they counted
+        stays counted."""
+        held = self.held.get(key)
+        if held is None:
+            return []
+        taken: list[NormalisedRecord] = []
+        kept: list[NormalisedRecord] = []
+        for record in held.records:
+            (taken if wanted(record) else kept).append(record)
+        if taken:
+            held.records = kept
+            self.changed.add(key)
+        return taken
 
     def pop(self, key: str) -> Held | None:
         self.changed.add(key)

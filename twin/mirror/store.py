@@ -5,8 +5,9 @@ metadata, and its state as small keys, one per part that changes on its own: per
 (``h``), its MR aggregate (``m``), each PM period (``p/<gp>/<end>``), each period's relation values
 (``r/...``) and prediction (``x/...``), its MR event ids (``d/<hour>/<first>`` while the hour is
 open, ``D/<hour>`` once sealed into Bloom filters); per cluster its prediction bookkeeping (``b``),
-its gap learners (``g``, bytes) and each managed object without a cell (``o/<dn>``); per held key
-its telemetry (``u/<key>``).
+its gap learners (``g``, bytes), its cell identity claims and conflicts (``i``) and each managed
+object without a cell (``o/<dn>``); per held key its telemetry (``u/<key>``); per node whose records
+wait for identity what its DNs resolve to (``i/<node>``, ``twin.mirror.identity``).
 Keys are ``"\\x1f"``-joined (``k/<cluster>/<cell>/...``, ``c/<cluster>/...``, ``u/<key>``), in one
 table, ``kv(p, k, v)``, beside ``partitions(p, next_offset, meta)``. The mirror notes what each
 update changed (``CellMirror.changes``), so a checkpoint writes only the keys that changed since the
@@ -47,6 +48,7 @@ import orjson
 from twin.mirror.cell import SEALED, CellMirror, Entry
 from twin.mirror.cluster import FIDELITY_STATE, GAP, ClusterMirror
 from twin.mirror.holding import Held, Holding
+from twin.mirror.identity import IdentityIndex, NodeIdentity
 
 __all__ = ["DB_NAME", "SEP", "Changes", "CheckpointStore", "PartitionState", "take_changes"]
 
@@ -76,6 +78,10 @@ class PartitionState:
     clusters: dict[str, ClusterMirror] = field(default_factory=dict)
     unassigned: Holding = field(default_factory=Holding)
     meta: dict[str, Any] = field(default_factory=dict)
+    # what the DNs of the nodes held here resolve to (``twin.mirror.identity``)
+    identity: IdentityIndex = field(default_factory=IdentityIndex)
+    # whether whoever applies records collects the clusters' identity notices (``ClusterMirror.announcing``)
+    announcing: bool = field(default=False, compare=False, repr=False)
     # whether the store holds this state up to the changes noted since (set by ``load`` and saves);
     # a state built otherwise is written whole by its first save
     synced: bool = field(default=False, compare=False, repr=False)
@@ -83,8 +89,14 @@ class PartitionState:
     def cluster(self, cluster_id: str) -> ClusterMirror:
         cluster = self.clusters.get(cluster_id)
         if cluster is None:
-            cluster = self.clusters[cluster_id] = ClusterMirror(cluster_id)
+            cluster = self.clusters[cluster_id] = ClusterMirror(cluster_id, announcing=self.announcing)
         return cluster
+
+    def announce(self) -> None:
+        """Collect identity notices and refused records in this partition's clusters from now on."""
+        self.announcing = True
+        for cluster in self.clusters.values():
+            cluster.announcing = True
 
 
 @dataclass(slots=True)
@@ -136,6 +148,12 @@ def take_changes(state: PartitionState, extra: dict[str, Any] | None = None, ful
     for key in keys:
         held = holding.held.get(key)
         puts.append(("u" + SEP + _check(key), None if held is None else orjson.dumps(held.to_dict())))
+    index = state.identity
+    nodes = set(index.nodes) if full else index.changed
+    index.changed = set()
+    for node in nodes:
+        ident = index.nodes.get(node)
+        puts.append(("i" + SEP + _check(node), None if ident is None else orjson.dumps(ident.to_dict())))
     state.synced = True
     return out
 
@@ -162,6 +180,8 @@ def _decode_partition(partition: int, offset_row: tuple[int, bytes] | None,
             state.cluster(parts[1]).load_entry(parts[2:], value if parts[2] in (GAP, FIDELITY_STATE) else loads(value))
         elif kind == "u":
             state.unassigned.held[parts[1]] = Held.from_dict(parts[1], loads(value))
+        elif kind == "i":
+            state.identity.nodes[parts[1]] = NodeIdentity.from_dict(loads(value))
         else:
             raise ValueError(f"unknown checkpoint key {key!r} in partition {partition}")
     return state

@@ -25,7 +25,9 @@ def mirror_view(clusters: dict[str, ClusterMirror], cell: str | None = None,
         cells = {k: c.view() for k, c in sorted(cluster.cells.items()) if cell is None or k == cell}
         if cell is not None and not cells:
             continue
-        out["clusters"][cid] = {"cells": cells, "objects": cluster.objects if cell is None else {}}
+        conflicts = [c for _, c in sorted(cluster.conflicts.items()) if cell is None or c["cellKey"] == cell]
+        out["clusters"][cid] = {"cells": cells, "objects": cluster.objects if cell is None else {},
+                                "identityConflicts": conflicts}
     out["totals"] = {
         "clusters": len(out["clusters"]),
         "cells": sum(len(c["cells"]) for c in out["clusters"].values()),
@@ -34,6 +36,8 @@ def mirror_view(clusters: dict[str, ClusterMirror], cell: str | None = None,
                          for p in v["pm"].values()),
         "unknownMeasurements": sorted({n for c in out["clusters"].values() for v in c["cells"].values()
                                        for n in v["unknownMeasurements"]}),
+        "identityConflicts": sum(len(c["identityConflicts"]) for c in out["clusters"].values()),
+        "identityConflictRecords": sum(x["records"] for c in out["clusters"].values() for x in c["identityConflicts"]),
         "unassignedCells": len(held),
         "unassignedRecords": sum(sum(h["records"].values()) for h in held.values()),
     }
@@ -89,6 +93,12 @@ def render_table(view: dict[str, Any], console: Console | None = None) -> None:
     console.print(f"{totals['clusters']} clusters, {totals['cells']} cells, {totals['pmPeriods']} PM periods, "
                   f"{totals['mrReports']} MR reports, newest PM period end {_ts(max(last_pm, default=None))} UTC; "
                   f"unknown PM names kept: {len(totals['unknownMeasurements'])}")
+    conflicts = [c for cluster in view["clusters"].values() for c in cluster.get("identityConflicts", ())]
+    if conflicts:
+        console.print(f"{len(conflicts)} cell identity conflicts ({totals.get('identityConflictRecords', 0)} records "
+                      "not merged):")
+        for c in conflicts:
+            console.print(f"  {c['cellKey']}: {c['reason']}")
     held = view.get("unassigned") or {}
     if held:
         from rich.table import Table
