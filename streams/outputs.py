@@ -22,8 +22,10 @@ from twin.prediction.resync import real_values
 from twin.schemas import Alert, Fidelity, Resync
 from twin.timeseries import (
     BufferedSink,
+    FanoutSink,
     LocalStore,
     Point,
+    TimeSeriesSink,
     alert_point,
     fidelity_point,
     period_points,
@@ -35,17 +37,20 @@ __all__ = ["Outputs", "open_sink"]
 log = structlog.get_logger(__name__)
 
 
-def open_sink(settings: TwinSettings) -> BufferedSink | None:
-    """The ``[timeseries]`` backend's sink: the local SQLite file, InfluxDB, or none."""
+def open_sink(settings: TwinSettings) -> TimeSeriesSink | None:
+    """The ``[timeseries]`` backend's sink: the local SQLite file, InfluxDB (and the local file beside
+    it with ``keep_local``), or none."""
     ts = settings.timeseries
     if ts.backend == "none":
         return None
+    sinks: list[TimeSeriesSink] = []
     if ts.backend == "influxdb":
-        return influx_sink(ts)
-    store = LocalStore(ts.local_file(settings.state_dir), retention_s=ts.local_retention_days * 86_400)
-    return BufferedSink(store, ts.buffer_points, ts.batch_points, ts.flush_interval_s, ts.retry_initial_s,
-                        ts.retry_max_s)
-
+        sinks.append(influx_sink(ts))
+    if ts.backend == "local" or ts.keep_local:
+        store = LocalStore(ts.local_file(settings.state_dir), retention_s=ts.local_retention_days * 86_400)
+        sinks.append(BufferedSink(store, ts.buffer_points, ts.batch_points, ts.flush_interval_s, ts.retry_initial_s,
+                                  ts.retry_max_s))
+    return sinks[0] if len(sinks) == 1 else FanoutSink(sinks)
 
 class Outputs:
     """``start``, feed (``period``, ``fidelity``, ``resync``, ``alert``), ``close``."""

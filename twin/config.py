@@ -246,6 +246,8 @@ class TimeSeriesSettings(_Section):
     local_path: Path | None = Field(default=None, description="the local store's file; default "
                                     "<state_dir>/timeseries.sqlite")
     local_retention_days: float = Field(default=30.0, gt=0, description="event time the local store keeps")
+    keep_local: bool = Field(default=True, description="with backend influxdb, also keep the local store (the "
+                             "history the API and dashboard read without a database query)")
     url: str = Field(default="http://127.0.0.1:8086", description="InfluxDB base URL")
     org: str = Field(default="ran-twin", min_length=1)
     bucket: str = Field(default="ran-twin", min_length=1)

@@ -108,3 +108,25 @@ def test_overflow_drops_the_oldest_counted_and_logged(victoria: Victoria) -> Non
     # what survived: the batch in flight when the buffer overflowed (0-99) and the newest 400
     assert set(_stored(victoria)) == _expected(first[:100] + more[300:])
     assert len(_stored(victoria)) == 500
+
+
+def test_influx_backend_keeps_the_local_store_beside(victoria: Victoria, tmp_path: Path) -> None:
+    from streams.outputs import open_sink
+    from twin.config import TwinSettings
+    from twin.timeseries import KPI, LocalStore
+
+    base = {"state_dir": tmp_path / "state"}
+    assert open_sink(TwinSettings.model_validate({**base, "timeseries": {"backend": "none"}})) is None
+    settings = TwinSettings.model_validate({**base, "timeseries": {"backend": "influxdb", "url": victoria.url,
+                                                                   "flush_interval_s": 0.05}})
+    sink = open_sink(settings)
+    assert sink is not None
+    points = _points(0, 300, (int(time.time()) - 600) * 1000)
+    sink.write(points)
+    assert sink.flush(20)
+    sink.close()
+    assert (sink.stats.backend, sink.stats.written, sink.stats.dropped) == ("influxdb+local", 600, 0)
+    assert set(_stored(victoria)) == _expected(points)
+    local = LocalStore(settings.timeseries.local_file(settings.state_dir), readonly=True)
+    assert sorted(p.time_ns for p in local.query(KPI, 0, 2**62)) == sorted(p.time_ns for p in points)
+    local.close()

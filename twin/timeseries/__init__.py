@@ -5,7 +5,7 @@ transport and lives in ``streams.influx``."""
 from twin.timeseries.build import alert_point, change_point, fidelity_point, period_points, resync_point
 from twin.timeseries.local import LocalStore
 from twin.timeseries.points import ALERT, CHANGE, DTBSM, GAP, KINDS, KPI, MEASUREMENTS, RESYNC, Point, to_ns
-from twin.timeseries.sink import Backend, BufferedSink, RejectedBatch, SinkStats, TimeSeriesSink
+from twin.timeseries.sink import Backend, BufferedSink, FanoutSink, RejectedBatch, SinkStats, TimeSeriesSink
 
 __all__ = [
     "ALERT",
@@ -18,6 +18,7 @@ __all__ = [
     "RESYNC",
     "Backend",
     "BufferedSink",
+    "FanoutSink",
     "LocalStore",
     "Point",
     "RejectedBatch",

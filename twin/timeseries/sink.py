@@ -37,7 +37,7 @@ import structlog
 
 from twin.timeseries.points import Point
 
-__all__ = ["Backend", "BufferedSink", "RejectedBatch", "SinkStats", "TimeSeriesSink"]
+__all__ = ["Backend", "BufferedSink", "FanoutSink", "RejectedBatch", "SinkStats", "TimeSeriesSink"]
 
 log = structlog.get_logger(__name__)
 
@@ -241,3 +241,52 @@ class BufferedSink:
                 self._stats.written += len(batch)
                 self._inflight = []
                 self._cond.notify_all()
+
+
+class FanoutSink:
+    """The same points to several sinks (InfluxDB and the local store the API reads); each buffers,
+    retries and drops on its own, so one database down does not hold back the other.
+
+    >>> from twin.timeseries.points import Point
+    >>> class Ok:
+    ...     def __init__(self, name): self.name, self.got = name, []
+    ...     def write_batch(self, points): self.got += points
+    ...     def close(self): pass
+    >>> a, b = Ok("a"), Ok("b")
+    >>> fan = FanoutSink([BufferedSink(a), BufferedSink(b)])
+    >>> fan.write([Point("m", {}, {"v": 1.0}, 0)])
+    >>> fan.close()
+    >>> len(a.got), len(b.got), fan.stats.written, fan.stats.backend
+    (1, 1, 2, 'a+b')
+    """
+
+    def __init__(self, sinks: Sequence[TimeSeriesSink]) -> None:
+        if not sinks:
+            raise ValueError("a fan-out needs at least one sink")
+        self.sinks = list(sinks)
+
+    @property
+    def stats(self) -> SinkStats:
+        """The sinks' counters summed (each sink's own: ``by_sink``)."""
+        parts = self.by_sink()
+        total = SinkStats(backend="+".join(s.backend for s in parts))
+        for s in parts:
+            for key in ("accepted", "written", "dropped", "rejected", "failures", "buffered"):
+                setattr(total, key, getattr(total, key) + getattr(s, key))
+        return total
+
+    def by_sink(self) -> list[SinkStats]:
+        return [s.stats for s in self.sinks]
+
+    def write(self, points: Iterable[Point]) -> None:
+        batch = list(points)
+        for sink in self.sinks:
+            sink.write(batch)
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        return all([s.flush(max(0.0, deadline - time.monotonic())) for s in self.sinks])
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        for sink in self.sinks:
+            sink.close(timeout_s)
