@@ -48,6 +48,15 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _rss_mb() -> float:
+    """Current resident memory (MB) from /proc (0 where there is none)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def _median_ms(samples: list[float]) -> float:
     return round(1e3 * statistics.median(samples), 3)
 
@@ -60,6 +69,7 @@ def run(cells: int = 57, ues: int = 5000, repeats: int = 50, seed: int = 0,
     """
     if sionna_precision not in ("double", "single"):
         raise ValueError(f"sionna_precision must be 'double' or 'single', got {sionna_precision!r}")
+    rss_before = _rss_mb()  # what the process held before the bench (the CLI's imports)
     cluster = bench_cluster(cells)
     t0 = time.perf_counter()
     sim = Simulator(cluster, TrafficMap(n_ues=ues), seed=seed)
@@ -104,6 +114,7 @@ def run(cells: int = 57, ues: int = 5000, repeats: int = 50, seed: int = 0,
         "twin_precision": "float64 (interference matrix product float32)",
         "twin_computes": TWIN_COMPUTES,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "rss_before_bench_mb": round(rss_before, 1),
         "cpu_count": os.cpu_count(),
     }
     from twin.sim.sionna_ref import sionna_available
