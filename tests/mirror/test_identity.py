@@ -263,7 +263,7 @@ def network(nodes: int) -> tuple[list[OutRecord], dict[str, int], list[str]]:
     return records, value_of, keys
 
 
-def test_twenty_thousand_nodes_keep_distinct_cells(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_twenty_thousand_nodes_keep_distinct_cells(fresh_broker: EmbeddedBroker, tmp_path: Path) -> None:
     records, value_of, keys = network(NODES)
     derived: dict[str, list[str]] = defaultdict(list)
     for rec in records:
@@ -279,7 +279,7 @@ def test_twenty_thousand_nodes_keep_distinct_cells(broker: EmbeddedBroker, tmp_p
                             predict={"enabled": False},
                             topology={"clusters": [{"id": c, "cells": k} for c, k in clusters],
                                       "unassigned_max_cells": NODES, "unassigned_max_records": 10})
-    bootstrap = broker.bootstrap_servers
+    bootstrap = fresh_broker.bootstrap_servers
     conflicts_expected = 2 * CONFLICTING_CM  # each conflicting node's CM and its PM
 
     def done(w: IngestWorker) -> bool:
@@ -339,6 +339,57 @@ def test_twenty_thousand_nodes_keep_distinct_cells(broker: EmbeddedBroker, tmp_p
                 and any(n in (a.get("text") or "") for n in late)]) == CONFLICTING_CM
     print({"nodes": NODES, "derivedKeyCollisions": len(collisions), "records": len(records),
            "workerSeconds": round(worker.elapsed, 1)})  # type: ignore[attr-defined]
+
+
+def test_waiting_pm_survives_a_restart_and_is_released_when_cm_comes(fresh_broker: EmbeddedBroker,
+                                                                    tmp_path: Path) -> None:
+    """PM first (held by node across a restart of the worker), CM later: with a cellKey for most
+    nodes, key-less (id attributes only) for the colliding ones; three partitions, so the clusters'
+    notices and the released records cross partitions."""
+    pairs = colliding_nodes(3)
+    colliding = [me for pair in pairs for me in pair]
+    names = colliding + [me_name(i) for i in range(30)]
+    reader = DnResolver(plmn=PLMN)
+    pm = [OutRecord(topics.PM_CELL, reader.cell(du_dn(me))[1].encode(),
+                    pm_wire(reader.cell(du_dn(me))[1], du_dn(me), float(i))) for i, me in enumerate(names)]
+    cm: list[OutRecord] = []
+    for i, me in enumerate(names):
+        if me in colliding:  # key-less CM: the function's gNB id and the cell's local id give the key
+            fn = f"SubNetwork=Cm,ManagedElement={me},GNBDUFunction=1"
+            cm.append(OutRecord(topics.CM_SNAPSHOT, fn.encode(), cm_wire(fn, "GNBDUFunction", {
+                "gNBId": i + 1, "gNBIdLength": 24, "pLMNId": {"mcc": "001", "mnc": "01"}})))
+            cm.append(OutRecord(topics.CM_SNAPSHOT, du_dn(me).encode(), cm_wire(du_dn(me), "NRCellDU", {
+                "cellLocalId": 1, "nRPCI": i})))
+        else:
+            cm.append(OutRecord(topics.CM_SNAPSHOT, du_dn(me).encode(),
+                                cm_wire(du_dn(me), "NRCellDU", {"nRPCI": i}, canonical(i))))
+    keys = [canonical(i) for i in range(len(names))]
+    group = f"identity-restart-{time.time_ns()}"
+    settings = settings_for(tmp_path, [("a", keys[0::2]), ("b", keys[1::2])], predict={"enabled": False},
+                            kafka={"partitions": 3, "group_id": group})
+    bootstrap = fresh_broker.bootstrap_servers
+    store = CheckpointStore(settings.state_dir / group, read_only=True)
+
+    async def run(records: list[OutRecord], done: Any) -> None:
+        await publish(bootstrap, records, partitions=3)
+        await run_worker_until(IngestWorker(settings, bootstrap), done, timeout_s=60)
+
+    asyncio.run(run(pm, lambda w: w.stats.unassigned_records >= len(pm)))
+    held = store.load_unassigned()
+    assert sorted(h.key for h in held) == sorted(f"dn:ManagedElement={me}" for me in names)  # by node, not merged
+    assert all(len(h.records) == 1 for h in held) and not any(c.cells for c in store.load_all().values())
+
+    def all_cells(w: IngestWorker) -> bool:
+        return sum(1 for st in w.mirror.owned.values() for c in st.clusters.values()
+                   for cell in c.cells.values() if cell.pm and cell.cm) >= len(names)
+
+    asyncio.run(run(cm, all_cells))  # a new worker: what waited comes from the checkpoint
+    cells = {k: cell for c in store.load_all().values() for k, cell in c.cells.items()}
+    assert sorted(cells) == sorted(keys)
+    for i, key in enumerate(keys):
+        assert cells[key].pm[900]["RRU.PrbTotDl"] == {round(T0_S): float(i)}
+        assert cells[key].cm["NRCellDU.nRPCI"][0] == i
+    assert sum(len(h.records) for h in store.load_unassigned()) == 0
 
 
 @pytest.mark.parametrize("order", ["pm_first", "cm_first"])
