@@ -7,9 +7,16 @@ Prometheus config by the real ``promtool``, and the settings the services load a
 from __future__ import annotations
 
 import base64
+import json
+import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -177,3 +184,56 @@ def test_the_production_example_config_validates(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("TWIN_GUARD__MODE", "sometimes")
     with pytest.raises(ValueError, match="mode"):  # a bad value names its field
         load_settings(path)
+
+
+def test_the_api_service_runs_as_compose_starts_it(tmp_path: Path) -> None:
+    """``twin api`` with the compose service's own arguments (its container paths mapped into the test's
+    folder, loopback instead of all interfaces), found healthy by the image's health check as compose
+    runs it, answering the example token file's viewer, and serving every metric the dashboard asks for."""
+    from tests.deploy.test_grafana import promql_metric_names, targets
+
+    api = services()["twin-api"]
+    tokens = tmp_path / "api-tokens"
+    shutil.copy(DEPLOY / "secrets" / "api-tokens.example", tokens)
+    compose_port = option(api["command"], "--port")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    paths = {"/etc/ran-twin/twin.toml": str(DEPLOY / "config" / "compose.toml"), "/run/secrets/api-tokens": str(tokens),
+             "/var/lib/ran-twin/state/twin-worker": str(tmp_path / "state" / "twin-worker"),
+             "/var/lib/ran-twin/worker-stats.json": str(tmp_path / "worker-stats.json"),
+             "0.0.0.0": "127.0.0.1", compose_port: str(port)}
+    argv = [paths.get(a, a) for a in api["command"]]
+    assert argv != api["command"] and problems(argv) == []
+    env = {**os.environ, "TWIN_STATE_DIR": str(tmp_path / "state"), "TWIN_TIMESERIES__BACKEND": "local",
+           "TWIN_CM__LEDGER": str(tmp_path / "ledger.sqlite")}  # no PostgreSQL or InfluxDB here
+    log_file = tmp_path / "api.log"
+    log = log_file.open("wb")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "twin"), *argv], env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 90
+        check = {"PATH": os.environ["PATH"],
+                 "TWIN_HEALTHCHECK": api["environment"]["TWIN_HEALTHCHECK"].replace(compose_port, port)}
+        while (health := subprocess.run([sys.executable, "-I", str(DEPLOY / "healthcheck.py")], env=check,
+                                        capture_output=True, text=True)).returncode != 0:
+            assert proc.poll() is None and time.monotonic() < deadline, health.stderr + log_file.read_text()[-3000:]
+            time.sleep(0.5)
+        base = f"http://127.0.0.1:{port}"
+        viewer = next(t for p, t in parse_tokens_toml(tokens.read_text(), "t") if p.role == "viewer")
+        request = urllib.request.Request(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {viewer}"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert json.load(r)["role"] == "viewer"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/api/v1/me", timeout=10)
+        assert refused.value.code == 401
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        suffixes = {"histogram": ("_bucket", "_count", "_sum"), "counter": ("",), "gauge": ("",)}
+        served = {name + s for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M)
+                  for s in suffixes.get(kind, ("",))}  # a counter's TYPE line names it with _total
+        wanted = {n for t in targets("prometheus") for n in promql_metric_names(t["expr"])}
+        assert wanted <= served, wanted - served
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
