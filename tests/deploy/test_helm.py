@@ -240,3 +240,26 @@ def test_the_api_reads_every_workers_stats_file_on_the_shared_volume(tmp_path: P
     assert all(path.startswith(state_mount + "/") for path in given)  # the volume every pod mounts
     health = next(e["value"] for e in worker["env"] if e["name"] == "TWIN_HEALTHCHECK")
     assert health == f"stats:{pattern}"
+
+
+@pytest.mark.parametrize("variant", [
+    {"api__enabled": False, "cm__enabled": False, "secrets__apiTokens": ""},
+    {"persistence__existingClaim": "shared-rwx", "serviceMonitor__enabled": False},
+    {"api__service__type": "LoadBalancer", "worker__processes": 1, "image__tag": "0.1.0-rc1",
+     "imagePullSecrets": [{"name": "registry"}], "worker__nodeSelector": {"pool": "twin"}},
+])
+def test_every_variant_of_the_values_renders_valid_manifests(tmp_path: Path, variant: dict[str, Any]) -> None:
+    docs = render(tmp_path, merged(**variant))
+    for doc in docs:
+        if doc["kind"] != "ServiceMonitor":
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+    names = {(d["kind"], d["metadata"]["name"].removeprefix("twin-ran-twin")) for d in docs}
+    assert (("Deployment", "-api") in names) is variant.get("api__enabled", True)
+    assert (("Deployment", "-cm") in names) is variant.get("cm__enabled", True)
+    claim = variant.get("persistence__existingClaim")
+    assert (("PersistentVolumeClaim", "-state") in names) is (claim is None)
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "StatefulSet"):
+            volumes = doc["spec"]["template"]["spec"]["volumes"]
+            state = next(v for v in volumes if v["name"] == "state")["persistentVolumeClaim"]["claimName"]
+            assert state == (claim or "twin-ran-twin-state")
