@@ -211,6 +211,26 @@ def test_pm_waits_for_cm_by_dn_and_is_released_with_its_canonical_key() -> None:
     assert out.refused == [(pm_a, "two DNs claim it")] and not out.forward
 
 
+def test_lte_and_node_level_records_resolve_through_their_ids() -> None:
+    index, holding = IdentityIndex(), Holding()
+    me = "enb-77"
+    cell = f"ManagedElement={me},ENBFunction=1,EUtranCellFDD=4"
+    derived = DnResolver().cell(cell)[1]
+    assert derived.startswith("lte:") and holding_key(derived, cell) == f"dn:ManagedElement={me}"
+    pm = decode(topics.PM_CELL, orjson.dumps({
+        "cellKey": derived, "measObjDn": cell, "measObjClass": "EUtranCellFDD", "periodEnd": T0.isoformat(),
+        "granularityPeriodS": 900, "values": {"RRU.PrbDl": 5}}))
+    cms = [decode(topics.CM_SNAPSHOT, cm_wire(f"ManagedElement={me},ENBFunction=1", "ENBFunction", {"eNBId": 0x1A2B})),
+           decode(topics.CM_SNAPSHOT, cm_wire(cell, "EUtranCellFDD", {"cellId": 3, "pLMNIdList": ["27203"]}))]
+    out = resolve_node(index, holding, f"dn:ManagedElement={me}", [pm, *cms])
+    assert [r for _, r in out.forward] == [("cm", "lte:27203-01a2b03", cms[1][2]), ("pm", "lte:27203-01a2b03", pm[2])]
+    # a gNB's node-level object resolves to the node's reserved key, as the reader keys it
+    fn = "ManagedElement=gnb-9,GNBDUFunction=1"
+    _ = index.learn_cm("GNBDUFunction", fn, {"gNBId": 5, "gNBIdLength": 22, "pLMNId": "001001"})
+    assert index.resolve(fn) == ("key", nr_cell_key("001001", 5, 22, (1 << 14) - 1))
+    assert index.summary() == {"nodes": 2, "dns": 0, "conflicts": 0}
+
+
 def test_identity_state_survives_a_checkpoint(tmp_path: Path) -> None:
     state = PartitionState(3)
     state.announce()
