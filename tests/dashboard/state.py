@@ -1,6 +1,7 @@
 """A served state for the dashboard tests: a copy of a real worker run's checkpoints, a real SQLite CM
-ledger with changes the real guard decided (two waiting for approval, one refused), a tokens file,
-and ``twin api`` started on it as a separate process on a loopback port.
+ledger with changes the real guard decided (three waiting for approval, one refused), an alert in
+the checkpoint folder's journal (as the worker journals them; the short run raised none), a tokens
+file, and ``twin api`` started on it as a separate process on a loopback port.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,16 +24,18 @@ import httpx
 from adapters.emulator import EmulatorAdapter
 from replay.emulator import NetworkEmulator
 from tests.cm.util import request
-from tests.library.worker_run import GP, START, WorkerRun, _scenario
+from tests.library.worker_run import GP, GROUP, START, WorkerRun, _scenario
+from twin.api import journal
 from twin.guard import GuardPolicy
 from twin.ledger import open_ledger
 from twin.rollout import ChangeRunner
+from twin.schemas import Alert
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR = "operator-token-0123456789abcdef"
 VIEWER = "viewer-token-0123456789abcdef00"
 
-__all__ = ["OPERATOR", "VIEWER", "ServedState", "build_state", "running_api"]
+__all__ = ["OPERATOR", "VIEWER", "ServedState", "build_state", "journal_alert", "running_api"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,9 @@ class ServedState:
     cluster: str
     to_approve: str  # change ids
     to_deny: str
+    left_pending: str
     refused: str
+    alert_cell: str
 
 
 def build_state(run: WorkerRun, root: Path) -> ServedState:
@@ -68,12 +74,23 @@ def build_state(run: WorkerRun, root: Path) -> ServedState:
     now = datetime.fromtimestamp(run.period_ends[-1], UTC)
     a = request(emu, cells[1], "cellIndividualOffset", 2.0, at=now, requester="optimiser-test")
     b = request(emu, cells[2], "cellIndividualOffset", -1.0, at=now, requester="optimiser-test")
+    c = request(emu, cells[4], "cellIndividualOffset", 1.0, at=now, requester="optimiser-test")
     bad = request(emu, cells[3], "cellIndividualOffset", 9.0, at=now, requester="optimiser-test")
-    for r in (a, b, bad):
+    for r in (a, b, c, bad):
         runner.submit(r, cluster, now)
     runner.ledger.close()
-    return ServedState(root, state_dir, config_file, tokens_file, ledger_url, cluster, a.change_id, b.change_id,
-                       bad.change_id)
+    state = ServedState(root, state_dir, config_file, tokens_file, ledger_url, cluster, a.change_id, b.change_id,
+                        c.change_id, bad.change_id, cells[1])
+    journal_alert(state, "TWIN_DIVERGENCE", "MAJOR", now, "the twin's DL throughput is far from the network's")
+    return state
+
+
+def journal_alert(state: ServedState, type_: str, severity: str, at: datetime, text: str) -> Alert:
+    """Journals an alert on ``state.alert_cell`` where the worker journals its alerts (twin.api.journal)."""
+    alert = Alert.model_validate({"alertId": str(uuid.uuid4()), "raisedAt": at, "cellKey": state.alert_cell,
+                                  "clusterId": state.cluster, "severity": severity, "type": type_, "text": text})
+    journal.append(state.state_dir / GROUP, [alert])
+    return alert
 
 
 def _free_port() -> int:

@@ -18,12 +18,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.dashboard.browser import chromium, missing, requested_urls
-from tests.dashboard.state import OPERATOR, VIEWER, ServedState, build_state, running_api
+from tests.dashboard.state import OPERATOR, VIEWER, ServedState, build_state, journal_alert, running_api
 from tests.library.worker_run import WorkerRun
 from twin.ledger import State, open_ledger
 from twin.ledger.decisions import decide
@@ -47,28 +48,58 @@ def served(emulated_worker_run: WorkerRun, tmp_path: Path) -> ServedState:
 
 def sign_in(driver: WebDriver, url: str, token: str, role: str) -> None:
     driver.get(url + "/")
-    box = WebDriverWait(driver, WAIT_S).until(lambda d: d.find_element(By.ID, "login-token"))
-    box.send_keys(token)
+    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_element(By.ID, "login-token")).send_keys(token)
     driver.find_element(By.ID, "login-submit").click()
-    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_element(By.ID, "whoami").text == role)
-    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded"))
+    WebDriverWait(driver, WAIT_S).until(lambda d: read(d, "#whoami", "text") == role)
+    WebDriverWait(driver, WAIT_S).until(lambda d: read(d, "body", "data-loaded"))
 
 
-def queue_row(driver: WebDriver, change_id: str) -> Any:
-    rows = driver.find_elements(By.CSS_SELECTOR, f'#queue tr.change-row[data-change-id="{change_id}"]')
-    return rows[0] if rows else None
+# The page re-renders its panels on every event, so an element found earlier can be gone a moment
+# later: reads run as one script in the page, and clicks retry on a stale element.
+def read(driver: WebDriver, css: str, what: str = "text") -> Any:
+    """``what`` of the first element matching ``css`` (None when there is none): "text", "disabled",
+    or an attribute name."""
+    return driver.execute_script(
+        """const e = document.querySelector(arguments[0]);
+        if (!e) return null;
+        if (arguments[1] === "text") return e.textContent;
+        if (arguments[1] === "disabled") return e.disabled;
+        return e.getAttribute(arguments[1]);""", css, what)
+
+
+def count(driver: WebDriver, css: str) -> int:
+    return int(driver.execute_script("return document.querySelectorAll(arguments[0]).length", css))
+
+
+def click(driver: WebDriver, css: str) -> None:
+    def attempt(d: WebDriver) -> bool:
+        try:
+            d.find_element(By.CSS_SELECTOR, css).click()
+            return True
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+    WebDriverWait(driver, WAIT_S).until(attempt)
+
+
+def in_queue(change_id: str) -> str:
+    return f'#queue tr.change-row[data-change-id="{change_id}"]'
+
+
+def in_changes(change_id: str) -> str:
+    return f'#changes tr.change-row[data-change-id="{change_id}"]'
 
 
 def check_panels(driver: WebDriver, run: WorkerRun) -> None:
     """Every panel drew from the API: one tile per topology cell, KPI and DT-BSM charts, the live stream."""
     cells = sum(len(c) for c in run.clusters.values())
-    WebDriverWait(driver, WAIT_S).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#grid .tile")) == cells)
-    coloured = [t.get_attribute("data-error") for t in driver.find_elements(By.CSS_SELECTOR, "#grid .tile")]
-    assert sum(1 for e in coloured if e) > cells // 2, "most tiles should carry the twin's error"
-    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cell .chart canvas"))
-    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#fidelity .chart canvas"))
-    assert "threshold" in driver.find_element(By.ID, "fid-head").text
-    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_element(By.ID, "live").text == "live")
+    WebDriverWait(driver, WAIT_S).until(lambda d: count(d, "#grid .tile") == cells)
+    assert count(driver, "#grid .tile[data-error]:not([data-error=''])") > cells // 2, \
+        "most tiles should carry the twin's error"
+    WebDriverWait(driver, WAIT_S).until(lambda d: count(d, "#cell .chart canvas") > 0)
+    WebDriverWait(driver, WAIT_S).until(lambda d: count(d, "#fidelity .chart canvas") > 0)
+    assert "threshold" in read(driver, "#fid-head")
+    WebDriverWait(driver, WAIT_S).until(lambda d: read(d, "#live") == "live")
+    WebDriverWait(driver, WAIT_S).until(lambda d: "TWIN_DIVERGENCE" in (read(d, "#alerts tr.alert.active") or ""))
 
 
 def only_loopback(driver: WebDriver, url: str) -> list[str]:
@@ -100,16 +131,22 @@ def test_operator_approves_a_pending_change_and_the_ledger_records_it(
     with running_api(served, tmp_path / "api.log") as url, chromium(tmp_path / "profile") as driver:
         sign_in(driver, url, OPERATOR, "operator")
         check_panels(driver, emulated_worker_run)
-        WebDriverWait(driver, WAIT_S).until(lambda d: queue_row(d, served.to_approve) and queue_row(d, served.to_deny))
-        refused = driver.find_element(By.CSS_SELECTOR, f'#changes tr[data-change-id="{served.refused}"]')
-        assert refused.get_attribute("data-state") == "REJECTED"
+        WebDriverWait(driver, WAIT_S).until(
+            lambda d: count(d, in_queue(served.to_approve)) and count(d, in_queue(served.to_deny)))
+        assert read(driver, in_changes(served.refused), "data-state") == "REJECTED"
+        # the page opens on a cell with a change: its KPI plots mark it; the DT-BSM plot has its threshold
+        assert read(driver, "#cell-title") == served.alert_cell
+        thp = '#cell .chart[data-kpi="DRB.UEThpDl"]'
+        assert int(read(driver, thp, "data-points")) == len(emulated_worker_run.period_ends)
+        assert int(read(driver, thp, "data-changes")) == 1
+        assert float(read(driver, "#fidelity .chart", "data-threshold")) > 0
         driver.execute_script("window.__sameDocument = true")
 
-        button = queue_row(driver, served.to_approve).find_element(By.CSS_SELECTOR, "button.approve")
-        assert button.is_enabled()
-        button.click()
-        WebDriverWait(driver, WAIT_S).until(lambda d: queue_row(d, served.to_approve) is None)
-        assert "approve" in driver.find_element(By.ID, "toast").text
+        approve = f"{in_queue(served.to_approve)} button.approve"
+        assert read(driver, approve, "disabled") is False
+        click(driver, approve)
+        WebDriverWait(driver, WAIT_S).until(lambda d: count(d, in_queue(served.to_approve)) == 0)
+        assert "APPROVED" in read(driver, "#toast")
 
         ledger = open_ledger(served.ledger_url)
         try:
@@ -122,12 +159,13 @@ def test_operator_approves_a_pending_change_and_the_ledger_records_it(
             decide(ledger, served.to_deny, "reject", by="cli-carol", at=datetime.now(UTC), reason="storm tonight")
         finally:
             ledger.close()
-        WebDriverWait(driver, WAIT_S).until(lambda d: queue_row(d, served.to_deny) is None)
-        WebDriverWait(driver, WAIT_S).until(lambda d: d.find_element(
-            By.CSS_SELECTOR, f'#changes tr[data-change-id="{served.to_deny}"]').get_attribute("data-state") == "DENIED")
+        raised = journal_alert(served, "GUARD_TRIP", "MINOR", datetime.now(UTC), "raised while the page is open")
+        WebDriverWait(driver, WAIT_S).until(lambda d: count(d, f'#alerts tr[data-alert-id="{raised.alert_id}"]'))
+        WebDriverWait(driver, WAIT_S).until(lambda d: count(d, in_queue(served.to_deny)) == 0)
+        WebDriverWait(driver, WAIT_S).until(lambda d: read(d, in_changes(served.to_deny), "data-state") == "DENIED")
         assert driver.execute_script("return window.__sameDocument === true"), "the page was reloaded"
-        row = driver.find_element(By.CSS_SELECTOR, f'#changes tr[data-change-id="{served.to_approve}"]')
-        assert row.get_attribute("data-state") == "APPROVED"
+        assert read(driver, in_changes(served.to_approve), "data-state") == "APPROVED"
+        assert count(driver, in_queue(served.left_pending)) == 1
 
         screenshot(driver, tmp_path, "dashboard-operator.png")
         requests = only_loopback(driver, url)
@@ -138,22 +176,21 @@ def test_a_viewer_cannot_approve(emulated_worker_run: WorkerRun, served: ServedS
     with running_api(served, tmp_path / "api.log") as url, chromium(tmp_path / "profile") as driver:
         sign_in(driver, url, VIEWER, "viewer")
         check_panels(driver, emulated_worker_run)
-        WebDriverWait(driver, WAIT_S).until(lambda d: queue_row(d, served.to_approve))
+        WebDriverWait(driver, WAIT_S).until(lambda d: count(d, in_queue(served.to_approve)))
         before = open_ledger(served.ledger_url)
         try:
             steps_before = len(before.history(served.to_approve))
         finally:
             before.close()
 
-        row = queue_row(driver, served.to_approve)
-        approve, reject = (row.find_element(By.CSS_SELECTOR, f"button.{a}") for a in ("approve", "reject"))
-        assert not approve.is_enabled() and not reject.is_enabled()
-        assert not driver.find_element(By.ID, "killswitch-flip").is_enabled()
+        approve, reject = (f"{in_queue(served.to_approve)} button.{a}" for a in ("approve", "reject"))
+        assert read(driver, approve, "disabled") is True and read(driver, reject, "disabled") is True
+        assert read(driver, "#killswitch-flip", "disabled") is True
 
         # the page's own approve, its button forced on: the API answers 403 and the page says so
-        driver.execute_script("arguments[0].disabled = false; arguments[0].click()", approve)
-        WebDriverWait(driver, WAIT_S).until(lambda d: "403" in d.find_element(By.ID, "toast").text)
-        assert "error" in (driver.find_element(By.ID, "toast").get_attribute("class") or "")
+        driver.execute_script("const b = document.querySelector(arguments[0]); b.disabled = false; b.click()", approve)
+        WebDriverWait(driver, WAIT_S).until(lambda d: "403" in (read(d, "#toast") or ""))
+        assert "error" in read(driver, "#toast", "class")
 
         # and a script in the page with the viewer's token, straight to the API
         status, body = driver.execute_async_script(
@@ -173,6 +210,6 @@ def test_a_viewer_cannot_approve(emulated_worker_run: WorkerRun, served: ServedS
             assert len(after.history(served.to_approve)) == steps_before
         finally:
             after.close()
-        assert queue_row(driver, served.to_approve) is not None
+        assert count(driver, in_queue(served.to_approve)) == 1
         screenshot(driver, tmp_path, "dashboard-viewer.png")
         only_loopback(driver, url)

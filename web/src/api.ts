@@ -158,8 +158,10 @@ export async function marks(cluster: string, cell: string | null, changes: Chang
   if (cell) {
     for (const c of changes) {
       if (c.cellKey !== cell) continue;
-      const t = epoch(c.updatedAt);
-      if (t !== null) out.push({ t, kind: "change", label: `${c.attribute} ${c.state.toLowerCase()}` });
+      // requestedAt is the change's event time (the KPIs' clock); decisions are stamped with the wall clock
+      const t = epoch(c.requestedAt);
+      const to = typeof c.to === "string" ? c.to : JSON.stringify(c.to);
+      if (t !== null) out.push({ t, kind: "change", label: `${c.attribute} → ${to} (${c.state.toLowerCase()})` });
     }
   }
   const body = await get<unknown>(`${BASE}/clusters/${q(cluster)}/resyncs`);

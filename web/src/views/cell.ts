@@ -49,6 +49,11 @@ export function renderCell(host: HTMLElement, cell: string | null, series: Serie
     ...(more.length ? [el("details", {}, el("summary", {}, `${more.length} more KPIs`), ...more)] : []),
   );
   withData.forEach((s, i) => {
+    // what the canvas shows, readable by tests and assistive tools
+    const shown = marks.filter((m) => m.t >= s.xs[0] && m.t <= s.xs[s.xs.length - 1]);
+    boxes[i].dataset.changes = String(shown.filter((m) => m.kind === "change").length);
+    boxes[i].dataset.resyncs = String(shown.filter((m) => m.kind === "resync").length);
+    boxes[i].dataset.points = String(s.xs.length);
     charts.set(
       s.kpi,
       drawChart(boxes[i], {

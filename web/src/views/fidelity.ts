@@ -23,7 +23,8 @@ export function renderFidelity(host: HTMLElement, fid: Fidelity | null, marks: M
     `${fid.cluster}: latest DT-BSM ${fmtNum(last.value)}`,
     fid.threshold === null ? "" : ` (threshold ${fmtNum(fid.threshold)}${over ? ", over: the twin is not trusted" : ""})`,
   );
-  const box = el("div", { class: "chart" });
+  const box = el("div", { class: "chart", "data-points": String(fid.points.length) });
+  if (fid.threshold !== null) box.dataset.threshold = String(fid.threshold);
   host.replaceChildren(head, box);
   chart = drawChart(box, {
     title: `DT-BSM ${fid.cluster}`,
