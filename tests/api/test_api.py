@@ -125,8 +125,12 @@ def test_changes_roles_guard_and_ledger(served: Served) -> None:
         listed = {x["changeId"]: x for x in viewer.get("/api/v1/changes").json()["changes"]}
         assert set(listed) == set(ids.values())
         assert listed[ids["approve"]]["state"] == "PENDING_APPROVAL"
-        r = viewer.get("/api/v1/changes", params={"state": "pending"})
-        assert r.status_code == 422 and r.json()["field"] == "state[0]"
+        r = viewer.get("/api/v1/changes", params={"state": ["APPROVED", "pending"]})
+        assert r.status_code == 422 and r.json()["field"] == "state[1]" and "'pending'" in r.json()["error"]
+        r = viewer.get("/api/v1/changes", params={"cel": "nr:00101-000000101"})  # a misspelt filter
+        assert r.status_code == 422 and r.json()["field"] == "cel"
+        pending = viewer.get("/api/v1/changes", params={"state": "PENDING_APPROVAL"}).json()["changes"]
+        assert {x["changeId"] for x in pending} == set(ids.values()) - {ids["too-far"]}
         shown = viewer.get(f"/api/v1/changes/{ids['too-far']}").json()
         assert shown["history"][-1]["detail"]["violations"][0]["rule"] == "max_step"
 

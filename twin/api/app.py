@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -36,7 +36,8 @@ def create_app(state: ApiState, tokens: TokenStore) -> FastAPI:
     from twin.api.routes.status import _version
 
     app = FastAPI(title="RAN digital twin API", version=_version(), description=DESCRIPTION,
-                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
+                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
+                  dependencies=[Depends(errors.known_query)])
     app.state.twin_api = state
     app.state.tokens = tokens
     own = CollectorRegistry(auto_describe=True)

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["ApiError", "field_name", "install"]
+__all__ = ["ApiError", "err", "field_name", "install", "known_query"]
 
 
 class ApiError(Exception):
@@ -25,6 +25,13 @@ class ApiError(Exception):
         self.headers = headers
 
 
+def err(description: str) -> dict[str, Any]:
+    """An error answer for a route's ``responses``: the ``ErrorOut`` body and what it means."""
+    from twin.api.models import ErrorOut
+
+    return {"model": ErrorOut, "description": description}
+
+
 def field_name(loc: Any) -> str:
     """``("body", "changes", 0, "to")`` -> ``changes[0].to``; ``("query", "start")`` -> ``start``.
 
@@ -32,6 +39,8 @@ def field_name(loc: Any) -> str:
     ('changes[0].to', 'start', 'body')
     """
     parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header", "cookie") else list(loc)
+    if loc and loc[0] == "body" and parts and isinstance(parts[0], int):
+        parts = []  # (body, 0): the body as a whole (not JSON)
     if not parts:
         return str(loc[0]) if loc else "request"
     out = ""
@@ -65,5 +74,25 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):  # FastAPI's: not JSON at all
+            return JSONResponse({"error": "body: not valid JSON", "field": "body", "detail": None}, 422)
         return JSONResponse({"error": str(exc.detail), "field": None, "detail": None}, exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+
+def known_query(request: Request) -> None:
+    """Refuse query parameters the route does not take (a misspelt filter is an error, not ignored)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed: set[str] = set()
+    todo = [dependant]
+    while todo:  # the route's own query parameters and those of its dependencies
+        d = todo.pop()
+        allowed.update(p.alias for p in d.query_params)
+        todo.extend(d.dependencies)
+    for name in request.query_params:
+        if name not in allowed:
+            takes = ", ".join(sorted(allowed)) or "none"
+            raise ApiError(422, f"unknown query parameter {name[:60]!r} (this path takes: {takes})", name[:60])

@@ -12,7 +12,7 @@ import structlog
 from fastapi import APIRouter, Body, Query
 
 from twin.api.deps import Operator, State, Viewer
-from twin.api.errors import ApiError
+from twin.api.errors import ApiError, err
 from twin.api.models import DecisionIn, KillSwitchIn, KillSwitchOut
 from twin.api.state import ApiState
 from twin.guard import Guard, GuardContext
@@ -21,14 +21,14 @@ from twin.ledger.decisions import DecisionError, GuardRefusal, decide, set_kill_
 from twin.ledger.states import State as ChangeState
 from twin.ledger.store import ChangeView
 
-router = APIRouter(prefix="/api/v1", tags=["changes"])
+router = APIRouter(prefix="/api/v1", tags=["changes"], responses={422: err("a bad field or value (named)")})
 log = structlog.get_logger("twin.api")
 
-_ERRORS: dict[int | str, dict[str, Any]] = {401: {"description": "no or unknown bearer token"},
-                                            404: {"description": "unknown change, or no ledger"}}
+_ERRORS: dict[int | str, dict[str, Any]] = {401: err("no or unknown bearer token"),
+                                            404: err("unknown change, or no ledger")}
 _DECIDE: dict[int | str, dict[str, Any]] = {
-    **_ERRORS, 403: {"description": "a viewer's token: this needs the operator role"},
-    409: {"description": "the change is in another state, or the guard refuses it (each rule named)"}}
+    **_ERRORS, 403: err("a viewer's token: this needs the operator role"),
+    409: err("the change is in another state, or the guard refuses it (each rule named)")}
 
 
 def _ledger(s: ApiState, create: bool = False) -> Ledger:
@@ -47,21 +47,13 @@ def _view(view: ChangeView, history: bool = False) -> dict[str, Any]:
     return out
 
 
-@router.get("/changes", responses={**_ERRORS, 422: {"description": "unknown state (named)"}},
+@router.get("/changes", responses={**_ERRORS, 422: err("unknown state (named)")},
             summary="CM changes as they stand, oldest first")
 def changes(s: State, _: Viewer,
-            state: Annotated[list[str] | None, Query(max_length=20, description="only these states")] = None,
+            state: Annotated[list[ChangeState] | None, Query(max_length=20, description="only these states")] = None,
             cell: Annotated[str | None, Query(max_length=200)] = None,
             cluster: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
-    wanted = None
-    if state:
-        wanted = []
-        for i, v in enumerate(state):
-            try:
-                wanted.append(ChangeState(v.upper()))
-            except ValueError:
-                raise ApiError(422, f"state[{i}]={v!r} is not a change state "
-                               f"({', '.join(x.value for x in ChangeState)})", f"state[{i}]") from None
+    wanted = list(state) if state else None
     led = s.ledger()
     if led is None:
         return {"changes": []}
@@ -147,7 +139,7 @@ def kill_switch(s: State, _: Viewer) -> KillSwitchOut:
         return _kill(s.ledger())
 
 
-@router.put("/kill-switch", responses={**_ERRORS, 403: {"description": "needs the operator role"}},
+@router.put("/kill-switch", responses={**_ERRORS, 403: err("needs the operator role")},
             summary="Flip the kill switch (while on, the guard refuses every change)")
 def put_kill_switch(body: KillSwitchIn, s: State, who: Operator) -> KillSwitchOut:
     with s.lock:

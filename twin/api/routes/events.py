@@ -20,9 +20,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from twin.api.deps import State, Viewer
+from twin.api.errors import err
 from twin.api.state import ApiState
 
-router = APIRouter(prefix="/api/v1", tags=["events"])
+router = APIRouter(prefix="/api/v1", tags=["events"], responses={422: err("a bad field or value (named)")})
 
 
 def _snapshot(s: ApiState) -> dict[str, dict[str, Any]]:
@@ -67,7 +68,7 @@ async def _stream(request: Request, s: ApiState, interval_s: float, timeout_s: f
 
 @router.get("/events", summary="Server-sent events: alerts, CM changes, new predicted periods",
             responses={200: {"content": {"text/event-stream": {}}, "description": "an event stream"},
-                       401: {"description": "no or unknown bearer token"}})
+                       401: err("no or unknown bearer token")})
 def events(request: Request, s: State, _: Viewer,
            timeout: Annotated[float | None, Query(gt=0, le=86400, description="close the stream after this many "
                                                   "seconds (default: never)")] = None,

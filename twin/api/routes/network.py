@@ -8,20 +8,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from twin.api.deps import State, Viewer
-from twin.api.errors import ApiError
+from twin.api.errors import ApiError, err
 from twin.digital_twin import Twin
 from twin.gap.error import cell_error
 from twin.metrics import gap_errors
 from twin.mirror.cell import CellMirror
 from twin.prediction.service import CALIBRATED
 
-router = APIRouter(prefix="/api/v1", tags=["network"])
+router = APIRouter(prefix="/api/v1", tags=["network"], responses={422: err("a bad field or value (named)")})
 
 MAX_POINTS = 5000
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "no or unknown bearer token"},
-    404: {"description": "unknown cluster or cell (the field is named)"},
-    503: {"description": "the worker has not checkpointed a mirror yet"},
+    401: err("no or unknown bearer token"),
+    404: err("unknown cluster or cell (the field is named)"),
+    503: err("the worker has not checkpointed a mirror yet"),
 }
 
 
@@ -121,7 +121,7 @@ def cell(cell: str, s: State, _: Viewer) -> dict[str, Any]:
                 "latest": _latest(mirrored) if mirrored is not None else None}
 
 
-@router.get("/cells/{cell}/kpis", responses={**_ERRORS, 422: {"description": "bad range or KPI (named)"}},
+@router.get("/cells/{cell}/kpis", responses={**_ERRORS, 422: err("bad range or KPI (named)")},
             summary="Real, predicted and calibrated KPIs of a cell over a time range")
 def cell_kpis(cell: str, s: State, _: Viewer,
               start: Annotated[int | None, Query(ge=0, le=2**40, description="epoch s, first period end")] = None,

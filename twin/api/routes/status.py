@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from twin.api.deps import State, Viewer
+from twin.api.errors import err
 from twin.api.models import Health, Me, ReadyOut
 
-router = APIRouter(prefix="/api/v1", tags=["status"])
+router = APIRouter(prefix="/api/v1", tags=["status"], responses={422: err("a bad field or value (named)")})
 
 
 def _version() -> str:
@@ -36,13 +37,13 @@ def ready(s: State) -> JSONResponse:
     return JSONResponse(body, status_code=200 if r.ready else 503)
 
 
-@router.get("/me", summary="The caller's name and role", responses={401: {"description": "no or unknown token"}})
+@router.get("/me", summary="The caller's name and role", responses={401: err("no or unknown token")})
 def me(who: Viewer) -> Me:
     return Me(name=who.name, role=who.role)
 
 
 @router.get("/alerts", summary="The twin's alerts (journaled beside the checkpoints), folded per alert id",
-            responses={401: {"description": "no or unknown bearer token"}})
+            responses={401: err("no or unknown bearer token")})
 def alerts(s: State, _: Viewer,
            active: Annotated[bool, Query(description="only the alerts not cleared")] = False,
            cluster: Annotated[str | None, Query(max_length=200)] = None,

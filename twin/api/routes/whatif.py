@@ -9,20 +9,20 @@ import structlog
 from fastapi import APIRouter
 
 from twin.api.deps import State, Viewer
-from twin.api.errors import ApiError
+from twin.api.errors import ApiError, err
 from twin.api.models import WhatIfIn, WhatIfOut, WhatIfRow
 from twin.errors import NoDataError, UnknownCellError, UnknownClusterError
 from twin.metrics import WHATIF_SECONDS
 
-router = APIRouter(prefix="/api/v1", tags=["what-if"])
+router = APIRouter(prefix="/api/v1", tags=["what-if"], responses={422: err("a bad field or value (named)")})
 log = structlog.get_logger("twin.api")
 
 
-@router.post("/whatif", responses={401: {"description": "no or unknown bearer token"},
-                                   404: {"description": "unknown cluster or cell (named)"},
-                                   409: {"description": "the cluster has no data to simulate yet"},
-                                   422: {"description": "a bad field or value (named)"},
-                                   503: {"description": "no mirror yet"}},
+@router.post("/whatif", responses={401: err("no or unknown bearer token"),
+                                   404: err("unknown cluster or cell (named)"),
+                                   409: err("the cluster has no data to simulate yet"),
+                                   422: err("a bad field or value (named)"),
+                                   503: err("no mirror yet")},
              summary="Predicted KPI deltas of CM changes (nothing is applied)")
 def whatif(body: WhatIfIn, s: State, _: Viewer) -> WhatIfOut:
     changes: list[dict[str, Any]] = [{"cellKey": c.cell_key, "attribute": c.attribute,
