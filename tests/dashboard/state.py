@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 OPERATOR = "operator-token-0123456789abcdef"
 VIEWER = "viewer-token-0123456789abcdef00"
 
-__all__ = ["OPERATOR", "VIEWER", "ServedState", "build_state", "journal_alert", "running_api"]
+__all__ = ["OPERATOR", "VIEWER", "ServedState", "build_state", "journal_alert", "running_api", "write_tokens"]
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,7 @@ def build_state(run: WorkerRun, root: Path) -> ServedState:
     assert lines[0].startswith("state_dir = "), lines[0]
     config_file = root / "worker.toml"
     config_file.write_text("\n".join([f'state_dir = "{state_dir}"', *lines[1:]]) + "\n")
-    tokens_file = root / "tokens.toml"
-    tokens_file.write_text(f'[[tokens]]\nname = "ops-alice"\nrole = "operator"\ntoken = "{OPERATOR}"\n\n'
-                           f'[[tokens]]\nname = "noc-bob"\nrole = "viewer"\ntoken = "{VIEWER}"\n')
+    tokens_file = write_tokens(root / "tokens.toml")
 
     # the same emulated network the worker mirrored (its OSS answers the changes' "from" values)
     emu = NetworkEmulator(_scenario(), seed=4, start=START, granularity_s=GP, mr_per_cell=1)
@@ -85,6 +83,14 @@ def build_state(run: WorkerRun, root: Path) -> ServedState:
     return state
 
 
+def write_tokens(path: Path) -> Path:
+    """The tests' tokens file: ops-alice (operator) and noc-bob (viewer)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'[[tokens]]\nname = "ops-alice"\nrole = "operator"\ntoken = "{OPERATOR}"\n\n'
+                    f'[[tokens]]\nname = "noc-bob"\nrole = "viewer"\ntoken = "{VIEWER}"\n')
+    return path
+
+
 def journal_alert(state: ServedState, type_: str, severity: str, at: datetime, text: str) -> Alert:
     """Journals an alert on ``state.alert_cell`` where the worker journals its alerts (twin.api.journal)."""
     alert = Alert.model_validate({"alertId": str(uuid.uuid4()), "raisedAt": at, "cellKey": state.alert_cell,
@@ -100,11 +106,18 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_api(state: ServedState, log: Path) -> Iterator[str]:
-    """``twin api`` on the state, as its own process on 127.0.0.1; yields its base URL, then stops it."""
+def running_api(state: ServedState | None, log: Path, *, state_dir: Path | None = None,
+                tokens_file: Path | None = None) -> Iterator[str]:
+    """``twin api`` on ``state`` (or on a bare ``state_dir`` with the default settings), as its own
+    process on 127.0.0.1; yields its base URL, then stops it."""
     port = _free_port()
-    cmd = [str(Path(sys.executable).with_name("twin")), "api", "--state-dir", str(state.state_dir), "--tokens",
-           str(state.tokens_file), "--config", str(state.config_file), "--port", str(port)]
+    cmd = [str(Path(sys.executable).with_name("twin")), "api", "--port", str(port)]
+    if state is not None:
+        cmd += ["--state-dir", str(state.state_dir), "--tokens", str(state.tokens_file), "--config",
+                str(state.config_file)]
+    else:
+        assert state_dir is not None and tokens_file is not None
+        cmd += ["--state-dir", str(state_dir), "--tokens", str(tokens_file)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWIN_API_")}
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)

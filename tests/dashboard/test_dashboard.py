@@ -24,7 +24,15 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.dashboard.browser import chromium, missing, requested_urls
-from tests.dashboard.state import OPERATOR, VIEWER, ServedState, build_state, journal_alert, running_api
+from tests.dashboard.state import (
+    OPERATOR,
+    VIEWER,
+    ServedState,
+    build_state,
+    journal_alert,
+    running_api,
+    write_tokens,
+)
 from tests.library.worker_run import WorkerRun
 from twin.ledger import State, open_ledger
 from twin.ledger.decisions import decide
@@ -212,4 +220,26 @@ def test_a_viewer_cannot_approve(emulated_worker_run: WorkerRun, served: ServedS
             after.close()
         assert count(driver, in_queue(served.to_approve)) == 1
         screenshot(driver, tmp_path, "dashboard-viewer.png")
+        only_loopback(driver, url)
+
+
+def test_before_the_first_checkpoint_the_page_waits_and_a_bad_token_is_refused(tmp_path: Path) -> None:
+    """An API over a state folder no worker has written yet: no cells, no ledger, no alerts."""
+    empty = tmp_path / "state"
+    empty.mkdir()
+    with running_api(None, tmp_path / "api.log", state_dir=empty, tokens_file=write_tokens(tmp_path / "t.toml")) \
+            as url, chromium(tmp_path / "profile") as driver:
+        driver.get(url + "/")
+        WebDriverWait(driver, WAIT_S).until(lambda d: d.find_element(By.ID, "login-token")).send_keys("x" * 20)
+        driver.find_element(By.ID, "login-submit").click()
+        WebDriverWait(driver, WAIT_S).until(lambda d: "401" in (read(d, "#login-error") or ""))
+        assert read(driver, "#app", "hidden") is not None and read(driver, "#login", "hidden") is None
+
+        sign_in(driver, url, VIEWER, "viewer")
+        WebDriverWait(driver, WAIT_S).until(lambda d: "no cells mirrored yet" in (read(d, "#grid") or ""))
+        assert "pick a cell" in read(driver, "#cell") and "no cluster" in read(driver, "#fidelity")
+        assert "no change waits for approval" in read(driver, "#queue")
+        assert "no alerts" in read(driver, "#alerts")
+        assert "error" not in (read(driver, "#toast", "class") or ""), read(driver, "#toast")
+        WebDriverWait(driver, WAIT_S).until(lambda d: read(d, "#live") == "live")
         only_loopback(driver, url)

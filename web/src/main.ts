@@ -33,9 +33,19 @@ function show(signedIn: boolean): void {
   byId("whoami").hidden = !signedIn;
 }
 
+const PANELS: Record<string, string> = { cells: "grid", KPIs: "cell", "DT-BSM": "fidelity" };
+
 function report(e: unknown, what: string): void {
   if (e instanceof ApiError && e.status === 401) {
     signOut("the token was refused (401); sign in again");
+    return;
+  }
+  if (e instanceof ApiError && e.status === 503 && PANELS[what]) {
+    // no mirror yet (the worker has not checkpointed): said in the panel, not as an error
+    const note = document.createElement("p");
+    note.className = "empty";
+    note.textContent = `waiting for the worker's first checkpoint (${e.detail})`;
+    byId(PANELS[what]).replaceChildren(note);
     return;
   }
   toast(`${what}: ${e instanceof Error ? e.message : String(e)}`, "error");
