@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -21,11 +22,9 @@ SKIP = {"node_modules", "dist"}
 def source_files(web: Path) -> list[str]:
     """Every file under ``web`` outside node_modules, as sorted posix paths (stamp.mjs's order)."""
     out = []
-    for path in web.rglob("*"):
-        rel = path.relative_to(web)
-        if any(part in SKIP for part in rel.parts) or not path.is_file():
-            continue
-        out.append(rel.as_posix())
+    for folder, dirs, files in os.walk(web):
+        dirs[:] = [d for d in dirs if d not in SKIP]  # never walk node_modules
+        out += [(Path(folder) / f).relative_to(web).as_posix() for f in files]
     return sorted(out, key=lambda p: p.encode())
 
 
