@@ -109,6 +109,8 @@ def run(cells: int = 57, ues: int = 5000, repeats: int = 50, seed: int = 0,
         "whatif_per_s": round(1000.0 / whatif_ms, 1),
         "whatif_power_ms": _median_ms(wi_p),
         "whatif_iterations_median": float(np.median(iters)),
+        "whatif_iterations_max": int(max(iters)),
+        "whatif_not_converged": int(sum(not r.converged for r in results)),
         "snapshot_converged": bool(base.converged),
         "link_model": sim.link.name,
         "twin_precision": "float64 (interference matrix product float32)",
@@ -158,7 +160,7 @@ def _sionna_peer(sim: Simulator, rows: np.ndarray, tilts: np.ndarray, repeats: i
     setup_s = time.perf_counter() - t0
     rho0 = torch.as_tensor(sim.baseline.load, dtype=pipe.dtype)
     n = max(5, repeats // 5)
-    times, iters = [], []
+    times, iters, not_converged = [], [], 0
     e_ss, e_sinr, e_rho, moved = 0.0, 0.0, 0.0, 0
     with torch.no_grad():
         for i in range(3):
@@ -169,6 +171,7 @@ def _sionna_peer(sim: Simulator, rows: np.ndarray, tilts: np.ndarray, repeats: i
             ref = evaluate_loaded(pipe, sim, rho0, etilt)
             times.append(time.perf_counter() - t)
             iters.append(ref["iterations"])
+            not_converged += int(not ref["converged"])
             # agreement, outside the clock: association, SS-SINR, loads, and the data SINR at the twin's loads
             moved += int(np.sum(ref["serving"].numpy() != twin.ue.serving))
             e_ss = max(e_ss, float(np.abs(ref["ss_sinr_db"].numpy() - twin.ue.ss_sinr_db).max()))
@@ -181,6 +184,10 @@ def _sionna_peer(sim: Simulator, rows: np.ndarray, tilts: np.ndarray, repeats: i
         "sionna_whatif_ms": _median_ms(times),
         "sionna_repeats": n,
         "sionna_iterations_median": float(np.median(iters)),
+        "sionna_iterations_max": int(max(iters)),
+        # Sionna's SE is constant between MCS switches, so its load iteration can cycle between two
+        # states of a UE at a switch; such a what-if runs to max_iter (200)
+        "sionna_whatif_not_converged": not_converged,
         "sionna_precision": "float64" if precision == "double" else "float32",
         "torch_threads": torch.get_num_threads(),
         "sionna_computes": SIONNA_COMPUTES,
