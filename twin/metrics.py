@@ -197,7 +197,7 @@ class StateCollector(Collector):
 
     def _cm(self) -> Iterator[Metric]:
         decisions = CounterMetricFamily("twin_cm_guard_decisions", "Guard decisions recorded in the ledger by "
-                                        "outcome and refusing rule (rule '' for an allowed change)",
+                                        "outcome and refusing rule (rule 'none' for an allowed change)",
                                         labels=["outcome", "rule"])
         pushes = CounterMetricFamily("twin_cm_pushes", "Pushes to the network by result (applied, failed)",
                                      labels=["result"])
@@ -251,7 +251,7 @@ def ledger_figures(ledger: Any) -> dict[str, dict[Any, int]]:
             if e.actor == "guard" and e.state in (State.REJECTED, State.PENDING_APPROVAL, State.APPROVED,
                                                   State.DRY_RUN):
                 outcome = e.state.value.lower()
-                rules = [str(v.get("rule")) for v in e.detail.get("violations", [])] or [""]
+                rules = [str(v.get("rule")) for v in e.detail.get("violations", [])] or ["none"]
                 for rule in rules:
                     decisions[(outcome, rule)] = decisions.get((outcome, rule), 0) + 1
             elif e.state is State.APPLIED:
