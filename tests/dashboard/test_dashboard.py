@@ -147,6 +147,7 @@ def test_operator_approves_a_pending_change_and_the_ledger_records_it(
         thp = '#cell .chart[data-kpi="DRB.UEThpDl"]'
         assert int(read(driver, thp, "data-points")) == len(emulated_worker_run.period_ends)
         assert int(read(driver, thp, "data-changes")) == 1
+        assert read(driver, thp, "data-marks") == "cellIndividualOffset → 2 (pending_approval)"
         assert float(read(driver, "#fidelity .chart", "data-threshold")) > 0
         driver.execute_script("window.__sameDocument = true")
 
@@ -155,6 +156,7 @@ def test_operator_approves_a_pending_change_and_the_ledger_records_it(
         click(driver, approve)
         WebDriverWait(driver, WAIT_S).until(lambda d: count(d, in_queue(served.to_approve)) == 0)
         assert "APPROVED" in read(driver, "#toast")
+        WebDriverWait(driver, WAIT_S).until(lambda d: "(approved)" in (read(d, thp, "data-marks") or ""))
 
         ledger = open_ledger(served.ledger_url)
         try:
@@ -174,6 +176,7 @@ def test_operator_approves_a_pending_change_and_the_ledger_records_it(
         assert driver.execute_script("return window.__sameDocument === true"), "the page was reloaded"
         assert read(driver, in_changes(served.to_approve), "data-state") == "APPROVED"
         assert count(driver, in_queue(served.left_pending)) == 1
+        assert "(approved)" in read(driver, thp, "data-marks")
 
         screenshot(driver, tmp_path, "dashboard-operator.png")
         requests = only_loopback(driver, url)

@@ -79,9 +79,7 @@ async function refreshGrid(): Promise<void> {
   renderGrid(byId("grid"), ui.clusters, ui.cell, (cell, cluster) => {
     ui.cell = cell;
     ui.cluster = cluster;
-    void refreshGrid().catch((e) => report(e, "cells"));
-    void refreshCell().catch((e) => report(e, "KPIs"));
-    void refreshFidelity().catch((e) => report(e, "DT-BSM"));
+    void refreshAll();
   });
 }
 
@@ -136,7 +134,7 @@ async function flipKillSwitch(): Promise<void> {
   } catch (e) {
     report(e, "kill switch refused");
   }
-  await refreshKillSwitch().catch((e) => report(e, "kill switch"));
+  await refreshAll();
 }
 
 async function act(action: ChangeAction, change: Change): Promise<void> {
@@ -152,10 +150,31 @@ async function act(action: ChangeAction, change: Change): Promise<void> {
   } catch (e) {
     report(e, `${action} ${change.changeId.slice(0, 8)} refused`);
   }
-  await refreshChanges().catch((e) => report(e, "changes"));
+  await refreshAll();
 }
 
+let refreshing = false;
+let refreshAgain = false;
+
+/** One refresh at a time, the next one right after when asked meanwhile: two refreshes in flight could
+ * finish out of order and leave an older answer on screen. */
 async function refreshAll(): Promise<void> {
+  if (refreshing) {
+    refreshAgain = true;
+    return;
+  }
+  refreshing = true;
+  try {
+    do {
+      refreshAgain = false;
+      await refreshOnce();
+    } while (refreshAgain);
+  } finally {
+    refreshing = false;
+  }
+}
+
+async function refreshOnce(): Promise<void> {
   await refreshChanges().catch((e) => report(e, "changes")); // the grid's first pick reads them
   const jobs: [string, () => Promise<void>][] = [
     ["health", refreshHealth],
@@ -172,11 +191,10 @@ async function refreshAll(): Promise<void> {
 }
 
 /** Coalesces bursts of events into one refresh at most every 1.5 s. */
-function scheduleRefresh(kind: string): void {
+function scheduleRefresh(): void {
   if (pending !== undefined) return;
   pending = window.setTimeout(() => {
     pending = undefined;
-    if (kind === "change") void refreshChanges().catch((e) => report(e, "changes"));
     void refreshAll();
   }, 1500);
 }
@@ -188,7 +206,7 @@ function startEvents(): void {
     api.EVENTS,
     (m) => {
       live.dataset.lastEvent = m.event;
-      scheduleRefresh(m.event);
+      scheduleRefresh();
     },
     (status, detail) => {
       live.textContent = status === "open" ? "live" : status === "error" ? `reconnecting (${detail ?? ""})` : status;

@@ -54,6 +54,7 @@ export function renderCell(host: HTMLElement, cell: string | null, series: Serie
     boxes[i].dataset.changes = String(shown.filter((m) => m.kind === "change").length);
     boxes[i].dataset.resyncs = String(shown.filter((m) => m.kind === "resync").length);
     boxes[i].dataset.points = String(s.xs.length);
+    boxes[i].dataset.marks = shown.map((m) => m.label).join(" | ");
     charts.set(
       s.kpi,
       drawChart(boxes[i], {
