@@ -43,6 +43,7 @@ from streams.process import spawn_twin, stop_child
 from streams.stats import read_stats_file
 from twin import topics
 from twin.alert_log import fold
+from twin.api import journal
 from twin.config import load_settings
 from twin.mirror.cluster import ClusterMirror
 from twin.mirror.store import CheckpointStore
@@ -318,6 +319,7 @@ class CmLoop:
             await self.sink.start()
         await self.sink.send_many(records)
         await self.sink.flush()
+        journal.append(self.state, alerts)  # what the API lists (twin.api.journal)
         self.published["results"] += len(results)
         self.published["alerts"] += len(alerts)
         results.clear()
@@ -412,14 +414,15 @@ class CmLoop:
 class Worker:
     """``twin run`` as a child process (its second re-keying member in a grandchild), stats via files."""
 
-    def __init__(self, config: Path, bootstrap: str, out: Path) -> None:
+    def __init__(self, config: Path, bootstrap: str, out: Path, metrics_port: int | None = None) -> None:
         self.stats_file = out / "worker-stats.json"
         self.rekey_stats = out / "worker-stats.json.rekey"
         for f in (self.stats_file, self.rekey_stats):
             f.unlink(missing_ok=True)
+        extra = ["--metrics-port", str(metrics_port)] if metrics_port is not None else []
         self.process: subprocess.Popen[bytes] = spawn_twin(
             ["run", "--config", str(config), "--bootstrap", bootstrap, "--name", "demo",
-             "--stats-file", str(self.stats_file)], log_file=out / "worker.log")
+             "--stats-file", str(self.stats_file), *extra], log_file=out / "worker.log")
 
     def mirror(self) -> dict[str, Any]:
         return read_stats_file(self.stats_file)
@@ -584,8 +587,16 @@ def demo_command(
     optimize_every: Annotated[float, typer.Option(min=0, help="hours between optimisation rounds; 0: one "
                               "round")] = 2.0,
     budget: Annotated[int, typer.Option(min=1, help="what-ifs per optimisation round")] = 200,
+    api: Annotated[bool, typer.Option(help="serve the REST API and the dashboard while the demo runs")] = True,
+    api_port: Annotated[int, typer.Option(min=0, max=65535, help="the API's port on 127.0.0.1 (0: a free one)")] = 0,
+    keep_serving: Annotated[bool, typer.Option(help="after the run, keep serving the API and the dashboard "
+                                                    "until Ctrl-C")] = False,
 ) -> None:
-    """Run the emulated network, the broker and the twin together; write a summary and a report."""
+    """Run the emulated network, the broker and the twin together; write a summary and a report.
+
+    The REST API and the dashboard are served on 127.0.0.1 while it runs; the address and a viewer
+    and an operator token (new each run, in DIR/api-tokens.toml) are printed at the start.
+    """
     from replay.emulator import NetworkEmulator, default_start
     from twin.logs import configure
 
@@ -613,8 +624,14 @@ def demo_command(
         console.print(f"embedded broker on {broker.bootstrap_servers}; scenario {name}: "
                       f"{len(emulator.cells)} cells, {periods} periods of {granularity} s at "
                       f"{'max' if speed == 0 else f'{speed:g}x'} speed")
-        worker = Worker(config, broker.bootstrap_servers, out)
+        metrics_port = _free_port() if api else None
+        worker = Worker(config, broker.bootstrap_servers, out, metrics_port)
         stack.callback(worker.stop)
+        if metrics_port is not None:
+            running = _start_api(config, out, worker, api_port, console)
+            stack.callback(running.stop)
+            console.print(f"worker metrics: http://127.0.0.1:{metrics_port}/metrics (re-keying child: port "
+                          f"{metrics_port + 1})", soft_wrap=True)
         run = LiveRun(emulator, broker.bootstrap_servers, periods, granularity, speed=speed)
         cm = CmLoop(emulator, config, broker.bootstrap_servers, rounds, budget) if optimize else None
         try:
@@ -653,3 +670,40 @@ def demo_command(
     console.print(f"alerts: {len(summary['alerts'])} ({active} active; `twin alerts list` on a live broker)")
     console.print(f"wrote {out / 'summary.json'} and {out / 'report.html'}"
                   + (" (interrupted)" if interrupted else ""))
+    if api and keep_serving and not interrupted:
+        running = _start_api(config, out, None, api_port, console)
+        console.print("serving the finished run's state; Ctrl-C stops")
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(1.0)
+        running.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _start_api(config: Path, out: Path, worker: Worker | None, port: int, console: Console) -> Any:
+    """The REST API and the dashboard over the demo's state, in a thread of this process; prints the
+    address and fresh tokens (also written to ``out/api-tokens.toml``, readable by the owner only)."""
+    from twin.api.app import create_app
+    from twin.api.auth import generate_tokens, load_tokens
+    from twin.api.server import start_in_thread
+    from twin.api.state import ApiState
+
+    settings = load_settings(config)
+    tokens_file = out / "api-tokens.toml"
+    tokens = generate_tokens(tokens_file)
+    stats = [worker.stats_file, worker.rekey_stats] if worker is not None else []
+    state = ApiState(settings, settings.state_dir / GROUP, stats)
+    running = start_in_thread(create_app(state, load_tokens(tokens_file, environ={})), port=port)
+    console.print(f"dashboard and API: {running.url}/  (API docs {running.url}/api/v1/docs)", soft_wrap=True)
+    console.print(f"  viewer token:   {tokens['viewer']}", soft_wrap=True)
+    console.print(f"  operator token: {tokens['operator']}", soft_wrap=True)
+    console.print(f"  (tokens also in {tokens_file})", soft_wrap=True)
+    return running
