@@ -263,3 +263,22 @@ def test_every_variant_of_the_values_renders_valid_manifests(tmp_path: Path, var
             volumes = doc["spec"]["template"]["spec"]["volumes"]
             state = next(v for v in volumes if v["name"] == "state")["persistentVolumeClaim"]["claimName"]
             assert state == (claim or "twin-ran-twin-state")
+
+
+def test_adapter_credentials_come_from_the_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ProvMnS token is part of ``[cm] adapter_options``: the Secret's JSON replaces the config's options."""
+    options = '{"base_url": "https://oss-2.example:8443", "token": "provmns-secret"}'
+    docs = render(tmp_path, merged(secrets__cmAdapterOptions=options))
+    secret = {k: base64.b64decode(v).decode() for k, v in one(docs, "Secret")["data"].items()}
+    assert secret["cm-adapter-options"] == options
+    cm = containers(docs)["cm"]
+    ref = next(v["valueFrom"]["secretKeyRef"] for v in cm["env"] if v["name"] == "TWIN_CM__ADAPTER_OPTIONS")
+    assert ref["key"] == "cm-adapter-options"
+    config = tmp_path / "twin.toml"
+    config.write_text(one(docs, "ConfigMap")["data"]["twin.toml"])
+    monkeypatch.setenv("TWIN_CM__ADAPTER_OPTIONS", secret[ref["key"]])
+    settings = load_settings(config)
+    assert settings.cm.adapter_options == {"base_url": "https://oss-2.example:8443", "token": "provmns-secret"}
+    assert open_adapter(settings.cm.adapter, **settings.cm.adapter_options) is not None
+    out = run_helm(tmp_path, ["template", "twin"], merged(secrets__cmAdapterOptions="token=x"))
+    assert out.returncode != 0 and "/secrets/cmAdapterOptions" in out.stderr

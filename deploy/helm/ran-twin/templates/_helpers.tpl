@@ -46,7 +46,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- fail "secrets.apiTokens is empty: give the API's token file (or secrets.existingSecret, or api.enabled=false)" -}}
 {{- end -}}
 {{- if and (not .Values.secrets.create) (not .Values.secrets.existingSecret) -}}
-{{- fail "secrets.create is false and secrets.existingSecret is empty: name the Secret that holds api-tokens, influx-token, webhook-bearer-token and ledger-url" -}}
+{{- fail "secrets.create is false and secrets.existingSecret is empty: name the Secret that holds api-tokens, influx-token, webhook-bearer-token, ledger-url and cm-adapter-options" -}}
 {{- end -}}
 {{- end -}}
 
@@ -67,4 +67,7 @@ app.kubernetes.io/component: {{ .component }}
 - name: TWIN_CM__LEDGER
   valueFrom:
     secretKeyRef: {name: {{ include "ran-twin.secretName" . }}, key: ledger-url, optional: true}
+- name: TWIN_CM__ADAPTER_OPTIONS
+  valueFrom:
+    secretKeyRef: {name: {{ include "ran-twin.secretName" . }}, key: cm-adapter-options, optional: true}
 {{- end -}}
