@@ -124,6 +124,14 @@ def only_loopback(driver: WebDriver, url: str) -> list[str]:
     return page
 
 
+def no_page_errors(driver: WebDriver) -> None:
+    """No script error or Content-Security-Policy violation in the console (HTTP errors the page
+    handles, such as /ready's 503 or a refused 403, are logged by Chromium as network errors)."""
+    errors = [e["message"] for e in driver.get_log("browser")
+              if e["level"] == "SEVERE" and "Failed to load resource" not in e["message"]]
+    assert not errors, errors
+
+
 def screenshot(driver: WebDriver, tmp_path: Path, name: str) -> Path:
     shot = tmp_path / name
     assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
@@ -181,6 +189,7 @@ def test_operator_approves_a_pending_change_and_the_ledger_records_it(
         screenshot(driver, tmp_path, "dashboard-operator.png")
         requests = only_loopback(driver, url)
         assert any(u.endswith("/approve") for u in requests) and any("/api/v1/events" in u for u in requests)
+        no_page_errors(driver)
 
 
 def test_a_viewer_cannot_approve(emulated_worker_run: WorkerRun, served: ServedState, tmp_path: Path) -> None:
@@ -224,6 +233,7 @@ def test_a_viewer_cannot_approve(emulated_worker_run: WorkerRun, served: ServedS
         assert count(driver, in_queue(served.to_approve)) == 1
         screenshot(driver, tmp_path, "dashboard-viewer.png")
         only_loopback(driver, url)
+        no_page_errors(driver)
 
 
 def test_before_the_first_checkpoint_the_page_waits_and_a_bad_token_is_refused(tmp_path: Path) -> None:
@@ -246,3 +256,4 @@ def test_before_the_first_checkpoint_the_page_waits_and_a_bad_token_is_refused(t
         assert "error" not in (read(driver, "#toast", "class") or ""), read(driver, "#toast")
         WebDriverWait(driver, WAIT_S).until(lambda d: read(d, "#live") == "live")
         only_loopback(driver, url)
+        no_page_errors(driver)
