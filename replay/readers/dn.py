@@ -38,11 +38,11 @@ True
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
 from twin.cells import is_cell_key, lte_cell_key, nr_cell_key
+from twin.derived_ids import derived_eci, derived_nci, name_hash
 
 __all__ = [
     "LEGACY_RELATION_CLASSES", "LTE_CELL_CLASSES", "NODE_CLASSES", "NR_CELL_CLASSES", "RELATION_CLASSES",
@@ -86,10 +86,6 @@ def _norm(dn: str) -> str:
     return ",".join(f"{c}={v}" for c, v in parse_dn(dn)) if dn.strip() else ""
 
 
-def _crc(text: str, bits: int) -> int:
-    return zlib.crc32(text.encode()) & ((1 << bits) - 1)
-
-
 class DnResolver:
     """Resolves measured-object DNs to (class, cell key) as the module docstring describes."""
 
@@ -122,19 +118,15 @@ class DnResolver:
                 return key
         return None
 
-    def _local_id(self, value: str) -> int:
-        if value.isdigit() and int(value) < (1 << self.cell_bits) - 1:
-            return int(value)
-        return _crc(value, self.cell_bits) % ((1 << self.cell_bits) - 1)
-
     def _me(self, rdns: list[tuple[str, str]], dn: str) -> str:
         for cls, value in rdns:
             if cls == "ManagedElement":
                 return value
         raise DnError(f"DN {dn!r} has no ManagedElement RDN to derive a node id from")
 
-    def _nr_key(self, me: str, local_id: int) -> str:
-        return nr_cell_key(self.plmn, _crc(me, self.gnb_id_length), self.gnb_id_length, local_id)
+    def _nr_key(self, me: str, cell: str | None) -> str:
+        nci = derived_nci(me, cell, self.gnb_id_length)
+        return nr_cell_key(self.plmn, nci >> self.cell_bits, self.gnb_id_length, nci & ((1 << self.cell_bits) - 1))
 
     def cell(self, dn: str) -> tuple[str, str]:
         """(object class, cell key) of a cell-, carrier-, beam- or node-level DN."""
@@ -145,15 +137,11 @@ class DnResolver:
             return cls, mapped
         owner = [(c, v) for c, v in rdns if c in NR_CELL_CLASSES | LTE_CELL_CLASSES]
         if cls in NR_CELL_CLASSES or (cls == "Beam" and owner):
-            return cls, self._nr_key(self._me(rdns, dn), self._local_id(owner[-1][1]))
+            return cls, self._nr_key(self._me(rdns, dn), owner[-1][1])
         if cls in NODE_CLASSES:
-            return cls, self._nr_key(self._me(rdns, dn), (1 << self.cell_bits) - 1)
+            return cls, self._nr_key(self._me(rdns, dn), None)
         if cls in LTE_CELL_CLASSES:
-            enb = _crc(self._me(rdns, dn), 20)
-            cid = (
-                int(rdns[-1][1]) if rdns[-1][1].isdigit() and int(rdns[-1][1]) < 256 else _crc(rdns[-1][1], 8)
-            )
-            return cls, lte_cell_key(self.plmn, (enb << 8) | cid)
+            return cls, lte_cell_key(self.plmn, derived_eci(self._me(rdns, dn), rdns[-1][1]))
         raise DnError(f"DN {dn!r}: object class {cls!r} is not a cell, carrier, beam or node the twin keys")
 
     def relation(self, dn: str) -> tuple[str, str, str]:
@@ -189,7 +177,7 @@ UtranCellRelation=2': a UtranCellRelation targets a 2G/3G cell, which the twin d
             below = ",".join(f"{c}={v}" for c, v in rdns[owner + 1 :])
             seed = f"{source}/{below}"
             if record_cls == "NRCellRelation":
-                target = self._nr_key(seed, self._local_id(rdns[-1][1]))
+                target = self._nr_key(seed, rdns[-1][1])
             else:
-                target = lte_cell_key(self.plmn, _crc(seed, 28))
+                target = lte_cell_key(self.plmn, name_hash(seed, 28))
         return record_cls, source, target

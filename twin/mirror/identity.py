@@ -40,13 +40,13 @@ True
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, cast
 
 from twin.cells import is_cell_key, lte_cell_key, nr_cell_key, parse_cell_key
+from twin.derived_ids import derived_eci, derived_nci
 from twin.mirror.holding import Holding
 from twin.records import CmBody, NormalisedRecord
 
@@ -130,17 +130,7 @@ def cell_dn(dn: str) -> str | None:
     return None
 
 
-# -- the file reader's derivation -----------------------------------------------------------------
-def _crc(text: str, bits: int) -> int:
-    return zlib.crc32(text.encode()) & ((1 << bits) - 1)
-
-
-def _reader_local_id(value: str, cell_bits: int) -> int:
-    if value.isdigit() and int(value) < (1 << cell_bits) - 1:
-        return int(value)
-    return _crc(value, cell_bits) % ((1 << cell_bits) - 1)
-
-
+# -- the file reader's derivation (twin.derived_ids) ------------------------------------------------
 def _derived(key: str, dn: str) -> bool:
     try:
         rat, _, ident = parse_cell_key(key)
@@ -153,21 +143,14 @@ def _derived(key: str, dn: str) -> bool:
     owner = next(((c, v) for c, v in reversed(rdns) if c in NR_CELLS or c in LTE_CELLS), None)
     ident_int = int(ident, 16)
     if rat == "lte":
-        if owner is None or owner[0] not in LTE_CELLS:
-            return False
-        value = owner[1]
-        cid = int(value) if value.isdigit() and int(value) < 256 else _crc(value, 8)
-        return ident_int == (_crc(me, 20) << 8) | cid
+        return owner is not None and owner[0] in LTE_CELLS and ident_int == derived_eci(me, owner[1])
     if owner is not None and owner[0] not in NR_CELLS:
         return False
     if owner is None and rdns[-1][0] not in NODE_CLASSES:
         return False
-    for length in range(22, 33):  # the reader's gnb_id_length is configurable
-        cell_bits = 36 - length
-        local = (1 << cell_bits) - 1 if owner is None else _reader_local_id(owner[1], cell_bits)
-        if ident_int == (_crc(me, length) << cell_bits) | local:
-            return True
-    return False
+    cell = None if owner is None else owner[1]
+    # the reader's gnb_id_length is configurable: any length it accepts
+    return any(ident_int == derived_nci(me, cell, length) for length in range(22, 33))
 
 
 def is_derived(key: str, dn: str) -> bool:
