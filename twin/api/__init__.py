@@ -2,3 +2,5 @@
 
 Nothing is imported here, so the worker can use ``twin.api.journal`` without loading FastAPI.
 """
+
+__all__: list[str] = []

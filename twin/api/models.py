@@ -6,6 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = ["CmChangeIn", "DecisionIn", "ErrorOut", "Health", "KillSwitchIn", "KillSwitchOut", "Me", "ReadyOut",
+           "WhatIfIn", "WhatIfOut", "WhatIfRow"]
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

@@ -21,6 +21,8 @@ from twin.ledger.decisions import DecisionError, GuardRefusal, decide, set_kill_
 from twin.ledger.states import State as ChangeState
 from twin.ledger.store import ChangeView
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/api/v1", tags=["changes"], responses={422: err("a bad field or value (named)")})
 log = structlog.get_logger("twin.api")
 

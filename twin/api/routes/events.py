@@ -23,6 +23,8 @@ from twin.api.deps import State, Viewer
 from twin.api.errors import err
 from twin.api.state import ApiState
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/api/v1", tags=["events"], responses={422: err("a bad field or value (named)")})
 
 

@@ -15,6 +15,8 @@ from twin.metrics import gap_errors
 from twin.mirror.cell import CellMirror
 from twin.prediction.service import CALIBRATED
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/api/v1", tags=["network"], responses={422: err("a bad field or value (named)")})
 
 MAX_POINTS = 5000

@@ -11,6 +11,8 @@ from twin.api.deps import State, Viewer
 from twin.api.errors import err
 from twin.api.models import Health, Me, ReadyOut
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/api/v1", tags=["status"], responses={422: err("a bad field or value (named)")})
 
 

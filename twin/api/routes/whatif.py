@@ -14,6 +14,8 @@ from twin.api.models import WhatIfIn, WhatIfOut, WhatIfRow
 from twin.errors import NoDataError, UnknownCellError, UnknownClusterError
 from twin.metrics import WHATIF_SECONDS
 
+__all__ = ["router"]
+
 router = APIRouter(prefix="/api/v1", tags=["what-if"], responses={422: err("a bad field or value (named)")})
 log = structlog.get_logger("twin.api")
 
