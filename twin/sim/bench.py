@@ -160,7 +160,7 @@ def _sionna_peer(sim: Simulator, rows: np.ndarray, tilts: np.ndarray, repeats: i
     setup_s = time.perf_counter() - t0
     rho0 = torch.as_tensor(sim.baseline.load, dtype=pipe.dtype)
     n = max(5, repeats // 5)
-    times, iters, not_converged = [], [], 0
+    times, iters, not_converged, cycled = [], [], 0, 0
     e_ss, e_sinr, e_rho, moved = 0.0, 0.0, 0.0, 0
     with torch.no_grad():
         for i in range(3):
@@ -172,6 +172,7 @@ def _sionna_peer(sim: Simulator, rows: np.ndarray, tilts: np.ndarray, repeats: i
             times.append(time.perf_counter() - t)
             iters.append(ref["iterations"])
             not_converged += int(not ref["converged"])
+            cycled += int(ref["cycled"])
             # agreement, outside the clock: association, SS-SINR, loads, and the data SINR at the twin's loads
             moved += int(np.sum(ref["serving"].numpy() != twin.ue.serving))
             e_ss = max(e_ss, float(np.abs(ref["ss_sinr_db"].numpy() - twin.ue.ss_sinr_db).max()))
@@ -186,8 +187,9 @@ def _sionna_peer(sim: Simulator, rows: np.ndarray, tilts: np.ndarray, repeats: i
         "sionna_iterations_median": float(np.median(iters)),
         "sionna_iterations_max": int(max(iters)),
         # Sionna's SE is constant between MCS switches, so its load iteration can cycle between two
-        # states of a UE at a switch; such a what-if runs to max_iter (200)
+        # states of a UE at a switch; it stops at the cycle (counted here, not converged)
         "sionna_whatif_not_converged": not_converged,
+        "sionna_whatif_cycled": cycled,
         "sionna_precision": "float64" if precision == "double" else "float32",
         "torch_threads": torch.get_num_threads(),
         "sionna_computes": SIONNA_COMPUTES,

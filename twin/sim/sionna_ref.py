@@ -354,6 +354,11 @@ class SionnaPipeline:
         :meth:`loaded_sinr_db` and ``rho' = idle + (1 - idle) rho``, from ``rho0`` until
         ``max |rho_new - rho| < tol``: the iteration of ``twin.sim.radio.solve_load``, every
         radio and link quantity in it computed by Sionna. Tensors in, tensors out.
+
+        Sionna's SE is constant between MCS switches, so the map is a step function and the
+        iteration can cycle (UEs at a switch flip each other's MCS); it stops when ``rho_new``
+        repeats the loads of one of the 8 steps before within ``tol`` (``cycled``, not
+        ``converged``).
         """
         torch = self.torch
         n_cells = cl.shape[1]
@@ -361,7 +366,8 @@ class SionnaPipeline:
         offered = torch.where(served, torch.as_tensor(offered_bps, dtype=self.dtype), 0.0)
         rps = torch.as_tensor(rate_per_se, dtype=self.dtype)
         sinr_db = rate = torch.zeros(cl.shape[0], dtype=self.dtype)
-        residual, it = math.inf, 0
+        residual, it, cycled = math.inf, 0, False
+        seen: list[Any] = []
         for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported
             sinr_db = self.loaded_sinr_db(cl, serving, idle + (1.0 - idle) * rho)
             se, _ = self.link(10 ** (sinr_db / 10.0), self.num_re)
@@ -370,11 +376,13 @@ class SionnaPipeline:
             need = torch.where(torch.isfinite(need), need, torch.full_like(need, 1e9))
             new = torch.zeros(n_cells, dtype=self.dtype).index_add_(0, serving, need).clamp(max=1.0)
             residual = float((new - rho).abs().max())
+            cycled = residual >= tol and any(float((new - old).abs().max()) < tol for old in seen)
+            seen = [*seen[-7:], rho]
             rho = new
-            if residual < tol:
+            if residual < tol or cycled:
                 break
         return {"rho": rho, "sinr_db": sinr_db, "rate_bps": torch.where(served, rate, 0.0),
-                "iterations": it, "converged": residual < tol}
+                "iterations": it, "converged": residual < tol, "cycled": cycled}
 
     def tilt(self, cell: int, delta_deg: float) -> Any:
         """Orientations with the downtilt (pitch) of ``cell`` increased by ``delta_deg``."""
