@@ -60,11 +60,18 @@ def api_command(
         raise typer.Exit(2) from exc
     configure(settings.log_level)
     state = ApiState(settings, state_dir, [], ledger, max_lag=max_lag)
+    near = (state.directory, state.directory.parent, state.directory.parent.parent)  # twin demo: DIR/state/<group>
+    if ledger is None and config is None:  # the ledger beside the worker's state, as twin demo writes it
+        found = [d / "cm-ledger.sqlite" for d in near if (d / "cm-ledger.sqlite").exists()]
+        state.ledger_url = str(found[0]) if found else state.ledger_url
     files = list(stats_file or [])
     if not files:
-        files = [p for p in (state.directory / "worker-stats.json", state.directory.parent / "worker-stats.json")
-                 if p.exists()][:1]
+        files = [p for d in near if (p := d / "worker-stats.json").exists()][:1]
+        files += [p.with_name(p.name + ".rekey") for p in files if p.with_name(p.name + ".rekey").exists()]
     state.stats_files = files
+    if config is None:
+        typer.echo("note: without --config the twin predicts with the default [predict] settings; pass the "
+                   "worker's config so what-ifs match its predictions", err=True)
     app = create_app(state, store)
     typer.echo(f"twin api on http://{host}:{port} serving {state.directory} ({len(store)} tokens; "
                f"env {ENV_VIEWER} / {ENV_OPERATOR} also read)", err=True)

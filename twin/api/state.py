@@ -37,6 +37,17 @@ class Readiness:
     workers: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _checkpoint_dir(base: Path, group: str) -> Path:
+    """The checkpoint folder under ``base``: ``base`` itself, ``base/<group>``, or the one folder of
+    ``base`` that holds checkpoints (a worker's ``state_dir`` given without its config)."""
+    if (base / DB_NAME).exists() or not base.is_dir():
+        return base
+    if (base / group).is_dir():
+        return base / group
+    found = [d for d in base.iterdir() if (d / DB_NAME).exists()]
+    return found[0] if len(found) == 1 else base
+
+
 class ApiState:
     """The state one API serves.
 
@@ -53,7 +64,7 @@ class ApiState:
         self.settings = settings
         group = settings.kafka.group_id
         base = state_dir if state_dir is not None else settings.state_dir / group
-        self.directory = base / group if not (base / DB_NAME).exists() and (base / group).is_dir() else base
+        self.directory = _checkpoint_dir(base, group)
         self.stats_files = list(stats_files)
         self.ledger_url = ledger_url or settings.cm.ledger_url(settings.state_dir)
         self.max_lag = max_lag
