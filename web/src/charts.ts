@@ -37,7 +37,14 @@ function overlays(spec: ChartSpec): uPlot.Plugin {
           const { left, top, width, height } = u.bbox;
           ctx.save();
           ctx.lineWidth = 1.5 * uPlot.pxRatio;
-          for (const m of spec.markers ?? []) {
+          // labels stack in rows so that close markers do not overwrite each other; a marker with no
+          // free row keeps its line (its label is in the chart's data-marks attribute)
+          const rowsEnd: number[] = [];
+          const sorted = [...(spec.markers ?? [])].sort((a, b) => a.t - b.t);
+          ctx.font = `${10 * uPlot.pxRatio}px sans-serif`;
+          ctx.textAlign = "left"; // uPlot leaves the axes' alignment on the context
+          ctx.textBaseline = "alphabetic";
+          for (const m of sorted) {
             const x = u.valToPos(m.t, "x", true);
             if (x < left || x > left + width) continue;
             ctx.strokeStyle = m.color;
@@ -46,11 +53,14 @@ function overlays(spec: ChartSpec): uPlot.Plugin {
             ctx.moveTo(x, top);
             ctx.lineTo(x, top + height);
             ctx.stroke();
-            ctx.fillStyle = m.color;
-            ctx.font = `${10 * uPlot.pxRatio}px sans-serif`;
             const w = ctx.measureText(m.label).width;
-            const lx = x + 3 * uPlot.pxRatio + w > left + width ? x - 3 * uPlot.pxRatio - w : x + 3 * uPlot.pxRatio;
-            ctx.fillText(m.label, lx, top + 11 * uPlot.pxRatio);
+            const pad = 3 * uPlot.pxRatio;
+            const lx = x + pad + w > left + width ? x - pad - w : x + pad;
+            const row = [0, 1, 2, 3].find((r) => (rowsEnd[r] ?? -Infinity) < lx - pad);
+            if (row === undefined) continue;
+            rowsEnd[row] = lx + w;
+            ctx.fillStyle = m.color;
+            ctx.fillText(m.label, lx, top + (11 + 12 * row) * uPlot.pxRatio);
           }
           if (spec.threshold) {
             const y = u.valToPos(spec.threshold.value, "y", true);
