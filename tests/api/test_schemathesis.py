@@ -19,6 +19,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
 from tests.api.conftest import Served
+from twin.metrics import API_REQUESTS
 
 
 def _check(case: Any, role: str | None, served: Served, mode: GenerationMode) -> None:
@@ -38,22 +39,35 @@ def _check(case: Any, role: str | None, served: Served, mode: GenerationMode) ->
         assert response.status_code in (401, 403, 422), (case.path, response.status_code, response.text)
 
 
+def _requests() -> float:
+    """Requests the API in this process has answered (``twin_api_requests_total``, all labels)."""
+    return sum(s.value for m in API_REQUESTS.collect() for s in m.samples if s.name.endswith("_total"))
+
+
+def _runner(operation: Any, mode: GenerationMode, role: str | None, served: Served) -> Any:
+    """A Hypothesis test of ``operation`` in ``mode`` as ``role``: a few examples, no shrinking database."""
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+              database=None)
+    def run(case: Any) -> None:
+        _check(case, role, served, mode)
+
+    return run
+
+
 @pytest.mark.parametrize("role", ["viewer", "operator", None])
 def test_every_operation(served: Served, role: str | None) -> None:
     schema = schemathesis.openapi.from_url(served.url + "/api/v1/openapi.json").exclude(path="/api/v1/events")
     failures: list[str] = []
     operations = 0
+    before = _requests()
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
-            @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                      database=None)
-            def run(case: Any, mode: GenerationMode = mode) -> None:
-                _check(case, role, served, mode)
-
+            run = _runner(operation, mode, role, served)
             started = time.perf_counter()
             try:
                 run()
@@ -63,4 +77,5 @@ def test_every_operation(served: Served, role: str | None) -> None:
                 failures.append(f"{operation.method.upper()} {operation.path} ({mode.value}): {exc}"[:2000])
             print(f"{operation.method.upper()} {operation.path} {mode.value}: {time.perf_counter() - started:.2f} s")
     assert operations >= 19
+    assert _requests() - before >= 3 * operations  # the generated requests did reach the live API
     assert not failures, "\n\n".join(failures)
