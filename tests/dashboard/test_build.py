@@ -1,8 +1,8 @@
 """The committed dashboard build (twin/api/static/) matches its sources (web/) and loads nothing remote.
 
-`make web` (npm ci && npm run build) writes build-info.json with a hash of every source file; this
-test recomputes it the same way (web/scripts/stamp.mjs), so a source edit that was not rebuilt, or a
-build edited by hand, fails here instead of shipping silently.
+`make web` (npm ci && npm run build) writes build-info.json with a hash of every source file and of
+every file it wrote; this test recomputes both the same way (web/scripts/stamp.mjs), so a source
+edit that was not rebuilt, or a build edited by hand, fails here instead of shipping silently.
 """
 
 from __future__ import annotations
@@ -51,6 +51,14 @@ def test_committed_build_matches_sources() -> None:
     files = source_files(WEB)
     assert info["files"] == files, "web/ has files the build did not see (or lost some): run `make web`"
     assert info["sourceSha256"] == source_sha256(WEB, files), "web/ changed since the build: run `make web`"
+
+
+def test_committed_build_is_what_the_build_wrote() -> None:
+    """No file of twin/api/static/ was edited, added or removed by hand after `make web`."""
+    info = json.loads((STATIC / "build-info.json").read_text())
+    found = {p.relative_to(STATIC).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in STATIC.rglob("*") if p.is_file() and p.name != "build-info.json"}
+    assert found == info["output"], "twin/api/static/ differs from what `make web` wrote: run `make web`"
 
 
 def test_index_loads_only_relative_assets_that_exist() -> None:
