@@ -2,10 +2,11 @@
 and a real SQLite CM ledger whose changes the real guard decided (``tests/dashboard/state.py``).
 
 An operator signs in, approves a waiting change with the page's button, and the ledger records the
-approval by that operator; a decision taken outside the page (as ``twin cm reject`` would) reaches
-the open page through the event stream, without a reload. A viewer sees the buttons disabled, and
-the API refuses the viewer's approve (403) whether sent by the page or by a script with the token;
-the ledger is unchanged. Every request the page makes stays on the API's loopback origin.
+approval by that operator; a decision taken outside the page (as ``twin cm reject`` would) and a new
+alert reach the open page through the event stream, without a reload; the operator then rejects a
+change with a reason and engages the kill switch from the page, and the ledger has both. A viewer
+sees the buttons disabled, and the API refuses the viewer's approve (403) whether sent by the page
+or by a script with the token; the ledger is unchanged. Every request the page makes stays on the API's loopback origin.
 Screenshots go to the test's tmp_path and to test-output/dashboard/ (printed).
 """
 
@@ -187,6 +188,25 @@ def test_operator_approves_a_pending_change_and_the_ledger_records_it(
         assert "(approved)" in read(driver, thp, "data-marks")
 
         screenshot(driver, tmp_path, "dashboard-operator.png")
+
+        # reject (the page asks for a reason) and the kill switch (the page asks to confirm), by the page
+        click(driver, f"{in_queue(served.left_pending)} button.reject")
+        prompt = WebDriverWait(driver, WAIT_S).until(lambda d: d.switch_to.alert)
+        prompt.send_keys("not tonight")
+        prompt.accept()
+        WebDriverWait(driver, WAIT_S).until(lambda d: count(d, in_queue(served.left_pending)) == 0)
+        click(driver, "#killswitch-flip")
+        WebDriverWait(driver, WAIT_S).until(lambda d: d.switch_to.alert).accept()
+        WebDriverWait(driver, WAIT_S).until(lambda d: "ON" in (read(d, "#killswitch") or ""))
+        ledger = open_ledger(served.ledger_url)
+        try:
+            denied = ledger.get(served.left_pending)
+            assert denied.state is State.DENIED and denied.decided_by == "ops-alice"
+            assert denied.reason == "not tonight"
+            assert ledger.control("kill_switch") is True
+            assert ledger.controls_history("kill_switch")[-1][1] == "ops-alice"
+        finally:
+            ledger.close()
         requests = only_loopback(driver, url)
         assert any(u.endswith("/approve") for u in requests) and any("/api/v1/events" in u for u in requests)
         no_page_errors(driver)
