@@ -208,6 +208,8 @@ def cm_serve_command(
     config: Annotated[Path | None, typer.Option("--config", help="TOML settings ([kafka], [cm], [guard])")] = None,
     state_dir: Annotated[Path | None, typer.Option(help="the worker's checkpoint folder (default: from settings)")]
     = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="serve Prometheus metrics on 127.0.0.1:PORT (docs/operations.md)")] = None,
 ) -> None:
     """Serve CM change requests: guard, ledger, adapter push, verification, results and alerts.
 
@@ -235,7 +237,13 @@ def cm_serve_command(
             loop.add_signal_handler(sig, stop.set)
         await service.run(stop)
 
+    if metrics_port is not None:
+        from twin.metrics import serve
+
+        server, _ = serve(metrics_port)
     asyncio.run(main())
+    if metrics_port is not None:
+        server.shutdown()
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
