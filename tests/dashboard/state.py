@@ -1,5 +1,6 @@
 """A served state for the dashboard tests: a copy of a real worker run's checkpoints, a real SQLite CM
-ledger with changes the real guard decided (three waiting for approval, one refused), an alert in
+ledger with changes the real guard decided (three waiting for approval, one refused, one pushed to
+the emulated network and under observation), an alert in
 the checkpoint folder's journal (as the worker journals them; the short run raised none), a tokens
 file, and ``twin api`` started on it as a separate process on a loopback port.
 """
@@ -50,6 +51,7 @@ class ServedState:
     to_deny: str
     left_pending: str
     refused: str
+    observing: str
     alert_cell: str
 
 
@@ -77,10 +79,31 @@ def build_state(run: WorkerRun, root: Path) -> ServedState:
     for r in (a, b, c, bad):
         runner.submit(r, cluster, now)
     runner.ledger.close()
+    # one the guard lets through at once (auto mode): pushed by the adapter, then observed
+    pushed = request(emu, cells[6], "cellIndividualOffset", 1.0, at=now, requester="optimiser-test")
+    auto = ChangeRunner(open_ledger(ledger_url), GuardPolicy(mode="auto"), EmulatorAdapter(emu.oss))
+    for end, by_cell in _real_kpis(run, config_file, cluster).items():  # the baseline the verification needs
+        mean = {k: sum(c[k] for c in by_cell.values()) / len(by_cell) for k in next(iter(by_cell.values()))}
+        auto.observe(cluster, datetime.fromtimestamp(end, UTC), mean, by_cell=by_cell)
+    view = auto.submit(pushed, cluster, now)
+    auto.ledger.close()
+    assert view.state.value == "OBSERVING", (view.state, view.reason)
     state = ServedState(root, state_dir, config_file, tokens_file, ledger_url, cluster, a.change_id, b.change_id,
-                        c.change_id, bad.change_id, cells[1])
+                        c.change_id, bad.change_id, pushed.change_id, cells[1])
     journal_alert(state, "TWIN_DIVERGENCE", "MAJOR", now, "the twin's DL throughput is far from the network's")
     return state
+
+
+def _real_kpis(run: WorkerRun, config_file: Path, cluster: str) -> dict[int, dict[str, dict[str, float]]]:
+    """Per period end, each cell's real DL throughput as the worker mirrored it."""
+    from twin import Twin
+
+    mirror = Twin.from_state(run.state_dir, config=config_file).mirror(cluster)
+    out: dict[int, dict[str, dict[str, float]]] = {}
+    for key, cell in mirror.cells.items():
+        for end, value in cell.pm.get(GP, {}).get("DRB.UEThpDl", {}).items():
+            out.setdefault(int(end), {})[key] = {"DRB.UEThpDl": float(value)}
+    return dict(sorted(out.items()))
 
 
 def write_tokens(path: Path) -> Path:

@@ -4,7 +4,8 @@ and a real SQLite CM ledger whose changes the real guard decided (``tests/dashbo
 An operator signs in, approves a waiting change with the page's button, and the ledger records the
 approval by that operator; a decision taken outside the page (as ``twin cm reject`` would) and a new
 alert reach the open page through the event stream, without a reload; the operator then rejects a
-change with a reason and engages the kill switch from the page, and the ledger has both. A viewer
+change with a reason, rolls back a pushed one and engages the kill switch from the page, and the
+ledger has each. A viewer
 sees the buttons disabled, and the API refuses the viewer's approve (403) whether sent by the page
 or by a script with the token; the ledger is unchanged. Every request the page makes stays on the API's loopback origin.
 Screenshots go to the test's tmp_path and to test-output/dashboard/ (printed).
@@ -195,6 +196,12 @@ def test_operator_approves_a_pending_change_and_the_ledger_records_it(
         prompt.send_keys("not tonight")
         prompt.accept()
         WebDriverWait(driver, WAIT_S).until(lambda d: count(d, in_queue(served.left_pending)) == 0)
+        click(driver, f'{in_changes(served.observing)} button.rollback')
+        prompt = WebDriverWait(driver, WAIT_S).until(lambda d: d.switch_to.alert)
+        prompt.send_keys("complaints")
+        prompt.accept()
+        WebDriverWait(driver, WAIT_S).until(
+            lambda d: read(d, in_changes(served.observing), "data-state") == "ROLLING_BACK")
         click(driver, "#killswitch-flip")
         WebDriverWait(driver, WAIT_S).until(lambda d: d.switch_to.alert).accept()
         WebDriverWait(driver, WAIT_S).until(lambda d: "ON" in (read(d, "#killswitch") or ""))
@@ -203,6 +210,8 @@ def test_operator_approves_a_pending_change_and_the_ledger_records_it(
             denied = ledger.get(served.left_pending)
             assert denied.state is State.DENIED and denied.decided_by == "ops-alice"
             assert denied.reason == "not tonight"
+            rolling = ledger.get(served.observing)
+            assert rolling.state is State.ROLLING_BACK and rolling.actor == "ops-alice"
             assert ledger.control("kill_switch") is True
             assert ledger.controls_history("kill_switch")[-1][1] == "ops-alice"
         finally:
