@@ -71,3 +71,17 @@ def test_index_loads_only_relative_assets_that_exist() -> None:
         assert ref.startswith("./"), f"index.html loads {ref!r}: not a relative URL (a CDN at run time?)"
         assert (STATIC / ref[2:]).is_file(), f"index.html references {ref!r}, missing from the build"
     assert "connect-src 'self'" in html, "the Content-Security-Policy that keeps requests on the origin is gone"
+
+
+def test_the_package_ships_the_build() -> None:
+    """pyproject's package data (setuptools globs them recursively under twin/) covers every built file,
+    so a wheel or a non-editable install (the container image) serves the dashboard."""
+    import glob
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["twin"]
+    twin = ROOT / "twin"
+    shipped = {Path(p).resolve() for pattern in patterns for p in glob.glob(str(twin / pattern), recursive=True)}
+    built = [p.resolve() for p in STATIC.rglob("*") if p.is_file()]
+    missing = [p.relative_to(ROOT).as_posix() for p in built if p not in shipped]
+    assert built and not missing, f"not in [tool.setuptools.package-data] twin: {missing}"
