@@ -2,9 +2,10 @@
 
 The worker serves its own registry: ingest and dead-letter counters by reason move as records
 arrive. ``twin api --state-dir --tokens --port`` (tokens from a file and the environment) serves
-the worker's state and says ready while the worker is, and not ready, naming the broker, once the
-broker is gone. Its JSON log names who called and the cell, cluster or change of the request, and
-never holds a token, not even one sent in the query string.
+the worker's state and says ready while the worker is, not ready while it lags behind a burst of
+records, and not ready, naming the broker, once the broker is gone. Its JSON log names who called
+and the cell, cluster or change of the request, and never holds a token, not even one sent in the
+query string.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -30,6 +32,8 @@ from twin.ports import OutRecord
 ROOT = Path(__file__).resolve().parents[2]
 TWIN = [sys.executable, "-m", "twin"]
 CELL = "nr:00101-000000101"
+MAX_LAG = 2000
+BURST = 40_000
 
 
 def _metric(text: str, name: str, **labels: str) -> float | None:
@@ -63,7 +67,8 @@ def test_worker_metrics_readiness_and_api_logs(fresh_broker: EmbeddedBroker, tmp
     env_token = "env-operator-token-" + "z" * 20
     api_log = tmp_path / "api.log"
     api = subprocess.Popen([*TWIN, "api", "--state-dir", str(state_dir), "--tokens", str(tmp_path / "tokens.toml"),
-                            "--port", str(api_port), "--config", str(config), "--stats-file", str(stats)],
+                            "--port", str(api_port), "--config", str(config), "--stats-file", str(stats),
+                            "--max-lag", str(MAX_LAG)],
                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=api_log.open("wb"),
                            env={**os.environ, "TWIN_API_OPERATOR_TOKENS": env_token})
     url, worker_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{metrics_port}/metrics"
@@ -109,6 +114,19 @@ def test_worker_metrics_readiness_and_api_logs(fresh_broker: EmbeddedBroker, tmp
         assert r.status_code == 404 and "ledger" in r.json()["error"]
         assert get("/api/v1/events", params={"timeout": 1, "access_token": tokens["viewer"]}).status_code == 200
         assert get("/api/v1/clusters", "not-a-known-token-at-all").status_code == 401
+
+        # a burst the worker needs seconds to work off: not ready while it lags, ready again after
+        burst = [OutRecord(topics.PM_CELL, CELL.encode(), b"[%d" % i) for i in range(BURST)]
+        sender = threading.Thread(target=lambda: asyncio.run(publish(fresh_broker.bootstrap_servers, burst,
+                                                                     partitions=2)))
+        sender.start()
+        lagging = wait_for(lambda: next((x for x in get("/api/v1/ready").json()["reasons"] if "lags" in x), None),
+                           60, "readiness false while the worker lags", poll_s=0.1)
+        assert re.match(r"the worker lags: \d+ records behind \(more than 2000\)", lagging), lagging
+        sender.join(120)
+        wait_for(lambda: get("/api/v1/ready").status_code == 200, 120, "readiness back once the lag is below 2000")
+        wait_for(lambda: _metric(httpx.get(worker_url, timeout=5).text, "twin_dlq_records_total", reason="json",
+                                 worker="w1") == 5.0 + BURST, 120, "every record of the burst dead-lettered")
 
         # the broker goes away: the worker notices, the API says not ready and why
         fresh_broker.stop()
