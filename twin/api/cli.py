@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -73,6 +74,14 @@ def api_command(
         typer.echo("note: without --config the twin predicts with the default [predict] settings; pass the "
                    "worker's config so what-ifs match its predictions", err=True)
     app = create_app(state, store)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        typer.echo(f"error: --host {host} --port {port}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from exc
+    port = sock.getsockname()[1]
     typer.echo(f"twin api on http://{host}:{port} serving {state.directory} ({len(store)} tokens; "
                f"env {ENV_VIEWER} / {ENV_OPERATOR} also read)", err=True)
-    uvicorn.Server(server_config(app, host, port)).run()
+    uvicorn.Server(server_config(app, host, port)).run(sockets=[sock])
