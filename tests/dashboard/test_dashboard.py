@@ -7,7 +7,8 @@ alert reach the open page through the event stream, without a reload; the operat
 change with a reason, rolls back a pushed one and engages the kill switch from the page, and the
 ledger has each. A viewer
 sees the buttons disabled, and the API refuses the viewer's approve (403) whether sent by the page
-or by a script with the token; the ledger is unchanged. Every request the page makes stays on the API's loopback origin.
+or by a script with the token; the ledger is unchanged; the viewer's what-if shows what the
+library's ``Twin.whatif`` predicts. Every request the page makes stays on the API's loopback origin.
 Screenshots go to the test's tmp_path and to test-output/dashboard/ (printed).
 """
 
@@ -23,7 +24,7 @@ import pytest
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.dashboard.browser import chromium, missing, requested_urls
 from tests.dashboard.state import (
@@ -36,6 +37,7 @@ from tests.dashboard.state import (
     write_tokens,
 )
 from tests.library.worker_run import WorkerRun
+from twin import Twin
 from twin.ledger import State, open_ledger
 from twin.ledger.decisions import decide
 
@@ -136,6 +138,8 @@ def no_page_errors(driver: WebDriver) -> None:
 
 def screenshot(driver: WebDriver, tmp_path: Path, name: str) -> Path:
     shot = tmp_path / name
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    driver.set_window_size(1400, min(height + 140, 4000))  # the whole page (the window's chrome included)
     assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     OUTPUT.mkdir(parents=True, exist_ok=True)
     kept = OUTPUT / name
@@ -260,6 +264,19 @@ def test_a_viewer_cannot_approve(emulated_worker_run: WorkerRun, served: ServedS
         finally:
             after.close()
         assert count(driver, in_queue(served.to_approve)) == 1
+
+        # a viewer may run what-ifs: the page shows what the library's Twin.whatif says
+        assert read(driver, "#whatif-cell") == served.alert_cell
+        Select(driver.find_element(By.ID, "whatif-attribute")).select_by_value("digitalTilt")
+        driver.find_element(By.ID, "whatif-value").send_keys("90")
+        click(driver, "#whatif-run")
+        row = f'#whatif tr.whatif-row[data-cell="{served.alert_cell}"][data-kpi="DRB.UEThpDl"]'
+        WebDriverWait(driver, WAIT_S).until(lambda d: count(d, row) == 1)
+        expected = Twin.from_state(served.state_dir, config=served.config_file).whatif(
+            served.cluster, {served.alert_cell: {"digitalTilt": 90}})
+        assert float(read(driver, row, "data-delta")) == pytest.approx(
+            expected.delta[served.alert_cell]["DRB.UEThpDl"], rel=1e-9)
+        assert count(driver, "#whatif tr.whatif-row") == min(15, len(expected.rows()))
         screenshot(driver, tmp_path, "dashboard-viewer.png")
         only_loopback(driver, url)
         no_page_errors(driver)

@@ -3,6 +3,7 @@
 import { get, post, request } from "./http";
 import type { Alert, Change, Cluster, Fidelity, Mark, Series } from "./model";
 import type { Role } from "./session";
+import type { WhatIfAnswer } from "./views/whatif";
 
 export const BASE = "/api/v1";
 export const EVENTS = `${BASE}/events`;
@@ -233,6 +234,11 @@ export async function changes(): Promise<Change[]> {
 export async function decide(id: string, action: "approve" | "reject" | "rollback", reason?: string): Promise<string> {
   const body = await post<Json>(`${BASE}/changes/${q(id)}/${action}`, reason ? { reason } : {});
   return str(pick(body ?? {}, "state"));
+}
+
+/** The twin's predicted KPI deltas of one change (`POST /whatif`; nothing is applied). */
+export async function whatif(cluster: string, cell: string, attribute: string, to: number): Promise<WhatIfAnswer> {
+  return post<WhatIfAnswer>(`${BASE}/whatif`, { cluster, changes: [{ cellKey: cell, attribute, to }] });
 }
 
 /** The kill switch (`GET /kill-switch`; true: the guard refuses every change). */

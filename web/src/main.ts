@@ -12,6 +12,7 @@ import { renderCell } from "./views/cell";
 import { type ChangeAction, renderChanges, renderQueue } from "./views/changes";
 import { renderFidelity } from "./views/fidelity";
 import { renderGrid } from "./views/grid";
+import { ATTRIBUTES, renderWhatIf } from "./views/whatif";
 
 interface UiState {
   role: Role | null;
@@ -76,9 +77,11 @@ async function refreshGrid(): Promise<void> {
     }
   }
   if (!ui.cluster && ui.clusters.length) ui.cluster = ui.clusters[0].id;
+  byId("whatif-cell").textContent = ui.cell ?? "(pick a cell)";
   renderGrid(byId("grid"), ui.clusters, ui.cell, (cell, cluster) => {
     ui.cell = cell;
     ui.cluster = cluster;
+    byId("whatif").replaceChildren();
     void refreshAll();
   });
 }
@@ -100,6 +103,24 @@ async function refreshFidelity(): Promise<void> {
   }
   const [fid, marks] = await Promise.all([api.fidelity(ui.cluster), api.marks(ui.cluster, null, [])]);
   renderFidelity(byId("fidelity"), fid, marks);
+}
+
+async function runWhatIf(): Promise<void> {
+  if (!ui.cell || !ui.cluster) {
+    toast("pick a cell in the grid first", "error");
+    return;
+  }
+  const attribute = byId<HTMLSelectElement>("whatif-attribute").value;
+  const to = Number(byId<HTMLInputElement>("whatif-value").value);
+  const cell = ui.cell;
+  const host = byId("whatif");
+  host.replaceChildren(document.createTextNode("simulating…"));
+  try {
+    renderWhatIf(host, await api.whatif(ui.cluster, cell, attribute, to), cell);
+  } catch (e) {
+    host.replaceChildren();
+    report(e, "what-if refused");
+  }
 }
 
 async function refreshAlerts(): Promise<void> {
@@ -253,6 +274,17 @@ byId<HTMLFormElement>("login-form").addEventListener("submit", (ev) => {
 });
 byId("logout").addEventListener("click", () => signOut());
 byId("killswitch-flip").addEventListener("click", () => void flipKillSwitch());
+const attributes = byId<HTMLSelectElement>("whatif-attribute");
+for (const [name, unit] of ATTRIBUTES) {
+  const option = document.createElement("option");
+  option.value = name;
+  option.textContent = `${name} (${unit})`;
+  attributes.append(option);
+}
+byId<HTMLFormElement>("whatif-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  void runWhatIf();
+});
 
 const existing = savedToken();
 if (existing) void signIn(existing);
