@@ -95,13 +95,13 @@ def test_whatif_with_tilt_and_power_equals_a_direct_simulator_run(run: WorkerRun
     request = CmChangeRequest.model_validate({
         "changeId": str(uuid.uuid4()), "requestedAt": datetime.now(UTC), "requester": "test", "cellKey": a,
         "targetDn": f"ManagedElement=1,SectorEquipmentFunction={a}", "class": "SectorEquipmentFunction",
-        "attribute": "digitalTilt", "to": 90})
+        "attribute": "digitalTilt", "to": 140})
     w = opened.whatif(cluster, [request, {"cellKey": b, "attribute": "configuredMaxTxPower", "to": 10000}],
                       period_end=end)
-    assert w.changes == {a: {"digitalTilt": 90}, b: {"configuredMaxTxPower": 10000}}
+    assert w.changes == {a: {"digitalTilt": 140}, b: {"configuredMaxTxPower": 10000}}
     assert (w.cluster_id, w.period_end, w.gp) == (cluster, end, GP) and w.converged
     assert w.baseline == opened.predict(cluster, end).values  # the baseline is the period's prediction
-    direct = _direct_whatif(opened, cluster, end, {a: {"digitalTilt": 90}, b: {"configuredMaxTxPower": 10000}})
+    direct = _direct_whatif(opened, cluster, end, {a: {"digitalTilt": 140}, b: {"configuredMaxTxPower": 10000}})
     compared = 0
     for cell, deltas in w.delta.items():
         for kpi, delta in deltas.items():
@@ -111,11 +111,11 @@ def test_whatif_with_tilt_and_power_equals_a_direct_simulator_run(run: WorkerRun
             assert delta == pytest.approx(direct[cell][kpi], rel=1e-9, abs=1e-9), (cell, kpi)
             compared += 1
     assert compared >= 30 * 5
-    # the changes matter: power down by 6 dB lowers the cell's transmit power KPI, the tilt moves UEs
+    # the changes matter: power down by 6 dB lowers the cell's transmit power KPI, tilting 6° further down moves UEs
     assert w.delta[b]["CARR.MeanTxPwr"] < 0 and abs(w.delta[a][CONN]) > 0.1
     assert {r["cell"] for r in w.rows()} == set(w.delta) and len(w.rows()) == sum(len(d) for d in w.delta.values())
     # the same with the {cell: {attribute: value}} form
-    again = opened.whatif(cluster, {a: {"digitalTilt": 90}, b: {"configuredMaxTxPower": 10000}}, period_end=end)
+    again = opened.whatif(cluster, {a: {"digitalTilt": 140}, b: {"configuredMaxTxPower": 10000}}, period_end=end)
     assert again.delta == w.delta
 
 
