@@ -220,6 +220,9 @@ class StateCollector(Collector):
         yield from (decisions, pushes, rollbacks, states, kill)
 
 
+_GAP_FIGURES: dict[str, tuple[bytes, dict[str, Any]]] = {}
+
+
 def gap_errors(twin: Any, cluster: str, kpi: str = "DRB.UEThpDl") -> dict[str, float | None]:
     """Mean over the cluster's cells of the gap learners' raw and calibrated MAPE of ``kpi``."""
     from twin.gap.tracker import GapTracker
@@ -227,7 +230,12 @@ def gap_errors(twin: Any, cluster: str, kpi: str = "DRB.UEThpDl") -> dict[str, f
     state = twin.mirror(cluster).gap_state
     if state is None:
         return {"raw": None, "calibrated": None}
-    figures = GapTracker.from_bytes(state, twin.settings.gap).figures()
+    cached = _GAP_FIGURES.get(cluster)
+    if cached is not None and cached[0] is state:  # unpickling the learners costs milliseconds
+        figures = cached[1]
+    else:
+        figures = GapTracker.from_bytes(state, twin.settings.gap).figures()
+        _GAP_FIGURES[cluster] = (state, figures)
     rows = [f[kpi] for f in figures.values() if kpi in f and f[kpi].get("n", 0) > 0]
     return {kind: (sum(r[key] for r in rows) / len(rows) if rows else None)
             for kind, key in (("raw", "mapeRaw"), ("calibrated", "mapeCalibrated"))}

@@ -4,13 +4,13 @@ and the dashboard's static files at ``/``."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from twin import metrics
 from twin.api import errors
@@ -31,6 +31,43 @@ Authenticate with `Authorization: Bearer <token>`. A **viewer** reads and runs w
 answer is `{"error", "field", "detail"}` and names the field at fault."""
 
 
+class _Observe:
+    """Counts and times every request and writes the access log (``api.request``): the principal's
+    name, the route, the status, and the cell, cluster or change id of the path; the path without
+    its query string (an EventSource token travels there). A plain ASGI middleware: Starlette's
+    ``BaseHTTPMiddleware`` re-streams each response, which costs a delayed-ACK wait per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            method = str(scope.get("method", ""))
+            template = getattr(route, "path", None) or ("static" if method == "GET" else "unmatched")
+            seconds = time.perf_counter() - started
+            metrics.API_REQUESTS.labels(method, template, str(status["code"])).inc()
+            metrics.API_SECONDS.labels(template).observe(seconds)
+            who = (scope.get("state") or {}).get("principal")
+            params = scope.get("path_params") or {}
+            log.info("api.request", method=method, path=scope.get("path"), route=template, status=status["code"],
+                     ms=round(seconds * 1000, 1), principal=getattr(who, "name", None), cluster=params.get("cluster"),
+                     cell=params.get("cell"), change_id=params.get("change_id"))
+
+
 def create_app(state: ApiState, tokens: TokenStore) -> FastAPI:
     """The API serving ``state``, authenticating with ``tokens``."""
     from twin.api.routes.status import _version
@@ -47,27 +84,7 @@ def create_app(state: ApiState, tokens: TokenStore) -> FastAPI:
     for module in (status, network, changes, whatif, events):
         app.include_router(module.router)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        structlog.contextvars.clear_contextvars()
-        status_code = 500
-        try:
-            response = await call_next(request)
-            status_code = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", None) or ("static" if request.method == "GET" else "unmatched")
-            seconds = time.perf_counter() - started
-            metrics.API_REQUESTS.labels(request.method, template, str(status_code)).inc()
-            metrics.API_SECONDS.labels(template).observe(seconds)
-            # the path without its query string: an EventSource token travels there and is never logged
-            who = getattr(request.state, "principal", None)
-            log.info("api.request", method=request.method, path=request.url.path, route=template,
-                     status=status_code, ms=round(seconds * 1000, 1), principal=who.name if who else None,
-                     cluster=request.path_params.get("cluster"), cell=request.path_params.get("cell"),
-                     change_id=request.path_params.get("change_id"))
+    app.add_middleware(_Observe)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:
