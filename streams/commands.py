@@ -123,8 +123,12 @@ def run_command(
         if metrics_port is not None:
             from twin.metrics import serve
 
-            server, _ = serve(metrics_port, metrics_host)
-            stack.callback(server.shutdown)
+            try:
+                server, _ = serve(metrics_port, metrics_host)
+                stack.callback(server.shutdown)
+            except OSError as exc:  # a taken port must not stop the worker: it runs on without its endpoint
+                typer.echo(f"warning: cannot serve metrics on {metrics_host}:{metrics_port} ({exc.strerror}); "
+                           "running without them", err=True)
         code = asyncio.run(_run_worker(settings, servers, name, stats_file, stages, child, sibling, broker))
     raise typer.Exit(code)
 
