@@ -9,6 +9,16 @@ export const COLOURS = { real: "#1f77b4", predicted: "#ff7f0e", calibrated: "#2c
 
 const charts = new Map<string, uPlot>();
 const MAIN = 3;
+let moreOpen = false; // kept across the redraws each event brings
+
+function folded(boxes: HTMLElement[]): HTMLDetailsElement {
+  const details = el("details", {}, el("summary", {}, `${boxes.length} more KPIs`), ...boxes);
+  details.open = moreOpen;
+  details.addEventListener("toggle", () => {
+    moreOpen = details.open;
+  });
+  return details;
+}
 
 function markers(marks: Mark[]): Marker[] {
   return marks.map((m) =>
@@ -46,7 +56,7 @@ export function renderCell(host: HTMLElement, cell: string | null, series: Serie
     el("h3", { id: "cell-title" }, cell),
     key,
     ...boxes.slice(0, MAIN),
-    ...(more.length ? [el("details", {}, el("summary", {}, `${more.length} more KPIs`), ...more)] : []),
+    ...(more.length ? [folded(more)] : []),
   );
   withData.forEach((s, i) => {
     // what the canvas shows, readable by tests and assistive tools
