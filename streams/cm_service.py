@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from streams.envelopes import value_limit
 from streams.kafka_io import KafkaSink, make_consumer
+from streams.outputs import Outputs
 from streams.rekey import dead_letter
 from twin import metrics, topics
 from twin.api import journal
@@ -55,6 +56,7 @@ class CmService:
         self.runner = ChangeRunner(open_ledger(settings.cm.ledger_url(settings.state_dir)), settings.guard,
                                    self.adapter, context=self._context, scope=self._scope)
         self._seen: dict[str, int] = {}
+        self.side = Outputs(settings)  # time series and the alert webhook, as the worker's
         self.handled = 0
         self.dead_lettered = 0
 
@@ -148,6 +150,10 @@ class CmService:
         out += [OutRecord(topics.ALERTS, (a.cell_key or a.cluster_id or "").encode(), a.to_json_bytes())
                 for a in self.runner.alerts]
         journal.append(self._journal_dir(), self.runner.alerts)  # what the API lists (twin.api.journal)
+        for r in self.runner.results:
+            self.side.change(r, int((r.applied_at or datetime.now(UTC)).timestamp()) * 10**9)
+        for a in self.runner.alerts:
+            self.side.alert(a)
         self.runner.results.clear()
         self.runner.alerts.clear()
         return out
@@ -157,6 +163,7 @@ class CmService:
                                                topics.DLQ), partitions=self.settings.kafka.partitions,
                          max_request_size=self.settings.kafka.max_message_bytes)
         await sink.start()
+        await self.side.start()
         consumer = make_consumer(self.servers, topics.CHANGE_REQUESTS, group_id=self.settings.cm.group_id)
         await consumer.start()
         try:
@@ -191,4 +198,5 @@ class CmService:
         finally:
             await consumer.stop()
             await sink.stop()
+            await self.side.close()
             self.runner.ledger.close()

@@ -19,7 +19,7 @@ from twin.config import TwinSettings
 from twin.mirror.cluster import ClusterMirror
 from twin.prediction.model import ClusterPrediction
 from twin.prediction.resync import real_values
-from twin.schemas import Alert, Fidelity, Resync
+from twin.schemas import Alert, CmChangeResult, Fidelity, Resync
 from twin.timeseries import (
     BufferedSink,
     FanoutSink,
@@ -27,6 +27,7 @@ from twin.timeseries import (
     Point,
     TimeSeriesSink,
     alert_point,
+    change_point,
     fidelity_point,
     period_points,
     resync_point,
@@ -53,7 +54,7 @@ def open_sink(settings: TwinSettings) -> TimeSeriesSink | None:
     return sinks[0] if len(sinks) == 1 else FanoutSink(sinks)
 
 class Outputs:
-    """``start``, feed (``period``, ``fidelity``, ``resync``, ``alert``), ``close``."""
+    """``start``, feed (``period``, ``fidelity``, ``resync``, ``change``, ``alert``), ``close``."""
 
     def __init__(self, settings: TwinSettings) -> None:
         self.settings = settings
@@ -89,6 +90,10 @@ class Outputs:
 
     def resync(self, r: Resync) -> None:
         self._write(lambda: [resync_point(r)])
+
+    def change(self, r: CmChangeResult, at_ns: int, source: str = "cm") -> None:
+        """A CM change's result (the dashboard's and Grafana's change markers)."""
+        self._write(lambda: [change_point(r, at_ns, source)])
 
     def alert(self, a: Alert) -> None:
         self._write(lambda: [alert_point(a)])

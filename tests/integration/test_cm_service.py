@@ -24,6 +24,7 @@ from twin.config import load_settings
 from twin.ledger import State, open_ledger
 from twin.ports import OutRecord, open_sink
 from twin.schemas import CmChangeRequest, DeadLetter
+from twin.timeseries import LocalStore
 
 DN = "SubNetwork=Emulator,ManagedElement=gnb-001,GNBDUFunction=1,NRSectorCarrier=1"
 
@@ -100,3 +101,8 @@ mode = "auto"
     assert ledger.get(good.change_id).state is State.OBSERVING  # waits for the next periods of the network
     assert "max_step" in (ledger.get(too_far.change_id).reason or "")
     assert service.handled == 2 and service.dead_lettered == 3
+    # the results also reach the time series (the dashboard's and Grafana's change markers)
+    store = LocalStore(settings.timeseries.local_file(settings.state_dir), readonly=True)
+    marked = {str(p.fields["changeId"]): p.tags["state"] for p in store.query("twin_change", 0, 2**62)}
+    assert marked == {good.change_id: "APPLIED", too_far.change_id: "REJECTED"}
+    assert {p.tags["source"] for p in store.query("twin_change", 0, 2**62)} == {"cm"}
