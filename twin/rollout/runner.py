@@ -137,6 +137,10 @@ class ChangeRunner:
                 detail: Mapping[str, Any] | None = None, step: str | None = None, **publish: Any) -> bool:
         new = self.ledger.append(request.change_id, state, at=at, actor=actor, detail=dict(detail or {}), step=step)
         if new and step is None:
+            # one JSON line per transition, with the ids an operator greps for (twin.logs)
+            log.info("cm.transition", change_id=request.change_id, cell=request.cell_key,
+                     cluster=self.ledger.get(request.change_id).cluster, state=state.value, actor=actor,
+                     attribute=request.attribute, to=request.to, reason=(detail or {}).get("reason"))
             self._publish(request, state, at, **publish)
         self._hook(f"after:{step or state.value}")
         return new
@@ -146,6 +150,8 @@ class ChangeRunner:
         """Record ``request`` and let the guard decide; an auto-approved change is pushed at once.
         A change id seen before returns the recorded change untouched (idempotent)."""
         if self.ledger.record_request(request, cluster, at=now):
+            log.info("cm.transition", change_id=request.change_id, cell=request.cell_key, cluster=cluster,
+                     state=State.REQUESTED.value, actor=request.requester, attribute=request.attribute, to=request.to)
             self._hook("after:REQUESTED")
             self._decide(request, cluster, now)
         return self.ledger.get(request.change_id)
