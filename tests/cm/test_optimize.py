@@ -15,6 +15,7 @@ from tests.cm.util import START
 from twin import Twin
 from twin.guard import OBJECTIVE, Guard, GuardContext, GuardPolicy
 from twin.ledger import open_ledger
+from twin.metrics import REGISTRY
 from twin.optimize import ObjectiveSettings, Optimizer
 
 
@@ -49,8 +50,11 @@ def test_candidates_are_exactly_the_guard_allowed_steps(mirrored: tuple[NetworkE
 def test_search_respects_the_budget_and_proposes_ranked_requests(mirrored: tuple[NetworkEmulator, Twin]) -> None:
     emu, twin = mirrored
     opt = Optimizer(twin, GuardPolicy(max_cells_per_cluster=2))
+    timed = REGISTRY.get_sample_value("twin_whatif_seconds_count", {"caller": "optimizer"}) or 0.0
     result = opt.search(emu.cluster_id, budget=60, now=emu.period_end, fidelity=0.12)
     assert result.whatifs <= 60 and result.whatifs_per_s > 0
+    # each what-if is timed in the latency histogram the metrics endpoint serves
+    assert REGISTRY.get_sample_value("twin_whatif_seconds_count", {"caller": "optimizer"}) == timed + result.whatifs
     assert [g for _, g in result.curve] == sorted(g for _, g in result.curve)  # the best found only grows
     assert 1 <= len(result.proposals) <= 2
     assert len({p.candidate.cell for p in result.proposals}) == len(result.proposals)

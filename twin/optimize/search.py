@@ -27,6 +27,7 @@ import numpy as np
 
 from twin.guard.guard import OBJECTIVE
 from twin.guard.policy import GuardPolicy
+from twin.metrics import WHATIF_SECONDS
 from twin.optimize.objective import ObjectiveSettings, Score, UeSummary, score
 from twin.schemas import CmChangeRequest
 from twin.sim.kpis import PRB, THP
@@ -168,8 +169,9 @@ class Optimizer:
     def evaluate(self, cluster: str, changes: Sequence[Candidate],
                  period_end: int | None = None) -> tuple[Score, WhatIf]:
         """The objective's score of ``changes`` applied together (one what-if)."""
-        w = self.twin.whatif(cluster, {c.cell: {c.attribute: c.to} for c in changes} if changes else {},
-                             period_end=period_end)
+        with WHATIF_SECONDS.labels(caller="optimizer").time():
+            w = self.twin.whatif(cluster, {c.cell: {c.attribute: c.to} for c in changes} if changes else {},
+                                 period_end=period_end)
         assert w.ue_baseline is not None and w.ue_changed is not None
         o = self.objective
         scale = self._calibration(cluster, w.cell_keys) if o.calibrated else None
@@ -200,12 +202,15 @@ class Optimizer:
         best = 0.0
         n = 0
         singles: list[tuple[Candidate, Score]] = []
+        top_single: tuple[Candidate, Score, WhatIf] | None = None  # its what-if is the first step's
         period = None
         for cand in cands:
             s, w = self.evaluate(cluster, [cand], period_end)
             period = w.period_end
             n += 1
             singles.append((cand, s))
+            if s.feasible and (top_single is None or s.gain_pct > top_single[1].gain_pct):
+                top_single = (cand, s, w)
             if s.gain_pct > best:
                 best = s.gain_pct
             curve.append((n, best))
@@ -215,8 +220,8 @@ class Optimizer:
         steps: list[tuple[Candidate, Score, WhatIf]] = []
         current = 0.0
         if ranked:
-            first = ranked[0][0]
-            s, w = self.evaluate(cluster, [first], period_end)
+            assert top_single is not None and top_single[0] is ranked[0][0]  # the first of the best, both ways
+            first, s, w = top_single
             chosen, current = [first], s.gain_pct
             steps.append((first, s, w))
         pool = [c for c, _ in ranked[1:self.pool + 1]]
