@@ -20,6 +20,9 @@ and a reader skips a line it cannot parse rather than fail, counting it.
 True
 >>> read(d)[1]
 1
+>>> append(d, [a] * 3, max_bytes=600)  # past the size: the old lines move to alerts.jsonl.1
+>>> (d / PREVIOUS).exists(), len(read(d)[0])
+(True, 5)
 """
 
 from __future__ import annotations
@@ -32,18 +35,29 @@ from pydantic import ValidationError
 
 from twin.schemas import Alert
 
-__all__ = ["FILE", "append", "read"]
+__all__ = ["FILE", "PREVIOUS", "ROTATE_BYTES", "append", "read"]
 
 FILE = "alerts.jsonl"
+PREVIOUS = FILE + ".1"
+ROTATE_BYTES = 32 << 20
+"""Size at which the journal is rotated (about 100,000 alerts)."""
 
 
-def append(directory: Path, alerts: Iterable[Alert]) -> None:
-    """Append ``alerts`` (one JSON line each) to ``directory/alerts.jsonl``."""
+def append(directory: Path, alerts: Iterable[Alert], max_bytes: int = ROTATE_BYTES) -> None:
+    """Append ``alerts`` (one JSON line each) to ``directory/alerts.jsonl``; a file past ``max_bytes``
+    is first moved to ``alerts.jsonl.1`` (replacing the previous one), so the journal stays bounded at
+    about twice ``max_bytes`` while the last ``max_bytes`` of alerts remain readable."""
     data = b"".join(a.to_json_bytes() + b"\n" for a in alerts)
     if not data:
         return
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    path = directory / FILE
+    try:
+        if path.stat().st_size + len(data) > max_bytes:
+            os.replace(path, directory / PREVIOUS)
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         os.write(fd, data)
     finally:
@@ -51,16 +65,21 @@ def append(directory: Path, alerts: Iterable[Alert]) -> None:
 
 
 def read(directory: Path, max_bytes: int = 64 << 20) -> tuple[list[Alert], int]:
-    """The journal's alerts, oldest first, and the number of lines that were not alerts (the last
-    ``max_bytes`` only: a journal is read whole on each request)."""
-    path = directory / FILE
-    try:
-        with path.open("rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - max_bytes))
-            data = f.read()
-    except FileNotFoundError:
-        return [], 0
+    """The journal's alerts, oldest first (the rotated file's, then the current one's), and the
+    number of lines that were not alerts (the last ``max_bytes`` only: a journal is read whole on
+    each request)."""
+    data = b""
+    for name in (FILE, PREVIOUS):  # newest first, then prepend the older file's tail
+        try:
+            with (directory / name).open("rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                want = max_bytes - len(data)
+                if want <= 0:
+                    break
+                f.seek(max(0, size - want))
+                data = f.read() + data
+        except FileNotFoundError:
+            continue
     lines = data.split(b"\n")
     if len(data) >= max_bytes and lines:
         lines = lines[1:]  # cut mid-line
