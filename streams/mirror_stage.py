@@ -36,7 +36,8 @@ from twin.cells import is_cell_key
 from twin.config import TwinSettings
 from twin.mirror.cluster import ClusterMirror
 from twin.mirror.holding import Held
-from twin.mirror.identity import CONFLICT, node_key, resolve_node
+from twin.mirror.identity import CONFLICT, resolve_node
+from twin.mirror.identity_flow import forward_destinations, notice_destinations
 from twin.mirror.mr_stats import SealBudget
 from twin.mirror.store import Changes, CheckpointStore, PartitionState, take_changes
 from twin.prediction import prediction_service, to_records
@@ -417,11 +418,7 @@ class MirrorStage:
             self.dirty.add(partition)
             for record, reason in resolution.refused:
                 futures.append(await self._refuse(record, reason, partition, offset))
-            by_dest: dict[str, list[NormalisedRecord]] = {}
-            for cell_key, record in resolution.forward:
-                dest = self.route(cell_key) or HOLDING_PREFIX + cell_key
-                by_dest.setdefault(dest, []).append(record)
-            futures += await self._deliver(by_dest, offset)
+            futures += await self._deliver(forward_destinations(resolution.forward, self.route), offset)
             records = resolution.hold
             if not records:
                 return futures
@@ -543,11 +540,7 @@ class MirrorStage:
             if key is not None and (key, dn) not in self._conflicts_alerted:
                 self._conflicts_alerted.add((key, dn))
                 futures.append(await self._alert_conflict(key, reason))
-        by_node: dict[str, list[NormalisedRecord]] = {}
-        for note in notices:
-            dn = cast(dict[str, Any], note[2])["dn"]
-            by_node.setdefault(HOLDING_PREFIX + node_key(dn), []).append(note)
-        futures += await self._deliver(by_node, offset)
+        futures += await self._deliver(notice_destinations(notices), offset)
         return futures
 
     async def _refuse(self, record: NormalisedRecord, reason: str, partition: int, offset: int | None) -> Any:

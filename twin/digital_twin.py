@@ -38,10 +38,12 @@ from twin.fidelity.stream import TrustVerdict, trust
 from twin.ingest import IngestDecoder, Rejection
 from twin.mirror.cluster import ClusterMirror
 from twin.mirror.holding import Holding
+from twin.mirror.identity import CONFLICT, IdentityIndex
+from twin.mirror.identity_flow import deliver
 from twin.mirror.store import CheckpointStore
 from twin.prediction.model import ClusterPrediction, ClusterPredictor, PeriodModel, PredictConfig, kpi_values
 from twin.prediction.service import CALIBRATED, PredictionService, prediction_service
-from twin.routing import ClusterRouter, holding_key
+from twin.routing import HOLDING_PREFIX, ClusterRouter, holding_key
 from twin.schemas import WireModel
 from twin.sim.changes import normalise_changes
 from twin.sim.simulator import UeResult
@@ -139,6 +141,7 @@ class Twin:
         self._store: CheckpointStore | None = None
         topology = self.settings.topology
         self._holding = Holding(topology.unassigned_max_cells, topology.unassigned_max_records)
+        self._identity = IdentityIndex()  # what held nodes' DNs resolve to (``twin.mirror.identity``)
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -178,8 +181,10 @@ class Twin:
         states = [self._store.load(p) for p in self._store.partitions()]
         self._mirrors = {cid: mirror for state in states for cid, mirror in state.clusters.items()}
         self._holding = Holding(max_keys=1 << 62, max_records=self.settings.topology.unassigned_max_records)
+        self._identity = IdentityIndex()
         for state in states:
             self._holding.held.update(state.unassigned.held)
+            self._identity.nodes.update(state.identity.nodes)
 
     # -- the network -----------------------------------------------------------------------
     @property
@@ -343,16 +348,19 @@ class Twin:
                     mirror.apply(out)
                 continue
             owner = self._router(out[1])
-            if owner is None:  # outside the topology: held per cell, never simulated
-                held_key = holding_key(out[1], cast(dict[str, Any], out[2]).get("dn") if out[0] != "mr" else None)
-                overflow = self._holding.add(held_key, [out]).overflow
-                report.held += 1
-                report.rejected += [RejectedRecord(index, rec_topic, f"cell {held_key!r} is in no cluster of the "
-                                                   "topology and its holding is full", "unassigned_overflow")
-                                    for _ in overflow]
-                continue
-            self.mirror_or_new(owner).apply(out)
-            report.clusters.add(owner)
+            # outside the topology: held per cell, never simulated; a record that waits for its
+            # identity (derived key, key-less CM) is held by node and resolved through CM
+            dest = owner if owner is not None else HOLDING_PREFIX + holding_key(
+                out[1], cast(dict[str, Any], out[2]).get("dn") if out[0] != "mr" else None)
+            done = deliver({dest: [out]}, index=self._identity, holding=self._holding, route=self._router,
+                           cluster=self.mirror_or_new)
+            report.held += done.held
+            report.clusters |= done.clusters
+            report.rejected += [RejectedRecord(index, rec_topic, f"cell {held_key!r} is in no cluster of the "
+                                               "topology and its holding is full", "unassigned_overflow")
+                                for held_key, overflow, _ in done.overflow for _ in overflow]
+            report.rejected += [RejectedRecord(index, rec_topic, f"cell identity conflict: {reason}", CONFLICT)
+                                for _, reason in done.refused]
         if self._service is not None:
             for cluster in sorted(report.clusters):
                 report.predictions += self._predict_due(self._mirrors[cluster])
