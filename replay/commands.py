@@ -56,6 +56,7 @@ def _sink_options(fmt: Format, bootstrap: str | None, config: Path | None, prefi
         "client_id": f"{settings.kafka.client_id}-replay",
         "ensure": [prefix + t for t in (*TOPICS[fmt], topics.DLQ)],
         "partitions": settings.kafka.partitions,
+        "kafka": settings.kafka,  # its TLS/SASL settings secure the sink's clients
     }
 
 

@@ -19,6 +19,7 @@ from types import TracebackType
 
 import structlog
 
+from streams.kafka_security import plaintext
 from streams.process import die_with_parent
 
 __all__ = ["BrokerError", "EmbeddedBroker", "kafka_answers", "tansu_binary"]
@@ -103,6 +104,7 @@ class EmbeddedBroker:
             port = self.port if self.port is not None else free_port(self.host)
             if self._start_on(port):
                 self.port = port
+                plaintext(self.bootstrap_servers)  # Tansu here speaks PLAINTEXT whatever [kafka] security says
                 log.info("broker.started", bootstrap=self.bootstrap_servers, pid=self.pid, binary=str(self.binary))
                 return self.bootstrap_servers
             log.warning("broker.start_failed", port=port, attempt=attempt + 1)

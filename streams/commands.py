@@ -31,11 +31,16 @@ BROKER_LOST_EXIT_CODE = 3  # the broker did not acknowledge sends for kafka.brok
 
 
 def _settings(config: Path | None) -> TwinSettings:
+    """The command's settings; their [kafka] TLS/SASL apply to every Kafka client of the process."""
+    from streams.kafka_security import configure as configure_kafka_security
+
     try:
-        return load_settings(config)
+        settings = load_settings(config)
+        configure_kafka_security(settings.kafka)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    return settings
 
 
 def broker_command(
@@ -116,7 +121,9 @@ def run_command(
                 child_args += ["--stats-file", str(stats_file.with_name(stats_file.name + ".rekey"))]
             if metrics_port is not None:
                 child_args += ["--metrics-port", str(metrics_port + 1), "--metrics-host", metrics_host]
-            child, sibling = spawn_sibling(child_args)
+            # the embedded broker speaks PLAINTEXT, whatever [kafka] security_protocol says
+            child, sibling = spawn_sibling(child_args, env={"TWIN_KAFKA__SECURITY_PROTOCOL": "PLAINTEXT"}
+                                           if broker is not None else None)
             stack.callback(stop_child, child)
         else:
             child = None

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.kafka_io import make_admin  # the process's TLS/SASL settings (streams.kafka_security)
 
 __all__ = ["FINGERPRINT_BYTES", "Verdict", "cluster_id", "fingerprint", "verify"]
 
@@ -39,7 +40,7 @@ def fingerprint(offset: int, timestamp: int, value: bytes | None) -> list[int]:
 
 async def cluster_id(bootstrap: str, request_timeout_ms: int = 30_000) -> str | None:
     """The broker cluster's id (``None`` if it does not say)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms)
+    admin = make_admin(bootstrap, request_timeout_ms=request_timeout_ms)
     await admin.start()
     try:
         described = await admin.describe_cluster()

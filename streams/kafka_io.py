@@ -8,6 +8,10 @@ its ``max_request_size``, and a broker refuses a record batch larger than its ``
 (the same error, from the send's future). The worker sets ``max_request_size`` to
 ``kafka.max_message_bytes`` and keeps its batches within it too (``max_batch_size``), so the two
 agree; :func:`is_too_large` tells these refusals from other send failures.
+
+Security: every client built here gets the process's TLS/SASL settings for its bootstrap servers
+(``streams.kafka_security.security_for``; ``[kafka] security_protocol`` and friends), unless the
+caller passes ``security=`` (a dict of aiokafka keyword arguments) itself.
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
 )
 
+from streams.kafka_security import client_security, security_for
+from twin.config import KafkaSettings
 from twin.ports import OutRecord
 
 __all__ = ["DEFAULT_MAX_REQUEST_SIZE", "BrokerUnavailableError", "KafkaSink", "RetryingProducer", "ensure_topics",
-           "is_too_large", "is_transient", "make_consumer", "make_producer"]
+           "is_too_large", "is_transient", "make_admin", "make_consumer", "make_producer"]
 
 DEFAULT_MAX_REQUEST_SIZE = 8 << 20  # for producers of tools and tests; the worker passes its setting
 
@@ -181,12 +187,13 @@ class RetryingProducer(AIOKafkaProducer):
 def make_producer(
     bootstrap_servers: str, *, idempotent: bool = False, client_id: str = "ran-twin",
     max_request_size: int = DEFAULT_MAX_REQUEST_SIZE, give_up_after_s: float | None = None,
-    on_retry: Callable[[BaseException], None] | None = None, **extra: Any
+    on_retry: Callable[[BaseException], None] | None = None, security: dict[str, Any] | None = None, **extra: Any
 ) -> AIOKafkaProducer:
     """``max_request_size`` bounds each message (aiokafka checks it in ``send``); batches of several
     messages are kept within it as well (``max_batch_size``, at most 1 MiB), so a broker whose
     ``message.max.bytes`` equals it accepts every batch. With ``give_up_after_s`` the producer is a
     ``RetryingProducer``: sends survive a broker outage of that long."""
+    extra.update(security_for(bootstrap_servers) if security is None else security)
     if give_up_after_s is not None:
         return RetryingProducer(
             bootstrap_servers=bootstrap_servers, client_id=client_id, acks="all", enable_idempotence=idempotent,
@@ -206,8 +213,10 @@ def make_producer(
 
 
 def make_consumer(
-    bootstrap_servers: str, *topics: str, group_id: str | None, client_id: str = "ran-twin", **extra: Any
+    bootstrap_servers: str, *topics: str, group_id: str | None, client_id: str = "ran-twin",
+    security: dict[str, Any] | None = None, **extra: Any
 ) -> AIOKafkaConsumer:
+    extra.update(security_for(bootstrap_servers) if security is None else security)
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap_servers,
@@ -224,9 +233,16 @@ def make_consumer(
     )
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int) -> None:
+def make_admin(bootstrap_servers: str, security: dict[str, Any] | None = None, **extra: Any) -> AIOKafkaAdminClient:
+    """An admin client with the process's security for ``bootstrap_servers`` (or ``security``)."""
+    extra.update(security_for(bootstrap_servers) if security is None else security)
+    return AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **extra)
+
+
+async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int,
+                        security: dict[str, Any] | None = None) -> None:
     """Create missing topics with the fixed partition count (never changed: it would remap keys)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = make_admin(bootstrap_servers, security)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -249,17 +265,25 @@ class KafkaSink:
         ensure: Iterable[str] = (),
         partitions: int = 12,
         max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
+        security: dict[str, Any] | None = None,
+        kafka: KafkaSettings | None = None,
     ) -> None:
+        """``kafka``: settings whose TLS/SASL the sink's clients use (for callers in ``twin`` and
+        ``replay``, which reach it through ``twin.ports.open_sink``); else ``security``, else the
+        process's (``streams.kafka_security``)."""
         self.bootstrap_servers = bootstrap_servers
+        if security is None and kafka is not None:
+            security = client_security(kafka)
+        self._security = security
         self._producer = make_producer(bootstrap_servers, idempotent=idempotent, client_id=client_id,
-                                       max_request_size=max_request_size)
+                                       max_request_size=max_request_size, security=security)
         self._ensure = tuple(ensure)
         self._partitions = partitions
         self._pending: list[asyncio.Future[Any]] = []
 
     async def start(self) -> None:
         if self._ensure:
-            await ensure_topics(self.bootstrap_servers, self._ensure, self._partitions)
+            await ensure_topics(self.bootstrap_servers, self._ensure, self._partitions, self._security)
         await self._producer.start()
 
     async def send_many(self, records: Sequence[OutRecord]) -> None:

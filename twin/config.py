@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -80,6 +80,47 @@ class KafkaSettings(_Section):
         "batch before an earlier one) is read again from the missing offset for up to this long before the "
         "gap is accepted as a real one (a transaction marker, a compacted record); streams/offset_guard.py"
     )
+    # Security of every client's connection (streams/kafka_security.py); the embedded broker is always PLAINTEXT.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="how clients reach the brokers: SSL and SASL_SSL encrypt (TLS), SASL_* "
+        "authenticate with sasl_mechanism, sasl_username and sasl_password"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism (required with SASL_PLAINTEXT and SASL_SSL)"
+    )
+    sasl_username: str | None = Field(default=None, min_length=1, description="SASL user name")
+    sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password: give it as TWIN_KAFKA__SASL_PASSWORD, not in the file; never logged"
+    )
+    ssl_cafile: Path | None = Field(
+        default=None, description="PEM file of the CA(s) that signed the brokers' certificates (a private CA); "
+        "none: the system's CAs"
+    )
+    ssl_certfile: Path | None = Field(default=None, description="PEM client certificate (brokers that demand mTLS)")
+    ssl_keyfile: Path | None = Field(default=None, description="PEM private key of ssl_certfile")
+    ssl_check_hostname: bool = Field(
+        default=True, description="check that a broker's certificate names the host it was reached by"
+    )
+
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    @classmethod
+    def _readable_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"kafka.{info.field_name}: {value} does not exist or is not a file")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_security(self) -> KafkaSettings:
+        """SASL needs all three of mechanism, user name and password; a key needs its certificate."""
+        if self.security_protocol.startswith("SASL_"):
+            for name in ("sasl_mechanism", "sasl_username", "sasl_password"):
+                if getattr(self, name) is None:
+                    raise ValueError(f"kafka.{name} is required with kafka.security_protocol="
+                                     f"{self.security_protocol}" + (" (give it as TWIN_KAFKA__SASL_PASSWORD)"
+                                                                    if name == "sasl_password" else ""))
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError(f"kafka.ssl_keyfile {self.ssl_keyfile} is set without kafka.ssl_certfile")
+        return self
 
 
 class BrokerSettings(_Section):
