@@ -166,9 +166,18 @@ def test_grafana_is_provisioned_with_both_datasources_and_the_dashboard_folder()
     assert influx["jsonData"]["defaultBucket"] == init["DOCKER_INFLUXDB_INIT_BUCKET"]
 
 
-def test_the_production_example_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_production_example_config_validates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     path = DEPLOY / "config" / "production.toml"
+    with pytest.raises(ValueError, match=re.escape("kafka.ssl_cafile: /etc/ran-twin/kafka-ca.pem does not exist")):
+        load_settings(path)  # the Kafka CA is a file mounted where the config says
+    (tmp_path / "kafka-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("TWIN_KAFKA__SSL_CAFILE", str(tmp_path / "kafka-ca.pem"))
+    with pytest.raises(ValueError, match=re.escape("kafka.sasl_password is required")):  # the Kafka password: env only
+        load_settings(path)
+    monkeypatch.setenv("TWIN_KAFKA__SASL_PASSWORD", "k4fka")
     settings = load_settings(path)
+    assert (settings.kafka.security_protocol, settings.kafka.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert settings.kafka.sasl_password is not None and settings.kafka.sasl_password.get_secret_value() == "k4fka"
     assert len((settings.kafka.bootstrap_servers or "").split(",")) == 3 and settings.kafka.idempotent_producer
     assert settings.timeseries.backend == "influxdb" and settings.timeseries.url.startswith("https://")
     assert settings.webhook.url is not None and settings.webhook.url.startswith("https://")
