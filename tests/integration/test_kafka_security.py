@@ -13,7 +13,8 @@ What runs against a real peer, and what does not:
   cluster id through ``make_producer``/``make_consumer``/``ensure_topics``/``incarnation.cluster_id``
   with ``security_protocol="SSL"`` and the CA file; a client without the CA is refused
   (CERTIFICATE_VERIFY_FAILED); ``ssl_check_hostname`` refuses a certificate for another name and
-  ``false`` accepts it.
+  ``false`` accepts it; ``twin run`` with the config's TLS settings, its re-keying child included,
+  mirrors a stream read over TLS, and exits 3 naming the broker when it lacks the CA.
 * SASL: NOT against a real peer. Tansu's ``--authentication`` does demand SASL (a PLAINTEXT client
   is cut off; it offers SCRAM, not PLAIN: "NoSharedMechanism"), but its users can only be created by
   ``tansu user create --broker URL``, a Kafka request that the authenticating broker itself refuses
@@ -32,6 +33,7 @@ import datetime as dt
 import ipaddress
 import logging
 import re
+import signal
 import ssl
 import subprocess
 import threading
@@ -52,7 +54,11 @@ from typer.testing import CliRunner
 from streams import incarnation, kafka_security
 from streams.broker import EmbeddedBroker, free_port, kafka_answers, tansu_binary
 from streams.kafka_io import KafkaSink, ensure_topics, make_admin, make_consumer, make_producer
+from streams.stats import read_stats_file
+from tests.helpers import out_record, publish, wait_for
+from tests.integration.test_worker_recovery import _clusters, _start, _write_config
 from twin.config import KafkaSettings, TwinSettings
+from twin.synthetic import SyntheticNetwork
 
 CLUSTER_ID = "twin-security-test"
 
@@ -389,3 +395,52 @@ def test_a_command_with_a_bad_security_setting_exits_2_naming_it(tmp_path: Path)
     result = CliRunner().invoke(app, ["alerts", "list", "--config", str(config)])
     assert result.exit_code == 2, result.output
     assert "kafka.sasl_password is required with kafka.security_protocol=SASL_SSL" in result.output
+
+
+# --- the worker and its re-keying child over TLS -----------------------------------------------------
+
+def _tls_config(tmp_path: Path, pki: Pki | None, group: str, net: SyntheticNetwork) -> Path:
+    config = _write_config(tmp_path / f"{group}.toml", tmp_path / "state", _clusters(net), group)
+    security = 'security_protocol = "SSL"\n' + (f'ssl_cafile = "{pki.cafile}"\n' if pki is not None else "")
+    config.write_text(config.read_text().replace("[kafka]\n", "[kafka]\n" + security, 1))
+    return config
+
+
+def test_twin_run_and_its_rekeying_child_work_over_tls(tls_broker: TlsBroker, pki: Pki, tmp_path: Path) -> None:
+    """``twin run`` (two processes) with the config's TLS settings: both processes read, the mirror
+    gets every record; the only way to the broker is the TLS listener."""
+    net = SyntheticNetwork(cells=6, seed=3)
+    records = [out_record(r) for r in net.cm_snapshots()]
+    for period in range(3):
+        records += [out_record(r) for r in net.pm_period(period)]
+        records += [out_record(r) for r in net.mr_events(period, 300)]
+    kafka_security.configure(KafkaSettings(security_protocol="SSL", ssl_cafile=pki.cafile))
+    asyncio.run(publish(tls_broker.bootstrap, records))
+    config = _tls_config(tmp_path, pki, "tls-worker", net)
+    stats = tmp_path / "w.json"
+    worker = _start(config, tls_broker.bootstrap, "w", stats, tmp_path / "w.log")
+    try:
+        wait_for(lambda: read_stats_file(stats).get("recordsApplied", 0) >= len(records), 90,
+                 "the mirror to apply the stream read over TLS")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(30)
+    assert code == 0, (tmp_path / "w.log").read_text()[-3000:]
+    parent, child = read_stats_file(stats), read_stats_file(tmp_path / "w.json.rekey")
+    assert child["consumed"] > 0, "the re-keying child read nothing (over TLS)"
+    assert parent["consumed"] + child["consumed"] == len(records) and parent["recordsApplied"] == len(records)
+
+
+def test_twin_run_without_the_ca_exits_3_naming_the_broker(tls_broker: TlsBroker, tmp_path: Path) -> None:
+    net = SyntheticNetwork(cells=3, seed=4)
+    config = _tls_config(tmp_path, None, "tls-noca", net)
+    log = tmp_path / "w.log"
+    worker = _start(config, tls_broker.bootstrap, "w", tmp_path / "w.json", log)
+    try:
+        code = worker.wait(60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    text = log.read_text()
+    assert code == 3, text[-3000:]
+    assert f"cannot reach the broker at {tls_broker.bootstrap}" in text and "CERTIFICATE_VERIFY_FAILED" in text
