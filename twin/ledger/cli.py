@@ -219,7 +219,7 @@ def _publish(settings: Any, records: list[tuple[str, str, str]]) -> None:
 
     async def send() -> None:
         sink = open_sink("kafka", bootstrap_servers=servers, ensure=sorted({t for t, _, _ in records}),
-                         partitions=settings.kafka.partitions)
+                         partitions=settings.kafka.partitions, kafka=settings.kafka)  # its TLS/SASL settings
         await sink.start()
         try:
             await sink.send_many([OutRecord(t, k.encode(), v.encode()) for t, k, v in records])
