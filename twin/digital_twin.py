@@ -101,7 +101,7 @@ class IngestReport:
     clusters touched and the periods predicted as a result."""
 
     applied: int = 0  # includes the held ones
-    held: int = 0  # of cells the topology does not list (see ``Twin.unassigned``)
+    held: int = 0  # records put in the holding (cells outside the topology, DNs awaiting CM: ``Twin.unassigned``)
     rejected: list[RejectedRecord] = field(default_factory=list)
     clusters: set[str] = field(default_factory=set)
     predictions: list[ClusterPrediction] = field(default_factory=list)
@@ -327,6 +327,12 @@ class Twin:
         from its fields unless ``topic`` is given), bytes or str of JSON with ``topic``, or a
         published record (anything with ``topic``, ``key`` and ``value``, such as the emulator's;
         a ``None`` value on the CM snapshot topic is a tombstone). Nothing is written anywhere.
+
+        Cell identity follows the worker's steps (``twin.mirror.identity_flow.deliver``): PM whose
+        key the file reader derived from its DN waits in the holding by node until CM names the
+        cell, then is applied under the real key (in this call or a later one); records refused for
+        an identity conflict are in ``rejected`` (``identity_conflict``), at the index of the input
+        record whose ingest refused them.
         """
         if self._decoder is None:
             self._decoder = IngestDecoder(self.settings.ingest)
