@@ -18,7 +18,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check twin streams adapters replay tests conftest.py
 	$(PY) -m mypy
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q --durations=40
 
 lint: $(STAMP)
 	$(PY) -m ruff check twin streams adapters replay tests conftest.py
