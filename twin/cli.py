@@ -98,5 +98,8 @@ def _load_plugins() -> None:
 
 
 def main() -> None:
+    from twin.logs import configure
+
+    configure()  # log lines go to stderr (JSON unless a terminal): stdout is the commands' output (JSON results)
     _load_plugins()
     app()
