@@ -38,7 +38,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -123,6 +123,14 @@ def _check(part: str) -> str:
     return part
 
 
+def _entry_puts(tag: str, entries: Mapping[str, Any], changed: set[str], full: bool) -> list[tuple[str, bytes | None]]:
+    """The store rows of ``entries`` (each with ``to_dict``) under ``tag``: all of them, or only the
+    ``changed`` keys; a key no longer in ``entries`` is a deletion (``None``)."""
+    keys = set(entries) if full else changed
+    return [(tag + SEP + _check(k), None if entries.get(k) is None else orjson.dumps(entries[k].to_dict()))
+            for k in keys]
+
+
 def take_changes(state: PartitionState, extra: dict[str, Any] | None = None, full: bool | None = None) -> Changes:
     """The entries of ``state`` changed since its last checkpoint, with its next offset and metadata
     (``state.meta`` updated by ``extra``), encoded (so later updates do not change them); the
@@ -142,18 +150,10 @@ def take_changes(state: PartitionState, extra: dict[str, Any] | None = None, ful
             puts += [(prefix + SEP.join(sub), value) for sub, value in cell_entries]
             out.ranges += [prefix + SEP.join(sub) + SEP for sub in ranges]
         out.cells += len(cells)
-    holding = state.unassigned
-    keys = set(holding.held) if full else holding.changed
-    holding.changed = set()
-    for key in keys:
-        held = holding.held.get(key)
-        puts.append(("u" + SEP + _check(key), None if held is None else orjson.dumps(held.to_dict())))
-    index = state.identity
-    nodes = set(index.nodes) if full else index.changed
-    index.changed = set()
-    for node in nodes:
-        ident = index.nodes.get(node)
-        puts.append(("i" + SEP + _check(node), None if ident is None else orjson.dumps(ident.to_dict())))
+    holding, index = state.unassigned, state.identity
+    puts += _entry_puts("u", holding.held, holding.changed, full)
+    puts += _entry_puts("i", index.nodes, index.changed, full)
+    holding.changed, index.changed = set(), set()
     state.synced = True
     return out
 
