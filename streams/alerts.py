@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from aiokafka import TopicPartition
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
@@ -30,15 +31,29 @@ __all__ = ["alerts_list_command", "alerts_redeliver_command", "read_alerts"]
 
 async def read_alerts(bootstrap: str, topic: str = topics.ALERTS, idle_s: float = 1.0,
                       timeout_s: float = 30.0) -> tuple[list[Alert], int]:
-    """Every alert on ``topic`` (and the number of records that were not valid alerts)."""
-    consumer = make_consumer(bootstrap, topic, group_id=None)
+    """Every alert on ``topic`` (and the number of records that were not valid alerts).
+
+    Reads every partition up to the end offsets seen at the start, then until the topic has been
+    quiet for ``idle_s``: a slow first fetch never ends the read early with a raise read and its
+    clear not yet (an idle timer alone did, on a loaded machine)."""
+    consumer = make_consumer(bootstrap, group_id=None)
     await consumer.start()
     alerts: list[Alert] = []
     invalid = 0
     deadline = time.monotonic() + timeout_s
-    quiet_since = time.monotonic()
     try:
-        while time.monotonic() < deadline and time.monotonic() - quiet_since < idle_s:
+        await consumer.topics()  # fetches the metadata
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not parts:
+            return alerts, invalid
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            behind = [tp for tp in parts if await consumer.position(tp) < ends[tp]]
+            if not behind and time.monotonic() - quiet_since >= idle_s:
+                break
             batch = await consumer.getmany(timeout_ms=200)
             for messages in batch.values():
                 for m in messages:
