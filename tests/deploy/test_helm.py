@@ -282,3 +282,154 @@ def test_adapter_credentials_come_from_the_secret(tmp_path: Path, monkeypatch: p
     assert open_adapter(settings.cm.adapter, **settings.cm.adapter_options) is not None
     out = run_helm(tmp_path, ["template", "twin"], merged(secrets__cmAdapterOptions="token=x"))
     assert out.returncode != 0 and "/secrets/cmAdapterOptions" in out.stderr
+
+
+# Kafka client security (kafka.security, secrets.kafkaSaslPassword): the TWIN_KAFKA__* variables the pods get.
+SASL_PASSWORD = "scram-pw-8d1f0c"  # a test value, looked for in the rendered text
+TLS_DIR = "/etc/ran-twin/kafka-tls"
+SECURE = {"kafka__security": {"protocol": "SASL_SSL", "saslMechanism": "SCRAM-SHA-512", "saslUsername": "ran-twin",
+                              "tls": {"existingSecret": "kafka-client-tls", "clientCert": True}},
+          "secrets__kafkaSaslPassword": SASL_PASSWORD}
+CA_ONLY = {"kafka__security": {"protocol": "SSL", "tls": {"existingSecret": "kafka-ca", "checkHostname": False}}}
+
+
+def pods(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+
+
+def kafka_env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container["env"] if e["name"].startswith("TWIN_KAFKA__")}
+
+
+def load_with_pod_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docs: list[dict[str, Any]],
+                      container: dict[str, Any]) -> Any:
+    """The runtime's settings as this container would load them: the ConfigMap's TOML plus its plain
+    TWIN_* values (the TLS paths moved onto real files here) and the Secret's keys; an env name that is
+    no setting is refused by ``extra="forbid"``."""
+    tls = tmp_path / "kafka-tls"
+    tls.mkdir(exist_ok=True)
+    for name in ("ca.crt", "tls.crt", "tls.key"):
+        (tls / name).write_text("-----BEGIN PLACEHOLDER-----\n-----END PLACEHOLDER-----\n")
+    config = tmp_path / "twin.toml"
+    config.write_text(one(docs, "ConfigMap")["data"]["twin.toml"])
+    secret = {k: base64.b64decode(v).decode() for k, v in one(docs, "Secret")["data"].items()}
+    with monkeypatch.context() as env:
+        for name in [n for n in os.environ if n.startswith("TWIN_")]:
+            env.delenv(name)
+        for var in container["env"]:
+            if not var["name"].startswith("TWIN_") or var["name"] == "TWIN_HEALTHCHECK":
+                continue
+            if "value" in var:
+                env.setenv(var["name"], var["value"].replace(TLS_DIR, str(tls)))
+            elif var["valueFrom"]["secretKeyRef"]["key"] in secret:
+                env.setenv(var["name"], secret[var["valueFrom"]["secretKeyRef"]["key"]])
+        return load_settings(config)
+
+
+@pytest.mark.parametrize("security", [SECURE, CA_ONLY], ids=["sasl_ssl-mtls", "ssl-ca-only"])
+def test_kafka_security_reaches_every_container_as_settings_the_runtime_accepts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, security: dict[str, Any]) -> None:
+    out = run_helm(tmp_path, ["template", "twin", "--kube-version", KUBE_VERSION], merged(**security))
+    assert out.returncode == 0, out.stderr
+    assert SASL_PASSWORD not in out.stdout  # only base64 in the Secret; the pods take it by secretKeyRef
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    for doc in docs:
+        if doc["kind"] != "ServiceMonitor":
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+    sec = security["kafka__security"]
+    sasl = sec["protocol"].startswith("SASL_")
+    client_cert = sec["tls"].get("clientCert", False)
+    expected = {"BOOTSTRAP_SERVERS", "PARTITIONS", "GROUP_ID", "SECURITY_PROTOCOL", "SSL_CHECK_HOSTNAME", "SSL_CAFILE"}
+    expected |= {"SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD"} if sasl else set()
+    expected |= {"SSL_CERTFILE", "SSL_KEYFILE"} if client_cert else set()
+    found = containers(docs)
+    assert set(found) == {"worker", "api", "cm"}
+    for name, container in found.items():
+        env = kafka_env(container)
+        assert set(env) == {f"TWIN_KAFKA__{n}" for n in expected}, name
+        assert env["TWIN_KAFKA__SECURITY_PROTOCOL"]["value"] == sec["protocol"]
+        assert env["TWIN_KAFKA__SSL_CAFILE"]["value"] == f"{TLS_DIR}/ca.crt"
+        if sasl:
+            assert "value" not in env["TWIN_KAFKA__SASL_PASSWORD"]
+            ref = env["TWIN_KAFKA__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+            assert ref == {"name": one(docs, "Secret")["metadata"]["name"], "key": "kafka-sasl-password",
+                           "optional": True}
+        mounts = [m for m in container["volumeMounts"] if m["name"] == "kafka-tls"]
+        assert mounts == [{"name": "kafka-tls", "mountPath": TLS_DIR, "readOnly": True}], name
+        settings = load_with_pod_env(tmp_path, monkeypatch, docs, container)
+        kafka = settings.kafka
+        assert kafka.security_protocol == sec["protocol"]
+        assert kafka.ssl_cafile == tmp_path / "kafka-tls" / "ca.crt"
+        assert kafka.ssl_check_hostname is sec["tls"].get("checkHostname", True)
+        if sasl:
+            assert (kafka.sasl_mechanism, kafka.sasl_username) == (sec["saslMechanism"], sec["saslUsername"])
+            assert kafka.sasl_password is not None and kafka.sasl_password.get_secret_value() == SASL_PASSWORD
+        else:
+            assert kafka.sasl_mechanism is None and kafka.sasl_password is None
+        if client_cert:
+            assert (kafka.ssl_certfile, kafka.ssl_keyfile) == (tmp_path / "kafka-tls" / "tls.crt",
+                                                               tmp_path / "kafka-tls" / "tls.key")
+        else:
+            assert kafka.ssl_certfile is None and kafka.ssl_keyfile is None
+    for pod in pods(docs):
+        volume = [v for v in pod["volumes"] if v["name"] == "kafka-tls"]
+        assert volume == [{"name": "kafka-tls", "secret": {"secretName": sec["tls"]["existingSecret"],
+                                                           "defaultMode": 0o440}}]
+    secret = {k: base64.b64decode(v).decode() for k, v in one(docs, "Secret")["data"].items()}
+    assert secret.get("kafka-sasl-password") == (SASL_PASSWORD if sasl else None)
+
+
+def test_the_pod_env_check_catches_a_misspelt_kafka_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loading above is a real check: a variable the runtime does not know fails it."""
+    docs = render(tmp_path, merged(**SECURE))
+    worker = copy.deepcopy(containers(docs)["worker"])
+    worker["env"].append({"name": "TWIN_KAFKA__SSL_CAFLIE", "value": f"{TLS_DIR}/ca.crt"})
+    with pytest.raises(ValueError, match="ssl_caflie"):
+        load_with_pod_env(tmp_path, monkeypatch, docs, worker)
+
+
+def test_default_values_set_plaintext_and_nothing_else_of_kafka_security(tmp_path: Path) -> None:
+    docs = render(tmp_path)
+    for name, container in containers(docs).items():
+        env = kafka_env(container)
+        assert set(env) == {"TWIN_KAFKA__BOOTSTRAP_SERVERS", "TWIN_KAFKA__PARTITIONS", "TWIN_KAFKA__GROUP_ID",
+                            "TWIN_KAFKA__SECURITY_PROTOCOL"}, name
+        assert env["TWIN_KAFKA__SECURITY_PROTOCOL"]["value"] == "PLAINTEXT"
+        assert not [m for m in container["volumeMounts"] if m["name"] == "kafka-tls"], name
+    for pod in pods(docs):
+        assert not [v for v in pod["volumes"] if v["name"] == "kafka-tls"]
+    assert "kafka-sasl-password" not in one(docs, "Secret")["data"]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"kafka__security": {"protocol": "SASL_PLAINTEXT", "saslUsername": "u"}, "secrets__kafkaSaslPassword": "p"},
+     "kafka.security.saslMechanism is empty: kafka.security.protocol=SASL_PLAINTEXT needs PLAIN, SCRAM-SHA-256"),
+    ({"kafka__security": {"protocol": "SASL_SSL", "saslMechanism": "PLAIN"}, "secrets__kafkaSaslPassword": "p"},
+     "kafka.security.saslUsername is empty: kafka.security.protocol=SASL_SSL needs the SASL user name"),
+    ({"kafka__security": {"protocol": "SASL_SSL", "saslMechanism": "SCRAM-SHA-256", "saslUsername": "u"}},
+     "secrets.kafkaSaslPassword is empty: kafka.security.protocol=SASL_SSL needs the SASL password"),
+    ({"kafka__security": {"protocol": "SSL", "tls": {"clientCert": True}}},
+     "kafka.security.tls.clientCert is true but kafka.security.tls.existingSecret is empty"),
+    ({"kafka__security": {"protocol": "SASL_SSL", "saslMechanism": "PLAIN", "saslUsername": "u",
+                          "tls": {"clientCert": True}}, "secrets__kafkaSaslPassword": "p"},
+     "kafka.security.tls.clientCert is true but kafka.security.tls.existingSecret is empty"),
+    ({"kafka__security": {"protocol": "TLS"}}, "/kafka/security/protocol"),
+    ({"kafka__security": {"protocol": "SASL_SSL", "saslMechanism": "GSSAPI"}}, "/kafka/security/saslMechanism"),
+    ({"kafka__security": {"protocol": "SSL", "tls": {"existingSecert": "x"}}}, "existingSecert"),
+])
+def test_incomplete_kafka_security_fails_rendering_by_name(tmp_path: Path, change: dict[str, Any],
+                                                           message: str) -> None:
+    out = run_helm(tmp_path, ["template", "twin"], merged(**change))
+    assert out.returncode != 0 and message in out.stderr, out.stderr
+
+
+def test_an_existing_secret_is_trusted_to_hold_the_sasl_password(tmp_path: Path) -> None:
+    docs = render(tmp_path, merged(secrets__create=False, secrets__existingSecret="ops-ran-twin", secrets__apiTokens="",
+                                   kafka__security={"protocol": "SASL_PLAINTEXT", "saslMechanism": "PLAIN",
+                                                    "saslUsername": "u"}))
+    for container in containers(docs).values():
+        ref = kafka_env(container)["TWIN_KAFKA__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"]) == ("ops-ran-twin", "kafka-sasl-password")
+        assert "TWIN_KAFKA__SSL_CAFILE" not in kafka_env(container)  # no TLS with SASL_PLAINTEXT
+    out = run_helm(tmp_path, ["template", "twin"], merged(secrets__create=False, secrets__apiTokens=""))
+    assert out.returncode != 0 and "cm-adapter-options and kafka-sasl-password" in out.stderr

@@ -33,6 +33,28 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when the pods mount kafka.security.tls.existingSecret: a TLS protocol (SSL, SASL_SSL) and a Secret given. */}}
+{{- define "ran-twin.kafkaTls" -}}
+{{- $sec := .Values.kafka.security -}}
+{{- if and $sec.tls.existingSecret (has $sec.protocol (list "SSL" "SASL_SSL")) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The volume and the mount of the Kafka TLS Secret, for the pods that talk to Kafka. */}}
+{{- define "ran-twin.kafkaTlsVolume" -}}
+{{- if include "ran-twin.kafkaTls" . -}}
+- name: kafka-tls
+  secret:
+    secretName: {{ .Values.kafka.security.tls.existingSecret }}
+    defaultMode: 0440
+{{- end -}}
+{{- end -}}
+
+{{- define "ran-twin.kafkaTlsMount" -}}
+{{- if include "ran-twin.kafkaTls" . -}}
+- {name: kafka-tls, mountPath: /etc/ran-twin/kafka-tls, readOnly: true}
+{{- end -}}
+{{- end -}}
+
 {{- define "ran-twin.claimName" -}}
 {{- .Values.persistence.existingClaim | default (printf "%s-state" (include "ran-twin.fullname" .)) -}}
 {{- end -}}
@@ -46,11 +68,27 @@ app.kubernetes.io/component: {{ .component }}
 {{- fail "secrets.apiTokens is empty: give the API's token file (or secrets.existingSecret, or api.enabled=false)" -}}
 {{- end -}}
 {{- if and (not .Values.secrets.create) (not .Values.secrets.existingSecret) -}}
-{{- fail "secrets.create is false and secrets.existingSecret is empty: name the Secret that holds api-tokens, influx-token, webhook-bearer-token, ledger-url and cm-adapter-options" -}}
+{{- fail "secrets.create is false and secrets.existingSecret is empty: name the Secret that holds api-tokens, influx-token, webhook-bearer-token, ledger-url, cm-adapter-options and kafka-sasl-password" -}}
+{{- end -}}
+{{- $sec := .Values.kafka.security -}}
+{{- if hasPrefix "SASL_" $sec.protocol -}}
+{{- if not $sec.saslMechanism -}}
+{{- fail (printf "kafka.security.saslMechanism is empty: kafka.security.protocol=%s needs PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512" $sec.protocol) -}}
+{{- end -}}
+{{- if not $sec.saslUsername -}}
+{{- fail (printf "kafka.security.saslUsername is empty: kafka.security.protocol=%s needs the SASL user name" $sec.protocol) -}}
+{{- end -}}
+{{- if and (not .Values.secrets.existingSecret) (not .Values.secrets.kafkaSaslPassword) -}}
+{{- fail (printf "secrets.kafkaSaslPassword is empty: kafka.security.protocol=%s needs the SASL password (or secrets.existingSecret with the key kafka-sasl-password)" $sec.protocol) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (has $sec.protocol (list "SSL" "SASL_SSL")) $sec.tls.clientCert (not $sec.tls.existingSecret) -}}
+{{- fail (printf "kafka.security.tls.clientCert is true but kafka.security.tls.existingSecret is empty: name the Secret that holds ca.crt, tls.crt and tls.key (kafka.security.protocol=%s)" $sec.protocol) -}}
 {{- end -}}
 {{- end -}}
 
-{{/* Environment shared by every container: Kafka from the values, secrets as TWIN_* variables. */}}
+{{/* Environment shared by every container: Kafka (and its client security) from the values, secrets as
+TWIN_* variables; only the security variables that apply to kafka.security.protocol are set. */}}
 {{- define "ran-twin.env" -}}
 - name: TWIN_KAFKA__BOOTSTRAP_SERVERS
   value: {{ .Values.kafka.bootstrapServers | quote }}
@@ -58,6 +96,32 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.kafka.partitions | quote }}
 - name: TWIN_KAFKA__GROUP_ID
   value: {{ .Values.kafka.groupId | quote }}
+{{- $sec := .Values.kafka.security }}
+- name: TWIN_KAFKA__SECURITY_PROTOCOL
+  value: {{ $sec.protocol | quote }}
+{{- if hasPrefix "SASL_" $sec.protocol }}
+- name: TWIN_KAFKA__SASL_MECHANISM
+  value: {{ $sec.saslMechanism | quote }}
+- name: TWIN_KAFKA__SASL_USERNAME
+  value: {{ $sec.saslUsername | quote }}
+- name: TWIN_KAFKA__SASL_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "ran-twin.secretName" . }}, key: kafka-sasl-password, optional: true}
+{{- end }}
+{{- if has $sec.protocol (list "SSL" "SASL_SSL") }}
+- name: TWIN_KAFKA__SSL_CHECK_HOSTNAME
+  value: {{ $sec.tls.checkHostname | toString | quote }}
+{{- if include "ran-twin.kafkaTls" . }}
+- name: TWIN_KAFKA__SSL_CAFILE
+  value: /etc/ran-twin/kafka-tls/ca.crt
+{{- if $sec.tls.clientCert }}
+- name: TWIN_KAFKA__SSL_CERTFILE
+  value: /etc/ran-twin/kafka-tls/tls.crt
+- name: TWIN_KAFKA__SSL_KEYFILE
+  value: /etc/ran-twin/kafka-tls/tls.key
+{{- end }}
+{{- end }}
+{{- end }}
 - name: TWIN_TIMESERIES__TOKEN
   valueFrom:
     secretKeyRef: {name: {{ include "ran-twin.secretName" . }}, key: influx-token, optional: true}
