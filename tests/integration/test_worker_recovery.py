@@ -78,8 +78,10 @@ def test_kill_9_mid_stream_then_restart_equals_uninterrupted_run(fresh_broker: E
     records = _stream(net)
     clusters = _clusters(net)
     bootstrap = fresh_broker.bootstrap_servers
-    asyncio.run(publish(bootstrap, records))
-    expected = _reference(bootstrap, tmp_path, clusters, len(records))
+    # half the stream first, the rest after the kill: a worker that starts fast could otherwise have
+    # ingested all of it before its stats file showed it had begun
+    half = len(records) // 2
+    asyncio.run(publish(bootstrap, records[:half]))
     expected_mr = N_PERIODS * MR_PER_PERIOD
 
     config = _write_config(tmp_path / "w.toml", tmp_path / "state", clusters, "crashy")
@@ -96,6 +98,8 @@ def test_kill_9_mid_stream_then_restart_equals_uninterrupted_run(fresh_broker: E
     assert at_kill["recordsApplied"] < len(records), "the kill came after the stream had been ingested"
     state = tmp_path / "state" / "crashy"
     assert _mr_total(state) < expected_mr
+    asyncio.run(publish(bootstrap, records[half:]))
+    expected = _reference(bootstrap, tmp_path, clusters, len(records))  # the uninterrupted run
 
     second = _start(config, bootstrap, "w2", tmp_path / "stats2.json", tmp_path / "w2.log")
     try:

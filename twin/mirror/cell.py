@@ -103,6 +103,26 @@ class CellMirror:
         else:
             self.changes.add((REL, gp, end))
 
+    def withdraw_pm(self, gp: int, end: int, target: str | None = None) -> tuple[dict[str, float], bool | None]:
+        """Remove and return one period's PM values (of the relation to ``target`` when given) and
+        its suspect flag: a record applied here that turned out to be another cell's
+        (``ClusterMirror``: a derived key that CM gives another node)."""
+        if target is None:
+            series = self.pm.get(gp, {})
+            suspect = self.periods.get(gp, {}).pop(end, None)
+            self.changes.add((PM, gp, end))
+        else:
+            series = self.relations.get(target, {}).get(gp, {})
+            suspect = None
+            self.changes.add((REL, gp, end))
+        values = {}
+        for name, per_name in list(series.items()):
+            if end in per_name:
+                values[name] = per_name.pop(end)
+                if not per_name:  # as a checkpoint reads back: no empty series
+                    del series[name]
+        return values, suspect
+
     def set_predicted(self, gp: int, end: int, values: dict[str, float]) -> None:
         """Store the twin's prediction of one period (an upsert: re-predicting changes nothing)."""
         series = self.predicted.setdefault(gp, {})

@@ -33,6 +33,10 @@ IDENTITY = "i"  # ("i",): cell identity claims and conflicts ({"claims": ..., "c
 FIDELITY = "f"  # ("f",): the latest DT-BSM records (``twin.prediction.fidelity``), oldest first
 #: resync records a cluster keeps (older ones are on ``ran.twin.resyncs.v1``)
 RESYNCS_KEPT = 50
+#: periods of a derived key's claim remembered so that they can be moved out if CM later gives the key
+#: to another node's cell; a claim with more periods stands (a network whose topology lists derived
+#: keys and that sends no CM keeps them for good), and a CM that contradicts it then is reported
+CLAIM_UNDO_PERIODS = 16
 
 
 @dataclass(slots=True)
@@ -63,6 +67,9 @@ class ClusterMirror:
     # records with a derived key the cell took, and the conflicts refused ("<key>|<dn>" -> details)
     claims: dict[str, str] = field(default_factory=dict)
     conflicts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the periods applied under a claim, while CM has named no owner of the key: key -> {"p": [[kind,
+    # gp, end, relation target or None, dn], ...]}, "p" None once more than ``CLAIM_UNDO_PERIODS``
+    claimed: dict[str, dict[str, Any]] = field(default_factory=dict)
     # whoever applies records and can deliver what identity produces (the worker's mirror stage)
     # sets ``announcing``: then the notices for the nodes' holdings and the refused records are
     # collected in ``identity_out`` and ``refused`` for it to take (not state)
@@ -73,6 +80,7 @@ class ClusterMirror:
     conflict_dns: set[str] = field(default_factory=set, compare=False, repr=False)
     identity_changed: bool = field(default=False, compare=False, repr=False)
     redirected: int = field(default=0, compare=False, repr=False)  # derived PM sent to its node's holding
+    claiming: bool = field(default=False, compare=False, repr=False)  # the last _pm_conflict: under a claim
     # (gp, end) -> when (processing time) an incomplete pending period became due by timeout:
     # the start of its grace (``twin.prediction.schedule``); not state, not checkpointed
     overdue_since: dict[tuple[int, int], float] = field(default_factory=dict, compare=False, repr=False)
@@ -111,8 +119,11 @@ class ClusterMirror:
         elif kind == "pm" or kind == "pmr":
             pm = cast(PmBody, body)
             dn = pm.get("dn")
+            claimed = False
             if dn is not None and (self.conflict_dns or is_derived(cast(str, cell_key), dn)):
+                self.claiming = False
                 conflict = self._pm_conflict(cast(str, cell_key), dn)
+                claimed = self.claiming
                 if conflict is not None:
                     if conflict[0] is None and self.announcing:
                         # a derived key that CM gives another node's cell: the record is not that
@@ -123,6 +134,8 @@ class ClusterMirror:
                     self._refuse(record, cast(str, cell_key), dn, conflict[1], conflict[2])
                     return
             self.cell(cast(str, cell_key)).apply_pm(kind, pm)
+            if claimed:
+                self._track_claim(cast(str, cell_key), kind, pm, cast(str, dn))
             if kind == "pm":
                 self._mark_pending(pm["gp"], round(pm["t"]))
         elif kind == "cm" or kind == "cmn":
@@ -170,14 +183,18 @@ class ClusterMirror:
             claimant = self.claims.get(cell_key)
             node = node_key(r["dn"])
             if claimant is not None and claimant != node:
-                # derived records of another node reached the key before CM named its owner: reported;
-                # from now on that node's derived records are refused here
-                self._conflict(cell_key, r["dn"], claimant, f"records of {claimant} with a key derived from its "
-                               f"name were applied to {cell_key} before CM named {r['dn']!r} its {r['cls']}",
-                               refuse_dn=False)
+                # derived records of another node reached the key before CM named its owner: moved out
+                # to that node's holding (which resolves them to its own cell) where they can be, else
+                # reported; from now on that node's derived records go to its holding or are refused
+                if not self._withdraw_claim(cell_key):
+                    self._conflict(cell_key, r["dn"], claimant, f"records of {claimant} with a key derived from "
+                                   f"its name were applied to {cell_key} before CM named {r['dn']!r} its "
+                                   f"{r['cls']}", refuse_dn=False)
                 self.claims[cell_key] = node
                 self.conflict_dns.discard(local_dn(r["dn"]))  # refused as the collision's second, now the owner
                 self.identity_changed = True
+            elif claimant == node and self.claimed.pop(cell_key, None) is not None:
+                self.identity_changed = True  # CM confirms the claim: nothing will be moved out
         if self.announcing and (r["dn"], cell_key) not in self.announced:
             self.announced.add((r["dn"], cell_key))
             self.identity_out.append(notice(r["dn"], cell_key))
@@ -225,12 +242,48 @@ class ClusterMirror:
         if claimant is None:
             self.claims[cell_key] = node
             self.identity_changed = True
+            self.claiming = True
             return None
         if claimant == node:
+            self.claiming = True
             return None
         return "refuse", claimant, (f"the key {cell_key} derived from {dn!r} is also {claimant}'s (a collision of "
                                     f"the PM reader's derived ids); {claimant} keeps it, the records of {dn!r} are "
                                     "not merged into it")
+
+    def _track_claim(self, cell_key: str, kind: str, pm: PmBody, dn: str) -> None:
+        """Remember the period a derived key's claim applied (``CLAIM_UNDO_PERIODS`` at most)."""
+        entry = self.claimed.setdefault(cell_key, {"p": []})
+        periods = entry["p"]
+        if periods is None:
+            return
+        tag = [kind, pm["gp"], round(pm["t"]), cast(dict[str, Any], pm).get("tc") if kind == "pmr" else None, dn]
+        if tag in periods:
+            return
+        if len(periods) < CLAIM_UNDO_PERIODS:
+            periods.append(tag)
+        else:
+            entry["p"] = None
+        self.identity_changed = True
+
+    def _withdraw_claim(self, cell_key: str) -> bool:
+        """Move the periods the key's claimant applied out of the cell, to the claimant's holding
+        (``identity_out``): True when all of them could be (tracked, and a deliverer announcing)."""
+        entry = self.claimed.pop(cell_key, None)
+        self.identity_changed = True
+        if entry is None or entry["p"] is None or not self.announcing:
+            return False
+        cell = self.cell(cell_key)
+        for kind, gp, end, target, dn in entry["p"]:
+            values, suspect = cell.withdraw_pm(gp, end, target)
+            if not values:  # pruned meanwhile
+                continue
+            body: dict[str, Any] = {"gp": gp, "t": float(end), "v": values, "s": bool(suspect), "dn": dn}
+            if target is not None:
+                body["tc"] = target
+            self.identity_out.append(cast(NormalisedRecord, (kind, cell_key, body)))
+            self.redirected += 1
+        return True
 
     def _conflict(self, cell_key: str, dn: str, owner: str, reason: str, refuse_dn: bool = True) -> dict[str, Any]:
         """The conflict entry of (``cell_key``, ``dn``), made on first sight; ``refuse_dn``: the DN's
@@ -301,7 +354,8 @@ class ClusterMirror:
             out.append(((FIDELITY_STATE,), self.fidelity_state))
             self.fidelity_saved = self.fidelity_state
         if (full or self.identity_changed) and (self.claims or self.conflicts):
-            out.append(((IDENTITY,), orjson.dumps({"claims": self.claims, "conflicts": self.conflicts})))
+            out.append(((IDENTITY,), orjson.dumps({"claims": self.claims, "conflicts": self.conflicts,
+                                                   "claimed": self.claimed})))
         self.identity_changed = False
         if self.fidelity and (full or self.fidelity_changed):
             out.append(((FIDELITY,), orjson.dumps(self.fidelity)))
@@ -342,6 +396,7 @@ class ClusterMirror:
         elif sub[0] == IDENTITY:
             self.claims = dict(value["claims"])
             self.conflicts = dict(value["conflicts"])
+            self.claimed = dict(value.get("claimed", {}))
             self.conflict_dns = _refused_dns(self.conflicts, self.claims)
         else:
             raise ValueError(f"unknown checkpoint entry {sub!r} of cluster {self.cluster_id}")
@@ -353,7 +408,7 @@ class ClusterMirror:
             "objects": self.objects,
             "pending": {str(gp): sorted(ends) for gp, ends in self.pending.items() if ends},
             "predThrough": {str(gp): end for gp, end in self.predicted_through.items()},
-            "identity": {"claims": self.claims, "conflicts": self.conflicts},
+            "identity": {"claims": self.claims, "conflicts": self.conflicts, "claimed": self.claimed},
         }
 
     def snapshot(self) -> ClusterMirror:
@@ -373,6 +428,7 @@ class ClusterMirror:
             fidelity=[dict(r) for r in self.fidelity],
             claims=dict(self.claims),
             conflicts={k: dict(c) for k, c in self.conflicts.items()},
+            claimed={k: {"p": None if c["p"] is None else [list(t) for t in c["p"]]} for k, c in self.claimed.items()},
             conflict_dns=set(self.conflict_dns),
         )
 
@@ -387,6 +443,7 @@ class ClusterMirror:
             predicted_through={int(gp): int(end) for gp, end in d.get("predThrough", {}).items()},
             claims=dict(identity.get("claims", {})),
             conflicts=dict(identity.get("conflicts", {})),
+            claimed=dict(identity.get("claimed", {})),
             conflict_dns=_refused_dns(identity.get("conflicts", {}), identity.get("claims", {})),
         )
 

@@ -146,6 +146,8 @@ class Holding:
         if taken:
             held.records = kept
             self.changed.add(key)
+            if not kept and not held.cm:  # nothing waits any more: the key leaves the holding
+                del self.held[key]
         return taken
 
     def pop(self, key: str) -> Held | None:
