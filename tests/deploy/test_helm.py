@@ -286,7 +286,7 @@ def test_adapter_credentials_come_from_the_secret(tmp_path: Path, monkeypatch: p
 
 # Kafka client security (kafka.security, secrets.kafkaSaslPassword): the TWIN_KAFKA__* variables the pods get.
 SASL_PASSWORD = "scram-pw-8d1f0c"  # a test value, looked for in the rendered text
-TLS_DIR = "/etc/ran-twin/kafka-tls"
+TLS_DIR = "/run/secrets/kafka-tls"
 SECURE = {"kafka__security": {"protocol": "SASL_SSL", "saslMechanism": "SCRAM-SHA-512", "saslUsername": "ran-twin",
                               "tls": {"existingSecret": "kafka-client-tls", "clientCert": True}},
           "secrets__kafkaSaslPassword": SASL_PASSWORD}

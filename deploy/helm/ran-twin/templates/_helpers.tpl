@@ -51,7 +51,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "ran-twin.kafkaTlsMount" -}}
 {{- if include "ran-twin.kafkaTls" . -}}
-- {name: kafka-tls, mountPath: /etc/ran-twin/kafka-tls, readOnly: true}
+- {name: kafka-tls, mountPath: /run/secrets/kafka-tls, readOnly: true}
 {{- end -}}
 {{- end -}}
 
@@ -113,12 +113,12 @@ TWIN_* variables; only the security variables that apply to kafka.security.proto
   value: {{ $sec.tls.checkHostname | toString | quote }}
 {{- if include "ran-twin.kafkaTls" . }}
 - name: TWIN_KAFKA__SSL_CAFILE
-  value: /etc/ran-twin/kafka-tls/ca.crt
+  value: /run/secrets/kafka-tls/ca.crt
 {{- if $sec.tls.clientCert }}
 - name: TWIN_KAFKA__SSL_CERTFILE
-  value: /etc/ran-twin/kafka-tls/tls.crt
+  value: /run/secrets/kafka-tls/tls.crt
 - name: TWIN_KAFKA__SSL_KEYFILE
-  value: /etc/ran-twin/kafka-tls/tls.key
+  value: /run/secrets/kafka-tls/tls.key
 {{- end }}
 {{- end }}
 {{- end }}
