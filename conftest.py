@@ -7,12 +7,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.library.worker_run import WorkerRun, run_emulated_worker
+
+# Tansu holds a consumer group's new member for half the session timeout before it assigns
+# partitions, and the suite starts workers, CM services and benches that join groups well over a
+# hundred times: it runs them with 6 s sessions (3 s joins) instead of the 10 s default. Subprocesses
+# (``twin run``, ``twin cm serve``) inherit the variables; a test that needs other values sets its own.
+os.environ.setdefault("TWIN_KAFKA__SESSION_TIMEOUT_MS", "6000")
+os.environ.setdefault("TWIN_KAFKA__HEARTBEAT_INTERVAL_MS", "2000")
 
 
 @pytest.fixture(scope="session")

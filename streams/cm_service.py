@@ -164,7 +164,9 @@ class CmService:
                          max_request_size=self.settings.kafka.max_message_bytes)
         await sink.start()
         await self.side.start()
-        consumer = make_consumer(self.servers, topics.CHANGE_REQUESTS, group_id=self.settings.cm.group_id)
+        consumer = make_consumer(self.servers, topics.CHANGE_REQUESTS, group_id=self.settings.cm.group_id,
+                                 session_timeout_ms=self.settings.kafka.session_timeout_ms,
+                                 heartbeat_interval_ms=self.settings.kafka.heartbeat_interval_ms)
         await consumer.start()
         try:
             while self._open_twin() is None and not stop.is_set():  # no request is judged without the mirror

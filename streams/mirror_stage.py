@@ -122,6 +122,8 @@ class MirrorStage:
         self.consumer: AIOKafkaConsumer = make_consumer(
             self.bootstrap, group_id=f"{self.settings.kafka.group_id}.mirror",
             client_id=self.settings.kafka.client_id, max_partition_fetch_bytes=16 << 20,
+            session_timeout_ms=self.settings.kafka.session_timeout_ms,
+            heartbeat_interval_ms=self.settings.kafka.heartbeat_interval_ms,
         )
         self.guard = OffsetGuard(self.consumer, self.settings.kafka.offset_hole_wait_s,
                                  on_gap=gap_reporter(self.stats, "mirror.offset_gap_accepted", worker=self.worker_name))

@@ -143,7 +143,9 @@ class RekeyStage:
         # aiokafka clients bind to the running loop, so they are made here rather than in __init__.
         settings = self.settings
         self.consumer = make_consumer(self.bootstrap, group_id=f"{settings.kafka.group_id}.rekey",
-                                      client_id=settings.kafka.client_id)
+                                      client_id=settings.kafka.client_id,
+                                      session_timeout_ms=settings.kafka.session_timeout_ms,
+                                      heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms)
         # the first fetch after an assignment sets where a partition's offsets must follow on from
         self.guard = OffsetGuard(self.consumer, settings.kafka.offset_hole_wait_s,
                                  on_gap=gap_reporter(self.stats, "rekey.offset_gap_accepted"))

@@ -67,6 +67,14 @@ class KafkaSettings(_Section):
     request_timeout_ms: int = Field(
         default=30_000, ge=1000, description="how long a client waits for the broker to answer one request"
     )
+    session_timeout_ms: int = Field(
+        default=10_000, ge=1000, description="a consumer group member that sends no heartbeat for this long is "
+        "dropped and its partitions reassigned; Tansu also holds a new member's join for half of it"
+    )
+    heartbeat_interval_ms: int = Field(
+        default=3_000, ge=100, description="how often a group member sends its heartbeat (below a third of "
+        "session_timeout_ms)"
+    )
     broker_loss_timeout_s: float = Field(
         default=300.0, gt=0, description="how long sends that the broker does not acknowledge are retried "
         "(with backoff) before the worker exits with code 3 for its supervisor to restart it"
@@ -108,6 +116,13 @@ class KafkaSettings(_Section):
         if value is not None and not value.is_file():
             raise ValueError(f"kafka.{info.field_name}: {value} does not exist or is not a file")
         return value
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> KafkaSettings:
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError(f"kafka.heartbeat_interval_ms ({self.heartbeat_interval_ms}) must be below "
+                             f"kafka.session_timeout_ms ({self.session_timeout_ms})")
+        return self
 
     @model_validator(mode="after")
     def _complete_security(self) -> KafkaSettings:
