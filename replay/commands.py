@@ -169,14 +169,16 @@ def replay(
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the replay commands to the ``twin`` CLI ``app`` and ``twin bench gap-models`` / ``fidelity`` /
-    ``prefilter``."""
+    ``prefilter`` / ``optimize`` / ``sim2real``."""
     from replay.bench_fidelity import bench_fidelity_command
     from replay.bench_gap import bench_gap_models_command
     from replay.bench_optimize import bench_optimize_command
     from replay.bench_prefilter import bench_prefilter_command
+    from replay.bench_sim2real import bench_sim2real_command
 
     app.command("replay")(replay)
     bench_app.command("gap-models")(bench_gap_models_command)
     bench_app.command("fidelity")(bench_fidelity_command)
     bench_app.command("prefilter")(bench_prefilter_command)
     bench_app.command("optimize")(bench_optimize_command)
+    bench_app.command("sim2real")(bench_sim2real_command)

@@ -167,6 +167,18 @@ class PredictSettings(_Section):
                                    "time) have passed since then without the period completing: a worker "
                                    "catching up a backlog reads some cells' records seconds after others'")
     model_version: str = "sim-38901-v1"
+    engine: Literal["simulation", "sim2real"] = Field(default="simulation", description="what predicts the "
+                                                      "KPIs: the simulation model alone, or with the Sim2Real "
+                                                      "model's DRB.UEThpDl and RRU.PrbTotDl in their place "
+                                                      "(docs/sim2real.md)")
+    sim2real_model: Path | None = Field(default=None, description="directory of the Sim2Real model "
+                                        "(model.json and weights.pt; `twin bench sim2real --save DIR` makes one)")
+
+    @model_validator(mode="after")
+    def _engine_has_model(self) -> PredictSettings:
+        if self.engine == "sim2real" and self.sim2real_model is None:
+            raise ValueError("predict.engine='sim2real' needs predict.sim2real_model (the model's directory)")
+        return self
 
 
 class GapSettings(_Section):

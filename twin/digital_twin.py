@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from pydantic import BaseModel
@@ -41,12 +41,26 @@ from twin.mirror.holding import Holding
 from twin.mirror.identity import CONFLICT, IdentityIndex
 from twin.mirror.identity_flow import deliver
 from twin.mirror.store import CheckpointStore
-from twin.prediction.model import ClusterPrediction, ClusterPredictor, PeriodModel, PredictConfig, kpi_values
+from twin.prediction.model import (
+    ENGINES,
+    ClusterPrediction,
+    ClusterPredictor,
+    PeriodModel,
+    PredictConfig,
+    kpi_values,
+    load_engine,
+)
 from twin.prediction.service import CALIBRATED, PredictionService, prediction_service
 from twin.routing import HOLDING_PREFIX, ClusterRouter, holding_key
 from twin.schemas import WireModel
 from twin.sim.changes import normalise_changes
+from twin.sim.cm import apply_cm_to_sector
+from twin.sim.kpis import CONN
 from twin.sim.simulator import UeResult
+from twin.sim2real.features import period_hour_of
+
+if TYPE_CHECKING:
+    from twin.sim2real.engine import Sim2RealEngine
 
 __all__ = ["IngestReport", "RejectedRecord", "Twin", "WhatIf"]
 
@@ -75,6 +89,8 @@ class WhatIf:
     """Per-UE results with the changes applied."""
     cell_keys: tuple[str, ...] = ()
     """The simulated cells in row order (``UeResult.serving`` indexes it)."""
+    out_of_range: dict[str, list[str]] = field(default_factory=dict)
+    """With the Sim2Real engine: cells whose changed inputs are outside its training ranges."""
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per cell and KPI: ``cell``, ``kpi``, ``baseline``, ``changed``, ``delta``."""
@@ -134,7 +150,8 @@ class Twin:
             self._mirrors[mirror.cluster_id] = mirror
         self._topology = {c.id: tuple(c.cells) for c in self.settings.topology.clusters}
         self._router = ClusterRouter(self.settings.topology)
-        self._predictor = ClusterPredictor(self.predict_config)
+        self._predictor = ClusterPredictor(self.predict_config, load_engine(self.settings.predict))
+        self._sim2real: Sim2RealEngine | None = self._predictor.engine
         self._service: PredictionService | None = prediction_service(self.settings, self._predictor,
                                                                      timeout_grace_s=0.0)
         self._decoder: IngestDecoder | None = None
@@ -231,7 +248,7 @@ class Twin:
 
     # -- questions -------------------------------------------------------------------------
     def predict(self, cluster: str, period_end: int | float | datetime | None = None,
-                gp: int | None = None) -> ClusterPrediction:
+                gp: int | None = None, model: str | None = None) -> ClusterPrediction:
         """The twin's KPIs of every simulated cell of ``cluster`` for one period: the value the live
         worker publishes for it (same CM in effect at the period end, same traffic scaling to the
         reported ``RRC.ConnMean``, same model version), recomputed from the mirror.
@@ -241,9 +258,18 @@ class Twin:
         several). A period no cell reported takes the traffic of the latest period before it.
         ``calibrated`` holds the gap learners' calibrated values of the period as the worker (or
         :meth:`ingest`) stored them in the mirror, for the cells that have them.
+
+        ``model`` chooses the engine: ``"simulation"``, or ``"sim2real"`` (the simulated KPIs with
+        the Sim2Real model's ``DRB.UEThpDl`` and ``RRU.PrbTotDl`` in their place; cells whose inputs
+        are outside its training ranges are listed in ``out_of_range``); ``None`` takes
+        ``[predict] engine``.
         """
+        engine = self._engine(model)
         state = self._period_model(cluster, period_end, gp)
         values = kpi_values(state.result)
+        out = self._predictor.engine_output(state, values, engine)
+        if out is not None:
+            values = out.values
         mirror = self.mirror(cluster)
         calibrated: dict[str, dict[str, float]] = {}
         for cell in values:
@@ -252,19 +278,23 @@ class Twin:
                    if name.endswith(CALIBRATED) and state.period_end in per}
             if cal:
                 calibrated[cell] = cal
-        return ClusterPrediction(cluster, state.gp, state.period_end, values, self.predict_config.model_version,
-                                 state.rebuilt, state.ue_scale, calibrated)
+        return ClusterPrediction(cluster, state.gp, state.period_end, values, self._version(engine),
+                                 state.rebuilt, state.ue_scale, calibrated,
+                                 out_of_range=None if out is None else out.out_of_range)
 
     def whatif(self, cluster: str, changes: Any, period_end: int | float | datetime | None = None,
-               gp: int | None = None) -> WhatIf:
+               gp: int | None = None, model: str | None = None) -> WhatIf:
         """What would change in ``cluster`` for one period if ``changes`` were applied (nothing is
         applied): per cell and KPI the baseline (:meth:`predict`), the changed value and the delta.
 
         ``changes``: ``CmChangeRequest`` objects, ``{"cellKey", "attribute", "to"}`` mappings (one
         or a list), or ``{cell: {attribute: value}}``, in TS 28.541 names and units
         (``twin.sim.cm``). An unknown cell, a cell of another cluster, an attribute the model cannot
-        simulate or a value out of range raises ``ValueError`` naming them.
+        simulate or a value out of range raises ``ValueError`` naming them. ``model`` chooses the
+        engine as in :meth:`predict`; with ``"sim2real"`` the per-UE throughputs are scaled by their
+        serving cell's ratio of the two engines' ``DRB.UEThpDl`` (``twin.sim2real.engine``).
         """
+        engine = self._engine(model)
         norm = normalise_changes(changes)
         mirror = self.mirror(cluster)
         for cell in norm:
@@ -282,11 +312,22 @@ class Twin:
                                        "(lat/lon or x/y): the twin does not simulate it")
         result = state.sim.whatif(norm)
         baseline, changed = kpi_values(result.baseline), kpi_values(result.result)
+        ue_baseline, ue_changed = result.baseline.ue, result.result.ue
+        flags: dict[str, list[str]] = {}
+        if engine is not None:
+            hour = period_hour_of(state.period_end, state.gp)
+            sectors = state.sim.cluster.sectors
+            base_out = engine.apply(cluster, sectors, result.baseline, baseline, hour)
+            moved = tuple(apply_cm_to_sector(s, norm.get(s.cell_key, {}), strict=True) for s in sectors)
+            connected = float(result.baseline.kpi.values[CONN][: len(sectors)].sum())
+            new_out = engine.apply(cluster, moved, result.result, changed, hour, connected)
+            baseline, changed, flags = base_out.values, new_out.values, new_out.out_of_range
+            ue_baseline, ue_changed = base_out.ue, new_out.ue
         delta = {cell: {kpi: value - baseline[cell][kpi] for kpi, value in kpis.items() if kpi in baseline[cell]}
                  for cell, kpis in changed.items()}
-        return WhatIf(cluster, state.gp, state.period_end, self.predict_config.model_version, norm,
-                      baseline, changed, delta, bool(result.result.converged), result.baseline.ue, result.result.ue,
-                      tuple(result.result.cell_keys))
+        return WhatIf(cluster, state.gp, state.period_end, self._version(engine), norm,
+                      baseline, changed, delta, bool(result.result.converged), ue_baseline, ue_changed,
+                      tuple(result.result.cell_keys), flags)
 
     def fidelity(self, cluster: str) -> list[dict[str, Any]]:
         """The cluster's latest DT-BSM records, oldest first (the worker's, or :meth:`ingest`'s):
@@ -380,6 +421,23 @@ class Twin:
         return mirror
 
     # -- internals -------------------------------------------------------------------------
+    def _engine(self, model: str | None) -> Sim2RealEngine | None:
+        """The engine ``model`` (or ``[predict] engine``) names; the Sim2Real model loads once."""
+        choice = self.settings.predict.engine if model is None else model
+        if choice not in ENGINES:
+            raise ValueError(f"model={model!r} is not one of {', '.join(map(repr, ENGINES))}")
+        if choice == "simulation":
+            return None
+        if self._sim2real is None:
+            self._sim2real = self._predictor.engine or load_engine(self.settings.predict, force=True)
+        if self._sim2real is None:
+            raise ValueError("model='sim2real' needs a Sim2Real model: set [predict] sim2real_model "
+                             "(TWIN_PREDICT__SIM2REAL_MODEL) to its directory")
+        return self._sim2real
+
+    def _version(self, engine: Sim2RealEngine | None) -> str:
+        return self.predict_config.model_version + (f"+{engine.version}" if engine is not None else "")
+
     def _predict_due(self, mirror: ClusterMirror) -> list[ClusterPrediction]:
         assert self._service is not None
         return self._service.on_applied(mirror)

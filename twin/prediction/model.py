@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,8 +35,13 @@ from twin.sim.propagation import SCENARIOS, Scenario
 from twin.sim.simulator import SimResult, Simulator
 from twin.sim.topology import Cluster
 from twin.sim.traffic import TrafficMap
+from twin.sim2real.features import period_hour_of
+
+if TYPE_CHECKING:  # torch loads only when a Sim2Real engine is configured
+    from twin.sim2real.engine import EngineOutput, Sim2RealEngine
 
 __all__ = [
+    "ENGINES",
     "SIMULATED",
     "ClusterPrediction",
     "ClusterPredictor",
@@ -44,6 +49,7 @@ __all__ = [
     "PredictConfig",
     "calibration_as_of",
     "kpi_values",
+    "load_engine",
     "observed",
     "simulated_cm",
 ]
@@ -126,6 +132,9 @@ class ClusterPrediction:
     ue_scale: float = 1.0  # the cluster's traffic scale (reported / modelled connected UEs)
     calibrated: dict[str, dict[str, float]] = field(default_factory=dict)
     events: tuple[TriggerEvent, ...] = ()
+    out_of_range: dict[str, list[str]] | None = None
+    """With the Sim2Real engine: the cells whose inputs were outside the model's training ranges,
+    with those inputs (``{}``: none); ``None`` when the simulation engine alone predicted."""
 
 
 @dataclass
@@ -191,10 +200,24 @@ class PeriodModel:
 class ClusterPredictor:
     """Predicts per-cell KPIs of mirrored clusters; one cached simulator per cluster."""
 
-    def __init__(self, config: PredictConfig | None = None) -> None:
+    def __init__(self, config: PredictConfig | None = None, engine: Sim2RealEngine | None = None) -> None:
         self.config = config or PredictConfig()
+        self.engine = engine
         self._models: dict[str, _Model] = {}
         self.builds = 0
+
+    @property
+    def model_version(self) -> str:
+        """The version predictions carry: the simulation model's, ``+sim2real-<method>`` with the engine."""
+        return self.config.model_version + (f"+{self.engine.version}" if self.engine is not None else "")
+
+    def engine_output(self, state: PeriodModel, values: dict[str, dict[str, float]],
+                      engine: Sim2RealEngine | None) -> EngineOutput | None:
+        """``values`` of ``state`` with ``engine``'s KPIs in place (``None`` without an engine)."""
+        if engine is None:
+            return None
+        return engine.apply(state.cluster_id, state.sim.cluster.sectors, state.result, values,
+                            period_hour_of(state.period_end, state.gp))
 
     def _model(self, cluster_id: str, cm: Mapping[str, Mapping[str, Any]],
                calibration: Calibration | None = None) -> tuple[_Model, bool]:
@@ -267,8 +290,25 @@ class ClusterPredictor:
         if state is None:
             return None
         values = kpi_values(state.result)
-        return ClusterPrediction(mirror.cluster_id, gp, period_end, values, self.config.model_version, state.rebuilt,
-                                 state.ue_scale)
+        out = self.engine_output(state, values, self.engine)
+        return ClusterPrediction(mirror.cluster_id, gp, period_end, values if out is None else out.values,
+                                 self.model_version, state.rebuilt, state.ue_scale,
+                                 out_of_range=None if out is None else out.out_of_range)
+
+
+ENGINES: tuple[str, ...] = ("simulation", "sim2real")
+"""What can predict the KPIs (``[predict] engine``, ``Twin.predict(model=...)``)."""
+
+
+def load_engine(settings: PredictSettings, force: bool = False) -> Sim2RealEngine | None:
+    """The Sim2Real engine ``[predict]`` asks for (``engine = "sim2real"``), or with ``force`` the
+    one ``sim2real_model`` names whatever the engine; ``None`` when there is none to load. A missing
+    or unreadable model raises ``FileNotFoundError``/``ValueError`` naming its directory."""
+    if settings.sim2real_model is None or (settings.engine != "sim2real" and not force):
+        return None
+    from twin.sim2real.engine import Sim2RealEngine
+
+    return Sim2RealEngine.load(settings.sim2real_model)
 
 
 def kpi_values(result: SimResult) -> dict[str, dict[str, float]]:

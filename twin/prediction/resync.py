@@ -21,7 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +40,9 @@ from twin.schemas import Alert
 from twin.sim.kpis import CONN
 from twin.sim.mirrored import cluster_from_mirror
 from twin.sim.simulator import Simulator
+
+if TYPE_CHECKING:
+    from twin.sim2real.engine import Sim2RealEngine
 
 __all__ = ["AFFECTED_CHANGE", "ResyncCoordinator", "ResyncJob", "ResyncOutcome", "real_values", "resync_id"]
 
@@ -135,11 +138,13 @@ class ResyncCoordinator:
     resyncs of the clusters a prediction service predicts. Transport-free: what it decides is in
     the mirror, and the records to publish wait in ``outbox``."""
 
-    def __init__(self, settings: ResyncSettings, config: PredictConfig, group: str = "twin") -> None:
+    def __init__(self, settings: ResyncSettings, config: PredictConfig, group: str = "twin",
+                 engine: Sim2RealEngine | None = None) -> None:
         self.settings = settings
         self.config = config
         self.group = group
-        self.shadow = ClusterPredictor(config)  # predicts with the calibration before, for verification
+        # predicts with the calibration before, for verification, with the service's own engine
+        self.shadow = ClusterPredictor(config, engine)
         self.runner: Callable[[ResyncJob, ClusterMirror], None] | None = None
         self.running: set[str] = set()
         self.outbox: list[tuple[str, dict[str, Any]]] = []
@@ -280,6 +285,9 @@ class ResyncCoordinator:
             if old is None:
                 continue
             old_values = kpi_values(old.result)
+            engined = self.shadow.engine_output(old, old_values, self.shadow.engine)
+            if engined is not None:
+                old_values = engined.values
             errors = self._verify_errors(record, values, old_values, real)
             if errors is None:
                 continue

@@ -27,12 +27,13 @@ from twin.gap.features import context
 from twin.gap.tracker import GapTracker
 from twin.mirror.cluster import ClusterMirror
 from twin.prediction.fidelity import FidelityMonitor, summary
-from twin.prediction.model import ClusterPrediction, ClusterPredictor, PredictConfig, simulated_cm
+from twin.prediction.model import ClusterPrediction, ClusterPredictor, PredictConfig, load_engine, simulated_cm
 from twin.prediction.resync import ResyncCoordinator, real_values
 from twin.prediction.schedule import due_periods, mark_predicted
 from twin.resync.alerts import telemetry_alert
 from twin.resync.trigger import Signal
 from twin.schemas import Alert, Prediction
+from twin.sim2real.features import TARGETS as SIM2REAL_TARGETS
 
 __all__ = ["CALIBRATED", "PredictionService", "PredictionStats", "calibrated_name", "prediction_service",
            "real_values", "to_records"]
@@ -78,7 +79,9 @@ def to_records(p: ClusterPrediction) -> list[Prediction]:
     end = datetime.fromtimestamp(p.period_end, UTC)
     return [Prediction(cell_key=cell, cluster_id=p.cluster_id, period_end=end, horizon_s=0, kpi=kpi,
                        predicted=value, calibrated=p.calibrated.get(cell, {}).get(kpi),
-                       model_version=p.model_version)
+                       model_version=p.model_version,
+                       out_of_range=p.out_of_range.get(cell, []) if p.out_of_range is not None
+                       and kpi in SIM2REAL_TARGETS else None)
             for cell, kpis in p.values.items() for kpi, value in kpis.items()]
 
 
@@ -97,7 +100,7 @@ class PredictionService:
         self.timeout_grace_s = timeout_grace_s
         self.gap = gap if gap is not None and gap.enabled else None
         # resyncs need the gap learners' episodes
-        self.resyncs = ResyncCoordinator(resync, self.predictor.config, group) \
+        self.resyncs = ResyncCoordinator(resync, self.predictor.config, group, self.predictor.engine) \
             if resync is not None and resync.enabled and self.gap is not None else None
         # the DT-BSM estimators (``twin.prediction.fidelity``); their trigger needs the gap learners' gate
         self.fidelity = FidelityMonitor(fidelity, self.predictor) \
@@ -253,5 +256,7 @@ def prediction_service(settings: TwinSettings, predictor: ClusterPredictor | Non
         return None
     expected = {c.id: tuple(c.cells) for c in settings.topology.clusters}
     grace = p.timeout_grace_s if timeout_grace_s is None else timeout_grace_s
+    if predictor is None:
+        predictor = ClusterPredictor(PredictConfig.from_settings(p), load_engine(p))
     return PredictionService(PredictConfig.from_settings(p), expected, p.timeout_periods, predictor, settings.gap,
                              grace, settings.resync, settings.kafka.group_id, settings.fidelity)

@@ -28,6 +28,9 @@ class Prediction(WireModel):
     p10: float | None = None
     p90: float | None = None
     model_version: str = Field(min_length=1)
+    # the inputs of a Sim2Real prediction outside the model's training ranges (``twin.sim2real``):
+    # the value is an extrapolation; absent when the simulation engine alone predicted it
+    out_of_range: list[str] | None = None
 
 
 class Severity(StrEnum):

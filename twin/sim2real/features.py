@@ -1,0 +1,155 @@
+"""Per-cell features of the Sim2Real KPI predictor: what a live network reports, nothing hidden.
+
+One row per cell and period. The columns split into the **state** (what the network is doing:
+time of day, how loaded the cluster is, where the cell sits) and the **CM** (the configuration a
+what-if changes: the cell's own tilt, power and CIO, and the mean of its neighbours'). Both are
+computed the same way from the twin's simulated periods, from an emulated or a live network's
+published PM and CM, and from the mirror at run time, by :func:`cell_features`:
+
+=======================  =====  ==============================================================
+column                   unit   meaning
+=======================  =====  ==============================================================
+``hour_sin/hour_cos``    -      hour of day (middle of the period, UTC) on the unit circle
+``load_ues_per_cell``    count  the cluster's connected UEs (sum of ``RRC.ConnMean``) per cell
+``isd_km``               km     distance from the cell's site to its nearest other site
+``height_m``             m      antenna height
+``edge``                 -      site distance from the cluster's centroid / largest such distance
+``fc_ghz``               GHz    carrier frequency
+``bandwidth_mhz``        MHz    carrier bandwidth
+``tilt_deg``             deg    electrical + mechanical tilt (down positive)
+``power_dbm``            dBm    configured maximum transmit power of the carrier
+``cio_db``               dB     cell individual offset towards the cell
+``nbr_tilt_deg``         deg    mean tilt of the neighbours (cells of sites within 1.5 ISD)
+``nbr_power_dbm``        dBm    mean configured power of the neighbours
+``nbr_cio_db``           dB     mean CIO of the neighbours
+=======================  =====  ==============================================================
+
+The targets are ``DRB.UEThpDl`` (kbit/s) and ``RRU.PrbTotDl`` (%), the TS 28.552 PM names, learnt
+as ``log1p`` of the value (:func:`to_target` / :func:`from_target`).
+
+>>> from twin.sim.topology import hex_cluster
+>>> cluster = hex_cluster(rings=1, isd_m=500.0)
+>>> x = cell_features(cluster.sectors, hour=12.0, connected_ues=420.0)
+>>> x.shape == (21, len(FEATURES))
+True
+>>> round(float(x[0, FEATURES.index("load_ues_per_cell")]), 3), round(float(x[0, FEATURES.index("isd_km")]), 3)
+(20.0, 0.5)
+>>> cell_features(cluster.sectors, hour=12.0, connected_ues=-1.0)
+Traceback (most recent call last):
+...
+ValueError: connected_ues=-1.0 must be a finite number >= 0 (the cluster's summed RRC.ConnMean)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from twin.sim.kpis import PRB, THP
+from twin.sim.topology import Sector
+
+__all__ = ["CM_FEATURES", "FEATURES", "STATE_FEATURES", "TARGETS", "cell_features", "from_target", "period_hour_of",
+           "to_target"]
+
+FloatArray = npt.NDArray[np.float64]
+
+STATE_FEATURES: tuple[str, ...] = ("hour_sin", "hour_cos", "load_ues_per_cell", "isd_km", "height_m", "edge",
+                                   "fc_ghz", "bandwidth_mhz")
+CM_FEATURES: tuple[str, ...] = ("tilt_deg", "power_dbm", "cio_db", "nbr_tilt_deg", "nbr_power_dbm", "nbr_cio_db")
+FEATURES: tuple[str, ...] = STATE_FEATURES + CM_FEATURES
+TARGETS: tuple[str, ...] = (THP, PRB)
+NEIGHBOUR_ISD = 1.5
+"""Sites within this many inter-site distances of a cell's own site are its neighbourhood."""
+
+
+def _site_geometry(sectors: Sequence[Sector]) -> tuple[FloatArray, FloatArray, list[list[int]]]:
+    """Per cell: nearest-other-site distance (m), edge-ness (0..1) and neighbour cell rows."""
+    xy = np.array([[s.x_m, s.y_m] for s in sectors], dtype=np.float64)
+    sites, site_of = np.unique(xy, axis=0, return_inverse=True)
+    site_of = site_of.reshape(-1)
+    d = np.hypot(sites[:, None, 0] - sites[None, :, 0], sites[:, None, 1] - sites[None, :, 1])
+    if len(sites) > 1:
+        np.fill_diagonal(d, np.inf)
+        nearest = d.min(axis=1)
+        np.fill_diagonal(d, 0.0)
+        isd = float(np.median(nearest))
+    else:
+        nearest = np.full(1, 500.0)
+        isd = 500.0
+    centre = sites.mean(axis=0)
+    r = np.hypot(sites[:, 0] - centre[0], sites[:, 1] - centre[1])
+    edge = r / r.max() if r.max() > 0 else np.zeros_like(r)
+    near_sites = d <= NEIGHBOUR_ISD * isd
+    rows = [[j for j in range(len(sectors)) if j != i and near_sites[site_of[i], site_of[j]]]
+            for i in range(len(sectors))]
+    return nearest[site_of], edge[site_of], rows
+
+
+def cell_features(sectors: Sequence[Sector], hour: float, connected_ues: float) -> FloatArray:
+    """Feature rows [n_cells, len(FEATURES)] of ``sectors`` (one cluster, the CM in effect) in a
+    period at ``hour`` (0..24 UTC, the period's middle) with ``connected_ues`` in the cluster."""
+    if not sectors:
+        raise ValueError("sectors is empty: a cluster has at least one cell")
+    if not (isinstance(hour, int | float) and math.isfinite(hour)):
+        raise ValueError(f"hour={hour!r} must be a finite number (hour of day, 0..24)")
+    if isinstance(connected_ues, bool) or not (isinstance(connected_ues, int | float) and math.isfinite(connected_ues)
+                                               and connected_ues >= 0):
+        raise ValueError(f"connected_ues={connected_ues!r} must be a finite number >= 0 (the cluster's summed "
+                         "RRC.ConnMean)")
+    n = len(sectors)
+    nearest, edge, nbrs = _site_geometry(sectors)
+    tilt = np.array([s.elec_tilt_deg + s.mech_tilt_deg for s in sectors])
+    power = np.array([s.tx_power_dbm for s in sectors])
+    cio = np.array([s.cio_db for s in sectors])
+
+    def nbr_mean(v: FloatArray, i: int) -> float:
+        return float(v[nbrs[i]].mean()) if nbrs[i] else float(v[i])
+
+    angle = 2.0 * math.pi * (float(hour) % 24.0) / 24.0
+    out = np.empty((n, len(FEATURES)))
+    out[:, 0] = math.sin(angle)
+    out[:, 1] = math.cos(angle)
+    out[:, 2] = float(connected_ues) / n
+    out[:, 3] = nearest / 1e3
+    out[:, 4] = [s.height_m for s in sectors]
+    out[:, 5] = edge
+    out[:, 6] = [s.fc_ghz for s in sectors]
+    out[:, 7] = [s.bandwidth_mhz for s in sectors]
+    out[:, 8] = tilt
+    out[:, 9] = power
+    out[:, 10] = cio
+    out[:, 11] = [nbr_mean(tilt, i) for i in range(n)]
+    out[:, 12] = [nbr_mean(power, i) for i in range(n)]
+    out[:, 13] = [nbr_mean(cio, i) for i in range(n)]
+    return out
+
+
+def period_hour_of(period_end: int, gp: int) -> float:
+    """UTC hour of day (0..24) at the middle of the period ending at ``period_end`` (epoch s): the
+    ``hour`` of :func:`cell_features` (as the emulator evaluates its time-of-day load).
+
+    >>> period_hour_of(1_709_251_200 + 3600, 3600)
+    0.5
+    """
+    return ((period_end - gp / 2.0) % 86_400) / 3600.0
+
+
+def to_target(values: npt.ArrayLike) -> FloatArray:
+    """KPI values [N, len(TARGETS)] in PM units -> what the network learns (``log1p``, clipped at 0).
+
+    >>> from_target(to_target([[12000.0, 35.0]])).round(6).tolist()
+    [[12000.0, 35.0]]
+    """
+    return np.log1p(np.maximum(np.asarray(values, dtype=np.float64), 0.0))
+
+
+def from_target(values: npt.ArrayLike) -> FloatArray:
+    """Inverse of :func:`to_target`: PM units (PRB utilisation capped at 100 %)."""
+    out = np.expm1(np.asarray(values, dtype=np.float64))
+    out = np.maximum(out, 0.0)
+    if out.ndim == 2 and out.shape[1] == len(TARGETS):
+        out[:, TARGETS.index(PRB)] = np.minimum(out[:, TARGETS.index(PRB)], 100.0)
+    return out
