@@ -41,7 +41,7 @@ import numpy.typing as npt
 import typer
 
 from replay.emulator import NetworkEmulator
-from replay.sim2real_data import Band, RealData, in_band, real_samples, truth_samples, twin_models, with_cell
+from replay.sim2real_data import Band, RealData, in_band, real_samples, truth_samples, twin_models
 from twin.sim2real import FEATURES, TARGETS, Ranges, Samples, twin_samples
 from twin.sim2real.features import to_target
 
@@ -201,15 +201,13 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
             pairs.append((emu, held[int(rng.integers(0, len(held)))], int(rng.integers(0, len(emu.cells)))))
     for emu, period, cell in pairs:
         truth, rows = [], []
+        key = emu.cells[cell]
         for tilt in RANK_TILTS_DEG:
             for power in RANK_POWERS_DBM:
                 attrs = {"digitalTilt": round(10 * tilt), "configuredMaxTxPower": round(10 ** (power / 10))}
-                cand = with_cell(period, cell, attrs)
-                s, t = truth_samples(emu, cand, {}, rng)
+                s, t = truth_samples(emu, period, {key: attrs}, rng)
                 truth.append(float(t[cell, TARGETS.index("DRB.UEThpDl")]))
-                x = s.x[cell].copy()
-                x[FEATURES.index("load_ues_per_cell")] = period.connected / len(emu.cells)
-                rows.append(x)
+                rows.append(s.x[cell])
         cand_s = Samples(np.array(rows), np.ones((len(rows), len(TARGETS))), np.zeros(len(rows), dtype=np.int64),
                          (f"{emu.cluster_id}/{emu.cells[cell]}",))
         for m in METHODS:

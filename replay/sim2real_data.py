@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -60,8 +60,9 @@ class Band:
 
 @dataclass(frozen=True)
 class RealPeriod:
-    """A collected period: its ``index``, ``hour`` of day, the events ``active`` in it, the public
-    sectors in effect (cell-key order), the measured connected UEs and the rows of its samples."""
+    """A collected period: its ``index``, middle (hours since the start) and ``hour`` of day, the
+    events ``active`` in it, the public sectors in effect (cell-key order), the measured connected
+    UEs of the cluster and of each cell (``RRC.ConnMean``) and the rows of its samples."""
 
     index: int
     mid_hours: float
@@ -69,6 +70,7 @@ class RealPeriod:
     active: tuple[Event, ...]
     public: tuple[Sector, ...]
     connected: float
+    cell_ues: tuple[float, ...]
     rows: tuple[int, int]
 
 
@@ -120,13 +122,14 @@ def real_samples(emu: NetworkEmulator, periods: int, band: Band, seed: int = 0) 
         public = tuple(emu.public_sector(k) for k in keys)
         hour = period_hour(step.period_end, emu.granularity_s)
         pm = {r.cell_key: r.values for r in step.pm}
-        connected = float(sum(pm[k].get(CONN, 0.0) for k in keys))
-        xs.append(cell_features(public, hour, connected))
+        cell_ues = tuple(float(pm[k].get(CONN, 0.0)) for k in keys)
+        connected = float(sum(cell_ues))
+        xs.append(cell_features(public, hour, connected, cell_ues))
         ys.append(np.array([[pm[k].get(t, 0.0) for t in TARGETS] for k in keys]))
         truths.append(np.stack([step.state.result.kpi.values[t][: len(keys)] for t in TARGETS], axis=1))
         start = len(keys) * p
         active = tuple(ev for ev in emu.scenario.events if ev.active(mid))
-        out.append(RealPeriod(p, mid, hour, active, public, connected, (start, start + len(keys))))
+        out.append(RealPeriod(p, mid, hour, active, public, connected, cell_ues, (start, start + len(keys))))
     samples = Samples(np.concatenate(xs), np.concatenate(ys), np.tile(env, periods), envs)
     return RealData(samples, np.concatenate(truths), out)
 
@@ -145,23 +148,16 @@ def in_band(x: FloatArray, band: Band) -> npt.NDArray[np.bool_]:
 def truth_samples(emu: NetworkEmulator, period: RealPeriod, cm: dict[str, dict[str, Any]],
                   rng: np.random.Generator) -> tuple[Samples, FloatArray]:
     """What the network would have reported in ``period`` had ``cm`` (cell -> attributes) been in
-    effect: rows from the hidden truth with the emulator's PM noise, and the noiseless truth."""
+    effect: rows whose state and reference are the period as it ran and whose candidate is ``cm``,
+    labelled from the hidden truth with the emulator's PM noise; and the noiseless truth."""
     keys = emu.cells
-    public = tuple(apply_cm_to_sector(s, cm.get(s.cell_key, {}), strict=True) for s in period.public)
-    state = emu.physics.evaluate(public, period.hour, list(period.active))
+    moved = tuple(apply_cm_to_sector(s, cm.get(s.cell_key, {}), strict=True) for s in period.public)
+    state = emu.physics.evaluate(moved, period.hour, list(period.active))
     end = emu.start + timedelta(hours=period.mid_hours, seconds=emu.granularity_s / 2.0)
     dns = {k: emu.dn(k) for k in keys}
     pm = {r.cell_key: r.values for r in pm_records(state, keys, dns, end, emu.granularity_s, emu.scenario, rng)}
-    connected = float(sum(pm[k].get(CONN, 0.0) for k in keys))
-    x = cell_features(public, period.hour, connected)
+    x = cell_features(moved, period.hour, period.connected, period.cell_ues, reference=period.public)
     y = np.array([[pm[k].get(t, 0.0) for t in TARGETS] for k in keys])
     truth = np.stack([state.result.kpi.values[t][: len(keys)] for t in TARGETS], axis=1)
     envs = tuple(f"{emu.cluster_id}/{k}" for k in keys)
     return Samples(x, y, np.arange(len(keys), dtype=np.int64), envs), truth
-
-
-def with_cell(period: RealPeriod, cell: int, attributes: dict[str, Any]) -> RealPeriod:
-    """``period`` with ``attributes`` applied to the cell at row ``cell`` of its public sectors."""
-    public = list(period.public)
-    public[cell] = apply_cm_to_sector(public[cell], attributes, strict=True)
-    return replace(period, public=tuple(public))

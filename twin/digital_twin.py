@@ -49,13 +49,13 @@ from twin.prediction.model import (
     PredictConfig,
     kpi_values,
     load_engine,
+    reported_ues,
 )
 from twin.prediction.service import CALIBRATED, PredictionService, prediction_service
 from twin.routing import HOLDING_PREFIX, ClusterRouter, holding_key
 from twin.schemas import WireModel
 from twin.sim.changes import normalise_changes
 from twin.sim.cm import apply_cm_to_sector
-from twin.sim.kpis import CONN
 from twin.sim.simulator import UeResult
 from twin.sim2real.features import period_hour_of
 
@@ -267,7 +267,7 @@ class Twin:
         engine = self._engine(model)
         state = self._period_model(cluster, period_end, gp)
         values = kpi_values(state.result)
-        out = self._predictor.engine_output(state, values, engine)
+        out = self._predictor.engine_output(state, values, engine, self.mirror(cluster))
         if out is not None:
             values = out.values
         mirror = self.mirror(cluster)
@@ -317,10 +317,10 @@ class Twin:
         if engine is not None:
             hour = period_hour_of(state.period_end, state.gp)
             sectors = state.sim.cluster.sectors
-            base_out = engine.apply(cluster, sectors, result.baseline, baseline, hour)
+            ues = reported_ues(mirror, state)
+            base_out = engine.apply(cluster, result.baseline, baseline, hour, ues, sectors)
             moved = tuple(apply_cm_to_sector(s, norm.get(s.cell_key, {}), strict=True) for s in sectors)
-            connected = float(result.baseline.kpi.values[CONN][: len(sectors)].sum())
-            new_out = engine.apply(cluster, moved, result.result, changed, hour, connected)
+            new_out = engine.apply(cluster, result.result, changed, hour, ues, moved, reference=sectors)
             baseline, changed, flags = base_out.values, new_out.values, new_out.out_of_range
             ue_baseline, ue_changed = base_out.ue, new_out.ue
         delta = {cell: {kpi: value - baseline[cell][kpi] for kpi, value in kpis.items() if kpi in baseline[cell]}

@@ -26,8 +26,11 @@ def test_features_carry_the_cm_the_hour_and_the_neighbours() -> None:
     cluster = hex_cluster(rings=1, isd_m=500.0)
     sectors = list(cluster.sectors)
     sectors[0] = replace(sectors[0], elec_tilt_deg=10.0, mech_tilt_deg=2.0, tx_power_dbm=40.0, cio_db=3.0)
-    x = cell_features(tuple(sectors), hour=6.0, connected_ues=210.0)
+    x = cell_features(tuple(sectors), hour=6.0, connected_ues=210.0, cell_ues=[10.0] * 21)
     assert x[0, col("tilt_deg")] == 12.0 and x[0, col("power_dbm")] == 40.0 and x[0, col("cio_db")] == 3.0
+    assert x[0, col("ref_tilt_deg")] == 12.0  # no reference given: the period ran as configured
+    moved = cell_features(tuple(sectors), 6.0, 210.0, [10.0] * 21, reference=cluster.sectors)
+    assert moved[0, col("ref_tilt_deg")] == cluster.sectors[0].elec_tilt_deg and moved[0, col("tilt_deg")] == 12.0
     assert x[0, col("hour_sin")] == pytest.approx(1.0) and x[0, col("hour_cos")] == pytest.approx(0.0, abs=1e-12)
     assert np.all(x[:, col("load_ues_per_cell")] == 10.0)
     # cell 1 (same site) sees cell 0 among its neighbours: their mean tilt moved, cell 0's own did not count
@@ -36,7 +39,7 @@ def test_features_carry_the_cm_the_hour_and_the_neighbours() -> None:
     assert x[0, col("nbr_tilt_deg")] == pytest.approx(np.mean([s.elec_tilt_deg for s in sectors[1:]]))
     assert x[0, col("edge")] == 0.0 and x[-1, col("edge")] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="hour=nan"):
-        cell_features(tuple(sectors), hour=float("nan"), connected_ues=1.0)
+        cell_features(tuple(sectors), hour=float("nan"), connected_ues=1.0, cell_ues=[1.0] * 21)
 
 
 def test_twin_data_spans_the_ranges_and_real_data_stays_in_its_band(trained: Trained) -> None:
@@ -60,7 +63,7 @@ def test_the_emulators_periods_are_rebuilt_from_what_it_published(trained: Train
     """A period's rows use only published data: the CM in effect and the PM's connected UEs."""
     p = trained.real.periods[5]
     rows = trained.real.samples.x[p.rows[0]:p.rows[1]]
-    again = cell_features(p.public, p.hour, p.connected)
+    again = cell_features(p.public, p.hour, p.connected, p.cell_ues)
     assert np.array_equal(rows, again)
     assert all(isinstance(ev, Event) for ev in p.active)
 

@@ -24,6 +24,7 @@ from tests.sim2real.conftest import SCENARIO, START, Trained
 from twin import Twin, topics
 from twin.config import TwinSettings
 from twin.prediction import to_records
+from twin.prediction.model import reported_ues
 from twin.sim.kpis import CONN, PRB, THP, TXPWR
 from twin.sim2real import FEATURES, TARGETS, cell_features
 from twin.sim2real.features import period_hour_of
@@ -69,7 +70,7 @@ def test_a_broken_or_foreign_model_is_refused_naming_it(trained: Trained, tmp_pa
     with pytest.raises(ValueError, match="features/targets this version does not read"):
         Sim2RealModel.load(tmp_path)
     model = Sim2RealModel.load(trained.model_dir)
-    with pytest.raises(ValueError, match=r"expected \(N, 14\)"):
+    with pytest.raises(ValueError, match=r"expected \(N, 21\)"):
         model.predict(np.zeros((2, 3)), ["a", "b"])
     with pytest.raises(ValidationError, match=r"needs predict\.sim2real_model"):
         TwinSettings.model_validate({"predict": {"engine": "sim2real"}})
@@ -90,8 +91,10 @@ def test_twin_predict_and_whatif_go_through_the_chosen_engine(trained: Trained) 
     # the model's values, from the CM, hour and reported load of the period
     model = Sim2RealModel.load(trained.model_dir)
     state = twin._period_model(cluster, None, None)
-    connected = sum(v[CONN] for v in sim.values.values())
-    x = cell_features(state.sim.cluster.sectors, period_hour_of(s2r.period_end, s2r.gp), connected)
+    ues = reported_ues(twin.mirror(cluster), state)
+    reported = [twin.mirror(cluster).cells[k].pm[3600][CONN][s2r.period_end] for k in state.sim.cluster.cell_keys]
+    assert ues == reported  # the cells' own RRC.ConnMean of the period
+    x = cell_features(state.sim.cluster.sectors, period_hour_of(s2r.period_end, s2r.gp), sum(ues), ues)
     keys = state.sim.cluster.cell_keys
     want = model.predict(x, [f"{cluster}/{k}" for k in keys]).values
     for i, k in enumerate(keys):

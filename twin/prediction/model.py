@@ -51,6 +51,7 @@ __all__ = [
     "kpi_values",
     "load_engine",
     "observed",
+    "reported_ues",
     "simulated_cm",
 ]
 
@@ -212,12 +213,12 @@ class ClusterPredictor:
         return self.config.model_version + (f"+{self.engine.version}" if self.engine is not None else "")
 
     def engine_output(self, state: PeriodModel, values: dict[str, dict[str, float]],
-                      engine: Sim2RealEngine | None) -> EngineOutput | None:
+                      engine: Sim2RealEngine | None, mirror: ClusterMirror) -> EngineOutput | None:
         """``values`` of ``state`` with ``engine``'s KPIs in place (``None`` without an engine)."""
         if engine is None:
             return None
-        return engine.apply(state.cluster_id, state.sim.cluster.sectors, state.result, values,
-                            period_hour_of(state.period_end, state.gp))
+        return engine.apply(state.cluster_id, state.result, values, period_hour_of(state.period_end, state.gp),
+                            reported_ues(mirror, state), state.sim.cluster.sectors)
 
     def _model(self, cluster_id: str, cm: Mapping[str, Mapping[str, Any]],
                calibration: Calibration | None = None) -> tuple[_Model, bool]:
@@ -290,10 +291,21 @@ class ClusterPredictor:
         if state is None:
             return None
         values = kpi_values(state.result)
-        out = self.engine_output(state, values, self.engine)
+        out = self.engine_output(state, values, self.engine, mirror)
         return ClusterPrediction(mirror.cluster_id, gp, period_end, values if out is None else out.values,
                                  self.model_version, state.rebuilt, state.ue_scale,
                                  out_of_range=None if out is None else out.out_of_range)
+
+
+def reported_ues(mirror: ClusterMirror, state: PeriodModel) -> list[float]:
+    """Per simulated cell of ``state``, the connected UEs (``RRC.ConnMean``) the mirror holds for
+    its period (else the latest before it), else the twin's own: the Sim2Real state."""
+    conn = state.result.kpi.values[CONN]
+    out = []
+    for i, key in enumerate(state.sim.cluster.cell_keys):
+        v = observed(mirror, key, state.gp, state.period_end, CONN)
+        out.append(float(v) if v is not None and math.isfinite(v) and v >= 0 else float(conn[i]))
+    return out
 
 
 ENGINES: tuple[str, ...] = ("simulation", "sim2real")

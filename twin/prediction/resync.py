@@ -285,7 +285,7 @@ class ResyncCoordinator:
             if old is None:
                 continue
             old_values = kpi_values(old.result)
-            engined = self.shadow.engine_output(old, old_values, self.shadow.engine)
+            engined = self.shadow.engine_output(old, old_values, self.shadow.engine, mirror)
             if engined is not None:
                 old_values = engined.values
             errors = self._verify_errors(record, values, old_values, real)

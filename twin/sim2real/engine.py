@@ -11,12 +11,13 @@ ranges is flagged (``out_of_range``): the value is an extrapolation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from twin.sim.kpis import CONN, THP
+from twin.sim.kpis import THP
 from twin.sim.simulator import SimResult, UeResult
 from twin.sim.topology import Sector
 from twin.sim2real.features import TARGETS, cell_features
@@ -46,14 +47,16 @@ class Sim2RealEngine:
     def load(cls, directory: Path | str) -> Sim2RealEngine:
         return cls(Sim2RealModel.load(directory))
 
-    def apply(self, cluster_id: str, sectors: tuple[Sector, ...], result: SimResult,
-              values: dict[str, dict[str, float]], hour: float, connected: float | None = None) -> EngineOutput:
-        """The model's KPIs for ``sectors`` (the CM simulated in ``result``, cell order) at ``hour``
-        with ``connected`` UEs in the cluster (default: those ``result`` has) put into ``values``."""
+    def apply(self, cluster_id: str, result: SimResult, values: dict[str, dict[str, float]], hour: float,
+              cell_ues: Sequence[float], sectors: tuple[Sector, ...],
+              reference: tuple[Sector, ...] | None = None) -> EngineOutput:
+        """``values`` (the simulated KPIs of ``result``) with the model's KPIs in place: for the
+        candidate CM ``sectors`` (cell order of ``result``) at ``hour``, the period having run under
+        ``reference`` (default: ``sectors``) with ``cell_ues`` connected UEs per cell reported."""
         keys = result.cell_keys
         n = len(sectors)
-        total = float(result.kpi.values[CONN][:n].sum()) if connected is None else float(connected)
-        x = cell_features(sectors, hour, total)
+        ues = [float(u) for u in cell_ues]
+        x = cell_features(sectors, hour, float(sum(ues)), ues, reference=reference)
         pred = self.model.predict(x, [f"{cluster_id}/{k}" for k in keys[:n]])
         out = {k: dict(v) for k, v in values.items()}
         flags: dict[str, list[str]] = {}

@@ -1,27 +1,33 @@
 """Per-cell features of the Sim2Real KPI predictor: what a live network reports, nothing hidden.
 
-One row per cell and period. The columns split into the **state** (what the network is doing:
-time of day, how loaded the cluster is, where the cell sits) and the **CM** (the configuration a
-what-if changes: the cell's own tilt, power and CIO, and the mean of its neighbours'). Both are
-computed the same way from the twin's simulated periods, from an emulated or a live network's
-published PM and CM, and from the mirror at run time, by :func:`cell_features`:
+One row per cell and period, asking: *this period's KPIs of the cell, had the CM been the
+candidate configuration*. The columns split into the **state** (what the network reported under
+the configuration actually in effect, the *reference*: time of day, the cluster's load, the
+cell's own connected UEs, where the cell sits) and the **CM** (the reference configuration and the
+candidate one: the cell's own tilt, power and CIO, and the mean of its neighbours'). For the
+period as it ran, candidate = reference. The twin's simulated periods, an emulated or live
+network's published PM and CM and the mirror at run time all build their rows with
+:func:`cell_features`:
 
 =======================  =====  ==============================================================
 column                   unit   meaning
 =======================  =====  ==============================================================
 ``hour_sin/hour_cos``    -      hour of day (middle of the period, UTC) on the unit circle
 ``load_ues_per_cell``    count  the cluster's connected UEs (sum of ``RRC.ConnMean``) per cell
+``cell_ues``             count  the cell's own ``RRC.ConnMean`` under the reference CM
 ``isd_km``               km     distance from the cell's site to its nearest other site
 ``height_m``             m      antenna height
 ``edge``                 -      site distance from the cluster's centroid / largest such distance
 ``fc_ghz``               GHz    carrier frequency
 ``bandwidth_mhz``        MHz    carrier bandwidth
-``tilt_deg``             deg    electrical + mechanical tilt (down positive)
-``power_dbm``            dBm    configured maximum transmit power of the carrier
-``cio_db``               dB     cell individual offset towards the cell
-``nbr_tilt_deg``         deg    mean tilt of the neighbours (cells of sites within 1.5 ISD)
-``nbr_power_dbm``        dBm    mean configured power of the neighbours
-``nbr_cio_db``           dB     mean CIO of the neighbours
+``ref_tilt_deg`` ...     deg    the reference CM: tilt (electrical + mechanical, down positive),
+``ref_power_dbm``, ...   dBm    configured carrier power, CIO (dB), and the neighbours' means
+``tilt_deg``             deg    candidate tilt
+``power_dbm``            dBm    candidate configured maximum transmit power of the carrier
+``cio_db``               dB     candidate cell individual offset towards the cell
+``nbr_tilt_deg``         deg    candidate mean tilt of the neighbours (cells of sites within 1.5 ISD)
+``nbr_power_dbm``        dBm    candidate mean configured power of the neighbours
+``nbr_cio_db``           dB     candidate mean CIO of the neighbours
 =======================  =====  ==============================================================
 
 The targets are ``DRB.UEThpDl`` (kbit/s) and ``RRU.PrbTotDl`` (%), the TS 28.552 PM names, learnt
@@ -29,15 +35,19 @@ as ``log1p`` of the value (:func:`to_target` / :func:`from_target`).
 
 >>> from twin.sim.topology import hex_cluster
 >>> cluster = hex_cluster(rings=1, isd_m=500.0)
->>> x = cell_features(cluster.sectors, hour=12.0, connected_ues=420.0)
+>>> x = cell_features(cluster.sectors, hour=12.0, connected_ues=420.0, cell_ues=[20.0] * 21)
 >>> x.shape == (21, len(FEATURES))
 True
 >>> round(float(x[0, FEATURES.index("load_ues_per_cell")]), 3), round(float(x[0, FEATURES.index("isd_km")]), 3)
 (20.0, 0.5)
->>> cell_features(cluster.sectors, hour=12.0, connected_ues=-1.0)
+>>> cell_features(cluster.sectors, hour=12.0, connected_ues=-1.0, cell_ues=[20.0] * 21)
 Traceback (most recent call last):
 ...
 ValueError: connected_ues=-1.0 must be a finite number >= 0 (the cluster's summed RRC.ConnMean)
+>>> cell_features(cluster.sectors, hour=12.0, connected_ues=1.0, cell_ues=[20.0])
+Traceback (most recent call last):
+...
+ValueError: cell_ues has 1 values for 21 cells (one RRC.ConnMean per cell, finite, >= 0)
 """
 
 from __future__ import annotations
@@ -56,9 +66,11 @@ __all__ = ["CM_FEATURES", "FEATURES", "STATE_FEATURES", "TARGETS", "cell_feature
 
 FloatArray = npt.NDArray[np.float64]
 
-STATE_FEATURES: tuple[str, ...] = ("hour_sin", "hour_cos", "load_ues_per_cell", "isd_km", "height_m", "edge",
-                                   "fc_ghz", "bandwidth_mhz")
-CM_FEATURES: tuple[str, ...] = ("tilt_deg", "power_dbm", "cio_db", "nbr_tilt_deg", "nbr_power_dbm", "nbr_cio_db")
+STATE_FEATURES: tuple[str, ...] = ("hour_sin", "hour_cos", "load_ues_per_cell", "cell_ues", "isd_km", "height_m",
+                                   "edge", "fc_ghz", "bandwidth_mhz")
+_OWN = ("tilt_deg", "power_dbm", "cio_db")
+_NBR = ("nbr_tilt_deg", "nbr_power_dbm", "nbr_cio_db")
+CM_FEATURES: tuple[str, ...] = (*(f"ref_{n}" for n in _OWN + _NBR), *_OWN, *_NBR)
 FEATURES: tuple[str, ...] = STATE_FEATURES + CM_FEATURES
 TARGETS: tuple[str, ...] = (THP, PRB)
 NEIGHBOUR_ISD = 1.5
@@ -88,9 +100,22 @@ def _site_geometry(sectors: Sequence[Sector]) -> tuple[FloatArray, FloatArray, l
     return nearest[site_of], edge[site_of], rows
 
 
-def cell_features(sectors: Sequence[Sector], hour: float, connected_ues: float) -> FloatArray:
-    """Feature rows [n_cells, len(FEATURES)] of ``sectors`` (one cluster, the CM in effect) in a
-    period at ``hour`` (0..24 UTC, the period's middle) with ``connected_ues`` in the cluster."""
+def _cm_columns(sectors: Sequence[Sector], nbrs: list[list[int]]) -> FloatArray:
+    """[n_cells, 6]: own tilt, power, CIO, then the neighbours' means of the same."""
+    own = np.array([[s.elec_tilt_deg + s.mech_tilt_deg, s.tx_power_dbm, s.cio_db] for s in sectors])
+    out = np.empty((len(sectors), 6))
+    out[:, :3] = own
+    for i, rows in enumerate(nbrs):
+        out[i, 3:] = own[rows].mean(axis=0) if rows else own[i]
+    return out
+
+
+def cell_features(sectors: Sequence[Sector], hour: float, connected_ues: float, cell_ues: npt.ArrayLike,
+                  reference: Sequence[Sector] | None = None) -> FloatArray:
+    """Feature rows [n_cells, len(FEATURES)] of one cluster's cells in a period at ``hour`` (0..24
+    UTC, the period's middle): ``connected_ues`` in the cluster and ``cell_ues`` [n_cells] per cell
+    as reported under the ``reference`` configuration (default: ``sectors``), ``sectors`` the
+    candidate configuration, both in the same cell order."""
     if not sectors:
         raise ValueError("sectors is empty: a cluster has at least one cell")
     if not (isinstance(hour, int | float) and math.isfinite(hour)):
@@ -100,30 +125,27 @@ def cell_features(sectors: Sequence[Sector], hour: float, connected_ues: float) 
         raise ValueError(f"connected_ues={connected_ues!r} must be a finite number >= 0 (the cluster's summed "
                          "RRC.ConnMean)")
     n = len(sectors)
+    ues = np.asarray(cell_ues, dtype=np.float64)
+    if ues.shape != (n,) or not np.all(np.isfinite(ues)) or np.any(ues < 0):
+        raise ValueError(f"cell_ues has {ues.size} values for {n} cells (one RRC.ConnMean per cell, finite, >= 0)")
+    ref = sectors if reference is None else reference
+    if len(ref) != n or any(a.cell_key != b.cell_key for a, b in zip(ref, sectors, strict=True)):
+        raise ValueError("reference must hold the same cells as sectors, in the same order")
     nearest, edge, nbrs = _site_geometry(sectors)
-    tilt = np.array([s.elec_tilt_deg + s.mech_tilt_deg for s in sectors])
-    power = np.array([s.tx_power_dbm for s in sectors])
-    cio = np.array([s.cio_db for s in sectors])
-
-    def nbr_mean(v: FloatArray, i: int) -> float:
-        return float(v[nbrs[i]].mean()) if nbrs[i] else float(v[i])
-
     angle = 2.0 * math.pi * (float(hour) % 24.0) / 24.0
     out = np.empty((n, len(FEATURES)))
     out[:, 0] = math.sin(angle)
     out[:, 1] = math.cos(angle)
     out[:, 2] = float(connected_ues) / n
-    out[:, 3] = nearest / 1e3
-    out[:, 4] = [s.height_m for s in sectors]
-    out[:, 5] = edge
-    out[:, 6] = [s.fc_ghz for s in sectors]
-    out[:, 7] = [s.bandwidth_mhz for s in sectors]
-    out[:, 8] = tilt
-    out[:, 9] = power
-    out[:, 10] = cio
-    out[:, 11] = [nbr_mean(tilt, i) for i in range(n)]
-    out[:, 12] = [nbr_mean(power, i) for i in range(n)]
-    out[:, 13] = [nbr_mean(cio, i) for i in range(n)]
+    out[:, 3] = ues
+    out[:, 4] = nearest / 1e3
+    out[:, 5] = [s.height_m for s in sectors]
+    out[:, 6] = edge
+    out[:, 7] = [s.fc_ghz for s in sectors]
+    out[:, 8] = [s.bandwidth_mhz for s in sectors]
+    k = len(STATE_FEATURES)
+    out[:, k : k + 6] = _cm_columns(ref, nbrs)
+    out[:, k + 6 :] = _cm_columns(sectors, nbrs)
     return out
 
 

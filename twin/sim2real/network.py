@@ -29,22 +29,21 @@ from twin.sim2real.features import CM_FEATURES, FEATURES, STATE_FEATURES, TARGET
 
 __all__ = ["INPUT_SCALING", "Sim2RealNet", "scale_inputs"]
 
+_CM_SCALING = {"tilt_deg": ("id", 6.0, 5.0), "power_dbm": ("id", 45.0, 3.0), "cio_db": ("id", 0.0, 4.0),
+               "nbr_tilt_deg": ("id", 6.0, 5.0), "nbr_power_dbm": ("id", 45.0, 3.0), "nbr_cio_db": ("id", 0.0, 4.0)}
 INPUT_SCALING: dict[str, tuple[str, float, float]] = {
     # feature: (transform, centre, scale) -> (transform(x) - centre) / scale
     "hour_sin": ("id", 0.0, 1.0),
     "hour_cos": ("id", 0.0, 1.0),
     "load_ues_per_cell": ("log1p", 3.0, 1.5),
+    "cell_ues": ("log1p", 3.0, 1.5),
     "isd_km": ("id", 0.6, 0.3),
     "height_m": ("id", 25.0, 10.0),
     "edge": ("id", 0.5, 0.5),
     "fc_ghz": ("id", 3.5, 2.0),
     "bandwidth_mhz": ("id", 50.0, 50.0),
-    "tilt_deg": ("id", 6.0, 5.0),
-    "power_dbm": ("id", 45.0, 3.0),
-    "cio_db": ("id", 0.0, 4.0),
-    "nbr_tilt_deg": ("id", 6.0, 5.0),
-    "nbr_power_dbm": ("id", 45.0, 3.0),
-    "nbr_cio_db": ("id", 0.0, 4.0),
+    **{f"ref_{k}": v for k, v in _CM_SCALING.items()},
+    **_CM_SCALING,
 }
 assert tuple(INPUT_SCALING) == FEATURES
 
@@ -81,7 +80,7 @@ class Sim2RealNet(nn.Module):
         self.response = _mlp(len(FEATURES), hidden, len(TARGETS), response_layers)
         self.embedding = nn.Embedding(n_envs, embedding)
         nn.init.normal_(self.embedding.weight, std=0.01)
-        self.adapter = _mlp(self.n_state + embedding, hidden // 2, len(TARGETS), adapter_layers)
+        self.adapter = _mlp(self.n_state + embedding, hidden, len(TARGETS), adapter_layers)
         assert len(CM_FEATURES) == len(FEATURES) - self.n_state
 
     def forward(self, x: torch.Tensor, env: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@
 >>> Samples(np.zeros((3, 2)), np.ones((3, 2)), np.zeros(3, dtype=np.int64), ("a/x",))
 Traceback (most recent call last):
 ...
-ValueError: Samples.x has 2 columns; the features are 14 (twin.sim2real.FEATURES)
+ValueError: Samples.x has 2 columns; the features are 21 (twin.sim2real.FEATURES)
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 A live network only ever shows the narrow band of configurations its operators run; the twin can
 show every configuration the guard allows. :func:`twin_samples` draws, per sample period, one of
 the given cluster models (topologies), an hour of day, a load level, a random traffic map
-(Gaussian hotspots over the cluster's UE points) and an independent CM setting of every cell
-(tilt, power, CIO uniform over :class:`Ranges`), simulates the period with ``twin.sim.Simulator``
-and keeps one labelled row per cell. Everything derives from ``seed``.
+(Gaussian hotspots over the cluster's UE points) and a *reference* CM of every cell (tilt, power,
+CIO uniform over :class:`Ranges`), simulates the period as it ran under the reference (the state
+a network would report: its connected UEs), then a *candidate* CM in which each cell moved to a
+new random setting with probability ``Ranges.change_share``, simulated on the same traffic: the
+labels. One row per cell; everything derives from ``seed``.
 
 >>> from twin.sim.topology import hex_cluster
 >>> from twin.sim.traffic import TrafficMap
@@ -24,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -49,7 +52,8 @@ class Ranges:
     ``cio_db`` CIO (whole dB, as QOffsetRange), ``load_scale`` the factor on the model's UE count
     (log-uniform), ``hour`` hour of day, ``demand_scale`` the factor on the offered load per UE,
     ``hotspots`` the most hotspots per traffic map (0..n uniform), ``hotspot_radius_m`` and
-    ``hotspot_gain`` their size and peak density factor."""
+    ``hotspot_gain`` their size and peak density factor, ``change_share`` the probability that a
+    cell's candidate CM differs from its reference."""
 
     tilt_deg: tuple[float, float] = (0.0, 14.0)
     power_dbm: tuple[float, float] = (40.0, 49.0)
@@ -60,6 +64,7 @@ class Ranges:
     hotspots: int = 3
     hotspot_radius_m: tuple[float, float] = (80.0, 400.0)
     hotspot_gain: tuple[float, float] = (0.5, 4.0)
+    change_share: float = 0.3
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -69,6 +74,8 @@ class Ranges:
                 raise ValueError(f"Ranges.{f.name}={value!r}: the low end must not exceed the high end")
         if self.load_scale[0] <= 0 or self.demand_scale[0] < 0 or self.hotspots < 0:
             raise ValueError("Ranges.load_scale must be > 0, demand_scale >= 0 and hotspots >= 0")
+        if not 0.0 <= self.change_share <= 1.0:
+            raise ValueError(f"Ranges.change_share={self.change_share!r} must be in 0..1")
 
 
 @dataclass
@@ -117,21 +124,29 @@ def twin_samples(models: Sequence[ClusterModel], n_samples: int, seed: int = 0,
     ys: list[FloatArray] = []
     es: list[npt.NDArray[np.int64]] = []
     total, turn = 0, 0
+
+    def draw() -> dict[str, Any]:
+        return {"digitalTilt": round(10 * rng.uniform(*r.tilt_deg)),
+                "configuredMaxTxPower": max(1, round(10 ** (rng.uniform(*r.power_dbm) / 10.0))),
+                "cellIndividualOffset": int(rng.integers(int(r.cio_db[0]), int(r.cio_db[1]) + 1))}
+
     while total < n_samples:
         model = models[turn % len(models)]
         turn += 1
         sim = model.simulator
         sectors = model.cluster.sectors
-        cm = {s.cell_key: {"digitalTilt": round(10 * rng.uniform(*r.tilt_deg)),
-                           "configuredMaxTxPower": max(1, round(10 ** (rng.uniform(*r.power_dbm) / 10.0))),
-                           "cellIndividualOffset": int(rng.integers(int(r.cio_db[0]), int(r.cio_db[1]) + 1))}
-              for s in sectors}
+        ref_cm = {s.cell_key: draw() for s in sectors}
+        cand_cm = {k: (draw() if rng.random() < r.change_share else v) for k, v in ref_cm.items()}
         hour = float(rng.uniform(*r.hour))
         load = math.exp(rng.uniform(math.log(r.load_scale[0]), math.log(r.load_scale[1])))
         scale = load * hotspot_scale(sim.ues, rng, r)
-        result = sim.evaluate(cm=cm, hour=hour, ue_scale=scale, demand_scale=float(rng.uniform(*r.demand_scale)))
-        changed = tuple(apply_cm_to_sector(s, cm[s.cell_key], strict=True) for s in sectors)
-        xs.append(cell_features(changed, hour, float(result.kpi.values[CONN].sum())))
+        demand = float(rng.uniform(*r.demand_scale))
+        ref = sim.evaluate(cm=ref_cm, hour=hour, ue_scale=scale, demand_scale=demand)
+        conn = np.array(ref.kpi.values[CONN][: len(sectors)])
+        result = sim.evaluate(cm=cand_cm, hour=hour, ue_scale=scale, demand_scale=demand)
+        ref_sectors = tuple(apply_cm_to_sector(s, ref_cm[s.cell_key], strict=True) for s in sectors)
+        cand_sectors = tuple(apply_cm_to_sector(s, cand_cm[s.cell_key], strict=True) for s in sectors)
+        xs.append(cell_features(cand_sectors, hour, float(conn.sum()), conn, reference=ref_sectors))
         ys.append(np.stack([result.kpi.values[k][: len(sectors)] for k in TARGETS], axis=1))
         es.append(np.array([envs.setdefault(f"{model.cluster.cluster_id}/{s.cell_key}", len(envs))
                             for s in sectors], dtype=np.int64))
