@@ -86,9 +86,11 @@ def _load_plugins() -> None:
     from twin.fidelity.cli import register as register_fidelity
     from twin.ledger.cli import cm_app
     from twin.sim.cli import register  # imported here: numpy and the model load only for a full CLI
+    from twin.sim2real.cli import register as register_sim2real
 
     register(app, bench_app)
     register_fidelity(app, bench_app)
+    register_sim2real(app)
     if not any(g.name == "cm" for g in app.registered_groups):
         app.add_typer(cm_app, name="cm")
     if not any(c.name == "api" for c in app.registered_commands):
