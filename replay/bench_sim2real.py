@@ -12,18 +12,26 @@ Figures:
   ``DRB.UEThpDl`` and ``RRU.PrbTotDl``; the denominator is floored (``MAPE_FLOOR``: 1,000 kbit/s
   and 1 %) so that an idle night cell does not divide by ~0; labels are the measured (noisy) PM,
   as a field study has them;
-* ``mape_out_of_band``: the same on held-out periods replayed on the hidden truth with
-  configurations outside the band (each cell's tilt, power and CIO drawn over the twin's ranges;
-  only cells whose own CM is outside the band count), with the same measurement noise;
+* ``mape_out_of_band``: the same on the held-out periods replayed on the hidden truth with a
+  candidate configuration outside the band: each cell moved with probability ``OOB_SHARE`` (30 %)
+  to a setting over the twin's ranges with its tilt, power or CIO outside the band, the others as
+  they ran; only the moved cells count, labelled with the same measurement noise. The state (load,
+  each cell's connected UEs) is the period as it ran: what the model is given for a what-if.
+  ``mape_out_of_band_all_cells``: the same with every cell moved at once;
 * ``mape_10pct`` / ``learning_curve``: trained on 1 %, 10 % and 100 % of the real training rows
   (a random subset, the same for every model);
-* ``kendall_tau``: for ``rank_cells`` held-out (period, cell) pairs, candidates of the cell's
-  tilt x power grid (``RANK_TILTS_DEG`` x ``RANK_POWERS_DBM``, the other cells as they were) ranked
-  by the predicted ``DRB.UEThpDl`` of the cell against the noiseless truth (Kendall tau-b, mean);
-* ``similarity``: how alike the twin and the real data sets are: 2 x the balanced error of a
-  classifier told to separate twin rows from real rows (features and log KPIs; a small MLP, half
-  the rows to train, half to test): 1 = indistinguishable, 0 = always told apart; ``similarity_in_band``
-  the same with the twin rows restricted to the real band;
+* ``kendall_tau``: for ``rank_cells`` held-out (period, cell) pairs, the candidates of the cell's
+  tilt x power grid (``RANK_TILTS_DEG`` x ``RANK_POWERS_DBM``, the other cells as they ran) ranked
+  by the predicted ``DRB.UEThpDl`` of the cell against the noiseless truth (Kendall tau-b, mean over
+  pairs); ``kendall_tau_by_kpi`` the same for each KPI, with ``twin_simulator``: the twin's own
+  simulation model (traffic scaled to the reported load) ranking the same candidates, the teacher
+  a twin-pretrained model inherits its response from;
+* ``similarity``: how alike the twin's and the real data's KPIs are: per KPI the overlap
+  coefficient of the histograms of ``log1p`` of the values (the share both sets put in the same
+  bins), averaged over the two KPIs; ``similarity_in_band`` the same with the twin rows restricted
+  to the real band; ``similarity_joint`` a stricter figure over features and KPIs together, by
+  nearest neighbours (for each real row, is its nearest other row a twin row? that share over its
+  value for one distribution, 1/2): near 0 when the real rows crowd a corner of the twin's space;
 * ``pretrain_s``: the pretraining's wall time on ``twin_samples`` rows (data generation apart,
   ``twin_data_s``).
 """
@@ -41,43 +49,57 @@ import numpy.typing as npt
 import typer
 
 from replay.emulator import NetworkEmulator
-from replay.sim2real_data import Band, RealData, in_band, real_samples, truth_samples, twin_models
+from replay.sim2real_data import Band, RealData, in_band, out_of_band, real_samples, truth_samples, twin_models
 from twin.sim2real import FEATURES, TARGETS, Ranges, Samples, twin_samples
 from twin.sim2real.features import to_target
+from twin.sim2real.metrics import MAPE_FLOOR, mape
 
 if TYPE_CHECKING:  # torch loads when the benchmark runs, not with the CLI
     from twin.sim2real.network import Sim2RealNet
     from twin.sim2real.train import TrainConfig
 
-__all__ = ["MAPE_FLOOR", "bench_sim2real_command", "mape", "run_sim2real", "similarity"]
+__all__ = ["MAPE_FLOOR", "bench_sim2real_command", "joint_similarity", "mape", "run_sim2real", "similarity"]
 
 SCENARIOS = ("urban-hotspots", "suburban-quiet", "fault-midrun")
 START = datetime(2024, 3, 1, tzinfo=UTC)
 GP = 3600
-MAPE_FLOOR = (1000.0, 1.0)
-"""Denominator floors of the MAPE per target: DRB.UEThpDl kbit/s, RRU.PrbTotDl %."""
+OOB_SHARE = 0.3
+"""Out of band: the share of cells a candidate configuration moves (each out of the band)."""
 RANK_TILTS_DEG = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0)
 RANK_POWERS_DBM = (41.0, 44.0, 47.0)
 FloatArray = npt.NDArray[np.float64]
 
 
-def mape(pred: FloatArray, truth: FloatArray) -> list[float]:
-    """Per target, the mean of |pred - truth| / max(truth, floor), in percent.
+def similarity(a: Samples, b: Samples, bins: int = 50) -> float:
+    """How alike the KPIs of two data sets are: per target, the overlap coefficient of the
+    histograms of ``log1p`` of the values (``bins`` bins over the pooled range; the sum over bins
+    of the smaller of the two shares), averaged over the targets: 1 = the same distribution of
+    KPI values, 0 = no value of one set falls where the other has any.
 
-    >>> mape(np.array([[900.0, 0.5], [2200.0, 50.0]]), np.array([[1000.0, 0.0], [2000.0, 40.0]]))
-    [10.0, 37.5]
+    >>> import numpy as np
+    >>> from twin.sim2real import FEATURES
+    >>> x = np.zeros((4, len(FEATURES))); env = np.zeros(4, dtype=np.int64)
+    >>> a = Samples(x, np.array([[1e3, 10.0], [2e3, 20.0], [4e3, 40.0], [8e3, 80.0]]), env, ("c/a",))
+    >>> similarity(a, a), similarity(a, Samples(x, a.y * 50.0, env, ("c/a",)))
+    (1.0, 0.0)
     """
-    floor = np.array(MAPE_FLOOR)
-    err = np.abs(pred - truth) / np.maximum(np.abs(truth), floor)
-    return [round(float(100.0 * v), 3) for v in err.mean(axis=0)]
+    out = []
+    for j in range(len(TARGETS)):
+        u, v = to_target(a.y)[:, j], to_target(b.y)[:, j]
+        edges = np.linspace(min(u.min(), v.min()), max(u.max(), v.max()) + 1e-9, bins + 1)
+        p = np.histogram(u, edges)[0] / len(u)
+        q = np.histogram(v, edges)[0] / len(v)
+        out.append(float(np.minimum(p, q).sum()))
+    return round(float(np.mean(out)), 3)
 
 
-def similarity(a: Samples, b: Samples, seed: int = 0, n: int = 4000) -> float:
-    """2 x the balanced test error of a small MLP separating rows of ``a`` from rows of ``b``
-    (scaled features and log KPIs; ``n`` rows of each at most, half to train): 1 when the two
-    sets cannot be told apart, 0 when they always can."""
-    import torch
-    from torch import nn
+def joint_similarity(a: Samples, b: Samples, seed: int = 0, n: int = 5000) -> float:
+    """How alike two data sets are, by nearest neighbours: ``n`` rows of each at most (scaled
+    features and log KPIs, each column over its pooled spread); for every row of ``b``, is its
+    nearest other row in the pool a row of ``a``? The share of such rows over its value for two
+    sets drawn from one distribution (1/2), capped at 1: 1 = ``b``'s rows sit among ``a``'s as if
+    drawn from the same distribution, 0 = every row of ``b`` is nearest to another row of ``b``."""
+    from scipy.spatial import cKDTree
 
     from twin.sim2real.network import scale_inputs
 
@@ -88,28 +110,29 @@ def similarity(a: Samples, b: Samples, seed: int = 0, n: int = 4000) -> float:
 
     def rows(s: Samples) -> FloatArray:
         pick = rng.choice(len(s), size=m, replace=False)
-        return np.hstack([scale_inputs(s.x[pick]), to_target(s.y[pick]) / 5.0])
+        return np.hstack([scale_inputs(s.x[pick]).astype(np.float64), to_target(s.y[pick])])
 
-    x = np.vstack([rows(a), rows(b)]).astype(np.float32)
-    y = np.concatenate([np.zeros(m), np.ones(m)]).astype(np.float32)
-    order = rng.permutation(2 * m)
-    train, test = order[: m], order[m:]
-    torch.manual_seed(seed)
-    clf = nn.Sequential(nn.Linear(x.shape[1], 64), nn.SiLU(), nn.Linear(64, 64), nn.SiLU(), nn.Linear(64, 1))
-    opt = torch.optim.Adam(clf.parameters(), lr=3e-3)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    loss_fn = nn.BCEWithLogitsLoss()
-    for _ in range(300):
-        for i in range(0, len(train), 256):
-            idx = torch.from_numpy(train[i : i + 256])
-            opt.zero_grad()
-            loss_fn(clf(xt[idx])[:, 0], yt[idx]).backward()
-            opt.step()
-    with torch.no_grad():
-        p = (clf(xt[torch.from_numpy(test)])[:, 0] > 0).numpy()
-    t = y[test] > 0.5
-    err = 0.5 * (float(np.mean(p[~t])) + float(np.mean(~p[t])))
-    return round(2.0 * min(err, 0.5), 3)
+    pool = np.vstack([rows(a), rows(b)])
+    spread = pool.std(axis=0)
+    pool = pool / np.where(spread > 0, spread, 1.0)
+    _, idx = cKDTree(pool).query(pool[m:], k=2)
+    share = float(np.mean(idx[:, 1] < m))
+    return round(min(2.0 * share, 1.0), 3)
+
+
+def _simulated(sim: Any, period: Any, key: str, attrs: dict[str, Any]) -> FloatArray:
+    """The twin simulator's KPIs [n_cells, TARGETS] of ``period`` with ``attrs`` on cell ``key``,
+    its traffic scaled to the connected UEs the period reported (as the runtime predicts)."""
+    from twin.sim.kpis import CONN
+
+    cm = {s.cell_key: {"digitalTilt": round(10 * s.elec_tilt_deg),
+                       "configuredMaxTxPower": round(10 ** (s.tx_power_dbm / 10)),
+                       "cellIndividualOffset": round(s.cio_db)} for s in period.public}
+    cm[key] = {**cm[key], **attrs}
+    base = sim.evaluate(cm=cm, hour=period.hour)
+    total = float(base.kpi.values[CONN].sum())
+    result = sim.evaluate(cm=cm, hour=period.hour, ue_scale=period.connected / total if total > 0 else 1.0)
+    return np.stack([result.kpi.values[t] for t in TARGETS], axis=1)
 
 
 def _predict(net: Sim2RealNet, envs: tuple[str, ...], s: Samples) -> FloatArray:
@@ -150,18 +173,17 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
     train = Samples.concat([split(d, False) for d in reals])
     test = Samples.concat([split(d, True) for d in reals])
     rng = np.random.default_rng([seed, 0x00B])
-    oob_parts = []
+    oob_parts: dict[str, list[Samples]] = {"some": [], "all": []}
     for emu, d in zip(emus, reals, strict=True):
-        for p in d.periods:
-            if p.index < 24 * train_days:
-                continue
-            for _ in range(oob_configs):
-                cm = {k: {"digitalTilt": round(10 * rng.uniform(0.0, 14.0)),
-                          "configuredMaxTxPower": round(10 ** (rng.uniform(40.0, 49.0) / 10.0)),
-                          "cellIndividualOffset": int(rng.integers(-6, 7))} for k in emu.cells}
-                s, _ = truth_samples(emu, p, cm, rng)
-                oob_parts.append(s.take(~in_band(s.x, band)))
-    oob = Samples.concat(oob_parts)
+        for p in d.periods[24 * train_days:]:
+            for share, part in ((OOB_SHARE, "some"), (1.0, "all")):
+                for _ in range(oob_configs):
+                    moved = {k: out_of_band(band, rng) for k in emu.cells if rng.random() < share}
+                    if moved:
+                        s, _ = truth_samples(emu, p, moved, rng)
+                        oob_parts[part].append(s.take(np.array([emu.cells.index(k) for k in moved])))
+    oob = Samples.concat(oob_parts["some"])
+    oob_all = Samples.concat(oob_parts["all"])
 
     t0 = time.perf_counter()
     pretrained, pre_report = pretrain(twin, cfg)
@@ -190,38 +212,48 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
 
     in_band_mape, in_band_kpi = table(test)
     oob_mape, oob_kpi = table(oob)
+    oob_all_mape, _ = table(oob_all)
     tenth, _ = table(test, 0.1)
 
     # ranking of candidate changes for a cell, on the noiseless truth
-    taus: dict[str, list[float]] = {m: [] for m in METHODS}
+    taus: dict[str, dict[str, list[float]]] = {kpi: {m: [] for m in (*METHODS, "twin_simulator")}
+                                               for kpi in TARGETS}
     pairs = []
     for emu, d in zip(emus, reals, strict=True):
-        held = [p for p in d.periods if p.index >= 24 * train_days]
+        held = d.periods[24 * train_days:]
         for _ in range(max(1, rank_cells // len(emus))):
             pairs.append((emu, held[int(rng.integers(0, len(held)))], int(rng.integers(0, len(emu.cells)))))
+    simulators = {emu.cluster_id: m.simulator for emu, m in zip(emus, twin_models(emus), strict=True)}
     for emu, period, cell in pairs:
-        truth, rows = [], []
+        truth, rows, simulated = [], [], []
         key = emu.cells[cell]
         for tilt in RANK_TILTS_DEG:
             for power in RANK_POWERS_DBM:
                 attrs = {"digitalTilt": round(10 * tilt), "configuredMaxTxPower": round(10 ** (power / 10))}
                 s, t = truth_samples(emu, period, {key: attrs}, rng)
-                truth.append(float(t[cell, TARGETS.index("DRB.UEThpDl")]))
+                truth.append(t[cell])
                 rows.append(s.x[cell])
+                simulated.append(_simulated(simulators[emu.cluster_id], period, key, attrs)[cell])
         cand_s = Samples(np.array(rows), np.ones((len(rows), len(TARGETS))), np.zeros(len(rows), dtype=np.int64),
-                         (f"{emu.cluster_id}/{emu.cells[cell]}",))
-        for m in METHODS:
-            pred = _predict(*nets[1.0][m], cand_s)[:, TARGETS.index("DRB.UEThpDl")]
-            taus[m].append(_kendall(truth, pred.tolist()))
+                         (f"{emu.cluster_id}/{key}",))
+        preds = {m: _predict(*nets[1.0][m], cand_s) for m in METHODS}
+        preds["twin_simulator"] = np.array(simulated)
+        for j, kpi in enumerate(TARGETS):
+            for m, pred in preds.items():
+                taus[kpi][m].append(_kendall([float(t[j]) for t in truth], pred[:, j].tolist()))
 
     twin_in_band = twin.take(in_band(twin.x, band))
     doc: dict[str, Any] = {
         "mape": in_band_mape,
         "mape_out_of_band": oob_mape,
         "mape_10pct": tenth,
-        "kendall_tau": {m: round(float(np.mean(v)), 3) for m, v in taus.items()},
-        "similarity": similarity(twin, train, seed),
-        "similarity_in_band": similarity(twin_in_band, train, seed) if len(twin_in_band) >= 4 else None,
+        "kendall_tau": {m: round(float(np.mean(v)), 3) for m, v in taus[TARGETS[0]].items() if m in METHODS},
+        "kendall_tau_by_kpi": {kpi: {m: round(float(np.mean(v)), 3) for m, v in per.items()}
+                               for kpi, per in taus.items()},
+        "mape_out_of_band_all_cells": oob_all_mape,
+        "similarity": similarity(twin, train),
+        "similarity_in_band": similarity(twin_in_band, train) if len(twin_in_band) >= 4 else None,
+        "similarity_joint": joint_similarity(twin, train, seed),
         "pretrain_s": round(pretrain_s, 2),
         "twin_data_s": round(twin_data_s, 2),
         "real_data_s": round(real_data_s, 2),
@@ -229,6 +261,7 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
         "learning_curve": curve,
         "mape_by_kpi": {"in_band": in_band_kpi, "out_of_band": oob_kpi, "kpis": list(TARGETS)},
         "samples": {"twin": len(twin), "real_train": len(train), "real_test": len(test), "out_of_band": len(oob),
+                    "out_of_band_all_cells": len(oob_all),
                     "rank_pairs": len(pairs), "rank_candidates": len(RANK_TILTS_DEG) * len(RANK_POWERS_DBM)},
         "pretrain": {"steps": pre_report.steps, "val_loss": round(pre_report.val_loss, 5)},
         "band": {"tilt_deg": list(band.tilt_deg), "power_dbm": list(band.power_dbm), "cio_db": list(band.cio_db)},

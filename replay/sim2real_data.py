@@ -40,9 +40,9 @@ from replay.emulator.scenario import Event
 from twin.sim.cm import apply_cm_to_sector
 from twin.sim.kpis import CONN
 from twin.sim.topology import Sector
-from twin.sim2real import TARGETS, ClusterModel, Samples, cell_features
+from twin.sim2real import TARGETS, ClusterModel, Ranges, Samples, cell_features
 
-__all__ = ["Band", "RealData", "RealPeriod", "in_band", "real_samples", "truth_samples", "twin_models"]
+__all__ = ["Band", "RealData", "RealPeriod", "in_band", "out_of_band", "real_samples", "truth_samples", "twin_models"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -132,6 +132,20 @@ def real_samples(emu: NetworkEmulator, periods: int, band: Band, seed: int = 0) 
         out.append(RealPeriod(p, mid, hour, active, public, connected, cell_ues, (start, start + len(keys))))
     samples = Samples(np.concatenate(xs), np.concatenate(ys), np.tile(env, periods), envs)
     return RealData(samples, np.concatenate(truths), out)
+
+
+def out_of_band(band: Band, rng: np.random.Generator, ranges: Ranges | None = None) -> dict[str, Any]:
+    """A random CM setting of one cell over the twin's ``ranges`` with its tilt, power or CIO (at
+    least one) outside ``band``: the configurations a live network never showed."""
+    r = ranges or Ranges()
+    while True:
+        tilt, power = rng.uniform(*r.tilt_deg), rng.uniform(*r.power_dbm)
+        cio = int(rng.integers(int(r.cio_db[0]), int(r.cio_db[1]) + 1))
+        inside = (band.tilt_deg[0] <= round(tilt, 1) <= band.tilt_deg[1]
+                  and band.power_dbm[0] <= power <= band.power_dbm[1] and band.cio_db[0] <= cio <= band.cio_db[1])
+        if not inside:
+            return {"digitalTilt": round(10 * tilt), "configuredMaxTxPower": round(10 ** (power / 10.0)),
+                    "cellIndividualOffset": cio}
 
 
 def in_band(x: FloatArray, band: Band) -> npt.NDArray[np.bool_]:

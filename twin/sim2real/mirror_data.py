@@ -41,6 +41,7 @@ from twin.sim.kpis import CONN, PRB, THP
 from twin.sim.mirrored import cluster_from_mirror
 from twin.sim.topology import Cluster
 from twin.sim2real.features import FEATURES, TARGETS, cell_features, period_hour_of
+from twin.sim2real.metrics import MAPE_FLOOR, mape
 from twin.sim2real.samples import Samples
 from twin.sim2real.twin_data import ClusterModel
 
@@ -54,11 +55,6 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 SKIP_REASONS: tuple[str, ...] = ("no_position", "suspect", "no_thp", "no_prb", "no_conn", "invalid_value")
-MAPE_FLOOR: tuple[float, float] = (1000.0, 1.0)
-"""Denominator floors of the MAPE per target (``DRB.UEThpDl`` kbit/s, ``RRU.PrbTotDl`` %): an idle
-night cell does not divide by ~0. The same semantics as ``replay.bench_sim2real.MAPE_FLOOR``."""
-
-
 @dataclass(frozen=True)
 class MirrorData:
     """``samples`` (labels: the reported KPIs), per row its ``period_end`` (epoch s) and ``gp``
@@ -204,17 +200,3 @@ def time_split(period_end: npt.ArrayLike, held_out: float = 0.2) -> tuple[IntArr
         return np.arange(len(ends), dtype=np.int64), np.zeros(0, dtype=np.int64)
     cutoff = distinct[len(distinct) - n_test]
     return np.flatnonzero(ends < cutoff).astype(np.int64), np.flatnonzero(ends >= cutoff).astype(np.int64)
-
-
-def mape(pred: npt.ArrayLike, truth: npt.ArrayLike) -> list[float]:
-    """Per target, the mean of |pred - truth| / max(|truth|, floor) in percent (:data:`MAPE_FLOOR`).
-
-    >>> mape([[900.0, 0.5], [2200.0, 50.0]], [[1000.0, 0.0], [2000.0, 40.0]])
-    [10.0, 37.5]
-    """
-    p = np.asarray(pred, dtype=np.float64)
-    t = np.asarray(truth, dtype=np.float64)
-    if p.shape != t.shape or p.ndim != 2 or p.shape[1] != len(MAPE_FLOOR) or not len(p):
-        raise ValueError(f"pred {p.shape} and truth {t.shape} must both be (N>0, {len(MAPE_FLOOR)})")
-    err = np.abs(p - t) / np.maximum(np.abs(t), np.array(MAPE_FLOOR))
-    return [round(float(100.0 * v), 3) for v in err.mean(axis=0)]
