@@ -173,3 +173,23 @@ def test_a_worker_loads_the_model_and_publishes_its_predictions(trained: Trained
             assert p["predicted"] == pytest.approx(mine.values[p["cellKey"]][p["kpi"]], rel=1e-9)
             assert p["outOfRange"] == mine.out_of_range.get(p["cellKey"], [])
     assert datetime.now(UTC) > START
+
+
+def test_the_optimiser_scores_candidates_through_the_configured_engine(trained: Trained) -> None:
+    """The optimiser asks Twin.whatif; with [predict] engine = "sim2real" its scores come from the model."""
+    from twin.guard import GuardPolicy
+    from twin.optimize import Candidate, Optimizer
+
+    emu, records = _emulated(2)
+    scores = {}
+    for engine in ("simulation", "sim2real"):
+        twin = Twin(config=_settings(emu, trained.model_dir, engine=engine))
+        twin.ingest(records)
+        opt = Optimizer(twin, GuardPolicy(mode="auto", trust_gate=False))
+        cell = emu.cells[2]
+        sef = "SectorEquipmentFunction"
+        cand = Candidate(cell, sef, "digitalTilt", 40, 80, emu.dn(cell, sef))
+        score, w = opt.evaluate(emu.cluster_id, [cand])
+        scores[engine] = score.gain_pct
+        assert w.model_version.endswith("+sim2real-transfer") == (engine == "sim2real")
+    assert scores["simulation"] != scores["sim2real"]
