@@ -172,7 +172,8 @@ class PredictSettings(_Section):
                                                       "model's DRB.UEThpDl and RRU.PrbTotDl in their place "
                                                       "(docs/sim2real.md)")
     sim2real_model: Path | None = Field(default=None, description="directory of the Sim2Real model "
-                                        "(model.json and weights.pt; `twin bench sim2real --save DIR` makes one)")
+                                        "(model.json and weights.pt; `twin sim2real fit` makes one from a worker's "
+                                        "state, `twin bench sim2real --save DIR` from the emulated network)")
 
     @model_validator(mode="after")
     def _engine_has_model(self) -> PredictSettings:
