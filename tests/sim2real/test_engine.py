@@ -193,3 +193,17 @@ def test_the_optimiser_scores_candidates_through_the_configured_engine(trained: 
         scores[engine] = score.gain_pct
         assert w.model_version.endswith("+sim2real-transfer") == (engine == "sim2real")
     assert scores["simulation"] != scores["sim2real"]
+
+
+def test_a_cell_the_model_never_saw_is_flagged(trained: Trained, tmp_path: Path) -> None:
+    model = Sim2RealModel.load(trained.model_dir)
+    known = model.envs[1:]  # forget one cell
+    Sim2RealModel(model.net.with_envs(len(known), list(range(1, len(model.envs)))), known, model.ranges,
+                  model.method).save(tmp_path / "m")
+    emu, records = _emulated(1)
+    twin = Twin(config=_settings(emu, tmp_path / "m"))
+    twin.ingest(records)
+    p = twin.predict(emu.cluster_id)
+    forgotten = model.envs[0].split("/", 1)[1]
+    assert p.out_of_range == {forgotten: ["cell"]}
+    assert np.isfinite(p.values[forgotten][THP])

@@ -6,7 +6,8 @@ objective reads); with ``[predict] engine = "sim2real"`` the KPIs the Sim2Real m
 reported load, and every UE's throughput is scaled by its serving cell's ratio of the two
 engines' ``DRB.UEThpDl``, so an objective over UEs moves with the model too. The gap learners then
 calibrate whatever the engine predicted. A cell whose features fall outside the model's training
-ranges is flagged (``out_of_range``): the value is an extrapolation.
+ranges is flagged (``out_of_range``, the features named): the value is an extrapolation; a cell
+the model never saw is flagged ``"cell"`` (it gets the mean of the known cells' environments).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class Sim2RealEngine:
                 out[key][kpi] = float(pred.values[i, j])
             if sim_thp[i] > 0:
                 ratio[i] = float(pred.values[i, TARGETS.index(THP)]) / float(sim_thp[i])
-            if pred.out_of_range[i]:
-                flags[key] = pred.out_of_range[i]
+            reasons = pred.out_of_range[i] + (["cell"] if pred.unseen[i] else [])
+            if reasons:
+                flags[key] = reasons
         ue = replace(result.ue, throughput_bps=result.ue.throughput_bps * ratio[result.ue.serving])
         return EngineOutput(out, flags, ue)
