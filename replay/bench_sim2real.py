@@ -244,6 +244,7 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
 
     twin_in_band = twin.take(in_band(twin.x, band))
     doc: dict[str, Any] = {
+        "benchmark": "sim2real",
         "mape": in_band_mape,
         "mape_out_of_band": oob_mape,
         "mape_10pct": tenth,
@@ -289,14 +290,21 @@ def bench_sim2real_command(
     = 24,
     seed: Annotated[int, typer.Option(help="hidden truth, data draws and training")] = 0,
     epochs: Annotated[int, typer.Option(min=1, help="at most this many passes over the data per training")] = 40,
+    min_steps: Annotated[int, typer.Option(min=0, help="at least this many optimiser steps per training")] = 1500,
+    scenario: Annotated[list[str] | None, typer.Option(help="shipped scenario (repeat); default: all three")] = None,
     save: Annotated[Path | None, typer.Option(help="save the transfer model into this directory")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Real-only, twin-only, naive fine-tuning and transfer on the emulated network (docs/sim2real.md)."""
     from twin.sim2real.train import METHODS, TrainConfig
 
-    doc = run_sim2real(twin_samples_n, train_days, test_days, seed, rank_cells, config=TrainConfig(epochs=epochs),
-                       save=save)
+    chosen = tuple(scenario or SCENARIOS)
+    bad = [name for name in chosen if name not in SCENARIOS]
+    if bad:
+        typer.echo(f"error: --scenario {bad[0]!r} is not a shipped scenario ({', '.join(SCENARIOS)})", err=True)
+        raise typer.Exit(2)
+    doc = run_sim2real(twin_samples_n, train_days, test_days, seed, rank_cells,
+                       config=TrainConfig(epochs=epochs, min_steps=min_steps), save=save, scenarios=chosen)
     if as_json:
         typer.echo(json.dumps(doc))
         return

@@ -5,8 +5,10 @@ figures of such tiny runs mean nothing and are not checked beyond being there.""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,3 +190,16 @@ def test_bench_optimize() -> None:
     assert s["scenario"] == "suburban-quiet" and s["whatifs"] <= 40 and doc["guard_violations"] == 0
     assert s["oracle_gain_pct"] is not None and s["oracle_evaluations"] >= s["candidates"]
     assert {c["state"] for c in s["changes"]} <= {"CONFIRMED", "ROLLED_BACK", "REJECTED", "FAILED", "OBSERVING"}
+
+
+def test_bench_sim2real(tmp_path: Path) -> None:
+    doc = _bench("sim2real", "--scenario", "suburban-quiet", "--twin-samples", "2000", "--train-days", "1",
+                 "--test-days", "1", "--rank-cells", "3", "--epochs", "2", "--min-steps", "20",
+                 "--save", str(tmp_path / "model"), "--json")
+    assert doc["benchmark"] == "sim2real"
+    models = {"real_only", "twin_only", "finetune", "transfer"}
+    for key in ("mape", "mape_out_of_band", "mape_10pct", "kendall_tau"):
+        assert set(doc[key]) == models and all(math.isfinite(v) for v in doc[key].values()), key
+    assert 0.0 <= doc["similarity"] <= 1.0 and doc["pretrain_s"] > 0
+    assert doc["samples"]["twin"] == 2000 and doc["samples"]["real_train"] == 24 * 21
+    assert (tmp_path / "model" / "model.json").is_file() and (tmp_path / "model" / "weights.pt").is_file()
