@@ -13,12 +13,18 @@ checkpointed (``Twin.from_state``), its proposals go through the guard, the ledg
 emulator's CM adapter (``ChangeRunner``), and every period the runner is fed the cluster's real mean
 ``DRB.UEThpDl`` and the twin's raw predicted mean, so the verification confirms or rolls back each
 change on what the network reports. Only the report reads the emulator's hidden truth, after the run.
+
+After the run, unless ``--no-sim2real``, :func:`demo_sim2real` adds the Sim2Real MAPE table of the
+four models at demo size (``replay.bench_sim2real.run_sim2real``, about 30 s) to the summary and the
+report; a failure there is logged and shown in the report, never fails the demo.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 import shutil
 import signal
 import subprocess
@@ -58,9 +64,22 @@ if TYPE_CHECKING:
     from replay.emulator import NetworkEmulator
     from twin import Twin
 
-__all__ = ["GROUP", "CmLoop", "Worker", "cm_first_round", "cm_rounds", "demo_command", "write_config"]
+__all__ = ["GROUP", "SIM2REAL_DEMO_SIZES", "CmLoop", "Worker", "cm_first_round", "cm_rounds", "demo_command",
+           "demo_sim2real", "write_config"]
 
 GROUP = "twin-demo"
+log = logging.getLogger(__name__)
+
+SIM2REAL_DEMO_SIZES: dict[str, int] = {"twinSamples": 20_000, "trainDays": 2, "testDays": 1, "rankCells": 6,
+                                       "epochs": 20, "minSteps": 1000, "threads": 1}
+"""The Sim2Real table's sizes in the demo report: a fraction of ``twin bench sim2real``'s (100,000
+twin samples, 5 + 2 days, 24 ranked cells, 40 epochs, 1500 steps), so that it adds about 30 s on two
+cores; the figures are noisier than the benchmark's (``docs/benchmarks.md``). One torch thread:
+on two cores its small batches ran no faster with two, and ten times slower while another process
+kept a core busy."""
+SIM2REAL_SCENARIOS = ("urban-hotspots", "suburban-quiet", "fault-midrun")
+"""The shipped scenarios ``run_sim2real`` knows by name; a demo of another runs the table on fault-midrun."""
+SIM2REAL_MODELS = ("real_only", "twin_only", "finetune", "transfer")
 
 
 def write_config(path: Path, state_dir: Path, topology: dict[str, Any], model: dict[str, Any],
@@ -538,9 +557,10 @@ async def _forward(src: asyncio.Event, dst: asyncio.Event) -> None:
 
 def finish(run: LiveRun, clusters: dict[str, ClusterMirror], info: dict[str, Any], out: Path,
            events: list[dict[str, Any]], alerts: list[Alert] | None = None,
-           cm: dict[str, Any] | None = None) -> dict[str, Any]:
+           cm: dict[str, Any] | None = None, sim2real: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``summary.json`` and ``report.html``; return the summary (with the run's alerts, folded
-    per id, the resyncs the mirror recorded and, given ``cm``, the CM loop's section)."""
+    per id, the resyncs the mirror recorded and, given ``cm`` and ``sim2real``, the CM loop's and
+    the Sim2Real table's sections)."""
     wall = (run.finished_at or time.time()) - run.started_at if run.started_at else 0.0
     lat = run.latencies_ms()
     info = {**info, "wallSeconds": round(wall, 2),
@@ -558,6 +578,8 @@ def finish(run: LiveRun, clusters: dict[str, ClusterMirror], info: dict[str, Any
                           for cl in clusters.values() for r in cl.resyncs]
     if cm is not None:
         summary["cm"] = cm
+    if sim2real is not None:
+        summary["sim2real"] = sim2real
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     (out / "report.html").write_text(render_report(summary, series))
@@ -566,6 +588,39 @@ def finish(run: LiveRun, clusters: dict[str, ClusterMirror], info: dict[str, Any
 
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
+
+
+def demo_sim2real(scenario: str, seed: int, sizes: dict[str, int] | None = None) -> dict[str, Any]:
+    """The four Sim2Real models' table at demo size (:data:`SIM2REAL_DEMO_SIZES`) on ``scenario``'s
+    emulated network (fault-midrun unless it is a shipped one), with the sizes and the seconds it
+    took; ``{"error": ...}`` instead of raising, so that the report's extra table never fails the
+    demo. torch loads here, not when the CLI starts."""
+    z = {**SIM2REAL_DEMO_SIZES, **(sizes or {})}
+    scenarios = (scenario if scenario in SIM2REAL_SCENARIOS else "fault-midrun",)
+    t0 = time.perf_counter()
+    try:
+        from replay.bench_sim2real import run_sim2real
+        from twin.sim2real.train import TrainConfig
+
+        config = TrainConfig(epochs=z["epochs"], min_steps=z["minSteps"], threads=z["threads"])
+        doc = run_sim2real(twin_n=z["twinSamples"], train_days=z["trainDays"], test_days=z["testDays"], seed=seed,
+                           rank_cells=z["rankCells"], config=config, scenarios=scenarios)
+        _check_sim2real(doc)
+        doc = orjson.loads(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
+    except Exception as e:  # an extra table of the report: logged, shown, never fatal
+        log.warning("the demo's Sim2Real table failed", exc_info=True)
+        return {"error": f"{type(e).__name__}: {e}", "scenarios": list(scenarios), "sizes": z,
+                "seconds": round(time.perf_counter() - t0, 2)}
+    return {**doc, "sizes": z, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _check_sim2real(doc: dict[str, Any]) -> None:
+    """The table's figures are there for the four models; a missing one names the key and model."""
+    for key in ("mape", "mape_out_of_band", "mape_10pct", "kendall_tau"):
+        for m in SIM2REAL_MODELS:
+            v = (doc.get(key) or {}).get(m)
+            if not isinstance(v, int | float) or not math.isfinite(v):
+                raise ValueError(f"run_sim2real: {key}[{m!r}] = {v!r}, not a finite number")
 
 
 def demo_command(
@@ -591,6 +646,9 @@ def demo_command(
     api_port: Annotated[int, typer.Option(min=0, max=65535, help="the API's port on 127.0.0.1 (0: a free one)")] = 0,
     keep_serving: Annotated[bool, typer.Option(help="after the run, keep serving the API and the dashboard "
                                                     "until Ctrl-C")] = False,
+    sim2real: Annotated[bool, typer.Option(help="after the run, add the Sim2Real MAPE table of the four models at "
+                                           "demo size to the report (about half a minute; `twin bench sim2real "
+                                           "--json` gives the full comparison)")] = True,
 ) -> None:
     """Run the emulated network, the broker and the twin together; write a summary and a report.
 
@@ -644,8 +702,20 @@ def demo_command(
         clusters = CheckpointStore(state / GROUP).load_all()
         alerts, _ = asyncio.run(read_alerts(broker.bootstrap_servers))
     console.print()
+    s2r: dict[str, Any] | None = None
+    if sim2real and not interrupted:
+        console.print(f"Sim2Real table at demo size ({SIM2REAL_DEMO_SIZES['twinSamples']} twin samples, "
+                      f"{SIM2REAL_DEMO_SIZES['trainDays']} + {SIM2REAL_DEMO_SIZES['testDays']} days of real data; "
+                      "--no-sim2real skips it) ...")
+        try:
+            s2r = demo_sim2real(name, seed)
+        except KeyboardInterrupt:
+            interrupted = True
+            s2r = {"error": "interrupted"}
+        if "error" in s2r:
+            console.print(f"[yellow]Sim2Real table failed (the report shows it): {s2r['error']}[/]")
     summary = finish(run, clusters, {**info, "interrupted": interrupted}, out, events, alerts,
-                     cm.summary() if cm is not None else None)
+                     cm.summary() if cm is not None else None, s2r)
     pm, pred = summary["pm"], summary["predictions"]
     console.print(f"{summary['periods']} periods, {len(summary['cells'])} cells: PM {pm['inMirror']}/"
                   f"{pm['published']} in the mirror, predictions {pred['inMirror']}/{pred['expected']}; "
@@ -666,6 +736,11 @@ def demo_command(
         for row in summary["cm"]["changes"]:
             console.print(f"  {row['state']:<12} {row['cell']} {row['attribute']} {row['from']} -> {row['to']} "
                           f"(predicted {row['predictedGainPct']} %): {(row['reason'] or '')[:110]}")
+    if s2r is not None and "error" not in s2r:
+        console.print(f"Sim2Real, demo size, {s2r['seconds']} s: MAPE % in band / out of band / 10 % data, "
+                      "Kendall tau: " + "; ".join(
+                          f"{m} {s2r['mape'][m]:.1f} / {s2r['mape_out_of_band'][m]:.1f} / {s2r['mape_10pct'][m]:.1f}"
+                          f", {s2r['kendall_tau'][m]:.2f}" for m in SIM2REAL_MODELS))
     active = sum(a["cleared"] is None for a in summary["alerts"])
     console.print(f"alerts: {len(summary['alerts'])} ({active} active; `twin alerts list` on a live broker)")
     console.print(f"wrote {out / 'summary.json'} and {out / 'report.html'}"

@@ -36,8 +36,8 @@ def _line(proc: subprocess.Popen[str], pattern: str, seen: list[str], timeout_s:
 def test_demo_serves_the_api(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     proc = subprocess.Popen([*TWIN, "demo", "--hours", "1.5", "--speed", "0", "--quiet", "--out", str(out),
-                             "--keep-serving"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, "COLUMNS": "200"})
+                             "--keep-serving", "--no-sim2real"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"})
     seen: list[str] = []
     try:
         url = _line(proc, r"dashboard and API: (http://127\.0\.0\.1:\d+)/", seen).group(1)

@@ -29,7 +29,7 @@ def test_the_page_follows_a_running_demo(tmp_path: Path) -> None:
     if why:
         pytest.fail(why)
     cmd = [str(Path(sys.executable).with_name("twin")), "demo", "--hours", "4", "--speed", "400", "--no-optimize",
-           "--quiet", "--out", str(tmp_path / "demo")]
+           "--no-sim2real", "--quiet", "--out", str(tmp_path / "demo")]
     demo = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(demo.stdout or []), daemon=True)

@@ -2,13 +2,15 @@
 
 A two-hour run of the fault scenario from 11:00 with the fault moved to one hour in (12:00) checks the summary: every
 published PM record reached the mirror, the twin predicted every cell and period, and the fault
-shows as a rise of the twin's error on the faulty cell, the largest of all cells. A short evening
+shows as a rise of the twin's error on the faulty cell, the largest of all cells; it alone runs the
+Sim2Real table at demo size (about 30 to 40 s), the other runs pass ``--no-sim2real``. A short evening
 run checks the guarded CM loop: proposals, guard decisions, pushes, verification and a roll back
 by it. A last run is interrupted with SIGINT and must exit 0 with every process it started gone.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -34,19 +36,33 @@ def _fault_at_1h(tmp: Path, hours: float = 1.0) -> Path:
     return path
 
 
-def _demo(args: list[str], out: Path, **kw: Any) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*TWIN, "demo", "--speed", "0", "--quiet", "--out", str(out), *args],
+def _demo(args: list[str], out: Path, sim2real: bool = False, **kw: Any) -> subprocess.Popen[bytes]:
+    """``twin demo`` at full speed, quiet; without the Sim2Real table (about 30 to 40 s) unless ``sim2real``."""
+    flag = "--sim2real" if sim2real else "--no-sim2real"
+    return subprocess.Popen([*TWIN, "demo", "--speed", "0", "--quiet", "--out", str(out), flag, *args],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
 
 
 def test_demo_fault_scenario_end_to_end(tmp_path: Path) -> None:
     scenario = _fault_at_1h(tmp_path)
     out = tmp_path / "out"
-    proc = _demo(["--scenario", str(scenario), "--hours", "2", "--seed", "3", "--start-hour", "11"], out)
-    stdout, _ = proc.communicate(timeout=150)
+    proc = _demo(["--scenario", str(scenario), "--hours", "2", "--seed", "3", "--start-hour", "11"], out, sim2real=True)
+    stdout, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, stdout.decode()[-3000:]
     s = orjson.loads((out / "summary.json").read_bytes())
-    assert (out / "report.html").read_text().count("<svg") > len(s["cells"])
+    report = (out / "report.html").read_text()
+    assert report.count("<svg") > len(s["cells"])
+    # the Sim2Real table at demo size, on the scenario's shipped network (the TOML keeps its name)
+    s2r = s["sim2real"]
+    assert "error" not in s2r, s2r
+    assert s2r["scenarios"] == ["fault-midrun"] and s2r["sizes"]["twinSamples"] == s2r["samples"]["twin"]
+    for key in ("mape", "mape_out_of_band", "mape_10pct", "kendall_tau"):
+        assert set(s2r[key]) == {"real_only", "twin_only", "finetune", "transfer"}, s2r[key]
+        assert all(math.isfinite(v) for v in s2r[key].values()), s2r[key]
+    assert all(0 < v < 1000 for v in s2r["mape"].values()) and all(-1 <= v <= 1 for v in s2r["kendall_tau"].values())
+    assert "<table id='sim2real'>" in report and "naive fine-tuning" in report
+    assert "twin bench sim2real --json" in report and f"{s2r['mape']['transfer']:.1f}" in report
+    print(f"demo-size Sim2Real table: {s2r['seconds']} s")
     assert s["periods"] == 8 and len(s["cells"]) == 21
     # every published PM record reached the mirror
     assert s["pm"]["published"] == 8 * 21 and s["pm"]["inMirror"] == s["pm"]["published"], s["pm"]["missing"]

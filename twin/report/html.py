@@ -3,7 +3,8 @@
 Plots: the twin's error over time (mean over cells, every cell faintly, the cells named by
 events highlighted) with the scenario's events marked, the guarded CM loop (the cluster's mean
 throughput with pushes and roll backs marked, and every change with its outcome), and real vs
-twin per cell over time for the main KPIs as small multiples.
+twin per cell over time for the main KPIs as small multiples. Given a ``sim2real`` section, the
+Sim2Real MAPE table of the four models at demo size.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from typing import Any
 
 from twin.sim.kpis import POWER, PRB, THP
 
-__all__ = ["line_chart", "render_report"]
+__all__ = ["SIM2REAL_LABELS", "line_chart", "render_report"]
 
 REAL, TWIN, EVENT = "#1f77b4", "#ff7f0e", "#d62728"
 PLOTTED = ((THP, "kbit/s"), (PRB, "%"), (POWER, "W"))
+SIM2REAL_LABELS = {"real_only": "real only", "twin_only": "twin only", "finetune": "naive fine-tuning",
+                   "transfer": "transfer (response frozen)"}
+"""The four Sim2Real models of ``twin bench sim2real`` (``twin.sim2real.train.METHODS``) in table order."""
 
 
 def _epoch(value: Any) -> float | None:
@@ -265,6 +269,54 @@ def _cm_section(summary: Mapping[str, Any], marks: list[tuple[float, str]]) -> l
     return parts
 
 
+def _fmt(value: Any, digits: int) -> str:
+    """A figure of the Sim2Real table; '-' for one that is missing or not finite."""
+    if isinstance(value, int | float) and math.isfinite(value):
+        return f"{value:.{digits}f}"
+    return "-"
+
+
+def _sim2real_section(summary: Mapping[str, Any]) -> list[str]:
+    """The four Sim2Real models at demo size: MAPE in band, out of band, with 10 % of the real data,
+    and Kendall tau of the ranked candidates (``replay.bench_sim2real``); the error line if it failed."""
+    s2r = summary.get("sim2real")
+    if not s2r:
+        return []
+    head = "<h2>Sim2Real KPI predictor: four models at demo size</h2>"
+    if "error" in s2r:
+        return [head, f"<p class='s2r-error'>The Sim2Real table could not be computed: {html.escape(str(s2r['error']))}"
+                "</p>"]
+    z = s2r.get("sizes") or {}
+    n = s2r.get("samples") or {}
+    scenarios = ", ".join(map(str, s2r.get("scenarios") or []))
+    parts = [
+        head,
+        "<p>Mean absolute percentage error (mean of DRB.UEThpDl and RRU.PrbTotDl, floored denominators) on held-out "
+        "real periods of the emulated network: in band (the small CM changes the training data had), out of band "
+        "(cells moved outside that band; the what-if a model is asked for) and trained with 10 % of the real data; "
+        "Kendall tau: how well each model ranks a cell's tilt and power candidates against the hidden truth.</p>",
+        "<table id='sim2real'><tr><td>model</td><td>MAPE in band %</td><td>MAPE out of band %</td>"
+        "<td>MAPE with 10 % of the real data %</td><td>Kendall tau</td></tr>",
+    ]
+    for m in [*SIM2REAL_LABELS, *(k for k in s2r.get("mape", {}) if k not in SIM2REAL_LABELS)]:
+        parts.append(f"<tr><td>{html.escape(SIM2REAL_LABELS.get(m, m))}</td>"
+                     f"<td>{_fmt(s2r.get('mape', {}).get(m), 1)}</td>"
+                     f"<td>{_fmt(s2r.get('mape_out_of_band', {}).get(m), 1)}</td>"
+                     f"<td>{_fmt(s2r.get('mape_10pct', {}).get(m), 1)}</td>"
+                     f"<td>{_fmt(s2r.get('kendall_tau', {}).get(m), 2)}</td></tr>")
+    parts += [
+        "</table>",
+        f"<p>Similarity of the twin and real data: {_fmt(s2r.get('similarity'), 3)}; pretraining "
+        f"{_fmt(s2r.get('pretrain_s'), 1)} s on {n.get('twin')} twin samples; {n.get('real_train')} real training "
+        f"and {n.get('real_test')} held-out rows, {n.get('out_of_band')} out of band ({html.escape(scenarios)}; "
+        f"{z.get('trainDays')} + {z.get('testDays')} days, {z.get('rankCells')} ranked cells, "
+        f"{z.get('epochs')} epochs); {_fmt(s2r.get('seconds'), 1)} s in all.</p>",
+        "<p>These are demo-size figures (a fraction of the benchmark's data and training, so noisier); "
+        "<code>twin bench sim2real --json</code> (docs/benchmarks.md) gives the full comparison.</p>",
+    ]
+    return parts
+
+
 def render_report(summary: Mapping[str, Any], series: Mapping[str, Any]) -> str:
     """The report as one HTML string."""
     ends = [float(e) for e in series["ends"]]
@@ -302,6 +354,7 @@ def render_report(summary: Mapping[str, Any], series: Mapping[str, Any]) -> str:
     parts += _cm_section(summary, marks)
     parts += _gap_section(summary, ends, cells, hot, marks)
     parts += _fidelity_section(summary, ends, marks)
+    parts += _sim2real_section(summary)
     for kpi, unit in PLOTTED:
         parts.append(f"<h2>{kpi}: real (blue) vs twin (orange, dashed) per cell</h2><div class='grid'>")
         for cell in cells:
