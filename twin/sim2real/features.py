@@ -52,6 +52,7 @@ ValueError: cell_ues has 1 values for 21 cells (one RRC.ConnMean per cell, finit
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -78,8 +79,14 @@ NEIGHBOUR_ISD = 1.5
 
 
 def _site_geometry(sectors: Sequence[Sector]) -> tuple[FloatArray, FloatArray, list[list[int]]]:
-    """Per cell: nearest-other-site distance (m), edge-ness (0..1) and neighbour cell rows."""
-    xy = np.array([[s.x_m, s.y_m] for s in sectors], dtype=np.float64)
+    """Per cell: nearest-other-site distance (m), edge-ness (0..1) and neighbour cell rows (the
+    same for every period and what-if of a cluster: computed once per layout)."""
+    return _geometry_of(tuple((s.x_m, s.y_m) for s in sectors))
+
+
+@functools.lru_cache(maxsize=64)
+def _geometry_of(positions: tuple[tuple[float, float], ...]) -> tuple[FloatArray, FloatArray, list[list[int]]]:
+    xy = np.array(positions, dtype=np.float64)
     sites, site_of = np.unique(xy, axis=0, return_inverse=True)
     site_of = site_of.reshape(-1)
     d = np.hypot(sites[:, None, 0] - sites[None, :, 0], sites[:, None, 1] - sites[None, :, 1])
@@ -95,9 +102,12 @@ def _site_geometry(sectors: Sequence[Sector]) -> tuple[FloatArray, FloatArray, l
     r = np.hypot(sites[:, 0] - centre[0], sites[:, 1] - centre[1])
     edge = r / r.max() if r.max() > 0 else np.zeros_like(r)
     near_sites = d <= NEIGHBOUR_ISD * isd
-    rows = [[j for j in range(len(sectors)) if j != i and near_sites[site_of[i], site_of[j]]]
-            for i in range(len(sectors))]
-    return nearest[site_of], edge[site_of], rows
+    near_cells = near_sites[site_of][:, site_of]
+    np.fill_diagonal(near_cells, False)
+    rows = [np.flatnonzero(row).tolist() for row in near_cells]
+    near, edges = nearest[site_of], edge[site_of]
+    near.flags.writeable = edges.flags.writeable = False  # cached: shared by every caller
+    return near, edges, rows
 
 
 def _cm_columns(sectors: Sequence[Sector], nbrs: list[list[int]]) -> FloatArray:

@@ -51,7 +51,9 @@ class TrainConfig:
     in all; the validation loss (on ``val_fraction`` of the samples, at least one) is checked
     every epoch or every 50 steps, whichever is longer, and training stops after ``patience``
     checks without improvement, keeping the best weights. ``anchor``: weight of the L2 pull of the
-    adapter toward its pretrained weights in ``transfer``. ``threads``: torch intra-op threads."""
+    adapter toward its pretrained weights in ``transfer``. ``threads``: torch intra-op threads (one:
+    the network is small, and two were no faster on the 2-core machine and 10-50 x slower per step
+    whenever another process used the cores)."""
 
     epochs: int = 40
     min_steps: int = 1500
@@ -61,7 +63,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     anchor: float = 1e-3
     seed: int = 0
-    threads: int = 2
+    threads: int = 1
     hidden: int = 96
     embedding: int = 6
 
