@@ -318,7 +318,11 @@ def load_engine(settings: PredictSettings, force: bool = False) -> Sim2RealEngin
     or unreadable model raises ``FileNotFoundError``/``ValueError`` naming its directory."""
     if settings.sim2real_model is None or (settings.engine != "sim2real" and not force):
         return None
-    from twin.sim2real.engine import Sim2RealEngine
+    try:
+        from twin.sim2real.engine import Sim2RealEngine
+    except ImportError as exc:  # torch is an extra: the simulation engine runs without it
+        raise RuntimeError(f"predict.sim2real_model={str(settings.sim2real_model)!r}: the Sim2Real engine needs "
+                           f"torch==2.13.0 (pip install 'ran-twin[sim2real]'): {exc}") from exc
 
     return Sim2RealEngine.load(settings.sim2real_model)
 
