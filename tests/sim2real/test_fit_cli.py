@@ -234,6 +234,11 @@ def test_fit_refuses_a_missing_empty_or_too_small_state_naming_the_problem(state
     code, output = fit("--state-dir", str(_write_state(tmp_path / "small", small)), *common)
     assert code == 1 and f"holds {2 * len(emu.cells)} usable samples, fewer than 50" in output
     assert not (tmp_path / "m").exists()
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.json").write_text("{}")
+    code, output = fit("--state-dir", str(state.state_dir), *common)
+    assert code == 2 and "already holds a model" in output and "--force" in output
+    assert (tmp_path / "m" / "model.json").read_text() == "{}"
 
 
 def test_the_cli_starts_without_torch() -> None:

@@ -139,6 +139,7 @@ def fit_command(
     = "transfer",
     seed: Annotated[int, typer.Option(min=0, help="twin data draws and training")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    force: Annotated[bool, typer.Option("--force", help="replace a model already in --out")] = False,
 ) -> None:
     """Pretrain on the twin's clusters, adapt on the mirrored history, save the model to --out."""
     from twin.config import load_settings
@@ -151,6 +152,8 @@ def fit_command(
 
     if method not in FIT_METHODS:
         raise fail(f"--method {method!r} is not one of {', '.join(FIT_METHODS)}", 2)
+    if not force and ((out / "model.json").exists() or (out / "weights.pt").exists()):
+        raise fail(f"--out {out} already holds a model (a worker may be serving it): give --force to replace it", 2)
     try:
         settings = load_settings(config)
     except (FileNotFoundError, ValueError) as exc:

@@ -29,6 +29,7 @@ FileNotFoundError: no Sim2Real model in /nonexistent/model (model.json and weigh
 from __future__ import annotations
 
 import json
+import os
 import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -123,8 +124,12 @@ class Sim2RealModel:
         d.mkdir(parents=True, exist_ok=True)
         doc = self.describe()
         doc["savedAt"] = datetime.now(UTC).isoformat()
-        torch.save(self.net.state_dict(), d / "weights.pt")
-        (d / "model.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=float))
+        # each file written beside and renamed into place: a reader never sees half a file
+        tmp_weights, tmp_doc = d / ".weights.pt.tmp", d / ".model.json.tmp"
+        torch.save(self.net.state_dict(), tmp_weights)
+        tmp_doc.write_text(json.dumps(doc, indent=2, sort_keys=True, default=float))
+        os.replace(tmp_weights, d / "weights.pt")
+        os.replace(tmp_doc, d / "model.json")
         return d
 
     @classmethod
