@@ -115,6 +115,11 @@ def test_whatif_is_twin_whatif(served: Served) -> None:
         assert r.status_code == 404 and r.json()["field"] == "changes[0].cellKey" and "'east'" in r.json()["error"]
         r = c.post("/api/v1/whatif", json={"cluster": "west", "changes": []})
         assert r.status_code == 422 and r.json()["field"] == "changes"
+        assert out["outOfRange"] == {}  # the simulation engine flags nothing
+        r = c.post("/api/v1/whatif", json={"cluster": "west", "changes": changes, "model": "neural"})
+        assert r.status_code == 422 and r.json()["field"] == "model"
+        r = c.post("/api/v1/whatif", json={"cluster": "west", "changes": changes, "model": "sim2real"})
+        assert r.status_code == 422 and r.json()["field"] == "model" and "sim2real_model" in r.json()["error"]
 
 
 def test_changes_roles_guard_and_ledger(served: Served) -> None:

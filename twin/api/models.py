@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +31,9 @@ class WhatIfIn(_In):
     period_end: int | None = Field(default=None, alias="periodEnd", ge=0, le=2**40,
                                    description="epoch s of the period to simulate (default: the newest)")
     gp: int | None = Field(default=None, gt=0, le=86400, description="granularity period (s)")
+    model: Literal["simulation", "sim2real"] | None = Field(
+        default=None, description="the engine: the simulation model, or with the Sim2Real model's DRB.UEThpDl and "
+        "RRU.PrbTotDl (docs/sim2real.md); default: the worker's [predict] engine")
 
 
 class WhatIfRow(BaseModel):
@@ -49,6 +52,8 @@ class WhatIfOut(BaseModel):
     converged: bool
     changes: dict[str, dict[str, Any]]
     rows: list[WhatIfRow]
+    outOfRange: dict[str, list[str]] = Field(default_factory=dict, description="with the Sim2Real engine: "
+                                             "per cell, the inputs outside the model's training ranges")
 
 
 class DecisionIn(_In):

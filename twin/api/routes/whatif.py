@@ -38,11 +38,13 @@ def whatif(body: WhatIfIn, s: State, _: Viewer) -> WhatIfOut:
                            f"{', '.join(twin.clusters[:20]) or 'none'})", "cluster")
         started = time.perf_counter()
         try:
-            w = twin.whatif(body.cluster, changes, period_end=body.period_end, gp=body.gp)
+            w = twin.whatif(body.cluster, changes, period_end=body.period_end, gp=body.gp, model=body.model)
         except (UnknownCellError, UnknownClusterError) as exc:
             raise ApiError(404, str(exc), _which(str(exc), body)) from None
         except NoDataError as exc:
             raise ApiError(409, str(exc), "periodEnd" if body.period_end is not None else "cluster") from None
+        except (FileNotFoundError, RuntimeError) as exc:  # a configured Sim2Real model that cannot load
+            raise ApiError(422, str(exc), "model") from None
         except ValueError as exc:
             raise ApiError(422, str(exc), _which(str(exc), body)) from None
         seconds = time.perf_counter() - started
@@ -50,7 +52,8 @@ def whatif(body: WhatIfIn, s: State, _: Viewer) -> WhatIfOut:
     log.info("api.whatif", cluster=body.cluster, cells=sorted({c["cellKey"] for c in changes}),
              ms=round(seconds * 1000, 1))
     return WhatIfOut(cluster=w.cluster_id, gp=w.gp, periodEnd=w.period_end, modelVersion=w.model_version,
-                     converged=w.converged, changes=w.changes, rows=[WhatIfRow(**r) for r in w.rows()])
+                     converged=w.converged, changes=w.changes, rows=[WhatIfRow(**r) for r in w.rows()],
+                     outOfRange=w.out_of_range)
 
 
 def _which(message: str, body: WhatIfIn) -> str:
@@ -60,6 +63,8 @@ def _which(message: str, body: WhatIfIn) -> str:
             if c.attribute in message:
                 return f"changes[{i}].{'to' if 'range' in message or 'outside' in message else 'attribute'}"
             return f"changes[{i}].cellKey"
+    if "sim2real" in message or message.startswith("model="):
+        return "model"
     if "gp=" in message:
         return "gp"
     if "period_end" in message:
