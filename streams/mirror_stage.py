@@ -72,8 +72,16 @@ class _Rebalance(ConsumerRebalanceListener):
         self.stage.release([tp.partition for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.stage.acquire([tp.partition for tp in assigned])
-        await self.stage.verify_incarnation([tp.partition for tp in assigned])
+        try:
+            self.stage.acquire([tp.partition for tp in assigned])
+            await self.stage.verify_incarnation([tp.partition for tp in assigned])
+        except Exception as exc:
+            # aiokafka only logs a listener's exception and carries on: the worker would sit in the
+            # group owning partitions it never loaded. The next step raises it instead, so the worker
+            # exits non-zero and its supervisor restarts it (offsets were not moved: nothing is lost).
+            log.error("mirror.assignment_failed", worker=self.stage.worker_name,
+                      partitions=sorted(tp.partition for tp in assigned), error=repr(exc))
+            self.stage.assignment_error = exc
 
 
 class MirrorStage:
@@ -86,6 +94,7 @@ class MirrorStage:
         self.store = store
         self.worker_name = worker_name
         self.owned: dict[int, PartitionState] = {}
+        self.assignment_error: BaseException | None = None  # set by the rebalance listener, raised by step()
         self.dirty: set[int] = set()
         self.last_checkpoint = time.monotonic()
         self.bootstrap = bootstrap
@@ -336,6 +345,9 @@ class MirrorStage:
         return futures
 
     async def step(self, timeout_ms: int = 200) -> int:
+        if self.assignment_error is not None:
+            raise RuntimeError(f"the mirror stage could not take its assigned partitions: "
+                               f"{self.assignment_error!r}") from self.assignment_error
         if self._resyncs:
             pending = await self._finish_resyncs()
             if pending:
