@@ -38,6 +38,7 @@ from typing import Any
 
 from twin.ledger.states import FINAL, State
 from twin.schemas import CmChangeRequest
+from twin.sqlite_wal import connect_wal
 
 __all__ = ["ChangeView", "Event", "Ledger", "LedgerError", "open_ledger"]
 
@@ -308,13 +309,15 @@ def _event(row: tuple[Any, ...]) -> Event:
 def _sqlite(path: str) -> Ledger:
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")  # a recorded step survives a power cut, not only a crash
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.executescript(_TABLES.format(serial="INTEGER"))
-    for table in ("cm_requests", "cm_events", "cm_controls"):
-        conn.executescript(_SQLITE_GUARDS.format(table=table))
+    def setup(conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.executescript(_TABLES.format(serial="INTEGER"))
+        for table in ("cm_requests", "cm_events", "cm_controls"):
+            conn.executescript(_SQLITE_GUARDS.format(table=table))
+
+    # synchronous=FULL: a recorded step survives a power cut, not only a crash; the service, the API
+    # and the CLI may open a new ledger at once (twin.sqlite_wal)
+    conn = connect_wal(path, synchronous="FULL", timeout_s=30.0, setup=setup)
     return Ledger(conn, "?", "sqlite")
 
 

@@ -49,6 +49,7 @@ from twin.mirror.cell import SEALED, CellMirror, Entry
 from twin.mirror.cluster import FIDELITY_STATE, GAP, ClusterMirror
 from twin.mirror.holding import Held, Holding
 from twin.mirror.identity import IdentityIndex, NodeIdentity
+from twin.sqlite_wal import connect_wal
 
 __all__ = ["DB_NAME", "SEP", "Changes", "CheckpointStore", "PartitionState", "take_changes"]
 
@@ -236,33 +237,9 @@ class CheckpointStore:
     def _writer(self) -> sqlite3.Connection:
         """The read-write connection (opened, and earlier checkpoints migrated, on first use)."""
         if self._db is None:
-            self._db = self._open_writer()
+            self._db = connect_wal(self.path, setup=lambda db: [db.execute(statement) for statement in _SCHEMA])
             self._migrate()
         return self._db
-
-    def _open_writer(self, patience_s: float = 60.0) -> sqlite3.Connection:
-        """Open the store read-write. Two workers of one machine may share it: SQLite answers "database
-        is locked" at once, without waiting for the busy timeout, to one of two connections that both
-        switch a new file to WAL (its deadlock rule: both hold the read lock and want the write lock),
-        so the opening is retried with backoff for up to ``patience_s`` (seen in the two-workers
-        recovery test: the second worker's first assignment failed on ``PRAGMA journal_mode=WAL``;
-        tests/mirror/test_store_shared_open.py)."""
-        deadline = time.monotonic() + patience_s
-        pause = 0.05
-        while True:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60.0)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                return db
-            except sqlite3.OperationalError as exc:
-                db.close()
-                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 1.0)
 
     def close(self) -> None:
         """Close the connection (a later call opens it again)."""

@@ -36,6 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from twin.sqlite_wal import connect_wal
 from twin.timeseries.points import Point, to_ns
 
 __all__ = ["LocalStore"]
@@ -80,10 +81,8 @@ class LocalStore:
             self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(path, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
+            self._conn = connect_wal(path, synchronous="NORMAL", timeout_s=5.0, isolation_level="DEFERRED",
+                                     setup=lambda c: c.executescript(_SCHEMA))
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._lock = threading.Lock()
         self._ids: dict[tuple[str, str], int] = {}
