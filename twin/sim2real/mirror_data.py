@@ -18,7 +18,7 @@ and has a CM position; every other reported cell-period is counted under :data:`
 
 :func:`cluster_models` gives the twin's simulation model of each mirrored cluster (latest CM,
 ``[predict]`` traffic model and seed), the input of ``twin_samples``; :func:`time_split` holds out
-the last periods in time; :func:`mape` scores with the floors of ``replay.bench_sim2real``.
+the last periods in time; :func:`mape` (``twin.sim2real.metrics``) scores as the benchmark does.
 
 Numpy only: importing this module does not import torch.
 """
@@ -55,6 +55,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 SKIP_REASONS: tuple[str, ...] = ("no_position", "suspect", "no_thp", "no_prb", "no_conn", "invalid_value")
+
+
 @dataclass(frozen=True)
 class MirrorData:
     """``samples`` (labels: the reported KPIs), per row its ``period_end`` (epoch s) and ``gp``
