@@ -50,6 +50,7 @@ import typer
 
 from replay.emulator import NetworkEmulator
 from replay.sim2real_data import Band, RealData, in_band, out_of_band, real_samples, truth_samples, twin_models
+from twin.config import PredictSettings
 from twin.sim2real import FEATURES, TARGETS, Ranges, Samples, twin_samples
 from twin.sim2real.features import to_target
 from twin.sim2real.metrics import MAPE_FLOOR, mape
@@ -273,7 +274,8 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
         net, envs = nets[1.0]["transfer"]
         Sim2RealModel(net, envs, merged_ranges(twin.ranges(), train.ranges()), "transfer", meta={
             "pretrainedOn": {"samples": len(twin), "envs": len(twin.envs), "scenarios": list(scenarios),
-                             "twinModel": "twin.sim public model of the emulated scenarios"},
+                             "twinModel": {"version": PredictSettings().model_version,
+                                           "what": "twin.sim, the public model of the emulated scenarios"}},
             "adaptedOn": {"samples": len(train), "band": doc["band"]},
             "metrics": {k: doc[k] for k in ("mape", "mape_out_of_band", "kendall_tau", "similarity")},
         }).save(save)
