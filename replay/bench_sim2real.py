@@ -26,6 +26,12 @@ Figures:
   pairs); ``kendall_tau_by_kpi`` the same for each KPI, with ``twin_simulator``: the twin's own
   simulation model (traffic scaled to the reported load) ranking the same candidates, the teacher
   a twin-pretrained model inherits its response from;
+* ``kendall_tau_ceiling``: how far any model can get that knows the network's public description
+  and how its hidden truth is drawn, but not the draw itself (each cell's UE positions, shadowing,
+  gain and azimuth errors): the same candidates evaluated on ``ceiling_realisations`` other draws of
+  the same scenario (emulators with other seeds: same sites, CM, hour and events), ranked against
+  this network's truth, one draw (``other_realisation``) and their mean (``expected_response``, the
+  best estimate such a model could give);
 * ``similarity``: how alike the twin's and the real data's KPIs are: per KPI the overlap
   coefficient of the histograms of ``log1p`` of the values (the share both sets put in the same
   bins), averaged over the two KPIs; ``similarity_in_band`` the same with the twin rows restricted
@@ -143,6 +149,14 @@ def _predict(net: Sim2RealNet, envs: tuple[str, ...], s: Samples) -> FloatArray:
     return model.predict(s.x, [s.envs[e] for e in s.env]).values
 
 
+def _truth_kpi(emu: NetworkEmulator, period: Any, key: str, attrs: dict[str, Any], cell: int) -> float:
+    """``emu``'s noiseless ``DRB.UEThpDl`` of ``cell`` in ``period`` with ``attrs`` on cell ``key``."""
+    from twin.sim.cm import apply_cm_to_sector
+
+    moved = tuple(apply_cm_to_sector(s, attrs if s.cell_key == key else {}, strict=True) for s in period.public)
+    return float(emu.physics.evaluate(moved, period.hour, list(period.active)).result.kpi.values[TARGETS[0]][cell])
+
+
 def _kendall(truth: list[float], pred: list[float]) -> float:
     from scipy.stats import kendalltau
 
@@ -152,7 +166,8 @@ def _kendall(truth: list[float], pred: list[float]) -> float:
 
 def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2, seed: int = 0,
                  rank_cells: int = 24, oob_configs: int = 1, config: TrainConfig | None = None,
-                 save: Path | None = None, scenarios: tuple[str, ...] = SCENARIOS) -> dict[str, Any]:
+                 save: Path | None = None, scenarios: tuple[str, ...] = SCENARIOS,
+                 ceiling_realisations: int = 4, twin_realisations: int = 1) -> dict[str, Any]:
     """The benchmark's JSON document (see the module docstring)."""
     from twin.sim2real.model import Sim2RealModel, merged_ranges
     from twin.sim2real.train import METHODS, TrainConfig, adapt, pretrain
@@ -161,7 +176,7 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
     band = Band()
     t0 = time.perf_counter()
     emus = [NetworkEmulator(s, seed=seed, start=START, granularity_s=GP, mr_per_cell=0) for s in scenarios]
-    twin = twin_samples(twin_models(emus), twin_n, seed=seed, ranges=Ranges())
+    twin = twin_samples(twin_models(emus, twin_realisations), twin_n, seed=seed, ranges=Ranges())
     twin_data_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     reals: list[RealData] = [real_samples(e, 24 * (train_days + test_days), band, seed=seed) for e in emus]
@@ -225,8 +240,12 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
         for _ in range(max(1, rank_cells // len(emus))):
             pairs.append((emu, held[int(rng.integers(0, len(held)))], int(rng.integers(0, len(emu.cells)))))
     simulators = {emu.cluster_id: m.simulator for emu, m in zip(emus, twin_models(emus), strict=True)}
+    others = {emu.cluster_id: [NetworkEmulator(emu.scenario.name, seed=seed + 1 + i, start=START, granularity_s=GP,
+                                               mr_per_cell=0) for i in range(ceiling_realisations)]
+              for emu in emus}
+    ceiling: dict[str, list[float]] = {"other_realisation": [], "expected_response": []}
     for emu, period, cell in pairs:
-        truth, rows, simulated = [], [], []
+        truth, rows, simulated, other = [], [], [], []
         key = emu.cells[cell]
         for tilt in RANK_TILTS_DEG:
             for power in RANK_POWERS_DBM:
@@ -235,6 +254,12 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
                 truth.append(t[cell])
                 rows.append(s.x[cell])
                 simulated.append(_simulated(simulators[emu.cluster_id], period, key, attrs)[cell])
+                other.append([_truth_kpi(o, period, key, attrs, cell) for o in others[emu.cluster_id]])
+        if ceiling_realisations:
+            own = [float(t[0]) for t in truth]
+            ceiling["other_realisation"].append(float(np.mean([_kendall(own, [o[i] for o in other])
+                                                               for i in range(ceiling_realisations)])))
+            ceiling["expected_response"].append(_kendall(own, [float(np.mean(o)) for o in other]))
         cand_s = Samples(np.array(rows), np.ones((len(rows), len(TARGETS))), np.zeros(len(rows), dtype=np.int64),
                          (f"{emu.cluster_id}/{key}",))
         preds = {m: _predict(*nets[1.0][m], cand_s) for m in METHODS}
@@ -252,6 +277,8 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
         "kendall_tau": {m: round(float(np.mean(v)), 3) for m, v in taus[TARGETS[0]].items() if m in METHODS},
         "kendall_tau_by_kpi": {kpi: {m: round(float(np.mean(v)), 3) for m, v in per.items()}
                                for kpi, per in taus.items()},
+        "kendall_tau_ceiling": {**{k: round(float(np.mean(v)), 3) if v else None for k, v in ceiling.items()},
+                                "realisations": ceiling_realisations, "kpi": TARGETS[0]},
         "mape_out_of_band_all_cells": oob_all_mape,
         "similarity": similarity(twin, train),
         "similarity_in_band": similarity(twin_in_band, train) if len(twin_in_band) >= 4 else None,
@@ -269,6 +296,7 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
         "band": {"tilt_deg": list(band.tilt_deg), "power_dbm": list(band.power_dbm), "cio_db": list(band.cio_db)},
         "mape_floor": {"DRB.UEThpDl_kbps": MAPE_FLOOR[0], "RRU.PrbTotDl_pct": MAPE_FLOOR[1]},
         "scenarios": list(scenarios), "seed": seed, "train_days": train_days, "test_days": test_days,
+        "twin_realisations": twin_realisations,
     }
     if save is not None:
         net, envs = nets[1.0]["transfer"]
@@ -294,6 +322,10 @@ def bench_sim2real_command(
     epochs: Annotated[int, typer.Option(min=1, help="at most this many passes over the data per training")] = 40,
     min_steps: Annotated[int, typer.Option(min=0, help="at least this many optimiser steps per training")] = 1500,
     scenario: Annotated[list[str] | None, typer.Option(help="shipped scenario (repeat); default: all three")] = None,
+    twin_realisations: Annotated[int, typer.Option(min=1, help="draws of the twin's public model per scenario "
+                                                   "the twin data is taken from")] = 1,
+    ceiling_realisations: Annotated[int, typer.Option(min=0, help="other draws of the hidden truth for the ranking "
+                                                      "ceiling (0: none)")] = 4,
     save: Annotated[Path | None, typer.Option(help="save the transfer model into this directory")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
@@ -306,7 +338,8 @@ def bench_sim2real_command(
         typer.echo(f"error: --scenario {bad[0]!r} is not a shipped scenario ({', '.join(SCENARIOS)})", err=True)
         raise typer.Exit(2)
     doc = run_sim2real(twin_samples_n, train_days, test_days, seed, rank_cells,
-                       config=TrainConfig(epochs=epochs, min_steps=min_steps), save=save, scenarios=chosen)
+                       config=TrainConfig(epochs=epochs, min_steps=min_steps), save=save, scenarios=chosen,
+                       ceiling_realisations=ceiling_realisations, twin_realisations=twin_realisations)
     if as_json:
         typer.echo(json.dumps(doc))
         return
@@ -314,4 +347,7 @@ def bench_sim2real_command(
     for m in METHODS:
         typer.echo(f"{m:<10} {doc['mape'][m]:>8} {doc['mape_out_of_band'][m]:>14} {doc['mape_10pct'][m]:>10} "
                    f"{doc['kendall_tau'][m]:>12}")
+    c = doc["kendall_tau_ceiling"]
+    typer.echo(f"Kendall tau ceiling without the hidden draw: one other draw {c['other_realisation']}, "
+               f"expected response {c['expected_response']}")
     typer.echo(f"similarity {doc['similarity']} (in band {doc['similarity_in_band']}), pretrain {doc['pretrain_s']} s")

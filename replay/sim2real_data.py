@@ -84,10 +84,14 @@ class RealData:
     periods: list[RealPeriod]
 
 
-def twin_models(emulators: Sequence[NetworkEmulator]) -> list[ClusterModel]:
-    """The twin's public model of each emulated network (what ``public_model`` describes)."""
-    return [ClusterModel(e.public_cluster, e.scenario.model.traffic_map(), seed=e.scenario.model.seed,
-                         config=e.physics.config) for e in emulators]
+def twin_models(emulators: Sequence[NetworkEmulator], realisations: int = 1) -> list[ClusterModel]:
+    """The twin's public model of each emulated network (what ``public_model`` describes), in
+    ``realisations`` draws each (model seeds ``seed``, ``seed + 1``, ...: other UE drops and
+    shadowing maps of the same public description; the first is the one the runtime simulates)."""
+    if isinstance(realisations, bool) or not isinstance(realisations, int) or realisations < 1:
+        raise ValueError(f"realisations={realisations!r} must be a positive integer")
+    return [ClusterModel(e.public_cluster, e.scenario.model.traffic_map(), seed=e.scenario.model.seed + i,
+                         config=e.physics.config) for i in range(realisations) for e in emulators]
 
 
 def _band_value(attribute: str, band: Band, rng: np.random.Generator) -> int:

@@ -195,11 +195,14 @@ def test_bench_optimize() -> None:
 def test_bench_sim2real(tmp_path: Path) -> None:
     doc = _bench("sim2real", "--scenario", "suburban-quiet", "--twin-samples", "2000", "--train-days", "1",
                  "--test-days", "1", "--rank-cells", "3", "--epochs", "2", "--min-steps", "20",
-                 "--save", str(tmp_path / "model"), "--json")
+                 "--ceiling-realisations", "1", "--save", str(tmp_path / "model"), "--json")
     assert doc["benchmark"] == "sim2real"
     models = {"real_only", "twin_only", "finetune", "transfer"}
     for key in ("mape", "mape_out_of_band", "mape_10pct", "kendall_tau"):
         assert set(doc[key]) == models and all(math.isfinite(v) for v in doc[key].values()), key
     assert 0.0 <= doc["similarity"] <= 1.0 and doc["pretrain_s"] > 0
+    ceiling = doc["kendall_tau_ceiling"]
+    assert ceiling["realisations"] == 1 and all(-1.0 <= ceiling[k] <= 1.0
+                                                for k in ("other_realisation", "expected_response"))
     assert doc["samples"]["twin"] == 2000 and doc["samples"]["real_train"] == 24 * 21
     assert (tmp_path / "model" / "model.json").is_file() and (tmp_path / "model" / "weights.pt").is_file()
