@@ -93,6 +93,30 @@ def tree_rss_mb(pid: int | None) -> float:
     return total_kb / 1024.0
 
 
+def tree_rss_by_role_mb(pid: int | None) -> dict[str, float]:
+    """Resident memory (MiB) of ``pid``'s tree by role: ``worker`` (``pid`` itself), ``rekey`` (its
+    re-keying member, started with ``--sibling-fds``), ``resync_fit`` (the resync fit's spawned
+    process), ``other``; from ``/proc``, empty if it is gone."""
+    out: dict[str, float] = {}
+    if pid is None:
+        return out
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            rss_kb = next((int(line.split()[1]) for line in Path(f"/proc/{p}/status").read_text().splitlines()
+                           if line.startswith("VmRSS:")), 0)
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, ValueError, PermissionError):
+            continue
+        role = ("worker" if p == pid else "rekey" if b"--sibling-fds" in cmd
+                else "resync_fit" if b"multiprocessing" in cmd else "other")
+        out[role] = out.get(role, 0.0) + rss_kb / 1024.0
+    return out
+
+
 class _Tally:
     """The emulator, counting what it publishes: MR event ids per cell, PM per (cell, period).
 
@@ -162,6 +186,7 @@ class Soak:
     unexpected_exits: list[int] = field(default_factory=list)
     samples: list[tuple[float, float, float, float]] = field(default_factory=list)  # wall s, day, worker, broker
     sample_incarnation: list[int] = field(default_factory=list)  # the worker incarnation of each sample
+    role_samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)  # day, RSS by process role
     incarnations: list[float] = field(default_factory=list)  # the emulated day each worker started at
     paused: bool = False
     progress_at: float = field(default_factory=time.monotonic)  # when the last period was published
@@ -211,8 +236,9 @@ class Soak:
                 self.unexpected_exits.append(worker.process.returncode)
                 self.start_worker()
             self.sample_incarnation.append(len(self.incarnations) - 1)
-            self.samples.append((self.now(), self.day, tree_rss_mb(worker.process.pid if worker else None),
-                                 tree_rss_mb(self.broker.pid)))
+            roles = tree_rss_by_role_mb(worker.process.pid if worker else None)
+            self.role_samples.append((self.day, roles))
+            self.samples.append((self.now(), self.day, sum(roles.values()), tree_rss_mb(self.broker.pid)))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
 
@@ -317,6 +343,13 @@ def _incarnations(soak: Soak, last_day: float) -> list[dict[str, float | None]]:
                     "rss_mb_max": round(max(values), 1) if values else None,
                     "rss_mb_end": round(values[-1], 1) if values else None})
     return out
+
+
+def _roles_by_day(samples: list[tuple[float, dict[str, float]]], days: int) -> dict[str, list[float | None]]:
+    """Per process role (``tree_rss_by_role_mb``), the largest sample of each emulated day."""
+    roles = sorted({r for _, by in samples for r in by})
+    return {r: [round(max(v), 1) if (v := [by[r] for day, by in samples if d <= day < d + 1 and r in by])
+                else None for d in range(days)] for r in roles}
 
 
 def _by_day(samples: list[tuple[float, float, float, float]], column: int, days: int) -> list[float | None]:
@@ -442,6 +475,7 @@ async def _soak(emulator: Any, days: float, kills: int, pauses: int, pause_s: fl
         "broker_rss_mb": _rss_summary(samples, 3),
         "worker_rss_mb_max_by_day": worker_by_day, "broker_rss_mb_max_by_day": _by_day(samples, 3, n_days),
         "worker_incarnations": _incarnations(soak, periods / periods_per_day),
+        "worker_rss_mb_max_by_day_by_process": _roles_by_day(soak.role_samples, n_days),
         "mirror_state_by_day": state_by_day,
         "worker_rss_growth_after_day2_mb": growth,
         "worker_memory_flat": None if growth is None or day2 is None else growth <= FLAT_TOLERANCE * day2,

@@ -98,6 +98,8 @@ def test_bench_soak() -> None:
     for key in ("worker_rss_mb", "broker_rss_mb"):
         assert set(doc[key]) == {"start", "max", "end"} and 0 < doc[key]["start"] <= doc[key]["max"], key
     assert 0 < doc["latency_ms_p50"] <= doc["latency_ms_p99"] <= doc["latency_ms_max"]
+    by_process = doc["worker_rss_mb_max_by_day_by_process"]
+    assert {"worker", "rekey"} <= set(by_process) and all(v > 0 for v in by_process["worker"] if v is not None)
 
 
 def test_open_loop_needs_a_rate() -> None:
@@ -206,3 +208,26 @@ def test_bench_sim2real(tmp_path: Path) -> None:
                                                 for k in ("other_realisation", "expected_response"))
     assert doc["samples"]["twin"] == 2000 and doc["samples"]["real_train"] == 24 * 21
     assert (tmp_path / "model" / "model.json").is_file() and (tmp_path / "model" / "weights.pt").is_file()
+
+
+def test_soak_memory_by_process_role() -> None:
+    """The soak's per-process memory reads /proc: this process is the worker, children are told
+    apart by their command lines (the re-keying member's ``--sibling-fds``, a spawned fit)."""
+    import os
+    import time
+
+    from streams.bench_soak import tree_rss_by_role_mb, tree_rss_mb
+
+    code = "import time; time.sleep(30)"
+    children = [subprocess.Popen([sys.executable, "-c", code, "--sibling-fds", "3,4"]),
+                subprocess.Popen([sys.executable, "-c", code, "from multiprocessing.spawn import spawn_main"])]
+    try:
+        time.sleep(0.5)
+        roles = tree_rss_by_role_mb(os.getpid())
+        assert {"worker", "rekey", "resync_fit"} <= set(roles) and all(v > 0 for v in roles.values())
+        assert abs(sum(roles.values()) - tree_rss_mb(os.getpid())) < 0.25 * sum(roles.values())
+        assert tree_rss_by_role_mb(None) == {}
+    finally:
+        for c in children:
+            c.kill()
+            c.wait()
