@@ -122,8 +122,10 @@ def run_command(
             if metrics_port is not None:
                 child_args += ["--metrics-port", str(metrics_port + 1), "--metrics-host", metrics_host]
             # the embedded broker speaks PLAINTEXT, whatever [kafka] security_protocol says
+            # through the run command alone (streams.run_cli): the full CLI's command groups would load
+            # the prediction path into a process that only re-keys
             child, sibling = spawn_sibling(child_args, env={"TWIN_KAFKA__SECURITY_PROTOCOL": "PLAINTEXT"}
-                                           if broker is not None else None)
+                                           if broker is not None else None, module="streams.run_cli")
             stack.callback(stop_child, child)
         else:
             child = None

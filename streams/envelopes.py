@@ -38,6 +38,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 __all__ = [
     "ENVELOPE_SUFFIX",
     "MAX_VALUE_LENGTH_VARINT",
+    "ORIGIN_HEADER",
     "Packing",
     "envelope",
     "envelope_of_array",
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 ENVELOPE_SUFFIX = b"]}"
+#: header of an envelope a worker sent to a partition its own mirror stage holds (applied locally
+#: already: ``streams.mirror_stage`` skips it when it reads it back)
+ORIGIN_HEADER = "twin-origin"
 #: bytes of the varint that carries a value's length in a v2 record (values < 32 GiB)
 MAX_VALUE_LENGTH_VARINT = 5
 

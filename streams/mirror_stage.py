@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams import incarnation
+from streams.envelopes import ORIGIN_HEADER
 from streams.kafka_io import make_consumer, make_producer
 from streams.offset_guard import OffsetGuard
 from streams.outputs import Outputs
@@ -51,7 +52,6 @@ __all__ = ["ORIGIN_HEADER", "MirrorStage"]
 
 log = structlog.get_logger(__name__)
 
-ORIGIN_HEADER = "twin-origin"
 PLACE_CHUNK_RECORDS = 100  # held records per envelope when they are replayed into their cluster
 # MR event ids sealed into Bloom filters per background checkpoint (hashing them costs ~0.4 us each,
 # on the event loop): spreads the work when many cells cross an hour together

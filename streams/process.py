@@ -28,22 +28,24 @@ def die_with_parent() -> None:
 
 
 def spawn_twin(args: Sequence[str], log_file: Path | None = None,
-               env: dict[str, str] | None = None, pass_fds: Sequence[int] = ()) -> subprocess.Popen[bytes]:
-    """Run ``python -m twin ARGS`` as a child bound to this process's life (``env`` adds variables,
-    ``pass_fds`` are inherited, e.g. a start barrier's pipes)."""
+               env: dict[str, str] | None = None, pass_fds: Sequence[int] = (),
+               module: str = "twin") -> subprocess.Popen[bytes]:
+    """Run ``python -m twin ARGS`` (or another ``module``'s command line) as a child bound to this
+    process's life (``env`` adds variables, ``pass_fds`` are inherited, e.g. a start barrier's pipes)."""
     out = open(log_file, "ab") if log_file else None  # noqa: SIM115 - owned by the child
-    return subprocess.Popen([sys.executable, "-m", "twin", *args], stdin=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.DEVNULL,
                             stdout=out, stderr=out, preexec_fn=die_with_parent,
                             env={**os.environ, **(env or {})}, pass_fds=tuple(pass_fds))
 
 
-def spawn_sibling(args: Sequence[str], env: dict[str, str] | None = None
+def spawn_sibling(args: Sequence[str], env: dict[str, str] | None = None, module: str = "twin"
                   ) -> tuple[subprocess.Popen[bytes], StartBarrier]:
     """``spawn_twin`` with a start barrier: ``args`` gets ``--sibling-fds`` for the child's end, and
     this process's end is returned with the child."""
     barrier, child_fds = StartBarrier.pair()
     try:
-        child = spawn_twin([*args, "--sibling-fds", ",".join(map(str, child_fds))], env=env, pass_fds=child_fds)
+        child = spawn_twin([*args, "--sibling-fds", ",".join(map(str, child_fds))], env=env, pass_fds=child_fds,
+                           module=module)
     except BaseException:
         barrier.close()
         raise

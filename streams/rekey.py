@@ -26,7 +26,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
@@ -34,9 +34,16 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.envelopes import ENVELOPE_SUFFIX, envelope, envelope_of_array, envelope_prefix, pack, value_limit
+from streams.envelopes import (
+    ENVELOPE_SUFFIX,
+    ORIGIN_HEADER,
+    envelope,
+    envelope_of_array,
+    envelope_prefix,
+    pack,
+    value_limit,
+)
 from streams.kafka_io import is_too_large, is_transient, make_consumer, make_producer
-from streams.mirror_stage import ORIGIN_HEADER, MirrorStage
 from streams.offset_guard import OffsetGuard
 from streams.start_barrier import StartBarrier
 from streams.stats import WorkerStats, gap_reporter, retry_reporter
@@ -47,6 +54,9 @@ from twin.records import NormalisedRecord
 from twin.routing import ClusterRouter
 from twin.schemas import DeadLetter
 from twin.schemas.dlq import DEAD_LETTER_KEY_MAX_BYTES
+
+if TYPE_CHECKING:  # the mirror stage's prediction path stays out of a re-keying-only process
+    from streams.mirror_stage import MirrorStage
 
 __all__ = ["COMMITS_IN_FLIGHT", "ENVELOPE_MAX_RECORDS", "MIN_DEAD_LETTER_BYTES", "TOO_LARGE", "RekeyStage",
            "dead_letter"]

@@ -19,14 +19,13 @@ import gc
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
 
 from streams.health import BrokerHealth
 from streams.kafka_io import ensure_topics
-from streams.mirror_stage import MirrorStage
 from streams.rekey import RekeyStage
 from streams.start_barrier import StartBarrier
 from streams.stats import WorkerStats
@@ -34,7 +33,20 @@ from twin import metrics, topics
 from twin.config import TwinSettings
 from twin.mirror.store import CheckpointStore
 
+if TYPE_CHECKING:
+    from streams.mirror_stage import MirrorStage
+
 __all__ = ["GC_THRESHOLDS", "STAGES", "IngestWorker", "MirrorStage", "RekeyStage", "WorkerStats"]
+
+
+def __getattr__(name: str) -> Any:
+    """``MirrorStage`` loads when first used: a re-keying-only process (the child of ``twin run``)
+    never imports the prediction path (river, numba, scipy, the simulator), about 180 MB less."""
+    if name == "MirrorStage":
+        from streams.mirror_stage import MirrorStage
+
+        return MirrorStage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 log = structlog.get_logger(__name__)
 
@@ -61,8 +73,14 @@ class IngestWorker:
         self.bootstrap = bootstrap
         self.stages = stages
         self.stats = WorkerStats()
-        self.store = CheckpointStore(settings.state_dir / settings.kafka.group_id)
-        self.mirror = MirrorStage(settings, bootstrap, self.stats, self.store, worker_name)
+        # the checkpoint store and the mirror stage only where the mirror runs (module ``__getattr__``)
+        self.store: CheckpointStore | None = None
+        self.mirror: MirrorStage | None = None
+        if "mirror" in stages:
+            from streams.mirror_stage import MirrorStage
+
+            self.store = CheckpointStore(settings.state_dir / settings.kafka.group_id)
+            self.mirror = MirrorStage(settings, bootstrap, self.stats, self.store, worker_name)
         both = "rekey" in stages and "mirror" in stages
         self.rekey = RekeyStage(settings, bootstrap, self.stats, local=self.mirror if both else None)
         self.stats_file = stats_file
@@ -97,7 +115,13 @@ class IngestWorker:
             self.lag[name] = behind
 
     def _selected(self) -> list[RekeyStage | MirrorStage]:
-        return [self.rekey if name == "rekey" else self.mirror for name in self.stages]
+        out: list[RekeyStage | MirrorStage] = []
+        for name in self.stages:
+            if name == "rekey":
+                out.append(self.rekey)
+            elif self.mirror is not None:
+                out.append(self.mirror)
+        return out
 
     async def start(self) -> None:
         # The hot path allocates a few short-lived containers per record while the mirror holds
@@ -192,18 +216,19 @@ class IngestWorker:
         self._stats_written = time.monotonic()
         if self.stats_file:
             tmp = self.stats_file.with_suffix(".tmp")
-            mirror = "mirror" in self.stages
+            mirror = self.mirror
+            predictions = mirror.predictions if mirror is not None else None
             ready, why = self.ready()
             tmp.write_bytes(orjson.dumps({
                 **self.stats.as_dict(), "at": time.time(), "stages": list(self.stages),
                 "assigned": self.assigned(), **self.health.as_dict(), "ready": ready, "notReadyReason": why,
                 "lag": dict(self.lag),
-                "mirrorPartitions": sorted(self.mirror.owned) if mirror else [],
-                "clusters": sorted(c for st in self.mirror.owned.values() for c in st.clusters) if mirror else [],
-                **(self.mirror.predictions.stats.as_dict() if mirror and self.mirror.predictions else {}),
-                **(self.mirror.predictions.fidelity.stats.as_dict()
-                   if mirror and self.mirror.predictions and self.mirror.predictions.fidelity else {}),
+                "mirrorPartitions": sorted(mirror.owned) if mirror is not None else [],
+                "clusters": sorted(c for st in mirror.owned.values() for c in st.clusters) if mirror is not None
+                else [],
+                **(predictions.stats.as_dict() if predictions else {}),
+                **(predictions.fidelity.stats.as_dict() if predictions and predictions.fidelity else {}),
                 # time series (accepted, written, dropped, buffered ...) and the alert webhook (streams.outputs)
-                **(self.mirror.outputs.stats() if mirror and self.mirror.outputs is not None else {}),
+                **(mirror.outputs.stats() if mirror is not None and mirror.outputs is not None else {}),
             }))
             tmp.replace(self.stats_file)

@@ -26,6 +26,12 @@ def test_both_processes_validate_and_the_mirror_gets_everything_once(fresh_broke
     try:
         wait_for(lambda: read_stats_file(parent_stats).get("recordsApplied", 0) >= len(records), 120,
                  "the mirror to apply the whole stream")
+        # the re-keying member loads neither the prediction path (numba's LLVM, river) nor the store
+        rekey = _rekey_child(worker.pid)
+        maps, parent_maps = (Path(f"/proc/{pid}/maps").read_text() for pid in (rekey, worker.pid))
+        assert "llvmlite" in parent_maps and "llvmlite" not in maps
+        open_files = [str(fd.readlink()) for fd in Path(f"/proc/{rekey}/fd").iterdir()]
+        assert not [f for f in open_files if str(tmp_path / "state") in f], open_files
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0
@@ -37,3 +43,12 @@ def test_both_processes_validate_and_the_mirror_gets_everything_once(fresh_broke
     # the mirror (in the parent) applied every record once: its own locally, the child's via the topic
     assert parent["recordsApplied"] == len(records)
     assert child["recordsApplied"] == 0 and parent["deadLetteredTotal"] == child["deadLetteredTotal"] == 0
+
+
+def _rekey_child(pid: int) -> int:
+    """The re-keying member ``twin run`` started (its command line carries ``--sibling-fds``)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if b"--sibling-fds" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return int(child)
+    raise AssertionError(f"no re-keying child under {pid}")
