@@ -262,6 +262,9 @@ class FidelitySettings(_Section):
     cio_step_db: float = Field(default=2.0, gt=0, description="CIO change of a twin what-if (dB); real: half")
     gamma: float = Field(default=0.8, gt=0, lt=1, description="discount of the DT-BSM (d_max = 1 / (1 - gamma))")
     forgetting: float = Field(default=0.999, gt=0, le=1, description="per-sample forgetting of the counts")
+    twin: Literal["calibrated", "raw"] = Field(default="calibrated", description="the twin whose transitions are "
+                                               "compared: the published one (the gap learners' calibration of the "
+                                               "model) or the raw simulation model (what a resync recalibrates)")
     whatifs_per_period: int = Field(default=24, ge=0, description="twin what-ifs per cluster and period (round "
                                     "robin over cells and the six change actions; 'none' is the prediction)")
     recompute_periods: int = Field(default=4, ge=1, description="periods between two DT-BSM computations")

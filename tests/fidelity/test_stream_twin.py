@@ -153,3 +153,23 @@ def test_the_demo_report_shows_dtbsm_per_cluster_with_tau(run: tuple[Twin, Netwo
     assert by_period[3][1:] == [records[-1][k] for k in ("value", "lower", "upper", "coverage")]
     page = "\n".join(_fidelity_section({"fidelity": {emu.cluster_id: fid}}, [float(e) for e in ends], []))
     assert "DT-BSM per cluster" in page and f"DT-BSM, {emu.cluster_id}" in page and "<svg" in page
+
+
+def test_the_raw_twin_setting_compares_the_model_the_gap_learners_calibrate(tmp_path: Path) -> None:
+    """``[fidelity] twin = "raw"`` with gap learning on counts the same twin transitions, so gives the
+    same records, as a twin without gap learning; the default (the published, calibrated twin) does
+    not. Every record names each reporting cell's point-estimate contribution (``cellsValue``)."""
+    records: dict[str, list[dict[str, Any]]] = {}
+    # _emulated's config ends with its [gap] table: a bare key line lands in it
+    for name, extra in (("raw", '\n[fidelity]\ntwin = "raw"\n'), ("no_gap", "enabled = false\n"), ("calibrated", "")):
+        (tmp_path / name).mkdir()
+        twin, emu, _ = _emulated(tmp_path / name, extra)
+        for _ in range(8):
+            twin.ingest(emu.step())
+        records[name] = twin.fidelity(emu.cluster_id)
+    assert len(records["raw"]) == 2 and all(_same(a, b) for a, b in zip(records["raw"], records["no_gap"], strict=True))
+    assert [r["value"] for r in records["raw"]] != [r["value"] for r in records["calibrated"]]
+    for r in records["calibrated"]:
+        assert set(r["cellsValue"]) == set(emu.cells) and all(0.0 <= v <= r["value"] + 1e-9
+                                                              for v in r["cellsValue"].values())
+        Fidelity.model_validate(r)

@@ -201,7 +201,7 @@ class FidelityEstimator:
         }
         d_max = 1.0 / (1.0 - self.gamma)
         if not states or not actions:
-            record.update(value=0.0, lower=0.0, upper=d_max, firing=False, cells={})
+            record.update(value=0.0, lower=0.0, upper=d_max, firing=False, cells={}, cellsValue={})
             self.above = 0
         else:
             real_m, twin_m = self._pair(states, actions)
@@ -216,9 +216,11 @@ class FidelityEstimator:
             lower_diag = dict(zip(states, np.diagonal(iv.lower_end.matrix).tolist(), strict=True))
             cells = {c: round(max(lower_diag.get(x, 0.0) for x in xs), 6) for c, xs in sorted(self.recent.items())
                      if xs}
+            point_diag = dict(zip(states, np.diagonal(point.matrix).tolist(), strict=True))
+            cells_value = {c: round(point_diag.get(xs[-1], 0.0), 6) for c, xs in sorted(self.recent.items()) if xs}
             self.above = self.above + 1 if iv.lower > self.tau else 0
             record.update(value=round(point.value, 6), lower=round(iv.lower, 6), upper=round(iv.upper, 6),
-                          iterations=point.iterations, cells=cells, firing=self.above >= self.k)
+                          iterations=point.iterations, cells=cells, cellsValue=cells_value, firing=self.above >= self.k)
         record["consecutiveAbove"] = self.above
         record["computeSeconds"] = round(time.perf_counter() - t0, 4)
         self.computations += 1

@@ -168,7 +168,7 @@ class FidelityMonitor:
 
         def twin_values(values: Mapping[str, Mapping[str, float]],
                         cms: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-            if tracker is None:
+            if tracker is None or self.settings.twin == "raw":
                 return {c: dict(v) for c, v in values.items()}
             ctx = {c: context(end, prediction.ue_scale, cms[c]) for c in values}
             return tracker.calibrated(end, values, ctx)

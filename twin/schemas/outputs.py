@@ -143,6 +143,8 @@ class Fidelity(WireModel):
     actions: list[str] = Field(description="action classes the computation used")
     cells: dict[str, float] = Field(default_factory=dict, description="per cell: largest lower-end diagonal over "
                                     "its recent real states (its contribution)")
+    cells_value: dict[str, float] = Field(default_factory=dict, description="per cell: the point estimate's "
+                                          "diagonal at its latest real state (where its own behaviour stands now)")
     real_samples: int = Field(ge=0)
     twin_samples: int = Field(ge=0)
     whatifs: int = Field(ge=0, description="twin what-ifs since the previous computation")
