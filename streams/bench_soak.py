@@ -184,6 +184,7 @@ class Soak:
     kills: list[dict[str, Any]] = field(default_factory=list)
     pauses: list[dict[str, Any]] = field(default_factory=list)
     unexpected_exits: list[int] = field(default_factory=list)
+    unexpected_exit_lines: list[str] = field(default_factory=list)  # the worker log's last line at each
     samples: list[tuple[float, float, float, float]] = field(default_factory=list)  # wall s, day, worker, broker
     sample_incarnation: list[int] = field(default_factory=list)  # the worker incarnation of each sample
     role_samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)  # day, RSS by process role
@@ -234,6 +235,7 @@ class Soak:
             worker = self.worker
             if worker is not None and worker.process.poll() is not None:
                 self.unexpected_exits.append(worker.process.returncode)
+                self.unexpected_exit_lines.append(_last_line(self.out / "worker.log"))
                 self.start_worker()
             self.sample_incarnation.append(len(self.incarnations) - 1)
             roles = tree_rss_by_role_mb(worker.process.pid if worker else None)
@@ -241,6 +243,17 @@ class Soak:
             self.samples.append((self.now(), self.day, sum(roles.values()), tree_rss_mb(self.broker.pid)))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
+
+
+def _last_line(log: Path, tail_bytes: int = 4096) -> str:
+    """The last non-empty line of ``log`` (what a worker that exited said last), at most 500 characters."""
+    try:
+        with log.open("rb") as f:
+            f.seek(max(0, log.stat().st_size - tail_bytes))
+            lines = [ln for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:500] if lines else ""
 
 
 def _plan(rng: random.Random, periods: int, kills: int, pauses: int) -> tuple[set[int], set[int]]:
@@ -471,6 +484,7 @@ async def _soak(emulator: Any, days: float, kills: int, pauses: int, pause_s: fl
         "pm_lost": pm_lost, "pm_mismatched": pm_mismatched, "mr_lost": mr_lost, "mr_duplicates": mr_dup,
         "cm_mismatched": cm_bad, "pm_by_day": pm_by_day,
         "kills": soak.kills, "broker_pauses": soak.pauses, "unexpected_exits": soak.unexpected_exits,
+        "unexpected_exit_lines": soak.unexpected_exit_lines,
         "worker_rss_mb": _rss_summary(samples, 2),
         "broker_rss_mb": _rss_summary(samples, 3),
         "worker_rss_mb_max_by_day": worker_by_day, "broker_rss_mb_max_by_day": _by_day(samples, 3, n_days),
