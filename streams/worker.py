@@ -41,7 +41,7 @@ __all__ = ["GC_THRESHOLDS", "STAGES", "IngestWorker", "MirrorStage", "RekeyStage
 
 def __getattr__(name: str) -> Any:
     """``MirrorStage`` loads when first used: a re-keying-only process (the child of ``twin run``)
-    never imports the prediction path (river, numba, scipy, the simulator), about 180 MB less."""
+    never imports the prediction path (river, numba, scipy, the simulator), about 210 MB less."""
     if name == "MirrorStage":
         from streams.mirror_stage import MirrorStage
 

@@ -13,7 +13,8 @@ Per predicted period ``(gp, end)`` of a cluster, :meth:`FidelityMonitor.step`:
    what-ifs on the period's model (``Simulator.whatif``, the path of ``twin.Twin.whatif``), at most
    ``whatifs_per_period`` per period, round robin over (cell, action). The twin's values go through
    the gap learners' calibration of what they learned so far when gap learning is on (the twin the
-   runtime publishes is the calibrated one), else they are the raw model's;
+   runtime publishes is the calibrated one), else, or with ``[fidelity] twin = "raw"``, they are the
+   raw model's;
 3. every ``recompute_periods`` periods, the cluster's DT-BSM record (``FidelityEstimator.compute``),
    kept in the mirror (``ClusterMirror.fidelity``, the latest ``kept``), published
    (``ran.twin.fidelity.v1``, ``outbox``), and, when its lower bound has been above τ for
