@@ -112,7 +112,7 @@ def tree_rss_by_role_mb(pid: int | None) -> dict[str, float]:
         except (FileNotFoundError, ProcessLookupError, ValueError, PermissionError):
             continue
         role = ("worker" if p == pid else "rekey" if b"--sibling-fds" in cmd
-                else "resync_fit" if b"multiprocessing" in cmd else "other")
+                else "resync_fit" if b"multiprocessing.spawn" in cmd else "other")
         out[role] = out.get(role, 0.0) + rss_kb / 1024.0
     return out
 

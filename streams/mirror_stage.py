@@ -325,6 +325,11 @@ class MirrorStage:
             return futures
         done = [r for r in self._resyncs if r[2].done()]
         self._resyncs = [r for r in self._resyncs if not r[2].done()]
+        if done and not self._resyncs and self._fit_pool is not None:
+            # resyncs are rare (an episode, then hours apart): the fit's process (~300 MB once it has
+            # fitted) goes with its last fit and the next resync spawns a fresh one (a second or two)
+            self._fit_pool.shutdown(wait=False)
+            self._fit_pool = None
         for job, mirror, fut in done:
             owner = next((p for p, st in self.owned.items() if st.clusters.get(mirror.cluster_id) is mirror), None)
             if owner is None:  # the partition moved: its new owner runs the pending resync again

@@ -7,6 +7,7 @@ divergence alert on ``ran.alerts.v1`` that is cleared later, and its resync is p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -92,6 +93,9 @@ def test_kill_9_keeps_the_learners_and_the_fault_raises_one_alert(fresh_broker: 
     try:
         wait_for(lambda: all(len(s.get(cal, {})) == PERIODS for s in _predicted(state, emu.cluster_id).values())
                  and bool(_predicted(state, emu.cluster_id)), 180, "every period predicted after the restart")
+        # the resync fit's process does not outlive its last fit (it holds ~300 MB once it has fitted)
+        wait_for(lambda: not _fit_processes(second.pid), 30, "the fit's process to exit")
+        assert "resync.finished" in (tmp_path / "w2.log").read_text()  # the restarted worker ran the fit
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
@@ -146,3 +150,14 @@ def test_kill_9_keeps_the_learners_and_the_fault_raises_one_alert(fresh_broker: 
     none = subprocess.run([*TWIN, "alerts", "list"], capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL, env={**os.environ, "TWIN_KAFKA__BOOTSTRAP_SERVERS": ""})
     assert none.returncode == 2 and "--bootstrap" in none.stderr
+
+
+def _fit_processes(pid: int) -> list[int]:
+    """Children of ``pid`` that multiprocessing spawned (the resync fit's pool)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                if b"multiprocessing.spawn" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    out.append(int(child))
+    return out
