@@ -55,7 +55,16 @@ import numpy.typing as npt
 import typer
 
 from replay.emulator import NetworkEmulator
-from replay.sim2real_data import Band, RealData, in_band, out_of_band, real_samples, truth_samples, twin_models
+from replay.sim2real_data import (
+    Band,
+    RealData,
+    in_band,
+    out_of_band,
+    real_samples,
+    truth_samples,
+    truth_state,
+    twin_models,
+)
 from twin.config import PredictSettings
 from twin.sim2real import FEATURES, TARGETS, Ranges, Samples, twin_samples
 from twin.sim2real.features import to_target
@@ -151,10 +160,8 @@ def _predict(net: Sim2RealNet, envs: tuple[str, ...], s: Samples) -> FloatArray:
 
 def _truth_kpi(emu: NetworkEmulator, period: Any, key: str, attrs: dict[str, Any], cell: int) -> float:
     """``emu``'s noiseless ``DRB.UEThpDl`` of ``cell`` in ``period`` with ``attrs`` on cell ``key``."""
-    from twin.sim.cm import apply_cm_to_sector
-
-    moved = tuple(apply_cm_to_sector(s, attrs if s.cell_key == key else {}, strict=True) for s in period.public)
-    return float(emu.physics.evaluate(moved, period.hour, list(period.active)).result.kpi.values[TARGETS[0]][cell])
+    _, state = truth_state(emu, period, {key: attrs})
+    return float(state.result.kpi.values[TARGETS[0]][cell])
 
 
 def _kendall(truth: list[float], pred: list[float]) -> float:

@@ -42,7 +42,8 @@ from twin.sim.kpis import CONN
 from twin.sim.topology import Sector
 from twin.sim2real import TARGETS, ClusterModel, Ranges, Samples, cell_features
 
-__all__ = ["Band", "RealData", "RealPeriod", "in_band", "out_of_band", "real_samples", "truth_samples", "twin_models"]
+__all__ = ["Band", "RealData", "RealPeriod", "in_band", "out_of_band", "real_samples", "truth_samples", "truth_state",
+           "twin_models"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -163,14 +164,22 @@ def in_band(x: FloatArray, band: Band) -> npt.NDArray[np.bool_]:
     return inside("tilt_deg", band.tilt_deg) & inside("power_dbm", band.power_dbm) & inside("cio_db", band.cio_db)
 
 
+def truth_state(emu: NetworkEmulator, period: RealPeriod, cm: dict[str, dict[str, Any]]
+                ) -> tuple[tuple[Sector, ...], Any]:
+    """The sectors of ``period`` with ``cm`` (cell -> attributes) applied, and ``emu``'s hidden
+    truth evaluated on them at the period's hour and events (``emu`` may be another draw of the
+    scenario the period came from: the same sites and events)."""
+    moved = tuple(apply_cm_to_sector(s, cm.get(s.cell_key, {}), strict=True) for s in period.public)
+    return moved, emu.physics.evaluate(moved, period.hour, list(period.active))
+
+
 def truth_samples(emu: NetworkEmulator, period: RealPeriod, cm: dict[str, dict[str, Any]],
                   rng: np.random.Generator) -> tuple[Samples, FloatArray]:
     """What the network would have reported in ``period`` had ``cm`` (cell -> attributes) been in
     effect: rows whose state and reference are the period as it ran and whose candidate is ``cm``,
     labelled from the hidden truth with the emulator's PM noise; and the noiseless truth."""
     keys = emu.cells
-    moved = tuple(apply_cm_to_sector(s, cm.get(s.cell_key, {}), strict=True) for s in period.public)
-    state = emu.physics.evaluate(moved, period.hour, list(period.active))
+    moved, state = truth_state(emu, period, cm)
     end = emu.start + timedelta(hours=period.mid_hours, seconds=emu.granularity_s / 2.0)
     dns = {k: emu.dn(k) for k in keys}
     pm = {r.cell_key: r.values for r in pm_records(state, keys, dns, end, emu.granularity_s, emu.scenario, rng)}

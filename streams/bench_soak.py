@@ -75,22 +75,7 @@ STALL_S = 300.0  # no period published for this long: the run fails (see the wor
 
 def tree_rss_mb(pid: int | None) -> float:
     """Resident memory (MiB) of ``pid`` and its descendants, from ``/proc``; 0 if it is gone."""
-    if pid is None:
-        return 0.0
-    total_kb = 0
-    stack = [pid]
-    while stack:
-        p = stack.pop()
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
-                    break
-            for task in Path(f"/proc/{p}/task").iterdir():
-                stack += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError, ValueError, PermissionError):
-            continue
-    return total_kb / 1024.0
+    return sum(tree_rss_by_role_mb(pid).values())
 
 
 def tree_rss_by_role_mb(pid: int | None) -> dict[str, float]:

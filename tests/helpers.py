@@ -48,6 +48,19 @@ def wait_for(check: Callable[[], Any], timeout_s: float, what: str, poll_s: floa
         time.sleep(poll_s)
 
 
+def child_processes(pid: int) -> dict[int, bytes]:
+    """The direct children of ``pid`` (any of its threads' ``children``) and their command lines,
+    arguments joined by spaces, from ``/proc``; a child gone meanwhile is left out."""
+    out: dict[int, bytes] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                out[int(child)] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+    return out
+
+
 async def publish(bootstrap: str, records: Sequence[OutRecord], partitions: int = 12) -> None:
     sink = KafkaSink(bootstrap, ensure=(*topics.INGEST_TOPICS, topics.DLQ),
                      partitions=partitions)

@@ -7,7 +7,6 @@ divergence alert on ``ran.alerts.v1`` that is cleared later, and its resync is p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ import orjson
 from replay.emulator import NetworkEmulator
 from streams.broker import EmbeddedBroker
 from streams.stats import read_stats_file
-from tests.helpers import consume_all, publish, wait_for
+from tests.helpers import child_processes, consume_all, publish, wait_for
 from tests.library.worker_run import GROUP, write_config
 from twin import Twin, topics
 from twin.mirror.store import CheckpointStore
@@ -154,10 +153,4 @@ def test_kill_9_keeps_the_learners_and_the_fault_raises_one_alert(fresh_broker: 
 
 def _fit_processes(pid: int) -> list[int]:
     """Children of ``pid`` that multiprocessing spawned (the resync fit's pool)."""
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            with contextlib.suppress(OSError):
-                if b"multiprocessing.spawn" in Path(f"/proc/{child}/cmdline").read_bytes():
-                    out.append(int(child))
-    return out
+    return [c for c, cmd in child_processes(pid).items() if b"multiprocessing.spawn" in cmd]

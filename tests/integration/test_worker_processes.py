@@ -8,7 +8,7 @@ from pathlib import Path
 
 from streams.broker import EmbeddedBroker
 from streams.stats import read_stats_file
-from tests.helpers import publish, wait_for
+from tests.helpers import child_processes, publish, wait_for
 from tests.integration.test_worker_recovery import _clusters, _start, _stream, _write_config
 from twin.synthetic import SyntheticNetwork
 
@@ -47,8 +47,6 @@ def test_both_processes_validate_and_the_mirror_gets_everything_once(fresh_broke
 
 def _rekey_child(pid: int) -> int:
     """The re-keying member ``twin run`` started (its command line carries ``--sibling-fds``)."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            if b"--sibling-fds" in Path(f"/proc/{child}/cmdline").read_bytes():
-                return int(child)
-    raise AssertionError(f"no re-keying child under {pid}")
+    members = [c for c, cmd in child_processes(pid).items() if b"--sibling-fds" in cmd]
+    assert members, f"no re-keying child under {pid}"
+    return members[0]
