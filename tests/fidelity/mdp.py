@@ -43,10 +43,11 @@ def w1_lp(p: FloatArray, q: FloatArray, cost: FloatArray) -> float:
 
 
 def dtbsm_lp(R: FloatArray, P: FloatArray, Rt: FloatArray, Pt: FloatArray, gamma: float,
-             tol: float = 1e-11) -> tuple[FloatArray, float]:
+             tol: float = 1e-11, actions: npt.NDArray[np.bool_] | None = None) -> tuple[FloatArray, float]:
     """(d, certified error bound) by Jacobi value iteration from 0; each sweep is one block-diagonal
     HiGHS LP holding every (x, y, a) transport problem on the supports (the blocks are independent,
-    so each block's part of the optimum is that problem's W1)."""
+    so each block's part of the optimum is that problem's W1). ``actions`` [S, A]: the max at real
+    state x runs over the actions allowed there only (none allowed: 0)."""
     S, A = R.shape
     blocks = []
     for x in range(S):
@@ -78,7 +79,8 @@ def dtbsm_lp(R: FloatArray, P: FloatArray, Rt: FloatArray, Pt: FloatArray, gamma
         new = np.zeros((S, S))
         for (x, y, a, _Ix, _Iy), (c0, m, n) in zip(blocks, spans, strict=True):
             w1 = float(c[c0:c0 + m * n] @ res.x[c0:c0 + m * n])
-            new[x, y] = max(new[x, y], gap[x, y, a] + gamma * w1)
+            if actions is None or actions[x, a]:
+                new[x, y] = max(new[x, y], gap[x, y, a] + gamma * w1)
         delta = float(np.abs(new - d).max())
         d = new
         bound = gamma * delta / (1 - gamma)

@@ -197,3 +197,22 @@ def test_interval_and_counts_refuse_bad_inputs() -> None:
         counts.add_many([0, 1], [0], [0.0], [1])
     with pytest.raises(FidelityInputError, match=r"rewards must be finite \(first bad index 1\)"):
         counts.add_many([0, 1], [0, 0], [0.0, np.inf], [1, 1])
+
+
+def test_interval_restricted_to_covered_pairs_drops_the_unsampled_pair_from_the_max() -> None:
+    """§9.2: computed over A_cov(x) the unsampled (0, 1) no longer drives row 0 to d_max, and the
+    restricted interval still brackets the true metric restricted the same way."""
+    R, P, Rt, Pt = random_mdp_pair(4, 2, seed=5, max_successors=3)
+    twin = EmpiricalModel.exact(Rt, Pt, r_bar=1.0)
+    real = TransitionCounts(4, 2)
+    rng = np.random.default_rng(4)
+    xs, acts, rs, x2 = _sample(R, P, 4000, rng)
+    keep = ~((xs == 0) & (acts == 1))
+    real.add_many(xs[keep], acts[keep], rs[keep], x2[keep])
+    covered = real.covered(5.0)
+    assert not covered[0, 1] and covered.sum() == 7
+    iv = dt_bsm_interval(real.model(alpha=0.001), twin, gamma=0.8, tol=1e-8, actions=covered)
+    true = dt_bsm(R, P, Rt, Pt, gamma=0.8, tol=1e-10, r_max=1.0, actions=covered)
+    assert iv.upper_end.matrix[0, 0] < 5.0 - 0.5
+    assert iv.lower <= true.value <= iv.upper
+    assert (true.matrix <= iv.upper_end.matrix + iv.upper_end.width + 1e-9).all()

@@ -119,3 +119,35 @@ def test_result_fields() -> None:
     assert res.method == "fast" and res.gamma == 0.9 and res.tol == 1e-8
     with pytest.raises(ValueError):
         res.matrix[0, 0] = 1.0  # read-only
+
+
+@pytest.mark.parametrize(("S", "A", "seed"), [(4, 3, 5), (5, 2, 6)])
+def test_per_state_actions_agree_with_an_independent_restricted_fixed_point(S: int, A: int, seed: int) -> None:
+    """§9.2's A_cov(x): the max at each real state over its allowed actions only, one state with
+    none (its row is 0), against value iteration with HiGHS LPs that skips the excluded pairs."""
+    pair = small_pair(S, A, seed)
+    rng = np.random.default_rng(seed)
+    actions = rng.random((S, A)) < 0.6
+    actions[0] = False
+    actions[1] = True
+    ref, ref_err = dtbsm_lp(*pair, gamma=0.6, tol=1e-11, actions=actions)
+    full = dt_bsm(*pair, gamma=0.6, tol=1e-11)
+    for method in ("fast", "pot"):
+        res = dt_bsm(*pair, gamma=0.6, tol=1e-11, method=method, actions=actions)
+        np.testing.assert_allclose(res.matrix, ref, atol=1e-9)
+        assert res.lower - 1e-10 <= float(np.diagonal(ref).max()) <= res.upper + ref_err + 1e-10
+    assert np.all(ref[0] == 0.0)
+    assert np.all(ref <= full.matrix + 1e-9) and (ref < full.matrix - 1e-6).any()  # fewer actions, smaller max
+
+
+def test_every_action_allowed_is_the_unrestricted_metric_and_one_action_its_slice() -> None:
+    R, P, Rt, Pt = random_mdp_pair(8, 3, seed=7, max_successors=5)
+    full = dt_bsm(R, P, Rt, Pt, gamma=0.7, tol=1e-10)
+    every = dt_bsm(R, P, Rt, Pt, gamma=0.7, tol=1e-10, actions=np.ones((8, 3), bool))
+    np.testing.assert_allclose(every.matrix, full.matrix, atol=2e-10)
+    first = np.zeros((8, 3), bool)
+    first[:, 0] = True
+    only = dt_bsm(R, P, Rt, Pt, gamma=0.7, tol=1e-10, actions=first)
+    sliced = dt_bsm(R[:, :1], P[:, :1], Rt[:, :1], Pt[:, :1], gamma=0.7, tol=1e-10,
+                    r_max=float(np.abs(R[:, None, :] - Rt[None, :, :]).max()))
+    np.testing.assert_allclose(only.matrix, sliced.matrix, atol=2e-10)

@@ -71,3 +71,16 @@ def test_identical_mdps_have_zero_diagonal(S: int, A: int, gamma: float, seed: i
     assert tv.upper == 0.0
     if (R.max(axis=0) > R.min(axis=0) + 0.1).any():  # distinct states stay apart
         assert res.matrix.max() > 0.05
+
+
+@pytest.mark.parametrize(("S", "A", "gamma", "seed"), CASES)
+def test_restricted_diagonal_below_restricted_tv_bound(S: int, A: int, gamma: float, seed: int) -> None:
+    R, P, Rt, Pt = small_pair(S, A, seed)
+    actions = np.random.default_rng(seed).random((S, A)) < 0.5
+    actions[:, 0] |= ~actions.any(axis=1)  # every state keeps one action
+    res = dt_bsm(R, P, Rt, Pt, gamma=gamma, tol=1e-9, actions=actions)
+    tv = tv_bound(R, P, Rt, Pt, gamma=gamma, tol=1e-9, actions=actions)
+    full = tv_bound(R, P, Rt, Pt, gamma=gamma, tol=1e-9)
+    assert (np.diagonal(res.matrix) - res.width <= tv.delta + (tv.upper - tv.value) + 1e-12).all()
+    assert (tv.delta <= full.delta + (full.upper - full.value) + 1e-12).all()
+    assert tv.closed_form == full.closed_form

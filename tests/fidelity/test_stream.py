@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from twin.config import FidelitySettings, GapSettings
-from twin.fidelity import FidelityEstimator, trust
+from twin.fidelity import FidelityEstimator, dt_bsm_interval, trust
 from twin.gap import GapTracker
 from twin.mirror.cluster import ClusterMirror
 from twin.resync.trigger import Signal
@@ -102,6 +102,34 @@ def test_uncovered_pairs_widen_the_upper_bound_and_fail_the_trust_gate() -> None
     assert any(r.startswith("insufficient data: coverage 0") for r in verdict.reasons)
     assert any(r.startswith("insufficient data: upper bound") for r in verdict.reasons)
     assert trust(None, 0.3, 0.5).reasons == ["no DT-BSM estimate yet: the cluster has not had enough periods"]
+
+
+def test_the_max_at_each_state_runs_over_the_actions_covered_there() -> None:
+    """§9.2's A_cov(x): action 1 covered at state 2 only; states 0 and 1 leave it out of their max
+    instead of letting its missing real samples drive their upper end to d_max."""
+    R, P = _mdp()
+    rng = np.random.default_rng(1)
+
+    def sample(xs: np.ndarray, acts: np.ndarray) -> tuple[np.ndarray, ...]:
+        nxt = np.array([rng.choice(S, p=P[x, a]) for x, a in zip(xs, acts, strict=True)])
+        return xs, acts, R[xs, acts], nxt
+
+    est = _estimator()
+    every = np.repeat(np.arange(S), 400)
+    est.real.add_many(*sample(every, np.zeros_like(every)))
+    est.real.add_many(*sample(np.full(400, 2), np.ones(400, dtype=np.int64)))
+    for a in (0, 1):
+        est.twin.add_many(*sample(every, np.full_like(every, a)))
+    est.recent = {CELLS[0]: [0], CELLS[1]: [2]}
+    rec = est.compute(900, "c")
+    assert rec["actions"] == [0, 1] and rec["restricted"] and rec["restrictedPairs"] == 2
+    d_max = 1.0 / (1.0 - est.gamma)
+    assert rec["upper"] < d_max - 0.5 and rec["lower"] <= rec["value"] <= rec["upper"]
+    states = rec["states"]
+    real_m, twin_m = est._pair(states, [0, 1])
+    unrestricted = dt_bsm_interval(real_m, twin_m, est.gamma, tol=1e-4)
+    assert unrestricted.upper == pytest.approx(d_max, abs=1e-3)  # what the uncovered pairs said before
+    assert trust(rec, tau=0.5, min_coverage=0.5).reasons[-1].startswith("restricted: (state, action) pairs")
 
 
 def test_state_round_trip_gives_the_identical_value() -> None:

@@ -37,7 +37,7 @@ from .errors import FidelityInputError
 from .fast import EVALUATION_SWEEPS, Solved, ensure_compiled, solve_fast
 from .operator import BisimOperator
 from .reference import solve_pot
-from .validate import check_matrix, check_pair, check_r_max, check_tol, check_weights, reward_span
+from .validate import check_actions, check_matrix, check_pair, check_r_max, check_tol, check_weights, reward_span
 
 __all__ = ["METHODS", "DTBSMResult", "dt_bsm", "min_tol", "solve_operator"]
 
@@ -113,7 +113,7 @@ def solve_operator(op: BisimOperator, tol: float, method: str, d0: FloatArray | 
 def dt_bsm(R_real: Any, P_real: Any, R_twin: Any, P_twin: Any, gamma: float, tol: float = 1e-6,
            weights: Any = None, method: Literal["fast", "pot"] = "fast", d0: Any = None,
            r_max: float | None = None, threads: int = 1,
-           evaluation_sweeps: int = EVALUATION_SWEEPS) -> DTBSMResult:
+           evaluation_sweeps: int = EVALUATION_SWEEPS, actions: Any = None) -> DTBSMResult:
     """The exact DT-BSM matrix of a real MDP and its twin over the same states, certified within ``tol``.
 
     - ``R_real``, ``R_twin``: rewards [S, A]; ``P_real``, ``P_twin``: next-state distributions
@@ -133,6 +133,8 @@ def dt_bsm(R_real: Any, P_real: Any, R_twin: Any, P_twin: Any, gamma: float, tol
       cores numba sees). Default 1: on a 2-core machine shared with another busy process, 2 threads
       were 2.3x slower (OpenMP threads spin at every sweep's barrier), see ``docs/benchmarks.md``.
     - ``evaluation_sweeps``: the fast method's cheap sweeps per exact sweep (0 = value iteration).
+    - ``actions``: boolean [S, A], the actions the max may take at each real state (§9.2: the
+      covered ones, A_cov(x)); default all. A state with none allowed has a row of 0.
     """
     t0 = time.perf_counter()
     if method not in METHODS:
@@ -148,7 +150,7 @@ def dt_bsm(R_real: Any, P_real: Any, R_twin: Any, P_twin: Any, gamma: float, tol
                                  f"up to d_max = {d_max:g}")
     if int(evaluation_sweeps) < 0:
         raise FidelityInputError(f"evaluation_sweeps must be >= 0, got {evaluation_sweeps}")
-    op = BisimOperator.plain(pair)
+    op = BisimOperator.plain(pair).restricted(check_actions(actions, pair.n_states, pair.n_actions))
     solved, compile_s = solve_operator(op, tol, method, start, threads, int(evaluation_sweeps))
     return make_result(solved, pair.gamma, tol, method, r, w, time.perf_counter() - t0 - compile_s, compile_s)
 

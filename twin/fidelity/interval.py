@@ -36,7 +36,7 @@ from .errors import FidelityInputError
 from .exact import METHODS, DTBSMResult, make_result, min_tol, solve_operator
 from .fast import EVALUATION_SWEEPS
 from .operator import BisimOperator
-from .validate import check_gamma, check_matrix, check_pair, check_tol, check_weights
+from .validate import check_actions, check_gamma, check_matrix, check_pair, check_tol, check_weights
 
 __all__ = ["DTBSMInterval", "dt_bsm_interval"]
 
@@ -65,12 +65,13 @@ class DTBSMInterval:
 
 def dt_bsm_interval(real: EmpiricalModel, twin: EmpiricalModel, gamma: float, tol: float = 1e-6,
                     weights: Any = None, method: Literal["fast", "pot"] = "fast",
-                    threads: int = 1, d0: tuple[Any, Any] | None = None) -> DTBSMInterval:
+                    threads: int = 1, d0: tuple[Any, Any] | None = None, actions: Any = None) -> DTBSMInterval:
     """The interval DT-BSM of two models with radii (``TransitionCounts.model`` or
     ``EmpiricalModel.exact``) over the same states and actions; ``tol`` bounds the width of each
     end's certificate. ``weights``: real-state frequencies for the ends' ``mean``. ``d0``: warm
     starts (lower end's matrix, upper end's matrix), e.g. the previous interval's (§9.3); each end is
-    certified the same way from any start."""
+    certified the same way from any start. ``actions``: boolean [S, A], the actions each end's max
+    may take at each real state (§9.2's A_cov(x), as in ``dt_bsm``); default all."""
     if method not in METHODS:
         raise FidelityInputError(f"method must be 'fast' or 'pot', got {method!r}")
     for name, model in (("real", real), ("twin", twin)):
@@ -81,6 +82,7 @@ def dt_bsm_interval(real: EmpiricalModel, twin: EmpiricalModel, gamma: float, to
     pair = check_pair(real.R, real.P, twin.R, twin.P, g)
     tol = check_tol(tol)
     w = check_weights(weights, pair.n_states)
+    allowed = check_actions(actions, pair.n_states, pair.n_actions)
     r_bar = max(real.r_bar, twin.r_bar)
     d_max = r_bar / (1.0 - g)
     if tol < min_tol(d_max):
@@ -93,7 +95,7 @@ def dt_bsm_interval(real: EmpiricalModel, twin: EmpiricalModel, gamma: float, to
     for sign, start in zip((-1.0, 1.0), starts, strict=True):
         op = BisimOperator(pair, sign * real.reward_radius, sign * twin.reward_radius,
                            sign * d_max * real.tv_radius, sign * d_max * twin.tv_radius,
-                           d_max if sign > 0 else float("inf"))
+                           d_max if sign > 0 else float("inf")).restricted(allowed)
         t0 = time.perf_counter()
         solved, compile_s = solve_operator(op, tol, method, start, threads, EVALUATION_SWEEPS)
         ends.append(make_result(solved, g, tol, method, r_bar, w, time.perf_counter() - t0 - compile_s, compile_s))

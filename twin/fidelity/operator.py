@@ -25,9 +25,12 @@ import numpy.typing as npt
 
 from .validate import MDPPair
 
-__all__ = ["BisimOperator"]
+__all__ = ["EXCLUDED", "BisimOperator"]
 
 FloatArray = npt.NDArray[np.float64]
+#: the adjustment that takes an (x, a) out of the max (``BisimOperator.restricted``): far below any
+#: reward gap or transport cost the metric can hold
+EXCLUDED = -1e12
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,18 @@ class BisimOperator:
         """The DT-BSM operator F of §2.1."""
         z = np.zeros_like(pair.R_real)
         return cls(pair, z, z.copy(), z.copy(), z.copy(), float("inf"))
+
+    def restricted(self, actions: npt.NDArray[np.bool_] | None) -> BisimOperator:
+        """The operator whose max at each real state x takes only the actions ``actions[x]`` allows
+        (§9.2's A_cov(x)): an excluded (x, a) gets ``EXCLUDED`` in ``cr`` and ``sr``, so its reward
+        term and its transport term clip to 0 and it cannot raise the max of the others, which are
+        >= 0; a state with no action allowed gets 0 (the max over nothing). Monotone and a
+        γ-contraction as before, so the solvers and their certificates are unchanged."""
+        if actions is None:
+            return self
+        out = ~actions
+        return BisimOperator(self.pair, np.where(out, EXCLUDED, self.cr), self.ct,
+                             np.where(out, EXCLUDED, self.sr), self.st, self.cap)
 
     @property
     def gamma(self) -> float:

@@ -20,9 +20,14 @@ same. A pair only one side has sampled takes that side's estimate on the other s
 evidence of a difference in the point value); its radii stay the widest, so the interval keeps
 the doubt. ``coverage`` is the share of (visited state, action) pairs with at least ``n_min`` real
 samples, every action counted (the trust gate reads it: a network that never changed CM has not
-shown how it answers a change); ``coverageUsed`` the same over the actions used; ``restricted``
-is true when actions without any covered real pair were left out of the max over actions (§9.2:
-their rows would say nothing but d_max).
+shown how it answers a change); ``coverageUsed`` the same over the actions used.
+
+Restriction (§9.2, "compute over A_cov(x) and label the result restricted"): the max over actions
+at a visited state x runs over the actions covered at x (at least ``n_min`` real samples there),
+among the actions covered somewhere; a state with no covered action keeps all of those (its rows
+keep their doubt: the upper end goes toward d_max). ``restricted`` is true when any (state, action)
+was left out of the max, ``restrictedPairs`` counts the (visited state, used action) pairs left out
+(an uncovered pair's rows would say nothing but d_max).
 
 The trigger (§9.2, §9.3): a computation whose ``lower`` exceeds τ is *confident drift*; ``k``
 consecutive ones make :meth:`signals` fire, scoped on the cells whose own recent real states carry
@@ -98,7 +103,7 @@ def trust(record: Mapping[str, Any] | None, tau: float, min_coverage: float) -> 
     ...     print(reason)
     insufficient data: coverage 0.2 < 0.5 (state-action pairs with enough real samples)
     insufficient data: upper bound 3.2 > tau 0.1 (the twin may be this far from the network)
-    restricted: actions without real samples were left out of the max
+    restricted: (state, action) pairs without enough real samples were left out of the max
     """
     if record is None:
         return TrustVerdict(False, ["no DT-BSM estimate yet: the cluster has not had enough periods"],
@@ -116,7 +121,7 @@ def trust(record: Mapping[str, Any] | None, tau: float, min_coverage: float) -> 
     elif upper > tau:
         reasons.append(f"upper bound {upper:.4g} > tau {tau:.4g}")
     if record.get("restricted"):
-        reasons.append("restricted: actions without real samples were left out of the max")
+        reasons.append("restricted: (state, action) pairs without enough real samples were left out of the max")
     # restricted alone does not fail the gate when the rest holds: the max over the covered actions is
     # what the optimiser may use; the reason is still given
     failing = [r for r in reasons if not r.startswith("restricted")]
@@ -190,12 +195,16 @@ class FidelityEstimator:
         covered_real = self.real.covered(self.n_min)
         coverage = float(covered_real[states].mean()) if states else 0.0
         actions = [a for a in range(self.n_actions) if states and covered_real[states, a].any()]
-        restricted = len(actions) < self.n_actions
+        allowed = covered_real[np.ix_(states, actions)]  # A_cov(x) per visited state, over the used actions
+        # a state with no covered action keeps them all: its rows keep the doubt (upper toward d_max)
+        allowed[~allowed.any(axis=1)] = True
+        left_out = int((~allowed).sum())
+        restricted = len(actions) < self.n_actions or left_out > 0
         coverage_used = float(covered_real[np.ix_(states, actions)].mean()) if actions else 0.0
         record: dict[str, Any] = {
             "clusterId": cluster_id, "periodEnd": int(period_end), "gamma": self.gamma, "tau": self.tau,
             "coverage": round(coverage, 6), "coverageUsed": round(coverage_used, 6), "restricted": restricted,
-            "nMin": self.n_min,
+            "restrictedPairs": left_out, "nMin": self.n_min,
             "states": states, "actions": actions, "realSamples": self.real.samples, "twinSamples": self.twin.samples,
             "whatifs": self.whatifs, "whatifSeconds": round(self.whatif_seconds, 4),
         }
@@ -208,9 +217,9 @@ class FidelityEstimator:
             warm = self.warm if self.warm is not None and self.warm["states"] == states \
                 and self.warm["actions"] == actions else None
             point = dt_bsm(real_m.R, real_m.P, twin_m.R, twin_m.P, self.gamma, tol=self.tol,
-                           d0=None if warm is None else warm["point"])
+                           d0=None if warm is None else warm["point"], actions=allowed)
             iv = dt_bsm_interval(real_m, twin_m, self.gamma, tol=self.tol,
-                                 d0=None if warm is None else (warm["lower"], warm["upper"]))
+                                 d0=None if warm is None else (warm["lower"], warm["upper"]), actions=allowed)
             self.warm = {"states": states, "actions": actions, "point": np.array(point.matrix),
                          "lower": np.array(iv.lower_end.matrix), "upper": np.array(iv.upper_end.matrix)}
             lower_diag = dict(zip(states, np.diagonal(iv.lower_end.matrix).tolist(), strict=True))

@@ -32,8 +32,9 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from .operator import EXCLUDED
 from .sparse import SparseRows
-from .validate import MDPPair, check_pair, check_r_max, check_tol, reward_span
+from .validate import MDPPair, check_actions, check_pair, check_r_max, check_tol, reward_span
 
 __all__ = ["TVBound", "tv_bound", "tv_closed_form"]
 
@@ -123,12 +124,14 @@ def tv_closed_form(R_real: Any, P_real: Any, R_twin: Any, P_twin: Any, gamma: fl
 
 
 def tv_bound(R_real: Any, P_real: Any, R_twin: Any, P_twin: Any, gamma: float, tol: float = 1e-6,
-             r_max: float | None = None, max_iterations: int = 100_000) -> TVBound:
+             r_max: float | None = None, max_iterations: int = 100_000, actions: Any = None) -> TVBound:
     """The recursive TV bound δ [S] of the diagonal of DT-BSM, certified within ``tol``.
 
     Inputs as ``dt_bsm``: R [S, A], P [S, A, S] for the real MDP and the twin (same states).
     ``tol``: absolute width of the certified interval [lower, upper] of max δ*. Iterates from 0,
-    so they rise monotonically and ``lower`` is the last iterate's max.
+    so they rise monotonically and ``lower`` is the last iterate's max. ``actions``: boolean [S, A],
+    the actions G's max may take at each state (as in ``dt_bsm``, which it then bounds); default
+    all. ``closed_form`` keeps every pair (it is a bound of the unrestricted metric too).
     """
     t0 = time.perf_counter()
     pair = check_pair(R_real, P_real, R_twin, P_twin, gamma)
@@ -137,12 +140,15 @@ def tv_bound(R_real: Any, P_real: Any, R_twin: Any, P_twin: Any, gamma: float, t
     g = pair.gamma
     d_max = r / (1.0 - g)
     c, tv, m = _tv_terms(pair)
+    closed = float((c.max() + g * d_max * tv.max()) / (1.0 - g))
+    allowed = check_actions(actions, pair.n_states, pair.n_actions)
+    if allowed is not None:  # an excluded (x, a) cannot raise G's max over the others (>= 0)
+        c = np.where(allowed, c, EXCLUDED)
     rows = SparseRows.from_dense(m)
     delta = np.zeros(pair.n_states)
     iterations, width, _kappa = _tv_iterate(pair.n_states, pair.n_actions, g, d_max, c, tv, rows.ptr, rows.idx,
                                             rows.w, delta, tol, max_iterations)
     value = float(delta.max())
-    closed = float((c.max() + g * d_max * tv.max()) / (1.0 - g))
     delta.flags.writeable = False
     return TVBound(delta=delta, value=value, lower=value, upper=value + float(width), closed_form=closed,
                    iterations=int(iterations), r_max=r, d_max=d_max, gamma=g,

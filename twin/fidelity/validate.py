@@ -192,6 +192,27 @@ def check_weights(weights: Any, n_states: int) -> FloatArray | None:
     return w / total
 
 
+def check_actions(actions: Any, n_states: int, n_actions: int) -> npt.NDArray[np.bool_] | None:
+    """The actions the max may take at each real state (§9.2's A_cov(x)): a boolean array [S, A],
+    or None (every action everywhere). A state whose row is all False has no action to take: its
+    row of the metric is 0 (the max over nothing).
+
+    >>> check_actions([[True, False], [True, True]], 2, 2).tolist()
+    [[True, False], [True, True]]
+    >>> check_actions([[1, 0]], 2, 2)
+    Traceback (most recent call last):
+    ...
+    twin.fidelity.errors.FidelityInputError: actions must be booleans [states, actions] = [2, 2], got int64 [1, 2]
+    """
+    if actions is None:
+        return None
+    a = np.asarray(actions)
+    if a.dtype != np.bool_ or a.shape != (n_states, n_actions):
+        raise FidelityInputError(f"actions must be booleans [states, actions] = [{n_states}, {n_actions}], "
+                                 f"got {a.dtype} [{', '.join(str(n) for n in a.shape)}]")
+    return a
+
+
 def check_matrix(d: Any, n_states: int, name: str) -> FloatArray:
     """A state-pair matrix [S, S] with finite entries >= 0 (a warm start ``d0``).
 

@@ -133,7 +133,10 @@ class Fidelity(WireModel):
     upper: float = Field(ge=0, description="upper end of the interval: the twin may be this far")
     coverage: float = Field(ge=0, le=1, description="share of (visited state, action) pairs with n_min real samples")
     coverage_used: float = Field(ge=0, le=1, description="the same over the actions used")
-    restricted: bool = Field(description="actions without covered real pairs were left out of the max")
+    restricted: bool = Field(description="(state, action) pairs without n_min real samples were left out of the "
+                             "max over actions (spec 9.2: computed over A_cov(x))")
+    restricted_pairs: int = Field(default=0, ge=0, description="(visited state, used action) pairs left out of the "
+                                  "max (a state with no covered action keeps every used one)")
     n_min: float = Field(gt=0)
     gamma: float = Field(gt=0, lt=1)
     tau: float = Field(gt=0)
