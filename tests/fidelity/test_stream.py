@@ -132,6 +132,27 @@ def test_the_max_at_each_state_runs_over_the_actions_covered_there() -> None:
     assert trust(rec, tau=0.5, min_coverage=0.5).reasons[-1].startswith("restricted: (state, action) pairs")
 
 
+def test_the_tv_bound_between_computations_says_when_the_twin_moved_away() -> None:
+    """§9.3's early warning: after a computation on identical behaviour, twin samples with shifted
+    rewards raise the TV bound of the point estimates past a small rise; more identical samples do
+    not. The bound is kept in the record and through the state's round trip."""
+    est = _estimator()
+    assert not est.tv_rose(0.05)  # nothing computed yet: no base to rise from
+    _feed(est, 400)
+    rec = est.compute(900, "c")
+    assert rec["tvBound"] >= rec["value"] and rec["tvClosedForm"] >= rec["tvBound"] and not rec["early"]
+    _feed(est, 400, seed=1)
+    assert not est.tv_rose(0.05) and not est.tv_rose(None)
+    _feed(est, 4000, shift=0.4, seed=2)
+    assert est.tv_rose(0.05) and est.tv_now is not None and est.tv_now - rec["tvBound"] > 0.05
+    assert not est.tv_rose(None)
+    s = FidelitySettings(gamma=0.5, n_min=20, tau=0.1, trigger_evaluations=2, forgetting=1.0, tol=1e-4)
+    back = FidelityEstimator.from_bytes(est.to_bytes(), s, S, A)
+    assert back.tv_last == est.tv_last and back.tv_rose(0.05)
+    later = est.compute(1800, "c", early=True)
+    assert later["early"] and later["tvBound"] == pytest.approx(est.tv_now, abs=1e-6)
+
+
 def test_state_round_trip_gives_the_identical_value() -> None:
     settings = FidelitySettings(gamma=0.5, n_min=20, tau=0.1, forgetting=0.9999, tol=1e-4)
     est = FidelityEstimator.from_settings(settings, S, A)

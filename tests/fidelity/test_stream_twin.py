@@ -173,3 +173,29 @@ def test_the_raw_twin_setting_compares_the_model_the_gap_learners_calibrate(tmp_
         assert set(r["cellsValue"]) == set(emu.cells) and all(0.0 <= v <= r["value"] + 1e-9
                                                               for v in r["cellsValue"].values())
         Fidelity.model_validate(r)
+
+
+def test_the_tv_early_warning_computes_before_its_period_when_the_bound_rises(tmp_path: Path) -> None:
+    """§9.3: between computations each period's TV bound of the point estimates is checked; a rise
+    above ``tv_warning_rise`` since the last computation computes at once (``early``)."""
+    twin, emu, _ = _emulated(tmp_path, "\n[fidelity]\nrecompute_periods = 6\ntv_warning_rise = 0.01\n")
+    for _ in range(40):
+        twin.ingest(emu.step())
+    records = twin.fidelity(emu.cluster_id)
+    early = [i for i, r in enumerate(records) if r["early"]]
+    assert early, [r["tvBound"] for r in records]
+    tol = twin.settings.fidelity.tol
+    for i, r in enumerate(records):
+        Fidelity.model_validate(r)
+        assert r["tvBound"] >= r["value"] - tol and r["tvClosedForm"] >= r["tvBound"] - tol
+        if i == 0:
+            continue
+        gap = (r["periodEnd"] - records[i - 1]["periodEnd"]) // GP
+        if r["early"]:
+            assert gap < 6 and r["tvBound"] - records[i - 1]["tvBound"] > 0.01 - 1e-6
+        else:
+            assert gap == 6
+    service = twin._service
+    assert service is not None and service.fidelity is not None
+    stats = service.fidelity.stats.as_dict()
+    assert stats["fidelityEarlyComputations"] == len(early) and stats["fidelityTvChecks"] > 0

@@ -29,6 +29,12 @@ keep their doubt: the upper end goes toward d_max). ``restricted`` is true when 
 was left out of the max, ``restrictedPairs`` counts the (visited state, used action) pairs left out
 (an uncovered pair's rows would say nothing but d_max).
 
+Between computations (§9.3's early warning), :meth:`FidelityEstimator.tv_rose` bounds the point
+estimates' DTBSM_sup by the recursive TV bound (§4: no transport problem, well under a millisecond
+here) and says when it has risen more than a configured amount since the last computation; the
+caller then computes at once (``early`` in the record) instead of waiting for its period. Each
+record carries the bound at its computation (``tvBound``, and the closed form ``tvClosedForm``).
+
 The trigger (§9.2, §9.3): a computation whose ``lower`` exceeds τ is *confident drift*; ``k``
 consecutive ones make :meth:`signals` fire, scoped on the cells whose own recent real states carry
 the largest lower-end diagonal (the cells whose contribution is worst). Whether the twin may be
@@ -63,6 +69,7 @@ import orjson
 from .empirical import EmpiricalModel, TransitionCounts, confidence_radii
 from .exact import dt_bsm
 from .interval import dt_bsm_interval
+from .tv import tv_bound
 
 __all__ = ["FORMAT", "FidelityEstimator", "TrustVerdict", "signal_cells", "trust"]
 
@@ -149,6 +156,8 @@ class FidelityEstimator:
         self.calibration_from: int | None = None  # the calibration the twin counts were taken under
         self.twin_resets = 0
         self.warm: dict[str, Any] | None = None  # {"states", "actions", "point", "lower", "upper"}
+        self.tv_last: float | None = None  # the TV bound at the last computation (the early warning's base)
+        self.tv_now: float | None = None  # the TV bound of the latest check
         self.whatif_seconds = 0.0  # what-ifs since the last computation (the caller adds)
         self.whatifs = 0
         self.periods = 0
@@ -183,21 +192,47 @@ class FidelityEstimator:
         self.since += 1
         return self.since >= every
 
-    def compute(self, period_end: int, cluster_id: str = "") -> dict[str, Any]:
-        """The cluster's DT-BSM record now (module docstring); updates the hysteresis counter."""
-        t0 = time.perf_counter()
-        self.since = 0
+    def _problem(self) -> tuple[list[int], list[int], npt.NDArray[np.bool_]]:
+        """The sub-MDP a computation solves: the visited states (either side), the actions covered
+        somewhere, and per state the actions covered there (a state with none keeps them all)."""
         real_n = self.real.transition_counts
         twin_n = self.twin.transition_counts
         visited = (real_n.sum(axis=(1, 2)) > 0) | (real_n.sum(axis=(0, 1)) > 0) \
             | (twin_n.sum(axis=(1, 2)) > 0) | (twin_n.sum(axis=(0, 1)) > 0)
         states = [int(i) for i in np.flatnonzero(visited)]
         covered_real = self.real.covered(self.n_min)
-        coverage = float(covered_real[states].mean()) if states else 0.0
         actions = [a for a in range(self.n_actions) if states and covered_real[states, a].any()]
         allowed = covered_real[np.ix_(states, actions)]  # A_cov(x) per visited state, over the used actions
         # a state with no covered action keeps them all: its rows keep the doubt (upper toward d_max)
         allowed[~allowed.any(axis=1)] = True
+        return states, actions, allowed
+
+    def _tv(self, states: list[int], actions: list[int], allowed: npt.NDArray[np.bool_]) -> tuple[float, float]:
+        """(recursive TV bound, closed form) of the point estimates' DTBSM_sup (§4), with
+        d_max = r̄ / (1 − γ) as the interval's; under a millisecond, no transport problem."""
+        real_m, twin_m = self._pair(states, actions)
+        b = tv_bound(real_m.R, real_m.P, twin_m.R, twin_m.P, self.gamma, tol=self.tol,
+                     r_max=max(real_m.r_bar, twin_m.r_bar), actions=allowed)
+        return b.upper, b.closed_form
+
+    def tv_rose(self, rise: float | None) -> bool:
+        """Between computations (§9.3's early warning): the TV bound of the current point estimates;
+        True when it is more than ``rise`` above the bound at the last computation (the caller then
+        computes at once instead of waiting for its period). ``rise`` None: never."""
+        states, actions, allowed = self._problem()
+        if rise is None or self.tv_last is None or not states or not actions:
+            return False
+        self.tv_now = self._tv(states, actions, allowed)[0]
+        return self.tv_now - self.tv_last > rise
+
+    def compute(self, period_end: int, cluster_id: str = "", early: bool = False) -> dict[str, Any]:
+        """The cluster's DT-BSM record now (module docstring); updates the hysteresis counter.
+        ``early``: computed before its period because the TV bound rose (``tv_rose``)."""
+        t0 = time.perf_counter()
+        self.since = 0
+        states, actions, allowed = self._problem()
+        covered_real = self.real.covered(self.n_min)
+        coverage = float(covered_real[states].mean()) if states else 0.0
         left_out = int((~allowed).sum())
         restricted = len(actions) < self.n_actions or left_out > 0
         coverage_used = float(covered_real[np.ix_(states, actions)].mean()) if actions else 0.0
@@ -206,12 +241,13 @@ class FidelityEstimator:
             "coverage": round(coverage, 6), "coverageUsed": round(coverage_used, 6), "restricted": restricted,
             "restrictedPairs": left_out, "nMin": self.n_min,
             "states": states, "actions": actions, "realSamples": self.real.samples, "twinSamples": self.twin.samples,
-            "whatifs": self.whatifs, "whatifSeconds": round(self.whatif_seconds, 4),
+            "whatifs": self.whatifs, "whatifSeconds": round(self.whatif_seconds, 4), "early": early,
         }
         d_max = 1.0 / (1.0 - self.gamma)
         if not states or not actions:
             record.update(value=0.0, lower=0.0, upper=d_max, firing=False, cells={}, cellsValue={})
             self.above = 0
+            self.tv_last = None
         else:
             real_m, twin_m = self._pair(states, actions)
             warm = self.warm if self.warm is not None and self.warm["states"] == states \
@@ -228,8 +264,11 @@ class FidelityEstimator:
             point_diag = dict(zip(states, np.diagonal(point.matrix).tolist(), strict=True))
             cells_value = {c: round(point_diag.get(xs[-1], 0.0), 6) for c, xs in sorted(self.recent.items()) if xs}
             self.above = self.above + 1 if iv.lower > self.tau else 0
+            tv, closed = self._tv(states, actions, allowed)
+            self.tv_last = self.tv_now = tv
             record.update(value=round(point.value, 6), lower=round(iv.lower, 6), upper=round(iv.upper, 6),
-                          iterations=point.iterations, cells=cells, cellsValue=cells_value, firing=self.above >= self.k)
+                          iterations=point.iterations, cells=cells, cellsValue=cells_value, firing=self.above >= self.k,
+                          tvBound=round(tv, 6), tvClosedForm=round(closed, 6))
         record["consecutiveAbove"] = self.above
         record["computeSeconds"] = round(time.perf_counter() - t0, 4)
         self.computations += 1
@@ -271,7 +310,7 @@ class FidelityEstimator:
         head = {"format": FORMAT, "last": self.last, "recent": self.recent, "robin": self.robin,
                 "since": self.since, "above": self.above, "computations": self.computations,
                 "calibrationFrom": self.calibration_from, "twinResets": self.twin_resets, "periods": self.periods,
-                "whatifs": self.whatifs, "whatifSeconds": self.whatif_seconds,
+                "whatifs": self.whatifs, "whatifSeconds": self.whatif_seconds, "tv": [self.tv_last, self.tv_now],
                 "samples": [self.real.samples, self.twin.samples], "scale": [self.real._scale, self.twin._scale],
                 "warm": None if self.warm is None else {"states": self.warm["states"], "actions": self.warm["actions"]}}
         arrays: dict[str, Any] = {"head": np.frombuffer(orjson.dumps(head), dtype=np.uint8)}
@@ -314,6 +353,7 @@ class FidelityEstimator:
         est.calibration_from = head["calibrationFrom"]
         est.periods, est.whatifs, est.whatif_seconds = int(head["periods"]), int(head["whatifs"]), \
             float(head["whatifSeconds"])
+        est.tv_last, est.tv_now = head.get("tv", [None, None])  # absent in states saved before the warning
         return est
 
 

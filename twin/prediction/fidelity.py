@@ -15,7 +15,9 @@ Per predicted period ``(gp, end)`` of a cluster, :meth:`FidelityMonitor.step`:
    the gap learners' calibration of what they learned so far when gap learning is on (the twin the
    runtime publishes is the calibrated one), else, or with ``[fidelity] twin = "raw"``, they are the
    raw model's;
-3. every ``recompute_periods`` periods, the cluster's DT-BSM record (``FidelityEstimator.compute``),
+3. every ``recompute_periods`` periods, or earlier when the TV bound of the point estimates rose by
+   more than ``tv_warning_rise`` since the last computation (§9.3's early warning, checked every
+   period in between: ``FidelityEstimator.tv_rose``), the cluster's DT-BSM record (``FidelityEstimator.compute``),
    kept in the mirror (``ClusterMirror.fidelity``, the latest ``kept``), published
    (``ran.twin.fidelity.v1``, ``outbox``), and, when its lower bound has been above τ for
    ``trigger_evaluations`` computations, a firing ``Signal("dtbsm", cell, ...)`` for the cells whose
@@ -60,13 +62,18 @@ class FidelityStats:
     computations: int = 0
     compute_seconds: float = 0.0
     restarts: int = 0  # checkpointed states that could not be read (the estimator starts afresh)
+    tv_checks: int = 0  # early-warning checks between computations (the TV bound, §9.3)
+    tv_seconds: float = 0.0
+    early_computations: int = 0  # computations the early warning brought forward
 
     def as_dict(self) -> dict[str, object]:
         return {"fidelityPeriods": self.periods, "fidelityRealSamples": self.real_samples,
                 "fidelityTwinSamples": self.twin_samples, "fidelityWhatifs": self.whatifs,
                 "fidelityWhatifSeconds": round(self.whatif_seconds, 3),
                 "fidelityStepSeconds": round(self.step_seconds, 3), "fidelityComputations": self.computations,
-                "fidelityComputeSeconds": round(self.compute_seconds, 3), "fidelityRestarts": self.restarts}
+                "fidelityComputeSeconds": round(self.compute_seconds, 3), "fidelityRestarts": self.restarts,
+                "fidelityTvChecks": self.tv_checks, "fidelityTvSeconds": round(self.tv_seconds, 4),
+                "fidelityEarlyComputations": self.early_computations}
 
 
 def summary(record: Mapping[str, Any] | None) -> dict[str, float] | None:
@@ -144,11 +151,19 @@ class FidelityMonitor:
             self._twin_samples(mirror, prediction, from_states, cm_now, est, tracker)
         self.stats.periods += 1
         signals: list[Signal] = []
-        if est.due(self.settings.recompute_periods):
+        due = est.due(self.settings.recompute_periods)
+        early = False
+        if not due:
             t1 = time.perf_counter()
-            record = est.compute(end, mirror.cluster_id)
+            early = est.tv_rose(self.settings.tv_warning_rise)
+            self.stats.tv_checks += 1
+            self.stats.tv_seconds += time.perf_counter() - t1
+        if due or early:
+            t1 = time.perf_counter()
+            record = est.compute(end, mirror.cluster_id, early=early)
             self.stats.compute_seconds += time.perf_counter() - t1
             self.stats.computations += 1
+            self.stats.early_computations += early
             record["actions"] = [ACTIONS[a] for a in record["actions"]]
             record["gp"] = gp
             mirror.fidelity.append(record)

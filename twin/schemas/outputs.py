@@ -148,6 +148,11 @@ class Fidelity(WireModel):
                                     "its recent real states (its contribution)")
     cells_value: dict[str, float] = Field(default_factory=dict, description="per cell: the point estimate's "
                                           "diagonal at its latest real state (where its own behaviour stands now)")
+    early: bool = Field(default=False, description="computed before its period: the TV bound rose by more than "
+                        "tv_warning_rise since the previous computation (spec 9.3's early warning)")
+    tv_bound: float | None = Field(default=None, ge=0, description="the recursive TV bound (spec 4) of the point "
+                                   "estimate's DTBSM_sup at this computation (>= value)")
+    tv_closed_form: float | None = Field(default=None, ge=0, description="its closed form (>= tv_bound)")
     real_samples: int = Field(ge=0)
     twin_samples: int = Field(ge=0)
     whatifs: int = Field(ge=0, description="twin what-ifs since the previous computation")
