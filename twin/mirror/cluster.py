@@ -103,8 +103,29 @@ class ClusterMirror:
         return cell
 
     def apply_many(self, records: Iterable[NormalisedRecord]) -> None:
-        for r in records:
-            self.apply(r)
+        """``apply`` each record in order. MR events, by far the most numerous, are folded in here,
+        without ``apply``'s and ``cell``'s calls per record (the same updates: the cell created if
+        need be, its MR statistics, its changes, the counters)."""
+        cells = self.cells
+        applied = duplicates = 0
+        try:
+            for r in records:
+                if r[0] == "mr":
+                    cell = cells.get(cast(str, r[1]))
+                    if cell is None:
+                        cell = self.cell(cast(str, r[1]))
+                    if cell.mr.apply(cast(MrBody, r[2])):
+                        cell.changes.add(MR)
+                        applied += 1
+                    else:
+                        duplicates += 1
+                else:
+                    self.apply(r)
+        finally:
+            if applied or duplicates:
+                self.touched = True
+                self.applied += applied
+                self.duplicates += duplicates
 
     def apply(self, record: NormalisedRecord) -> None:
         """Apply one normalised record ``(kind, cell_key, body)`` (``twin.records``; after the
