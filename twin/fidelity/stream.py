@@ -207,10 +207,10 @@ class FidelityEstimator:
         allowed[~allowed.any(axis=1)] = True
         return states, actions, allowed
 
-    def _tv(self, states: list[int], actions: list[int], allowed: npt.NDArray[np.bool_]) -> tuple[float, float]:
+    def _tv(self, real_m: EmpiricalModel, twin_m: EmpiricalModel,
+            allowed: npt.NDArray[np.bool_]) -> tuple[float, float]:
         """(recursive TV bound, closed form) of the point estimates' DTBSM_sup (§4), with
         d_max = r̄ / (1 − γ) as the interval's; under a millisecond, no transport problem."""
-        real_m, twin_m = self._pair(states, actions)
         b = tv_bound(real_m.R, real_m.P, twin_m.R, twin_m.P, self.gamma, tol=self.tol,
                      r_max=max(real_m.r_bar, twin_m.r_bar), actions=allowed)
         return b.upper, b.closed_form
@@ -219,10 +219,12 @@ class FidelityEstimator:
         """Between computations (§9.3's early warning): the TV bound of the current point estimates;
         True when it is more than ``rise`` above the bound at the last computation (the caller then
         computes at once instead of waiting for its period). ``rise`` None: never."""
-        states, actions, allowed = self._problem()
-        if rise is None or self.tv_last is None or not states or not actions:
+        if rise is None or self.tv_last is None:
             return False
-        self.tv_now = self._tv(states, actions, allowed)[0]
+        states, actions, allowed = self._problem()
+        if not states or not actions:
+            return False
+        self.tv_now = self._tv(*self._pair(states, actions), allowed)[0]
         return self.tv_now - self.tv_last > rise
 
     def compute(self, period_end: int, cluster_id: str = "", early: bool = False) -> dict[str, Any]:
@@ -264,7 +266,7 @@ class FidelityEstimator:
             point_diag = dict(zip(states, np.diagonal(point.matrix).tolist(), strict=True))
             cells_value = {c: round(point_diag.get(xs[-1], 0.0), 6) for c, xs in sorted(self.recent.items()) if xs}
             self.above = self.above + 1 if iv.lower > self.tau else 0
-            tv, closed = self._tv(states, actions, allowed)
+            tv, closed = self._tv(real_m, twin_m, allowed)
             self.tv_last = self.tv_now = tv
             record.update(value=round(point.value, 6), lower=round(iv.lower, 6), upper=round(iv.upper, 6),
                           iterations=point.iterations, cells=cells, cellsValue=cells_value, firing=self.above >= self.k,
