@@ -148,11 +148,12 @@ def test_the_demo_report_shows_dtbsm_per_cluster_with_tau(run: tuple[Twin, Netwo
     fid = _fidelity(ends, {emu.cluster_id: twin.mirror(emu.cluster_id)})[emu.cluster_id]
     assert fid["tau"] == records[-1]["tau"] and len(fid["records"]) == len(records)
     by_period = fid["byPeriod"]
-    assert by_period[0][1:] == [None] * 4  # before the first estimate
+    assert by_period[0][1:] == [None] * 5  # before the first estimate
     assert by_period[1][1] == by_period[2][1] == records[0]["value"]  # the latest estimate at each period
-    assert by_period[3][1:] == [records[-1][k] for k in ("value", "lower", "upper", "coverage")]
+    assert by_period[3][1:] == [records[-1][k] for k in ("value", "lower", "upper", "coverage", "tvBound")]
     page = "\n".join(_fidelity_section({"fidelity": {emu.cluster_id: fid}}, [float(e) for e in ends], []))
     assert "DT-BSM per cluster" in page and f"DT-BSM, {emu.cluster_id}" in page and "<svg" in page
+    assert "TV bound" in page and 'stroke="#36c"' in page and "early computations" in page
 
 
 def test_the_raw_twin_setting_compares_the_model_the_gap_learners_calibrate(tmp_path: Path) -> None:

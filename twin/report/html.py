@@ -182,7 +182,9 @@ def _fidelity_section(summary: Mapping[str, Any], ends: Sequence[float], marks: 
         return []
     parts = ["<h2>DT-BSM per cluster</h2><p>Black: the point value (DTBSM_sup); green dashed: the lower end "
              "of its interval (confident drift above tau); red dashed: tau. The latest estimate at each period "
-             "(recomputed every few periods). The upper end and the coverage are in the table.</p>"]
+             "(recomputed every few periods, or early). The upper end and the coverage are in the table. Below "
+             "it, blue: the TV bound of the point value (the early warning between computations: a rise "
+             "computes at once; a loose upper bound, so on its own scale), black: the point value again.</p>"]
     for cid, f in fid.items():
         rows = f["byPeriod"]
         tau = float(f["tau"])
@@ -190,11 +192,22 @@ def _fidelity_section(summary: Mapping[str, Any], ends: Sequence[float], marks: 
             ([r[1] for r in rows], "#000", 2.0, ""), ([r[2] for r in rows], "#2a2", 1.6, "4 2"),
             ([tau] * len(rows), EVENT, 1.2, "6 3")]
         parts.append(line_chart(ends, lines, [*marks, *_alert_marks(summary)], title=f"DT-BSM, {cid}", unit="d"))
+        if any(len(r) > 5 and r[5] is not None for r in rows):
+            tv_lines: list[tuple[Sequence[float | None], str, float, str]] = [
+                ([r[5] if len(r) > 5 else None for r in rows], "#36c", 1.6, ""),
+                ([r[1] for r in rows], "#000", 1.0, "")]
+            parts.append(line_chart(ends, tv_lines, [*marks, *_alert_marks(summary)],
+                                    title=f"TV bound (early warning), {cid}", unit="d"))
         last = f["records"][-1]
-        scope = "restricted to " + ", ".join(last["actions"] or []) if last["restricted"] else "all actions"
+        left_out = last.get("restrictedPairs") or 0
+        scope = ("restricted to " + ", ".join(last["actions"] or [])
+                 + (f" ({left_out} state-action pairs left out)" if left_out else "")) if last["restricted"] \
+            else "all actions"
+        early = sum(1 for r in f["records"] if r.get("early"))
         parts.append(f"<table><tr><td>latest</td><td>value {last['value']}</td><td>lower {last['lower']}</td>"
                      f"<td>upper {last['upper']}</td><td>coverage {last['coverage']}</td>"
-                     f"<td>{html.escape(scope)}</td><td>tau {tau:.4g}</td></tr></table>")
+                     f"<td>{html.escape(scope)}</td><td>tau {tau:.4g}</td>"
+                     f"<td>early computations {early} of {len(f['records'])}</td></tr></table>")
     return parts
 
 

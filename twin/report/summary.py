@@ -140,8 +140,8 @@ def build_summary(
 
 def _fidelity(ends: Sequence[int], clusters: Mapping[str, ClusterMirror]) -> dict[str, Any]:
     """Per cluster, the DT-BSM records the mirror kept (``docs/fidelity.md``) and, per period of the
-    run, the latest estimate then (``byPeriod``: [end, value, lower, upper, coverage], None before
-    the first)."""
+    run, the latest estimate then (``byPeriod``: [end, value, lower, upper, coverage, tvBound], None
+    before the first; ``tvBound`` the TV bound at that computation, §9.3's early warning)."""
     out: dict[str, Any] = {}
     for cid, cl in sorted(clusters.items()):
         records = sorted(cl.fidelity, key=lambda r: int(r["periodEnd"]))
@@ -153,9 +153,11 @@ def _fidelity(ends: Sequence[int], clusters: Mapping[str, ClusterMirror]) -> dic
             while i < len(records) and int(records[i]["periodEnd"]) <= end:
                 latest = records[i]
                 i += 1
-            by_period.append([end, *((None,) * 4 if latest is None else
-                                     (latest["value"], latest["lower"], latest["upper"], latest["coverage"]))])
+            by_period.append([end, *((None,) * 5 if latest is None else
+                                     (latest["value"], latest["lower"], latest["upper"], latest["coverage"],
+                                      latest.get("tvBound")))])
         out[cid] = {"tau": records[-1]["tau"], "byPeriod": by_period,
                     "records": [{k: r.get(k) for k in ("periodEnd", "value", "lower", "upper", "coverage",
-                                                       "restricted", "actions", "firing")} for r in records]}
+                                                       "restricted", "restrictedPairs", "actions", "firing",
+                                                       "tvBound", "early")} for r in records]}
     return out
