@@ -169,6 +169,10 @@ class StateCollector(Collector):
         dtbsm = GaugeMetricFamily("twin_dtbsm", "Latest DT-BSM estimate (DTBSM_sup) of the cluster",
                                   labels=["cluster"])
         upper = GaugeMetricFamily("twin_dtbsm_upper", "Upper bound of the latest DT-BSM estimate", labels=["cluster"])
+        lower = GaugeMetricFamily("twin_dtbsm_lower", "Lower bound of the latest DT-BSM estimate (above the resync "
+                                  "threshold: confident drift)", labels=["cluster"])
+        tv = GaugeMetricFamily("twin_dtbsm_tv_bound", "TV bound of the latest DT-BSM point estimate (the early "
+                               "warning between computations, spec 9.3)", labels=["cluster"])
         tau = GaugeMetricFamily("twin_dtbsm_threshold", "The trust gate's threshold on the DT-BSM upper bound",
                                 labels=["cluster"])
         trusted = GaugeMetricFamily("twin_trusted", "1 while the cluster's twin passes the trust gate",
@@ -185,6 +189,10 @@ class StateCollector(Collector):
                 dtbsm.add_metric([cluster], float(verdict.value))
             if verdict.upper is not None:
                 upper.add_metric([cluster], float(verdict.upper))
+            if verdict.lower is not None:
+                lower.add_metric([cluster], float(verdict.lower))
+            if verdict.record is not None and verdict.record.get("tvBound") is not None:
+                tv.add_metric([cluster], float(verdict.record["tvBound"]))
             if verdict.tau is not None:
                 tau.add_metric([cluster], float(verdict.tau))
             trusted.add_metric([cluster], float(verdict.trusted))
@@ -193,7 +201,7 @@ class StateCollector(Collector):
                 counts[str(r.get("status"))] = counts.get(str(r.get("status")), 0) + 1
             for status, n in sorted(counts.items()):
                 resyncs.add_metric([cluster, status], n)
-        yield from (gap, dtbsm, upper, tau, trusted, resyncs)
+        yield from (gap, dtbsm, upper, lower, tv, tau, trusted, resyncs)
 
     def _cm(self) -> Iterator[Metric]:
         decisions = CounterMetricFamily("twin_cm_guard_decisions", "Guard decisions recorded in the ledger by "

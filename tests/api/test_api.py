@@ -218,8 +218,11 @@ def test_metrics_endpoint(served: Served) -> None:
     with served.client(None) as c:
         c.get("/api/v1/health")
         text = c.get("/metrics").text
-    value = served.twin().trust("west").value
-    assert f'twin_dtbsm{{cluster="west"}} {value}' in text
+    verdict = served.twin().trust("west")
+    assert f'twin_dtbsm{{cluster="west"}} {verdict.value}' in text
+    assert f'twin_dtbsm_lower{{cluster="west"}} {verdict.lower}' in text
+    assert verdict.record is not None
+    assert f'twin_dtbsm_tv_bound{{cluster="west"}} {float(verdict.record["tvBound"])}' in text
     assert 'twin_cm_guard_decisions_total{outcome="rejected",rule="max_step"} 1.0' in text
     assert 'twin_api_requests_total{method="GET",route="/api/v1/health",status="200"}' in text
     assert "twin_prediction_seconds_count" in text
