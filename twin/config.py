@@ -268,11 +268,10 @@ class FidelitySettings(_Section):
     whatifs_per_period: int = Field(default=24, ge=0, description="twin what-ifs per cluster and period (round "
                                     "robin over cells and the six change actions; 'none' is the prediction)")
     recompute_periods: int = Field(default=4, ge=1, description="periods between two DT-BSM computations")
-    tv_warning_rise: float | None = Field(default=0.5, gt=0, description="early warning between computations "
-                                          "(spec 9.3): each period the TV bound of the point estimates (spec 4, "
-                                          "no transport problem) is checked, and a rise of more than this since "
-                                          "the last computation computes DT-BSM at once; none: only every "
-                                          "recompute_periods")
+    tv_warning_rise: float = Field(default=0.5, ge=0, description="early warning between computations "
+                                   "(spec 9.3): each period the TV bound of the point estimates (spec 4, no "
+                                   "transport problem) is checked, and a rise of more than this since the last "
+                                   "computation computes DT-BSM at once; 0: off (only every recompute_periods)")
     n_min: float = Field(default=5.0, gt=0, description="samples that make a (state, action) pair covered")
     alpha: float = Field(default=0.05, gt=0, lt=1, description="confidence of the radii per pair (1 - alpha)")
     tol: float = Field(default=1e-3, gt=0, description="certificate width of each computed metric")

@@ -142,7 +142,7 @@ def test_the_tv_bound_between_computations_says_when_the_twin_moved_away() -> No
     rec = est.compute(900, "c")
     assert rec["tvBound"] >= rec["value"] and rec["tvClosedForm"] >= rec["tvBound"] and not rec["early"]
     _feed(est, 400, seed=1)
-    assert not est.tv_rose(0.05) and not est.tv_rose(None)
+    assert not est.tv_rose(0.05) and not est.tv_rose(None) and not est.tv_rose(0.0)
     _feed(est, 4000, shift=0.4, seed=2)
     assert est.tv_rose(0.05) and est.tv_now is not None and est.tv_now - rec["tvBound"] > 0.05
     assert not est.tv_rose(None)

@@ -200,3 +200,10 @@ def test_the_tv_early_warning_computes_before_its_period_when_the_bound_rises(tm
     assert service is not None and service.fidelity is not None
     stats = service.fidelity.stats.as_dict()
     assert stats["fidelityEarlyComputations"] == len(early) and stats["fidelityTvChecks"] > 0
+    (tmp_path / "off").mkdir()
+    off, emu, _ = _emulated(tmp_path / "off", "\n[fidelity]\nrecompute_periods = 6\ntv_warning_rise = 0\n")
+    for _ in range(40):
+        off.ingest(emu.step())
+    assert off._service is not None and off._service.fidelity is not None
+    assert not any(r["early"] for r in off.fidelity(emu.cluster_id))
+    assert off._service.fidelity.stats.as_dict()["fidelityTvChecks"] == 0

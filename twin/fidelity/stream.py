@@ -218,8 +218,8 @@ class FidelityEstimator:
     def tv_rose(self, rise: float | None) -> bool:
         """Between computations (§9.3's early warning): the TV bound of the current point estimates;
         True when it is more than ``rise`` above the bound at the last computation (the caller then
-        computes at once instead of waiting for its period). ``rise`` None: never."""
-        if rise is None or self.tv_last is None:
+        computes at once instead of waiting for its period). ``rise`` None or 0: never."""
+        if not rise or self.tv_last is None:
             return False
         states, actions, allowed = self._problem()
         if not states or not actions:

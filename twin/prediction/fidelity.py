@@ -153,7 +153,7 @@ class FidelityMonitor:
         signals: list[Signal] = []
         due = est.due(self.settings.recompute_periods)
         early = False
-        if not due:
+        if not due and self.settings.tv_warning_rise > 0:
             t1 = time.perf_counter()
             early = est.tv_rose(self.settings.tv_warning_rise)
             self.stats.tv_checks += 1
