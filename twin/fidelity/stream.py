@@ -192,9 +192,10 @@ class FidelityEstimator:
         self.since += 1
         return self.since >= every
 
-    def _problem(self) -> tuple[list[int], list[int], npt.NDArray[np.bool_]]:
+    def _problem(self) -> tuple[list[int], list[int], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
         """The sub-MDP a computation solves: the visited states (either side), the actions covered
-        somewhere, and per state the actions covered there (a state with none keeps them all)."""
+        somewhere, per state the actions covered there (a state with none keeps them all), and the
+        real side's coverage of every pair [S, A] it was derived from."""
         real_n = self.real.transition_counts
         twin_n = self.twin.transition_counts
         visited = (real_n.sum(axis=(1, 2)) > 0) | (real_n.sum(axis=(0, 1)) > 0) \
@@ -205,7 +206,7 @@ class FidelityEstimator:
         allowed = covered_real[np.ix_(states, actions)]  # A_cov(x) per visited state, over the used actions
         # a state with no covered action keeps them all: its rows keep the doubt (upper toward d_max)
         allowed[~allowed.any(axis=1)] = True
-        return states, actions, allowed
+        return states, actions, allowed, covered_real
 
     def _tv(self, real_m: EmpiricalModel, twin_m: EmpiricalModel,
             allowed: npt.NDArray[np.bool_]) -> tuple[float, float]:
@@ -221,7 +222,7 @@ class FidelityEstimator:
         computes at once instead of waiting for its period). ``rise`` None or 0: never."""
         if not rise or self.tv_last is None:
             return False
-        states, actions, allowed = self._problem()
+        states, actions, allowed, _ = self._problem()
         if not states or not actions:
             return False
         self.tv_now = self._tv(*self._pair(states, actions), allowed)[0]
@@ -232,8 +233,7 @@ class FidelityEstimator:
         ``early``: computed before its period because the TV bound rose (``tv_rose``)."""
         t0 = time.perf_counter()
         self.since = 0
-        states, actions, allowed = self._problem()
-        covered_real = self.real.covered(self.n_min)
+        states, actions, allowed, covered_real = self._problem()
         coverage = float(covered_real[states].mean()) if states else 0.0
         left_out = int((~allowed).sum())
         restricted = len(actions) < self.n_actions or left_out > 0
