@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -152,6 +152,7 @@ class Twin:
         self._router = ClusterRouter(self.settings.topology)
         self._predictor = ClusterPredictor(self.predict_config, load_engine(self.settings.predict))
         self._sim2real: Sim2RealEngine | None = self._predictor.engine
+        self._dense: dict[int, ClusterPredictor] = {}  # what-if models with more UE points, by their number
         self._service: PredictionService | None = prediction_service(self.settings, self._predictor,
                                                                      timeout_grace_s=0.0)
         self._decoder: IngestDecoder | None = None
@@ -283,7 +284,7 @@ class Twin:
                                  out_of_range=None if out is None else out.out_of_range)
 
     def whatif(self, cluster: str, changes: Any, period_end: int | float | datetime | None = None,
-               gp: int | None = None, model: str | None = None) -> WhatIf:
+               gp: int | None = None, model: str | None = None, ue_points: int | None = None) -> WhatIf:
         """What would change in ``cluster`` for one period if ``changes`` were applied (nothing is
         applied): per cell and KPI the baseline (:meth:`predict`), the changed value and the delta.
 
@@ -293,8 +294,15 @@ class Twin:
         simulate or a value out of range raises ``ValueError`` naming them. ``model`` chooses the
         engine as in :meth:`predict`; with ``"sim2real"`` the per-UE throughputs are scaled by their
         serving cell's ratio of the two engines' ``DRB.UEThpDl`` (``twin.sim2real.engine``).
+
+        ``ue_points``: the UE points of the what-if's model (default ``[predict] n_ues``, the
+        prediction's own model, whose result is then the baseline). A denser drop costs time in
+        proportion but its UE-level figures (``ue_baseline``, ``ue_changed``: a 5th percentile in
+        particular) depend less on where the twin happened to drop its points; the optimiser uses
+        one (``twin.optimize``). The same UE draw (``[predict] seed``) for baseline and change.
         """
         engine = self._engine(model)
+        predictor = self._what_if_predictor(ue_points)
         norm = normalise_changes(changes)
         mirror = self.mirror(cluster)
         for cell in norm:
@@ -304,7 +312,7 @@ class Twin:
                 except UnknownCellError:
                     raise UnknownCellError(f"unknown cell {cell!r}: not in cluster {cluster!r}") from None
                 raise UnknownCellError(f"cell {cell!r} is in cluster {owner!r}, not {cluster!r}")
-        state = self._period_model(cluster, period_end, gp)
+        state = self._period_model(cluster, period_end, gp, predictor)
         simulated = state.sim.cluster.cell_keys
         for cell in norm:
             if cell not in simulated:
@@ -447,11 +455,23 @@ class Twin:
             known = ", ".join(repr(c) for c in self.clusters[:20]) or "none"
             raise UnknownClusterError(f"unknown cluster {cluster!r}; the twin has {known}")
 
+    def _what_if_predictor(self, ue_points: int | None) -> ClusterPredictor:
+        """The prediction's model, or one like it with ``ue_points`` UE points (built once, cached)."""
+        if ue_points is None or ue_points == self.predict_config.n_ues:
+            return self._predictor
+        if isinstance(ue_points, bool) or not isinstance(ue_points, int) or ue_points < 1:
+            raise ValueError(f"ue_points={ue_points!r} must be an integer >= 1 (UE points of the what-if's model)")
+        dense = self._dense.get(ue_points)
+        if dense is None:
+            dense = self._dense[ue_points] = ClusterPredictor(replace(self.predict_config, n_ues=ue_points),
+                                                              self._predictor.engine)
+        return dense
+
     def _period_model(self, cluster: str, period_end: int | float | datetime | None,
-                      gp: int | None) -> PeriodModel:
+                      gp: int | None, predictor: ClusterPredictor | None = None) -> PeriodModel:
         mirror = self.mirror(cluster)
         end, gp = self._period(mirror, period_end, gp)
-        state = self._predictor.period_model(mirror, gp, end)
+        state = (predictor or self._predictor).period_model(mirror, gp, end)
         if state is None:
             raise NoDataError(f"cluster {cluster!r} has no cell with a position in its CM (lat/lon or x/y): "
                               "nothing to simulate yet")

@@ -5,6 +5,7 @@ prediction, and the energy objective trades power against throughput within its 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,12 @@ from replay.bench_fidelity import _config
 from replay.emulator import NetworkEmulator
 from tests.cm.util import START
 from twin import Twin
+from twin.gap.target import RSRP_MEAN
 from twin.guard import OBJECTIVE, Guard, GuardContext, GuardPolicy
 from twin.ledger import open_ledger
 from twin.metrics import REGISTRY
 from twin.optimize import ObjectiveSettings, Optimizer
+from twin.sim.kpis import PRB
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +89,64 @@ def test_energy_objective_saves_power_within_the_throughput_budget(mirrored: tup
     final = result.proposals[-1].cumulative
     assert final.power_pct < 0 and final.gain_pct == pytest.approx(-final.power_pct)
     assert final.mean_pct >= -3.0 and all(p.candidate.to < p.candidate.from_ for p in result.proposals)
+
+
+class _SeenAs:
+    """The twin, except that its calibrated prediction says the real cells differ from the model:
+    ``prb_factor`` times the PRB utilisation on the cells of ``busy``, and SS-RSRP ``rsrp_db``
+    higher on every cell (what gap learners trained on such a network would say)."""
+
+    def __init__(self, twin: Twin, busy: tuple[str, ...] = (), prb_factor: float = 1.0, rsrp_db: float = 0.0) -> None:
+        self._twin, self.busy, self.prb_factor, self.rsrp_db = twin, busy, prb_factor, rsrp_db
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._twin, name)
+
+    def predict(self, cluster: str, *args: object, **kwargs: object) -> object:
+        pred = self._twin.predict(cluster, *args, **kwargs)
+        calibrated = {}
+        for cell, kpis in pred.values.items():
+            seen = dict(kpis)
+            if cell in self.busy:
+                seen[PRB] = kpis[PRB] * self.prb_factor
+            if RSRP_MEAN in kpis:
+                seen[RSRP_MEAN] = kpis[RSRP_MEAN] + self.rsrp_db
+            calibrated[cell] = seen
+        return replace(pred, calibrated=calibrated)
+
+
+def test_the_search_scores_a_denser_drop_judged_at_the_real_cells_levels(
+        mirrored: tuple[NetworkEmulator, Twin]) -> None:
+    emu, twin = mirrored
+    cluster = emu.cluster_id
+    opt = Optimizer(twin, GuardPolicy())
+    cands = opt.candidates(cluster)
+    power_cut = next(c for c in cands if c.attribute == "configuredMaxTxPower" and c.to < c.from_)
+    s, w = opt.evaluate(cluster, [power_cut])
+    assert w.ue_baseline is not None and len(w.ue_baseline.throughput_bps) == ObjectiveSettings().ue_points
+    assert len(twin.whatif(cluster, {power_cut.cell: {power_cut.attribute: power_cut.to}}).ue_baseline.rsrp_dbm) \
+        == twin.predict_config.n_ues  # the prediction's own model is left as it is
+    # the PRB ceiling is judged on the calibrated utilisation: a change that raises a cell's PRB in
+    # the model is refused where the real cell is busier than the model and so above the ceiling,
+    # and only there
+    def rise(c: object) -> tuple[float, str | None, float]:
+        w = opt.evaluate(cluster, [c])[1]  # type: ignore[list-item]
+        up = [k for k in w.baseline if w.changed[k][PRB] > w.baseline[k][PRB] + 1e-6]
+        top = max(up, key=lambda k: w.changed[k][PRB], default=None)
+        return (0.0 if top is None else w.changed[top][PRB]), top, max(v[PRB] for v in w.changed.values())
+
+    raising, (level, cell, highest) = next((c, r) for c in cands if (r := rise(c))[1] is not None)
+    assert cell is not None and 10.0 * level > 1.5 * highest  # the set-up: the busy cell can be pushed over
+    objective = ObjectiveSettings(prb_ceiling_pct=1.5 * highest)  # above every cell of the model
+    busy = Optimizer(_SeenAs(twin, (cell,), prb_factor=10.0), GuardPolicy(), objective)  # type: ignore[arg-type]
+    refused, _ = busy.evaluate(cluster, [raising])
+    assert not refused.feasible and "above the PRB ceiling" in refused.why
+    raw_view = Optimizer(_SeenAs(twin, (cell,), prb_factor=10.0), GuardPolicy(),  # type: ignore[arg-type]
+                         objective.model_copy(update={"calibrated": False}))
+    assert "PRB ceiling" not in raw_view.evaluate(cluster, [raising])[0].why
+    # the coverage floor on the calibrated RSRP: where the real cells are 20 dB stronger than the
+    # model, the power cut that costs the model's UEs coverage costs the real ones none
+    assert s.coverage_delta < -0.002 and "coverage" in s.why  # the set-up: refused on the model's levels
+    strong, _ = Optimizer(_SeenAs(twin, rsrp_db=20.0), GuardPolicy()).evaluate(  # type: ignore[arg-type]
+        cluster, [power_cut])
+    assert strong.coverage_delta > -0.002 and "coverage" not in strong.why

@@ -74,14 +74,14 @@ def test_a_period_is_predicted_with_the_cm_of_its_time(run: WorkerRun, opened: T
     assert simulated_cm(mirror, as_of=before[-1]) != simulated_cm(mirror)
 
 
-def _direct_whatif(twin: Twin, cluster: str, end: int,
-                   changes: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+def _direct_whatif(twin: Twin, cluster: str, end: int, changes: dict[str, dict[str, float]],
+                   n_ues: int | None = None) -> dict[str, dict[str, float]]:
     """The same what-if by hand: the simulator built from the mirrored CM of the period, traffic
     scaled so its connected UEs match what the cells reported, then the changes."""
     cfg = twin.predict_config
     mirror = twin.mirror(cluster)
     cluster_model = cluster_from_mirror(simulated_cm(mirror, as_of=end), cluster, cfg.scenario)
-    sim = Simulator(cluster_model, TrafficMap(n_ues=cfg.n_ues, demand_bps=cfg.demand_bps,
+    sim = Simulator(cluster_model, TrafficMap(n_ues=n_ues or cfg.n_ues, demand_bps=cfg.demand_bps,
                                               indoor_fraction=cfg.indoor_fraction), seed=cfg.seed)
     unit = sim.evaluate().kpis
     reported = sum(mirror.cells[k].pm[GP][CONN][end] for k in cluster_model.cell_keys)
@@ -117,6 +117,26 @@ def test_whatif_with_tilt_and_power_equals_a_direct_simulator_run(run: WorkerRun
     # the same with the {cell: {attribute: value}} form
     again = opened.whatif(cluster, {a: {"digitalTilt": 140}, b: {"configuredMaxTxPower": 10000}}, period_end=end)
     assert again.delta == w.delta
+
+
+def test_whatif_on_a_denser_drop_equals_a_direct_run_with_that_many_points(run: WorkerRun, opened: Twin) -> None:
+    cluster, end = "west", run.period_ends[3]
+    a = run.clusters["west"][0]
+    changes = {a: {"digitalTilt": 140}}
+    dense = opened.whatif(cluster, changes, period_end=end, ue_points=9000)
+    default = opened.whatif(cluster, changes, period_end=end)
+    assert dense.ue_baseline is not None and default.ue_baseline is not None
+    assert len(dense.ue_baseline.throughput_bps) == 9000 != len(default.ue_baseline.throughput_bps)
+    assert opened.whatif(cluster, changes, period_end=end, ue_points=opened.predict_config.n_ues).delta == default.delta
+    direct = _direct_whatif(opened, cluster, end, changes, n_ues=9000)
+    for cell, deltas in dense.delta.items():
+        for kpi, delta in deltas.items():
+            if kpi not in (RSRP_MEAN, SINR_MEAN):
+                assert delta == pytest.approx(direct[cell][kpi], rel=1e-9, abs=1e-9), (cell, kpi)
+    assert dense.delta != default.delta  # another drop: other numbers, the same model
+    for bad in (0, -5, 2.5, True, "9000"):
+        with pytest.raises(ValueError, match=f"ue_points={bad!r} must be an integer >= 1"):
+            opened.whatif(cluster, changes, period_end=end, ue_points=bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("changes", "error", "message"), [

@@ -42,8 +42,13 @@ class ObjectiveSettings(BaseModel):
                                            "throughput loss accepted for a power saving")
     p5_floor_mbps: float = Field(default=1.0, gt=0, description="the 5th percentile's change is taken relative to "
                                  "at least this (a cell edge near zero would make any change look huge)")
-    calibrated: bool = Field(default=True, description="scale each UE's throughput by its serving cell's calibrated "
-                             "/ raw DL throughput (the gap learners' view of the real cell)")
+    calibrated: bool = Field(default=True, description="see each UE and cell at the real cell's levels, as the gap "
+                             "learners do: UE throughput times its serving cell's calibrated / modelled DL throughput, "
+                             "UE RSRP plus its calibrated - modelled mean SS-RSRP (coverage floor), PRB times its "
+                             "calibrated / modelled utilisation (PRB ceiling)")
+    ue_points: int = Field(default=12_000, ge=100, description="UE points of the what-ifs the search scores (the "
+                           "prediction's model has [predict] n_ues): on 3,000 the search fitted changes to where the "
+                           "twin dropped its points, the 5th percentile most (docs/cm.md)")
 
 
 @dataclass(frozen=True)

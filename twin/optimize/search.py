@@ -24,7 +24,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
+from twin.gap.target import RSRP_MEAN
 from twin.guard.guard import OBJECTIVE
 from twin.guard.policy import GuardPolicy
 from twin.metrics import WHATIF_SECONDS
@@ -39,6 +41,19 @@ __all__ = ["ATTRIBUTES", "Candidate", "Optimizer", "Proposal", "SearchResult"]
 
 ATTRIBUTES = ("digitalTilt", "configuredMaxTxPower", "cellIndividualOffset")
 """Attributes searched by default: electrical tilt, transmit power, CIO (extensible)."""
+
+
+_RSRP_OFFSET_MAX_DB = 20.0  # a learned RSRP offset beyond this is the learner's trouble, not the cell's
+
+
+@dataclass(frozen=True)
+class _Calibration:
+    """Per cell of a what-if (``cell_keys`` order): DL throughput ratio, SS-RSRP offset (dB) and PRB
+    utilisation ratio of the calibrated prediction over the what-if's baseline."""
+
+    thp: npt.NDArray[np.float64]
+    rsrp_db: npt.NDArray[np.float64]
+    prb: npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -106,8 +121,8 @@ class Optimizer:
         self.pool = pool
         self.min_step_gain_pct = min_step_gain_pct
         self.seed = seed
-        self._scale_key: tuple[str, tuple[str, ...]] | None = None
-        self._scale: np.ndarray | None = None
+        self._scale_key: tuple[str, tuple[str, ...], int] | None = None
+        self._scale: _Calibration | None = None
 
     # -- the search space ---------------------------------------------------------------------------
     def candidates(self, cluster: str, cells: Sequence[str] | None = None) -> list[Candidate]:
@@ -137,25 +152,37 @@ class Optimizer:
         return out
 
     # -- evaluation ---------------------------------------------------------------------------------
-    def _calibration(self, cluster: str, cells: tuple[str, ...]) -> np.ndarray | None:
-        """[n_cells] calibrated / raw DL throughput of the newest predicted period (1 where unknown),
-        cached per cluster and period: the gap learners' per-cell view of how the real cell differs."""
+    def _calibration(self, cluster: str, w: WhatIf) -> _Calibration | None:
+        """The gap learners' per-cell view of the real cells, laid on the what-if's model (whose UE
+        points may be denser than the prediction's: ``ue_points``): per cell of ``w.cell_keys`` the
+        calibrated DL throughput of the newest predicted period over the what-if's baseline
+        (a ratio), the calibrated mean SS-RSRP minus the baseline's (dB), and the calibrated PRB
+        utilisation over the baseline's (a ratio); 1, 0 and 1 where unknown. Cached per cluster,
+        cells and period (the baseline is the period's, whatever the change)."""
+        cells, baseline = w.cell_keys, w.baseline
         if not cells:
             return None
-        key = (cluster, cells)
+        key = (cluster, cells, w.period_end)
         if self._scale_key == key and self._scale is not None:
             return self._scale
         try:
             pred = self.twin.predict(cluster)
         except ValueError:
             return None
-        out = np.ones(len(cells))
+        thp, rsrp, prb = np.ones(len(cells)), np.zeros(len(cells)), np.ones(len(cells))
         for i, c in enumerate(cells):
-            raw, cal = pred.values.get(c, {}).get(THP), pred.calibrated.get(c, {}).get(THP)
+            raw_of, cal_of = baseline.get(c, {}), pred.calibrated.get(c, {})
+            raw, cal = raw_of.get(THP), cal_of.get(THP)
             if raw and cal and raw > 0 and cal > 0 and math.isfinite(cal):
-                out[i] = min(max(cal / raw, 0.1), 10.0)
-        self._scale_key, self._scale = key, out
-        return out
+                thp[i] = min(max(cal / raw, 0.1), 10.0)
+            raw, cal = raw_of.get(RSRP_MEAN), cal_of.get(RSRP_MEAN)
+            if raw is not None and cal is not None and math.isfinite(raw) and math.isfinite(cal):
+                rsrp[i] = min(max(cal - raw, -_RSRP_OFFSET_MAX_DB), _RSRP_OFFSET_MAX_DB)
+            raw, cal = raw_of.get(PRB), cal_of.get(PRB)
+            if raw and cal and raw > 0 and cal > 0 and math.isfinite(cal):
+                prb[i] = min(max(cal / raw, 0.1), 10.0)
+        self._scale_key, self._scale = key, _Calibration(thp, rsrp, prb)
+        return self._scale
 
     def _power(self, cluster: str, changes: Sequence[Candidate]) -> tuple[float, float]:
         mirror = self.twin.mirror(cluster)
@@ -171,19 +198,24 @@ class Optimizer:
         """The objective's score of ``changes`` applied together (one what-if)."""
         with WHATIF_SECONDS.labels(caller="optimizer").time():
             w = self.twin.whatif(cluster, {c.cell: {c.attribute: c.to} for c in changes} if changes else {},
-                                 period_end=period_end)
+                                 period_end=period_end, ue_points=self.objective.ue_points)
         assert w.ue_baseline is not None and w.ue_changed is not None
         o = self.objective
-        scale = self._calibration(cluster, w.cell_keys) if o.calibrated else None
-        thp_b, thp_c = w.ue_baseline.throughput_bps, w.ue_changed.throughput_bps
-        if scale is not None:
-            thp_b = thp_b * scale[w.ue_baseline.serving]
-            thp_c = thp_c * scale[w.ue_changed.serving]
-        base = UeSummary.of(thp_b, w.ue_baseline.connected, w.ue_baseline.rsrp_dbm, o.coverage_rsrp_dbm)
-        new = UeSummary.of(thp_c, w.ue_changed.connected, w.ue_changed.rsrp_dbm, o.coverage_rsrp_dbm)
-        cells = sorted(w.baseline)
-        prb_b = np.array([w.baseline[c].get(PRB, 0.0) for c in cells])
+        cal = self._calibration(cluster, w) if o.calibrated else None
+        ub, uc = w.ue_baseline, w.ue_changed
+        thp_b, thp_c, rsrp_b, rsrp_c = ub.throughput_bps, uc.throughput_bps, ub.rsrp_dbm, uc.rsrp_dbm
+        cells = list(w.cell_keys)
+        prb_b = np.array([w.baseline.get(c, {}).get(PRB, 0.0) for c in cells])
         prb_c = np.array([w.changed.get(c, {}).get(PRB, 0.0) for c in cells])
+        if cal is not None:
+            # each UE seen as its serving cell's real counterpart: throughput and RSRP level as the
+            # gap learners see that cell, so the coverage floor and the PRB ceiling are judged on
+            # the real network's levels, not the raw model's
+            thp_b, thp_c = thp_b * cal.thp[ub.serving], thp_c * cal.thp[uc.serving]
+            rsrp_b, rsrp_c = rsrp_b + cal.rsrp_db[ub.serving], rsrp_c + cal.rsrp_db[uc.serving]
+            prb_b, prb_c = np.minimum(prb_b * cal.prb, 100.0), np.minimum(prb_c * cal.prb, 100.0)
+        base = UeSummary.of(thp_b, ub.connected, rsrp_b, o.coverage_rsrp_dbm)
+        new = UeSummary.of(thp_c, uc.connected, rsrp_c, o.coverage_rsrp_dbm)
         p_base, p_new = self._power(cluster, changes)
         return score(o, base, new, prb_b, prb_c, p_base, p_new), w
 
