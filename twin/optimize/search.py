@@ -213,7 +213,7 @@ class Optimizer:
             # the real network's levels, not the raw model's
             thp_b, thp_c = thp_b * cal.thp[ub.serving], thp_c * cal.thp[uc.serving]
             rsrp_b, rsrp_c = rsrp_b + cal.rsrp_db[ub.serving], rsrp_c + cal.rsrp_db[uc.serving]
-            prb_b, prb_c = np.minimum(prb_b * cal.prb, 100.0), np.minimum(prb_c * cal.prb, 100.0)
+            prb_b, prb_c = prb_b * cal.prb, prb_c * cal.prb  # not capped at 100: a rise must stay a rise
         base = UeSummary.of(thp_b, ub.connected, rsrp_b, o.coverage_rsrp_dbm)
         new = UeSummary.of(thp_c, uc.connected, rsrp_c, o.coverage_rsrp_dbm)
         p_base, p_new = self._power(cluster, changes)
