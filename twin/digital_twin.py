@@ -457,10 +457,12 @@ class Twin:
 
     def _what_if_predictor(self, ue_points: int | None) -> ClusterPredictor:
         """The prediction's model, or one like it with ``ue_points`` UE points (built once, cached)."""
-        if ue_points is None or ue_points == self.predict_config.n_ues:
+        if ue_points is None:
             return self._predictor
         if isinstance(ue_points, bool) or not isinstance(ue_points, int) or ue_points < 1:
             raise ValueError(f"ue_points={ue_points!r} must be an integer >= 1 (UE points of the what-if's model)")
+        if ue_points == self.predict_config.n_ues:
+            return self._predictor
         dense = self._dense.get(ue_points)
         if dense is None:
             dense = self._dense[ue_points] = ClusterPredictor(replace(self.predict_config, n_ues=ue_points),

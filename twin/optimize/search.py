@@ -46,6 +46,13 @@ ATTRIBUTES = ("digitalTilt", "configuredMaxTxPower", "cellIndividualOffset")
 _RSRP_OFFSET_MAX_DB = 20.0  # a learned RSRP offset beyond this is the learner's trouble, not the cell's
 
 
+def _ratio(raw: float | None, cal: float | None) -> float:
+    """calibrated / modelled, clipped to 0.1-10; 1 where either is unknown, zero or not finite."""
+    if raw and cal and raw > 0 and cal > 0 and math.isfinite(cal):
+        return min(max(cal / raw, 0.1), 10.0)
+    return 1.0
+
+
 @dataclass(frozen=True)
 class _Calibration:
     """Per cell of a what-if (``cell_keys`` order): DL throughput ratio, SS-RSRP offset (dB) and PRB
@@ -172,15 +179,11 @@ class Optimizer:
         thp, rsrp, prb = np.ones(len(cells)), np.zeros(len(cells)), np.ones(len(cells))
         for i, c in enumerate(cells):
             raw_of, cal_of = baseline.get(c, {}), pred.calibrated.get(c, {})
-            raw, cal = raw_of.get(THP), cal_of.get(THP)
-            if raw and cal and raw > 0 and cal > 0 and math.isfinite(cal):
-                thp[i] = min(max(cal / raw, 0.1), 10.0)
+            thp[i] = _ratio(raw_of.get(THP), cal_of.get(THP))
+            prb[i] = _ratio(raw_of.get(PRB), cal_of.get(PRB))
             raw, cal = raw_of.get(RSRP_MEAN), cal_of.get(RSRP_MEAN)
             if raw is not None and cal is not None and math.isfinite(raw) and math.isfinite(cal):
                 rsrp[i] = min(max(cal - raw, -_RSRP_OFFSET_MAX_DB), _RSRP_OFFSET_MAX_DB)
-            raw, cal = raw_of.get(PRB), cal_of.get(PRB)
-            if raw and cal and raw > 0 and cal > 0 and math.isfinite(cal):
-                prb[i] = min(max(cal / raw, 0.1), 10.0)
         self._scale_key, self._scale = key, _Calibration(thp, rsrp, prb)
         return self._scale
 
