@@ -247,9 +247,11 @@ class IngestDecoder:
             rsrq = round((v + 43.5) * 2)
         if sinr is None and (v := serving.sinr_db) is not None:
             sinr = round((v + 23.5) * 2)
+        loc = rec.location
         return ("mr", rec.cell_key, (rec.event_id, at, rsrp, rsrq, sinr, neighbours,
                                      None if ue is None else ue.dl_throughput_kbps,
-                                     None if ue is None else ue.cqi))
+                                     None if ue is None else ue.cqi,
+                                     None if loc is None else (loc.lat, loc.lon, loc.accuracy_m)))
 
 
 _INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # what orjson, which writes envelopes and checkpoints, can encode

@@ -98,11 +98,13 @@ class CmDeletionBody(TypedDict):
 #: a neighbour measurement: (cell key or ``pci:<pci>:<arfcn>``, RSRP in dBm or None)
 MrNeighbour = tuple[str, float | None]
 #: field names of :data:`MrBody`, in order
-MR_FIELDS = ("eventId", "t", "rsrpIdx", "rsrqIdx", "sinrIdx", "neighbours", "dlThroughputKbps", "cqi")
+MR_FIELDS = ("eventId", "t", "rsrpIdx", "rsrqIdx", "sinrIdx", "neighbours", "dlThroughputKbps", "cqi", "location")
 #: one UE measurement report, positional (``MR_FIELDS``): event id, event time (epoch s), the
 #: serving cell's 7-bit RSRP / RSRQ / SINR reporting indices (TS 38.133), neighbours, DL throughput
-#: (kbit/s) and CQI, each None when not reported
-MrBody = tuple[str, float, int | None, int | None, int | None, list[MrNeighbour], float | None, int | None]
+#: (kbit/s), CQI and the UE's position (lat, lon in degrees, accuracy in m or None), each None when
+#: not reported. Bodies of older versions have no position (8 fields): readers take ``body[:8]``.
+MrBody = tuple[str, float, int | None, int | None, int | None, list[MrNeighbour], float | None, int | None,
+               tuple[float, float, float | None] | None]
 
 NormalisedPm = tuple[Literal["pm"], str, PmBody]
 NormalisedPmRelation = tuple[Literal["pmr"], str, PmRelationBody]

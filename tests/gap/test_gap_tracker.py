@@ -100,11 +100,11 @@ def test_state_round_trip_continues_identically() -> None:
     assert stale.cells == {} and stale.restart_reason is not None and "EOFError" in stale.restart_reason
 
 
-def _fault_twin(tmp: Path, periods: int, resync: bool) -> tuple[Twin, NetworkEmulator, list[int]]:
+def _fault_twin(tmp: Path, periods: int, resync: bool, mr_per_cell: int = 1) -> tuple[Twin, NetworkEmulator, list[int]]:
     """``periods`` of fault-midrun (the antenna of cell 4 loses 15 dB at 12:00) through the
     library's in-memory ingest, which predicts, learns and resyncs as the worker does."""
     emu = NetworkEmulator("fault-midrun", seed=4, start=datetime.fromtimestamp(START, UTC), granularity_s=GP,
-                          mr_per_cell=1)
+                          mr_per_cell=mr_per_cell)
     config = write_config(tmp / "twin.toml", tmp / "state", emu.public_model(), emu.clusters,
                           drift_warmup_periods=WARMUP)
     if not resync:
@@ -125,7 +125,8 @@ def learners_only(tmp_path_factory: pytest.TempPathFactory) -> tuple[Twin, Netwo
 
 @pytest.fixture(scope="module")
 def with_resync(tmp_path_factory: pytest.TempPathFactory) -> tuple[Twin, NetworkEmulator, list[int]]:
-    return _fault_twin(tmp_path_factory.mktemp("resync"), 15 * 4, resync=True)
+    # located UE reports (ten per cell and period): the fit's per-place evidence (``twin.mirror.radio_map``)
+    return _fault_twin(tmp_path_factory.mktemp("resync"), 15 * 4, resync=True, mr_per_cell=10)
 
 
 def _errors(cell: CellMirror, kpi: str, ends: list[int], name: str | None = None) -> list[float]:
@@ -165,8 +166,10 @@ def test_resync_fits_the_fault_and_brings_the_raw_error_down(
     assert r["status"] == "applied", r  # verified: the twin's error was lower with it
     assert r["errorAfter"] < 0.5 * r["errorBefore"]
     change = r["change"][faulty]
-    assert -18.0 <= change["gainDb"] <= -11.0, change  # the antenna lost 15 dB
-    assert abs(change["azimuthDeg"]) <= 10.0, change
+    assert abs(change["gainDb"] + 15.0) <= 1.0, change  # the antenna lost 15 dB
+    # 13 places still hear the cell after the fault, after 12 hours of reports: its azimuth is known to
+    # about 10 degrees (the bench, after 54 hours: within 4)
+    assert abs(change["azimuthDeg"]) <= 15.0, change
     assert faulty in r["affected"] and r["verify"]["errorNew"] < r["verify"]["errorOld"]
     # the calibrated model applies from the period after the trigger
     assert mirror.calibrations == [{"from": r["at"] + GP, "calibration": r["parametersAfter"]}]

@@ -13,14 +13,18 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
+import structlog
 
 from twin.mirror.cell import MR, CellMirror, Entry
 from twin.mirror.identity import CLAIM_CLASSES, cell_dn, is_derived, local_dn, node_key, notice
-from twin.mirror.mr_stats import SealBudget
+from twin.mirror.mr_stats import SealBudget, rsrp_dbm_of_index
+from twin.mirror.radio_map import MAX_ACCURACY_M, RadioMap
 from twin.records import CmBody, CmNotificationBody, MrBody, NormalisedRecord, PmBody
 
-__all__ = ["BOOK", "CALIBRATION", "FIDELITY", "FIDELITY_STATE", "GAP", "IDENTITY", "OBJECT", "RESYNCS",
+__all__ = ["BOOK", "CALIBRATION", "FIDELITY", "FIDELITY_STATE", "GAP", "IDENTITY", "OBJECT", "RADIO", "RESYNCS",
            "RESYNCS_KEPT", "ClusterMirror"]
+
+log = structlog.get_logger(__name__)
 
 # Checkpoint entries of a cluster (beside those of its cells, ``twin.mirror.cell``):
 BOOK = "b"  # ("b",): the prediction bookkeeping {"pending": ..., "predThrough": ...}
@@ -31,6 +35,7 @@ RESYNCS = "y"  # ("y",): the latest resyncs' records (``twin.resync``)
 FIDELITY_STATE = "e"  # ("e",): the DT-BSM estimator's state (``twin.fidelity.FidelityEstimator.to_bytes``; bytes)
 IDENTITY = "i"  # ("i",): cell identity claims and conflicts ({"claims": ..., "conflicts": ...}, twin.mirror.identity)
 FIDELITY = "f"  # ("f",): the latest DT-BSM records (``twin.prediction.fidelity``), oldest first
+RADIO = "r"  # ("r",): the geolocated SS-RSRP map of located UE reports (``twin.mirror.radio_map``; bytes)
 #: resync records a cluster keeps (older ones are on ``ran.twin.resyncs.v1``)
 RESYNCS_KEPT = 50
 #: periods of a derived key's claim remembered so that they can be moved out if CM later gives the key
@@ -63,6 +68,9 @@ class ClusterMirror:
     # it counted (opaque here) and its latest records, oldest first
     fidelity_state: bytes | None = None
     fidelity: list[dict[str, Any]] = field(default_factory=list)
+    # where each cell was heard and how strongly, from located UE reports (``twin.mirror.radio_map``;
+    # None until the first located report): the resync's per-place evidence
+    radio: RadioMap | None = None
     # cell identity (``twin.mirror.identity``): cell key -> node (``dn:ManagedElement=..``) whose
     # records with a derived key the cell took, and the conflicts refused ("<key>|<dn>" -> details)
     claims: dict[str, str] = field(default_factory=dict)
@@ -93,6 +101,7 @@ class ClusterMirror:
     resync_changed: bool = field(default=False, compare=False, repr=False)
     fidelity_saved: bytes | None = field(default=None, compare=False, repr=False)
     fidelity_changed: bool = field(default=False, compare=False, repr=False)
+    radio_changed: bool = field(default=False, compare=False, repr=False)
     touched: bool = field(default=False, compare=False, repr=False)
 
     def cell(self, key: str) -> CellMirror:
@@ -114,9 +123,12 @@ class ClusterMirror:
                     cell = cells.get(cast(str, r[1]))
                     if cell is None:
                         cell = self.cell(cast(str, r[1]))
-                    if cell.mr.apply(cast(MrBody, r[2])):
+                    body = cast(MrBody, r[2])
+                    if cell.mr.apply(body):
                         cell.changes.add(MR)
                         applied += 1
+                        if len(body) > 8 and body[8] is not None:
+                            self._map_radio(cast(str, r[1]), body)
                     else:
                         duplicates += 1
                 else:
@@ -133,10 +145,13 @@ class ClusterMirror:
         kind, cell_key, body = record
         if kind == "mr":
             cell = self.cell(cast(str, cell_key))
-            if not cell.mr.apply(cast(MrBody, body)):
+            mr = cast(MrBody, body)
+            if not cell.mr.apply(mr):
                 self.duplicates += 1
                 return
             cell.changes.add(MR)
+            if len(mr) > 8 and mr[8] is not None:
+                self._map_radio(cast(str, cell_key), mr)
         elif kind == "pm" or kind == "pmr":
             pm = cast(PmBody, body)
             dn = pm.get("dn")
@@ -170,6 +185,23 @@ class ClusterMirror:
         else:
             raise ValueError(f"unknown normalised record kind {kind!r}")
         self.applied += 1
+
+    def _map_radio(self, cell_key: str, body: MrBody) -> None:
+        """A located report's serving and neighbour SS-RSRP into the radio map (when located to
+        ``MAX_ACCURACY_M`` or better; neighbours known only by PCI are left out)."""
+        lat, lon, accuracy = cast(tuple[float, float, float | None], body[8])
+        if accuracy is None or accuracy > MAX_ACCURACY_M:
+            return
+        radio = self.radio
+        if radio is None:
+            radio = self.radio = RadioMap()
+        t = body[1]
+        if body[2] is not None:
+            radio.add(t, cell_key, lat, lon, rsrp_dbm_of_index(body[2]))
+        for ident, rsrp in body[5]:
+            if rsrp is not None and not ident.startswith("pci:"):
+                radio.add(t, ident, lat, lon, rsrp)
+        self.radio_changed = True
 
     def _mark_pending(self, gp: int, end: int) -> None:
         if end > self.predicted_through.get(gp, -1):
@@ -355,7 +387,7 @@ class ClusterMirror:
         """Append the cluster's changed entries to ``out`` and each changed cell's to ``cells``
         (``(entries, prefixes to delete)`` by cell key), encoded; ``full``: every entry."""
         if not (full or self.touched or self.changed_objects or self.resync_changed or self.fidelity_changed
-                or self.identity_changed):
+                or self.identity_changed or self.radio_changed):
             return
         self.touched = False
         book = self.book()
@@ -381,6 +413,9 @@ class ClusterMirror:
         if self.fidelity and (full or self.fidelity_changed):
             out.append(((FIDELITY,), orjson.dumps(self.fidelity)))
         self.fidelity_changed = False
+        if self.radio is not None and (full or self.radio_changed):
+            out.append(((RADIO,), self.radio.to_bytes()))
+        self.radio_changed = False
         dns = set(self.objects) if full else self.changed_objects
         self.changed_objects = set()
         for dn in dns:
@@ -414,6 +449,12 @@ class ClusterMirror:
             self.fidelity_state = self.fidelity_saved = bytes(value)
         elif sub[0] == FIDELITY:
             self.fidelity = list(value)
+        elif sub[0] == RADIO:
+            try:
+                self.radio = RadioMap.from_bytes(bytes(value))
+            except ValueError as exc:  # evidence, not state the mirror's figures rest on: start a new map
+                log.warning("mirror.radio_map_restarted", cluster=self.cluster_id, reason=str(exc))
+                self.radio = None
         elif sub[0] == IDENTITY:
             self.claims = dict(value["claims"])
             self.conflicts = dict(value["conflicts"])
@@ -447,6 +488,7 @@ class ClusterMirror:
             resyncs=[dict(r) for r in self.resyncs],
             fidelity_state=self.fidelity_state,
             fidelity=[dict(r) for r in self.fidelity],
+            radio=None if self.radio is None else self.radio.copy(),
             claims=dict(self.claims),
             conflicts={k: dict(c) for k, c in self.conflicts.items()},
             claimed={k: {"p": None if c["p"] is None else [list(t) for t in c["p"]]} for k, c in self.claimed.items()},

@@ -99,7 +99,7 @@ class MrStats:
 
     def apply(self, body: MrBody) -> bool:
         """Fold one normalised MR body (``twin.records.MrBody``) in; False if already counted."""
-        event_id, t, rsrp, rsrq, sinr, neighbours, thp, cqi = body
+        event_id, t, rsrp, rsrq, sinr, neighbours, thp, cqi = body[:8]  # [8]: the position (RadioMap)
         bucket = int(t) // HOUR
         ids = self.seen.get(bucket)
         if ids is None:

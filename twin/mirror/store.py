@@ -46,7 +46,7 @@ from typing import Any, TypeVar
 import orjson
 
 from twin.mirror.cell import SEALED, CellMirror, Entry
-from twin.mirror.cluster import FIDELITY_STATE, GAP, ClusterMirror
+from twin.mirror.cluster import FIDELITY_STATE, GAP, RADIO, ClusterMirror
 from twin.mirror.holding import Held, Holding
 from twin.mirror.identity import IdentityIndex, NodeIdentity
 from twin.sqlite_wal import connect_wal
@@ -178,7 +178,8 @@ def _decode_partition(partition: int, offset_row: tuple[int, bytes] | None,
             assert cell is not None
             cell.load_entry(parts[3:], value if parts[3] == SEALED else loads(value))
         elif kind == "c":
-            state.cluster(parts[1]).load_entry(parts[2:], value if parts[2] in (GAP, FIDELITY_STATE) else loads(value))
+            raw = parts[2] in (GAP, FIDELITY_STATE, RADIO)  # bytes, not JSON
+            state.cluster(parts[1]).load_entry(parts[2:], value if raw else loads(value))
         elif kind == "u":
             state.unassigned.held[parts[1]] = Held.from_dict(parts[1], loads(value))
         elif kind == "i":

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,14 +31,23 @@ from twin.gap.error import cell_error
 from twin.gap.target import GAP_KPIS, level_means, residual
 from twin.gap.tracker import GapTracker
 from twin.mirror.cluster import ClusterMirror
+from twin.mirror.radio_map import RadioChange
 from twin.prediction.model import ClusterPredictor, PredictConfig, calibration_as_of, kpi_values, simulated_cm
 from twin.resync.alerts import resync_alert
 from twin.resync.calibration import Calibration
-from twin.resync.fit import Evidence, FitResult, change_error, fit_change, predict_window
+from twin.resync.fit import (
+    Evidence,
+    FitResult,
+    RadioPlaces,
+    change_error,
+    fit_change,
+    predict_window,
+    radio_misfit,
+)
 from twin.resync.trigger import TriggerEvent
 from twin.schemas import Alert
 from twin.sim.kpis import CONN
-from twin.sim.mirrored import cluster_from_mirror
+from twin.sim.mirrored import cluster_from_mirror, cluster_origin, latlon_to_xy
 from twin.sim.simulator import Simulator
 
 if TYPE_CHECKING:
@@ -68,6 +77,20 @@ def real_values(mirror: ClusterMirror, gp: int, end: int) -> dict[str, dict[str,
     return out
 
 
+def radio_places(cm: Mapping[str, Mapping[str, Any]], radio: Mapping[str, RadioChange]) -> dict[str, RadioPlaces]:
+    """Per-place changes (``twin.mirror.radio_map``) in the simulator's frame of the CM view ``cm``
+    (``twin.sim.mirrored.cluster_origin``), each weighted by the reports behind it."""
+    if not radio:
+        return {}
+    lat0, lon0 = cluster_origin(cm)
+    out = {}
+    for cell, ch in radio.items():
+        x, y = latlon_to_xy(ch.lat, ch.lon, lat0, lon0)
+        out[cell] = RadioPlaces(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), ch.delta_db,
+                                1.0 / (1.0 / ch.before_n + 1.0 / ch.after_n))
+    return out
+
+
 def resync_id(group: str, cluster_id: str, started: int, cells: tuple[str, ...]) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"twin:resync:{group}:{cluster_id}:{started}:{','.join(cells)}"))
 
@@ -94,6 +117,12 @@ class ResyncJob:
     evidence: tuple[Evidence, ...]
     start: Calibration
     config: PredictConfig
+    # per measured cell, its SS-RSRP change at each place heard before and in the period ``at``
+    # (``twin.mirror.radio_map``; empty without located UE reports)
+    radio: Mapping[str, RadioChange] = field(default_factory=dict)
+
+    def places(self) -> dict[str, RadioPlaces]:
+        return radio_places(self.cm, self.radio)
 
     def run(self) -> ResyncOutcome:
         """Fit (seconds); never raises: a failure is an outcome."""
@@ -104,7 +133,7 @@ class ResyncJob:
             cells = tuple(c for c in self.cells if c in cluster.cell_keys)
             if not cells:
                 return ResyncOutcome(None, (), "none of the episode's cells is simulated (no position in CM)")
-            fit = fit_change(sim, self.evidence, cells, self.start, home=home)
+            fit = fit_change(sim, self.evidence, cells, self.start, home=home, radio=self.places())
             affected, shifts = _affected(sim, home, self.start, fit.after, self.evidence)
             return ResyncOutcome(fit, affected, shifts=shifts)
         except (ValueError, ArithmeticError) as exc:
@@ -180,8 +209,10 @@ class ResyncCoordinator:
         evidence = [self._evidence(mirror, gp, e, False) for e in ends[-self.settings.before_periods:]] \
             if self.settings.before_periods else []
         evidence.append(self._evidence(mirror, gp, at, True))
+        radio = mirror.radio.changes(at - gp, at) if mirror.radio is not None else {}
         return ResyncJob(record["resyncId"], mirror.cluster_id, tuple(record["cells"]), at,
-                         simulated_cm(mirror, as_of=at), tuple(evidence), calibration_as_of(mirror, at), self.config)
+                         simulated_cm(mirror, as_of=at), tuple(evidence), calibration_as_of(mirror, at), self.config,
+                         radio)
 
     @staticmethod
     def _evidence(mirror: ClusterMirror, gp: int, end: int, changed: bool) -> Evidence:
@@ -291,6 +322,13 @@ class ResyncCoordinator:
             errors = self._verify_errors(record, values, old_values, real)
             if errors is None:
                 continue
+            if mirror.radio is not None:  # the per-place evidence of this period, as the fit weighed it
+                at = int(record["at"])
+                places = radio_places(simulated_cm(mirror, as_of=end), mirror.radio.changes(at - gp, end, end - gp))
+                new_radio = radio_misfit(old.sim, places, before, record.get("change") or {})
+                old_radio = radio_misfit(old.sim, places, before, {})
+                if new_radio is not None and old_radio is not None:
+                    errors = (errors[0] + new_radio, errors[1] + old_radio)
             v = record["verify"]
             v["periods"] += 1
             v["errorNew"] += errors[0]

@@ -40,17 +40,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from twin.gap.target import LEVEL_KPIS, RATIO_KPIS, RSRP_MEAN, SINR_MEAN, level_means, residual
 from twin.resync.calibration import BOUNDS, Calibration, CellCalibration
+from twin.sim.antenna import antenna_gain_db
 from twin.sim.kpis import CONN, PRB, THP
 from twin.sim.simulator import SimResult, Simulator
+from twin.sim.topology import Sector
 
-__all__ = ["PRIOR_WEIGHT", "Evidence", "FitResult", "change_error", "fit_change", "predict_window", "residuals"]
+__all__ = ["MIN_PLACES", "PRIOR_WEIGHT", "RADIO_WEIGHT", "Evidence", "FitResult", "RadioPlaces", "change_error",
+           "fit_change", "predict_window", "radio_misfit", "radio_model_db", "residuals"]
 
 _OWN = {CONN: 1.0, PRB: 1.0, THP: 0.25, RSRP_MEAN: 0.1, SINR_MEAN: 0.5}
 _OTHER = {CONN: 0.5, PRB: 0.5, RSRP_MEAN: 0.1, SINR_MEAN: 0.2}
@@ -77,6 +80,99 @@ class Evidence:
     real: Mapping[str, Mapping[str, float]]
     connected_total: float
     changed: bool = True
+
+
+@dataclass(frozen=True)
+class RadioPlaces:
+    """One measured cell's change of SS-RSRP at each place it was heard both before the episode and
+    since (``twin.mirror.radio_map.RadioChange``), in the simulator's frame: ``x_m``, ``y_m``
+    [places] (m), ``delta_db`` [places] (since minus before), ``weight`` [places] (the reports
+    behind the difference: 1 / (1 / before + 1 / since))."""
+
+    x_m: npt.NDArray[np.float64]
+    y_m: npt.NDArray[np.float64]
+    delta_db: npt.NDArray[np.float64]
+    weight: npt.NDArray[np.float64]
+
+
+#: a cell's places enter the fit from this many on (fewer: one odd report would steer its gain)
+MIN_PLACES = 5
+#: weight of the per-place term against the aggregates' (both dimensionless: levels in 3 dB units)
+RADIO_WEIGHT = 0.2
+_RADIO_REPORTS = 20.0  # a cell's term is its places' summed misfit over this: more reports, more weight
+_RADIO_HUBER = 2.0  # in 3 dB units: beyond 6 dB a place counts linearly (two UEs in one bin, a bad fix)
+_UE_HEIGHT_M = 1.5
+
+
+def radio_model_db(sector: Sector, places: RadioPlaces, gain_db: float, azimuth_deg: float,
+                   pathloss_db: float) -> npt.NDArray[np.float64]:
+    """[places] the change of the sector's SS-RSRP at each place (dB) when its gain changes by
+    ``gain_db``, its azimuth by ``azimuth_deg`` (degrees, clockwise) and the cluster's path loss by
+    ``pathloss_db``: what a place's own path, building and shadowing leave unchanged.
+
+    >>> s = Sector("nr:a", "1", 0.0, 0.0, azimuth_deg=90.0)  # facing east
+    >>> p = RadioPlaces(np.array([300.0, 0.0]), np.array([0.0, 300.0]), np.zeros(2), np.ones(2))
+    >>> radio_model_db(s, p, -15.0, 0.0, 0.0).round(1).tolist()
+    [-15.0, -15.0]
+    >>> d = radio_model_db(s, p, 0.0, -40.0, 0.0)  # turned 40 degrees toward the north
+    >>> bool(d[0] < -3.0 and d[1] > 3.0)
+    True
+    """
+    dx, dy = places.x_m - sector.x_m, places.y_m - sector.y_m
+    zenith = 90.0 + np.degrees(np.arctan2(sector.height_m - _UE_HEIGHT_M, np.hypot(dx, dy)))
+    direction = np.degrees(np.arctan2(dy, dx))
+
+    def gain(azimuth: float) -> npt.NDArray[np.float64]:
+        return antenna_gain_db(zenith, direction, azimuth, sector.mech_tilt_deg, sector.elec_tilt_deg,
+                               sector.v_beamwidth_deg, sector.h_beamwidth_deg, sector.max_gain_dbi)
+
+    turned = gain(sector.azimuth_deg + azimuth_deg) - gain(sector.azimuth_deg) if azimuth_deg else 0.0
+    return np.full(len(places.x_m), gain_db - pathloss_db, dtype=np.float64) + turned
+
+
+def _huber(u: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    a = np.abs(u)
+    return np.where(a <= _RADIO_HUBER, u * u, 2.0 * _RADIO_HUBER * a - _RADIO_HUBER ** 2)
+
+
+def _radio_part(sector: Sector, places: RadioPlaces, gain_db: float, azimuth_deg: float, pathloss_db: float) -> float:
+    """One cell's Huber misfit of its per-place changes (levels in 3 dB units), summed with each
+    place's weight (its reports) and divided by ``_RADIO_REPORTS``: a likelihood, so a cell heard
+    at few places cannot steer its azimuth as firmly as one heard at many."""
+    misfit = (places.delta_db - radio_model_db(sector, places, gain_db, azimuth_deg, pathloss_db)) / _LEVEL_UNIT_DB
+    return float(np.sum(places.weight * _huber(misfit))) / _RADIO_REPORTS
+
+
+def _radio_floor(sector: Sector, places: RadioPlaces) -> float:
+    """The least misfit any change of the cell's own gain and azimuth leaves (its places' noise:
+    two UEs in one bin, the reports' own error): what a resync cannot be asked to remove."""
+    best = math.inf
+    for turn in np.arange(-60.0, 60.01, 2.0):
+        turned = radio_model_db(sector, places, 0.0, float(turn), 0.0)
+        gain = float(np.median(places.delta_db - turned))
+        best = min(best, _radio_part(sector, places, gain, float(turn), 0.0))
+    return best
+
+
+def radio_misfit(sim: Simulator, places: Mapping[str, RadioPlaces], start: Calibration,
+                 change: Mapping[str, Mapping[str, float]]) -> float | None:
+    """The fit's radio term (``RADIO_WEIGHT`` times the summed per-cell misfit, cells with at least
+    ``MIN_PLACES`` places) of a fitted ``change`` (``FitResult.change``: per cell ``gainDb`` and
+    ``azimuthDeg``, ``cluster.pathlossDb``) on top of ``start``; ``{}`` is no change. None without
+    places: a resync's verification adds it to the aggregates' error of each later period."""
+    index = {k: i for i, k in enumerate(sim.cluster.cell_keys)}
+    used = {c: p for c, p in places.items() if c in index and len(p.delta_db) >= MIN_PLACES}
+    if not used:
+        return None
+    pathloss = float(change.get("cluster", {}).get("pathlossDb", 0.0))
+    total = 0.0
+    for c, pl in used.items():
+        sector = sim.cluster.sectors[index[c]]
+        sector = replace(sector, azimuth_deg=sector.azimuth_deg + start.cell(c).azimuth_deg)
+        moved = change.get(c, {})
+        total += _radio_part(sector, pl, float(moved.get("gainDb", 0.0)), float(moved.get("azimuthDeg", 0.0)),
+                             pathloss)
+    return RADIO_WEIGHT * total
 
 
 @dataclass(frozen=True)
@@ -131,15 +227,19 @@ def residuals(sim: Simulator, cal: Calibration, home: npt.NDArray[np.int64],
 
 def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str],
                start: Calibration | None = None, home: npt.NDArray[np.int64] | None = None,
-               clock: Callable[[], float] = time.perf_counter) -> FitResult:
+               clock: Callable[[], float] = time.perf_counter,
+               radio: Mapping[str, RadioPlaces] | None = None) -> FitResult:
     """Fit the change of ``cells``' gain, azimuth and traffic scale and of the cluster's path loss
     since the episode began, on top of ``start`` (the calibration in force).
 
     ``evidence``: periods since the episode began (``changed``) and, for the old mismatch, periods
     just before it; ``sim``: the twin's simulator of the cluster (the CM in effect over the
     window); ``home``: the serving cell of each UE point in the uncalibrated model (default:
-    evaluated here). Raises ``ValueError`` without changed periods or with a cell the simulator
-    does not have.
+    evaluated here); ``radio``: per measured cell, its SS-RSRP change at the places it was heard
+    before and since the episode began (``RadioPlaces``; cells with at least ``MIN_PLACES``): a
+    direct measure of its gain and azimuth change and of the cluster's path loss change, added to
+    the cost with ``RADIO_WEIGHT`` (Huber beyond 6 dB). Raises ``ValueError`` without changed
+    periods or with a cell the simulator does not have.
     """
     t0 = clock()
     start = start or Calibration()
@@ -175,13 +275,40 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
         observations = n
         return total / max(n, 1)
 
+    index = {k: i for i, k in enumerate(keys)}
+    places = {c: v for c, v in (radio or {}).items() if c in index and len(v.delta_db) >= MIN_PLACES}
+    memo: dict[tuple[str, float, float, float], float] = {}
+
+    def sector_of(c: str) -> Sector:
+        sector = sim.cluster.sectors[index[c]]
+        return replace(sector, azimuth_deg=sector.azimuth_deg + start.cell(c).azimuth_deg)
+
+    floor = RADIO_WEIGHT * sum(_radio_floor(sector_of(c), pl) for c, pl in places.items())
+
+    def radio_cost(p: Mapping[str, float]) -> float:
+        """Per measured cell, the weighted mean Huber misfit of its per-place changes, summed."""
+        total = 0.0
+        for c, pl in places.items():
+            moved = c in own
+            gain, turn = (p[f"{c}|gain_db"], p[f"{c}|azimuth_deg"]) if moved else (0.0, 0.0)
+            key = (c, gain, turn, p["pathloss_db"])
+            part = memo.get(key)
+            if part is None:
+                part = memo[key] = _radio_part(sector_of(c), pl, gain, turn, p["pathloss_db"])
+            total += part
+        return RADIO_WEIGHT * total
+
     def penalised(p: Mapping[str, float]) -> float:
-        """The cost plus a weak prior toward no change (where the data cannot tell, nothing changed)."""
+        """The cost plus a weak prior toward no change (where the data cannot tell, nothing changed),
+        plus the per-place radio term when located reports were kept."""
         prior = sum((value / _PRIOR_SCALE[name.split("|")[-1]]) ** 2 for name, value in p.items())
-        return cost(calibration(p)) + PRIOR_WEIGHT * prior
+        return cost(calibration(p)) + PRIOR_WEIGHT * prior + (radio_cost(p) if places else 0.0)
 
     misfit: dict[str, float] = {}
-    error_before = cost(start, misfit)
+    no_change = {"pathloss_db": 0.0, **{f"{c}|{k}": 0.0 for c in cells for k in ("gain_db", "azimuth_deg")}}
+    # the error a resync must lower: the aggregates' and, with located reports, the per-place term
+    # above its floor (the places' own noise, which no change removes)
+    error_before = cost(start, misfit) + (radio_cost(no_change) - floor if places else 0.0)
     params: dict[str, float] = {"pathloss_db": 0.0}
     # the cell that moved most first: searched before it, its neighbours would take up part of its change
     for c in sorted(cells, key=lambda c: (-misfit.get(c, 0.0), c)):
@@ -213,7 +340,7 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
                     if trial_cost < best - 1e-12:
                         best, params = trial_cost, trial
     after = calibration(params)
-    error_after = cost(after)
+    error_after = cost(after) + (max(radio_cost(params) - floor, 0.0) if places else 0.0)
     change: dict[str, dict[str, float]] = {
         c: {"gainDb": params[f"{c}|gain_db"], "azimuthDeg": params[f"{c}|azimuth_deg"],
             "trafficScale": math.exp(params[f"{c}|log_traffic"])} for c in cells}

@@ -19,7 +19,7 @@ from twin.sim.cm import apply_cm_to_sector, normalise_attributes
 from twin.sim.propagation import Scenario
 from twin.sim.topology import Cluster, Sector
 
-__all__ = ["EARTH_RADIUS_M", "cluster_from_mirror", "latlon_to_xy"]
+__all__ = ["EARTH_RADIUS_M", "cluster_from_mirror", "cluster_origin", "latlon_to_xy"]
 
 FloatArray = npt.NDArray[np.float64]
 EARTH_RADIUS_M = 6_371_000.0
@@ -39,6 +39,22 @@ def latlon_to_xy(
     x = EARTH_RADIUS_M * (lon - math.radians(lon0_deg)) * math.cos(math.radians(lat0_deg))
     y = EARTH_RADIUS_M * (lat - math.radians(lat0_deg))
     return np.asarray(x), np.asarray(y)
+
+
+def _origin(norm: Mapping[str, Mapping[str, Any]]) -> tuple[float, float]:
+    lats = [a["lat"] for a in norm.values() if "lat" in a and "lon" in a]
+    lons = [a["lon"] for a in norm.values() if "lat" in a and "lon" in a]
+    return (float(np.mean(lats)) if lats else 0.0), (float(np.mean(lons)) if lons else 0.0)
+
+
+def cluster_origin(cells: Mapping[str, Mapping[str, Any]]) -> tuple[float, float]:
+    """(lat0, lon0) of the local frame ``cluster_from_mirror`` puts the same CM view in (degrees):
+    positions reported in lat/lon (located UE reports) go through ``latlon_to_xy`` with it.
+
+    >>> [round(v, 6) for v in cluster_origin({"nr:a": {"lat": 45.0, "lon": 7.0}, "nr:b": {"lat": 45.002, "lon": 7.0}})]
+    [45.001, 7.0]
+    """
+    return _origin({key: normalise_attributes(attrs) for key, attrs in cells.items()})
 
 
 def cluster_from_mirror(
@@ -70,10 +86,7 @@ def cluster_from_mirror(
         raise ValueError("cannot build a cluster from an empty CM view")
     base = defaults or Sector(cell_key="", site_id="", x_m=0.0, y_m=0.0)
     norm = {key: normalise_attributes(attrs) for key, attrs in cells.items()}
-    lats = [a["lat"] for a in norm.values() if "lat" in a and "lon" in a]
-    lons = [a["lon"] for a in norm.values() if "lat" in a and "lon" in a]
-    lat0 = float(np.mean(lats)) if lats else 0.0
-    lon0 = float(np.mean(lons)) if lons else 0.0
+    lat0, lon0 = _origin(norm)
     sectors: list[Sector] = []
     for key, attrs in norm.items():
         if "lat" in attrs and "lon" in attrs:

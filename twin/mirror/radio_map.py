@@ -1,0 +1,185 @@
+"""Where each cell was heard, and how strongly: a geolocated SS-RSRP map from UE reports.
+
+A UE measurement report with a position (MDT, GNSS) gives the SS-RSRP of its serving cell and of
+the neighbours it heard at one place. At one place the path, the building and the shadowing
+between a cell and the UE stay what they were, so the change of a cell's RSRP *at the same place*
+is the change of the cell itself (its gain, its azimuth, the cluster's path loss), free of what the
+twin does not know about the place. Aggregates cannot do that: after a cell loses 15 dB, the UEs
+that still report it are those where it was strongest, and its mean RSRP falls by less
+(``docs/gap.md``, "Radio evidence"). The resync's fit reads these per-place changes
+(``twin.resync.fit``).
+
+The map keeps, per measured cell, square bins of ``BIN_M`` metres: the reports of the last
+``RECENT_S`` seconds one by one (a resync compares the periods since its episode began with what
+came before), older ones folded into a per-bin mean that forgets with a time constant of
+``MEMORY_S``. Only reports located to ``MAX_ACCURACY_M`` or better are kept; a cell keeps at most
+``MAX_BINS`` bins (the least recently heard go first) and the map at most ``MAX_RECENT`` recent
+reports, so its memory is bounded whatever arrives.
+
+>>> m = RadioMap()
+>>> for t, rsrp in ((1000.0, -90.0), (2000.0, -91.0), (9000.0, -105.0)):
+...     m.add(t, "nr:a", 45.0, 7.0, rsrp)
+>>> change = m.changes(8100.0, 9000.0)["nr:a"]
+>>> change.delta_db.tolist(), change.before_n.tolist(), change.after_n.tolist()
+([-14.5], [2.0], [1])
+>>> RadioMap.from_bytes(m.to_bytes()) == m
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+__all__ = ["BIN_M", "MAX_ACCURACY_M", "MAX_BINS", "MAX_RECENT", "MEMORY_S", "RECENT_S", "RadioChange", "RadioMap"]
+
+#: bin edge (m): about a GNSS fix, so a bin is one place (a 50 m bin mixes places and, after a
+#: loss, keeps only where the cell was strongest: -12.5 dB measured for a -15 dB fault)
+BIN_M = 5.0
+#: reports located less precisely than this (m) are not mapped
+MAX_ACCURACY_M = 10.0
+#: reports kept one by one (s): the evidence window of a resync
+RECENT_S = 2 * 3600.0
+#: time constant (s) of the folded per-bin means
+MEMORY_S = 2 * 86400.0
+#: bins per measured cell, and recent reports per map
+MAX_BINS = 4096
+MAX_RECENT = 200_000
+_M_PER_DEG = 111_320.0
+_FOLD_EVERY_S = 900.0
+FloatArray = npt.NDArray[np.float64]
+
+
+def bin_of(lat: float, lon: float, bin_m: float = BIN_M) -> tuple[int, int]:
+    """The bin of a position (equirectangular, ``bin_m`` square).
+
+    >>> bin_of(45.0, 7.0) == bin_of(45.0 + 1e-6, 7.0), bin_of(45.0, 7.0) == bin_of(45.0 + 1e-4, 7.0)
+    (True, False)
+    """
+    y = lat * _M_PER_DEG
+    return math.floor(y / bin_m), math.floor(lon * _M_PER_DEG * math.cos(math.radians(lat)) / bin_m)
+
+
+@dataclass(frozen=True)
+class RadioChange:
+    """One measured cell's per-place change: for every bin heard both before and in the window,
+    the mean position of the window's reports (``lat``, ``lon``, degrees), the change of the mean
+    SS-RSRP (``delta_db``, window minus before) and the reports behind each side. Arrays [bins]."""
+
+    lat: FloatArray
+    lon: FloatArray
+    delta_db: FloatArray
+    before_n: FloatArray
+    after_n: npt.NDArray[np.int64]
+
+
+@dataclass
+class RadioMap:
+    """Geolocated SS-RSRP per measured cell (module docstring)."""
+
+    bin_m: float = BIN_M
+    # recent reports, in arrival order: (time, measured cell, lat, lon, RSRP dBm)
+    recent: list[tuple[float, str, float, float, float]] = field(default_factory=list)
+    # folded: cell -> bin -> [weight, weighted RSRP sum, time of the last fold]
+    bins: dict[str, dict[tuple[int, int], list[float]]] = field(default_factory=dict)
+    newest: float = float("-inf")
+
+    def add(self, t: float, cell: str, lat: float, lon: float, rsrp_dbm: float) -> None:
+        """One report of ``cell`` at ``(lat, lon)`` at time ``t`` (epoch s)."""
+        if not (math.isfinite(t) and math.isfinite(lat) and math.isfinite(lon) and math.isfinite(rsrp_dbm)):
+            return
+        self.recent.append((t, cell, lat, lon, rsrp_dbm))
+        if t > self.newest:
+            self.newest = t
+        # folded in batches (a quarter of an hour of reports, or a tenth of the cap), not per report
+        if len(self.recent) > MAX_RECENT * 1.1 or self.recent[0][0] < self.newest - RECENT_S - _FOLD_EVERY_S:
+            self.fold()
+
+    def fold(self) -> None:
+        """Fold the reports older than ``RECENT_S`` (or beyond ``MAX_RECENT``) into the bins."""
+        horizon = self.newest - RECENT_S
+        keep = [r for r in self.recent if r[0] >= horizon]
+        old = [r for r in self.recent if r[0] < horizon]
+        if len(keep) > MAX_RECENT:
+            old += keep[:-MAX_RECENT]
+            keep = keep[-MAX_RECENT:]
+        self.recent = keep
+        for t, cell, lat, lon, rsrp in old:
+            per = self.bins.setdefault(cell, {})
+            key = bin_of(lat, lon, self.bin_m)
+            acc = per.get(key)
+            if acc is None:
+                if len(per) >= MAX_BINS:
+                    _evict(per)
+                per[key] = [1.0, rsrp, t]
+                continue
+            decay = math.exp(-max(t - acc[2], 0.0) / MEMORY_S)
+            acc[0] = acc[0] * decay + 1.0
+            acc[1] = acc[1] * decay + rsrp
+            acc[2] = max(acc[2], t)
+
+    def changes(self, since: float, until: float, after_from: float | None = None) -> dict[str, RadioChange]:
+        """Per measured cell, the change at each place between the reports in ``(since, until]``
+        and everything up to ``since`` (folded bins and earlier recent reports); with
+        ``after_from``, only the reports in ``(after_from, until]`` are compared (a later period
+        against the same before)."""
+        start = since if after_from is None else max(since, after_from)
+        before: dict[str, dict[tuple[int, int], list[float]]] = {
+            c: {k: [v[0], v[1]] for k, v in per.items()} for c, per in self.bins.items()}
+        after: dict[str, dict[tuple[int, int], list[float]]] = {}
+        for t, cell, lat, lon, rsrp in self.recent:
+            if t > until or since < t <= start:
+                continue
+            key = bin_of(lat, lon, self.bin_m)
+            side = before if t <= since else after
+            acc = side.setdefault(cell, {}).setdefault(key, [0.0, 0.0, 0.0, 0.0])
+            acc[0] += 1.0
+            acc[1] += rsrp
+            if side is after:
+                acc[2] += lat
+                acc[3] += lon
+        out: dict[str, RadioChange] = {}
+        for cell, per in after.items():
+            ref = before.get(cell, {})
+            rows = [(a[2] / a[0], a[3] / a[0], a[1] / a[0] - ref[k][1] / ref[k][0], ref[k][0], a[0])
+                    for k, a in sorted(per.items()) if k in ref and ref[k][0] > 0]
+            if rows:
+                arr = np.array(rows, dtype=np.float64)
+                out[cell] = RadioChange(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4].astype(np.int64))
+        return out
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"v": 1, "binM": self.bin_m, "newest": self.newest if math.isfinite(self.newest) else None,
+                             "recent": self.recent,
+                             "bins": {c: [[k[0], k[1], *v] for k, v in per.items()] for c, per in self.bins.items()}})
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> RadioMap:
+        """Read back ``to_bytes``; ``ValueError`` on anything else."""
+        try:
+            d = orjson.loads(blob)
+            if d.get("v") != 1:
+                raise ValueError(f"radio map version {d.get('v')!r} is not 1")
+            newest = d["newest"]
+            return cls(bin_m=float(d["binM"]),
+                       recent=[(float(t), str(c), float(a), float(o), float(r)) for t, c, a, o, r in d["recent"]],
+                       bins={str(c): {(int(b[0]), int(b[1])): [float(b[2]), float(b[3]), float(b[4])] for b in rows}
+                             for c, rows in d["bins"].items()},
+                       newest=float("-inf") if newest is None else float(newest))
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a radio map: {exc}") from exc
+
+    def copy(self) -> RadioMap:
+        return RadioMap(self.bin_m, list(self.recent), {c: {k: list(v) for k, v in per.items()}
+                                                        for c, per in self.bins.items()}, self.newest)
+
+
+def _evict(per: dict[tuple[int, int], list[float]]) -> None:
+    """Drop the least recently heard tenth of a cell's bins (amortised: not one per new bin)."""
+    order = sorted(per, key=lambda k: per[k][2])
+    for key in order[: max(1, len(order) // 10)]:
+        del per[key]
