@@ -15,7 +15,7 @@ from twin.ingest import IngestDecoder
 from twin.mirror import radio_map
 from twin.mirror.cluster import ClusterMirror
 from twin.mirror.radio_map import RadioMap, bin_of
-from twin.mirror.store import CheckpointStore, PartitionState
+from twin.mirror.store import SEP, CheckpointStore, PartitionState, take_changes
 
 A, B = "nr:00101-000000a01", "nr:00101-000000a02"
 T0 = 1.8e9
@@ -39,7 +39,8 @@ def test_located_reports_map_the_serving_cell_and_neighbours_known_by_key() -> N
     m.apply(["mr", A, ["ev-6", T0 + 5, 60, 20, 30, [], 1000.0, 7]])  # a body of an earlier version
     assert m.duplicates == 1 and m.cells[A].mr.count == 6
     assert m.radio is not None and m.radio_changed
-    assert [(c, r) for _, c, _, _, r in m.radio.recent] == [(A, -97.0), (B, -101.5), (A, -97.0), (B, -101.5)]
+    reports = [r for bucket in sorted(m.radio.recent) for r in m.radio.recent[bucket]]
+    assert [(c, r) for _, c, _, _, r in reports] == [(A, -97.0), (B, -101.5), (A, -97.0), (B, -101.5)]
     assert m.snapshot().radio == m.radio and m.snapshot().radio is not m.radio
 
 
@@ -63,7 +64,7 @@ def test_a_change_is_measured_at_the_same_place_and_old_reports_fold_into_bins()
     for h in range(6):  # six hours at two places, then the cell loses 15 dB at one of them
         m.add(T0 + 3600 * h, A, 45.0, 7.0, -90.0)
         m.add(T0 + 3600 * h, A, far, 7.0, -80.0)
-    assert m.bins[A] and all(t >= m.newest - radio_map.RECENT_S - 900 for t, *_ in m.recent)
+    assert m.bins[A] and all(t >= m.newest - radio_map.RECENT_S - 900 for v in m.recent.values() for t, *_ in v)
     m.add(T0 + 3600 * 6, A, 45.0, 7.0, -105.0)
     change = m.changes(T0 + 3600 * 6 - 900, T0 + 3600 * 6)[A]
     assert change.delta_db.tolist() == pytest.approx([-15.0]) and change.after_n.tolist() == [1]
@@ -80,13 +81,13 @@ def test_the_map_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(radio_map, "MAX_BINS", 50)
     monkeypatch.setattr(radio_map, "MAX_RECENT", 100)
     m = RadioMap()
-    for i in range(2000):  # 2,000 places in one hour: more than the recent reports and the bins allow
+    for i in range(5000):  # 5,000 places in 83 minutes: more than the recent reports and the bins allow
         m.add(T0 + i, A, 45.0 + i * 1e-4, 7.0, -90.0)
-    assert len(m.recent) <= 110 and len(m.bins[A]) <= 50
+    assert m.size() <= 1100 and len(m.bins[A]) <= 50  # checked every 1,000 reports
     for bad in (float("nan"), float("inf")):
         m.add(T0, A, 45.0, 7.0, bad)
         m.add(T0, A, bad, 7.0, -90.0)
-    assert all(r == -90.0 for *_, r in m.recent)
+    assert all(r == -90.0 for v in m.recent.values() for *_, r in v)
 
 
 def test_the_map_round_trips_through_the_checkpoint_and_a_bad_one_starts_afresh(tmp_path: Path) -> None:
@@ -102,8 +103,13 @@ def test_the_map_round_trips_through_the_checkpoint_and_a_bad_one_starts_afresh(
     assert loaded.radio is not None
     assert loaded.radio.changes(T0 + 60 * 390, T0 + 60 * 400).keys() == m.radio.changes(T0 + 60 * 390,
                                                                                        T0 + 60 * 400).keys()
+    # incremental: with nothing new nothing is written; a new report rewrites its quarter hour only
+    assert take_changes(store.load(0)).keys() == 0
+    m.apply(_mr(9999, T0 + 60 * 400))
+    written = [k for k, _ in take_changes(state).puts if k.startswith(SEP.join(["c", "c1", "r", ""]))]
+    assert written == [SEP.join(["c", "c1", "r", "q", str(int((T0 + 60 * 400) // 900))])], written
     with pytest.raises(ValueError, match="radio map"):
-        RadioMap.from_bytes(b"{}")
+        RadioMap().load_entry(["b"], b"{}")
     fresh = ClusterMirror("c1")
-    fresh.load_entry(["r"], b"\x00 not json")
-    assert fresh.radio is None
+    fresh.load_entry(["r", "q", "1"], b"\x00 not json")  # unreadable: left out, logged, no crash
+    assert fresh.radio is not None and fresh.radio.recent == {}

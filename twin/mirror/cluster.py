@@ -35,7 +35,7 @@ RESYNCS = "y"  # ("y",): the latest resyncs' records (``twin.resync``)
 FIDELITY_STATE = "e"  # ("e",): the DT-BSM estimator's state (``twin.fidelity.FidelityEstimator.to_bytes``; bytes)
 IDENTITY = "i"  # ("i",): cell identity claims and conflicts ({"claims": ..., "conflicts": ...}, twin.mirror.identity)
 FIDELITY = "f"  # ("f",): the latest DT-BSM records (``twin.prediction.fidelity``), oldest first
-RADIO = "r"  # ("r",): the geolocated SS-RSRP map of located UE reports (``twin.mirror.radio_map``; bytes)
+RADIO = "r"  # ("r", ...): the geolocated SS-RSRP map of located UE reports (``RadioMap.take_entries``; bytes)
 #: resync records a cluster keeps (older ones are on ``ran.twin.resyncs.v1``)
 RESYNCS_KEPT = 50
 #: periods of a derived key's claim remembered so that they can be moved out if CM later gives the key
@@ -414,7 +414,7 @@ class ClusterMirror:
             out.append(((FIDELITY,), orjson.dumps(self.fidelity)))
         self.fidelity_changed = False
         if self.radio is not None and (full or self.radio_changed):
-            out.append(((RADIO,), self.radio.to_bytes()))
+            out += [((RADIO, *sub), value) for sub, value in self.radio.take_entries(full)]
         self.radio_changed = False
         dns = set(self.objects) if full else self.changed_objects
         self.changed_objects = set()
@@ -450,11 +450,12 @@ class ClusterMirror:
         elif sub[0] == FIDELITY:
             self.fidelity = list(value)
         elif sub[0] == RADIO:
+            if self.radio is None:
+                self.radio = RadioMap()
             try:
-                self.radio = RadioMap.from_bytes(bytes(value))
-            except ValueError as exc:  # evidence, not state the mirror's figures rest on: start a new map
-                log.warning("mirror.radio_map_restarted", cluster=self.cluster_id, reason=str(exc))
-                self.radio = None
+                self.radio.load_entry(sub[1:], bytes(value))
+            except ValueError as exc:  # evidence, not state the mirror's figures rest on: leave it out
+                log.warning("mirror.radio_entry_unreadable", cluster=self.cluster_id, entry=sub, reason=str(exc))
         elif sub[0] == IDENTITY:
             self.claims = dict(value["claims"])
             self.conflicts = dict(value["conflicts"])

@@ -12,9 +12,9 @@ that still report it are those where it was strongest, and its mean RSRP falls b
 The map keeps, per measured cell, square bins of ``BIN_M`` metres: the reports of the last
 ``RECENT_S`` seconds one by one (a resync compares the periods since its episode began with what
 came before), older ones folded into a per-bin mean that forgets with a time constant of
-``MEMORY_S``. Only reports located to ``MAX_ACCURACY_M`` or better are kept; a cell keeps at most
-``MAX_BINS`` bins (the least recently heard go first) and the map at most ``MAX_RECENT`` recent
-reports, so its memory is bounded whatever arrives.
+``MEMORY_S`` (folded a quarter hour at a time). Only reports located to ``MAX_ACCURACY_M`` or
+better are kept; a cell keeps at most ``MAX_BINS`` bins (the least recently heard go first) and
+the map at most ``MAX_RECENT`` recent reports, so its memory is bounded whatever arrives.
 
 >>> m = RadioMap()
 >>> for t, rsrp in ((1000.0, -90.0), (2000.0, -91.0), (9000.0, -105.0)):
@@ -22,7 +22,10 @@ reports, so its memory is bounded whatever arrives.
 >>> change = m.changes(8100.0, 9000.0)["nr:a"]
 >>> change.delta_db.tolist(), change.before_n.tolist(), change.after_n.tolist()
 ([-14.5], [2.0], [1])
->>> RadioMap.from_bytes(m.to_bytes()) == m
+>>> back = RadioMap()
+>>> for sub, value in m.take_entries(full=True):
+...     back.load_entry(list(sub), value)
+>>> back == m
 True
 """
 
@@ -50,7 +53,8 @@ MEMORY_S = 2 * 86400.0
 MAX_BINS = 4096
 MAX_RECENT = 200_000
 _M_PER_DEG = 111_320.0
-_FOLD_EVERY_S = 900.0
+_BUCKET_S = 900.0
+_NONE = (0.0, 0.0)
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -79,48 +83,72 @@ class RadioChange:
 
 @dataclass
 class RadioMap:
-    """Geolocated SS-RSRP per measured cell (module docstring)."""
+    """Geolocated SS-RSRP per measured cell (module docstring). Checkpointed incrementally
+    (``take_entries``): the folded bins when a fold changed them, and the recent reports in
+    quarter-hour buckets, each written while it fills and deleted once folded."""
 
     bin_m: float = BIN_M
-    # recent reports, in arrival order: (time, measured cell, lat, lon, RSRP dBm)
-    recent: list[tuple[float, str, float, float, float]] = field(default_factory=list)
+    # recent reports by quarter hour of their time: bucket -> [(time, measured cell, lat, lon, RSRP dBm)]
+    recent: dict[int, list[tuple[float, str, float, float, float]]] = field(default_factory=dict)
     # folded: cell -> bin -> [weight, weighted RSRP sum, time of the last fold]
     bins: dict[str, dict[tuple[int, int], list[float]]] = field(default_factory=dict)
     newest: float = float("-inf")
+    # checkpoint bookkeeping (not state): buckets changed or dropped, bins changed, since the last take
+    dirty: set[int] = field(default_factory=set, compare=False, repr=False)
+    dropped: set[int] = field(default_factory=set, compare=False, repr=False)
+    bins_dirty: bool = field(default=False, compare=False, repr=False)
+    added: int = field(default=0, compare=False, repr=False)  # reports added: the size is checked every 1,000
 
     def add(self, t: float, cell: str, lat: float, lon: float, rsrp_dbm: float) -> None:
         """One report of ``cell`` at ``(lat, lon)`` at time ``t`` (epoch s)."""
         if not (math.isfinite(t) and math.isfinite(lat) and math.isfinite(lon) and math.isfinite(rsrp_dbm)):
             return
-        self.recent.append((t, cell, lat, lon, rsrp_dbm))
+        bucket = int(t // _BUCKET_S)
+        reports = self.recent.get(bucket)
+        if reports is None:
+            reports = self.recent[bucket] = []
+        reports.append((t, cell, lat, lon, rsrp_dbm))
+        self.dirty.add(bucket)
         if t > self.newest:
             self.newest = t
-        # folded in batches (a quarter of an hour of reports, or a tenth of the cap), not per report
-        if len(self.recent) > MAX_RECENT * 1.1 or self.recent[0][0] < self.newest - RECENT_S - _FOLD_EVERY_S:
+            if min(self.recent) < (self.newest - RECENT_S) // _BUCKET_S:
+                self.fold()  # a whole quarter hour left the window: once per quarter hour
+        elif len(reports) == 1 and bucket < (self.newest - RECENT_S) // _BUCKET_S:
+            self.fold()  # a late report of a quarter hour already folded
+        self.added += 1
+        if self.added % 1000 == 0 and self.size() > MAX_RECENT:
             self.fold()
 
+    def size(self) -> int:
+        """Recent reports held."""
+        return sum(len(v) for v in self.recent.values())
+
     def fold(self) -> None:
-        """Fold the reports older than ``RECENT_S`` (or beyond ``MAX_RECENT``) into the bins."""
-        horizon = self.newest - RECENT_S
-        keep = [r for r in self.recent if r[0] >= horizon]
-        old = [r for r in self.recent if r[0] < horizon]
-        if len(keep) > MAX_RECENT:
-            old += keep[:-MAX_RECENT]
-            keep = keep[-MAX_RECENT:]
-        self.recent = keep
-        for t, cell, lat, lon, rsrp in old:
-            per = self.bins.setdefault(cell, {})
-            key = bin_of(lat, lon, self.bin_m)
-            acc = per.get(key)
-            if acc is None:
-                if len(per) >= MAX_BINS:
-                    _evict(per)
-                per[key] = [1.0, rsrp, t]
-                continue
-            decay = math.exp(-max(t - acc[2], 0.0) / MEMORY_S)
-            acc[0] = acc[0] * decay + 1.0
-            acc[1] = acc[1] * decay + rsrp
-            acc[2] = max(acc[2], t)
+        """Fold the quarter hours older than ``RECENT_S`` (and the oldest beyond ``MAX_RECENT``
+        reports) into the bins."""
+        horizon = (self.newest - RECENT_S) // _BUCKET_S
+        size = self.size()
+        for bucket in sorted(self.recent):
+            if bucket >= horizon and size <= MAX_RECENT:
+                break
+            old = self.recent.pop(bucket)
+            size -= len(old)
+            self.dirty.discard(bucket)
+            self.dropped.add(bucket)
+            self.bins_dirty = True
+            for t, cell, lat, lon, rsrp in old:
+                per = self.bins.setdefault(cell, {})
+                key = bin_of(lat, lon, self.bin_m)
+                acc = per.get(key)
+                if acc is None:
+                    if len(per) >= MAX_BINS:
+                        _evict(per)
+                    per[key] = [1.0, rsrp, t]
+                    continue
+                decay = math.exp(-max(t - acc[2], 0.0) / MEMORY_S)
+                acc[0] = acc[0] * decay + 1.0
+                acc[1] = acc[1] * decay + rsrp
+                acc[2] = max(acc[2], t)
 
     def changes(self, since: float, until: float, after_from: float | None = None) -> dict[str, RadioChange]:
         """Per measured cell, the change at each place between the reports in ``(since, until]``
@@ -128,54 +156,73 @@ class RadioMap:
         ``after_from``, only the reports in ``(after_from, until]`` are compared (a later period
         against the same before)."""
         start = since if after_from is None else max(since, after_from)
-        before: dict[str, dict[tuple[int, int], list[float]]] = {
-            c: {k: [v[0], v[1]] for k, v in per.items()} for c, per in self.bins.items()}
         after: dict[str, dict[tuple[int, int], list[float]]] = {}
-        for t, cell, lat, lon, rsrp in self.recent:
-            if t > until or since < t <= start:
-                continue
-            key = bin_of(lat, lon, self.bin_m)
-            side = before if t <= since else after
-            acc = side.setdefault(cell, {}).setdefault(key, [0.0, 0.0, 0.0, 0.0])
-            acc[0] += 1.0
-            acc[1] += rsrp
-            if side is after:
-                acc[2] += lat
-                acc[3] += lon
+        early: dict[str, dict[tuple[int, int], list[float]]] = {}  # recent reports up to ``since``
+        for reports in self.recent.values():
+            for t, cell, lat, lon, rsrp in reports:
+                if t > until or since < t <= start:
+                    continue
+                key = bin_of(lat, lon, self.bin_m)
+                if t <= since:
+                    acc = early.setdefault(cell, {}).setdefault(key, [0.0, 0.0])
+                else:
+                    acc = after.setdefault(cell, {}).setdefault(key, [0.0, 0.0, 0.0, 0.0])
+                    acc[2] += lat
+                    acc[3] += lon
+                acc[0] += 1.0
+                acc[1] += rsrp
         out: dict[str, RadioChange] = {}
         for cell, per in after.items():
-            ref = before.get(cell, {})
-            rows = [(a[2] / a[0], a[3] / a[0], a[1] / a[0] - ref[k][1] / ref[k][0], ref[k][0], a[0])
-                    for k, a in sorted(per.items()) if k in ref and ref[k][0] > 0]
+            folded, recent = self.bins.get(cell, {}), early.get(cell, {})
+            rows = []
+            for k, a in sorted(per.items()):
+                f, r = folded.get(k, _NONE), recent.get(k, _NONE)
+                n = f[0] + r[0]
+                if n > 0:
+                    rows.append((a[2] / a[0], a[3] / a[0], a[1] / a[0] - (f[1] + r[1]) / n, n, a[0]))
             if rows:
                 arr = np.array(rows, dtype=np.float64)
                 out[cell] = RadioChange(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4].astype(np.int64))
         return out
 
-    def to_bytes(self) -> bytes:
-        return orjson.dumps({"v": 1, "binM": self.bin_m, "newest": self.newest if math.isfinite(self.newest) else None,
-                             "recent": self.recent,
-                             "bins": {c: [[k[0], k[1], *v] for k, v in per.items()] for c, per in self.bins.items()}})
+    # -- checkpoint ----------------------------------------------------------------------------
+    def take_entries(self, full: bool = False) -> list[tuple[tuple[str, ...], bytes | None]]:
+        """The entries changed since the last call (all with ``full``): ``("b",)`` the bins and
+        the map's settings, ``("q", bucket)`` a quarter hour of recent reports (None: deleted)."""
+        out: list[tuple[tuple[str, ...], bytes | None]] = []
+        if full or self.bins_dirty:
+            out.append((("b",), orjson.dumps({"v": 1, "binM": self.bin_m,
+                                              "bins": {c: [[k[0], k[1], *v] for k, v in per.items()]
+                                                       for c, per in self.bins.items()}})))
+        for bucket in sorted(self.recent if full else self.dirty):
+            out.append((("q", str(bucket)), orjson.dumps(self.recent[bucket])))
+        if not full:
+            out += [(("q", str(bucket)), None) for bucket in sorted(self.dropped)]
+        self.dirty, self.dropped, self.bins_dirty = set(), set(), False
+        return out
 
-    @classmethod
-    def from_bytes(cls, blob: bytes) -> RadioMap:
-        """Read back ``to_bytes``; ``ValueError`` on anything else."""
+    def load_entry(self, sub: list[str], value: bytes) -> None:
+        """Read back one entry of ``take_entries``; ``ValueError`` on anything else."""
         try:
-            d = orjson.loads(blob)
-            if d.get("v") != 1:
-                raise ValueError(f"radio map version {d.get('v')!r} is not 1")
-            newest = d["newest"]
-            return cls(bin_m=float(d["binM"]),
-                       recent=[(float(t), str(c), float(a), float(o), float(r)) for t, c, a, o, r in d["recent"]],
-                       bins={str(c): {(int(b[0]), int(b[1])): [float(b[2]), float(b[3]), float(b[4])] for b in rows}
-                             for c, rows in d["bins"].items()},
-                       newest=float("-inf") if newest is None else float(newest))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"not a radio map: {exc}") from exc
+            d = orjson.loads(value)
+            if sub[0] == "b":
+                if d.get("v") != 1:
+                    raise ValueError(f"radio map version {d.get('v')!r} is not 1")
+                self.bin_m = float(d["binM"])
+                self.bins = {str(c): {(int(b[0]), int(b[1])): [float(b[2]), float(b[3]), float(b[4])] for b in rows}
+                             for c, rows in d["bins"].items()}
+            elif sub[0] == "q":
+                reports = [(float(t), str(c), float(a), float(o), float(r)) for t, c, a, o, r in d]
+                self.recent[int(sub[1])] = reports
+                self.newest = max([self.newest, *(r[0] for r in reports)])
+            else:
+                raise ValueError(f"unknown radio map entry {sub!r}")
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ValueError(f"not a radio map entry {sub!r}: {exc}") from exc
 
     def copy(self) -> RadioMap:
-        return RadioMap(self.bin_m, list(self.recent), {c: {k: list(v) for k, v in per.items()}
-                                                        for c, per in self.bins.items()}, self.newest)
+        return RadioMap(self.bin_m, {b: list(v) for b, v in self.recent.items()},
+                        {c: {k: list(v) for k, v in per.items()} for c, per in self.bins.items()}, self.newest)
 
 
 def _evict(per: dict[tuple[int, int], list[float]]) -> None:
