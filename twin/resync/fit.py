@@ -283,12 +283,17 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
         sector = sim.cluster.sectors[index[c]]
         return replace(sector, azimuth_deg=sector.azimuth_deg + start.cell(c).azimuth_deg)
 
-    floor = RADIO_WEIGHT * sum(_radio_floor(sector_of(c), pl) for c, pl in places.items())
+    # the error counts the episode's cells' places only, above their floor: the other cells' places
+    # hold the path loss in the search, but their noise would swamp a change the aggregates show
+    floor = RADIO_WEIGHT * sum(min(_radio_floor(sector_of(c), pl), _radio_part(sector_of(c), pl, 0.0, 0.0, 0.0))
+                               for c, pl in places.items() if c in own)
 
-    def radio_cost(p: Mapping[str, float]) -> float:
-        """Per measured cell, the weighted mean Huber misfit of its per-place changes, summed."""
+    def radio_cost(p: Mapping[str, float], cells: Collection[str] | None = None) -> float:
+        """Per measured cell (of ``cells``, default all), its places' Huber misfit, summed."""
         total = 0.0
         for c, pl in places.items():
+            if cells is not None and c not in cells:
+                continue
             moved = c in own
             gain, turn = (p[f"{c}|gain_db"], p[f"{c}|azimuth_deg"]) if moved else (0.0, 0.0)
             key = (c, gain, turn, p["pathloss_db"])
@@ -308,7 +313,7 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
     no_change = {"pathloss_db": 0.0, **{f"{c}|{k}": 0.0 for c in cells for k in ("gain_db", "azimuth_deg")}}
     # the error a resync must lower: the aggregates' and, with located reports, the per-place term
     # above its floor (the places' own noise, which no change removes)
-    error_before = cost(start, misfit) + (radio_cost(no_change) - floor if places else 0.0)
+    error_before = cost(start, misfit) + (radio_cost(no_change, own) - floor if places else 0.0)
     params: dict[str, float] = {"pathloss_db": 0.0}
     # the cell that moved most first: searched before it, its neighbours would take up part of its change
     for c in sorted(cells, key=lambda c: (-misfit.get(c, 0.0), c)):
@@ -340,7 +345,7 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
                     if trial_cost < best - 1e-12:
                         best, params = trial_cost, trial
     after = calibration(params)
-    error_after = cost(after) + (max(radio_cost(params) - floor, 0.0) if places else 0.0)
+    error_after = cost(after) + (max(radio_cost(params, own) - floor, 0.0) if places else 0.0)
     change: dict[str, dict[str, float]] = {
         c: {"gainDb": params[f"{c}|gain_db"], "azimuthDeg": params[f"{c}|azimuth_deg"],
             "trafficScale": math.exp(params[f"{c}|log_traffic"])} for c in cells}
