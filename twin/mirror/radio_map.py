@@ -32,13 +32,15 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
-__all__ = ["BIN_M", "MAX_ACCURACY_M", "MAX_BINS", "MAX_RECENT", "MEMORY_S", "RECENT_S", "RadioChange", "RadioMap"]
+__all__ = ["BIN_M", "MAX_ACCURACY_M", "MAX_BINS", "MAX_RECENT", "MEMORY_S", "RADIATION_ATTRIBUTES", "RECENT_S",
+           "RadioChange", "RadioMap", "bin_of", "changes_radiation"]
 
 #: bin edge (m): about a GNSS fix, so a bin is one place (a 50 m bin mixes places and, after a
 #: loss, keeps only where the cell was strongest: -12.5 dB measured for a -15 dB fault)
@@ -56,6 +58,27 @@ _M_PER_DEG = 111_320.0
 _BUCKET_S = 900.0
 _NONE = (0.0, 0.0)
 FloatArray = npt.NDArray[np.float64]
+
+
+#: CM attributes (``twin.sim.cm``'s names, any ``Class.`` prefix stripped) that change what a cell
+#: radiates where: a change of one of them clears the cell's map (``RadioMap.forget``)
+RADIATION_ATTRIBUTES = frozenset({
+    "configuredMaxTxPower", "digitalTilt", "retTiltValue", "mechanicalTilt", "azimuth", "antennaHeight",
+    "beamVertWidth", "beamHorizWidth", "antennaMaxGain", "arfcnDL", "administrativeState", "lat", "lon",
+})
+
+
+def changes_radiation(attributes: Iterable[str]) -> bool:
+    """Whether CM ``attributes`` (names as the mirror keeps them) include one of ``RADIATION_ATTRIBUTES``.
+
+    >>> changes_radiation(["NRSectorCarrier.configuredMaxTxPower"]), changes_radiation(["cellIndividualOffset"])
+    (True, False)
+    """
+    for name in attributes:
+        head, _, tail = name.partition(".")
+        if (tail if tail and head[:1].isupper() else name) in RADIATION_ATTRIBUTES:
+            return True
+    return False
 
 
 def bin_of(lat: float, lon: float, bin_m: float = BIN_M) -> tuple[int, int]:
@@ -118,6 +141,23 @@ class RadioMap:
         self.added += 1
         if self.added % 1000 == 0 and self.size() > MAX_RECENT:
             self.fold()
+
+    def forget(self, cell: str, before: float) -> None:
+        """Drop what ``cell`` was heard at before ``before`` (epoch s): its radiation changed there
+        (power, tilt, azimuth, antenna: a CM change), so those levels no longer describe it."""
+        if self.bins.pop(cell, None) is not None:
+            self.bins_dirty = True
+        for bucket, reports in list(self.recent.items()):
+            kept = [r for r in reports if r[1] != cell or r[0] >= before]
+            if len(kept) == len(reports):
+                continue
+            if kept:
+                self.recent[bucket] = kept
+                self.dirty.add(bucket)
+            else:
+                del self.recent[bucket]
+                self.dirty.discard(bucket)
+                self.dropped.add(bucket)
 
     def size(self) -> int:
         """Recent reports held."""
