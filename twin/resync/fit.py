@@ -100,6 +100,9 @@ MIN_PLACES = 5
 #: weight of the per-place term against the aggregates' (both dimensionless: levels in 3 dB units)
 RADIO_WEIGHT = 0.2
 _RADIO_REPORTS = 20.0  # a cell's term is its places' summed misfit over this: more reports, more weight
+#: per cell, what fitting its gain and azimuth to the places' noise alone lowers the misfit by (about
+#: two, one per parameter, for places of one report each): a resync is not credited with it
+_RADIO_ALLOWANCE = 0.1
 _RADIO_HUBER = 2.0  # in 3 dB units: beyond 6 dB a place counts linearly (two UEs in one bin, a bad fix)
 _UE_HEIGHT_M = 1.5
 
@@ -283,10 +286,14 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
         sector = sim.cluster.sectors[index[c]]
         return replace(sector, azimuth_deg=sector.azimuth_deg + start.cell(c).azimuth_deg)
 
-    # the error counts the episode's cells' places only, above their floor: the other cells' places
-    # hold the path loss in the search, but their noise would swamp a change the aggregates show
-    floor = RADIO_WEIGHT * sum(min(_radio_floor(sector_of(c), pl), _radio_part(sector_of(c), pl, 0.0, 0.0, 0.0))
-                               for c, pl in places.items() if c in own)
+    # the error counts the episode's cells' places only (the other cells' places hold the path loss
+    # in the search, but their noise would swamp a change the aggregates show), each cell's above
+    # its floor plus what fitting its two parameters to noise alone gains (``_RADIO_ALLOWANCE``)
+    floors = {c: min(_radio_floor(sector_of(c), pl), _radio_part(sector_of(c), pl, 0.0, 0.0, 0.0))
+              + _RADIO_ALLOWANCE for c, pl in places.items() if c in own}
+
+    def radio_excess(p: Mapping[str, float]) -> float:
+        return RADIO_WEIGHT * sum(max(radio_cost(p, (c,)) / RADIO_WEIGHT - floor, 0.0) for c, floor in floors.items())
 
     def radio_cost(p: Mapping[str, float], cells: Collection[str] | None = None) -> float:
         """Per measured cell (of ``cells``, default all), its places' Huber misfit, summed."""
@@ -313,7 +320,7 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
     no_change = {"pathloss_db": 0.0, **{f"{c}|{k}": 0.0 for c in cells for k in ("gain_db", "azimuth_deg")}}
     # the error a resync must lower: the aggregates' and, with located reports, the per-place term
     # above its floor (the places' own noise, which no change removes)
-    error_before = cost(start, misfit) + (radio_cost(no_change, own) - floor if places else 0.0)
+    error_before = cost(start, misfit) + radio_excess(no_change)
     params: dict[str, float] = {"pathloss_db": 0.0}
     # the cell that moved most first: searched before it, its neighbours would take up part of its change
     for c in sorted(cells, key=lambda c: (-misfit.get(c, 0.0), c)):
@@ -345,7 +352,7 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
                     if trial_cost < best - 1e-12:
                         best, params = trial_cost, trial
     after = calibration(params)
-    error_after = cost(after) + (max(radio_cost(params, own) - floor, 0.0) if places else 0.0)
+    error_after = cost(after) + radio_excess(params)
     change: dict[str, dict[str, float]] = {
         c: {"gainDb": params[f"{c}|gain_db"], "azimuthDeg": params[f"{c}|azimuth_deg"],
             "trafficScale": math.exp(params[f"{c}|log_traffic"])} for c in cells}
