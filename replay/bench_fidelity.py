@@ -50,7 +50,8 @@ from twin.gap import kpi_error
 from twin.gap.target import RATIO_KPIS
 from twin.prediction import calibrated_name
 from twin.resync.trigger import Signal, TriggerGate
-from twin.sim.kpis import PRB, THP
+from twin.sim.kpis import CONN, PRB, THP
+from twin.sim.simulator import SimResult
 
 __all__ = ["DRIFTS", "bench_fidelity_command", "run_fidelity"]
 
@@ -81,6 +82,33 @@ DRIFTS: dict[str, Callable[[NetworkEmulator, str, int], dict[str, Any]]] = {
 }
 
 
+def _injected(kind: str, cell: str, params: dict[str, Any], cells: list[str], drifted: SimResult,
+              plain: SimResult) -> dict[str, dict[str, float]]:
+    """The drift in the terms of the resync's calibration (``twin.resync.calibration``), per cell,
+    from the emulator's noiseless first period with and without it: the gain or azimuth change of
+    the drifted cell; for a surge, each cell's connected UEs with over without (its traffic scale,
+    cells above 1.05); for an interferer, the mean rise (dB) of the SS interference plus noise at the
+    UEs each cell serves in both (its interference margin, cells above 0.3 dB; the UEs it cuts off
+    are not in it)."""
+    if kind in ("antenna_fault", "gain_drift"):
+        return {cell: {"gainDb": -float(params["gain_drop_db"])}}
+    if kind == "azimuth_change":
+        return {cell: {"azimuthDeg": float(params["deg"])}}
+    out: dict[str, dict[str, float]] = {}
+    for i, c in enumerate(cells):
+        if kind == "traffic_surge":
+            a, b = float(drifted.kpi.values[CONN][i]), float(plain.kpi.values[CONN][i])
+            if b > 0 and a / b > 1.05:
+                out[c] = {"trafficScale": round(a / b, 3)}
+        elif kind == "interferer":
+            both = (drifted.ue.serving == i) & drifted.ue.connected & (plain.ue.serving == i) & plain.ue.connected
+            if both.any():
+                rise = float(np.mean(plain.ue.ss_sinr_db[both] - drifted.ue.ss_sinr_db[both]))
+                if rise > 0.3:
+                    out[c] = {"interferenceDb": round(rise, 2)}
+    return out
+
+
 @dataclass
 class _Run:
     cells: list[str]
@@ -88,6 +116,7 @@ class _Run:
     drift_end: int  # period end of the drift's first period
     affected: set[str]
     untouched: set[str]
+    injected: dict[str, dict[str, float]]  # the drift in the calibration's terms, per cell (``_injected``)
     raised: list[tuple[str, int]]  # (cell, period end) of every divergence episode raised
     raw: dict[str, dict[int, dict[str, float]]]  # cell -> end -> KPI -> raw prediction
     cal: dict[str, dict[int, dict[str, float]]]
@@ -124,6 +153,7 @@ def _run(scenario_name: str, drift_kind: str, seed: int, tmp: Path, mr_per_cell:
     truth: dict[str, dict[int, dict[str, float]]] = {c: {} for c in emu.cells}
     affected: set[str] = set()
     untouched: set[str] = set(emu.cells)
+    injected: dict[str, dict[str, float]] = {}
     ends = []
     for _ in range(periods):
         step = emu.step_detail()
@@ -135,7 +165,9 @@ def _run(scenario_name: str, drift_kind: str, seed: int, tmp: Path, mr_per_cell:
             truth[c][end] = {k: float(kpi[k][i]) for k in RATIO_KPIS}
         if end == drift_end:  # the counterfactual: the same period without the drift
             public = tuple(emu.public_sector(c) for c in emu.cells)
-            without = emu.physics.evaluate(public, period_hour(step.period_end, GP), []).result.kpi.values
+            plain = emu.physics.evaluate(public, period_hour(step.period_end, GP), []).result
+            without = plain.kpi.values
+            injected = _injected(drift_kind, cell, params, emu.cells, step.state.result, plain)
             affected, untouched = set(), set()
             for i, c in enumerate(emu.cells):
                 change = max(abs(float(kpi[k][i]) - float(without[k][i])) / max(abs(float(without[k][i])), 1e-9)
@@ -158,7 +190,7 @@ def _run(scenario_name: str, drift_kind: str, seed: int, tmp: Path, mr_per_cell:
                       if e in pred.get(calibrated_name(k), {})} for e in ends}
         real[c] = {e: {k: m.pm[GP][k][e] for k in RATIO_KPIS if e in m.pm.get(GP, {}).get(k, {})}
                    for e in ends}
-    return _Run(list(emu.cells), ends, drift_end, affected, untouched, raised, raw, cal, real, truth,
+    return _Run(list(emu.cells), ends, drift_end, affected, untouched, injected, raised, raw, cal, real, truth,
                 [dict(r) for r in mirror.resyncs], [dict(r) for r in mirror.fidelity])
 
 
@@ -282,6 +314,7 @@ def run_fidelity(seed: int = 4, scenarios: list[str] | None = None, drifts: list
                 base["deviation_score"].append(_detection(run, _baseline_deviation(run)))
                 base["dtbsm_trigger"].append(_detection(run, _baseline_dtbsm(run)))
                 detail.append({"scenario": scenario, "drift": kind, "affected": sorted(run.affected),
+                               "injected": run.injected,
                                "delay": d["delay"], "false_alarms": d["false"],
                                "resyncs": [{k: r.get(k) for k in ("status", "cells", "change", "errorBefore",
                                                                   "errorAfter", "fitSeconds", "reason")}

@@ -1,5 +1,6 @@
 """The resync's per-place radio term (``twin.resync.fit``, ``RadioPlaces``): a cell's SS-RSRP
-change at the places it was heard measures its gain and azimuth change directly.
+change at the places it was heard measures its gain and azimuth change directly, and the change of
+the interference plus noise its UEs heard there measures its interference margin.
 
 The "network" here is the twin's own model under a known calibration change (its KPIs are the
 aggregate evidence) and per-place changes drawn from that change plus report noise: a test of how
@@ -10,9 +11,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from twin.mirror.radio_map import interference_key
 from twin.prediction.model import kpi_values
 from twin.resync.calibration import Calibration, CellCalibration
-from twin.resync.fit import MIN_PLACES, Evidence, RadioPlaces, fit_change, predict_window, radio_misfit, radio_model_db
+from twin.resync.fit import (
+    MIN_PLACES,
+    Evidence,
+    RadioPlaces,
+    fit_change,
+    predict_window,
+    radio_misfit,
+    radio_model_db,
+)
 from twin.sim.simulator import Simulator
 from twin.sim.topology import hex_cluster
 
@@ -84,3 +94,53 @@ def test_too_few_places_are_left_out(sim: Simulator) -> None:
     assert radio_misfit(sim, few, Calibration(), {}) is None
     evidence = _evidence(sim, Calibration())
     assert fit_change(sim, evidence, [cell], radio=few).change == fit_change(sim, evidence, [cell]).change
+
+
+def _heard(sim: Simulator, cell: str, margin_db: float, n: int = 30, seed: int = 1) -> RadioPlaces:
+    """The interference-plus-noise places of ``cell``'s UEs (``twin.mirror.radio_map``): at ``n`` of
+    the twin's UE points it serves, a rise of ``margin_db`` plus 3 dB of report noise (SS-RSRP's and
+    SS-SINR's), and one place 25 dB off."""
+    rng = np.random.default_rng(seed)
+    ue = sim.evaluate().ue
+    served = np.flatnonzero((ue.serving == sim.cluster.cell_keys.index(cell)) & ue.connected)
+    idx = rng.choice(served, size=min(n, served.size), replace=False)
+    delta = margin_db + rng.normal(0.0, 3.0, idx.size)
+    delta[0] += 25.0
+    return RadioPlaces(sim.ues.x_m[idx], sim.ues.y_m[idx], delta, np.ones(idx.size))
+
+
+def test_the_interference_its_ues_heard_gives_a_cells_interference_margin(sim: Simulator) -> None:
+    """An external interferer: the cell's UEs hear 6 dB more interference plus noise, its SS-RSRP is
+    unchanged. The fit gives the cell the margin (a gain or traffic change cannot raise what its UEs
+    hear besides their cell)."""
+    cell = sim.cluster.cell_keys[4]
+    truth = Calibration({cell: CellCalibration(interference_db=6.0)})
+    places = {**_places(sim, cell, 0.0, 0.0), interference_key(cell): _heard(sim, cell, 6.0)}
+    fit = fit_change(sim, _evidence(sim, truth), [cell], radio=places)
+    change = fit.change[cell]
+    assert abs(change["interferenceDb"] - 6.0) <= 1.0, change
+    assert abs(change["gainDb"]) <= 1.0 and abs(change["trafficScale"] - 1.0) < 0.1, change
+    assert fit.after.cell(cell).interference_db == change["interferenceDb"]
+    assert fit.error_after < 0.5 * fit.error_before
+    misfit_fit = radio_misfit(sim, places, Calibration(), fit.change)
+    misfit_none = radio_misfit(sim, places, Calibration(), {})
+    assert misfit_fit is not None and misfit_none is not None and misfit_fit < misfit_none
+
+
+def test_a_gain_fault_gets_no_interference_margin(sim: Simulator) -> None:
+    """A -15 dB fault: the cell's UEs hear their interference unchanged (signal and SS-SINR fell
+    together), so the margin stays 0 however its SS-SINR mean fell."""
+    cell = sim.cluster.cell_keys[4]
+    truth = Calibration({cell: CellCalibration(gain_db=-15.0)})
+    places = {**_places(sim, cell, -15.0, 0.0), interference_key(cell): _heard(sim, cell, 0.0)}
+    fit = fit_change(sim, _evidence(sim, truth), [cell], radio=places)
+    assert abs(fit.change[cell]["gainDb"] + 15.0) <= 1.0, fit.change
+    assert fit.change[cell]["interferenceDb"] <= 1.0, fit.change
+
+
+def test_without_interference_places_no_margin_is_fitted(sim: Simulator) -> None:
+    """Where the data does not support it (no located SS-SINR), the margin is not a parameter."""
+    cell = sim.cluster.cell_keys[4]
+    truth = Calibration({cell: CellCalibration(interference_db=6.0)})
+    fit = fit_change(sim, _evidence(sim, truth), [cell], radio=_places(sim, cell, 0.0, 0.0))
+    assert fit.change[cell]["interferenceDb"] == 0.0 and fit.after.cell(cell).interference_db == 0.0

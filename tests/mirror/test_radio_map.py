@@ -37,10 +37,16 @@ def test_located_reports_map_the_serving_cell_and_neighbours_known_by_key() -> N
     m.apply(_mr(4, T0 + 3, accuracy=None))  # accuracy unknown
     m.apply(["mr", A, ["ev-5", T0 + 4, 60, 20, 30, [], 1000.0, 7, None]])  # no position
     m.apply(["mr", A, ["ev-6", T0 + 5, 60, 20, 30, [], 1000.0, 7]])  # a body of an earlier version
-    assert m.duplicates == 1 and m.cells[A].mr.count == 6
+    m.apply(["mr", A, ["ev-7", T0 + 6, 60, 20, None, [], 1000.0, 7, [45.0, 7.0, 5.0]]])  # no SS-SINR
+    m.apply(["mr", A, ["ev-8", T0 + 7, 60, 20, 127, [], 1000.0, 7, [45.0, 7.0, 5.0]]])  # SS-SINR clipped at 40 dB
+    assert m.duplicates == 1 and m.cells[A].mr.count == 8
     assert m.radio is not None and m.radio_changed
     reports = [r for bucket in sorted(m.radio.recent) for r in m.radio.recent[bucket]]
-    assert [(c, r) for _, c, _, _, r in reports] == [(A, -97.0), (B, -101.5), (A, -97.0), (B, -101.5)]
+    # the serving cell's SS-RSRP, the interference plus noise its UE heard (-97 dBm minus an SS-SINR
+    # of index 30: -8.5 dB) and the neighbour known by key; a report without a usable SS-SINR maps
+    # its SS-RSRP only
+    served = [(A, -97.0), (radio_map.interference_key(A), -88.5), (B, -101.5)]
+    assert [(c, r) for _, c, _, _, r in reports] == served * 2 + [(A, -97.0)] * 2
     assert m.snapshot().radio == m.radio and m.snapshot().radio is not m.radio
 
 

@@ -115,6 +115,35 @@ def test_more_neighbour_load_lowers_sinr(grid_ues: UePoints, sim: Simulator) -> 
     assert np.allclose(loaded.ue.ss_sinr_db, base.ue.ss_sinr_db)
 
 
+def test_an_interference_rise_lowers_the_ss_sinr_of_its_points_by_as_much(grid_ues: UePoints) -> None:
+    """The calibrated interference margin (``interference_rise_db``): the points given a rise hear
+    that much more interference plus noise (their SS-SINR falls by exactly the rise, their SS-RSRP
+    stays), the others nothing; their data SINR and throughput fall; a what-if keeps the external
+    PSD fixed (a power change of the cell does not move the interferer)."""
+    fresh = Simulator(CLUSTER, grid_ues, seed=5)
+    base = fresh.evaluate()
+    own = base.ue.serving == 0
+    rise = np.where(own, 6.0, 0.0)
+    raised = fresh.evaluate(interference_rise_db=rise)
+    assert np.array_equal(raised.ue.serving, base.ue.serving)
+    assert np.allclose(raised.ue.rsrp_dbm, base.ue.rsrp_dbm)
+    assert np.allclose(raised.ue.ss_sinr_db[own], base.ue.ss_sinr_db[own] - 6.0, atol=1e-9)
+    assert np.allclose(raised.ue.ss_sinr_db[~own], base.ue.ss_sinr_db[~own], atol=1e-9)
+    assert np.all(raised.ue.sinr_db[own] < base.ue.sinr_db[own])
+    assert raised.kpis[CENTRE]["DRB.UEThpDl"] < base.kpis[CENTRE]["DRB.UEThpDl"]
+    # a what-if after a rise everywhere: the external PSD stays what the cells as configured fixed,
+    # so at the neighbours' points 1 / SS-SINR = 1 / (the change's, no rise) + (10^0.6 - 1) / (before's)
+    change = {CENTRE: {"configuredMaxTxPower": 40000}}
+    fresh.evaluate(interference_rise_db=6.0)
+    more = fresh.whatif(change).result
+    louder = Simulator(CLUSTER, grid_ues, seed=5).evaluate(change)
+    other = (base.ue.serving != 0) & (more.ue.serving == base.ue.serving)
+    lin = lambda db: 10.0 ** (db / 10.0)  # noqa: E731
+    expected = 1.0 / (1.0 / lin(louder.ue.ss_sinr_db[other]) + (lin(6.0) - 1.0) / lin(base.ue.ss_sinr_db[other]))
+    assert np.allclose(more.ue.ss_sinr_db[other], 10.0 * np.log10(expected), atol=1e-6)
+    assert fresh.evaluate(interference_rise_db=0.0).kpis == base.kpis
+
+
 def test_locking_a_cell_moves_its_ues_and_saves_energy(sim: Simulator) -> None:
     wi = sim.whatif({CENTRE: {"administrativeState": "LOCKED"}})
     assert served(wi.result.ue.serving, wi.result.ue.connected, 0) == 0

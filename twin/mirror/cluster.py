@@ -17,8 +17,8 @@ import structlog
 
 from twin.mirror.cell import MR, CellMirror, Entry
 from twin.mirror.identity import CLAIM_CLASSES, cell_dn, is_derived, local_dn, node_key, notice
-from twin.mirror.mr_stats import SealBudget, rsrp_dbm_of_index
-from twin.mirror.radio_map import MAX_ACCURACY_M, RadioMap, changes_radiation
+from twin.mirror.mr_stats import SealBudget, rsrp_dbm_of_index, sinr_db_of_index
+from twin.mirror.radio_map import MAX_ACCURACY_M, RadioMap, changes_radiation, interference_key
 from twin.records import CmBody, CmNotificationBody, MrBody, NormalisedRecord, PmBody
 
 __all__ = ["BOOK", "CALIBRATION", "FIDELITY", "FIDELITY_STATE", "GAP", "IDENTITY", "OBJECT", "RADIO", "RESYNCS",
@@ -187,8 +187,9 @@ class ClusterMirror:
         self.applied += 1
 
     def _map_radio(self, cell_key: str, body: MrBody) -> None:
-        """A located report's serving and neighbour SS-RSRP into the radio map (when located to
-        ``MAX_ACCURACY_M`` or better; neighbours known only by PCI are left out)."""
+        """A located report's serving and neighbour SS-RSRP and the interference it heard into the
+        radio map (when located to ``MAX_ACCURACY_M`` or better; neighbours known only by PCI are
+        left out)."""
         lat, lon, accuracy = cast(tuple[float, float, float | None], body[8])
         if accuracy is None or accuracy > MAX_ACCURACY_M:
             return
@@ -197,7 +198,12 @@ class ClusterMirror:
             radio = self.radio = RadioMap()
         t = body[1]
         if body[2] is not None:
-            radio.add(t, cell_key, lat, lon, rsrp_dbm_of_index(body[2]))
+            serving = rsrp_dbm_of_index(body[2])
+            radio.add(t, cell_key, lat, lon, serving)
+            # SS-RSRP minus SS-SINR: the interference plus noise the UE hears (indices at the ends of
+            # their ranges are clipped values, not levels)
+            if body[4] is not None and 0 < body[2] < 127 and 0 < body[4] < 127:
+                radio.add(t, interference_key(cell_key), lat, lon, serving - sinr_db_of_index(body[4]))
         for ident, rsrp in body[5]:
             if rsrp is not None and not ident.startswith("pci:"):
                 radio.add(t, ident, lat, lon, rsrp)

@@ -9,12 +9,19 @@ that still report it are those where it was strongest, and its mean RSRP falls b
 (``docs/gap.md``, "Radio evidence"). The resync's fit reads these per-place changes
 (``twin.resync.fit``).
 
-The map keeps, per measured cell, square bins of ``BIN_M`` metres: the reports of the last
-``RECENT_S`` seconds one by one (a resync compares the periods since its episode began with what
-came before), older ones folded into a per-bin mean that forgets with a time constant of
-``MEMORY_S`` (folded a quarter hour at a time). Only reports located to ``MAX_ACCURACY_M`` or
-better are kept; a cell keeps at most ``MAX_BINS`` bins (the least recently heard go first) and
-the map at most ``MAX_RECENT`` recent reports, so its memory is bounded whatever arrives.
+The same holds for what a UE hears besides its serving cell: its SS-RSRP minus its SS-SINR is the
+interference plus noise at the place (dBm per resource element; SS-SINR is measured on the
+synchronisation blocks, which every cell sends at full power, so the cells' load does not move
+it). Its change at a place is interference the cells' own changes do not explain: an external
+interferer. The map keeps that level too, under ``interference_key(cell)`` of the serving cell.
+
+The map keeps, per measured key (a cell, or a cell's interference level), square bins of
+``BIN_M`` metres: the reports of the last ``RECENT_S`` seconds one by one (a resync compares the
+periods since its episode began with what came before), older ones folded into a per-bin mean
+that forgets with a time constant of ``MEMORY_S`` (folded a quarter hour at a time). Only reports
+located to ``MAX_ACCURACY_M`` or better are kept; a key keeps at most ``MAX_BINS`` bins (the least
+recently heard go first) and the map at most ``MAX_RECENT`` recent reports, so its memory is
+bounded whatever arrives.
 
 >>> m = RadioMap()
 >>> for t, rsrp in ((1000.0, -90.0), (2000.0, -91.0), (9000.0, -105.0)):
@@ -39,8 +46,22 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-__all__ = ["BIN_M", "MAX_ACCURACY_M", "MAX_BINS", "MAX_RECENT", "MEMORY_S", "RADIATION_ATTRIBUTES", "RECENT_S",
-           "RadioChange", "RadioMap", "bin_of", "changes_radiation"]
+__all__ = [
+    "BIN_M",
+    "INTERFERENCE_SUFFIX",
+    "MAX_ACCURACY_M",
+    "MAX_BINS",
+    "MAX_RECENT",
+    "MEMORY_S",
+    "RADIATION_ATTRIBUTES",
+    "RECENT_S",
+    "RadioChange",
+    "RadioMap",
+    "bin_of",
+    "changes_radiation",
+    "interfered_cell",
+    "interference_key",
+]
 
 #: bin edge (m): about a GNSS fix, so a bin is one place (a 50 m bin mixes places and, after a
 #: loss, keeps only where the cell was strongest: -12.5 dB measured for a -15 dB fault)
@@ -81,6 +102,24 @@ def changes_radiation(attributes: Iterable[str]) -> bool:
     return False
 
 
+#: the map key of a serving cell's interference-plus-noise level: the cell key and this suffix
+INTERFERENCE_SUFFIX = "#in"
+
+
+def interference_key(cell: str) -> str:
+    """The map key under which ``cell``'s interference-plus-noise level is kept.
+
+    >>> interference_key("nr:a"), interfered_cell(interference_key("nr:a")), interfered_cell("nr:a")
+    ('nr:a#in', 'nr:a', None)
+    """
+    return cell + INTERFERENCE_SUFFIX
+
+
+def interfered_cell(key: str) -> str | None:
+    """The serving cell of an interference level's map key; None for a cell's own SS-RSRP key."""
+    return key[: -len(INTERFERENCE_SUFFIX)] if key.endswith(INTERFERENCE_SUFFIX) else None
+
+
 def bin_of(lat: float, lon: float, bin_m: float = BIN_M) -> tuple[int, int]:
     """The bin of a position (equirectangular, ``bin_m`` square).
 
@@ -93,9 +132,10 @@ def bin_of(lat: float, lon: float, bin_m: float = BIN_M) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class RadioChange:
-    """One measured cell's per-place change: for every bin heard both before and in the window,
+    """One measured key's per-place change: for every bin heard both before and in the window,
     the mean position of the window's reports (``lat``, ``lon``, degrees), the change of the mean
-    SS-RSRP (``delta_db``, window minus before) and the reports behind each side. Arrays [bins]."""
+    level (``delta_db``, window minus before: SS-RSRP, or interference plus noise) and the reports
+    behind each side. Arrays [bins]."""
 
     lat: FloatArray
     lon: FloatArray
@@ -143,12 +183,16 @@ class RadioMap:
             self.fold()
 
     def forget(self, cell: str, before: float) -> None:
-        """Drop what ``cell`` was heard at before ``before`` (epoch s): its radiation changed there
-        (power, tilt, azimuth, antenna: a CM change), so those levels no longer describe it."""
-        if self.bins.pop(cell, None) is not None:
-            self.bins_dirty = True
+        """Drop what ``cell`` was heard at before ``before`` (epoch s), and the interference its UEs
+        heard then: its radiation changed (power, tilt, azimuth, antenna: a CM change), so those
+        levels no longer describe it (a neighbour's change moves the interference too, but by what
+        the fit models: ``twin.resync.fit``)."""
+        keys = {cell, interference_key(cell)}
+        for key in keys:
+            if self.bins.pop(key, None) is not None:
+                self.bins_dirty = True
         for bucket, reports in list(self.recent.items()):
-            kept = [r for r in reports if r[1] != cell or r[0] >= before]
+            kept = [r for r in reports if r[1] not in keys or r[0] >= before]
             if len(kept) == len(reports):
                 continue
             if kept:

@@ -147,6 +147,7 @@ class _Model:
     overlay: dict[str, dict[str, float]]  # the calibration's gain and azimuth offsets as a CM view
     factor: FloatArray  # [n_ues] the calibration's traffic factor per UE point
     home: npt.NDArray[np.int64]  # [n_ues] serving cell of each UE point in the uncalibrated model
+    interference_rise_db: FloatArray | float  # [n_ues] the calibration's interference margin per UE point (or 0.0)
 
 
 def calibration_as_of(mirror: ClusterMirror, period_end: float | None = None) -> Calibration:
@@ -236,12 +237,14 @@ class ClusterPredictor:
             home = sim.evaluate().ue.serving
         overlay = calibration.cm_overlay(sim.cluster.sectors)
         factor = calibration.ue_factor(sim.cluster.cell_keys, home)
-        base = sim.evaluate(cm=overlay, ue_scale=factor, extra_loss_db=calibration.pathloss_db)
+        rise = calibration.interference_rise_db(sim.cluster.cell_keys, home)
+        base = sim.evaluate(cm=overlay, ue_scale=factor, extra_loss_db=calibration.pathloss_db,
+                            interference_rise_db=rise)
         ue = base.ue
         weight = sim.ues.weight * factor
         conn = np.asarray(np.bincount(ue.serving, weights=np.where(ue.connected, weight, 0.0),
                                       minlength=len(sim.cluster.sectors)), dtype=np.float64)
-        model = _Model(fingerprint, sim, conn, calibration, overlay, factor, home)
+        model = _Model(fingerprint, sim, conn, calibration, overlay, factor, home, rise)
         self._models[cluster_id] = model
         self.builds += 1
         return model, True
@@ -274,7 +277,8 @@ class ClusterPredictor:
                                      else calibration_as_of(mirror, period_end))
         scale = self._ue_scale(model, mirror, gp, period_end)
         result = model.sim.evaluate(cm=model.overlay, ue_scale=scale * model.factor,
-                                    extra_loss_db=model.calibration.pathloss_db)
+                                    extra_loss_db=model.calibration.pathloss_db,
+                                    interference_rise_db=model.interference_rise_db)
         return PeriodModel(mirror.cluster_id, gp, period_end, model.sim, scale, result, rebuilt)
 
     @staticmethod

@@ -20,8 +20,17 @@ Measured on six antenna faults (-15 and -4 dB, three seeds of fault-midrun, the 
 period as evidence): the SS-SINR term and this prior took the fitted gain's mean error from
 1.7 dB (largest 3.0) to 0.7 dB (largest 1.5).
 
-**Search.** Per episode cell a gain change (dB), an azimuth change (degrees) and a traffic scale
-change; per cluster a path-loss change (dB). The model is piecewise constant in them (each of its
+**Places.** With located UE reports (``twin.mirror.radio_map``) each cell's SS-RSRP change at the
+places it was heard measures its gain and azimuth change and the cluster's path loss directly
+(``radio_model_db``), so a cell heard at ``MIN_PLACES`` places or more has its traffic scale's
+prior loosened a hundredfold (``_PLACED_TRAFFIC_PRIOR_SCALE``: its places, not the prior, tell a
+lost gain from lost traffic); and the change of the interference plus noise its UEs heard at their
+places (SS-RSRP minus SS-SINR) measures its **interference margin**, which is fitted only for
+cells with such places (the aggregates cannot tell an interferer from a change of load or UE mix).
+
+**Search.** Per episode cell a gain change (dB), an azimuth change (degrees), a traffic scale
+change and, with interference places, an interference margin change (dB); per cluster a
+path-loss change (dB). The model is piecewise constant in them (each of its
 UE points switches serving cell at some value), which stalls finite-difference gradients (scipy's
 ``least_squares`` stopped at its start on one- and two-period windows), so the sum of squares is
 minimised by a coordinate search: a coarse grid per parameter, then a fine grid around the best,
@@ -46,6 +55,7 @@ import numpy as np
 import numpy.typing as npt
 
 from twin.gap.target import LEVEL_KPIS, RATIO_KPIS, RSRP_MEAN, SINR_MEAN, level_means, residual
+from twin.mirror.radio_map import interfered_cell
 from twin.resync.calibration import BOUNDS, Calibration, CellCalibration
 from twin.sim.antenna import antenna_gain_db
 from twin.sim.kpis import CONN, PRB, THP
@@ -53,20 +63,24 @@ from twin.sim.simulator import SimResult, Simulator
 from twin.sim.topology import Sector
 
 __all__ = ["MIN_PLACES", "PRIOR_WEIGHT", "RADIO_WEIGHT", "Evidence", "FitResult", "RadioPlaces", "change_error",
-           "fit_change", "predict_window", "radio_misfit", "radio_model_db", "residuals"]
+           "fit_change", "predict_window", "radio_misfit", "radio_model_db", "residuals", "split_places"]
 
 _OWN = {CONN: 1.0, PRB: 1.0, THP: 0.25, RSRP_MEAN: 0.1, SINR_MEAN: 0.5}
 _OTHER = {CONN: 0.5, PRB: 0.5, RSRP_MEAN: 0.1, SINR_MEAN: 0.2}
 _LEVEL_UNIT_DB = 3.0
 #: the weak prior: (change / scale) squared per parameter, times PRIOR_WEIGHT, added to the cost
-_PRIOR_SCALE = {"gain_db": 60.0, "azimuth_deg": 30.0, "log_traffic": 0.3, "pathloss_db": 10.0}
+_PRIOR_SCALE = {"gain_db": 60.0, "azimuth_deg": 30.0, "log_traffic": 0.3, "pathloss_db": 10.0,
+                "interference_db": 60.0}
 PRIOR_WEIGHT = 0.02
+#: the traffic scale's prior for a cell whose located reports pin its gain and azimuth
+_PLACED_TRAFFIC_PRIOR_SCALE = 3.0
 # (coarse grid, fine step) per parameter; the fine grid spans one coarse step either side
 _GRID = {
     "gain_db": (np.arange(-30.0, 10.01, 2.5), 0.5),
     "azimuth_deg": (np.arange(-60.0, 60.01, 10.0), 2.0),
     "log_traffic": (np.arange(-1.5, 1.51, 0.25), 0.05),
     "pathloss_db": (np.arange(-8.0, 8.01, 2.0), 0.5),
+    "interference_db": (np.arange(-30.0, 30.01, 3.0), 0.5),
 }
 
 
@@ -146,6 +160,34 @@ def _radio_part(sector: Sector, places: RadioPlaces, gain_db: float, azimuth_deg
     return float(np.sum(places.weight * _huber(misfit))) / _RADIO_REPORTS
 
 
+def _interference_part(places: RadioPlaces, margin_change_db: float) -> float:
+    """One cell's Huber misfit of its UEs' interference-plus-noise changes at their places against a
+    margin change of ``margin_change_db`` (the margin raises every place's level by as much), as
+    ``_radio_part``."""
+    return float(np.sum(places.weight * _huber((places.delta_db - margin_change_db) / _LEVEL_UNIT_DB))) / _RADIO_REPORTS
+
+
+def _interference_floor(places: RadioPlaces, margin_db: float) -> float:
+    """The least misfit any margin (from ``margin_db`` in force) leaves: the places' noise."""
+    lo, hi = BOUNDS["interference_db"]
+    return min(_interference_part(places, float(m) - margin_db) for m in np.arange(lo, hi + 0.01, 0.5))
+
+
+def split_places(radio: Mapping[str, RadioPlaces]) -> tuple[dict[str, RadioPlaces], dict[str, RadioPlaces]]:
+    """``radio`` (``twin.mirror.radio_map`` keys) as the cells' SS-RSRP places and, by serving cell,
+    their interference-plus-noise places, each with at least ``MIN_PLACES`` places."""
+    rsrp, heard = {}, {}
+    for key, pl in radio.items():
+        if len(pl.delta_db) < MIN_PLACES:
+            continue
+        cell = interfered_cell(key)
+        if cell is None:
+            rsrp[key] = pl
+        else:
+            heard[cell] = pl
+    return rsrp, heard
+
+
 def _radio_floor(sector: Sector, places: RadioPlaces) -> float:
     """The least misfit any change of the cell's own gain and azimuth leaves (its places' noise:
     two UEs in one bin, the reports' own error): what a resync cannot be asked to remove."""
@@ -160,12 +202,15 @@ def _radio_floor(sector: Sector, places: RadioPlaces) -> float:
 def radio_misfit(sim: Simulator, places: Mapping[str, RadioPlaces], start: Calibration,
                  change: Mapping[str, Mapping[str, float]]) -> float | None:
     """The fit's radio term (``RADIO_WEIGHT`` times the summed per-cell misfit, cells with at least
-    ``MIN_PLACES`` places) of a fitted ``change`` (``FitResult.change``: per cell ``gainDb`` and
-    ``azimuthDeg``, ``cluster.pathlossDb``) on top of ``start``; ``{}`` is no change. None without
-    places: a resync's verification adds it to the aggregates' error of each later period."""
+    ``MIN_PLACES`` places; SS-RSRP places and interference-plus-noise places) of a fitted
+    ``change`` (``FitResult.change``: per cell ``gainDb``, ``azimuthDeg`` and ``interferenceDb``,
+    ``cluster.pathlossDb``) on top of ``start``; ``{}`` is no change. None without places: a
+    resync's verification adds it to the aggregates' error of each later period."""
     index = {k: i for i, k in enumerate(sim.cluster.cell_keys)}
-    used = {c: p for c, p in places.items() if c in index and len(p.delta_db) >= MIN_PLACES}
-    if not used:
+    rsrp, heard = split_places(places)
+    used = {c: p for c, p in rsrp.items() if c in index}
+    margins = {c: p for c, p in heard.items() if c in index}
+    if not used and not margins:
         return None
     pathloss = float(change.get("cluster", {}).get("pathlossDb", 0.0))
     total = 0.0
@@ -175,6 +220,10 @@ def radio_misfit(sim: Simulator, places: Mapping[str, RadioPlaces], start: Calib
         moved = change.get(c, {})
         total += _radio_part(sector, pl, float(moved.get("gainDb", 0.0)), float(moved.get("azimuthDeg", 0.0)),
                              pathloss)
+    for c, pl in margins.items():
+        now = start.cell(c).interference_db
+        after = min(max(now + float(change.get(c, {}).get("interferenceDb", 0.0)), 0.0), BOUNDS["interference_db"][1])
+        total += _interference_part(pl, after - now)
     return RADIO_WEIGHT * total
 
 
@@ -202,10 +251,11 @@ def predict_window(sim: Simulator, cal: Calibration, home: npt.NDArray[np.int64]
     """The twin's model of every period of ``evidence`` under ``cal``."""
     overlay = cal.cm_overlay(sim.cluster.sectors)
     factor = cal.ue_factor(sim.cluster.cell_keys, home)
-    unit = sim.evaluate(cm=overlay, ue_scale=factor, extra_loss_db=cal.pathloss_db)
+    rise = cal.interference_rise_db(sim.cluster.cell_keys, home)
+    unit = sim.evaluate(cm=overlay, ue_scale=factor, extra_loss_db=cal.pathloss_db, interference_rise_db=rise)
     base = float(np.sum(np.where(unit.ue.connected, sim.ues.weight * factor, 0.0)))
     return [sim.evaluate(cm=overlay, ue_scale=(ev.connected_total / base if base > 0 else 0.0) * factor,
-                         extra_loss_db=cal.pathloss_db) for ev in evidence]
+                         extra_loss_db=cal.pathloss_db, interference_rise_db=rise) for ev in evidence]
 
 
 def residuals(sim: Simulator, cal: Calibration, home: npt.NDArray[np.int64],
@@ -279,7 +329,11 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
         return total / max(n, 1)
 
     index = {k: i for i, k in enumerate(keys)}
-    places = {c: v for c, v in (radio or {}).items() if c in index and len(v.delta_db) >= MIN_PLACES}
+    rsrp_places, heard_places = split_places(radio or {})
+    places = {c: v for c, v in rsrp_places.items() if c in index}
+    # the interference margin is fitted only where the data supports it: an episode cell whose UEs'
+    # interference plus noise was measured at enough places (aggregates cannot tell it from load)
+    heard = {c: v for c, v in heard_places.items() if c in own}
     memo: dict[tuple[str, float, float, float], float] = {}
 
     def sector_of(c: str) -> Sector:
@@ -293,7 +347,18 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
               + _RADIO_ALLOWANCE for c, pl in places.items() if c in own}
 
     def radio_excess(p: Mapping[str, float]) -> float:
-        return RADIO_WEIGHT * sum(max(radio_cost(p, (c,)) / RADIO_WEIGHT - floor, 0.0) for c, floor in floors.items())
+        rsrp = sum(max(radio_cost(p, (c,)) / RADIO_WEIGHT - floor, 0.0) for c, floor in floors.items())
+        return RADIO_WEIGHT * (rsrp + sum(max(interference_cost(c, p.get(f"{c}|interference_db", 0.0)) - floor, 0.0)
+                                          for c, floor in heard_floors.items()))
+
+    def interference_cost(c: str, margin_change: float) -> float:
+        now = start.cell(c).interference_db
+        after = min(max(now + margin_change, BOUNDS["interference_db"][0]), BOUNDS["interference_db"][1])
+        return _interference_part(heard[c], after - now)
+
+    # the same for the margin's places: one parameter, half the allowance
+    heard_floors = {c: min(_interference_floor(pl, start.cell(c).interference_db),
+                           interference_cost(c, 0.0)) + _RADIO_ALLOWANCE / 2 for c, pl in heard.items()}
 
     def radio_cost(p: Mapping[str, float], cells: Collection[str] | None = None) -> float:
         """Per measured cell (of ``cells``, default all), its places' Huber misfit, summed."""
@@ -308,13 +373,21 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
             if part is None:
                 part = memo[key] = _radio_part(sector_of(c), pl, gain, turn, p["pathloss_db"])
             total += part
+        for c in heard if cells is None else ():
+            total += interference_cost(c, p.get(f"{c}|interference_db", 0.0))
         return RADIO_WEIGHT * total
+
+    def prior_scale(name: str) -> float:
+        cell, _, kind = name.rpartition("|")
+        if kind == "log_traffic" and cell in places:  # its places pin its gain: the traffic may move freely
+            return _PLACED_TRAFFIC_PRIOR_SCALE
+        return _PRIOR_SCALE[kind]
 
     def penalised(p: Mapping[str, float]) -> float:
         """The cost plus a weak prior toward no change (where the data cannot tell, nothing changed),
         plus the per-place radio term when located reports were kept."""
-        prior = sum((value / _PRIOR_SCALE[name.split("|")[-1]]) ** 2 for name, value in p.items())
-        return cost(calibration(p)) + PRIOR_WEIGHT * prior + (radio_cost(p) if places else 0.0)
+        prior = sum((value / prior_scale(name)) ** 2 for name, value in p.items())
+        return cost(calibration(p)) + PRIOR_WEIGHT * prior + (radio_cost(p) if places or heard else 0.0)
 
     misfit: dict[str, float] = {}
     no_change = {"pathloss_db": 0.0, **{f"{c}|{k}": 0.0 for c in cells for k in ("gain_db", "azimuth_deg")}}
@@ -325,6 +398,8 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
     # the cell that moved most first: searched before it, its neighbours would take up part of its change
     for c in sorted(cells, key=lambda c: (-misfit.get(c, 0.0), c)):
         params[f"{c}|gain_db"] = params[f"{c}|azimuth_deg"] = params[f"{c}|log_traffic"] = 0.0
+        if c in heard:
+            params[f"{c}|interference_db"] = 0.0
 
     def calibration(p: Mapping[str, float]) -> Calibration:
         fitted = {}
@@ -335,7 +410,9 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
                           BOUNDS["azimuth_deg"][1])
             traffic = min(max(now.traffic_scale * math.exp(p[f"{c}|log_traffic"]), BOUNDS["traffic_scale"][0]),
                           BOUNDS["traffic_scale"][1])
-            fitted[c] = CellCalibration(gain, azimuth, traffic)
+            margin = min(max(now.interference_db + p.get(f"{c}|interference_db", 0.0), BOUNDS["interference_db"][0]),
+                         BOUNDS["interference_db"][1])
+            fitted[c] = CellCalibration(gain, azimuth, traffic, margin)
         pathloss = min(max(start.pathloss_db + p["pathloss_db"], BOUNDS["pathloss_db"][0]), BOUNDS["pathloss_db"][1])
         return start.with_cells(fitted, pathloss)
 
@@ -345,8 +422,11 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
             kind = name.split("|")[-1]
             coarse, fine = _GRID[kind]
             step = float(coarse[1] - coarse[0])
+            low = -start.cell(name.split("|")[0]).interference_db if kind == "interference_db" else -math.inf
             for grid in (coarse, np.arange(params[name] - step, params[name] + step + 1e-9, fine)):
                 for value in grid:
+                    if value < low - 1e-9:  # a margin below zero: the same model as zero
+                        continue
                     trial = {**params, name: float(value)}
                     trial_cost = penalised(trial)
                     if trial_cost < best - 1e-12:
@@ -355,7 +435,8 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
     error_after = cost(after) + radio_excess(params)
     change: dict[str, dict[str, float]] = {
         c: {"gainDb": params[f"{c}|gain_db"], "azimuthDeg": params[f"{c}|azimuth_deg"],
-            "trafficScale": math.exp(params[f"{c}|log_traffic"])} for c in cells}
+            "trafficScale": math.exp(params[f"{c}|log_traffic"]),
+            "interferenceDb": params.get(f"{c}|interference_db", 0.0)} for c in cells}
     change["cluster"] = {"pathlossDb": params["pathloss_db"]}
     baseline: dict[str, dict[str, float]] = {}
     for (cell, kpi), value in old.items():

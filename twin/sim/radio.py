@@ -156,7 +156,7 @@ def solve_load(
     offered_bps: FloatArray,
     rate_per_se: FloatArray,
     se_of_sinr: Callable[[FloatArray], FloatArray],
-    noise_psd: float,
+    noise_psd: float | FloatArray,
     n_cells: int,
     rho0: FloatArray,
     active: npt.NDArray[np.bool_],
@@ -176,7 +176,7 @@ def solve_load(
     offered_bps: [n_ues] offered load ``w_u d_u`` (bit/s)
     rate_per_se: [n_ues] bit/s per unit of SE (b/RE) of the serving cell, layers included
     se_of_sinr: the link model, linear SINR -> bits per RE
-    noise_psd: thermal noise PSD (mW/Hz)
+    noise_psd: noise PSD (mW/Hz): thermal, or [n_ues] with interference from outside the model
     rho0: [n_cells] starting loads (the baseline's for a what-if: a warm start)
     active: [n_cells] cells that are on
     """

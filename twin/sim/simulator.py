@@ -268,6 +268,8 @@ class Simulator:
         self._base_loss = self._chunked(self._loss_rows, all_rows, base_cells, zen)
         self._base_loss_key = np.stack([base_cells.height_m, base_cells.fc_ghz], axis=1)
         self._extra_loss = np.zeros(len(self._keys))  # [C] dB, of the last ``evaluate``
+        self._rise: FloatArray | None = None  # [n_ues] dB of the last ``evaluate`` (None: no rise)
+        self._noise: float | FloatArray = self.noise_psd  # scalar or [n_ues] mW/Hz, of the last ``evaluate``
         self._state: _State | None = None
 
     # -- geometry and gains -----------------------------------------------------------------
@@ -342,6 +344,7 @@ class Simulator:
         ue_scale: float | npt.ArrayLike = 1.0,
         demand_scale: float = 1.0,
         extra_loss_db: float | npt.ArrayLike = 0.0,
+        interference_rise_db: float | npt.ArrayLike = 0.0,
     ) -> SimResult:
         """Simulate the cluster with the CM view ``cm`` applied to its cells; set the baseline.
 
@@ -351,8 +354,13 @@ class Simulator:
         shape [n_ues]) times the traffic map's time-of-day profile at ``hour``; the offered load
         per connected UE is ``ues.demand_bps * demand_scale`` (bit/s). ``extra_loss_db`` is added
         to the path loss of every link (a scalar, or one value per cell, shape [n_cells]: the
-        resync's calibrated path-loss offset, ``twin.resync``). A ``whatif`` keeps the traffic and
-        the extra loss of the last ``evaluate``. The UE points themselves never change.
+        resync's calibrated path-loss offset, ``twin.resync``). ``interference_rise_db`` (>= 0, a
+        scalar or one value per UE point, shape [n_ues]) raises the interference plus noise each
+        point hears from the cells at full power (its SS-SINR's denominator) by that many dB, with
+        interference from outside the model (an external interferer; the resync's calibrated
+        interference margin): a PSD fixed here, which a ``whatif`` keeps (with the traffic and the
+        extra loss of the last ``evaluate``) whatever the cells it changes radiate. The UE points
+        themselves never change.
 
         >>> from twin.sim.topology import hex_cluster
         >>> sim = Simulator(hex_cluster(rings=0), TrafficMap(n_ues=200), seed=2)
@@ -364,6 +372,10 @@ class Simulator:
         Traceback (most recent call last):
         ...
         ValueError: ue_scale must be finite and >= 0, got -1.0
+        >>> sim.evaluate(interference_rise_db=-3.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: interference_rise_db must be finite and >= 0 (a scalar or one value per UE point, 200), got -3.0
         """
         sectors, _ = self._apply(self.cluster.sectors, cm or {}, strict=False)
         scale = np.asarray(ue_scale, dtype=np.float64)
@@ -378,7 +390,15 @@ class Simulator:
             if np.ndim(extra_loss_db) in (0, 1) and np.size(extra_loss_db) in (1, len(self._keys)) else None
         if extra is None or not np.all(np.isfinite(extra)):
             raise ValueError(f"extra_loss_db must be finite, a scalar or one value per cell ({len(self._keys)})")
+        rise = np.asarray(interference_rise_db, dtype=np.float64)
+        if rise.ndim not in (0, 1) or (rise.ndim == 1 and rise.shape != (self.ues.n,)) \
+                or not np.all(np.isfinite(rise)) or np.any(rise < 0):
+            shown = float(rise) if rise.ndim == 0 else f"an array of shape {rise.shape}"
+            raise ValueError(f"interference_rise_db must be finite and >= 0 (a scalar or one value per UE point, "
+                             f"{self.ues.n}), got {shown}")
         self._extra_loss = np.array(extra)
+        self._rise = np.broadcast_to(rise, (self.ues.n,)) if np.any(rise) else None
+        self._noise = self.noise_psd  # the rise's PSD is added by ``_build_state``, from the cells as configured
         weight = self.ues.weight * scale
         if hour is not None:
             weight = weight * (self.traffic or TrafficMap()).hour_factor(hour)
@@ -386,9 +406,11 @@ class Simulator:
         self._state = self._build_state(sectors, weight, demand)
         return self._state.result
 
-    def _build_state(self, sectors: tuple[Sector, ...], weight: FloatArray, demand: FloatArray) -> _State:
+    def _build_state(self, sectors: tuple[Sector, ...], weight: FloatArray, demand: FloatArray,
+                     baseline: bool = True) -> _State:
         """Everything CM-dependent from scratch (path loss only for cells whose height or
-        frequency differ from the cluster's)."""
+        frequency differ from the cluster's); a ``baseline`` (``evaluate``'s) also fixes the PSD of
+        the interference rise from these cells."""
         cells = CellArrays.of(sectors)
         all_rows = np.arange(len(sectors), dtype=np.int64)
         key = np.stack([cells.height_m, cells.fc_ghz], axis=1)
@@ -418,6 +440,10 @@ class Simulator:
         sig = 10 ** ((psd_dbm[serving] + cg[serving, self._cols]) / 10.0)
         rsrp = p_re[serving] + cg[serving, self._cols]
         del cg
+        if baseline and self._rise is not None:  # the external PSD that raises each point's SS interference plus noise
+            tot = total_full[layer[serving], self._cols] if n_layers > 1 else total_full[0]
+            base = np.maximum(tot - sig, 0.0) + self.noise_psd
+            self._noise = self.noise_psd + base * (10.0 ** (self._rise / 10.0) - 1.0)
         result = self._solve(cells, serving, rsrp, sig, total_full, layer, n_layers, rx32, None, None,
                              re_rate, weight, demand, np.zeros(len(sectors)))
         return _State(sectors, cells, loss, gain, zen, psd_dbm, p_re, layer, n_layers, rx32,
@@ -493,7 +519,7 @@ class Simulator:
 
     def _full_rebuild(self, sectors: tuple[Sector, ...], st: _State) -> SimResult:
         """Evaluate ``sectors`` from scratch without disturbing the baseline."""
-        return self._build_state(sectors, st.weight, st.demand).result
+        return self._build_state(sectors, st.weight, st.demand, baseline=False).result
 
     def _solve(
         self,
@@ -516,7 +542,7 @@ class Simulator:
         n_cells = len(cells.x_m)
         layer_ue = layer[serving]
         tot = total_full[layer_ue, self._cols] if n_layers > 1 else total_full[0]
-        ss_sinr = sig / (np.maximum(tot - sig, 0.0) + self.noise_psd)
+        ss_sinr = sig / (np.maximum(tot - sig, 0.0) + self._noise)
         ss_sinr_db = 10.0 * np.log10(np.maximum(ss_sinr, 1e-30))
         rate_per_se = re_rate[serving] * cfg.layers
         connected = (
@@ -537,7 +563,7 @@ class Simulator:
 
         sol = solve_load(
             interference, sig, serving, connected, weight * demand,
-            rate_per_se, self.link.se_per_re, self.noise_psd, n_cells, rho0,
+            rate_per_se, self.link.se_per_re, self._noise, n_cells, rho0,
             cells.active, idle=cfg.idle_load, tol=cfg.tol, max_iter=cfg.max_iter,
         )
         if not sol.converged:
