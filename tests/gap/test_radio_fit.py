@@ -20,8 +20,9 @@ from twin.resync.fit import (
     RadioPlaces,
     fit_change,
     predict_window,
-    radio_misfit,
+    radio_excess,
     radio_model_db,
+    radio_visible,
 )
 from twin.sim.simulator import Simulator
 from twin.sim.topology import hex_cluster
@@ -73,9 +74,26 @@ def test_the_places_give_the_cells_gain_and_azimuth_change(sim: Simulator, gain_
     assert abs(fit.change["cluster"]["pathlossDb"]) <= 0.5
     assert fit.error_after < 0.5 * fit.error_before
     # the verification's per-period term: lower with the fitted change than without any
-    misfit_fit = radio_misfit(sim, places, Calibration(), fit.change)
-    misfit_none = radio_misfit(sim, places, Calibration(), {})
+    misfit_fit = radio_excess(sim, places, Calibration(), fit.change, [cell])
+    misfit_none = radio_excess(sim, places, Calibration(), {}, [cell])
     assert misfit_fit is not None and misfit_none is not None and misfit_fit < misfit_none
+
+
+def test_the_places_noise_is_not_counted_for_or_against_a_resync(sim: Simulator) -> None:
+    """Places of a cell that did not change: a small change (what a fit to their noise finds) is
+    below what they resolve, so a verification leaves them out (the aggregates decide); a change
+    they can see is judged by them."""
+    cell = sim.cluster.cell_keys[4]
+    places = {**_places(sim, cell, 0.0, 0.0), interference_key(cell): _heard(sim, cell, 0.0)}
+    small = {cell: {"gainDb": -0.5, "azimuthDeg": 2.0, "interferenceDb": 0.5}}
+    assert radio_visible(sim, places, Calibration(), small, [cell]) == []
+    assert radio_excess(sim, places, Calibration(), small, []) is None
+    # a change the places can judge is judged: here they contradict it
+    wrong = {cell: {"gainDb": -6.0}}
+    assert radio_visible(sim, places, Calibration(), wrong, [cell]) == [cell]
+    excess = radio_excess(sim, places, Calibration(), wrong, [cell])
+    none = radio_excess(sim, places, Calibration(), {}, [cell])
+    assert excess is not None and none is not None and excess > none + 0.5
 
 
 def test_an_azimuth_the_aggregates_cannot_see_is_found_in_the_places(sim: Simulator) -> None:
@@ -91,7 +109,7 @@ def test_too_few_places_are_left_out(sim: Simulator) -> None:
     cell = sim.cluster.cell_keys[4]
     few = {cell: RadioPlaces(np.zeros(MIN_PLACES - 1), np.full(MIN_PLACES - 1, 200.0),
                              np.full(MIN_PLACES - 1, -30.0), np.ones(MIN_PLACES - 1))}
-    assert radio_misfit(sim, few, Calibration(), {}) is None
+    assert radio_excess(sim, few, Calibration(), {}, [cell]) is None
     evidence = _evidence(sim, Calibration())
     assert fit_change(sim, evidence, [cell], radio=few).change == fit_change(sim, evidence, [cell]).change
 
@@ -122,8 +140,8 @@ def test_the_interference_its_ues_heard_gives_a_cells_interference_margin(sim: S
     assert abs(change["gainDb"]) <= 1.0 and abs(change["trafficScale"] - 1.0) < 0.1, change
     assert fit.after.cell(cell).interference_db == change["interferenceDb"]
     assert fit.error_after < 0.5 * fit.error_before
-    misfit_fit = radio_misfit(sim, places, Calibration(), fit.change)
-    misfit_none = radio_misfit(sim, places, Calibration(), {})
+    misfit_fit = radio_excess(sim, places, Calibration(), fit.change, [cell])
+    misfit_none = radio_excess(sim, places, Calibration(), {}, [cell])
     assert misfit_fit is not None and misfit_none is not None and misfit_fit < misfit_none
 
 

@@ -42,7 +42,8 @@ from twin.resync.fit import (
     change_error,
     fit_change,
     predict_window,
-    radio_misfit,
+    radio_excess,
+    radio_visible,
 )
 from twin.resync.trigger import TriggerEvent
 from twin.schemas import Alert
@@ -325,8 +326,10 @@ class ResyncCoordinator:
             if mirror.radio is not None:  # the per-place evidence of this period, as the fit weighed it
                 at = int(record["at"])
                 places = radio_places(simulated_cm(mirror, as_of=end), mirror.radio.changes(at - gp, end, end - gp))
-                new_radio = radio_misfit(old.sim, places, before, record.get("change") or {})
-                old_radio = radio_misfit(old.sim, places, before, {})
+                change = record.get("change") or {}
+                cells = radio_visible(old.sim, places, before, change, record.get("cells") or ())
+                new_radio = radio_excess(old.sim, places, before, change, cells)
+                old_radio = radio_excess(old.sim, places, before, {}, cells)
                 if new_radio is not None and old_radio is not None:
                     errors = (errors[0] + new_radio, errors[1] + old_radio)
             v = record["verify"]

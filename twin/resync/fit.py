@@ -62,8 +62,9 @@ from twin.sim.kpis import CONN, PRB, THP
 from twin.sim.simulator import SimResult, Simulator
 from twin.sim.topology import Sector
 
-__all__ = ["MIN_PLACES", "PRIOR_WEIGHT", "RADIO_WEIGHT", "Evidence", "FitResult", "RadioPlaces", "change_error",
-           "fit_change", "predict_window", "radio_misfit", "radio_model_db", "residuals", "split_places"]
+__all__ = ["MIN_PLACES", "PRIOR_WEIGHT", "RADIO_RESOLUTION_DB", "RADIO_WEIGHT", "Evidence", "FitResult", "RadioPlaces",
+           "change_error", "fit_change", "predict_window", "radio_excess", "radio_model_db", "radio_visible",
+           "residuals", "split_places"]
 
 _OWN = {CONN: 1.0, PRB: 1.0, THP: 0.25, RSRP_MEAN: 0.1, SINR_MEAN: 0.5}
 _OTHER = {CONN: 0.5, PRB: 0.5, RSRP_MEAN: 0.1, SINR_MEAN: 0.2}
@@ -199,17 +200,64 @@ def _radio_floor(sector: Sector, places: RadioPlaces) -> float:
     return best
 
 
-def radio_misfit(sim: Simulator, places: Mapping[str, RadioPlaces], start: Calibration,
-                 change: Mapping[str, Mapping[str, float]]) -> float | None:
-    """The fit's radio term (``RADIO_WEIGHT`` times the summed per-cell misfit, cells with at least
-    ``MIN_PLACES`` places; SS-RSRP places and interference-plus-noise places) of a fitted
-    ``change`` (``FitResult.change``: per cell ``gainDb``, ``azimuthDeg`` and ``interferenceDb``,
-    ``cluster.pathlossDb``) on top of ``start``; ``{}`` is no change. None without places: a
-    resync's verification adds it to the aggregates' error of each later period."""
+def _rsrp_floor(sector: Sector, places: RadioPlaces) -> float:
+    """What a resync is not credited with on a cell's SS-RSRP places: the least misfit any change of
+    its own gain and azimuth leaves (or none, if lower) plus what fitting those two parameters to
+    the places' noise alone gains (``_RADIO_ALLOWANCE``)."""
+    return min(_radio_floor(sector, places), _radio_part(sector, places, 0.0, 0.0, 0.0)) + _RADIO_ALLOWANCE
+
+
+def _heard_floor(places: RadioPlaces, margin_db: float) -> float:
+    """The same for a cell's interference places under the margin ``margin_db`` in force (one
+    parameter: half the allowance)."""
+    return min(_interference_floor(places, margin_db), _interference_part(places, 0.0)) + _RADIO_ALLOWANCE / 2
+
+
+#: a change below this (dB, at a cell's places) is within the places' noise: a verification does not judge it there
+RADIO_RESOLUTION_DB = 1.0
+
+
+def radio_visible(sim: Simulator, places: Mapping[str, RadioPlaces], start: Calibration,
+                  change: Mapping[str, Mapping[str, float]], cells: Collection[str]) -> list[str]:
+    """The cells of ``cells`` whose ``change`` moves the model at their places by at least
+    ``RADIO_RESOLUTION_DB`` on average (SS-RSRP places: gain, azimuth and path loss; interference
+    places: the margin): the only ones whose places can judge it. With one report per place and
+    2-3 dB of report noise, a fit's 0.5 dB or 2 degrees moved a verification's radio term by more
+    than the aggregates' whole difference, either way."""
     index = {k: i for i, k in enumerate(sim.cluster.cell_keys)}
     rsrp, heard = split_places(places)
-    used = {c: p for c, p in rsrp.items() if c in index}
-    margins = {c: p for c, p in heard.items() if c in index}
+    pathloss = float(change.get("cluster", {}).get("pathlossDb", 0.0))
+    out = []
+    for c in cells:
+        moved = change.get(c, {})
+        seen = []
+        if c in rsrp and c in index:
+            sector = sim.cluster.sectors[index[c]]
+            sector = replace(sector, azimuth_deg=sector.azimuth_deg + start.cell(c).azimuth_deg)
+            model = radio_model_db(sector, rsrp[c], float(moved.get("gainDb", 0.0)),
+                                   float(moved.get("azimuthDeg", 0.0)), pathloss)
+            seen.append(float(np.average(np.abs(model), weights=rsrp[c].weight)))
+        if c in heard:
+            seen.append(abs(float(moved.get("interferenceDb", 0.0))))
+        if seen and max(seen) >= RADIO_RESOLUTION_DB:
+            out.append(c)
+    return out
+
+
+def radio_excess(sim: Simulator, places: Mapping[str, RadioPlaces], start: Calibration,
+                 change: Mapping[str, Mapping[str, float]], cells: Collection[str]) -> float | None:
+    """The radio part of the error a resync must lower (``FitResult.error_before`` and
+    ``error_after``), on the places of one period: for each of ``cells`` (the episode's) with at
+    least ``MIN_PLACES`` places, the misfit of its SS-RSRP places and of its UEs' interference
+    places under ``change`` (``FitResult.change``: per cell ``gainDb``, ``azimuthDeg``,
+    ``interferenceDb``, ``cluster.pathlossDb``; ``{}`` is no change) on top of ``start``, each above
+    its floor (the places' noise, which no change removes), times ``RADIO_WEIGHT``. None without
+    such places. A resync's verification adds it to each later period's error, with and without the
+    change: the places' noise cancels, a change they show does not."""
+    index = {k: i for i, k in enumerate(sim.cluster.cell_keys)}
+    rsrp, heard = split_places(places)
+    used = {c: p for c, p in rsrp.items() if c in index and c in cells}
+    margins = {c: p for c, p in heard.items() if c in index and c in cells}
     if not used and not margins:
         return None
     pathloss = float(change.get("cluster", {}).get("pathlossDb", 0.0))
@@ -218,12 +266,13 @@ def radio_misfit(sim: Simulator, places: Mapping[str, RadioPlaces], start: Calib
         sector = sim.cluster.sectors[index[c]]
         sector = replace(sector, azimuth_deg=sector.azimuth_deg + start.cell(c).azimuth_deg)
         moved = change.get(c, {})
-        total += _radio_part(sector, pl, float(moved.get("gainDb", 0.0)), float(moved.get("azimuthDeg", 0.0)),
+        misfit = _radio_part(sector, pl, float(moved.get("gainDb", 0.0)), float(moved.get("azimuthDeg", 0.0)),
                              pathloss)
+        total += max(misfit - _rsrp_floor(sector, pl), 0.0)
     for c, pl in margins.items():
         now = start.cell(c).interference_db
         after = min(max(now + float(change.get(c, {}).get("interferenceDb", 0.0)), 0.0), BOUNDS["interference_db"][1])
-        total += _interference_part(pl, after - now)
+        total += max(_interference_part(pl, after - now) - _heard_floor(pl, now), 0.0)
     return RADIO_WEIGHT * total
 
 
@@ -343,8 +392,7 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
     # the error counts the episode's cells' places only (the other cells' places hold the path loss
     # in the search, but their noise would swamp a change the aggregates show), each cell's above
     # its floor plus what fitting its two parameters to noise alone gains (``_RADIO_ALLOWANCE``)
-    floors = {c: min(_radio_floor(sector_of(c), pl), _radio_part(sector_of(c), pl, 0.0, 0.0, 0.0))
-              + _RADIO_ALLOWANCE for c, pl in places.items() if c in own}
+    floors = {c: _rsrp_floor(sector_of(c), pl) for c, pl in places.items() if c in own}
 
     def radio_excess(p: Mapping[str, float]) -> float:
         rsrp = sum(max(radio_cost(p, (c,)) / RADIO_WEIGHT - floor, 0.0) for c, floor in floors.items())
@@ -357,8 +405,7 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
         return _interference_part(heard[c], after - now)
 
     # the same for the margin's places: one parameter, half the allowance
-    heard_floors = {c: min(_interference_floor(pl, start.cell(c).interference_db),
-                           interference_cost(c, 0.0)) + _RADIO_ALLOWANCE / 2 for c, pl in heard.items()}
+    heard_floors = {c: _heard_floor(pl, start.cell(c).interference_db) for c, pl in heard.items()}
 
     def radio_cost(p: Mapping[str, float], cells: Collection[str] | None = None) -> float:
         """Per measured cell (of ``cells``, default all), its places' Huber misfit, summed."""

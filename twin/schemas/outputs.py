@@ -102,7 +102,8 @@ class Resync(WireModel):
     gp: int = Field(gt=0)
     parameters_before: dict[str, object] | None = None  # twin.resync.Calibration.to_dict()
     parameters_after: dict[str, object] | None = None
-    change: dict[str, dict[str, float]] | None = None  # per cell: gainDb, azimuthDeg, trafficScale; cluster
+    # per cell: gainDb, azimuthDeg, trafficScale, interferenceDb; "cluster": pathlossDb
+    change: dict[str, dict[str, float]] | None = None
     error_before: float | None = None  # the fit's weighted error on its evidence, before and after
     error_after: float | None = None
     verify: dict[str, float] | None = None  # periods, errorOld, errorNew (summed change_error; mean twin error)
