@@ -122,6 +122,8 @@ def test_the_map_round_trips_through_the_checkpoint_and_a_bad_one_starts_afresh(
 
 
 def test_a_change_of_what_the_cell_radiates_clears_its_map_and_a_repeated_snapshot_does_not() -> None:
+    """A's power rises: A's levels and every cell's interference levels before it are dropped, B's
+    SS-RSRP kept (B did not change); a snapshot repeating the values drops nothing."""
     m = ClusterMirror("c1")
     power = "NRSectorCarrier.configuredMaxTxPower"
 
@@ -131,12 +133,16 @@ def test_a_change_of_what_the_cell_radiates_clears_its_map_and_a_repeated_snapsh
 
     m.apply(cm(T0 - 10, 20000))
     m.apply_many([_mr(i, T0 + 600 * i) for i in range(20)])  # 3.2 hours: some folded into bins
-    assert m.radio is not None and A in m.radio.bins and B in m.radio.bins
+    heard = radio_map.interference_key(A)
+    assert m.radio is not None and A in m.radio.bins and B in m.radio.bins and heard in m.radio.bins
     m.apply(cm(T0 + 600 * 20, 20000, cio=3))  # the same power again (a snapshot), another CIO: kept
     assert A in m.radio.bins
     m.apply(cm(T0 + 600 * 20 + 1, 40000))  # +3 dB: A's levels before now describe another cell
     assert m.cells[A].cm[power][0] == 40000
     assert A not in m.radio.bins and B in m.radio.bins  # the neighbour heard at the same places is kept
     assert not [r for v in m.radio.recent.values() for r in v if r[1] == A]
+    # the interference every cell's UEs heard moved too (A sends more of it): cleared, up to the change
+    assert heard not in m.radio.bins
+    assert not [r for v in m.radio.recent.values() for r in v if r[1].endswith(radio_map.INTERFERENCE_SUFFIX)]
     m.apply(_mr(99, T0 + 600 * 20 + 60))
     assert [r[1] for v in m.radio.recent.values() for r in v if r[0] > T0 + 600 * 20].count(A) == 1

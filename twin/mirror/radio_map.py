@@ -183,16 +183,19 @@ class RadioMap:
             self.fold()
 
     def forget(self, cell: str, before: float) -> None:
-        """Drop what ``cell`` was heard at before ``before`` (epoch s), and the interference its UEs
-        heard then: its radiation changed (power, tilt, azimuth, antenna: a CM change), so those
-        levels no longer describe it (a neighbour's change moves the interference too, but by what
-        the fit models: ``twin.resync.fit``)."""
-        keys = {cell, interference_key(cell)}
-        for key in keys:
-            if self.bins.pop(key, None) is not None:
-                self.bins_dirty = True
+        """Drop what ``cell`` was heard at before ``before`` (epoch s), and the interference every
+        cell's UEs heard then: its radiation changed (power, tilt, azimuth, antenna: a CM change),
+        so its levels no longer describe it, and the interference it sends moved at every place it
+        reaches (a resync would read that as an external interferer)."""
+
+        def gone(key: str) -> bool:
+            return key == cell or key.endswith(INTERFERENCE_SUFFIX)
+
+        for key in [k for k in self.bins if gone(k)]:
+            del self.bins[key]
+            self.bins_dirty = True
         for bucket, reports in list(self.recent.items()):
-            kept = [r for r in reports if r[1] not in keys or r[0] >= before]
+            kept = [r for r in reports if not gone(r[1]) or r[0] >= before]
             if len(kept) == len(reports):
                 continue
             if kept:
