@@ -331,8 +331,9 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
                start: Calibration | None = None, home: npt.NDArray[np.int64] | None = None,
                clock: Callable[[], float] = time.perf_counter,
                radio: Mapping[str, RadioPlaces] | None = None) -> FitResult:
-    """Fit the change of ``cells``' gain, azimuth and traffic scale and of the cluster's path loss
-    since the episode began, on top of ``start`` (the calibration in force).
+    """Fit the change of ``cells``' gain, azimuth, traffic scale and (where measured) interference
+    margin and of the cluster's path loss since the episode began, on top of ``start`` (the
+    calibration in force).
 
     ``evidence``: periods since the episode began (``changed``) and, for the old mismatch, periods
     just before it; ``sim``: the twin's simulator of the cluster (the CM in effect over the
@@ -340,8 +341,10 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
     evaluated here); ``radio``: per measured cell, its SS-RSRP change at the places it was heard
     before and since the episode began (``RadioPlaces``; cells with at least ``MIN_PLACES``): a
     direct measure of its gain and azimuth change and of the cluster's path loss change, added to
-    the cost with ``RADIO_WEIGHT`` (Huber beyond 6 dB). Raises ``ValueError`` without changed
-    periods or with a cell the simulator does not have.
+    the cost with ``RADIO_WEIGHT`` (Huber beyond 6 dB); under ``interference_key(cell)`` the change
+    of the interference plus noise the cell's UEs heard at their places, which gives an episode
+    cell its interference margin parameter. Raises ``ValueError`` without changed periods or with a
+    cell the simulator does not have.
     """
     t0 = clock()
     start = start or Calibration()
@@ -394,7 +397,7 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
     # its floor plus what fitting its two parameters to noise alone gains (``_RADIO_ALLOWANCE``)
     floors = {c: _rsrp_floor(sector_of(c), pl) for c, pl in places.items() if c in own}
 
-    def radio_excess(p: Mapping[str, float]) -> float:
+    def places_excess(p: Mapping[str, float]) -> float:
         rsrp = sum(max(radio_cost(p, (c,)) / RADIO_WEIGHT - floor, 0.0) for c, floor in floors.items())
         return RADIO_WEIGHT * (rsrp + sum(max(interference_cost(c, p.get(f"{c}|interference_db", 0.0)) - floor, 0.0)
                                           for c, floor in heard_floors.items()))
@@ -440,7 +443,7 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
     no_change = {"pathloss_db": 0.0, **{f"{c}|{k}": 0.0 for c in cells for k in ("gain_db", "azimuth_deg")}}
     # the error a resync must lower: the aggregates' and, with located reports, the per-place term
     # above its floor (the places' own noise, which no change removes)
-    error_before = cost(start, misfit) + radio_excess(no_change)
+    error_before = cost(start, misfit) + places_excess(no_change)
     params: dict[str, float] = {"pathloss_db": 0.0}
     # the cell that moved most first: searched before it, its neighbours would take up part of its change
     for c in sorted(cells, key=lambda c: (-misfit.get(c, 0.0), c)):
@@ -479,7 +482,7 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
                     if trial_cost < best - 1e-12:
                         best, params = trial_cost, trial
     after = calibration(params)
-    error_after = cost(after) + radio_excess(params)
+    error_after = cost(after) + places_excess(params)
     change: dict[str, dict[str, float]] = {
         c: {"gainDb": params[f"{c}|gain_db"], "azimuthDeg": params[f"{c}|azimuth_deg"],
             "trafficScale": math.exp(params[f"{c}|log_traffic"]),
