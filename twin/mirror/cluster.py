@@ -18,7 +18,7 @@ import structlog
 from twin.mirror.cell import MR, CellMirror, Entry
 from twin.mirror.identity import CLAIM_CLASSES, cell_dn, is_derived, local_dn, node_key, notice
 from twin.mirror.mr_stats import SealBudget, rsrp_dbm_of_index, sinr_db_of_index
-from twin.mirror.radio_map import MAX_ACCURACY_M, RadioMap, changes_radiation, interference_key
+from twin.mirror.radio_map import MAX_ACCURACY_M, RadioMap, interference_key, is_radiation_attribute
 from twin.records import CmBody, CmNotificationBody, MrBody, NormalisedRecord, PmBody
 
 __all__ = ["BOOK", "CALIBRATION", "FIDELITY", "FIDELITY_STATE", "GAP", "IDENTITY", "OBJECT", "RADIO", "RESYNCS",
@@ -238,7 +238,7 @@ class ClusterMirror:
             cell.delete_dn(r["dn"])
             return
         prefix = f"{r['cls']}." if r["cls"] else ""
-        radiating = [prefix + a for a in r["a"] if changes_radiation([a])] if self.radio is not None else []
+        radiating = [prefix + a for a in r["a"] if is_radiation_attribute(a)] if self.radio is not None else []
         was = [cell.cm.get(name) for name in radiating]
         cell.apply_cm(r["cls"], r["dn"], r["a"], r["t"])
         if any(w is not None and w[0] != cell.cm[name][0] for name, w in zip(radiating, was, strict=True)):

@@ -39,7 +39,6 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,9 +57,9 @@ __all__ = [
     "RadioChange",
     "RadioMap",
     "bin_of",
-    "changes_radiation",
     "interfered_cell",
     "interference_key",
+    "is_radiation_attribute",
 ]
 
 #: bin edge (m): about a GNSS fix, so a bin is one place (a 50 m bin mixes places and, after a
@@ -89,17 +88,15 @@ RADIATION_ATTRIBUTES = frozenset({
 })
 
 
-def changes_radiation(attributes: Iterable[str]) -> bool:
-    """Whether CM ``attributes`` (names as the mirror keeps them) include one of ``RADIATION_ATTRIBUTES``.
+def is_radiation_attribute(name: str) -> bool:
+    """Whether the CM attribute ``name`` (as the mirror keeps it, any ``Class.`` prefix) is one of
+    ``RADIATION_ATTRIBUTES``.
 
-    >>> changes_radiation(["NRSectorCarrier.configuredMaxTxPower"]), changes_radiation(["cellIndividualOffset"])
+    >>> is_radiation_attribute("NRSectorCarrier.configuredMaxTxPower"), is_radiation_attribute("cellIndividualOffset")
     (True, False)
     """
-    for name in attributes:
-        head, _, tail = name.partition(".")
-        if (tail if tail and head[:1].isupper() else name) in RADIATION_ATTRIBUTES:
-            return True
-    return False
+    head, _, tail = name.partition(".")
+    return (tail if tail and head[:1].isupper() else name) in RADIATION_ATTRIBUTES
 
 
 #: the map key of a serving cell's interference-plus-noise level: the cell key and this suffix

@@ -161,6 +161,12 @@ def _radio_part(sector: Sector, places: RadioPlaces, gain_db: float, azimuth_deg
     return float(np.sum(places.weight * _huber(misfit))) / _RADIO_REPORTS
 
 
+def _bounded(name: str, value: float) -> float:
+    """``value`` held within the range ``BOUNDS`` gives the calibration parameter ``name``."""
+    lo, hi = BOUNDS[name]
+    return min(max(value, lo), hi)
+
+
 def _interference_part(places: RadioPlaces, margin_change_db: float) -> float:
     """One cell's Huber misfit of its UEs' interference-plus-noise changes at their places against a
     margin change of ``margin_change_db`` (the margin raises every place's level by as much), as
@@ -271,7 +277,7 @@ def radio_excess(sim: Simulator, places: Mapping[str, RadioPlaces], start: Calib
         total += max(misfit - _rsrp_floor(sector, pl), 0.0)
     for c, pl in margins.items():
         now = start.cell(c).interference_db
-        after = min(max(now + float(change.get(c, {}).get("interferenceDb", 0.0)), 0.0), BOUNDS["interference_db"][1])
+        after = _bounded("interference_db", now + float(change.get(c, {}).get("interferenceDb", 0.0)))
         total += max(_interference_part(pl, after - now) - _heard_floor(pl, now), 0.0)
     return RADIO_WEIGHT * total
 
@@ -392,30 +398,20 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
         sector = sim.cluster.sectors[index[c]]
         return replace(sector, azimuth_deg=sector.azimuth_deg + start.cell(c).azimuth_deg)
 
-    # the error counts the episode's cells' places only (the other cells' places hold the path loss
-    # in the search, but their noise would swamp a change the aggregates show), each cell's above
-    # its floor plus what fitting its two parameters to noise alone gains (``_RADIO_ALLOWANCE``)
-    floors = {c: _rsrp_floor(sector_of(c), pl) for c, pl in places.items() if c in own}
-
-    def places_excess(p: Mapping[str, float]) -> float:
-        rsrp = sum(max(radio_cost(p, (c,)) / RADIO_WEIGHT - floor, 0.0) for c, floor in floors.items())
-        return RADIO_WEIGHT * (rsrp + sum(max(interference_cost(c, p.get(f"{c}|interference_db", 0.0)) - floor, 0.0)
-                                          for c, floor in heard_floors.items()))
+    def places_excess(change: Mapping[str, Mapping[str, float]]) -> float:
+        """The places' part of the error a resync must lower: the episode's cells' places only (the
+        other cells' places hold the path loss in the search, but their noise would swamp a change
+        the aggregates show), each above its floor (``radio_excess``)."""
+        return radio_excess(sim, radio or {}, start, change, own) or 0.0
 
     def interference_cost(c: str, margin_change: float) -> float:
         now = start.cell(c).interference_db
-        after = min(max(now + margin_change, BOUNDS["interference_db"][0]), BOUNDS["interference_db"][1])
-        return _interference_part(heard[c], after - now)
+        return _interference_part(heard[c], _bounded("interference_db", now + margin_change) - now)
 
-    # the same for the margin's places: one parameter, half the allowance
-    heard_floors = {c: _heard_floor(pl, start.cell(c).interference_db) for c, pl in heard.items()}
-
-    def radio_cost(p: Mapping[str, float], cells: Collection[str] | None = None) -> float:
-        """Per measured cell (of ``cells``, default all), its places' Huber misfit, summed."""
+    def radio_cost(p: Mapping[str, float]) -> float:
+        """Per measured cell, its places' Huber misfit, summed."""
         total = 0.0
         for c, pl in places.items():
-            if cells is not None and c not in cells:
-                continue
             moved = c in own
             gain, turn = (p[f"{c}|gain_db"], p[f"{c}|azimuth_deg"]) if moved else (0.0, 0.0)
             key = (c, gain, turn, p["pathloss_db"])
@@ -423,7 +419,7 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
             if part is None:
                 part = memo[key] = _radio_part(sector_of(c), pl, gain, turn, p["pathloss_db"])
             total += part
-        for c in heard if cells is None else ():
+        for c in heard:
             total += interference_cost(c, p.get(f"{c}|interference_db", 0.0))
         return RADIO_WEIGHT * total
 
@@ -440,10 +436,9 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
         return cost(calibration(p)) + PRIOR_WEIGHT * prior + (radio_cost(p) if places or heard else 0.0)
 
     misfit: dict[str, float] = {}
-    no_change = {"pathloss_db": 0.0, **{f"{c}|{k}": 0.0 for c in cells for k in ("gain_db", "azimuth_deg")}}
     # the error a resync must lower: the aggregates' and, with located reports, the per-place term
     # above its floor (the places' own noise, which no change removes)
-    error_before = cost(start, misfit) + places_excess(no_change)
+    error_before = cost(start, misfit) + places_excess({})
     params: dict[str, float] = {"pathloss_db": 0.0}
     # the cell that moved most first: searched before it, its neighbours would take up part of its change
     for c in sorted(cells, key=lambda c: (-misfit.get(c, 0.0), c)):
@@ -455,16 +450,12 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
         fitted = {}
         for c in cells:
             now = start.cell(c)
-            gain = min(max(now.gain_db + p[f"{c}|gain_db"], BOUNDS["gain_db"][0]), BOUNDS["gain_db"][1])
-            azimuth = min(max(now.azimuth_deg + p[f"{c}|azimuth_deg"], BOUNDS["azimuth_deg"][0]),
-                          BOUNDS["azimuth_deg"][1])
-            traffic = min(max(now.traffic_scale * math.exp(p[f"{c}|log_traffic"]), BOUNDS["traffic_scale"][0]),
-                          BOUNDS["traffic_scale"][1])
-            margin = min(max(now.interference_db + p.get(f"{c}|interference_db", 0.0), BOUNDS["interference_db"][0]),
-                         BOUNDS["interference_db"][1])
-            fitted[c] = CellCalibration(gain, azimuth, traffic, margin)
-        pathloss = min(max(start.pathloss_db + p["pathloss_db"], BOUNDS["pathloss_db"][0]), BOUNDS["pathloss_db"][1])
-        return start.with_cells(fitted, pathloss)
+            fitted[c] = CellCalibration(
+                _bounded("gain_db", now.gain_db + p[f"{c}|gain_db"]),
+                _bounded("azimuth_deg", now.azimuth_deg + p[f"{c}|azimuth_deg"]),
+                _bounded("traffic_scale", now.traffic_scale * math.exp(p[f"{c}|log_traffic"])),
+                _bounded("interference_db", now.interference_db + p.get(f"{c}|interference_db", 0.0)))
+        return start.with_cells(fitted, _bounded("pathloss_db", start.pathloss_db + p["pathloss_db"]))
 
     best = penalised(params)
     for _ in range(2):
@@ -482,12 +473,12 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
                     if trial_cost < best - 1e-12:
                         best, params = trial_cost, trial
     after = calibration(params)
-    error_after = cost(after) + places_excess(params)
     change: dict[str, dict[str, float]] = {
         c: {"gainDb": params[f"{c}|gain_db"], "azimuthDeg": params[f"{c}|azimuth_deg"],
             "trafficScale": math.exp(params[f"{c}|log_traffic"]),
             "interferenceDb": params.get(f"{c}|interference_db", 0.0)} for c in cells}
     change["cluster"] = {"pathlossDb": params["pathloss_db"]}
+    error_after = cost(after) + places_excess(change)
     baseline: dict[str, dict[str, float]] = {}
     for (cell, kpi), value in old.items():
         baseline.setdefault(cell, {})[kpi] = round(value, 6)

@@ -268,7 +268,6 @@ class Simulator:
         self._base_loss = self._chunked(self._loss_rows, all_rows, base_cells, zen)
         self._base_loss_key = np.stack([base_cells.height_m, base_cells.fc_ghz], axis=1)
         self._extra_loss = np.zeros(len(self._keys))  # [C] dB, of the last ``evaluate``
-        self._rise: FloatArray | None = None  # [n_ues] dB of the last ``evaluate`` (None: no rise)
         self._noise: float | FloatArray = self.noise_psd  # scalar or [n_ues] mW/Hz, of the last ``evaluate``
         self._state: _State | None = None
 
@@ -397,20 +396,20 @@ class Simulator:
             raise ValueError(f"interference_rise_db must be finite and >= 0 (a scalar or one value per UE point, "
                              f"{self.ues.n}), got {shown}")
         self._extra_loss = np.array(extra)
-        self._rise = np.broadcast_to(rise, (self.ues.n,)) if np.any(rise) else None
         self._noise = self.noise_psd  # the rise's PSD is added by ``_build_state``, from the cells as configured
         weight = self.ues.weight * scale
         if hour is not None:
             weight = weight * (self.traffic or TrafficMap()).hour_factor(hour)
         demand = self.ues.demand_bps * demand_scale if demand_scale != 1.0 else self.ues.demand_bps
-        self._state = self._build_state(sectors, weight, demand)
+        self._state = self._build_state(sectors, weight, demand,
+                                        np.broadcast_to(rise, (self.ues.n,)) if np.any(rise) else None)
         return self._state.result
 
     def _build_state(self, sectors: tuple[Sector, ...], weight: FloatArray, demand: FloatArray,
-                     baseline: bool = True) -> _State:
+                     rise: FloatArray | None = None) -> _State:
         """Everything CM-dependent from scratch (path loss only for cells whose height or
-        frequency differ from the cluster's); a ``baseline`` (``evaluate``'s) also fixes the PSD of
-        the interference rise from these cells."""
+        frequency differ from the cluster's); ``rise`` (an ``evaluate``'s interference rise, [n_ues]
+        dB) fixes the external PSD from these cells, kept by later what-ifs."""
         cells = CellArrays.of(sectors)
         all_rows = np.arange(len(sectors), dtype=np.int64)
         key = np.stack([cells.height_m, cells.fc_ghz], axis=1)
@@ -440,10 +439,10 @@ class Simulator:
         sig = 10 ** ((psd_dbm[serving] + cg[serving, self._cols]) / 10.0)
         rsrp = p_re[serving] + cg[serving, self._cols]
         del cg
-        if baseline and self._rise is not None:  # the external PSD that raises each point's SS interference plus noise
+        if rise is not None:  # the external PSD that raises each point's SS interference plus noise
             tot = total_full[layer[serving], self._cols] if n_layers > 1 else total_full[0]
             base = np.maximum(tot - sig, 0.0) + self.noise_psd
-            self._noise = self.noise_psd + base * (10.0 ** (self._rise / 10.0) - 1.0)
+            self._noise = self.noise_psd + base * (10.0 ** (rise / 10.0) - 1.0)
         result = self._solve(cells, serving, rsrp, sig, total_full, layer, n_layers, rx32, None, None,
                              re_rate, weight, demand, np.zeros(len(sectors)))
         return _State(sectors, cells, loss, gain, zen, psd_dbm, p_re, layer, n_layers, rx32,
@@ -519,7 +518,7 @@ class Simulator:
 
     def _full_rebuild(self, sectors: tuple[Sector, ...], st: _State) -> SimResult:
         """Evaluate ``sectors`` from scratch without disturbing the baseline."""
-        return self._build_state(sectors, st.weight, st.demand, baseline=False).result
+        return self._build_state(sectors, st.weight, st.demand).result
 
     def _solve(
         self,
