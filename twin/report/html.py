@@ -182,7 +182,9 @@ def _fidelity_section(summary: Mapping[str, Any], ends: Sequence[float], marks: 
         return []
     parts = ["<h2>DT-BSM per cluster</h2><p>Black: the point value (DTBSM_sup); green dashed: the lower end "
              "of its interval (confident drift above tau); red dashed: tau. The latest estimate at each period "
-             "(recomputed every few periods, or early). The upper end and the coverage are in the table. Below "
+             "(recomputed every few periods, or early); it compares the state-action pairs both sides sampled at "
+             "least n_min times (\"pairs compared\"; fewer right after a resync, which restarts the twin's "
+             "samples). The upper end and the coverage are in the table. Below "
              "it, blue: the TV bound of the point value (the early warning between computations: a rise "
              "computes at once; a loose upper bound, so on its own scale), black: the point value again.</p>"]
     for cid, f in fid.items():
@@ -206,6 +208,7 @@ def _fidelity_section(summary: Mapping[str, Any], ends: Sequence[float], marks: 
         early = sum(1 for r in f["records"] if r.get("early"))
         parts.append(f"<table><tr><td>latest</td><td>value {last['value']}</td><td>lower {last['lower']}</td>"
                      f"<td>upper {last['upper']}</td><td>coverage {last['coverage']}</td>"
+                     f"<td>pairs compared {'-' if last.get('comparedPairs') is None else last['comparedPairs']}</td>"
                      f"<td>{html.escape(scope)}</td><td>tau {tau:.4g}</td>"
                      f"<td>early computations {early} of {len(f['records'])}</td></tr></table>")
     return parts

@@ -158,6 +158,6 @@ def _fidelity(ends: Sequence[int], clusters: Mapping[str, ClusterMirror]) -> dic
                                       latest.get("tvBound")))])
         out[cid] = {"tau": records[-1]["tau"], "byPeriod": by_period,
                     "records": [{k: r.get(k) for k in ("periodEnd", "value", "lower", "upper", "coverage",
-                                                       "restricted", "restrictedPairs", "actions", "firing",
-                                                       "tvBound", "early")} for r in records]}
+                                                       "restricted", "restrictedPairs", "comparedPairs",
+                                                       "actions", "firing", "tvBound", "early")} for r in records]}
     return out

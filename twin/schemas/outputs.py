@@ -138,6 +138,9 @@ class Fidelity(WireModel):
                              "max over actions (spec 9.2: computed over A_cov(x))")
     restricted_pairs: int = Field(default=0, ge=0, description="(visited state, used action) pairs left out of the "
                                   "max (a state with no covered action keeps every used one)")
+    compared_pairs: int | None = Field(default=None, ge=0, description="(visited state, action) pairs in the max "
+                                       "with n_min samples on both sides: the point value compares only these, "
+                                       "a pair below n_min on a side takes the other side's estimate")
     n_min: float = Field(gt=0)
     gamma: float = Field(gt=0, lt=1)
     tau: float = Field(gt=0)
