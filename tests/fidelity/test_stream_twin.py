@@ -4,6 +4,7 @@ round trip, the trust gate's verdict, and the trigger opening a resync that reco
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,38 @@ def test_the_first_estimate_after_an_applied_resync_is_its_dtbsm_after(run: tupl
     service._dtbsm_after(mirror, later)
     assert mirror.resyncs[0]["dtbsmAfter"]["periodEnd"] == first["periodEnd"]  # the first, not a later one
     assert "dtbsmAfter" not in mirror.resyncs[1]  # not applied yet
+
+
+def test_dtbsm_after_waits_for_the_twin_to_compare_as_many_pairs_as_before(
+        run: tuple[Twin, NetworkEmulator, Path]) -> None:
+    """A resync restarts the twin's counts: a computation right after compares few pairs (the rest
+    take the network's estimate) and would flatter the resync; ``dtbsmAfter`` is the first that
+    compares as many pairs as ``dtbsmBefore``, or the first ``n_min`` periods after the resync."""
+    twin, emu, _ = run
+    service = twin._service
+    assert service is not None and service.fidelity is not None
+    n_min = service.fidelity.settings.n_min
+    mirror = twin.mirror(emu.cluster_id).snapshot()
+    at = twin.fidelity(emu.cluster_id)[0]["periodEnd"]
+    before = {"value": 0.6, "lower": 0.0, "upper": 5.0, "coverage": 0.1, "periodEnd": at, "comparedPairs": 3.0}
+    mirror.resyncs = [{"resyncId": "r", "status": "applied", "at": at, "gp": GP, "dtbsmBefore": dict(before)}]
+
+    def record(k: int, compared: int) -> dict[str, Any]:
+        return {"value": 0.1 * k, "lower": 0.0, "upper": 5.0, "coverage": 0.1, "periodEnd": at + k * GP,
+                "comparedPairs": compared}
+
+    service._dtbsm_after(mirror, record(2, 1))
+    assert "dtbsmAfter" not in mirror.resyncs[0]  # one pair compared of three: not yet
+    service._dtbsm_after(mirror, record(3, 3))
+    assert mirror.resyncs[0]["dtbsmAfter"]["periodEnd"] == at + 3 * GP
+    assert mirror.resyncs[0]["dtbsmAfter"]["comparedPairs"] == 3.0
+    # a resync whose cluster never compares three pairs again (its states changed): n_min periods on
+    late = 1 + math.ceil(n_min)
+    mirror.resyncs = [{"resyncId": "t", "status": "applied", "at": at, "gp": GP, "dtbsmBefore": dict(before)}]
+    service._dtbsm_after(mirror, record(late - 1, 2))
+    assert "dtbsmAfter" not in mirror.resyncs[0]
+    service._dtbsm_after(mirror, record(late, 2))
+    assert mirror.resyncs[0]["dtbsmAfter"]["periodEnd"] == at + late * GP
 
 
 def test_the_demo_report_shows_dtbsm_per_cluster_with_tau(run: tuple[Twin, NetworkEmulator, Path]) -> None:

@@ -80,7 +80,10 @@ def summary(record: Mapping[str, Any] | None) -> dict[str, float] | None:
     """The figures of a DT-BSM record a resync keeps (``dtbsmBefore``/``dtbsmAfter``)."""
     if record is None:
         return None
-    return {k: float(record[k]) for k in ("value", "lower", "upper", "coverage", "periodEnd")}
+    out = {k: float(record[k]) for k in ("value", "lower", "upper", "coverage", "periodEnd")}
+    if record.get("comparedPairs") is not None:
+        out["comparedPairs"] = float(record["comparedPairs"])
+    return out
 
 
 class FidelityMonitor:

@@ -14,6 +14,7 @@ where the checkpoint ends.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -196,10 +197,17 @@ class PredictionService:
         return out
 
     def _dtbsm_after(self, mirror: ClusterMirror, record: dict[str, Any]) -> None:
-        """The first DT-BSM computed after a resync's calibration took effect is its ``dtbsmAfter``."""
+        """A resync's ``dtbsmAfter``: the first DT-BSM computed after its calibration took effect that
+        compares as many state-action pairs as its ``dtbsmBefore`` did, or, failing that, the first
+        ``n_min`` periods after (the resync restarts the twin's counts, and until they are back a
+        value rests on the pairs the twin has sampled again: lower than the twin deserves)."""
+        n_min = self.fidelity.settings.n_min if self.fidelity is not None else 0.0
         for r in mirror.resyncs:
             if ("dtbsmBefore" in r and "dtbsmAfter" not in r and r["status"] in ("verifying", "applied", "rolled_back")
-                    and record["periodEnd"] > int(r["at"]) + int(r["gp"])):
+                    and record["periodEnd"] > int(r["at"]) + int(r["gp"])
+                    and (record.get("comparedPairs") is None
+                         or record["comparedPairs"] >= (r["dtbsmBefore"] or {}).get("comparedPairs", 0)
+                         or record["periodEnd"] >= int(r["at"]) + int(r["gp"]) * (1 + math.ceil(n_min)))):
                 r["dtbsmAfter"] = summary(record)
                 mirror.resync_changed = True
                 if self.resyncs is not None:

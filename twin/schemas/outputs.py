@@ -114,8 +114,9 @@ class Resync(WireModel):
     evaluations: int | None = None  # model evaluations of the fit
     reason: str | None = None
     alert_cleared: bool | None = None  # the alert of a failed or rolled-back resync was cleared
-    # the cluster's DT-BSM (value, lower, upper, coverage, periodEnd) latest at the trigger, and the
-    # first computed after the resync's calibration took effect (``twin.prediction.fidelity``)
+    # the cluster's DT-BSM (value, lower, upper, coverage, periodEnd, comparedPairs) latest at the
+    # trigger, and the first computed after the resync's calibration took effect that compares as many
+    # state-action pairs, or else the first n_min periods after (``twin.prediction.service``)
     dtbsm_before: dict[str, float] | None = None
     dtbsm_after: dict[str, float] | None = None
 
