@@ -64,6 +64,10 @@ if TYPE_CHECKING:
 
 __all__ = ["IngestReport", "RejectedRecord", "Twin", "WhatIf"]
 
+DENSE_MODELS_KEPT = 4
+"""Clusters whose denser what-if model (``ue_points``) a twin keeps: the optimiser searches one
+cluster at a time, and each model holds its UE drop (about 15 MB for 21 cells at 12,000 points)."""
+
 _TOPIC_OF_MODEL: dict[type[WireModel], str] = {model: topic for topic, model in topics.SCHEMAS.items()
                                               if topic in topics.INGEST_TOPICS}
 
@@ -456,7 +460,8 @@ class Twin:
             raise UnknownClusterError(f"unknown cluster {cluster!r}; the twin has {known}")
 
     def _what_if_predictor(self, ue_points: int | None) -> ClusterPredictor:
-        """The prediction's model, or one like it with ``ue_points`` UE points (built once, cached)."""
+        """The prediction's model, or one like it with ``ue_points`` UE points (built once, cached for
+        the ``DENSE_MODELS_KEPT`` clusters used last)."""
         if ue_points is None:
             return self._predictor
         if isinstance(ue_points, bool) or not isinstance(ue_points, int) or ue_points < 1:
@@ -466,7 +471,7 @@ class Twin:
         dense = self._dense.get(ue_points)
         if dense is None:
             dense = self._dense[ue_points] = ClusterPredictor(replace(self.predict_config, n_ues=ue_points),
-                                                              self._predictor.engine)
+                                                              self._predictor.engine, max_models=DENSE_MODELS_KEPT)
         return dense
 
     def _period_model(self, cluster: str, period_end: int | float | datetime | None,

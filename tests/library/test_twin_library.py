@@ -8,6 +8,7 @@ The worker run (``tests/library/worker_run.py``) is shared with the documentatio
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,9 +19,11 @@ import pytest
 from tests.library.worker_run import GP, GROUP, PERIODS, WorkerRun
 from twin import NoDataError, Twin, UnknownCellError, UnknownClusterError
 from twin.config import TwinSettings, load_settings
+from twin.digital_twin import DENSE_MODELS_KEPT
 from twin.gap import RSRP_MEAN, SINR_MEAN
 from twin.mirror.store import CheckpointStore
 from twin.prediction import PredictConfig, simulated_cm
+from twin.prediction.model import ClusterPredictor
 from twin.schemas import CmChangeRequest
 from twin.sim import Simulator, TrafficMap, cluster_from_mirror
 from twin.sim.kpis import CONN
@@ -137,6 +140,28 @@ def test_whatif_on_a_denser_drop_equals_a_direct_run_with_that_many_points(run: 
     for bad in (0, -5, 2.5, True, "9000"):
         with pytest.raises(ValueError, match=f"ue_points={bad!r} must be an integer >= 1"):
             opened.whatif(cluster, changes, period_end=end, ue_points=bad)  # type: ignore[arg-type]
+
+
+def test_denser_what_if_models_are_kept_for_the_clusters_used_last(run: WorkerRun, opened: Twin) -> None:
+    """The optimiser's denser models are cached per cluster, least recently used out first: a twin
+    that optimises many clusters holds ``DENSE_MODELS_KEPT`` of them, not all (15 MB each for 21
+    cells at 12,000 points)."""
+    end = run.period_ends[3]
+    for cluster in ("west", "east"):
+        opened.whatif(cluster, {}, period_end=end, ue_points=7000)
+    assert opened._dense[7000].max_models == DENSE_MODELS_KEPT and len(opened._dense[7000]._models) == 2
+    mirrors = {c: opened.mirror(c) for c in ("west", "east")}
+    one = ClusterPredictor(replace(opened.predict_config, n_ues=500), max_models=1)
+    for cluster in ("west", "west", "east", "west"):
+        assert one.period_model(mirrors[cluster], GP, end) is not None
+    assert one.builds == 3 and list(one._models) == ["west"]  # east pushed west out, then the other way
+    two = ClusterPredictor(replace(opened.predict_config, n_ues=500), max_models=2)
+    for cluster in ("west", "east", "west", "east"):
+        two.period_model(mirrors[cluster], GP, end)
+    assert two.builds == 2 and list(two._models) == ["west", "east"]
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=f"max_models={bad!r} must be an integer >= 1 or None"):
+            ClusterPredictor(opened.predict_config, max_models=bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("changes", "error", "message"), [

@@ -200,11 +200,18 @@ class PeriodModel:
 
 
 class ClusterPredictor:
-    """Predicts per-cell KPIs of mirrored clusters; one cached simulator per cluster."""
+    """Predicts per-cell KPIs of mirrored clusters; one cached simulator per cluster, at most
+    ``max_models`` of them when given (the least recently used goes first: a predictor that serves
+    only occasional what-ifs, such as the optimiser's denser one, must not hold every cluster)."""
 
-    def __init__(self, config: PredictConfig | None = None, engine: Sim2RealEngine | None = None) -> None:
+    def __init__(self, config: PredictConfig | None = None, engine: Sim2RealEngine | None = None,
+                 max_models: int | None = None) -> None:
+        if max_models is not None and (isinstance(max_models, bool) or not isinstance(max_models, int)
+                                       or max_models < 1):
+            raise ValueError(f"max_models={max_models!r} must be an integer >= 1 or None (no bound)")
         self.config = config or PredictConfig()
         self.engine = engine
+        self.max_models = max_models
         self._models: dict[str, _Model] = {}
         self.builds = 0
 
@@ -225,7 +232,9 @@ class ClusterPredictor:
                calibration: Calibration | None = None) -> tuple[_Model, bool]:
         calibration = calibration or Calibration()
         fingerprint = orjson.dumps([cm, calibration.to_dict()], option=orjson.OPT_SORT_KEYS)
-        model = self._models.get(cluster_id)
+        model = self._models.pop(cluster_id, None)  # put back last: the most recently used
+        if model is not None:
+            self._models[cluster_id] = model
         if model is not None and model.fingerprint == fingerprint:
             return model, False
         cfg = self.config
@@ -246,6 +255,8 @@ class ClusterPredictor:
                                       minlength=len(sim.cluster.sectors)), dtype=np.float64)
         model = _Model(fingerprint, sim, conn, calibration, overlay, factor, home, rise)
         self._models[cluster_id] = model
+        while self.max_models is not None and len(self._models) > self.max_models:
+            del self._models[next(iter(self._models))]
         self.builds += 1
         return model, True
 
