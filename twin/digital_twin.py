@@ -22,6 +22,7 @@ them again.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -67,6 +68,11 @@ __all__ = ["IngestReport", "RejectedRecord", "Twin", "WhatIf"]
 DENSE_MODELS_KEPT = 4
 """Clusters whose denser what-if model (``ue_points``) a twin keeps: the optimiser searches one
 cluster at a time, and each model holds its UE drop (about 15 MB for 21 cells at 12,000 points)."""
+
+DENSE_SIZES_KEPT = 2
+"""Distinct ``ue_points`` values whose models a twin keeps (each up to ``DENSE_MODELS_KEPT``
+clusters), least recently used out first: a caller sweeping the density would otherwise keep a
+model set per value it tried."""
 
 _TOPIC_OF_MODEL: dict[type[WireModel], str] = {model: topic for topic, model in topics.SCHEMAS.items()
                                               if topic in topics.INGEST_TOPICS}
@@ -156,7 +162,8 @@ class Twin:
         self._router = ClusterRouter(self.settings.topology)
         self._predictor = ClusterPredictor(self.predict_config, load_engine(self.settings.predict))
         self._sim2real: Sim2RealEngine | None = self._predictor.engine
-        self._dense: dict[int, ClusterPredictor] = {}  # what-if models with more UE points, by their number
+        # what-if models with another number of UE points, by that number, least recently used first
+        self._dense: OrderedDict[int, ClusterPredictor] = OrderedDict()
         self._service: PredictionService | None = prediction_service(self.settings, self._predictor,
                                                                      timeout_grace_s=0.0)
         self._decoder: IngestDecoder | None = None
@@ -461,7 +468,7 @@ class Twin:
 
     def _what_if_predictor(self, ue_points: int | None) -> ClusterPredictor:
         """The prediction's model, or one like it with ``ue_points`` UE points (built once, cached for
-        the ``DENSE_MODELS_KEPT`` clusters used last)."""
+        the ``DENSE_MODELS_KEPT`` clusters and the ``DENSE_SIZES_KEPT`` values used last)."""
         if ue_points is None:
             return self._predictor
         if isinstance(ue_points, bool) or not isinstance(ue_points, int) or ue_points < 1:
@@ -472,6 +479,10 @@ class Twin:
         if dense is None:
             dense = self._dense[ue_points] = ClusterPredictor(replace(self.predict_config, n_ues=ue_points),
                                                               self._predictor.engine, max_models=DENSE_MODELS_KEPT)
+            while len(self._dense) > DENSE_SIZES_KEPT:
+                self._dense.popitem(last=False)
+        else:
+            self._dense.move_to_end(ue_points)
         return dense
 
     def _period_model(self, cluster: str, period_end: int | float | datetime | None,

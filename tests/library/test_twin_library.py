@@ -19,7 +19,7 @@ import pytest
 from tests.library.worker_run import GP, GROUP, PERIODS, WorkerRun
 from twin import NoDataError, Twin, UnknownCellError, UnknownClusterError
 from twin.config import TwinSettings, load_settings
-from twin.digital_twin import DENSE_MODELS_KEPT
+from twin.digital_twin import DENSE_MODELS_KEPT, DENSE_SIZES_KEPT
 from twin.gap import RSRP_MEAN, SINR_MEAN
 from twin.mirror.store import CheckpointStore
 from twin.prediction import PredictConfig, simulated_cm
@@ -162,6 +162,23 @@ def test_denser_what_if_models_are_kept_for_the_clusters_used_last(run: WorkerRu
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match=f"max_models={bad!r} must be an integer >= 1 or None"):
             ClusterPredictor(opened.predict_config, max_models=bad)  # type: ignore[arg-type]
+
+
+def test_denser_what_if_models_are_kept_for_the_densities_used_last(run: WorkerRun, opened: Twin) -> None:
+    """A caller sweeping ``ue_points`` keeps the models of the ``DENSE_SIZES_KEPT`` values it used
+    last, not one model set per value it tried; a value used again in time is the same model."""
+    end = run.period_ends[3]
+    opened._dense.clear()
+    kept = opened.whatif("west", {}, period_end=end, ue_points=600)
+    first = opened._dense[600]
+    for n in (700, 600, 800, 600, 900):
+        opened.whatif("west", {}, period_end=end, ue_points=n)
+        assert len(opened._dense) <= DENSE_SIZES_KEPT
+    assert list(opened._dense) == [600, 900]  # 700 and 800 out, least recently used first
+    again = opened.whatif("west", {}, period_end=end, ue_points=600)
+    assert opened._dense[600] is first and first.builds == 1 and again.delta == kept.delta
+    opened.whatif("west", {}, period_end=end, ue_points=700)
+    assert list(opened._dense) == [600, 700]  # 900 out now
 
 
 @pytest.mark.parametrize(("changes", "error", "message"), [
