@@ -169,9 +169,10 @@ def replay(
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the replay commands to the ``twin`` CLI ``app`` and ``twin bench gap-models`` / ``fidelity`` /
-    ``prefilter`` / ``optimize`` / ``sim2real``."""
+    ``prefilter`` / ``optimize`` / ``sim2real`` / ``mr-ceiling``."""
     from replay.bench_fidelity import bench_fidelity_command
     from replay.bench_gap import bench_gap_models_command
+    from replay.bench_mr_ceiling import bench_mr_ceiling_command
     from replay.bench_optimize import bench_optimize_command
     from replay.bench_prefilter import bench_prefilter_command
     from replay.bench_sim2real import bench_sim2real_command
@@ -182,3 +183,4 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     bench_app.command("prefilter")(bench_prefilter_command)
     bench_app.command("optimize")(bench_optimize_command)
     bench_app.command("sim2real")(bench_sim2real_command)
+    bench_app.command("mr-ceiling")(bench_mr_ceiling_command)

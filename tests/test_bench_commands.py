@@ -210,6 +210,15 @@ def test_bench_sim2real(tmp_path: Path) -> None:
     assert (tmp_path / "model" / "model.json").is_file() and (tmp_path / "model" / "weights.pt").is_file()
 
 
+def test_bench_mr_ceiling() -> None:
+    doc = _bench("mr-ceiling", "--scenario", "suburban-quiet", "--pairs", "1", "--days", "1", "--noise-db", "0.5",
+                 "--json")
+    assert doc["benchmark"] == "mr_ceiling" and doc["pairs"] == 1 and doc["cells_heard"] == 3
+    assert doc["noise_db"] == 0.5 and set(doc["kendall_tau_by_scenario"]) == {"suburban-quiet"}
+    assert set(doc["kendall_tau"]) == {"per_place", "per_place_exact_antennas", "public_model"}
+    assert all(-1.0 <= v <= 1.0 for v in doc["kendall_tau"].values())
+
+
 def test_soak_memory_by_process_role() -> None:
     """The soak's per-process memory reads /proc: this process is the worker, children are told
     apart by their command lines (the re-keying member's ``--sibling-fds``, a spawned fit)."""

@@ -12,6 +12,7 @@ Loss matrices are [n_cells, n_ues] dB; weights [n_ues] connected UEs per point.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, replace
 
@@ -19,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from replay.emulator.scenario import Event, Scenario
-from replay.emulator.truth import draw_truth, load_multiplier
+from replay.emulator.truth import HiddenTruth, draw_truth, load_multiplier
 from twin.sim import PrecomputedPropagation, SimConfig, SimResult, Simulator, StatisticalPropagation
 from twin.sim.antenna import sector_gain_rows
 from twin.sim.propagation import LinkGeometry
@@ -81,6 +82,18 @@ class PhysicalNetwork:
         self._sim: Simulator | None = None
         self._state_parts: tuple[tuple[Sector, ...], FloatArray] | None = None
         self._outer: list[tuple[Sector, FloatArray]] | None = None
+
+    def with_truth(self, truth: HiddenTruth) -> PhysicalNetwork:
+        """The same network (sites, UE points, model loss, outer ring) with another hidden truth:
+        what a benchmark evaluates to ask how much of the truth a model would need to know. The
+        model-loss rows are shared (they do not depend on the truth), the built simulator is not."""
+        if truth.extra_loss_db.shape != self.truth.extra_loss_db.shape:
+            raise ValueError(f"truth.extra_loss_db has shape {truth.extra_loss_db.shape}, "
+                             f"expected {self.truth.extra_loss_db.shape}")
+        other = copy.copy(self)
+        other.truth = truth
+        other._key, other._sim, other._state_parts = None, None, None
+        return other
 
     # -- loss -------------------------------------------------------------------------------
     def _model_loss(self, sectors: tuple[Sector, ...]) -> FloatArray:

@@ -1,0 +1,161 @@
+"""``twin bench mr-ceiling``: how well a twin calibrated per place from located UE reports could rank
+CM candidates (issue 15's ranking, ``docs/sim2real.md``).
+
+``twin bench sim2real`` ranks the candidates of one cell's tilt x power grid by the cell's
+``DRB.UEThpDl`` and finds every model near the twin's own simulation model (Kendall tau about
+0.5), and any model that does not know the network's own hidden draw near 0.55. The draw
+(``replay/emulator/truth.py``) is per-cell antenna gain and azimuth errors and an extra loss per
+(cell, UE point): own shadowing and building loss. A located UE report shows, at its place, the
+SS-RSRP of its serving cell and of the neighbours it heard; against the twin's model, the
+difference is that place's offset for that cell, the antenna's errors at the configuration in
+force included. This benchmark asks how well the candidates would be ranked by the truth's own
+physics with the draw replaced by what such reports show:
+
+* ``per_place``: at ``places_share`` of the UE points, the offsets of the ``cells_heard``
+  strongest cells, as the reports of a reference period show them against the public model,
+  with a Gaussian error of ``noise_db`` (a report's RSRP error, 2 dB on the emulator, averaged over
+  the reports of a place: 2 / sqrt(n)); a cell not heard at a place takes the place's mean offset.
+  The antennas' errors are not known apart (they are inside the offsets);
+* ``per_place_exact_antennas``: the same places and cells with their extra loss exact and the
+  antennas' true gain and azimuth (what knowing the antennas apart, without error, would add);
+* ``public_model``: nothing of the draw: the twin's model on the same points.
+
+Ranked as ``twin bench sim2real`` ranks: per (period, cell) pair of the held-out half of ``days``
+hourly periods, the 21 candidates of ``RANK_TILTS_DEG`` x ``RANK_POWERS_DBM`` on the cell, the other
+cells as they ran, its noiseless ``DRB.UEThpDl`` on the truth; Kendall tau-b, mean over the pairs.
+These are ceilings of a physics twin that shares the truth's model family and knows the UE points
+exactly; a predictor learned from such a twin's data would rank lower.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import numpy as np
+import numpy.typing as npt
+import typer
+
+from replay.bench_sim2real import RANK_POWERS_DBM, RANK_TILTS_DEG, SCENARIOS, _kendall
+from replay.emulator import NetworkEmulator
+from replay.emulator.physics import PhysicalNetwork
+from replay.sim2real_data import Band, RealPeriod, real_samples
+from twin.sim.cm import apply_cm_to_sector
+from twin.sim2real import TARGETS
+
+__all__ = ["VARIANTS", "bench_mr_ceiling_command", "reported_offsets", "run_mr_ceiling"]
+
+START = datetime(2024, 3, 1, tzinfo=UTC)
+GP = 3600
+VARIANTS = ("per_place", "per_place_exact_antennas", "public_model")
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def reported_offsets(phys: PhysicalNetwork, period: RealPeriod, cells_heard: int, noise_db: float,
+                     places_share: float, rng: np.random.Generator) -> tuple[FloatArray, BoolArray]:
+    """What located reports of ``period`` show, as an extra loss [n_cells, n_ues] on the public model
+    (the RSRP the model expects less the RSRP reported, with ``noise_db`` of error), and which
+    (cell, place) pairs were heard. At each of ``places_share`` of the places the ``cells_heard``
+    strongest cells are heard; the others take the place's mean offset (the share of the places
+    not heard at all: the mean over every heard pair)."""
+    t = phys.truth
+    n_cells, n_ues = t.extra_loss_db.shape
+    every = np.arange(n_ues)
+    state = phys.evaluate(period.public, period.hour, list(period.active))
+    reported = phys.rsrp_matrix(state, every)
+    public = phys.with_truth(replace(t, gain_db=np.zeros_like(t.gain_db), azimuth_deg=np.zeros_like(t.azimuth_deg),
+                                     extra_loss_db=np.zeros_like(t.extra_loss_db)))
+    expected = public.rsrp_matrix(public.evaluate(period.public, period.hour, list(period.active)), every)
+    offset = expected - reported + rng.normal(0.0, noise_db, reported.shape)
+    heard = np.zeros((n_cells, n_ues), dtype=bool)
+    places = every[rng.random(n_ues) < places_share]
+    strongest = np.argsort(-reported[:, places], axis=0)[: min(cells_heard, n_cells)]
+    for row in strongest:
+        heard[row, places] = True
+    overall = float(offset[heard].mean()) if heard.any() else 0.0
+    mean = np.where(heard.any(0), np.where(heard, offset, 0.0).sum(0) / np.maximum(heard.sum(0), 1), overall)
+    return np.where(heard, offset, mean[None, :]), heard
+
+
+def _variants(phys: PhysicalNetwork, offsets: FloatArray, heard: BoolArray) -> dict[str, PhysicalNetwork]:
+    t = phys.truth
+    zero_gain, zero_azimuth = np.zeros_like(t.gain_db), np.zeros_like(t.azimuth_deg)
+    extra = t.extra_loss_db
+    mean = np.where(heard.any(0), np.where(heard, extra, 0.0).sum(0) / np.maximum(heard.sum(0), 1),
+                    float(extra[heard].mean()) if heard.any() else 0.0)
+    return {
+        "per_place": phys.with_truth(replace(t, gain_db=zero_gain, azimuth_deg=zero_azimuth, extra_loss_db=offsets)),
+        "per_place_exact_antennas": phys.with_truth(replace(t, extra_loss_db=np.where(heard, extra, mean[None, :]))),
+        "public_model": phys.with_truth(replace(t, gain_db=zero_gain, azimuth_deg=zero_azimuth,
+                                                extra_loss_db=np.zeros_like(extra))),
+    }
+
+
+def _thp(phys: PhysicalNetwork, period: RealPeriod, key: str, attrs: dict[str, Any], cell: int) -> float:
+    moved = tuple(apply_cm_to_sector(s, attrs if s.cell_key == key else {}, strict=True) for s in period.public)
+    return float(phys.evaluate(moved, period.hour, list(period.active)).result.kpi.values[TARGETS[0]][cell])
+
+
+def run_mr_ceiling(cells_heard: int = 3, noise_db: float = 0.0, places_share: float = 1.0, pairs: int = 8,
+                   days: int = 3, seed: int = 0, scenarios: tuple[str, ...] = SCENARIOS) -> dict[str, Any]:
+    """Kendall tau of each variant against the truth, per scenario and over every pair."""
+    for field, value, ok, rule in (("cells_heard", cells_heard, cells_heard >= 1, "at least 1"),
+                                   ("noise_db", noise_db, noise_db >= 0, "not negative"),
+                                   ("places_share", places_share, 0 < places_share <= 1, "in (0, 1]"),
+                                   ("pairs", pairs, pairs >= 1, "at least 1"), ("days", days, days >= 1, "at least 1")):
+        if not ok:
+            raise ValueError(f"{field}={value!r} must be {rule}")
+    started = time.perf_counter()
+    taus: dict[str, dict[str, list[float]]] = {}
+    for name in scenarios:
+        emu = NetworkEmulator(name, seed=seed, start=START, granularity_s=GP, mr_per_cell=0)
+        periods = real_samples(emu, 24 * days, Band(), seed=seed).periods
+        phys = emu.physics
+        pick = np.random.default_rng([seed, 0x7A11])
+        offsets, heard = reported_offsets(phys, periods[min(12, len(periods) - 1)], cells_heard, noise_db,
+                                          places_share, np.random.default_rng([seed, 0x0FF5]))
+        variants = _variants(phys, offsets, heard)
+        held = periods[len(periods) // 2:]
+        per = taus[name] = {v: [] for v in VARIANTS}
+        for _ in range(pairs):
+            period = held[int(pick.integers(0, len(held)))]
+            cell = int(pick.integers(0, len(emu.cells)))
+            key = emu.cells[cell]
+            grid = [{"digitalTilt": round(10 * tilt), "configuredMaxTxPower": round(10 ** (power / 10))}
+                    for tilt in RANK_TILTS_DEG for power in RANK_POWERS_DBM]
+            truth = [_thp(phys, period, key, attrs, cell) for attrs in grid]
+            for v, model in variants.items():
+                per[v].append(_kendall(truth, [_thp(model, period, key, attrs, cell) for attrs in grid]))
+    return {
+        "benchmark": "mr_ceiling",
+        "cells_heard": cells_heard, "noise_db": noise_db, "places_share": places_share, "seed": seed,
+        "pairs": pairs * len(scenarios), "candidates": len(RANK_TILTS_DEG) * len(RANK_POWERS_DBM),
+        "kendall_tau": {v: round(float(np.mean([x for per in taus.values() for x in per[v]])), 3) for v in VARIANTS},
+        "kendall_tau_by_scenario": {name: {v: round(float(np.mean(x)), 3) for v, x in per.items()}
+                                    for name, per in taus.items()},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def bench_mr_ceiling_command(
+    cells_heard: Annotated[int, typer.Option(min=1, help="cells a located report hears (serving + neighbours)")] = 3,
+    noise_db: Annotated[float, typer.Option(min=0.0, help="error of a place's offset (dB)")] = 0.0,
+    places_share: Annotated[float, typer.Option(min=0.01, max=1.0, help="share of the UE points reported")] = 1.0,
+    pairs: Annotated[int, typer.Option(min=1, help="(period, cell) pairs ranked per scenario")] = 8,
+    days: Annotated[int, typer.Option(min=1, help="days of hourly periods; the second half is ranked")] = 3,
+    seed: Annotated[int, typer.Option(help="hidden truth and draws")] = 0,
+    scenario: Annotated[list[str] | None, typer.Option(help="shipped scenario (repeat); default: all three")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Ranking of CM candidates by a twin calibrated per place from located reports (docs/sim2real.md)."""
+    chosen = tuple(scenario or SCENARIOS)
+    bad = [name for name in chosen if name not in SCENARIOS]
+    if bad:
+        typer.echo(f"error: --scenario {bad[0]!r} is not a shipped scenario ({', '.join(SCENARIOS)})", err=True)
+        raise typer.Exit(2)
+    doc = run_mr_ceiling(cells_heard, noise_db, places_share, pairs, days, seed, chosen)
+    typer.echo(json.dumps(doc) if as_json else json.dumps(doc, indent=2))
