@@ -57,6 +57,7 @@ import typer
 from replay.emulator import NetworkEmulator
 from replay.sim2real_data import (
     Band,
+    PeriodReports,
     RealData,
     in_band,
     out_of_band,
@@ -66,7 +67,7 @@ from replay.sim2real_data import (
     twin_models,
 )
 from twin.config import PredictSettings
-from twin.sim2real import FEATURES, TARGETS, Ranges, Samples, twin_samples
+from twin.sim2real import FEATURES, TARGETS, ClusterModel, Ranges, Samples, twin_samples
 from twin.sim2real.features import to_target
 from twin.sim2real.metrics import MAPE_FLOOR, mape
 
@@ -174,20 +175,48 @@ def _kendall(truth: list[float], pred: list[float]) -> float:
 def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2, seed: int = 0,
                  rank_cells: int = 24, oob_configs: int = 1, config: TrainConfig | None = None,
                  save: Path | None = None, scenarios: tuple[str, ...] = SCENARIOS,
-                 ceiling_realisations: int = 4, twin_realisations: int = 1) -> dict[str, Any]:
-    """The benchmark's JSON document (see the module docstring)."""
+                 ceiling_realisations: int = 4, twin_realisations: int = 1,
+                 per_place_reports: int = 0) -> dict[str, Any]:
+    """The benchmark's JSON document (see the module docstring). ``per_place_reports`` > 0: the
+    real network also sends that many located UE reports per cell and hour, and the twin's model is
+    calibrated per place from those of the training days (``replay.bench_mr_ceiling.
+    offsets_from_reports``) before it makes the twin data and ranks (one realisation only)."""
     from twin.sim2real.model import Sim2RealModel, merged_ranges
     from twin.sim2real.train import METHODS, TrainConfig, adapt, pretrain
 
     cfg = config or TrainConfig()
     band = Band()
     t0 = time.perf_counter()
-    emus = [NetworkEmulator(s, seed=seed, start=START, granularity_s=GP, mr_per_cell=0) for s in scenarios]
-    twin = twin_samples(twin_models(emus, twin_realisations), twin_n, seed=seed, ranges=Ranges())
-    twin_data_s = time.perf_counter() - t0
+    if per_place_reports and twin_realisations != 1:
+        raise ValueError(f"per_place_reports={per_place_reports} needs twin_realisations=1 (a place is a UE point "
+                         f"of the twin's one drop), got {twin_realisations}")
+    emus = [NetworkEmulator(s, seed=seed, start=START, granularity_s=GP, mr_per_cell=per_place_reports)
+            for s in scenarios]
+    models = twin_models(emus, twin_realisations)
+    calibration: dict[str, Any] = {}
+    if not per_place_reports:
+        twin = twin_samples(models, twin_n, seed=seed, ranges=Ranges())
+        twin_data_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    reals: list[RealData] = [real_samples(e, 24 * (train_days + test_days), band, seed=seed) for e in emus]
+    collected: list[list[PeriodReports]] = [[] for _ in emus]
+    reals: list[RealData] = [real_samples(e, 24 * (train_days + test_days), band, seed=seed, reports=c)
+                             for e, c in zip(emus, collected, strict=True)]
     real_data_s = time.perf_counter() - t0
+    if per_place_reports:
+        from replay.bench_mr_ceiling import offsets_from_reports
+
+        t0 = time.perf_counter()
+        for i, (emu, c) in enumerate(zip(emus, collected, strict=True)):
+            topo = emu.scenario.topology
+            offsets, heard = offsets_from_reports(emu.physics, topo.lat0, topo.lon0, emu.cells,
+                                                  [p for p in c if p.index < 24 * train_days])
+            base = models[i]
+            models[i] = ClusterModel(base.cluster, base.traffic, base.seed, base.config, extra_loss_db=offsets)
+            calibration[emu.cluster_id] = {"reports": sum(len(p.reports) for p in c if p.index < 24 * train_days),
+                                           "places_heard": round(float(heard.any(0).mean()), 3),
+                                           "pairs_heard": int(heard.sum())}
+        twin = twin_samples(models, twin_n, seed=seed, ranges=Ranges())
+        twin_data_s = time.perf_counter() - t0
 
     def split(d: RealData, test: bool) -> Samples:
         rows = [i for p in d.periods if (p.index >= 24 * train_days) == test for i in range(*p.rows)]
@@ -246,7 +275,8 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
         held = d.periods[24 * train_days:]
         for _ in range(max(1, rank_cells // len(emus))):
             pairs.append((emu, held[int(rng.integers(0, len(held)))], int(rng.integers(0, len(emu.cells)))))
-    simulators = {emu.cluster_id: m.simulator for emu, m in zip(emus, twin_models(emus), strict=True)}
+    simulators = {emu.cluster_id: m.simulator
+                  for emu, m in zip(emus, models if per_place_reports else twin_models(emus), strict=True)}
     others = {emu.cluster_id: [NetworkEmulator(emu.scenario.name, seed=seed + 1 + i, start=START, granularity_s=GP,
                                                mr_per_cell=0) for i in range(ceiling_realisations)]
               for emu in emus}
@@ -278,6 +308,8 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
     twin_in_band = twin.take(in_band(twin.x, band))
     doc: dict[str, Any] = {
         "benchmark": "sim2real",
+        "per_place_reports": per_place_reports,
+        "per_place_calibration": calibration or None,
         "mape": in_band_mape,
         "mape_out_of_band": oob_mape,
         "mape_10pct": tenth,
@@ -333,6 +365,9 @@ def bench_sim2real_command(
                                                    "the twin data is taken from")] = 1,
     ceiling_realisations: Annotated[int, typer.Option(min=0, help="other draws of the hidden truth for the ranking "
                                                       "ceiling (0: none)")] = 4,
+    per_place_reports: Annotated[int, typer.Option(min=0, help="located UE reports per cell and hour the real "
+                                                   "network sends; > 0: the twin is calibrated per place from those "
+                                                   "of the training days first (docs/sim2real.md)")] = 0,
     save: Annotated[Path | None, typer.Option(help="save the transfer model into this directory")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
@@ -346,7 +381,8 @@ def bench_sim2real_command(
         raise typer.Exit(2)
     doc = run_sim2real(twin_samples_n, train_days, test_days, seed, rank_cells,
                        config=TrainConfig(epochs=epochs, min_steps=min_steps), save=save, scenarios=chosen,
-                       ceiling_realisations=ceiling_realisations, twin_realisations=twin_realisations)
+                       ceiling_realisations=ceiling_realisations, twin_realisations=twin_realisations,
+                       per_place_reports=per_place_reports)
     if as_json:
         typer.echo(json.dumps(doc))
         return

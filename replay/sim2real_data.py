@@ -42,8 +42,8 @@ from twin.sim.kpis import CONN
 from twin.sim.topology import Sector
 from twin.sim2real import TARGETS, ClusterModel, Ranges, Samples, cell_features
 
-__all__ = ["Band", "RealData", "RealPeriod", "in_band", "out_of_band", "real_samples", "truth_samples", "truth_state",
-           "twin_models"]
+__all__ = ["Band", "PeriodReports", "RealData", "RealPeriod", "in_band", "out_of_band", "real_samples", "truth_samples",
+           "truth_state", "twin_models"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -103,9 +103,23 @@ def _band_value(attribute: str, band: Band, rng: np.random.Generator) -> int:
     return int(rng.integers(int(band.cio_db[0]), int(band.cio_db[1]) + 1))
 
 
-def real_samples(emu: NetworkEmulator, periods: int, band: Band, seed: int = 0) -> RealData:
+@dataclass(frozen=True)
+class PeriodReports:
+    """The located UE reports (``MrEvent``) of one collected period, with the public sectors, hour
+    and events it ran with."""
+
+    index: int
+    public: tuple[Sector, ...]
+    hour: float
+    active: tuple[Event, ...]
+    reports: tuple[Any, ...]
+
+
+def real_samples(emu: NetworkEmulator, periods: int, band: Band, seed: int = 0,
+                 reports: list[PeriodReports] | None = None) -> RealData:
     """Step ``emu`` ``periods`` times, its OSS moving ``band.change_share`` of the cells to new
-    values inside ``band`` before each period; one row per cell and period from what it publishes."""
+    values inside ``band`` before each period; one row per cell and period from what it publishes.
+    ``reports``, when given, receives each period's UE reports (``emu.mr_per_cell`` a cell)."""
     rng = np.random.default_rng([seed, 0xBA4D])
     keys = emu.cells
     env = np.arange(len(keys), dtype=np.int64)
@@ -135,6 +149,8 @@ def real_samples(emu: NetworkEmulator, periods: int, band: Band, seed: int = 0) 
         start = len(keys) * p
         active = tuple(ev for ev in emu.scenario.events if ev.active(mid))
         out.append(RealPeriod(p, mid, hour, active, public, connected, cell_ues, (start, start + len(keys))))
+        if reports is not None:
+            reports.append(PeriodReports(p, public, hour, active, tuple(step.mr)))
     samples = Samples(np.concatenate(xs), np.concatenate(ys), np.tile(env, periods), envs)
     return RealData(samples, np.concatenate(truths), out)
 

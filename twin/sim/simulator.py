@@ -449,6 +449,14 @@ class Simulator:
                       total_full, t2, weight, demand, result)
 
     @property
+    def base_loss_db(self) -> FloatArray:
+        """The propagation loss of the cluster as built, [n_cells, n_ues] dB (read-only view): the
+        model a per-place calibration is laid on (``twin.sim2real.ClusterModel.extra_loss_db``)."""
+        view = self._base_loss.view()
+        view.flags.writeable = False
+        return view
+
+    @property
     def baseline(self) -> SimResult:
         """The state of the last ``evaluate`` (evaluating the cluster as configured if none)."""
         if self._state is None:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from twin.sim import SimConfig, Simulator
+from twin.sim import PrecomputedPropagation, SimConfig, Simulator
 from twin.sim.cm import apply_cm_to_sector
 from twin.sim.kpis import CONN
 from twin.sim.topology import Cluster
@@ -83,18 +83,29 @@ class Ranges:
 
 @dataclass
 class ClusterModel:
-    """One cluster as the twin simulates it: cells, traffic model, model seed, simulator settings."""
+    """One cluster as the twin simulates it: cells, traffic model, model seed, simulator settings,
+    and optionally ``extra_loss_db`` [n_cells, n_ues]: a loss per (cell, UE point) laid on the
+    model's propagation (a per-place calibration from located UE reports, dB; positive = weaker)."""
 
     cluster: Cluster
     traffic: TrafficMap
     seed: int = 0
     config: SimConfig = field(default_factory=SimConfig)
+    extra_loss_db: npt.NDArray[np.float64] | None = None
     _sim: Simulator | None = field(default=None, init=False, repr=False)
 
     @property
     def simulator(self) -> Simulator:
         if self._sim is None:
-            self._sim = Simulator(self.cluster, self.traffic, seed=self.seed, config=self.config)
+            sim = Simulator(self.cluster, self.traffic, seed=self.seed, config=self.config)
+            if self.extra_loss_db is not None:
+                extra = np.asarray(self.extra_loss_db, dtype=np.float64)
+                if extra.shape != sim.base_loss_db.shape or not np.all(np.isfinite(extra)):
+                    raise ValueError(f"extra_loss_db must be finite with shape {sim.base_loss_db.shape} "
+                                     f"[cells, UE points], got shape {extra.shape}")
+                sim = Simulator(self.cluster, self.traffic, seed=self.seed, config=self.config,
+                                propagation=PrecomputedPropagation(sim.base_loss_db + extra))
+            self._sim = sim
         return self._sim
 
 
