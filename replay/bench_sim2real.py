@@ -309,6 +309,7 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
     doc: dict[str, Any] = {
         "benchmark": "sim2real",
         "per_place_reports": per_place_reports,
+        "response_embedding": cfg.response_embedding,
         "per_place_calibration": calibration or None,
         "mape": in_band_mape,
         "mape_out_of_band": oob_mape,
@@ -368,6 +369,8 @@ def bench_sim2real_command(
     per_place_reports: Annotated[int, typer.Option(min=0, help="located UE reports per cell and hour the real "
                                                    "network sends; > 0: the twin is calibrated per place from those "
                                                    "of the training days first (docs/sim2real.md)")] = 0,
+    response_embedding: Annotated[int, typer.Option(min=0, help="per-cell embedding size in the response part "
+                                                    "(0: one response for every cell)")] = 0,
     save: Annotated[Path | None, typer.Option(help="save the transfer model into this directory")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
@@ -380,7 +383,8 @@ def bench_sim2real_command(
         typer.echo(f"error: --scenario {bad[0]!r} is not a shipped scenario ({', '.join(SCENARIOS)})", err=True)
         raise typer.Exit(2)
     doc = run_sim2real(twin_samples_n, train_days, test_days, seed, rank_cells,
-                       config=TrainConfig(epochs=epochs, min_steps=min_steps), save=save, scenarios=chosen,
+                       config=TrainConfig(epochs=epochs, min_steps=min_steps, response_embedding=response_embedding),
+                       save=save, scenarios=chosen,
                        ceiling_realisations=ceiling_realisations, twin_realisations=twin_realisations,
                        per_place_reports=per_place_reports)
     if as_json:

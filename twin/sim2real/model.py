@@ -93,9 +93,10 @@ class Sim2RealModel:
             xt = torch.from_numpy(scale_inputs(rows))
             out = self.net(xt, torch.from_numpy(np.where(unseen, 0, env)))
             if unseen.any():
-                state = xt[:, : self.net.n_state]
                 mean = self.net.embedding.weight.mean(dim=0, keepdim=True).expand(len(rows), -1)
-                fallback = self.net.response(xt) + self.net.adapter(torch.cat([state, mean], dim=1))
+                remb = self.net.response_embedding
+                rmean = None if remb is None else remb.weight.mean(dim=0, keepdim=True).expand(len(rows), -1)
+                fallback = self.net.combine(xt, mean, rmean)
                 out = torch.where(torch.from_numpy(unseen)[:, None], fallback, out)
         lo = np.array([self.ranges[f][0] for f in FEATURES])
         hi = np.array([self.ranges[f][1] for f in FEATURES])
@@ -111,7 +112,9 @@ class Sim2RealModel:
         return {
             "format": FORMAT, "method": self.method, "features": list(FEATURES), "targets": list(TARGETS),
             "network": {"hidden": linear[0].out_features, "embedding": self.net.embedding.embedding_dim,
-                        "responseLayers": len(linear) - 1, "adapterLayers": len(adapter) - 1},
+                        "responseLayers": len(linear) - 1, "adapterLayers": len(adapter) - 1,
+                        "responseEmbedding": 0 if self.net.response_embedding is None
+                        else self.net.response_embedding.embedding_dim},
             "envs": list(self.envs), "ranges": {k: list(v) for k, v in self.ranges.items()},
             "versions": {"ran-twin": _version("ran-twin"), "torch": torch.__version__,
                          "python": platform.python_version()},
@@ -144,7 +147,8 @@ class Sim2RealModel:
                              f"version does not read (expected format {FORMAT} and twin.sim2real.FEATURES)")
         n = doc["network"]
         net = Sim2RealNet(max(1, len(doc["envs"])), hidden=n["hidden"], embedding=n["embedding"],
-                          response_layers=n["responseLayers"], adapter_layers=n["adapterLayers"])
+                          response_layers=n["responseLayers"], adapter_layers=n["adapterLayers"],
+                          response_embedding=int(n.get("responseEmbedding", 0)))
         net.load_state_dict(torch.load(d / "weights.pt", weights_only=True))
         net.eval()
         ranges = {k: (float(v[0]), float(v[1])) for k, v in doc["ranges"].items()}

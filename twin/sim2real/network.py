@@ -69,27 +69,46 @@ def _mlp(n_in: int, hidden: int, n_out: int, layers: int) -> nn.Sequential:
 
 class Sim2RealNet(nn.Module):
     """``n_envs`` environments (embedding rows), ``hidden`` units, ``embedding`` size; the
-    response MLP has ``response_layers`` hidden layers, the adapter ``adapter_layers``."""
+    response MLP has ``response_layers`` hidden layers, the adapter ``adapter_layers``.
+
+    ``response_embedding`` > 0 gives the response part its own embedding of that size per
+    environment (learnt on the twin's data, part of the response: frozen with it when adapting), so
+    the response can differ by cell, as it does in a twin calibrated per place; 0 (the default): one
+    response for every cell."""
 
     def __init__(self, n_envs: int, hidden: int = 96, embedding: int = 6, response_layers: int = 3,
-                 adapter_layers: int = 2) -> None:
+                 adapter_layers: int = 2, response_embedding: int = 0) -> None:
         super().__init__()
         if n_envs < 1:
             raise ValueError(f"n_envs={n_envs} must be >= 1")
+        if response_embedding < 0:
+            raise ValueError(f"response_embedding={response_embedding} must be >= 0")
         self.n_state = len(STATE_FEATURES)
-        self.response = _mlp(len(FEATURES), hidden, len(TARGETS), response_layers)
+        self.response = _mlp(len(FEATURES) + response_embedding, hidden, len(TARGETS), response_layers)
         self.embedding = nn.Embedding(n_envs, embedding)
         nn.init.normal_(self.embedding.weight, std=0.01)
+        self.response_embedding: nn.Embedding | None = None
+        if response_embedding:
+            self.response_embedding = nn.Embedding(n_envs, response_embedding)
+            nn.init.normal_(self.response_embedding.weight, std=0.01)
         self.adapter = _mlp(self.n_state + embedding, hidden, len(TARGETS), adapter_layers)
         assert len(CM_FEATURES) == len(FEATURES) - self.n_state
 
     def forward(self, x: torch.Tensor, env: torch.Tensor) -> torch.Tensor:
         """``x`` [N, len(FEATURES)] scaled inputs, ``env`` [N] environment rows -> [N, len(TARGETS)]."""
+        remb = None if self.response_embedding is None else self.response_embedding(env)
+        return self.combine(x, self.embedding(env), remb)
+
+    def combine(self, x: torch.Tensor, emb: torch.Tensor, remb: torch.Tensor | None) -> torch.Tensor:
+        """The prediction from explicit embedding vectors (``emb`` [N, embedding]; ``remb`` [N,
+        response_embedding] or None): what ``forward`` does, and an unseen cell's mean."""
         state = x[:, : self.n_state]
-        return self.response(x) + self.adapter(torch.cat([state, self.embedding(env)], dim=1))
+        response_in = x if remb is None else torch.cat([x, remb], dim=1)
+        return self.response(response_in) + self.adapter(torch.cat([state, emb], dim=1))
 
     def response_parameters(self) -> list[nn.Parameter]:
-        return list(self.response.parameters())
+        extra = [] if self.response_embedding is None else list(self.response_embedding.parameters())
+        return list(self.response.parameters()) + extra
 
     def adapter_parameters(self) -> list[nn.Parameter]:
         return list(self.adapter.parameters()) + list(self.embedding.parameters())
@@ -99,16 +118,21 @@ class Sim2RealNet(nn.Module):
         ``rows[i]`` (None: the mean of this network's rows, an unseen cell's best guess)."""
         first = self.response[0]
         assert isinstance(first, nn.Linear)
+        remb = self.response_embedding
         out = Sim2RealNet(n_envs, first.out_features, self.embedding.embedding_dim,
                           sum(isinstance(m, nn.Linear) for m in self.response) - 1,
-                          sum(isinstance(m, nn.Linear) for m in self.adapter) - 1)
-        out.load_state_dict({k: v for k, v in self.state_dict().items() if not k.startswith("embedding.")},
-                            strict=False)
+                          sum(isinstance(m, nn.Linear) for m in self.adapter) - 1,
+                          0 if remb is None else remb.embedding_dim)
+        out.load_state_dict({k: v for k, v in self.state_dict().items()
+                             if not k.startswith(("embedding.", "response_embedding."))}, strict=False)
         with torch.no_grad():
-            old = self.embedding.weight
-            mean = old.mean(dim=0)
-            for i, r in enumerate(rows):
-                out.embedding.weight[i] = old[r] if r is not None else mean
+            pairs = [(self.embedding, out.embedding)]
+            if remb is not None and out.response_embedding is not None:
+                pairs.append((remb, out.response_embedding))
+            for src, dst in pairs:
+                mean = src.weight.mean(dim=0)
+                for i, r in enumerate(rows):
+                    dst.weight[i] = src.weight[r] if r is not None else mean
         return out
 
 

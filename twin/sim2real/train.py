@@ -66,12 +66,16 @@ class TrainConfig:
     threads: int = 1
     hidden: int = 96
     embedding: int = 6
+    response_embedding: int = 0  # > 0: a per-cell embedding in the response part (Sim2RealNet)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch", "patience", "threads", "hidden", "embedding"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name}={value!r} must be an integer >= 1")
+        if isinstance(self.response_embedding, bool) or not isinstance(self.response_embedding, int) \
+                or self.response_embedding < 0:
+            raise ValueError(f"TrainConfig.response_embedding={self.response_embedding!r} must be an integer >= 0")
         if not 0.0 < self.val_fraction < 0.5:
             raise ValueError(f"TrainConfig.val_fraction={self.val_fraction!r} must be in (0, 0.5)")
         if not (self.lr > 0 and self.anchor >= 0 and self.min_steps >= 0):
@@ -151,7 +155,8 @@ def pretrain(samples: Samples, config: TrainConfig | None = None) -> tuple[Sim2R
     """A network trained on the twin's ``samples``: response and adapter together."""
     cfg = config or TrainConfig()
     torch.manual_seed(cfg.seed)
-    net = Sim2RealNet(len(samples.envs), hidden=cfg.hidden, embedding=cfg.embedding)
+    net = Sim2RealNet(len(samples.envs), hidden=cfg.hidden, embedding=cfg.embedding,
+                      response_embedding=cfg.response_embedding)
     report = fit(net, samples, list(net.parameters()), cfg, "pretrain")
     return net, report
 
@@ -166,7 +171,8 @@ def adapt(pretrained: Sim2RealNet | None, samples: Samples, method: str, twin_en
     cfg = config or TrainConfig()
     torch.manual_seed(cfg.seed + 1)
     if method == "real_only":
-        net = Sim2RealNet(max(1, len(samples.envs)), hidden=cfg.hidden, embedding=cfg.embedding)
+        net = Sim2RealNet(max(1, len(samples.envs)), hidden=cfg.hidden, embedding=cfg.embedding,
+                          response_embedding=cfg.response_embedding)
         return net, fit(net, samples, list(net.parameters()), cfg, method)
     if pretrained is None:
         raise ValueError(f"method={method!r} needs the twin-pretrained network")
