@@ -47,5 +47,5 @@ def test_the_response_differs_by_cell_and_is_frozen_with_it(tmp_path: Path) -> N
 def test_a_negative_size_is_refused() -> None:
     with pytest.raises(ValueError, match="response_embedding=-1"):
         Sim2RealNet(2, response_embedding=-1)
-    with pytest.raises(ValueError, match="TrainConfig.response_embedding=-2"):
+    with pytest.raises(ValueError, match=r"TrainConfig\.response_embedding=-2"):
         TrainConfig(response_embedding=-2)
