@@ -47,13 +47,30 @@ from replay.sim2real_data import Band, PeriodReports, RealPeriod, real_samples
 from twin.sim.cm import apply_cm_to_sector
 from twin.sim2real import TARGETS
 
-__all__ = ["VARIANTS", "bench_mr_ceiling_command", "offsets_from_reports", "reported_offsets", "run_mr_ceiling"]
+__all__ = ["VARIANTS", "bench_mr_ceiling_command", "offsets_from_reports", "public_physics", "reported_offsets",
+           "run_mr_ceiling"]
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 GP = 3600
 VARIANTS = ("per_place", "per_place_exact_antennas", "public_model")
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+
+
+def public_physics(phys: PhysicalNetwork) -> PhysicalNetwork:
+    """``phys`` without its hidden draw: the network's sites, UE points and model loss, the twin's
+    model of it."""
+    t = phys.truth
+    return phys.with_truth(replace(t, gain_db=np.zeros_like(t.gain_db), azimuth_deg=np.zeros_like(t.azimuth_deg),
+                                   extra_loss_db=np.zeros_like(t.extra_loss_db)))
+
+
+def _filled(offset: FloatArray, heard: BoolArray) -> FloatArray:
+    """``offset`` where ``heard``; elsewhere the mean of the place's heard offsets, and at a place
+    never heard the mean of all heard pairs."""
+    overall = float(offset[heard].mean()) if heard.any() else 0.0
+    mean = np.where(heard.any(0), np.where(heard, offset, 0.0).sum(0) / np.maximum(heard.sum(0), 1), overall)
+    return np.where(heard, offset, mean[None, :])
 
 
 def reported_offsets(phys: PhysicalNetwork, period: RealPeriod, cells_heard: int, noise_db: float,
@@ -68,8 +85,7 @@ def reported_offsets(phys: PhysicalNetwork, period: RealPeriod, cells_heard: int
     every = np.arange(n_ues)
     state = phys.evaluate(period.public, period.hour, list(period.active))
     reported = phys.rsrp_matrix(state, every)
-    public = phys.with_truth(replace(t, gain_db=np.zeros_like(t.gain_db), azimuth_deg=np.zeros_like(t.azimuth_deg),
-                                     extra_loss_db=np.zeros_like(t.extra_loss_db)))
+    public = public_physics(phys)
     expected = public.rsrp_matrix(public.evaluate(period.public, period.hour, list(period.active)), every)
     offset = expected - reported + rng.normal(0.0, noise_db, reported.shape)
     heard = np.zeros((n_cells, n_ues), dtype=bool)
@@ -77,9 +93,7 @@ def reported_offsets(phys: PhysicalNetwork, period: RealPeriod, cells_heard: int
     strongest = np.argsort(-reported[:, places], axis=0)[: min(cells_heard, n_cells)]
     for row in strongest:
         heard[row, places] = True
-    overall = float(offset[heard].mean()) if heard.any() else 0.0
-    mean = np.where(heard.any(0), np.where(heard, offset, 0.0).sum(0) / np.maximum(heard.sum(0), 1), overall)
-    return np.where(heard, offset, mean[None, :]), heard
+    return _filled(offset, heard), heard
 
 
 def offsets_from_reports(phys: PhysicalNetwork, lat0: float, lon0: float, cell_keys: Sequence[str],
@@ -94,10 +108,8 @@ def offsets_from_reports(phys: PhysicalNetwork, lat0: float, lon0: float, cell_k
 
     from twin.sim.mirrored import latlon_to_xy
 
-    t = phys.truth
-    public = phys.with_truth(replace(t, gain_db=np.zeros_like(t.gain_db), azimuth_deg=np.zeros_like(t.azimuth_deg),
-                                     extra_loss_db=np.zeros_like(t.extra_loss_db)))
-    n_cells, n_ues = t.extra_loss_db.shape
+    public = public_physics(phys)
+    n_cells, n_ues = phys.truth.extra_loss_db.shape
     row = {k: i for i, k in enumerate(cell_keys)}
     tree = cKDTree(np.stack([phys.ues.x_m, phys.ues.y_m], axis=1))
     total, count = np.zeros((n_cells, n_ues)), np.zeros((n_cells, n_ues))
@@ -116,23 +128,16 @@ def offsets_from_reports(phys: PhysicalNetwork, lat0: float, lon0: float, cell_k
                     total[i, place] += expected[i, place] - meas.rsrp_dbm
                     count[i, place] += 1
     heard = count > 0
-    offset = np.where(heard, total / np.maximum(count, 1), 0.0)
-    overall = float(offset[heard].mean()) if heard.any() else 0.0
-    mean = np.where(heard.any(0), offset.sum(0) / np.maximum(heard.sum(0), 1), overall)
-    return np.where(heard, offset, mean[None, :]), heard
+    return _filled(np.where(heard, total / np.maximum(count, 1), 0.0), heard), heard
 
 
 def _variants(phys: PhysicalNetwork, offsets: FloatArray, heard: BoolArray) -> dict[str, PhysicalNetwork]:
-    t = phys.truth
-    zero_gain, zero_azimuth = np.zeros_like(t.gain_db), np.zeros_like(t.azimuth_deg)
-    extra = t.extra_loss_db
-    mean = np.where(heard.any(0), np.where(heard, extra, 0.0).sum(0) / np.maximum(heard.sum(0), 1),
-                    float(extra[heard].mean()) if heard.any() else 0.0)
+    public = public_physics(phys)
     return {
-        "per_place": phys.with_truth(replace(t, gain_db=zero_gain, azimuth_deg=zero_azimuth, extra_loss_db=offsets)),
-        "per_place_exact_antennas": phys.with_truth(replace(t, extra_loss_db=np.where(heard, extra, mean[None, :]))),
-        "public_model": phys.with_truth(replace(t, gain_db=zero_gain, azimuth_deg=zero_azimuth,
-                                                extra_loss_db=np.zeros_like(extra))),
+        "per_place": public.with_truth(replace(public.truth, extra_loss_db=offsets)),
+        "per_place_exact_antennas": phys.with_truth(replace(phys.truth,
+                                                            extra_loss_db=_filled(phys.truth.extra_loss_db, heard))),
+        "public_model": public,
     }
 
 
