@@ -5,6 +5,12 @@ scenarios (``twin_samples``), and "real" data from the emulated networks collect
 small CM changes only (a narrow band), the first ``train_days`` for training and the following
 ``test_days`` held out. Every model sees the same training rows, the same held-out periods, the
 same network shape, input scaling, loss, optimiser and early stopping (``twin.sim2real.train``).
+With ``per_place_reports`` > 0 the real network also sends that many located UE reports per cell and
+hour, and the twin's model of each scenario is first calibrated per place from the training days'
+reports (``replay.bench_mr_ceiling.offsets_from_reports``, ``ClusterModel.extra_loss_db``); with
+``TrainConfig.response_embedding`` > 0 every network's response part has a per-cell embedding
+(``Sim2RealNet``). Both are off by default (``docs/sim2real.md``, "What located UE reports could
+teach the twin").
 
 Figures:
 
