@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 import typer
 
+from replay.bench_options import chosen_scenarios
 from replay.bench_sim2real import RANK_POWERS_DBM, RANK_TILTS_DEG, SCENARIOS, _kendall
 from replay.emulator import NetworkEmulator
 from replay.emulator.physics import PhysicalNetwork
@@ -213,10 +214,6 @@ def bench_mr_ceiling_command(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Ranking of CM candidates by a twin calibrated per place from located reports (docs/sim2real.md)."""
-    chosen = tuple(scenario or SCENARIOS)
-    bad = [name for name in chosen if name not in SCENARIOS]
-    if bad:
-        typer.echo(f"error: --scenario {bad[0]!r} is not a shipped scenario ({', '.join(SCENARIOS)})", err=True)
-        raise typer.Exit(2)
+    chosen = chosen_scenarios(scenario)
     doc = run_mr_ceiling(cells_heard, noise_db, places_share, pairs, days, seed, chosen, reports)
     typer.echo(json.dumps(doc) if as_json else json.dumps(doc, indent=2))

@@ -33,6 +33,7 @@ import numpy as np
 import typer
 
 from replay.bench_fidelity import _config
+from replay.bench_options import SHIPPED_SCENARIOS, chosen_scenarios
 from replay.emulator import NetworkEmulator
 from replay.emulator.emulator import period_hour
 from twin import Twin
@@ -47,7 +48,7 @@ from twin.sim.topology import Sector
 
 __all__ = ["SCENARIOS", "bench_optimize_command", "run_optimize"]
 
-SCENARIOS = ("urban-hotspots", "suburban-quiet", "fault-midrun")
+SCENARIOS = SHIPPED_SCENARIOS
 START = datetime(2024, 3, 1, tzinfo=UTC)
 GP = 3600
 
@@ -262,11 +263,7 @@ def bench_optimize_command(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Optimise CM on the emulated network through guard, ledger and adapter; compare with an oracle."""
-    names = tuple(scenario or SCENARIOS)
-    bad = [n for n in names if n not in SCENARIOS]
-    if bad:
-        typer.echo(f"error: --scenario {bad[0]!r} is not a shipped scenario ({', '.join(SCENARIOS)})", err=True)
-        raise typer.Exit(2)
+    names = chosen_scenarios(scenario)
     if objective not in ("throughput", "energy"):
         typer.echo(f"error: --objective {objective!r} must be 'throughput' or 'energy'", err=True)
         raise typer.Exit(2)

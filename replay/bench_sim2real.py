@@ -60,6 +60,7 @@ import numpy as np
 import numpy.typing as npt
 import typer
 
+from replay.bench_options import SHIPPED_SCENARIOS, chosen_scenarios
 from replay.emulator import NetworkEmulator
 from replay.sim2real_data import (
     Band,
@@ -83,7 +84,7 @@ if TYPE_CHECKING:  # torch loads when the benchmark runs, not with the CLI
 
 __all__ = ["MAPE_FLOOR", "bench_sim2real_command", "joint_similarity", "mape", "run_sim2real", "similarity"]
 
-SCENARIOS = ("urban-hotspots", "suburban-quiet", "fault-midrun")
+SCENARIOS = SHIPPED_SCENARIOS
 START = datetime(2024, 3, 1, tzinfo=UTC)
 GP = 3600
 OOB_SHARE = 0.3
@@ -383,11 +384,7 @@ def bench_sim2real_command(
     """Real-only, twin-only, naive fine-tuning and transfer on the emulated network (docs/sim2real.md)."""
     from twin.sim2real.train import METHODS, TrainConfig
 
-    chosen = tuple(scenario or SCENARIOS)
-    bad = [name for name in chosen if name not in SCENARIOS]
-    if bad:
-        typer.echo(f"error: --scenario {bad[0]!r} is not a shipped scenario ({', '.join(SCENARIOS)})", err=True)
-        raise typer.Exit(2)
+    chosen = chosen_scenarios(scenario)
     doc = run_sim2real(twin_samples_n, train_days, test_days, seed, rank_cells,
                        config=TrainConfig(epochs=epochs, min_steps=min_steps, response_embedding=response_embedding),
                        save=save, scenarios=chosen,

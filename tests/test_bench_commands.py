@@ -219,6 +219,15 @@ def test_bench_mr_ceiling() -> None:
     assert all(-1.0 <= v <= 1.0 for v in doc["kendall_tau"].values())
 
 
+@pytest.mark.parametrize("command", ["optimize", "sim2real", "mr-ceiling"])
+def test_an_unknown_scenario_is_refused_by_name(command: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "twin", "bench", command, "--scenario", "nowhere", "--json"],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and done.stdout == ""
+    shipped = "(urban-hotspots, suburban-quiet, fault-midrun)"
+    assert f"--scenario 'nowhere' is not a shipped scenario {shipped}" in done.stderr
+
+
 def test_soak_memory_by_process_role() -> None:
     """The soak's per-process memory reads /proc: this process is the worker, children are told
     apart by their command lines (the re-keying member's ``--sibling-fds``, a spawned fit)."""
