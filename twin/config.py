@@ -283,8 +283,18 @@ class FidelitySettings(_Section):
                                     "this (default: tau)")
     trust_coverage: float = Field(default=0.5, ge=0, le=1, description="and the coverage at least this")
     kept: int = Field(default=96, ge=1, description="latest records a cluster's mirror keeps")
+    ue_level: bool = Field(default=True, description="also estimate the UE-level DT-BSM per cell from the cells' "
+                           "SS-SINR distributions (MR.NRScSSSINR.BinX): a finer epoch that sees a single cell's "
+                           "fault in its first period (twin.fidelity.ue_level)")
+    ue_sinr_edges_db: list[float] = Field(default=[-5.0, -2.5, 0.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0,
+                                                   22.5, 25.0], description="UE states: SS-SINR bin edges (dB)")
+    ue_forgetting: float = Field(default=0.5, gt=0, le=1, description="per-period forgetting of the UE-level "
+                                 "counts (0.5: the last two periods weigh three quarters)")
+    ue_warning_change: float = Field(default=0.25, ge=0, description="a change of a cell's UE-level value by more "
+                                     "than this since the last computation computes DT-BSM at once (as the TV "
+                                     "warning does); 0: off")
 
-    @field_validator("prb_edges_pct", "sinr_edges_db", "tilt_edges_deg")
+    @field_validator("prb_edges_pct", "sinr_edges_db", "tilt_edges_deg", "ue_sinr_edges_db")
     @classmethod
     def _increasing(cls, value: list[float]) -> list[float]:
         if not value or any(b <= a for a, b in itertools.pairwise(value)):

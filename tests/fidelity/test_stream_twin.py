@@ -4,6 +4,7 @@ round trip, the trust gate's verdict, and the trigger opening a resync that reco
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,7 +56,9 @@ def test_each_cluster_gets_value_interval_and_coverage_in_the_mirror(run: tuple[
     assert service is not None and service.fidelity is not None
     records = twin.fidelity(emu.cluster_id)
     settings = twin.settings.fidelity
-    assert len(records) == PERIODS // settings.recompute_periods
+    ends = [r["periodEnd"] for r in records]
+    assert len(records) >= PERIODS // settings.recompute_periods  # every few periods, and early ones
+    assert all(0 < b - a <= settings.recompute_periods * GP for a, b in itertools.pairwise(ends))
     for r in records:
         assert 0.0 <= r["lower"] <= r["value"] + settings.tol and r["value"] <= r["upper"] + settings.tol
         assert 0.0 < r["coverage"] <= r["coverageUsed"] <= 1.0 and r["states"] and "none" in r["actions"]
@@ -63,7 +66,8 @@ def test_each_cluster_gets_value_interval_and_coverage_in_the_mirror(run: tuple[
         Fidelity.model_validate(r)  # what the worker publishes on ran.twin.fidelity.v1
     # the emulated network never changes CM: only "none" is covered, so the metric is restricted to it
     assert records[-1]["restricted"] and records[-1]["actions"] == ["none"]
-    assert records[-1]["whatifs"] == settings.whatifs_per_period * settings.recompute_periods
+    since = (records[-1]["periodEnd"] - records[-2]["periodEnd"]) // GP
+    assert records[-1]["whatifs"] == settings.whatifs_per_period * since
     assert [rec["periodEnd"] for _, rec in service.take_fidelity()] == [r["periodEnd"] for r in records]
     verdict = twin.trust(emu.cluster_id)
     assert not verdict.trusted and verdict.value == records[-1]["value"]
@@ -181,9 +185,11 @@ def test_the_demo_report_shows_dtbsm_per_cluster_with_tau(run: tuple[Twin, Netwo
     fid = _fidelity(ends, {emu.cluster_id: twin.mirror(emu.cluster_id)})[emu.cluster_id]
     assert fid["tau"] == records[-1]["tau"] and len(fid["records"]) == len(records)
     by_period = fid["byPeriod"]
-    assert by_period[0][1:] == [None] * 5  # before the first estimate
+    assert by_period[0][1:] == [None] * 6  # before the first estimate
     assert by_period[1][1] == by_period[2][1] == records[0]["value"]  # the latest estimate at each period
-    assert by_period[3][1:] == [records[-1][k] for k in ("value", "lower", "upper", "coverage", "tvBound")]
+    assert by_period[3][1:] == [records[-1][k] for k in ("value", "lower", "upper", "coverage", "tvBound")] \
+        + [records[-1]["ueLevel"]["value"]]
+    assert by_period[3][6] is not None and set(fid["ueByCell"]) == set(records[-1]["ueLevel"]["cells"])
     page = "\n".join(_fidelity_section({"fidelity": {emu.cluster_id: fid}}, [float(e) for e in ends], []))
     assert "DT-BSM per cluster" in page and f"DT-BSM, {emu.cluster_id}" in page and "<svg" in page
     assert "TV bound" in page and 'stroke="#36c"' in page and "early computations" in page
@@ -212,7 +218,8 @@ def test_the_raw_twin_setting_compares_the_model_the_gap_learners_calibrate(tmp_
 def test_the_tv_early_warning_computes_before_its_period_when_the_bound_rises(tmp_path: Path) -> None:
     """§9.3: between computations each period's TV bound of the point estimates is checked; a rise
     above ``tv_warning_rise`` since the last computation computes at once (``early``)."""
-    twin, emu, _ = _emulated(tmp_path, "\n[fidelity]\nrecompute_periods = 6\ntv_warning_rise = 0.01\n")
+    twin, emu, _ = _emulated(tmp_path, "\n[fidelity]\nrecompute_periods = 6\ntv_warning_rise = 0.01\n"
+                                       "ue_warning_change = 0\n")  # the TV warning alone
     for _ in range(40):
         twin.ingest(emu.step())
     records = twin.fidelity(emu.cluster_id)
@@ -234,7 +241,8 @@ def test_the_tv_early_warning_computes_before_its_period_when_the_bound_rises(tm
     stats = service.fidelity.stats.as_dict()
     assert stats["fidelityEarlyComputations"] == len(early) and stats["fidelityTvChecks"] > 0
     (tmp_path / "off").mkdir()
-    off, emu, _ = _emulated(tmp_path / "off", "\n[fidelity]\nrecompute_periods = 6\ntv_warning_rise = 0\n")
+    off, emu, _ = _emulated(tmp_path / "off", "\n[fidelity]\nrecompute_periods = 6\ntv_warning_rise = 0\n"
+                                              "ue_warning_change = 0\n")
     for _ in range(40):
         off.ingest(emu.step())
     assert off._service is not None and off._service.fidelity is not None

@@ -76,6 +76,7 @@ from .empirical import EmpiricalModel, TransitionCounts, confidence_radii
 from .exact import dt_bsm
 from .interval import dt_bsm_interval
 from .tv import tv_bound
+from .ue_level import UeLevelEstimator
 
 __all__ = ["FORMAT", "FidelityEstimator", "TrustVerdict", "signal_cells", "trust"]
 
@@ -147,7 +148,8 @@ class FidelityEstimator:
     """Counts, computation, hysteresis and state of one cluster's DT-BSM (module docstring)."""
 
     def __init__(self, n_states: int, n_actions: int, gamma: float = 0.8, n_min: float = 5.0, alpha: float = 0.05,
-                 tau: float = 0.1, k: int = 2, forgetting: float = 0.999, tol: float = 1e-3) -> None:
+                 tau: float = 0.1, k: int = 2, forgetting: float = 0.999, tol: float = 1e-3,
+                 ue: UeLevelEstimator | None = None) -> None:
         self.n_states, self.n_actions = n_states, n_actions
         self.gamma, self.n_min, self.alpha, self.tau, self.k, self.tol = gamma, n_min, alpha, tau, k, tol
         self.forgetting = forgetting
@@ -167,11 +169,16 @@ class FidelityEstimator:
         self.whatif_seconds = 0.0  # what-ifs since the last computation (the caller adds)
         self.whatifs = 0
         self.periods = 0
+        self.ue = ue  # the UE-level estimator (``twin.fidelity.ue_level``), None when off
+        self.ue_now: dict[str, Any] | None = None  # its latest figures (``ue_moved``)
+        self.ue_last: dict[str, float] | None = None  # its cells' values at the last computation
 
     @classmethod
     def from_settings(cls, s: Any, n_states: int, n_actions: int) -> FidelityEstimator:
+        ue = UeLevelEstimator(n_actions, tuple(s.ue_sinr_edges_db), s.gamma, s.n_min, s.ue_forgetting,
+                              tol=s.tol) if getattr(s, "ue_level", False) else None
         return cls(n_states, n_actions, s.gamma, s.n_min, s.alpha, s.threshold(), s.trigger_evaluations,
-                   s.forgetting, s.tol)
+                   s.forgetting, s.tol, ue)
 
     # -- samples -----------------------------------------------------------------------------
     def add_real(self, cell: str, x: int, a: int, r: float, x_next: int) -> None:
@@ -189,7 +196,21 @@ class FidelityEstimator:
     def reset_twin(self) -> None:
         """Forget the twin's samples (after a resync changed the model, §9.3); the real ones are kept."""
         self.twin = TransitionCounts(self.n_states, self.n_actions, 1.0, self.forgetting)
+        if self.ue is not None:
+            self.ue.reset_twin()
         self.twin_resets += 1
+
+    def ue_moved(self, change: float) -> bool:
+        """Compute the UE-level figures now (``ue_now``); True when a cell's value moved by more than
+        ``change`` (> 0) since the last computation (brings the computation forward: one cell's fault
+        shows in its own value before it shows in the cluster's, its worst cell's)."""
+        if self.ue is None:
+            return False
+        self.ue_now = self.ue.compute()
+        if change <= 0 or self.ue_last is None:
+            return False
+        last = self.ue_last
+        return any(abs(v - last[c]) > change for c, v in self.ue_now["cells"].items() if c in last)
 
     # -- computation -------------------------------------------------------------------------
     def due(self, every: int) -> bool:
@@ -280,6 +301,9 @@ class FidelityEstimator:
                           comparedPairs=compared,
                           iterations=point.iterations, cells=cells, cellsValue=cells_value, firing=self.above >= self.k,
                           tvBound=round(tv, 6), tvClosedForm=round(closed, 6))
+        if self.ue is not None:
+            record["ueLevel"] = self.ue_now if self.ue_now is not None else self.ue.compute()
+            self.ue_last = dict(record["ueLevel"]["cells"])
         record["consecutiveAbove"] = self.above
         record["computeSeconds"] = round(time.perf_counter() - t0, 4)
         self.computations += 1
@@ -344,7 +368,12 @@ class FidelityEstimator:
                 "whatifs": self.whatifs, "whatifSeconds": self.whatif_seconds, "tv": [self.tv_last, self.tv_now],
                 "samples": [self.real.samples, self.twin.samples], "scale": [self.real._scale, self.twin._scale],
                 "warm": None if self.warm is None else {"states": self.warm["states"], "actions": self.warm["actions"]}}
-        arrays: dict[str, Any] = {"head": np.frombuffer(orjson.dumps(head), dtype=np.uint8)}
+        arrays: dict[str, Any] = {}
+        if self.ue is not None:
+            ue_head, ue_arrays = self.ue.arrays()
+            head["ue"] = {**ue_head, "last": self.ue_last, "now": self.ue_now}
+            arrays.update(ue_arrays)
+        arrays["head"] = np.frombuffer(orjson.dumps(head), dtype=np.uint8)
         for name, c in (("real", self.real), ("twin", self.twin)):
             idx = np.nonzero(c._n)
             arrays[f"{name}_idx"] = np.stack(idx).astype(np.int32) if idx[0].size else np.zeros((3, 0), np.int32)
@@ -377,6 +406,9 @@ class FidelityEstimator:
                 c._scale = float(head["scale"][i])
             if head["warm"] is not None:
                 est.warm = {**head["warm"], **{k: np.array(z[f"warm_{k}"]) for k in ("point", "lower", "upper")}}
+            if est.ue is not None and head.get("ue") is not None:  # absent in states saved before it
+                est.ue.restore(head["ue"], z)
+                est.ue_last, est.ue_now = head["ue"]["last"], head["ue"]["now"]
         est.last = {k: [int(v[0]), int(v[1])] for k, v in head["last"].items()}
         est.recent = {k: [int(x) for x in v] for k, v in head["recent"].items()}
         est.robin, est.since, est.above = int(head["robin"]), int(head["since"]), int(head["above"])

@@ -31,7 +31,7 @@ checkpointed with the periods it counted.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +40,14 @@ import structlog
 from twin.config import FidelitySettings
 from twin.fidelity.encoder import ACTIONS, THP, StateEncoder
 from twin.fidelity.stream import FidelityEstimator, TrustVerdict, trust
+from twin.fidelity.ue_level import shift_db
 from twin.gap.features import context
+from twin.gap.target import SINR_MEAN
 from twin.gap.tracker import GapTracker
 from twin.mirror.cluster import ClusterMirror
-from twin.prediction.model import ClusterPrediction, ClusterPredictor, kpi_values, simulated_cm
+from twin.prediction.model import ClusterPrediction, ClusterPredictor, PeriodModel, kpi_values, simulated_cm
 from twin.resync.trigger import Signal
+from twin.sim.kpis import N_BINS, SINR_BIN
 
 __all__ = ["FidelityMonitor", "FidelityStats", "summary"]
 
@@ -65,6 +68,8 @@ class FidelityStats:
     tv_checks: int = 0  # early-warning checks between computations (the TV bound, §9.3)
     tv_seconds: float = 0.0
     early_computations: int = 0  # computations the early warning brought forward
+    ue_samples: int = 0  # UE-level transitions counted (one per cell and period)
+    ue_seconds: float = 0.0  # the UE-level estimator, counting and computing
 
     def as_dict(self) -> dict[str, object]:
         return {"fidelityPeriods": self.periods, "fidelityRealSamples": self.real_samples,
@@ -73,7 +78,8 @@ class FidelityStats:
                 "fidelityStepSeconds": round(self.step_seconds, 3), "fidelityComputations": self.computations,
                 "fidelityComputeSeconds": round(self.compute_seconds, 3), "fidelityRestarts": self.restarts,
                 "fidelityTvChecks": self.tv_checks, "fidelityTvSeconds": round(self.tv_seconds, 4),
-                "fidelityEarlyComputations": self.early_computations}
+                "fidelityEarlyComputations": self.early_computations, "fidelityUeSamples": self.ue_samples,
+                "fidelityUeSeconds": round(self.ue_seconds, 3)}
 
 
 def summary(record: Mapping[str, Any] | None) -> dict[str, float] | None:
@@ -150,23 +156,40 @@ class FidelityMonitor:
                     self.stats.real_samples += 1
             if x_next is not None:
                 est.last[cell] = [end, x_next]
+        models: list[PeriodModel | None] = []
+
+        def period_model() -> PeriodModel | None:  # the period's model, evaluated once if needed
+            if not models:
+                models.append(self.predictor.period_model(mirror, gp, end))
+            return models[0]
+
         if from_states and cm_now == cm_prev:
-            self._twin_samples(mirror, prediction, from_states, cm_now, est, tracker)
+            self._twin_samples(mirror, prediction, from_states, cm_now, est, tracker, period_model)
+        ue_moved = False
+        if est.ue is not None:
+            t1 = time.perf_counter()
+            self._ue_samples(mirror, prediction, cm_now, cm_prev, est, tracker, period_model)
+            ue_moved = est.ue_moved(self.settings.ue_warning_change)
+            self.stats.ue_seconds += time.perf_counter() - t1
         self.stats.periods += 1
         signals: list[Signal] = []
         due = est.due(self.settings.recompute_periods)
-        early = False
+        early = None
         if not due and self.settings.tv_warning_rise > 0:
             t1 = time.perf_counter()
-            early = est.tv_rose(self.settings.tv_warning_rise)
+            early = "tv" if est.tv_rose(self.settings.tv_warning_rise) else None
             self.stats.tv_checks += 1
             self.stats.tv_seconds += time.perf_counter() - t1
+        if not due and early is None and ue_moved:
+            early = "ue"
         if due or early:
             t1 = time.perf_counter()
-            record = est.compute(end, mirror.cluster_id, early=early)
+            record = est.compute(end, mirror.cluster_id, early=early is not None)
+            if early is not None:
+                record["earlyBy"] = early
             self.stats.compute_seconds += time.perf_counter() - t1
             self.stats.computations += 1
-            self.stats.early_computations += early
+            self.stats.early_computations += early is not None
             record["actions"] = [ACTIONS[a] for a in record["actions"]]
             record["gp"] = gp
             mirror.fidelity.append(record)
@@ -181,16 +204,52 @@ class FidelityMonitor:
         self.stats.step_seconds += time.perf_counter() - t0
         return signals
 
+    def _twin_values(self, prediction: ClusterPrediction, tracker: GapTracker | None,
+                     values: Mapping[str, Mapping[str, float]],
+                     cms: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+        """The twin's values of ``values`` (the model's): the gap learners' calibration of them, or
+        the model's own with ``twin = "raw"`` or without gap learning."""
+        end = prediction.period_end
+        if tracker is None or self.settings.twin == "raw":
+            return {c: dict(v) for c, v in values.items()}
+        ctx = {c: context(end, prediction.ue_scale, cms[c]) for c in values}
+        return tracker.calibrated(end, values, ctx)
+
+    def _ue_samples(self, mirror: ClusterMirror, prediction: ClusterPrediction, cm_now: Mapping[str, Mapping[str, Any]],
+                    cm_prev: Mapping[str, Mapping[str, Any]], est: FidelityEstimator, tracker: GapTracker | None,
+                    period_model: Callable[[], PeriodModel | None]) -> None:
+        """Count the period in the UE-level estimator (``twin.fidelity.ue_level``): each cell's reported
+        SS-SINR histogram and, when no cell of the cluster changed CM (as for the cell-period
+        samples), the model's for the same period, moved to the level the gap learners calibrate
+        its mean SS-SINR to when the twin compared is the calibrated one."""
+        assert est.ue is not None
+        gp, end = prediction.gp, prediction.period_end
+        twin_hists: dict[str, Any] = {}
+        state = period_model() if cm_now == cm_prev else None
+        if state is not None:
+            keys = state.sim.cluster.cell_keys
+            raw = {k: prediction.values[k] for k in keys if SINR_MEAN in prediction.values.get(k, {})}
+            calibrated = self._twin_values(prediction, tracker, raw, cm_now)
+            for i, k in enumerate(keys):
+                shift = calibrated[k][SINR_MEAN] - raw[k][SINR_MEAN] if k in raw else 0.0
+                twin_hists[k] = shift_db(state.result.kpi.sinr_bins[i], shift)
+        for cell in sorted(cm_now):
+            hist = sinr_histogram(mirror, cell, gp, end)
+            if hist is None:
+                continue
+            action = ACTIONS.index(self.encoder.action(cm_prev.get(cell, cm_now[cell]), cm_now[cell]))
+            if est.ue.add(cell, end, end - gp, hist, twin_hists.get(cell), action):
+                self.stats.ue_samples += 1
+        est.ue.forget(list(cm_now))
+
     def _twin_samples(self, mirror: ClusterMirror, prediction: ClusterPrediction, from_states: Mapping[str, int],
-                      cm: Mapping[str, Mapping[str, Any]], est: FidelityEstimator, tracker: GapTracker | None) -> None:
-        enc, end = self.encoder, prediction.period_end
+                      cm: Mapping[str, Mapping[str, Any]], est: FidelityEstimator, tracker: GapTracker | None,
+                      period_model: Callable[[], PeriodModel | None]) -> None:
+        enc = self.encoder
 
         def twin_values(values: Mapping[str, Mapping[str, float]],
                         cms: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-            if tracker is None or self.settings.twin == "raw":
-                return {c: dict(v) for c, v in values.items()}
-            ctx = {c: context(end, prediction.ue_scale, cms[c]) for c in values}
-            return tracker.calibrated(end, values, ctx)
+            return self._twin_values(prediction, tracker, values, cms)
 
         base = twin_values({c: prediction.values[c] for c in from_states if c in prediction.values}, cm)
         for cell, x in from_states.items():
@@ -206,7 +265,7 @@ class FidelityMonitor:
         if not k or not pairs:
             return
         t0 = time.perf_counter()
-        state = self.predictor.period_model(mirror, prediction.gp, end)  # the period's model, baseline set
+        state = period_model()  # the period's model, baseline set
         if state is None:
             return
         done = 0
@@ -232,3 +291,17 @@ class FidelityMonitor:
         est.whatif_seconds += dt
         self.stats.whatifs += done
         self.stats.whatif_seconds += dt
+
+
+_SINR_NAMES = tuple(f"{SINR_BIN}{i}" for i in range(N_BINS))
+
+
+def sinr_histogram(mirror: ClusterMirror, cell: str, gp: int, end: int) -> list[float] | None:
+    """The cell's reported ``MR.NRScSSSINR.BinX`` histogram of the period ``(gp, end)`` (128 counts),
+    None when it reported none of its bins."""
+    c = mirror.cells.get(cell)
+    series = c.pm.get(gp) if c is not None else None
+    if not series:
+        return None
+    counts = [float((series.get(name) or {}).get(end, 0.0)) for name in _SINR_NAMES]
+    return counts if any(counts) else None

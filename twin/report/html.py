@@ -200,6 +200,7 @@ def _fidelity_section(summary: Mapping[str, Any], ends: Sequence[float], marks: 
                 ([r[1] for r in rows], "#000", 1.0, "")]
             parts.append(line_chart(ends, tv_lines, [*marks, *_alert_marks(summary)],
                                     title=f"TV bound (early warning), {cid}", unit="d"))
+        parts += _ue_level_chart(summary, cid, f, ends, marks)
         last = f["records"][-1]
         left_out = last.get("restrictedPairs") or 0
         scope = ("restricted to " + ", ".join(last["actions"] or [])
@@ -212,6 +213,29 @@ def _fidelity_section(summary: Mapping[str, Any], ends: Sequence[float], marks: 
                      f"<td>{html.escape(scope)}</td><td>tau {tau:.4g}</td>"
                      f"<td>early computations {early} of {len(f['records'])}</td></tr></table>")
     return parts
+
+
+_CELL_COLOURS = ("#c33", "#36c", "#2a2", "#c7a", "#a60")
+
+
+def _ue_level_chart(summary: Mapping[str, Any], cid: str, f: Mapping[str, Any], ends: Sequence[float],
+                    marks: list[tuple[float, str]]) -> list[str]:
+    """The cluster's UE-level DT-BSM (``twin.fidelity.ue_level``): its worst cell and each cell a
+    resync of the run fitted (the cells whose story the resync tells)."""
+    rows = f["byPeriod"]
+    if not any(len(r) > 6 and r[6] is not None for r in rows):
+        return []
+    fitted = sorted({c for r in summary.get("resyncs") or [] if r.get("clusterId") == cid for c in r.get("cells") or []
+                     if c in f.get("ueByCell", {})})[: len(_CELL_COLOURS)]
+    lines: list[tuple[Sequence[float | None], str, float, str]] = [([r[6] if len(r) > 6 else None for r in rows],
+                                                                     "#000", 2.0, "")]
+    lines += [(f["ueByCell"][c], colour, 1.4, "") for c, colour in zip(fitted, _CELL_COLOURS, strict=False)]
+    legend = ", ".join(f'<span style="color:{colour}">{html.escape(c)}</span>'
+                       for c, colour in zip(fitted, _CELL_COLOURS, strict=False))
+    return [f"<p>UE-level DT-BSM (each cell's UEs, from its SS-SINR distribution every period: sees one cell's "
+            f"fault in its first period). Black: the worst cell; coloured: the cells a resync fitted"
+            f"{': ' + legend if legend else ' (none)'}.</p>",
+            line_chart(ends, lines, [*marks, *_alert_marks(summary)], title=f"UE-level DT-BSM, {cid}", unit="d")]
 
 
 def _cm_section(summary: Mapping[str, Any], marks: list[tuple[float, str]]) -> list[str]:

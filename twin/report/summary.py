@@ -140,24 +140,32 @@ def build_summary(
 
 def _fidelity(ends: Sequence[int], clusters: Mapping[str, ClusterMirror]) -> dict[str, Any]:
     """Per cluster, the DT-BSM records the mirror kept (``docs/fidelity.md``) and, per period of the
-    run, the latest estimate then (``byPeriod``: [end, value, lower, upper, coverage, tvBound], None
-    before the first; ``tvBound`` the TV bound at that computation, §9.3's early warning)."""
+    run, the latest estimate then (``byPeriod``: [end, value, lower, upper, coverage, tvBound,
+    ueValue], None before the first; ``tvBound`` the TV bound at that computation, §9.3's early
+    warning; ``ueValue`` the UE-level DT-BSM of the worst cell), and ``ueByCell``: per cell, its
+    UE-level value at each period (``twin.fidelity.ue_level``)."""
     out: dict[str, Any] = {}
     for cid, cl in sorted(clusters.items()):
         records = sorted(cl.fidelity, key=lambda r: int(r["periodEnd"]))
         if not records:
             continue
         by_period: list[list[Any]] = []
+        by_cell: dict[str, list[float | None]] = {}
         i, latest = 0, None
-        for end in ends:
+        for n, end in enumerate(ends):
             while i < len(records) and int(records[i]["periodEnd"]) <= end:
                 latest = records[i]
                 i += 1
+            ue = (latest or {}).get("ueLevel") or {}
             by_period.append([end, *((None,) * 5 if latest is None else
                                      (latest["value"], latest["lower"], latest["upper"], latest["coverage"],
-                                      latest.get("tvBound")))])
-        out[cid] = {"tau": records[-1]["tau"], "byPeriod": by_period,
+                                      latest.get("tvBound"))), ue.get("value")])
+            for cell, v in (ue.get("cells") or {}).items():
+                by_cell.setdefault(cell, [None] * len(ends))[n] = v
+        out[cid] = {"tau": records[-1]["tau"], "byPeriod": by_period, "ueByCell": dict(sorted(by_cell.items())),
                     "records": [{k: r.get(k) for k in ("periodEnd", "value", "lower", "upper", "coverage",
                                                        "restricted", "restrictedPairs", "comparedPairs",
-                                                       "actions", "firing", "tvBound", "early")} for r in records]}
+                                                       "actions", "firing", "tvBound", "early", "earlyBy")}
+                                | {"ueValue": (r.get("ueLevel") or {}).get("value"),
+                                   "ueWorstCell": (r.get("ueLevel") or {}).get("worstCell")} for r in records]}
     return out

@@ -121,6 +121,17 @@ class Resync(WireModel):
     dtbsm_after: dict[str, float] | None = None
 
 
+class UeLevelFidelity(WireModel):
+    """The UE-level DT-BSM of a cluster's cells (``twin.fidelity.ue_level``): per cell, how far the
+    twin's distribution of its UEs' SS-SINR moves from the network's, period to period."""
+
+    value: float | None = Field(default=None, ge=0, description="the worst cell's DTBSM_sup (null before both "
+                                "sides have counted a transition)")
+    cells: dict[str, float] = Field(default_factory=dict, description="per cell: its DTBSM_sup")
+    worst_cell: str | None = None
+    states: int = Field(ge=1, description="UE states (SS-SINR bins)")
+
+
 class Fidelity(WireModel):
     """The DT-BSM of one cluster's twin (``ran.twin.fidelity.v1``, keyed by cluster): how far the twin's
     behaviour (MDP over encoded cell states and CM change actions) is from the real network's, with
@@ -164,3 +175,6 @@ class Fidelity(WireModel):
     whatif_seconds: float = Field(ge=0)
     compute_seconds: float = Field(ge=0)
     iterations: int | None = None
+    early_by: Literal["tv", "ue"] | None = Field(default=None, description="what brought an early computation "
+                                                 "forward: the TV bound's rise or the UE-level value's change")
+    ue_level: UeLevelFidelity | None = Field(default=None, description="the UE-level DT-BSM at this computation")
