@@ -15,7 +15,11 @@ Per predicted period ``(gp, end)`` of a cluster, :meth:`FidelityMonitor.step`:
    the gap learners' calibration of what they learned so far when gap learning is on (the twin the
    runtime publishes is the calibrated one), else, or with ``[fidelity] twin = "raw"``, they are the
    raw model's;
-3. every ``recompute_periods`` periods, or earlier when the TV bound of the point estimates rose by
+3. **UE-level samples** (``twin.fidelity.ue_level``): each cell's reported SS-SINR histogram and the
+   model's for the same period (at the gap learners' mean level with the calibrated twin), one
+   rank-coupled transition per cell, the UE-level values computed every period;
+4. every ``recompute_periods`` periods, or when a cell's UE-level value moved by more than
+   ``ue_warning_change`` since the last computation, or earlier when the TV bound of the point estimates rose by
    more than ``tv_warning_rise`` since the last computation (§9.3's early warning, checked every
    period in between: ``FidelityEstimator.tv_rose``), the cluster's DT-BSM record (``FidelityEstimator.compute``),
    kept in the mirror (``ClusterMirror.fidelity``, the latest ``kept``), published
@@ -231,7 +235,7 @@ class FidelityMonitor:
             raw = {k: prediction.values[k] for k in keys if SINR_MEAN in prediction.values.get(k, {})}
             calibrated = self._twin_values(prediction, tracker, raw, cm_now)
             for i, k in enumerate(keys):
-                shift = calibrated[k][SINR_MEAN] - raw[k][SINR_MEAN] if k in raw else 0.0
+                shift = calibrated[k].get(SINR_MEAN, raw[k][SINR_MEAN]) - raw[k][SINR_MEAN] if k in raw else 0.0
                 twin_hists[k] = shift_db(state.result.kpi.sinr_bins[i], shift)
         for cell in sorted(cm_now):
             hist = sinr_histogram(mirror, cell, gp, end)
