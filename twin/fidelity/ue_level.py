@@ -8,21 +8,23 @@ resync that the gap learners trigger in the fault's first period has repaired th
 where its UEs are; this estimator compares the model's distributions with the network's, per cell,
 as an MDP whose states are a UE's radio quality.
 
-- **States**: a UE's SS-SINR bin (``edges_db``, inner edges; a value on an edge goes up).
-- **Transitions**: consecutive periods of one cell, coupled by rank (the quantile coupling: a UE
-  keeps its rank in its cell's SINR distribution from one period to the next). PM histograms carry
-  no UE identity, so this is the modelling assumption; it makes the next state depend on the state
-  (a UE at the cell edge stays near the edge). Real: the coupling of the cell's distributions at
-  t and t + 1; twin: of the *real* distribution at t and the model's at t + 1 (from the same real
-  states, as every twin sample is).
-- **Mass**: each period adds as many samples as the real histogram counts at t + 1 (the reports
-  behind it), on both sides; per-period forgetting ``forgetting`` (0.5: the last two periods weigh
-  three quarters).
+- **States**: ``ELSEWHERE`` (0: served by another cell) and a UE's SS-SINR bin (``edges_db``,
+  inner edges; a value on an edge goes up), ranked in that order.
+- **Transitions**: consecutive periods of one cell, coupled by rank (:func:`population_coupling`:
+  a UE keeps its rank in its cell's SINR distribution from one period to the next; when the cell
+  serves fewer UEs, the lowest ranks, its cell-edge UEs, leave to ``ELSEWHERE``; when it serves
+  more, the newcomers come from there into the lowest ranks). PM histograms carry no UE identity,
+  so this is the modelling assumption; it makes the next state depend on the state (a UE at the
+  cell edge stays near the edge). Real: the cell's histograms at t and t + 1; twin: the *real*
+  histogram at t and the model's at t + 1 (from the same real states, as every twin sample is).
+- **Mass**: the UEs the histograms count (every report), per-period forgetting ``forgetting`` (0.5:
+  the last two periods weigh three quarters).
 - **Actions**: the cell's CM change class between the two periods (``twin.fidelity.encoder``); the
   twin gives samples only for periods whose model holds the CM the network had (no what-ifs here),
   so the metric is restricted to the actions the network took.
-- **Reward**: the next state's spectral efficiency, ``log2(1 + SINR)`` at the bin's centre, over its
-  value at ``cap_db`` (so R̄ = 1 and d_max = 1/(1 − γ)).
+- **Reward**: the next state's SS-SINR at the bin's centre, linear in dB from ``floor_db`` (0) to
+  ``cap_db`` (1), as CQI is; 0 for ``ELSEWHERE`` (the cell serves it no more). So R̄ = 1 and
+  d_max = 1/(1 − γ).
 
 Per cell the value is DTBSM_sup of the point estimates (``dt_bsm``), with the cell-period
 estimator's rule for thin pairs (one side below ``n_min``: the other side's estimate; both: pooled);
@@ -50,7 +52,8 @@ import numpy.typing as npt
 from .errors import FidelityInputError
 from .exact import dt_bsm
 
-__all__ = ["DEFAULT_EDGES_DB", "UeLevelEstimator", "quantile_coupling", "shift_db", "sinr_states"]
+__all__ = ["DEFAULT_EDGES_DB", "ELSEWHERE", "UeLevelEstimator", "population_coupling", "quantile_coupling", "shift_db",
+           "sinr_counts", "sinr_states"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -58,10 +61,11 @@ DEFAULT_EDGES_DB: tuple[float, ...] = (-5.0, -2.5, 0.0, 2.5, 5.0, 7.5, 10.0, 12.
 """Inner SS-SINR edges (dB) of the UE states: 14 states, 2.5 dB apart where UEs mostly are."""
 
 N_GRID = 128  # the TS 38.133 SS-SINR index grid of ``MR.NRScSSSINR.BinX``: index/2 − 23.5 dB
+ELSEWHERE = 0  # the state of a UE the cell no longer serves (the lowest rank)
 
 
 def sinr_states(hist: Any, edges_db: Sequence[float] = DEFAULT_EDGES_DB) -> FloatArray | None:
-    """The distribution over UE states of a 128-bin SS-SINR histogram (counts on the index grid);
+    """The distribution over SS-SINR bins of a 128-bin SS-SINR histogram (counts on the index grid);
     None when it counts nothing.
 
     >>> h = np.zeros(128); h[47] = 3.0; h[97] = 1.0  # 0.0 dB and 25.0 dB
@@ -70,16 +74,40 @@ def sinr_states(hist: Any, edges_db: Sequence[float] = DEFAULT_EDGES_DB) -> Floa
     >>> sinr_states(np.zeros(128)) is None
     True
     """
+    counts = sinr_counts(hist, edges_db)
+    total = float(counts.sum())
+    return counts / total if total > 0 else None
+
+
+def sinr_counts(hist: Any, edges_db: Sequence[float] = DEFAULT_EDGES_DB) -> FloatArray:
+    """A 128-bin SS-SINR histogram's counts per SS-SINR bin (``len(edges_db) + 1``)."""
     counts = np.asarray(hist, dtype=np.float64)
     if counts.shape != (N_GRID,):
         raise FidelityInputError(f"an SS-SINR histogram has {N_GRID} bins, got shape {counts.shape}")
     if not np.all(np.isfinite(counts)) or np.any(counts < 0):
         raise FidelityInputError("an SS-SINR histogram's counts must be finite and >= 0")
-    total = float(counts.sum())
-    if not total > 0:
-        return None
     state = np.searchsorted(np.asarray(edges_db, dtype=np.float64), np.arange(N_GRID) / 2.0 - 23.5, side="right")
-    return np.bincount(state, weights=counts, minlength=len(edges_db) + 1) / total
+    return np.asarray(np.bincount(state, weights=counts, minlength=len(edges_db) + 1), dtype=np.float64)
+
+
+def population_coupling(before: Any, after: Any) -> FloatArray:
+    """UE transitions [K + 1, K + 1] (counts; state 0 ``ELSEWHERE``, then the K SS-SINR bins) between a
+    cell's UE counts per bin ``before`` and ``after``, by rank with ``ELSEWHERE`` lowest: UEs that
+    leave are the cell's lowest ranks, newcomers take the lowest ranks.
+
+    >>> population_coupling([0.0, 10.0], [0.0, 4.0]).tolist()  # 6 of 10 leave: the lowest ranks
+    [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [6.0, 0.0, 4.0]]
+    >>> population_coupling([4.0, 0.0], [2.0, 6.0]).tolist()  # 4 arrive into the lowest ranks
+    [[0.0, 2.0, 2.0], [0.0, 0.0, 4.0], [0.0, 0.0, 0.0]]
+    """
+    b, a = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
+    nb, na = float(b.sum()), float(a.sum())
+    total = max(nb, na)
+    if not total > 0:
+        raise FidelityInputError("population_coupling needs UEs before or after")
+    source = np.concatenate(([max(0.0, na - nb)], b))
+    target = np.concatenate(([max(0.0, nb - na)], a))
+    return total * quantile_coupling(source, target)
 
 
 def shift_db(hist: Any, delta_db: float) -> FloatArray:
@@ -122,7 +150,7 @@ def quantile_coupling(p: Any, q: Any) -> FloatArray:
 @dataclass
 class _Cell:
     last_end: int  # the period of ``last``
-    last: FloatArray  # the real distribution of that period
+    last: FloatArray  # the real UE counts per SS-SINR bin of that period
     real: FloatArray  # [K, A, K] effective counts
     twin: FloatArray
 
@@ -149,7 +177,8 @@ class UeLevelEstimator:
 
     @property
     def n_states(self) -> int:
-        return len(self.edges_db) + 1
+        """``ELSEWHERE`` and the SS-SINR bins."""
+        return len(self.edges_db) + 2
 
     def rewards(self) -> FloatArray:
         """The reward of landing in each state [K]: the bin's centre SS-SINR, linear in dB from
@@ -157,32 +186,31 @@ class UeLevelEstimator:
         e = np.asarray(self.edges_db, dtype=np.float64)
         step = float(np.min(np.diff(e))) if e.size > 1 else 5.0
         centre = np.concatenate(([e[0] - step / 2], (e[:-1] + e[1:]) / 2, [e[-1] + step / 2]))
-        return np.asarray(np.clip((centre - self.floor_db) / (self.cap_db - self.floor_db), 0.0, 1.0))
+        return np.concatenate(([0.0], np.clip((centre - self.floor_db) / (self.cap_db - self.floor_db), 0.0, 1.0)))
 
     def add(self, cell: str, end: int, prev_end: int, real_hist: Any, twin_hist: Any | None, action: int) -> bool:
-        """Count the period ``end`` of ``cell``: its real SS-SINR histogram then and, when the period's
-        model holds the network's CM, the model's (``twin_hist``; None: no twin sample). A transition
-        needs the real distribution of ``prev_end``; True when one was counted."""
+        """Count the period ``end`` of ``cell``: its real SS-SINR histogram then (UE counts) and, when
+        the period's model holds the network's CM, the model's (``twin_hist``; None: no twin sample).
+        A transition needs the real histogram of ``prev_end``; True when one was counted."""
         if not 0 <= action < self.n_actions:
             raise FidelityInputError(f"action {action} is outside 0..{self.n_actions - 1}")
-        p_next = sinr_states(real_hist, self.edges_db)
-        if p_next is None:
-            return False
-        mass = float(np.asarray(real_hist, dtype=np.float64).sum())
+        now = sinr_counts(real_hist, self.edges_db)
         c = self.cells.get(cell)
+        if not now.sum() > 0:
+            return False  # nothing reported: the next period counts from the last one reported
         k = self.n_states
         if c is None:
-            self.cells[cell] = _Cell(end, p_next, np.zeros((k, self.n_actions, k)), np.zeros((k, self.n_actions, k)))
+            self.cells[cell] = _Cell(end, now, np.zeros((k, self.n_actions, k)), np.zeros((k, self.n_actions, k)))
             return False
         counted = c.last_end == prev_end
         if counted:
             c.real *= self.forgetting
             c.twin *= self.forgetting
-            c.real[:, action, :] += mass * quantile_coupling(c.last, p_next)
-            q_next = None if twin_hist is None else sinr_states(twin_hist, self.edges_db)
-            if q_next is not None:
-                c.twin[:, action, :] += mass * quantile_coupling(c.last, q_next)
-        c.last_end, c.last = end, p_next
+            c.real[:, action, :] += population_coupling(c.last, now)
+            model = None if twin_hist is None else sinr_counts(twin_hist, self.edges_db)
+            if model is not None and (model.sum() > 0 or c.last.sum() > 0):
+                c.twin[:, action, :] += population_coupling(c.last, model)
+        c.last_end, c.last = end, now
         return counted
 
     def reset_twin(self) -> None:
@@ -220,8 +248,10 @@ class UeLevelEstimator:
         P_twin = np.where(both_low, pool, np.where(twin_ok[:, :, None], twin_P, real_P))
         allowed = real_ok.copy()
         allowed[~allowed.any(axis=1)] = True  # a state with no covered action keeps those used
-        res = dt_bsm(P_real @ rew, _stochastic(P_real), P_twin @ rew, _stochastic(P_twin), self.gamma, tol=self.tol,
-                     r_max=1.0, actions=allowed)
+        # a row neither side has stays where it is (self-loop) and earns that state's reward: an
+        # empty row must not look like a state of reward 0
+        P_real, P_twin = _stochastic(P_real), _stochastic(P_twin)
+        res = dt_bsm(P_real @ rew, P_real, P_twin @ rew, P_twin, self.gamma, tol=self.tol, r_max=1.0, actions=allowed)
         return float(res.value)
 
     def compute(self) -> dict[str, Any]:
@@ -240,7 +270,7 @@ class UeLevelEstimator:
         head = {"cells": cells, "ends": [self.cells[c].last_end for c in cells], "edges": list(self.edges_db)}
         k, a = self.n_states, self.n_actions
         arrays = {
-            "ue_last": np.array([self.cells[c].last for c in cells]).reshape(len(cells), k),
+            "ue_last": np.array([self.cells[c].last for c in cells]).reshape(len(cells), k - 1),
             "ue_real": np.array([self.cells[c].real for c in cells]).reshape(len(cells), k, a, k),
             "ue_twin": np.array([self.cells[c].twin for c in cells]).reshape(len(cells), k, a, k),
         }

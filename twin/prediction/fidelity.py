@@ -51,7 +51,7 @@ from twin.gap.tracker import GapTracker
 from twin.mirror.cluster import ClusterMirror
 from twin.prediction.model import ClusterPrediction, ClusterPredictor, PeriodModel, kpi_values, simulated_cm
 from twin.resync.trigger import Signal
-from twin.sim.kpis import N_BINS, SINR_BIN
+from twin.sim.kpis import CONN, N_BINS, SINR_BIN
 
 __all__ = ["FidelityMonitor", "FidelityStats", "summary"]
 
@@ -224,19 +224,24 @@ class FidelityMonitor:
                     period_model: Callable[[], PeriodModel | None]) -> None:
         """Count the period in the UE-level estimator (``twin.fidelity.ue_level``): each cell's reported
         SS-SINR histogram and, when no cell of the cluster changed CM (as for the cell-period
-        samples), the model's for the same period, moved to the level the gap learners calibrate
-        its mean SS-SINR to when the twin compared is the calibrated one."""
+        samples), the model's for the same period; with the calibrated twin, moved to the mean SS-SINR
+        and scaled to the connected UEs the gap learners calibrate the cell to."""
         assert est.ue is not None
         gp, end = prediction.gp, prediction.period_end
         twin_hists: dict[str, Any] = {}
         state = period_model() if cm_now == cm_prev else None
         if state is not None:
             keys = state.sim.cluster.cell_keys
-            raw = {k: prediction.values[k] for k in keys if SINR_MEAN in prediction.values.get(k, {})}
+            raw = {k: prediction.values[k] for k in keys if k in prediction.values}
             calibrated = self._twin_values(prediction, tracker, raw, cm_now)
             for i, k in enumerate(keys):
-                shift = calibrated[k].get(SINR_MEAN, raw[k][SINR_MEAN]) - raw[k][SINR_MEAN] if k in raw else 0.0
-                twin_hists[k] = shift_db(state.result.kpi.sinr_bins[i], shift)
+                hist = state.result.kpi.sinr_bins[i]
+                model, cal = raw.get(k, {}), calibrated.get(k, {})
+                if SINR_MEAN in model and SINR_MEAN in cal:
+                    hist = shift_db(hist, cal[SINR_MEAN] - model[SINR_MEAN])
+                if model.get(CONN, 0.0) > 0 and CONN in cal:
+                    hist = hist * (cal[CONN] / model[CONN])  # the UEs the calibrated twin has the cell serve
+                twin_hists[k] = hist
         for cell in sorted(cm_now):
             hist = sinr_histogram(mirror, cell, gp, end)
             if hist is None:
