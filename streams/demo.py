@@ -725,6 +725,16 @@ def demo_command(
         change = {c: {k: round(v, 2) for k, v in per.items()} for c, per in (r["change"] or {}).items()}
         console.print(f"resync {r['status']}: cells {', '.join(r['cells'])}, fitted change {change}, error on its "
                       f"evidence {r['errorBefore']} -> {r['errorAfter']}")
+    for cid, f in (summary.get("fidelity") or {}).items():
+        values = [r["value"] for r in f["records"]]
+        ue = [r for r in f["records"] if r.get("ueValue") is not None]
+        line = f"DT-BSM {cid}: cell-period {min(values):.2f}-{max(values):.2f} (tau {f['tau']:.3g})"
+        if ue:
+            peak = max(ue, key=lambda r: r["ueValue"])
+            at = datetime.fromtimestamp(peak["periodEnd"], UTC).strftime("%H:%M")
+            line += (f"; UE-level {min(r['ueValue'] for r in ue):.2f}-{peak['ueValue']:.2f} (peak {at}, "
+                     f"{peak['ueWorstCell']}), latest {ue[-1]['ueValue']:.2f}")
+        console.print(line)
     if "cm" in summary:
         c, thp = summary["cm"]["counts"], summary["cm"]["throughput"]
         truth = thp.get("truth") or {}

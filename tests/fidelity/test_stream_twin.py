@@ -193,6 +193,7 @@ def test_the_demo_report_shows_dtbsm_per_cluster_with_tau(run: tuple[Twin, Netwo
     page = "\n".join(_fidelity_section({"fidelity": {emu.cluster_id: fid}}, [float(e) for e in ends], []))
     assert "DT-BSM per cluster" in page and f"DT-BSM, {emu.cluster_id}" in page and "<svg" in page
     assert "TV bound" in page and 'stroke="#36c"' in page and "early computations" in page
+    assert f"UE-level DT-BSM, {emu.cluster_id}" in page and "cells a resync fitted: none" in page
 
 
 def test_the_raw_twin_setting_compares_the_model_the_gap_learners_calibrate(tmp_path: Path) -> None:

@@ -225,16 +225,23 @@ def _ue_level_chart(summary: Mapping[str, Any], cid: str, f: Mapping[str, Any], 
     rows = f["byPeriod"]
     if not any(len(r) > 6 and r[6] is not None for r in rows):
         return []
-    fitted = sorted({c for r in summary.get("resyncs") or [] if r.get("clusterId") == cid for c in r.get("cells") or []
-                     if c in f.get("ueByCell", {})})[: len(_CELL_COLOURS)]
+    by_cell = f.get("ueByCell", {})
+
+    def peak(cell: str) -> float:
+        return max((v for v in by_cell[cell] if v is not None), default=0.0)
+
+    fitted = {c for r in summary.get("resyncs") or [] if r.get("clusterId") == cid for c in r.get("cells") or []
+              if c in by_cell}
+    fitted_shown = sorted(sorted(fitted, key=peak, reverse=True)[: len(_CELL_COLOURS)])  # the highest peaks
     lines: list[tuple[Sequence[float | None], str, float, str]] = [([r[6] if len(r) > 6 else None for r in rows],
                                                                      "#000", 2.0, "")]
-    lines += [(f["ueByCell"][c], colour, 1.4, "") for c, colour in zip(fitted, _CELL_COLOURS, strict=False)]
+    lines += [(by_cell[c], colour, 1.4, "") for c, colour in zip(fitted_shown, _CELL_COLOURS, strict=False)]
     legend = ", ".join(f'<span style="color:{colour}">{html.escape(c)}</span>'
-                       for c, colour in zip(fitted, _CELL_COLOURS, strict=False))
+                       for c, colour in zip(fitted_shown, _CELL_COLOURS, strict=False))
+    which = f" (the {len(fitted_shown)} with the highest peaks)" if len(fitted) > len(fitted_shown) else ""
     return [f"<p>UE-level DT-BSM (each cell's UEs, from its SS-SINR distribution every period: sees one cell's "
-            f"fault in its first period). Black: the worst cell; coloured: the cells a resync fitted"
-            f"{': ' + legend if legend else ' (none)'}.</p>",
+            f"fault in its first period). Black: the cluster's value, its worst cell's; coloured: the cells a "
+            f"resync fitted{which}{': ' + legend if legend else ': none'}.</p>",
             line_chart(ends, lines, [*marks, *_alert_marks(summary)], title=f"UE-level DT-BSM, {cid}", unit="d")]
 
 
