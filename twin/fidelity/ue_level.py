@@ -60,6 +60,7 @@ FloatArray = npt.NDArray[np.float64]
 DEFAULT_EDGES_DB: tuple[float, ...] = (-5.0, -2.5, 0.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0, 22.5, 25.0)
 """Inner SS-SINR edges (dB) of the UE states: 14 states, 2.5 dB apart where UEs mostly are."""
 
+_NEGLIGIBLE = 1e-6  # UEs: a transition count forgotten below this is dropped
 N_GRID = 128  # the TS 38.133 SS-SINR index grid of ``MR.NRScSSSINR.BinX``: index/2 − 23.5 dB
 ELSEWHERE = 0  # the state of a UE the cell no longer serves (the lowest rank)
 
@@ -204,8 +205,9 @@ class UeLevelEstimator:
             return False
         counted = c.last_end == prev_end
         if counted:
-            c.real *= self.forgetting
-            c.twin *= self.forgetting
+            for counts in (c.real, c.twin):
+                counts *= self.forgetting
+                counts[counts < _NEGLIGIBLE] = 0.0  # keeps the arrays sparse for the checkpoint
             c.real[:, action, :] += population_coupling(c.last, now)
             model = None if twin_hist is None else sinr_counts(twin_hist, self.edges_db)
             if model is not None and (model.sum() > 0 or c.last.sum() > 0):
@@ -268,24 +270,31 @@ class UeLevelEstimator:
         """(head, arrays) of the state, for the cluster's npz (``FidelityEstimator.to_bytes``)."""
         cells = sorted(self.cells)
         head = {"cells": cells, "ends": [self.cells[c].last_end for c in cells], "edges": list(self.edges_db)}
-        k, a = self.n_states, self.n_actions
-        arrays = {
-            "ue_last": np.array([self.cells[c].last for c in cells]).reshape(len(cells), k - 1),
-            "ue_real": np.array([self.cells[c].real for c in cells]).reshape(len(cells), k, a, k),
-            "ue_twin": np.array([self.cells[c].twin for c in cells]).reshape(len(cells), k, a, k),
-        }
+        k = self.n_states
+        arrays = {"ue_last": np.array([self.cells[c].last for c in cells]).reshape(len(cells), k - 1)}
+        for side in ("real", "twin"):  # sparse: [5, nnz] indices (cell, x, a, x') and their counts
+            dense = np.array([getattr(self.cells[c], side) for c in cells]).reshape(len(cells), k, self.n_actions, k)
+            idx = np.nonzero(dense)
+            arrays[f"ue_{side}_idx"] = np.stack(idx).astype(np.int32) if idx[0].size else np.zeros((4, 0), np.int32)
+            arrays[f"ue_{side}_n"] = dense[idx]
         return head, arrays
 
     def restore(self, head: Mapping[str, Any], z: Mapping[str, Any]) -> None:
         """Read back ``arrays``' output; of other bins or actions: ``ValueError``."""
         if [float(e) for e in head["edges"]] != list(self.edges_db):
             raise ValueError(f"UE-level state of SINR edges {head['edges']}, expected {list(self.edges_db)}")
-        real = np.asarray(z["ue_real"])
-        if real.shape[1:] != (self.n_states, self.n_actions, self.n_states):
-            raise ValueError(f"UE-level state of shape {real.shape[1:]}, expected "
-                             f"{(self.n_states, self.n_actions, self.n_states)}")
-        last, twin = np.asarray(z["ue_last"]), np.asarray(z["ue_twin"])
-        self.cells = {c: _Cell(int(e), last[i].copy(), real[i].copy(), twin[i].copy())
+        k, a = self.n_states, self.n_actions
+        last = np.asarray(z["ue_last"])
+        if last.shape[1:] != (k - 1,):
+            raise ValueError(f"UE-level state of {last.shape[1:]} SS-SINR bins, expected {k - 1}")
+        dense = {}
+        for side in ("real", "twin"):
+            idx = np.asarray(z[f"ue_{side}_idx"]).astype(np.int64)
+            if idx.size and (idx[2].max() >= a or idx[1].max() >= k or idx[3].max() >= k):
+                raise ValueError(f"UE-level state of other dimensions than {k} states and {a} actions")
+            dense[side] = np.zeros((len(head["cells"]), k, a, k))
+            dense[side][tuple(idx)] = z[f"ue_{side}_n"]
+        self.cells = {c: _Cell(int(e), last[i].copy(), dense["real"][i], dense["twin"][i])
                       for i, (c, e) in enumerate(zip(head["cells"], head["ends"], strict=True))}
 
 
