@@ -42,7 +42,7 @@ from .errors import FidelityInputError
 from .samples import samples_gbsm, samples_uniform
 from .validate import check_mdp
 
-__all__ = ["EmpiricalModel", "TransitionCounts", "confidence_radii"]
+__all__ = ["EmpiricalModel", "TransitionCounts", "confidence_radii", "thin_pair_estimates"]
 
 FloatArray = npt.NDArray[np.float64]
 _RENORMALISE = 1e150
@@ -107,6 +107,28 @@ class EmpiricalModel:
     @property
     def n_actions(self) -> int:
         return int(self.R.shape[1])
+
+
+def thin_pair_estimates(real: FloatArray, twin: FloatArray, n_real: FloatArray, n_twin: FloatArray,
+                        n_min: float) -> tuple[FloatArray, FloatArray]:
+    """The estimates a point value compares, per (state, action) pair (``real``/``twin``: [S, A, ...],
+    rewards or next-state rows; ``n_real``/``n_twin``: [S, A] samples): a pair one side has fewer than
+    ``n_min`` samples of takes the other side's estimate, a pair both sides have fewer of takes their
+    pooled (count-weighted) estimate on both; below the coverage threshold a difference is noise.
+
+    >>> r, t = thin_pair_estimates(np.array([[1.0], [1.0]]), np.array([[0.0], [0.0]]),
+    ...                            np.array([[9.0], [1.0]]), np.array([[1.0], [3.0]]), n_min=5)
+    >>> r.tolist(), t.tolist()  # pair 0: the twin's is thin; pair 1: both, pooled 1/4 real
+    ([[1.0], [0.25]], [[1.0], [0.25]])
+    """
+    real_ok, twin_ok = n_real >= n_min, n_twin >= n_min
+    total = n_real + n_twin
+    extra = (slice(None), slice(None)) + (None,) * (real.ndim - 2)  # broadcast [S, A] over trailing axes
+    w = np.where(total > 0, n_real / np.where(total > 0, total, 1.0), 0.5)[extra]  # the real side's share
+    pool = w * real + (1.0 - w) * twin
+    both_low = (~real_ok & ~twin_ok)[extra]
+    return (np.where(both_low, pool, np.where(real_ok[extra], real, twin)),
+            np.where(both_low, pool, np.where(twin_ok[extra], twin, real)))
 
 
 def _check_r_bar(r_bar: float) -> None:

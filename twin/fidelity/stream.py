@@ -72,7 +72,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from .empirical import EmpiricalModel, TransitionCounts, confidence_radii
+from .empirical import EmpiricalModel, TransitionCounts, confidence_radii, thin_pair_estimates
 from .exact import dt_bsm
 from .interval import dt_bsm_interval
 from .tv import tv_bound
@@ -330,18 +330,9 @@ class FidelityEstimator:
         both (below the coverage threshold a difference is not evidence: a twin resynced a period ago,
         with two samples of a state, must not look 4 units away, nor a network a state visited twice).
         The interval keeps the sides' own estimates: its radii carry the doubt."""
-        n = self.n_min
         nr, nt = real_m.counts, twin_m.counts
-        real_ok, twin_ok = nr >= n, nt >= n
-        total = nr + nt
-        w = np.where(total > 0, nr / np.where(total > 0, total, 1.0), 0.5)  # the real side's share of the pool
-        R_pool = w * real_m.R + (1.0 - w) * twin_m.R
-        P_pool = w[:, :, None] * real_m.P + (1.0 - w[:, :, None]) * twin_m.P
-        both_low = ~real_ok & ~twin_ok
-        R_real = np.where(both_low, R_pool, np.where(real_ok, real_m.R, twin_m.R))
-        R_twin = np.where(both_low, R_pool, np.where(twin_ok, twin_m.R, real_m.R))
-        P_real = np.where(both_low[:, :, None], P_pool, np.where(real_ok[:, :, None], real_m.P, twin_m.P))
-        P_twin = np.where(both_low[:, :, None], P_pool, np.where(twin_ok[:, :, None], twin_m.P, real_m.P))
+        R_real, R_twin = thin_pair_estimates(real_m.R, twin_m.R, nr, nt, self.n_min)
+        P_real, P_twin = thin_pair_estimates(real_m.P, twin_m.P, nr, nt, self.n_min)
         return (replace(real_m, R=R_real, P=P_real), replace(twin_m, R=R_twin, P=P_twin))
 
     def _models(self, counts: TransitionCounts, states: Sequence[int], actions: Sequence[int]) -> EmpiricalModel:

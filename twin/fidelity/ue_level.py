@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .empirical import thin_pair_estimates
 from .errors import FidelityInputError
 from .exact import dt_bsm
 
@@ -210,7 +211,7 @@ class UeLevelEstimator:
                 counts[counts < _NEGLIGIBLE] = 0.0  # keeps the arrays sparse for the checkpoint
             c.real[:, action, :] += population_coupling(c.last, now)
             model = None if twin_hist is None else sinr_counts(twin_hist, self.edges_db)
-            if model is not None and (model.sum() > 0 or c.last.sum() > 0):
+            if model is not None:  # ``last`` counts UEs, so the coupling has mass
                 c.twin[:, action, :] += population_coupling(c.last, model)
         c.last_end, c.last = end, now
         return counted
@@ -241,14 +242,8 @@ class UeLevelEstimator:
         ix = np.ix_(states, actions)
         rew = self.rewards()[states]
         real_P, twin_P = _rows(c.real[np.ix_(states, actions, states)]), _rows(c.twin[np.ix_(states, actions, states)])
-        real_ok, twin_ok = nr[ix] >= self.n_min, nt[ix] >= self.n_min
-        total = nr[ix] + nt[ix]
-        w = np.where(total > 0, nr[ix] / np.where(total > 0, total, 1.0), 0.5)[:, :, None]
-        pool = w * real_P + (1.0 - w) * twin_P
-        both_low = (~real_ok & ~twin_ok)[:, :, None]
-        P_real = np.where(both_low, pool, np.where(real_ok[:, :, None], real_P, twin_P))
-        P_twin = np.where(both_low, pool, np.where(twin_ok[:, :, None], twin_P, real_P))
-        allowed = real_ok.copy()
+        P_real, P_twin = thin_pair_estimates(real_P, twin_P, nr[ix], nt[ix], self.n_min)
+        allowed = nr[ix] >= self.n_min
         allowed[~allowed.any(axis=1)] = True  # a state with no covered action keeps those used
         # a row neither side has stays where it is (self-loop) and earns that state's reward: an
         # empty row must not look like a state of reward 0
