@@ -109,10 +109,22 @@ def _with(emu: NetworkEmulator, base: tuple[Sector, ...], changes: list[Candidat
 
 
 def oracle(emu: NetworkEmulator, objective: ObjectiveSettings, base: tuple[Sector, ...], cands: list[Candidate],
-           hours: list[tuple[float, list[Any]]], max_cells: int, pool: int) -> tuple[float, list[Candidate], int]:
-    """Greedy search on the truth: all singles, then combinations over the best ``pool``."""
-    cache: dict[Any, Any] = {}
-    singles = [(c, truth_score(emu, objective, base, _with(emu, base, [c]), hours, cache)[1]) for c in cands]
+           hours: list[tuple[float, list[Any]]], max_cells: int, pool: int,
+           draws: list[NetworkEmulator] | None = None) -> tuple[float, list[Candidate], int]:
+    """Greedy search on the truth: all singles, then combinations over the best ``pool``.
+
+    ``draws``: search on these emulators' truths instead (other draws of the same scenario), each
+    configuration scored by its mean gain over them, infeasible when it breaks a constraint on any
+    of them: the best a twin that knows how the truth is drawn, but not this network's draw, could
+    choose. The gain returned is then the mean over ``draws``, not ``emu``'s."""
+    truths = draws or [emu]
+    caches: list[dict[Any, Any]] = [{} for _ in truths]
+
+    def gain(changes: list[Candidate]) -> float:
+        return float(np.mean([truth_score(t, objective, base, _with(emu, base, changes), hours, c)[1]
+                              for t, c in zip(truths, caches, strict=True)]))
+
+    singles = [(c, gain([c])) for c in cands]
     evals = len(singles)
     ranked = [c for c, g in sorted(singles, key=lambda x: -x[1]) if np.isfinite(g) and g > 0]
     if not ranked:
@@ -120,8 +132,7 @@ def oracle(emu: NetworkEmulator, objective: ObjectiveSettings, base: tuple[Secto
     chosen, best = [ranked[0]], max(g for _, g in singles)
     while len(chosen) < max_cells:
         trial = [c for c in ranked[:pool] if c.cell not in {x.cell for x in chosen}]
-        scored = [(c, truth_score(emu, objective, base, _with(emu, base, [*chosen, c]), hours, cache)[1])
-                  for c in trial]
+        scored = [(c, gain([*chosen, c])) for c in trial]
         evals += len(scored)
         top = max(scored, key=lambda x: x[1], default=None)
         if top is None or top[1] <= best:
@@ -148,7 +159,7 @@ def _observe(runner: ChangeRunner, cluster: str, step: Any, report: Any) -> None
 
 
 def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int, oracle_pool: int,
-                 objective: ObjectiveSettings, tmp: Path) -> dict[str, Any]:
+                 objective: ObjectiveSettings, tmp: Path, blind_draws: int = 0) -> dict[str, Any]:
     emu = NetworkEmulator(name, seed=seed, start=START, granularity_s=GP, mr_per_cell=1)
     twin = Twin(config=_config(tmp, emu))
     twin.ingest(emu.initial_records())
@@ -192,6 +203,19 @@ def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int,
     t0 = time.perf_counter()
     best, chosen, oracle_evals = oracle(emu, objective, initial, cands, eval_hours, max_cells, oracle_pool)
     oracle_s = time.perf_counter() - t0
+    blind: dict[str, Any] | None = None
+    if blind_draws:
+        # the oracle's search on other draws of the hidden truth (same scenario, sites, CM, hours and
+        # events; other UE positions, shadowing, building loss, gain and azimuth errors), its
+        # configuration then scored on this network's truth
+        others = [NetworkEmulator(name, seed=seed + 1 + i, start=START, granularity_s=GP, mr_per_cell=0)
+                  for i in range(blind_draws)]
+        expected, picked, _ = oracle(emu, objective, initial, cands, eval_hours, max_cells, oracle_pool, others)
+        _, on_truth, blind_why = truth_score(emu, objective, initial, _with(emu, initial, picked), eval_hours)
+        blind = {"draws": blind_draws, "expected_gain_pct": _num(expected), "gain_pct_on_truth": _num(on_truth),
+                 "breach": blind_why or None, "changes": [c.label() for c in picked],
+                 "oracle_fraction": round(on_truth / best, 3) if best > 0 and np.isfinite(on_truth) else (
+                     0.0 if best > 0 else None)}
     violations = 0
     flying: set[str] = set()
     for req, _after in received:
@@ -214,7 +238,7 @@ def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int,
         "oracle_fraction": round(real / best, 3) if best > 0 and np.isfinite(real) else (
             0.0 if best > 0 else None),
         "oracle_changes": [c.label() for c in chosen], "oracle_evaluations": oracle_evals,
-        "oracle_s": round(oracle_s, 1),
+        "oracle_s": round(oracle_s, 1), "draw_blind_oracle": blind,
         "changes": [{"change": p.candidate.label(), "predicted_pct": round(p.marginal_gain_pct, 3),
                      "state": runner.ledger.get(p.request.change_id).state.value,
                      "reason": runner.ledger.get(p.request.change_id).reason} for p in result.proposals],
@@ -226,7 +250,8 @@ def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int,
 
 
 def run_optimize(scenarios: tuple[str, ...] = SCENARIOS, seed: int = 1, budget: int = 400, max_cells: int = 3,
-                 warm_h: int = 12, oracle_pool: int = 30, objective: ObjectiveSettings | None = None) -> dict[str, Any]:
+                 warm_h: int = 12, oracle_pool: int = 30, objective: ObjectiveSettings | None = None,
+                 blind_draws: int = 0) -> dict[str, Any]:
     obj = objective or ObjectiveSettings()
     started = time.perf_counter()
     per = []
@@ -234,7 +259,7 @@ def run_optimize(scenarios: tuple[str, ...] = SCENARIOS, seed: int = 1, budget: 
         for i, name in enumerate(scenarios):
             d = Path(tmp) / str(i)
             d.mkdir()
-            per.append(run_scenario(name, seed, budget, max_cells, warm_h, oracle_pool, obj, d))
+            per.append(run_scenario(name, seed, budget, max_cells, warm_h, oracle_pool, obj, d, blind_draws))
     fractions = [s["oracle_fraction"] for s in per if s["oracle_fraction"] is not None]
     wi = sum(s["whatifs"] for s in per)
     ws = sum(s["search_s"] for s in per)
@@ -260,6 +285,8 @@ def bench_optimize_command(
     warm_h: Annotated[int, typer.Option(min=4, help="hourly periods the twin mirrors before it optimises")] = 12,
     oracle_pool: Annotated[int, typer.Option(min=1, help="best single steps the oracle combines")] = 30,
     objective: Annotated[str, typer.Option(help="throughput or energy")] = "throughput",
+    blind_draws: Annotated[int, typer.Option(min=0, help="also run the oracle on this many other draws of the "
+                                             "hidden truth and score its choice on this network's (0: not)")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Optimise CM on the emulated network through guard, ledger and adapter; compare with an oracle."""
@@ -267,7 +294,8 @@ def bench_optimize_command(
     if objective not in ("throughput", "energy"):
         typer.echo(f"error: --objective {objective!r} must be 'throughput' or 'energy'", err=True)
         raise typer.Exit(2)
-    doc = run_optimize(names, seed, budget, max_cells, warm_h, oracle_pool, ObjectiveSettings(kind=objective))
+    doc = run_optimize(names, seed, budget, max_cells, warm_h, oracle_pool, ObjectiveSettings(kind=objective),
+                       blind_draws)
     if as_json:
         typer.echo(json.dumps(doc))
         return

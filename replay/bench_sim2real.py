@@ -37,7 +37,11 @@ Figures:
   gain and azimuth errors): the same candidates evaluated on ``ceiling_realisations`` other draws of
   the same scenario (emulators with other seeds: same sites, CM, hour and events), ranked against
   this network's truth, one draw (``other_realisation``) and their mean (``expected_response``, the
-  best estimate such a model could give);
+  best estimate such a model could give); and how far a response *smooth* in tilt and power can get
+  (``smooth_truth``): per pair, the least-squares surface of :func:`smooth_surface` fitted to the
+  truth's own ``log`` throughput of the candidates, ranked against the truth (an oracle that knows
+  the truth but only its smooth trend); ``smooth_teacher`` the same surface fitted to the twin's
+  simulator instead (what a network that learnt its teacher's trend exactly would rank at);
 * ``similarity``: how alike the twin's and the real data's KPIs are: per KPI the overlap
   coefficient of the histograms of ``log1p`` of the values (the share both sets put in the same
   bins), averaged over the two KPIs; ``similarity_in_band`` the same with the twin rows restricted
@@ -82,7 +86,8 @@ if TYPE_CHECKING:  # torch loads when the benchmark runs, not with the CLI
     from twin.sim2real.network import Sim2RealNet
     from twin.sim2real.train import TrainConfig
 
-__all__ = ["MAPE_FLOOR", "bench_sim2real_command", "joint_similarity", "mape", "run_sim2real", "similarity"]
+__all__ = ["MAPE_FLOOR", "bench_sim2real_command", "joint_similarity", "mape", "run_sim2real", "similarity",
+           "smooth_surface"]
 
 SCENARIOS = SHIPPED_SCENARIOS
 START = datetime(2024, 3, 1, tzinfo=UTC)
@@ -170,6 +175,30 @@ def _truth_kpi(emu: NetworkEmulator, period: Any, key: str, attrs: dict[str, Any
     """``emu``'s noiseless ``DRB.UEThpDl`` of ``cell`` in ``period`` with ``attrs`` on cell ``key``."""
     _, state = truth_state(emu, period, {key: attrs})
     return float(state.result.kpi.values[TARGETS[0]][cell])
+
+
+def smooth_surface(values: npt.ArrayLike) -> FloatArray:
+    """The least-squares surface, a quadratic in tilt times a quadratic in power (9 terms), through
+    ``values`` [len(RANK_TILTS_DEG) * len(RANK_POWERS_DBM)] of the candidate grid (tilt-major, as
+    the ranking lists them): the smooth trend of a cell's response, without what one UE drop adds.
+
+    >>> import numpy as np
+    >>> t, p = np.meshgrid(RANK_TILTS_DEG, RANK_POWERS_DBM, indexing="ij")
+    >>> bool(np.allclose(smooth_surface((1 + t * p + p**2).ravel()), (1 + t * p + p**2).ravel()))
+    True
+    >>> smooth_surface([1.0, 2.0])
+    Traceback (most recent call last):
+    ...
+    ValueError: smooth_surface needs 21 values (the candidate grid), got 2
+    """
+    y = np.asarray(values, dtype=np.float64).ravel()
+    t, p = np.meshgrid(RANK_TILTS_DEG, RANK_POWERS_DBM, indexing="ij")
+    if len(y) != t.size:
+        raise ValueError(f"smooth_surface needs {t.size} values (the candidate grid), got {len(y)}")
+    u, v = (t.ravel() - 6.0) / 6.0, (p.ravel() - 44.0) / 3.0
+    design = np.stack([u**a * v**b for a in range(3) for b in range(3)], axis=1)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return np.asarray(design @ coef, dtype=np.float64)
 
 
 def _kendall(truth: list[float], pred: list[float]) -> float:
@@ -287,7 +316,8 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
     others = {emu.cluster_id: [NetworkEmulator(emu.scenario.name, seed=seed + 1 + i, start=START, granularity_s=GP,
                                                mr_per_cell=0) for i in range(ceiling_realisations)]
               for emu in emus}
-    ceiling: dict[str, list[float]] = {"other_realisation": [], "expected_response": []}
+    ceiling: dict[str, list[float]] = {"other_realisation": [], "expected_response": [], "smooth_truth": [],
+                                       "smooth_teacher": []}
     for emu, period, cell in pairs:
         truth, rows, simulated, other = [], [], [], []
         key = emu.cells[cell]
@@ -299,11 +329,14 @@ def run_sim2real(twin_n: int = 100_000, train_days: int = 5, test_days: int = 2,
                 rows.append(s.x[cell])
                 simulated.append(_simulated(simulators[emu.cluster_id], period, key, attrs)[cell])
                 other.append([_truth_kpi(o, period, key, attrs, cell) for o in others[emu.cluster_id]])
+        own = [float(t[0]) for t in truth]
         if ceiling_realisations:
-            own = [float(t[0]) for t in truth]
             ceiling["other_realisation"].append(float(np.mean([_kendall(own, [o[i] for o in other])
                                                                for i in range(ceiling_realisations)])))
             ceiling["expected_response"].append(_kendall(own, [float(np.mean(o)) for o in other]))
+        ceiling["smooth_truth"].append(_kendall(own, smooth_surface(np.log(np.maximum(own, 1.0))).tolist()))
+        ceiling["smooth_teacher"].append(_kendall(own, smooth_surface(
+            np.log(np.maximum([float(sim[0]) for sim in simulated], 1.0))).tolist()))
         cand_s = Samples(np.array(rows), np.ones((len(rows), len(TARGETS))), np.zeros(len(rows), dtype=np.int64),
                          (f"{emu.cluster_id}/{key}",))
         preds = {m: _predict(*nets[1.0][m], cand_s) for m in METHODS}
@@ -399,5 +432,6 @@ def bench_sim2real_command(
                    f"{doc['kendall_tau'][m]:>12}")
     c = doc["kendall_tau_ceiling"]
     typer.echo(f"Kendall tau ceiling without the hidden draw: one other draw {c['other_realisation']}, "
-               f"expected response {c['expected_response']}")
+               f"expected response {c['expected_response']}; a smooth response fitted to the truth "
+               f"{c['smooth_truth']}, to the twin's simulator {c['smooth_teacher']}")
     typer.echo(f"similarity {doc['similarity']} (in band {doc['similarity_in_band']}), pretrain {doc['pretrain_s']} s")

@@ -184,7 +184,7 @@ def test_bench_prefilter() -> None:
 
 def test_bench_optimize() -> None:
     doc = _bench("optimize", "--scenario", "suburban-quiet", "--budget", "40", "--warm-h", "6", "--oracle-pool", "5",
-                 "--json")
+                 "--blind-draws", "1", "--json")
     assert doc["benchmark"] == "optimize" and doc["trust_gate"] is False
     for key in ("oracle_fraction_min", "guard_violations", "rollbacks", "whatifs_per_s", "scenarios"):
         assert key in doc, key
@@ -192,6 +192,9 @@ def test_bench_optimize() -> None:
     assert s["scenario"] == "suburban-quiet" and s["whatifs"] <= 40 and doc["guard_violations"] == 0
     assert s["oracle_gain_pct"] is not None and s["oracle_evaluations"] >= s["candidates"]
     assert {c["state"] for c in s["changes"]} <= {"CONFIRMED", "ROLLED_BACK", "REJECTED", "FAILED", "OBSERVING"}
+    blind = s["draw_blind_oracle"]  # the oracle's search on another draw, its choice scored on this one
+    assert blind["draws"] == 1 and len(blind["changes"]) <= 3 and "oracle_fraction" in blind
+    assert blind["expected_gain_pct"] is not None and blind["expected_gain_pct"] >= 0.0
 
 
 def test_bench_sim2real(tmp_path: Path) -> None:
@@ -205,7 +208,8 @@ def test_bench_sim2real(tmp_path: Path) -> None:
     assert 0.0 <= doc["similarity"] <= 1.0 and doc["pretrain_s"] > 0
     ceiling = doc["kendall_tau_ceiling"]
     assert ceiling["realisations"] == 1 and all(-1.0 <= ceiling[k] <= 1.0
-                                                for k in ("other_realisation", "expected_response"))
+                                                for k in ("other_realisation", "expected_response",
+                                                          "smooth_truth", "smooth_teacher"))
     assert doc["samples"]["twin"] == 2000 and doc["samples"]["real_train"] == 24 * 21
     assert (tmp_path / "model" / "model.json").is_file() and (tmp_path / "model" / "weights.pt").is_file()
 
