@@ -12,7 +12,16 @@ benchmark may read it):
 * ``oracle_gain_pct``: the best configuration found by a much longer search directly on the truth
   over the same action space (the same candidate steps and the same number of changed cells):
   every single step scored on the truth, then greedy combination over the best ``oracle_pool``;
-* ``oracle_fraction`` = real / oracle.
+* ``oracle_fraction`` = real / oracle;
+* ``draw_blind_oracle`` (with ``blind_draws`` > 0): the oracle's search run instead on that many
+  other draws of the hidden truth (emulators of the same scenario with other seeds: same sites, CM,
+  hours and events; other UE positions, shadowing, building loss, antenna errors), a configuration
+  scored by its mean gain over them and infeasible when it breaks a constraint on any of them, and
+  its choice then scored on this network's truth: what a twin that knows how the truth is drawn, but
+  not this network's draw, could recover (``oracle_fraction``, against the same oracle); where an
+  event starts or ends after the decision (fault-midrun's noon fault), ``events_as_at_decision``
+  the same search with the events in force in the last period the twin saw, scored on the truth as
+  it happened: what could be recovered without foreseeing the event.
 
 ``guard_violations`` counts pushed values that break the policy (bounds, step, cells at once),
 checked against the emulator's own record of what it received, not against the guard's answers.
@@ -158,6 +167,20 @@ def _observe(runner: ChangeRunner, cluster: str, step: Any, report: Any) -> None
                    {THP: float(np.mean([v[THP] for v in raw.values()]))} if raw else None, real, raw)
 
 
+def _blind_oracle(emu: NetworkEmulator, objective: ObjectiveSettings, initial: tuple[Sector, ...],
+                  cands: list[Candidate], search_hours: list[tuple[float, list[Any]]],
+                  eval_hours: list[tuple[float, list[Any]]], max_cells: int, pool: int,
+                  others: list[NetworkEmulator], best: float) -> dict[str, Any]:
+    """The oracle's search on ``others`` over ``search_hours``, its choice scored on ``emu``'s truth
+    over ``eval_hours`` and as a fraction of the oracle's gain ``best``."""
+    expected, picked, _ = oracle(emu, objective, initial, cands, search_hours, max_cells, pool, others)
+    _, on_truth, why = truth_score(emu, objective, initial, _with(emu, initial, picked), eval_hours)
+    return {"draws": len(others), "expected_gain_pct": _num(expected), "gain_pct_on_truth": _num(on_truth),
+            "breach": why or None, "changes": [c.label() for c in picked],
+            "oracle_fraction": round(on_truth / best, 3) if best > 0 and np.isfinite(on_truth) else (
+                0.0 if best > 0 else None)}
+
+
 def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int, oracle_pool: int,
                  objective: ObjectiveSettings, tmp: Path, blind_draws: int = 0) -> dict[str, Any]:
     emu = NetworkEmulator(name, seed=seed, start=START, granularity_s=GP, mr_per_cell=1)
@@ -210,12 +233,15 @@ def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int,
         # configuration then scored on this network's truth
         others = [NetworkEmulator(name, seed=seed + 1 + i, start=START, granularity_s=GP, mr_per_cell=0)
                   for i in range(blind_draws)]
-        expected, picked, _ = oracle(emu, objective, initial, cands, eval_hours, max_cells, oracle_pool, others)
-        _, on_truth, blind_why = truth_score(emu, objective, initial, _with(emu, initial, picked), eval_hours)
-        blind = {"draws": blind_draws, "expected_gain_pct": _num(expected), "gain_pct_on_truth": _num(on_truth),
-                 "breach": blind_why or None, "changes": [c.label() for c in picked],
-                 "oracle_fraction": round(on_truth / best, 3) if best > 0 and np.isfinite(on_truth) else (
-                     0.0 if best > 0 else None)}
+        blind = _blind_oracle(emu, objective, initial, cands, eval_hours, eval_hours, max_cells, oracle_pool,
+                              others, best)
+        seen = [ev for ev in emu.scenario.events if ev.active(warm_h - GP / 7200.0)]
+        if any({id(e) for e in active} != {id(e) for e in seen} for _, active in eval_hours):
+            # an event starts (or ends) after the decision: the same search with the events in force
+            # in the last period the twin saw, scored on the truth as it happened
+            blind["events_as_at_decision"] = _blind_oracle(
+                emu, objective, initial, cands, [(h, seen) for h, _ in eval_hours], eval_hours, max_cells,
+                oracle_pool, others, best)
     violations = 0
     flying: set[str] = set()
     for req, _after in received:

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from twin.gap.error import ERROR_KPIS
-from twin.sim.kpis import CONN, N_BINS, PRB, RSRP_BIN, SINR_BIN, THP
+from twin.sim.kpis import CONN, N_BINS, PRB, RSRP_BIN_NAMES, SINR_BIN_NAMES, THP
 
 __all__ = ["GAP_KPIS", "LEVEL_KPIS", "RATIO_KPIS", "RSRP_MEAN", "SINR_MEAN", "calibrate", "level_means",
            "mean_rsrp_dbm", "mean_sinr_db", "residual"]
@@ -52,8 +52,6 @@ LEVEL_KPIS: tuple[str, ...] = (RSRP_MEAN, SINR_MEAN)
 _RATIO_FLOORS = {k: ERROR_KPIS[k] for k in RATIO_KPIS}
 _CEILING = {PRB: 100.0}
 _INDEX = np.arange(N_BINS, dtype=np.float64)
-_BIN_NAMES = tuple(f"{RSRP_BIN}{i}" for i in range(N_BINS))
-_SINR_NAMES = tuple(f"{SINR_BIN}{i}" for i in range(N_BINS))
 
 
 def _check(kpi: str) -> None:
@@ -101,7 +99,7 @@ def mean_rsrp_dbm(bins: Mapping[str, float] | npt.ArrayLike) -> float | None:
     >>> mean_rsrp_dbm({}) is None
     True
     """
-    index = _mean_index(bins, _BIN_NAMES)
+    index = _mean_index(bins, RSRP_BIN_NAMES)
     return None if index is None else round(index - 157.0, 6)
 
 
@@ -112,7 +110,7 @@ def mean_sinr_db(bins: Mapping[str, float] | npt.ArrayLike) -> float | None:
     >>> mean_sinr_db({"MR.NRScSSSINR.Bin60": 1.0, "MR.NRScSSSINR.Bin70": 1.0})
     9.0
     """
-    index = _mean_index(bins, _SINR_NAMES)
+    index = _mean_index(bins, SINR_BIN_NAMES)
     return None if index is None else round(index / 2.0 - 23.5, 6)
 
 

@@ -51,7 +51,7 @@ from twin.gap.tracker import GapTracker
 from twin.mirror.cluster import ClusterMirror
 from twin.prediction.model import ClusterPrediction, ClusterPredictor, PeriodModel, kpi_values, simulated_cm
 from twin.resync.trigger import Signal
-from twin.sim.kpis import CONN, N_BINS, SINR_BIN
+from twin.sim.kpis import CONN, SINR_BIN_NAMES
 
 __all__ = ["FidelityMonitor", "FidelityStats", "summary"]
 
@@ -302,9 +302,6 @@ class FidelityMonitor:
         self.stats.whatif_seconds += dt
 
 
-_SINR_NAMES = tuple(f"{SINR_BIN}{i}" for i in range(N_BINS))
-
-
 def sinr_histogram(mirror: ClusterMirror, cell: str, gp: int, end: int) -> list[float] | None:
     """The cell's reported ``MR.NRScSSSINR.BinX`` histogram of the period ``(gp, end)`` (128 counts),
     None when it reported none of its bins."""
@@ -312,5 +309,5 @@ def sinr_histogram(mirror: ClusterMirror, cell: str, gp: int, end: int) -> list[
     series = c.pm.get(gp) if c is not None else None
     if not series:
         return None
-    counts = [float((series.get(name) or {}).get(end, 0.0)) for name in _SINR_NAMES]
+    counts = [float((series.get(name) or {}).get(end, 0.0)) for name in SINR_BIN_NAMES]
     return counts if any(counts) else None

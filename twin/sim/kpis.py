@@ -34,7 +34,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "CONN", "KPI_NAMES", "N_BINS", "POWER", "PRB", "RSRP_BIN", "SINR_BIN", "THP", "TXPWR", "KpiArrays", "PowerModel",
+    "CONN", "KPI_NAMES", "N_BINS", "POWER", "PRB", "RSRP_BIN", "RSRP_BIN_NAMES", "SINR_BIN", "SINR_BIN_NAMES", "THP",
+    "TXPWR", "KpiArrays", "PowerModel",
     "cell_kpis", "pm_values", "rsrp_index_array", "sinr_index_array",
 ]
 
@@ -50,6 +51,10 @@ POWER = "PEE.AvgPower"
 KPI_NAMES: tuple[str, ...] = (THP, PRB, CONN, TXPWR, POWER)
 RSRP_BIN = "L1M.SS-RSRP.Bin"
 SINR_BIN = "MR.NRScSSSINR.Bin"
+RSRP_BIN_NAMES: tuple[str, ...] = tuple(f"{RSRP_BIN}{i}" for i in range(N_BINS))
+"""``L1M.SS-RSRP.Bin0`` .. ``Bin127``: the PM names of the SS-RSRP histogram, index order."""
+SINR_BIN_NAMES: tuple[str, ...] = tuple(f"{SINR_BIN}{i}" for i in range(N_BINS))
+"""``MR.NRScSSSINR.Bin0`` .. ``Bin127``: the PM names of the SS-SINR histogram, index order."""
 
 
 def rsrp_index_array(dbm: npt.ArrayLike) -> IntArray:
@@ -148,7 +153,7 @@ def pm_values(kpis: KpiArrays, row: int, bins: bool = True) -> dict[str, float]:
     out = {name: float(arr[row]) for name, arr in kpis.values.items()}
     if bins:
         for i in np.flatnonzero(kpis.rsrp_bins[row]):
-            out[f"{RSRP_BIN}{i}"] = float(kpis.rsrp_bins[row, i])
+            out[RSRP_BIN_NAMES[i]] = float(kpis.rsrp_bins[row, i])
         for i in np.flatnonzero(kpis.sinr_bins[row]):
-            out[f"{SINR_BIN}{i}"] = float(kpis.sinr_bins[row, i])
+            out[SINR_BIN_NAMES[i]] = float(kpis.sinr_bins[row, i])
     return out
