@@ -156,6 +156,13 @@ def _num(x: float) -> float | None:
     return round(x, 3) if np.isfinite(x) else None
 
 
+def _fraction(gain: float, best: float) -> float | None:
+    """``gain`` as a share of the oracle's ``best``: 0 when infeasible, None when the oracle found none."""
+    if best <= 0:
+        return None
+    return round(gain / best, 3) if np.isfinite(gain) else 0.0
+
+
 def _observe(runner: ChangeRunner, cluster: str, step: Any, report: Any) -> None:
     """One period for the verification: the real DL throughput of every cell (the emulator's PM) and
     the raw twin's prediction of it, per cell and as cluster means."""
@@ -177,8 +184,7 @@ def _blind_oracle(emu: NetworkEmulator, objective: ObjectiveSettings, initial: t
     _, on_truth, why = truth_score(emu, objective, initial, _with(emu, initial, picked), eval_hours)
     return {"draws": len(others), "expected_gain_pct": _num(expected), "gain_pct_on_truth": _num(on_truth),
             "breach": why or None, "changes": [c.label() for c in picked],
-            "oracle_fraction": round(on_truth / best, 3) if best > 0 and np.isfinite(on_truth) else (
-                0.0 if best > 0 else None)}
+            "oracle_fraction": _fraction(on_truth, best)}
 
 
 def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int, oracle_pool: int,
@@ -261,8 +267,7 @@ def run_scenario(name: str, seed: int, budget: int, max_cells: int, warm_h: int,
         "proposed_gain_pct_on_truth": _num(proposed), "proposed_breach": proposed_why or None,
         "real_gain_pct": _num(real), "real_gain_pct_unconstrained": _num(real_raw),
         "real_constraint_breach": real_why or None, "oracle_gain_pct": _num(best),
-        "oracle_fraction": round(real / best, 3) if best > 0 and np.isfinite(real) else (
-            0.0 if best > 0 else None),
+        "oracle_fraction": _fraction(real, best),
         "oracle_changes": [c.label() for c in chosen], "oracle_evaluations": oracle_evals,
         "oracle_s": round(oracle_s, 1), "draw_blind_oracle": blind,
         "changes": [{"change": p.candidate.label(), "predicted_pct": round(p.marginal_gain_pct, 3),
