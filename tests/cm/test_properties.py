@@ -8,6 +8,8 @@ transport faults a real network has (lost requests, lost answers, unreachable de
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -47,8 +49,6 @@ class Device(FaultyAdapter):
 class ChangeMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        import tempfile
-
         self.dir = Path(tempfile.mkdtemp(prefix="cm-prop-"))
         self.url = str(self.dir / "ledger.sqlite")
         self.emu = make_emulator()
@@ -161,6 +161,12 @@ class ChangeMachine(RuleBasedStateMachine):
         assert all(n == 1 for n in self.device.writes.values()), self.device.writes
 
     def teardown(self) -> None:
+        try:
+            self._settle_and_check()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)  # the ledger's directory: one per example
+
+    def _settle_and_check(self) -> None:
         # the device comes back; a final reconcile (and the periods an observation needs) settle everything
         self.device.down = False
         self.device.fail_next = []
