@@ -970,6 +970,54 @@ def test_msgspec_patterns_do_not_accept_a_trailing_newline() -> None:
         struct_decoder(MrEvent).decode(bad)
 
 
+NEAR_MISS_UUIDS = ["0b9c2d3e-5f0a-4d8e-9a61-2f7b6c1d4e55\n", "0b9c2d3e5f0a4d8e9a612f7b6c1d4e55",
+                   "{0b9c2d3e-5f0a-4d8e-9a61-2f7b6c1d4e55}", "0b9c2d3e-5f0a-4d8e-9a61-2f7b6c1d4e5g",
+                   "0b9c2d3e-5f0a-4d8e-9a61-2f7b6c1d4e5", " 0b9c2d3e-5f0a-4d8e-9a61-2f7b6c1d4e55", ""]
+
+
+@pytest.mark.parametrize("path, bad", [
+    *((("eventId",), v) for v in NEAR_MISS_UUIDS),
+    *((where, k) for where in [("cellKey",), ("serving", "cellKey"), ("neighbours", 0, "cellKey")]
+      for k in NEAR_MISS_KEYS),
+])
+def test_the_patterns_the_fast_decoder_leaves_out_are_checked_before_and_after_a_key_is_known(
+        path: tuple[str | int, ...], bad: str) -> None:
+    """The MR fast path decodes without the string patterns (``struct_decoder(MrEvent, patterns=False)``)
+    and checks them itself: a cell key against those it has seen valid. A near miss is refused, by a
+    fresh decoder and by one that has just accepted the same record with the right value, and the
+    reason names the field."""
+    good = _sample_mr()
+    good["neighbours"] = [{"cellKey": "nr:00101-000002001", "rsrpDbm": -101.0}]
+    doc = copy.deepcopy(good)
+    target: Any = doc
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = bad
+    field = ".".join(map(str, path))
+    fresh, warm = (IngestDecoder(IngestSettings(), now=lambda: NOW) for _ in range(2))
+    assert not isinstance(warm.decode(topics.MR_UE, None, orjson.dumps(good)), Rejection)
+    for decoder in (fresh, warm):
+        out = decoder.decode(topics.MR_UE, None, orjson.dumps(doc))
+        assert isinstance(out, Rejection) and out.reason.startswith(f"field {field}: "), (out, field)
+        many = decoder.decode_many(topics.MR_UE, [types.SimpleNamespace(key=None, value=orjson.dumps(doc))])
+        assert many == [out]
+
+
+def test_the_remembered_cell_keys_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import twin.ingest
+
+    monkeypatch.setattr(twin.ingest, "MAX_REMEMBERED_CELL_KEYS", 4)
+    decoder = IngestDecoder(IngestSettings(), now=lambda: NOW)
+    doc = _sample_mr()
+    for i in range(10):
+        doc["cellKey"] = f"nr:00101-00000{i}001"
+        out = decoder.decode(topics.MR_UE, None, orjson.dumps(doc))
+        assert not isinstance(out, Rejection) and out[1] == doc["cellKey"]
+        assert 0 < len(decoder._valid_cell_keys) <= 4
+    doc["cellKey"] = "nr:00101-000009001\n"  # forgotten or not, a near miss stays refused
+    assert isinstance(decoder.decode(topics.MR_UE, None, orjson.dumps(doc)), Rejection)
+
+
 def _sample_mr() -> dict[str, Json]:
     from twin.synthetic import SyntheticNetwork
 

@@ -9,7 +9,8 @@ A normalised record is a tagged tuple ``(kind, cell_key, body)`` typed in ``twin
 MR events, which cross the re-keying topic by the hundred thousand and so are positional
 (``twin.records.MR_FIELDS``). Times are epoch seconds (UTC).
 
->>> from twin.config import IngestSettings
+>>> from twin.cells import CELL_KEY_PATTERN
+from twin.config import IngestSettings
 >>> decoder = IngestDecoder(IngestSettings(), now=lambda: 1.8e9)
 >>> raw = (b'{"cellKey": "nr:00101-00000a01c", "measObjDn": "ManagedElement=1,NRCellDU=1",'
 ...        b' "measObjClass": "NRCellDU", "periodEnd": "2024-03-01T10:15:00Z",'
@@ -22,6 +23,7 @@ MR events, which cross the re-keying topic by the hundred thousand and so are po
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ import msgspec
 from pydantic import ValidationError
 
 from twin import topics
+from twin.cells import CELL_KEY_PATTERN
 from twin.config import IngestSettings
 from twin.measurements import is_counter
 from twin.records import (
@@ -43,12 +46,17 @@ from twin.records import (
     PmRelationBody,
 )
 from twin.schemas import CmNotification, CmSnapshot, MrEvent, PmCellRecord, PmRelationRecord
-from twin.schemas.fast import dict_adapter, struct_decoder
+from twin.schemas.base import UUID_PATTERN
+from twin.schemas.fast import dict_adapter, python_pattern, struct_decoder
 
 __all__ = ["MR_FIELDS", "IngestDecoder", "KeyValue", "Normalised", "Rejection", "describe_validation_error"]
 
 #: what one record decodes to (kept as the short name the decoder's callers use)
 Normalised = NormalisedRecord
+
+MAX_REMEMBERED_CELL_KEYS = 65536  # valid cell keys a decoder remembers (then it forgets them all and starts again)
+_UUID_MATCH = re.compile(python_pattern(UUID_PATTERN)).match
+_CELL_KEY_MATCH = re.compile(python_pattern(CELL_KEY_PATTERN)).match
 
 
 class KeyValue(Protocol):
@@ -93,7 +101,8 @@ class IngestDecoder:
         self._pmr_v = dict_adapter(PmRelationRecord).validate_json
         self._cm_v = dict_adapter(CmSnapshot).validate_json
         self._cmn_v = dict_adapter(CmNotification).validate_json
-        self._mr_fast = struct_decoder(MrEvent).decode
+        self._mr_fast = struct_decoder(MrEvent, patterns=False).decode  # the patterns: in ``_mr``
+        self._valid_cell_keys: set[str] = set()
         self._limit = 0.0  # latest acceptable event time, set from the clock per call or batch
         self._pci_ident: dict[tuple[int, int | None], str] = {}  # neighbour id of (pci, arfcn)
         self._by_topic: dict[str, Callable[[str, bytes], Normalised | Rejection]] = {
@@ -211,13 +220,36 @@ class IngestDecoder:
         return self._too_late("eventTime", at) or _too_wide(changes, "attributeListValueChanges") or (
             "cmn", rec["cellKey"], body)
 
+    def _new_cell_key(self, key: str) -> bool:
+        """Whether a cell key not seen before matches the schema's pattern; remembered if it does."""
+        if _CELL_KEY_MATCH(key) is None:
+            return False
+        if len(self._valid_cell_keys) >= MAX_REMEMBERED_CELL_KEYS:  # arbitrary keys must not grow it without bound
+            self._valid_cell_keys.clear()
+        self._valid_cell_keys.add(key)
+        return True
+
     def _mr(self, topic: str, value: bytes) -> Normalised | Rejection:
+        # The fast decoder checks the schema's types and bounds, not its string patterns: those are
+        # checked here, ``eventId`` by a compiled regular expression, cell keys against the set of
+        # those already seen valid (a network has a few thousand), which costs less than msgspec's
+        # ``re`` call per field. What fails either has the model's verdict, which is the one that
+        # counts (and a ValidationError naming the field when the record is invalid).
         try:
             rec = self._mr_fast(value)
         except (msgspec.MsgspecError, ValueError):  # ValueError: msgspec's UnicodeDecodeError
-            # The strict fast decoder accepts a subset of what the schema accepts; the model has the
-            # final word (and raises ValidationError with the reason when the record is invalid).
             rec = MrEvent.model_validate_json(value)
+        else:
+            keys = self._valid_cell_keys
+            if (_UUID_MATCH(rec.event_id) is None
+                    or (rec.cell_key not in keys and not self._new_cell_key(rec.cell_key))
+                    or ((key := rec.serving.cell_key) is not None and key not in keys and not self._new_cell_key(key))):
+                rec = MrEvent.model_validate_json(value)
+            else:
+                for nb in rec.neighbours:
+                    if (key := nb.cell_key) is not None and key not in keys and not self._new_cell_key(key):
+                        rec = MrEvent.model_validate_json(value)
+                        break
         at = rec.event_time.timestamp()
         if at > self._limit:
             return self._future("eventTime", at)

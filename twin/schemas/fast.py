@@ -55,7 +55,7 @@ from typing_extensions import TypedDict
 
 from twin.schemas.base import UTC_NORMALISER, json_typed_adapter
 
-__all__ = ["dict_adapter", "struct_decoder", "struct_of", "typed_dict_of"]
+__all__ = ["dict_adapter", "python_pattern", "struct_decoder", "struct_of", "typed_dict_of"]
 
 
 def _convert(tp: Any) -> Any:
@@ -113,54 +113,71 @@ def dict_adapter(model: type[BaseModel]) -> TypeAdapter[Any]:
 
 # --- msgspec structs: the fastest accept path for the highest-volume topic ---------------------------
 
-def _constraints(metadata: Any) -> dict[str, Any]:
+def python_pattern(pattern: str) -> str:
+    """A pydantic (Rust regex) field pattern as Python's ``re`` must spell it to mean the same:
+    Python lets a final ``$`` match before a trailing newline, the Rust regex does not.
+
+    >>> python_pattern(r"^[0-9]{3}$")
+    '^[0-9]{3}\\\\Z'
+    """
+    return re.sub(r"\$$", r"\\Z", pattern)
+
+
+def _constraints(metadata: Any, patterns: bool = True) -> dict[str, Any]:
     """msgspec.Meta keywords from pydantic / annotated-types metadata (nested FieldInfo flattened)."""
     out: dict[str, Any] = {}
     for m in metadata:
         if isinstance(m, FieldInfo):
-            out.update(_constraints(m.metadata))
+            out.update(_constraints(m.metadata, patterns))
             continue
         for name in ("ge", "le", "gt", "lt", "min_length", "max_length", "pattern"):
             value = getattr(m, name, None)
             if value is not None:
                 out[name] = value
     if "pattern" in out:
-        # Python's re.search lets '$' match before a final newline; pydantic's Rust regex does not.
-        out["pattern"] = re.sub(r"\$$", r"\\Z", out["pattern"])
+        if patterns:
+            out["pattern"] = python_pattern(out["pattern"])
+        else:
+            del out["pattern"]
     return out
 
 
-def _struct_type(tp: Any, metadata: Any = ()) -> Any:
-    constraints = _constraints(metadata)
+def _struct_type(tp: Any, metadata: Any = (), patterns: bool = True) -> Any:
+    constraints = _constraints(metadata, patterns)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return struct_of(tp)
+        return struct_of(tp, patterns)
     if tp is AwareDatetime:
         return Annotated[datetime, msgspec.Meta(tz=True)]
     origin = get_origin(tp)
     args = get_args(tp)
     if origin is Annotated:
-        return _struct_type(args[0], (*tp.__metadata__, *metadata))
+        return _struct_type(args[0], (*tp.__metadata__, *metadata), patterns)
     if origin in (Union, types.UnionType):
-        return Union[tuple(a if a is type(None) else _struct_type(a, metadata) for a in args)]  # noqa: UP007
+        return Union[tuple(a if a is type(None) else _struct_type(a, metadata, patterns)  # noqa: UP007
+                           for a in args)]
     if origin is list:
-        inner: Any = list[_struct_type(args[0])]  # type: ignore[misc]
+        inner: Any = list[_struct_type(args[0], (), patterns)]  # type: ignore[misc]
         return Annotated[inner, msgspec.Meta(**constraints)] if constraints else inner
     if origin is dict:
-        return dict[_struct_type(args[0]), _struct_type(args[1])]  # type: ignore[misc]
+        return dict[_struct_type(args[0], (), patterns), _struct_type(args[1], (), patterns)]  # type: ignore[misc]
     if tp is float:  # finite only, as the model's JSON branch (NaN fails any bound, infinity these)
         constraints = {"ge": -sys.float_info.max, "le": sys.float_info.max, **constraints}
     return Annotated[tp, msgspec.Meta(**constraints)] if constraints else tp
 
 
 @functools.cache
-def struct_of(model: type[BaseModel]) -> Any:
+def struct_of(model: type[BaseModel], patterns: bool = True) -> Any:
     """A msgspec ``Struct`` with the model's Python attribute names, wire names, defaults and
     constraints, for a decoder that accepts a subset of what the model accepts: strict types (no
     string-to-number coercion), no model validators. Whatever it rejects must go to the model,
-    whose verdict is the one that counts."""
+    whose verdict is the one that counts.
+
+    ``patterns=False`` leaves out the string patterns (msgspec runs each through Python's ``re`` per
+    field, about as costly as the rest of the decode together): the caller must then check them
+    itself, as ``twin.ingest`` does for MR events, for the decoder alone is no longer a subset."""
     fields = []
     for name, info in model.model_fields.items():
-        tp = _struct_type(info.annotation, info.metadata)
+        tp = _struct_type(info.annotation, info.metadata, patterns)
         if info.is_required():
             spec = msgspec.field(name=info.alias or name)
         elif info.default_factory is not None:
@@ -170,12 +187,13 @@ def struct_of(model: type[BaseModel]) -> Any:
             spec = msgspec.field(name=info.alias or name, default=info.default)
         fields.append((name, tp, spec))
     forbid = model.model_config.get("extra") == "forbid"
-    return msgspec.defstruct(f"{model.__name__}Struct", fields, forbid_unknown_fields=forbid, kw_only=True)
+    suffix = "Struct" if patterns else "UncheckedStruct"
+    return msgspec.defstruct(f"{model.__name__}{suffix}", fields, forbid_unknown_fields=forbid, kw_only=True)
 
 
 @functools.cache
-def struct_decoder(model: type[BaseModel]) -> msgspec.json.Decoder[Any]:
-    """A cached msgspec JSON decoder for ``struct_of(model)``."""
+def struct_decoder(model: type[BaseModel], patterns: bool = True) -> msgspec.json.Decoder[Any]:
+    """A cached msgspec JSON decoder for ``struct_of(model, patterns)``."""
     # strict=True (msgspec's default, stated): JSON types as twin.schemas.base.json_typed has them,
     # or narrower; the model judges what this refuses.
-    return msgspec.json.Decoder(struct_of(model), strict=True)
+    return msgspec.json.Decoder(struct_of(model, patterns), strict=True)
