@@ -9,8 +9,7 @@ A normalised record is a tagged tuple ``(kind, cell_key, body)`` typed in ``twin
 MR events, which cross the re-keying topic by the hundred thousand and so are positional
 (``twin.records.MR_FIELDS``). Times are epoch seconds (UTC).
 
->>> from twin.cells import CELL_KEY_PATTERN
-from twin.config import IngestSettings
+>>> from twin.config import IngestSettings
 >>> decoder = IngestDecoder(IngestSettings(), now=lambda: 1.8e9)
 >>> raw = (b'{"cellKey": "nr:00101-00000a01c", "measObjDn": "ManagedElement=1,NRCellDU=1",'
 ...        b' "measObjClass": "NRCellDU", "periodEnd": "2024-03-01T10:15:00Z",'
