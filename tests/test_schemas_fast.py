@@ -1003,6 +1003,29 @@ def test_the_patterns_the_fast_decoder_leaves_out_are_checked_before_and_after_a
         assert many == [out]
 
 
+def _patterned_fields(info: Any, path: tuple[str, ...] = ()) -> set[str]:
+    """The wire paths of string fields with a pattern in a msgspec type (``[]``: any list item)."""
+    import msgspec.inspect as mi
+
+    if isinstance(info, mi.StructType):
+        return set().union(*(_patterned_fields(f.type, (*path, f.encode_name)) for f in info.fields))
+    if isinstance(info, mi.UnionType):
+        return set().union(*(_patterned_fields(t, path) for t in info.types))
+    if isinstance(info, mi.ListType):
+        return _patterned_fields(info.item_type, (*path, "[]"))
+    return {".".join(path)} if isinstance(info, mi.StrType) and info.pattern else set()
+
+
+def test_the_mr_fast_path_checks_every_pattern_the_schema_has() -> None:
+    """``IngestDecoder._mr`` checks these four patterns itself; a pattern added to the MR schema
+    elsewhere would pass the pattern-free decoder unchecked, so this list must grow with the check."""
+    import msgspec.inspect as mi
+
+    assert _patterned_fields(mi.type_info(struct_decoder(MrEvent).type)) == {
+        "eventId", "cellKey", "serving.cellKey", "neighbours.[].cellKey"}
+    assert _patterned_fields(mi.type_info(struct_decoder(MrEvent, patterns=False).type)) == set()
+
+
 def test_the_remembered_cell_keys_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     import twin.ingest
 
