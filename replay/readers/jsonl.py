@@ -5,9 +5,11 @@ One line per record, an *envelope* naming the topic::
     {"topic": "ran.mr.ue.v1", "key": "lte:27203-0a81b02", "record": {...camelCase record...}}
 
 ``key`` is optional (the reader derives the key telemetry.md §7 prescribes from the record);
-``record`` is validated against the topic's schema (``twin.topics.SCHEMAS``). Files may be gzipped
-(``.jsonl.gz``). Lines are replayed in file order; a file should be in event-time order (the writer
-keeps the order it is given, and the reader reports records that step back in time).
+``record`` is validated against the topic's schema (``twin.topics.SCHEMAS``) with the JSON types of
+the Kafka edge (``twin.schemas.base.json_typed``: no string for a number, no number for a boolean or
+a time). Files may be gzipped (``.jsonl.gz``). Lines are replayed in file order; a file should be in
+event-time order (the writer keeps the order it is given, and the reader reports records that step
+back in time).
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ def decode_envelope(source: str, where: str, env: Any, raw: bytes) -> Item | Rej
     if "record" not in env:
         return reject("envelope has no 'record'", "schema", "record", topic)
     try:
-        record = model.model_validate(env["record"])
+        # JSON mode, as the Kafka edge validates: a string is not a number, a number not a boolean or a
+        # time (Python mode would coerce "-101.4" and publish it as a number)
+        record = model.model_validate_json(orjson.dumps(env["record"]))
+    except orjson.JSONEncodeError as exc:  # a Parquet struct column may hold what JSON cannot (bytes)
+        return reject(f"record is not JSON data: {exc}", "json", "record", topic)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])

@@ -67,7 +67,8 @@ def read_file(inp: Input, batch_rows: int = 10_000) -> Outcomes:
         for topic, key, record in zip(table["topic"], keys, table["record"], strict=True):
             row += 1
             where = f"row {row}"
-            raw = orjson.dumps({"topic": topic, "key": key, "record": record})
+            # the row as the rejection keeps it; a struct column may hold what JSON cannot (bytes): its repr
+            raw = orjson.dumps({"topic": topic, "key": key, "record": record}, default=repr)
             try:
                 body = orjson.loads(record) if isinstance(record, str) else record
             except orjson.JSONDecodeError as exc:

@@ -134,3 +134,55 @@ def test_malformed_parquet_is_rejected(tmp_path: Path) -> None:
     assert isinstance(bad_json, Rejection) and "record is not JSON" in bad_json.reason
     assert isinstance(bad_schema, Rejection) and bad_schema.reason.startswith("record.")
     assert bad_schema.where == "row 2"
+
+
+PM_RECORD = {"cellKey": "nr:00101-00000a01c", "measObjDn": "ManagedElement=1,NRCellDU=1", "measObjClass": "NRCellDU",
+             "periodEnd": "2024-03-01T10:15:00Z", "granularityPeriodS": 900, "suspect": False,
+             "values": {"RRU.PrbTotDl": 63.5}}
+COERCIBLE = [  # what Python-mode validation would coerce, the Kafka edge and the JSON Schema refuse
+    (topics.PM_CELL, ("granularityPeriodS",), "900",
+     "record.granularityPeriodS='900': Input should be a valid integer"),
+    (topics.PM_CELL, ("suspect",), "yes", "record.suspect='yes': Input should be a valid boolean"),
+    (topics.PM_CELL, ("values", "RRU.PrbTotDl"), True,
+     "record.values.RRU.PrbTotDl='True': Input should be a valid number"),
+    (topics.MR_UE, ("serving", "rsrpDbm"), "-101.4", "record.serving.rsrpDbm='-101.4': Input should be a valid number"),
+    (topics.MR_UE, ("serving", "pci"), True, "record.serving.pci='True': Input should be a valid integer"),
+    (topics.MR_UE, ("eventTime",), 1709284500,
+     "record.eventTime='1709284500': Input should be an RFC 3339 date-time string with a UTC offset"),
+]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+@pytest.mark.parametrize("topic, path, value, reason", COERCIBLE)
+def test_a_record_that_python_mode_would_coerce_is_rejected_naming_field_and_value(
+        tmp_path: Path, fmt: str, topic: str, path: tuple[str, ...], value: object, reason: str) -> None:
+    """Replay files carry the topics' JSON, so they are held to the Kafka edge's JSON types: a string
+    is not a number, a number not a boolean or a time (before, "-101.4" passed and was published as a
+    number). The valid record beside it still goes through."""
+    base = jsonl.envelope(topics.MR_UE, mr("nr:00101-00000a01c", 0))["record"] if topic == topics.MR_UE \
+        else PM_RECORD
+    bad = jsonl.orjson.loads(jsonl.orjson.dumps(base))
+    target = bad
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    rows = [(topic, bad), (topic, base)]
+    if fmt == "jsonl":
+        (tmp_path / "in.jsonl").write_bytes(b"".join(jsonl.orjson.dumps({"topic": t, "record": r}) + b"\n"
+                                                     for t, r in rows))
+        [stream] = jsonl.read([tmp_path])
+    else:
+        pq.write_table(pa.table({"topic": [t for t, _ in rows],
+                                 "record": [jsonl.orjson.dumps(r).decode() for _, r in rows]}), tmp_path / "in.parquet")
+        [stream] = parquet.read([tmp_path])
+    rejected, accepted = list(stream)
+    assert isinstance(rejected, Rejection) and rejected.reason.startswith(reason), rejected
+    assert rejected.field == ".".join(path) and rejected.topic == topic
+    assert isinstance(accepted, Item) and accepted.topic == topic
+
+
+def test_a_parquet_record_column_holding_bytes_is_rejected(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"topic": [topics.PM_CELL], "record": [{"cellKey": b"\x00\xff"}]}), tmp_path / "s.parquet")
+    [stream] = parquet.read([tmp_path])
+    [out] = list(stream)
+    assert isinstance(out, Rejection) and out.reason.startswith("record is not JSON data") and out.field == "record"
