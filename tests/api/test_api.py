@@ -108,6 +108,19 @@ def test_whatif_is_twin_whatif(served: Served) -> None:
         assert r.status_code == 422 and r.json()["field"] == "colour"
         r = c.post("/api/v1/whatif", json={"cluster": "west", "changes": [{**changes[0], "to": "steep"}]})
         assert r.status_code == 422 and r.json()["field"] == "changes[0].to" and "'steep'" in r.json()["error"]
+        # the OpenAPI document's JSON types, not Python's coercions: a numeric string or a boolean is no number
+        for coercible in ("90", True):
+            r = c.post("/api/v1/whatif", json={"cluster": "west", "changes": [{**changes[0], "to": coercible}]})
+            assert r.status_code == 422 and r.json()["field"] == "changes[0].to", (coercible, r.text)
+            assert repr(coercible) in r.json()["error"]
+        r = c.post("/api/v1/whatif", json={"cluster": "west", "changes": changes, "periodEnd": "0"})
+        assert r.status_code == 422 and r.json()["field"] == "periodEnd"
+        # JSON Schema's integer is any number without a fraction: 1709285400.0 is one, 0.5 is not
+        r = c.post("/api/v1/whatif", json={"cluster": "west", "changes": changes, "periodEnd": float(out["periodEnd"]),
+                                           "gp": float(out["gp"])})
+        assert r.status_code == 200 and r.json()["periodEnd"] == out["periodEnd"], r.text
+        r = c.post("/api/v1/whatif", json={"cluster": "west", "changes": changes, "gp": 900.5})
+        assert r.status_code == 422 and r.json()["field"] == "gp"
         r = c.post("/api/v1/whatif", json={"cluster": "north", "changes": changes})
         assert r.status_code == 404 and r.json()["field"] == "cluster"
         east = twin.cells("east")[0]
@@ -168,6 +181,10 @@ def test_changes_roles_guard_and_ledger(served: Served) -> None:
         assert op.put("/api/v1/kill-switch", json={"on": False}).json()["history"][-1]["by"] == "demo-operator"
         r = op.put("/api/v1/kill-switch", json={"on": "maybe"})
         assert r.status_code == 422 and r.json()["field"] == "on"
+        for coercible in ("yes", "true", 1):  # what Python-mode validation would take for True
+            r = op.put("/api/v1/kill-switch", json={"on": coercible})
+            assert r.status_code == 422 and r.json()["field"] == "on", (coercible, r.text)
+        assert led.control("kill_switch") is False
 
         r = op.post(f"/api/v1/changes/{ids['reject']}/reject", json={"reason": "not tonight"})
         assert r.status_code == 200 and led.get(ids["reject"]).state is State.DENIED
