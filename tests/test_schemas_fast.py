@@ -989,10 +989,7 @@ def test_the_patterns_the_fast_decoder_leaves_out_are_checked_before_and_after_a
     good = _sample_mr()
     good["neighbours"] = [{"cellKey": "nr:00101-000002001", "rsrpDbm": -101.0}]
     doc = copy.deepcopy(good)
-    target: Any = doc
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = bad
+    _parent(doc, path)[path[-1]] = bad
     field = ".".join(map(str, path))
     fresh, warm = (IngestDecoder(IngestSettings(), now=lambda: NOW) for _ in range(2))
     assert not isinstance(warm.decode(topics.MR_UE, None, orjson.dumps(good)), Rejection)

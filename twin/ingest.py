@@ -32,7 +32,7 @@ import msgspec
 from pydantic import ValidationError
 
 from twin import topics
-from twin.cells import CELL_KEY_PATTERN
+from twin.cells import is_cell_key
 from twin.config import IngestSettings
 from twin.measurements import is_counter
 from twin.records import (
@@ -55,7 +55,6 @@ Normalised = NormalisedRecord
 
 MAX_REMEMBERED_CELL_KEYS = 65536  # valid cell keys a decoder remembers (then it forgets them all and starts again)
 _UUID_MATCH = re.compile(python_pattern(UUID_PATTERN)).match
-_CELL_KEY_MATCH = re.compile(python_pattern(CELL_KEY_PATTERN)).match
 
 
 class KeyValue(Protocol):
@@ -221,7 +220,7 @@ class IngestDecoder:
 
     def _new_cell_key(self, key: str) -> bool:
         """Whether a cell key not seen before matches the schema's pattern; remembered if it does."""
-        if _CELL_KEY_MATCH(key) is None:
+        if not is_cell_key(key):  # the schema's pattern, matched whole (no trailing newline)
             return False
         if len(self._valid_cell_keys) >= MAX_REMEMBERED_CELL_KEYS:  # arbitrary keys must not grow it without bound
             self._valid_cell_keys.clear()
