@@ -221,6 +221,9 @@ class Simulator:
     link: a link model; ``None`` uses ``config.link_model``
     """
 
+    #: rows of the antenna gains computed together (bounds the temporaries of large clusters)
+    GAIN_BLOCK = 16
+
     def __init__(
         self,
         cluster: Cluster,
@@ -268,6 +271,9 @@ class Simulator:
         self._base_loss = self._chunked(self._loss_rows, all_rows, base_cells, zen)
         self._base_loss_key = np.stack([base_cells.height_m, base_cells.fc_ghz], axis=1)
         self._extra_loss = np.zeros(len(self._keys))  # [C] dB, of the last ``evaluate``
+        # the antenna gains of the last full state ([C, n_ues] dBi, read-only) and the sector
+        # parameters they were computed with ([C, 7]): a new state recomputes only rows that differ
+        self._gain_memo: tuple[FloatArray, FloatArray] | None = None
         self._noise: float | FloatArray = self.noise_psd  # scalar or [n_ues] mW/Hz, of the last ``evaluate``
         self._state: _State | None = None
 
@@ -307,6 +313,35 @@ class Simulator:
             geo, cells.azimuth_deg[rows], cells.mech_tilt_deg[rows], cells.elec_tilt_deg[rows],
             cells.v_beamwidth_deg[rows], cells.h_beamwidth_deg[rows], cells.max_gain_dbi[rows],
         )
+
+    def _gains(self, cells: CellArrays, zenith: FloatArray) -> FloatArray:
+        """Every cell's antenna gain towards every UE, [C, n_ues] dBi (read-only).
+
+        The pattern is a third of an evaluation's cost and each period's evaluation changes few
+        cells' antennas (usually none), so the rows of the last state whose sector parameters are
+        unchanged are reused (the zenith of a row depends on the cell's height alone). The blocks
+        holding a changed row are recomputed whole, as a first evaluation computes them, so a
+        result never depends on the evaluations before it (bit for bit: a restarted worker's
+        predictions equal an uninterrupted one's).
+        """
+        key = np.stack([cells.height_m, cells.azimuth_deg, cells.mech_tilt_deg, cells.elec_tilt_deg,
+                        cells.v_beamwidth_deg, cells.h_beamwidth_deg, cells.max_gain_dbi], axis=1)
+        n = len(key)
+        if self._gain_memo is None:
+            rows = np.arange(n, dtype=np.int64)
+            gain = np.empty((n, self.ues.n))
+        else:
+            old_key, old_gain = self._gain_memo
+            changed = np.flatnonzero(np.any(key != old_key, axis=1))
+            if changed.size == 0:
+                return old_gain
+            starts = np.unique(changed // self.GAIN_BLOCK) * self.GAIN_BLOCK
+            rows = np.concatenate([np.arange(b, min(b + self.GAIN_BLOCK, n), dtype=np.int64) for b in starts])
+            gain = old_gain.copy()
+        gain[rows] = self._chunked(self._gain_rows, rows, cells, zenith, chunk=self.GAIN_BLOCK)
+        gain.flags.writeable = False
+        self._gain_memo = (key, gain)
+        return gain
 
     # -- CM ---------------------------------------------------------------------------------
     def _apply(self, base: tuple[Sector, ...], cm: CmView, strict: bool) -> tuple[tuple[Sector, ...], IntArray]:
@@ -408,10 +443,10 @@ class Simulator:
     def _build_state(self, sectors: tuple[Sector, ...], weight: FloatArray, demand: FloatArray,
                      rise: FloatArray | None = None) -> _State:
         """Everything CM-dependent from scratch (path loss only for cells whose height or
-        frequency differ from the cluster's); ``rise`` (an ``evaluate``'s interference rise, [n_ues]
+        frequency differ from the cluster's, antenna gains only for blocks of cells whose antenna
+        differs from the last state's: ``_gains``); ``rise`` (an ``evaluate``'s interference rise, [n_ues]
         dB) fixes the external PSD from these cells, kept by later what-ifs."""
         cells = CellArrays.of(sectors)
-        all_rows = np.arange(len(sectors), dtype=np.int64)
         key = np.stack([cells.height_m, cells.fc_ghz], axis=1)
         stale = np.flatnonzero(np.any(key != self._base_loss_key, axis=1))
         zen = self._base_zenith
@@ -423,7 +458,7 @@ class Simulator:
             loss[stale] = self._loss_rows(stale, cells, zen[stale])
         if np.any(self._extra_loss):
             loss = loss + self._extra_loss[:, None]
-        gain = self._chunked(self._gain_rows, all_rows, cells, zen)
+        gain = self._gains(cells, zen)
         psd_dbm, p_re, re_rate, layer, n_layers = self._per_cell(cells)
         cg = gain - loss
         rx = 10 ** ((psd_dbm[:, None] + cg) / 10.0) * cells.active[:, None]
