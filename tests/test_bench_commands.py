@@ -46,8 +46,8 @@ def test_bench_ingest() -> None:
 def test_bench_sim() -> None:
     doc = _bench("sim", "--cells", "21", "--ues", "200", "--repeats", "3", "--no-sionna", "--json")
     assert doc["benchmark"] == "sim" and doc["cells"] == 21 and doc["ues"] == 200
-    for key in ("build_ms", "snapshot_ms", "whatif_ms", "whatif_p95_ms", "whatif_per_s", "whatif_power_ms",
-                "peak_rss_mb"):
+    for key in ("build_ms", "snapshot_ms", "snapshot_cold_ms", "whatif_ms", "whatif_p95_ms", "whatif_per_s",
+                "whatif_power_ms", "peak_rss_mb"):
         assert doc[key] > 0, key
     assert "sionna_whatif_ms" not in doc
 

@@ -214,6 +214,33 @@ def test_evaluations_in_sequence_equal_fresh_ones_whatever_they_change() -> None
     assert sim._state.gain is gain
 
 
+def test_an_evaluation_with_the_baselines_inputs_is_the_baseline() -> None:
+    """The same inputs as the baseline's, value for value, give the baseline itself (the optimiser's
+    what-ifs each evaluate their period first); any other input is computed, and a what-if after a
+    repeated evaluation equals one on a fresh simulator (the extra loss and the interference rise
+    of the baseline are the ones it keeps)."""
+    t = TrafficMap(n_ues=300)
+    cell = CLUSTER.cell_keys[4]
+    sim = Simulator(CLUSTER, t, seed=3)
+    variants: list[dict[str, object]] = [
+        {"hour": 12.0}, {"hour": 12.0, "extra_loss_db": 1.5}, {"hour": 12.0, "interference_rise_db": 2.0},
+        {"hour": 12.0, "interference_rise_db": 2.0, "extra_loss_db": 1.5}, {"hour": 13.0},
+        {"hour": 12.0, "ue_scale": 2.0}, {"hour": 12.0, "demand_scale": 3.0},
+        {"cm": {cell: {"digitalTilt": 30}}, "hour": 12.0},
+    ]
+    for kw in variants:
+        first = sim.evaluate(**kw)  # type: ignore[arg-type]
+        assert sim.evaluate(**kw) is first, kw  # type: ignore[arg-type]
+        fresh = Simulator(CLUSTER, t, seed=3)
+        want = fresh.evaluate(**kw)  # type: ignore[arg-type]
+        assert first.kpis == want.kpis, kw
+        got_wi = sim.whatif({cell: {"antennaHeight": 35, "configuredMaxTxPower": 10000}})
+        want_wi = fresh.whatif({cell: {"antennaHeight": 35, "configuredMaxTxPower": 10000}})
+        assert got_wi.kpis == want_wi.kpis, kw
+    with pytest.raises(ValueError, match="ue_scale"):  # invalid inputs are refused before any comparison
+        sim.evaluate(hour=13.0, ue_scale=-1.0)
+
+
 def test_deterministic_per_seed() -> None:
     t = TrafficMap(n_ues=400, indoor_fraction=0.8)
     a = Simulator(CLUSTER, t, seed=3).evaluate()
