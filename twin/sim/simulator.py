@@ -461,7 +461,6 @@ class Simulator:
         self._state.extra_loss, self._state.rise = self._extra_loss, rise_or_none
         return self._state.result
 
-
     def _build_state(self, sectors: tuple[Sector, ...], weight: FloatArray, demand: FloatArray,
                      rise: FloatArray | None = None) -> _State:
         """Everything CM-dependent from scratch (path loss only for cells whose height or
