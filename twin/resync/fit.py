@@ -429,11 +429,19 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
             return _PLACED_TRAFFIC_PRIOR_SCALE
         return _PRIOR_SCALE[kind]
 
+    scored: dict[tuple[float, ...], float] = {}  # the search revisits points (about one in eight)
+
     def penalised(p: Mapping[str, float]) -> float:
         """The cost plus a weak prior toward no change (where the data cannot tell, nothing changed),
         plus the per-place radio term when located reports were kept."""
+        point = tuple(p[name] for name in params)
+        known = scored.get(point)
+        if known is not None:
+            return known
         prior = sum((value / prior_scale(name)) ** 2 for name, value in p.items())
-        return cost(calibration(p)) + PRIOR_WEIGHT * prior + (radio_cost(p) if places or heard else 0.0)
+        scored[point] = value = cost(calibration(p)) + PRIOR_WEIGHT * prior + (radio_cost(p) if places or heard
+                                                                                else 0.0)
+        return value
 
     misfit: dict[str, float] = {}
     # the error a resync must lower: the aggregates' and, with located reports, the per-place term
