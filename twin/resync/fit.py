@@ -439,8 +439,8 @@ def fit_change(sim: Simulator, evidence: Sequence[Evidence], cells: Sequence[str
         if known is not None:
             return known
         prior = sum((value / prior_scale(name)) ** 2 for name, value in p.items())
-        scored[point] = value = cost(calibration(p)) + PRIOR_WEIGHT * prior + (radio_cost(p) if places or heard
-                                                                                else 0.0)
+        radio_part = radio_cost(p) if places or heard else 0.0
+        scored[point] = value = cost(calibration(p)) + PRIOR_WEIGHT * prior + radio_part
         return value
 
     misfit: dict[str, float] = {}

@@ -206,8 +206,8 @@ class _State:
     weight: FloatArray  # [U] connected UEs per point
     demand: FloatArray  # [U] offered DL load per connected UE, bit/s
     result: SimResult
-    extra_loss: FloatArray | None = None  # [C] dB, the ``evaluate``'s (None: a what-if's full rebuild)
-    rise: FloatArray | None = None  # [U] dB, the ``evaluate``'s interference rise (None: none)
+    extra_loss: FloatArray  # [C] dB added to every link's path loss (``evaluate``'s ``extra_loss_db``)
+    rise: FloatArray | None  # [U] dB, ``evaluate``'s interference rise (None: none)
 
 
 def _same_inputs(st: _State, sectors: tuple[Sector, ...], weight: FloatArray, demand: FloatArray,
@@ -215,7 +215,7 @@ def _same_inputs(st: _State, sectors: tuple[Sector, ...], weight: FloatArray, de
     """Are these the inputs ``st`` was evaluated from, value for value? A what-if sets its baseline
     by evaluating the period first (``twin.prediction``), and the optimiser asks hundreds of what-ifs
     of one period: those evaluations need not be computed again."""
-    if st.extra_loss is None or st.sectors != sectors:
+    if st.sectors != sectors:
         return False
     if st.rise is None or rise is None:
         if st.rise is not rise:  # one of them has a rise
@@ -458,7 +458,6 @@ class Simulator:
         self._extra_loss = np.array(extra)
         self._noise = self.noise_psd  # the rise's PSD is added by ``_build_state``, from the cells as configured
         self._state = self._build_state(sectors, weight, demand, rise_or_none)
-        self._state.extra_loss, self._state.rise = self._extra_loss, rise_or_none
         return self._state.result
 
     def _build_state(self, sectors: tuple[Sector, ...], weight: FloatArray, demand: FloatArray,
@@ -502,7 +501,7 @@ class Simulator:
         result = self._solve(cells, serving, rsrp, sig, total_full, layer, n_layers, rx32, None, None,
                              re_rate, weight, demand, np.zeros(len(sectors)))
         return _State(sectors, cells, loss, gain, zen, psd_dbm, p_re, layer, n_layers, rx32,
-                      total_full, t2, weight, demand, result)
+                      total_full, t2, weight, demand, result, self._extra_loss, rise)
 
     @property
     def base_loss_db(self) -> FloatArray:
