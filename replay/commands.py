@@ -169,18 +169,15 @@ def replay(
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the replay commands to the ``twin`` CLI ``app`` and ``twin bench gap-models`` / ``fidelity`` /
-    ``prefilter`` / ``optimize`` / ``sim2real`` / ``mr-ceiling``."""
-    from replay.bench_fidelity import bench_fidelity_command
-    from replay.bench_gap import bench_gap_models_command
-    from replay.bench_mr_ceiling import bench_mr_ceiling_command
-    from replay.bench_optimize import bench_optimize_command
-    from replay.bench_prefilter import bench_prefilter_command
-    from replay.bench_sim2real import bench_sim2real_command
+    ``prefilter`` / ``optimize`` / ``sim2real`` / ``mr-ceiling``, deferred: each imports the emulator
+    and most of the runtime, only when the command line names it (``twin.deferred_commands``)."""
+    from twin.deferred_commands import defer
 
-    app.command("replay")(replay)
-    bench_app.command("gap-models")(bench_gap_models_command)
-    bench_app.command("fidelity")(bench_fidelity_command)
-    bench_app.command("prefilter")(bench_prefilter_command)
-    bench_app.command("optimize")(bench_optimize_command)
-    bench_app.command("sim2real")(bench_sim2real_command)
-    bench_app.command("mr-ceiling")(bench_mr_ceiling_command)
+    if not any(c.name == "replay" for c in app.registered_commands):
+        app.command("replay")(replay)
+    defer(bench_app, "gap-models", "replay.bench_gap:bench_gap_models_command")
+    defer(bench_app, "fidelity", "replay.bench_fidelity:bench_fidelity_command")
+    defer(bench_app, "prefilter", "replay.bench_prefilter:bench_prefilter_command")
+    defer(bench_app, "optimize", "replay.bench_optimize:bench_optimize_command")
+    defer(bench_app, "sim2real", "replay.bench_sim2real:bench_sim2real_command")
+    defer(bench_app, "mr-ceiling", "replay.bench_mr_ceiling:bench_mr_ceiling_command")

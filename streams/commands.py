@@ -260,26 +260,27 @@ def cm_serve_command(
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add the streams commands to the ``twin`` CLI ``app`` and the benchmarks to its ``bench`` group."""
-    from streams.alerts import alerts_list_command, alerts_redeliver_command
-    from streams.bench import bench_ingest_command
-    from streams.bench_e2e import bench_e2e_command
-    from streams.bench_scale import bench_scale_command
-    from streams.bench_soak import bench_soak_command
-    from streams.demo import demo_command
+    """Add the streams commands to the ``twin`` CLI ``app`` and the benchmarks to its ``bench`` group.
 
-    alerts_app = typer.Typer(help="The twin's alerts on ran.alerts.v1.", no_args_is_help=True)
-    alerts_app.command("list")(alerts_list_command)
-    alerts_app.command("redeliver")(alerts_redeliver_command)
-    app.add_typer(alerts_app, name="alerts")
-    app.command("demo")(demo_command)
-    app.command("broker")(broker_command)
-    app.command("run")(run_command)
+    The demo and the benchmarks import most of the runtime: they are deferred, imported only when
+    the command line names them (``twin.deferred_commands``)."""
+    from streams.alerts import alerts_list_command, alerts_redeliver_command
+    from twin.deferred_commands import defer
+
+    if not any(g.name == "alerts" for g in app.registered_groups):
+        alerts_app = typer.Typer(help="The twin's alerts on ran.alerts.v1.", no_args_is_help=True)
+        alerts_app.command("list")(alerts_list_command)
+        alerts_app.command("redeliver")(alerts_redeliver_command)
+        app.add_typer(alerts_app, name="alerts")
+    defer(app, "demo", "streams.demo:demo_command")
+    for name, command in (("broker", broker_command), ("run", run_command)):
+        if not any(c.name == name for c in app.registered_commands):
+            app.command(name)(command)
     for group in app.registered_groups:  # `twin cm` is the core's group; the service needs Kafka, so it is here
         cm = group.typer_instance
         if group.name == "cm" and cm is not None and not any(c.name == "serve" for c in cm.registered_commands):
             cm.command("serve")(cm_serve_command)
-    bench_app.command("ingest")(bench_ingest_command)
-    bench_app.command("e2e")(bench_e2e_command)
-    bench_app.command("scale")(bench_scale_command)
-    bench_app.command("soak")(bench_soak_command)
+    defer(bench_app, "ingest", "streams.bench:bench_ingest_command")
+    defer(bench_app, "e2e", "streams.bench_e2e:bench_e2e_command")
+    defer(bench_app, "scale", "streams.bench_scale:bench_scale_command")
+    defer(bench_app, "soak", "streams.bench_soak:bench_soak_command")

@@ -254,3 +254,55 @@ def test_help_of_every_command_group(args: tuple[str, ...], commands: list[str])
     if args == ("bench",):  # each benchmark once, however the groups were loaded
         assert [line.split()[1] for line in result.stdout.splitlines() if line.startswith("│ ")
                 and line.split()[1] in ("sim", "ingest", "e2e")] == ["sim", "ingest", "e2e"]
+
+
+# -- deferred commands: the benchmarks and the demo are imported only when named ---------------------
+
+_HEAVY = ("streams.demo", "streams.bench_e2e", "replay.bench_fidelity", "replay.bench_optimize", "twin.fidelity",
+          "river.drift", "numba", "torch")
+
+
+def _imported_after_load(*args: str) -> set[str]:
+    """Which of ``_HEAVY`` a fresh interpreter has imported once ``twin ARGS`` registered its commands."""
+    code = ("import sys; from twin.cli import _load_plugins; _load_plugins(sys.argv[1:]); "
+            f"print(' '.join(m for m in {_HEAVY!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+@pytest.mark.parametrize("args", [(), ("--help",), ("cm", "list", "--json"), ("mirror", "show"), ("bench",),
+                                  ("bench", "sim", "--help"), ("replay", "--help"), ("run", "--config", "x.toml")])
+def test_a_command_line_imports_no_benchmark_it_does_not_name(args: tuple[str, ...]) -> None:
+    assert _imported_after_load(*args) == set()
+
+
+@pytest.mark.parametrize(("args", "expected", "absent"), [
+    (("bench", "fidelity", "--help"), {"replay.bench_fidelity", "river.drift"},
+     {"streams.demo", "replay.bench_optimize"}),
+    (("bench", "bisim", "--json"), {"twin.fidelity", "numba"}, {"replay.bench_fidelity", "streams.demo"}),
+    (("demo", "--speed", "0"), {"streams.demo"}, {"replay.bench_optimize"}),
+    (("bench", "no-such-benchmark"), set(_HEAVY) - {"torch"}, set()),  # unknown: all, for click's suggestions
+])
+def test_a_command_line_imports_the_deferred_command_it_names(args: tuple[str, ...], expected: set[str],
+                                                               absent: set[str]) -> None:
+    imported = _imported_after_load(*args)
+    assert expected <= imported, (args, imported)
+    assert not absent & imported, (args, imported)
+
+
+def test_every_deferred_command_is_listed_with_its_docstring_and_runs_when_named() -> None:
+    listing = _twin("bench", "--help", env={"COLUMNS": "250"})
+    assert listing.returncode == 0, listing.stderr
+    for name, first_line in [("fidelity", "Drift detection, calibrated accuracy and resyncs"),
+                             ("bisim", "Time the exact DT-BSM"), ("ingest", ""), ("optimize", ""),
+                             ("mr-ceiling", ""), ("soak", ""), ("scale", ""), ("gap-models", ""), ("prefilter", "")]:
+        line = next((ln for ln in listing.stdout.splitlines() if ln.startswith(f"│ {name} ")), None)
+        assert line is not None, (name, listing.stdout)
+        assert first_line in line
+    root = _twin("--help", env={"COLUMNS": "250"})
+    assert "Run the emulated network, the broker and the twin together" in root.stdout
+    named = _twin("bench", "fidelity", "--help", env={"COLUMNS": "250"})  # the real command: its options
+    assert named.returncode == 0 and "--drift" in named.stdout and "--mr-per-cell" in named.stdout, named.stdout
+    unknown = _twin("bench", "fidelty")
+    assert unknown.returncode == 2 and "No such command 'fidelty'" in unknown.stderr, unknown.stderr

@@ -9,6 +9,9 @@ no command group imports this module.
 from __future__ import annotations
 
 import json
+import os
+import sys
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
@@ -80,16 +83,18 @@ def mirror_show(
         render_table(view)
 
 
-def _load_plugins() -> None:
-    """Let ``twin.sim.cli``, ``twin.fidelity.cli`` and every ``twin.commands`` entry point add their commands."""
+def _load_plugins(argv: Sequence[str] | None = None) -> None:
+    """Let ``twin.sim.cli``, ``twin.sim2real.cli``, the ledger, the API and every ``twin.commands``
+    entry point add their commands, and import the deferred ones ``argv`` can reach (all of them
+    when ``argv`` is None; ``twin.deferred_commands``)."""
+    from twin import deferred_commands
     from twin.api.cli import api_command
-    from twin.fidelity.cli import register as register_fidelity
     from twin.ledger.cli import cm_app
     from twin.sim.cli import register  # imported here: numpy and the model load only for a full CLI
     from twin.sim2real.cli import register as register_sim2real
 
     register(app, bench_app)
-    register_fidelity(app, bench_app)
+    deferred_commands.defer(bench_app, "bisim", "twin.fidelity.cli:bench_bisim")
     register_sim2real(app)
     if not any(g.name == "cm" for g in app.registered_groups):
         app.add_typer(cm_app, name="cm")
@@ -97,11 +102,14 @@ def _load_plugins() -> None:
         app.command("api")(api_command)
     for ep in entry_points(group="twin.commands"):
         ep.load()(app, bench_app)
+    deferred_commands.load(argv, {id(app): (), id(bench_app): ("bench",)})
 
 
 def main() -> None:
     from twin.logs import configure
 
     configure()  # log lines go to stderr (JSON unless a terminal): stdout is the commands' output (JSON results)
-    _load_plugins()
+    # shell completion (click's _<PROG>_COMPLETE variable) passes the words in the environment: load all
+    completing = any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ)
+    _load_plugins(None if completing else sys.argv[1:])
     app()

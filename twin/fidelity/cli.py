@@ -1,7 +1,7 @@
 """``twin bench bisim``: the DT-BSM benchmark (``twin.fidelity.bench``).
 
-``register(app, bench_app)`` adds the ``bisim`` command to the ``bench`` group; ``twin.cli`` calls
-it at start-up and passes both, so this module does not import ``twin.cli``.
+``twin.cli`` defers ``bisim`` to this function (``twin.deferred_commands``): importing
+``twin.fidelity`` imports numba and the solvers, which only this command needs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import typer
 
 from twin.bench_output import echo_result
 
-__all__ = ["bench_bisim", "register"]
+__all__ = ["bench_bisim"]
 
 
 def bench_bisim(
@@ -31,9 +31,3 @@ def bench_bisim(
     result = run(states=states, actions=actions, gamma=gamma, seed=seed, pot_states=pot_states, repeats=repeats,
                  threads=threads)
     echo_result(result, json_out)
-
-
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add ``bisim`` to the ``bench`` group ``bench_app`` of ``app`` (idempotent)."""
-    if not any(c.name == "bisim" for c in bench_app.registered_commands):
-        bench_app.command("bisim")(bench_bisim)
