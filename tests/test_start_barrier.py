@@ -61,7 +61,9 @@ def test_stop_ends_the_wait() -> None:
         asyncio.get_running_loop().call_later(0.1, stop.set)
         return await parent.wait(lambda: True, 30.0, stop)
 
+    start = time.monotonic()
     assert asyncio.run(run()) is False
+    assert time.monotonic() - start < 5.0  # ended by the stop, not by the 30 s timeout
     parent.close()
     child.close()
 

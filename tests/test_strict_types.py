@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import orjson
 import pytest
@@ -33,8 +34,6 @@ from twin.ingest import IngestDecoder, Rejection
 from twin.schemas import CmSnapshot, MrEvent, PmCellRecord
 from twin.schemas.base import RFC3339_PATTERN
 from twin.schemas.fast import dict_adapter, struct_decoder
-
-jsonschema = pytest.importorskip("jsonschema")
 
 Json = Any
 NOW = datetime(2030, 1, 1, tzinfo=UTC).timestamp()

@@ -41,6 +41,7 @@ def test_source_sha256_is_order_and_content_sensitive(tmp_path: Path) -> None:
     (tmp_path / "a.ts").write_text("x")
     (tmp_path / "b.ts").write_text("y")
     one = source_sha256(tmp_path, ["a.ts", "b.ts"])
+    assert source_sha256(tmp_path, ["b.ts", "a.ts"]) != one
     (tmp_path / "b.ts").write_text("z")
     assert source_sha256(tmp_path, ["a.ts", "b.ts"]) != one
     assert source_files(tmp_path) == ["a.ts", "b.ts"]

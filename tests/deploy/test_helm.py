@@ -221,10 +221,11 @@ def test_the_service_monitor_scrapes_the_api_and_every_worker_process(tmp_path: 
 def test_the_pods_run_as_the_images_user(tmp_path: Path) -> None:
     user = re.search(r"^USER (\d+):(\d+)$", (ROOT / "deploy" / "Containerfile").read_text(), re.M)
     assert user is not None
-    for doc in render(tmp_path):
-        if doc["kind"] in ("Deployment", "StatefulSet"):
-            pod = doc["spec"]["template"]["spec"]["securityContext"]
-            assert (pod["runAsUser"], pod["runAsGroup"], pod["runAsNonRoot"]) == (int(user[1]), int(user[2]), True)
+    workloads = [doc for doc in render(tmp_path) if doc["kind"] in ("Deployment", "StatefulSet")]
+    assert workloads
+    for doc in workloads:
+        pod = doc["spec"]["template"]["spec"]["securityContext"]
+        assert (pod["runAsUser"], pod["runAsGroup"], pod["runAsNonRoot"]) == (int(user[1]), int(user[2]), True)
 
 
 def test_the_api_reads_every_workers_stats_file_on_the_shared_volume(tmp_path: Path) -> None:

@@ -90,9 +90,12 @@ def test_the_map_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(5000):  # 5,000 places in 83 minutes: more than the recent reports and the bins allow
         m.add(T0 + i, A, 45.0 + i * 1e-4, 7.0, -90.0)
     assert m.size() <= 1100 and len(m.bins[A]) <= 50  # checked every 1,000 reports
+    held = m.size()
     for bad in (float("nan"), float("inf")):
         m.add(T0, A, 45.0, 7.0, bad)
         m.add(T0, A, bad, 7.0, -90.0)
+        m.add(T0, A, 45.0, bad, -90.0)
+    assert m.size() == held  # none of the non-finite reports was kept
     assert all(r == -90.0 for v in m.recent.values() for *_, r in v)
 
 
