@@ -205,3 +205,49 @@ def test_control_cells_carry_the_common_trend_the_forecast_gets_wrong() -> None:
     assert back.history[-2].detail["verdicts"][0]["effect_pct"] == pytest.approx(100 * (0.55 / 0.7 - 1))
     applying = next(e for e in kept.history if e.step == "APPLYING")
     assert applying.detail["scope"] == sorted(scope[cells[0]]) and applying.detail["predictedScopePct"] == 1.5
+
+
+def _observe_both(emu: NetworkEmulator, runner: ChangeRunner, n: int, thp: float, prb: float) -> None:
+    for _ in range(n):
+        emu.step()
+        runner.observe("c1", emu.period_end, {"DRB.UEThpDl": thp, "RRU.PrbTotDl": prb},
+                       {"DRB.UEThpDl": 40.0, "RRU.PrbTotDl": 60.0})
+
+
+@pytest.mark.parametrize(("prb_after", "final"), [(55.0, State.CONFIRMED), (61.0, State.ROLLED_BACK)])
+def test_a_requests_rollback_kpis_tighten_the_policy_and_keep_its_direction(prb_after: float, final: State) -> None:
+    """PRB utilisation is lower-is-better in the policy (10 %); the request tightens it to 0 %: a fall
+    confirms the change (not read as a degradation), a 1.7 % rise rolls it back (the policy alone
+    would have tolerated it), and a 0 % tolerance is judged, not a crash at every restart."""
+    emu = make_emulator()
+    adapter = FaultyAdapter(emu)
+    policy = GuardPolicy(mode="auto", protected_kpis={
+        "DRB.UEThpDl": {"max_degradation_pct": 5.0},
+        "RRU.PrbTotDl": {"max_degradation_pct": 10.0, "higher_is_better": False}})
+    runner = ChangeRunner(open_ledger(":memory:"), policy, adapter)
+    _observe_both(emu, runner, 4, 50.0, 60.0)
+    cell = emu.cells[4]
+    req = request(emu, cell, "digitalTilt", device(emu, request(emu, cell, "digitalTilt", 0)) + 10,
+                  guard={"rollbackKpis": [{"name": "RRU.PrbTotDl", "maxDegradationPct": 0},
+                                          {"name": "DRB.UEThpDl", "maxDegradationPct": 50}]})
+    assert runner.submit(req, "c1", emu.period_end).state is State.OBSERVING
+    _observe_both(emu, runner, 4, 50.0, prb_after)
+    done = runner.ledger.get(req.change_id)
+    assert done.state is final, done.reason
+    judged = next(e.detail for e in done.history if "verdicts" in e.detail)
+    verdicts = {v["kpi"]: v for v in judged["verdicts"]}
+    assert verdicts["RRU.PrbTotDl"]["max_degradation_pct"] == 0.0
+    assert verdicts["DRB.UEThpDl"]["max_degradation_pct"] == 5.0  # a request never loosens the policy
+    assert verdicts["RRU.PrbTotDl"]["degraded"] is (final is State.ROLLED_BACK)
+    assert not verdicts["DRB.UEThpDl"]["degraded"]
+
+
+def test_a_rollback_kpi_the_policy_does_not_protect_is_refused_by_the_guard() -> None:
+    emu, adapter, runner = setup()
+    cell = emu.cells[4]
+    req = request(emu, cell, "digitalTilt", device(emu, request(emu, cell, "digitalTilt", 0)) + 10,
+                  guard={"rollbackKpis": [{"name": "RRC.ConnEstabSucc", "maxDegradationPct": 2}]})
+    view = runner.submit(req, "c1", emu.period_end)
+    assert view.state is State.REJECTED and adapter.writes == {}
+    assert "rollback_kpis" in (view.reason or "") and "'RRC.ConnEstabSucc'" in (view.reason or "")
+    assert "DRB.UEThpDl" in (view.reason or "")  # what the policy does protect

@@ -112,6 +112,13 @@ class Guard:
                                  {"attribute": f"{request.class_}.{request.attribute}", "to": request.to}))
         else:
             out += self._value_rules(request, rule)
+        _rules, unknown = p.protected_for((k.name, k.max_degradation_pct) for k in request.guard.rollback_kpis)
+        if unknown:
+            names = ", ".join(map(repr, unknown))
+            out.append(Violation("rollback_kpis", f"guard.rollbackKpis names {names}: not among "
+                                 f"the policy's protected KPIs ({', '.join(sorted(p.protected_kpis)) or 'none'}), so "
+                                 "nothing says whether higher or lower is better and the verification cannot judge "
+                                 "it; add it to [guard.protected_kpis]", {"rollbackKpis": unknown}))
         out += self._state_rules(request, ctx)
         out += self._window_rules(request, ctx.now)
         if p.trust_gate and twin_justified(request):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from datetime import time
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -76,9 +77,10 @@ class AttributeRule(_Section):
 
 class ProtectedKpi(_Section):
     """A KPI the verification watches: a change that makes it worse than ``max_degradation_pct``
-    (against what the KPI would have been without the change) is rolled back."""
+    (against what the KPI would have been without the change) is rolled back; 0 rolls back any
+    degradation the verification measures."""
 
-    max_degradation_pct: float = Field(gt=0, le=100)
+    max_degradation_pct: float = Field(ge=0, le=100)
     higher_is_better: bool = True
 
 
@@ -154,3 +156,26 @@ class GuardPolicy(_Section):
 
     def rule_for(self, cls: str, attribute: str) -> AttributeRule | None:
         return self.attributes.get(f"{cls}.{attribute}")
+
+    def protected_for(self, requested: Iterable[tuple[str, float]]) -> tuple[dict[str, ProtectedKpi], list[str]]:
+        """The KPIs a change's verification judges: the policy's, each tightened to a request's own
+        ``maxDegradationPct`` where that is smaller (a request never loosens the policy), keeping the
+        policy's direction; and the requested names the policy does not protect, whose direction
+        (higher or lower is better) nothing states, so nothing can judge them (the guard refuses such
+        a request).
+
+        >>> p = GuardPolicy(protected_kpis={"DRB.UEThpDl": {"max_degradation_pct": 5},
+        ...                                 "RRU.PrbTotDl": {"max_degradation_pct": 3, "higher_is_better": False}})
+        >>> rules, unknown = p.protected_for([("RRU.PrbTotDl", 0.0), ("DRB.UEThpDl", 10.0), ("RRC.ConnMean", 2.0)])
+        >>> rules["RRU.PrbTotDl"], rules["DRB.UEThpDl"].max_degradation_pct, unknown
+        (ProtectedKpi(max_degradation_pct=0.0, higher_is_better=False), 5.0, ['RRC.ConnMean'])
+        """
+        rules = dict(self.protected_kpis)
+        unknown: list[str] = []
+        for name, pct in requested:
+            rule = rules.get(name)
+            if rule is None:
+                unknown.append(name)
+            elif pct < rule.max_degradation_pct:
+                rules[name] = ProtectedKpi(max_degradation_pct=pct, higher_is_better=rule.higher_is_better)
+        return rules, unknown

@@ -339,12 +339,9 @@ class ChangeRunner:
         self._judge(full, seen, now)
         return True
 
-    def _protected(self, request: CmChangeRequest) -> dict[str, ProtectedKpi]:
-        out = dict(self.policy.protected_kpis)
-        for k in request.guard.rollback_kpis:
-            out[k.name] = ProtectedKpi(max_degradation_pct=min(k.max_degradation_pct,
-                                       out[k.name].max_degradation_pct if k.name in out else 100.0))
-        return out
+    def _protected(self, request: CmChangeRequest) -> tuple[dict[str, ProtectedKpi], list[str]]:
+        """The KPIs to judge (``GuardPolicy.protected_for``) and the requested ones nothing can judge."""
+        return self.policy.protected_for((k.name, k.max_degradation_pct) for k in request.guard.rollback_kpis)
 
     def _other_scopes(self, view: ChangeView, applied_at: datetime, now: datetime) -> set[str]:
         """Cells other changes of the cluster moved, pushed before ``now`` and not undone before
@@ -414,10 +411,10 @@ class ChangeRunner:
         applying = next(e for e in view.history if e.state is State.APPLYING and e.step == State.APPLYING.value)
         base = applying.detail.get("baseline", {})
         verdicts: list[KpiVerdict] = []
-        skipped = []
         scope = list(applying.detail.get("scope") or [req.cell_key])
         others = self._other_scopes(view, applying.at, now)
-        for kpi, rule in self._protected(req).items():
+        rules, skipped = self._protected(req)  # unknown: only a change the guard let through before it refused them
+        for kpi, rule in rules.items():
             control = self._control_verdict(kpi, rule, base, seen, scope, applying.detail.get("predictedScopePct"),
                                             others)
             if control is not None:
