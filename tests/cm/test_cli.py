@@ -116,3 +116,30 @@ def test_propose_searches_a_workers_mirror_and_publishes_the_requests(emulated_w
     bad = cli.invoke(app, ["cm", "propose", "--config", str(run_.config_file), "--state-dir",
                            str(run_.state_dir / GROUP), "--cluster", "north"])
     assert bad.exit_code == 1 and "'north' is not in the mirror" in bad.output
+
+
+def test_a_bad_ledger_gets_one_line_naming_it_and_nothing_is_created(tmp_path: Path) -> None:
+    not_db = tmp_path / "notes.sqlite"
+    not_db.write_text("not a database\n")
+    typo = tmp_path / "typo.sqlite"
+    for args, code, says in [
+        (["list", "--ledger", "foo://bar"], 2, "'foo://bar'"),
+        (["show", "x", "--ledger", str(not_db)], 1, f"ledger '{not_db}' cannot be opened"),
+        (["kill-switch", "--ledger", str(tmp_path)], 1, f"no ledger at {tmp_path}"),
+        (["kill-switch", "--ledger", f"sqlite:///{typo}"], 1, f"no ledger at sqlite:///{typo}"),
+    ]:
+        result = cli.invoke(app, ["cm", *args])
+        assert result.exit_code == code, (args, result.output)
+        assert says in result.output and "Traceback" not in result.output, (args, result.output)
+        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), args
+    assert not typo.exists()  # a mistyped sqlite:/// URL does not leave an empty ledger behind
+
+
+def test_propose_skips_a_cluster_without_pm_and_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "twin.toml"
+    config.write_text('[topology]\nclusters = [{id = "c1", cells = ["nr:00101-000000101"]}]\n')
+    (tmp_path / "state").mkdir()  # a worker that started and mirrored no PM yet
+    result = cli.invoke(app, ["cm", "propose", "--config", str(config), "--state-dir", str(tmp_path / "state")])
+    assert result.exit_code == 1, result.output
+    assert "c1: skipped, no PM period mirrored yet" in result.output
+    assert "nothing to search" in result.output and "Traceback" not in result.output

@@ -42,9 +42,15 @@ def _open(config: Path | None, ledger: str | None) -> Ledger:
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     url = ledger or settings.cm.ledger_url(settings.state_dir)
-    if "://" not in url and url != ":memory:" and not Path(url).exists():
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None if "://" in url else url
+    if path not in (None, "", ":memory:") and not Path(path).is_file():  # opening would create an empty one
         raise _fail(f"no ledger at {url} (is the worker's state_dir right? or pass --ledger)", 1)
-    return open_ledger(url)
+    try:
+        return open_ledger(url)
+    except ValueError as exc:  # a URL of no known kind
+        raise _fail(f"--ledger / [cm] ledger: {exc}") from exc
+    except Exception as exc:  # sqlite3's or psycopg's: not a ledger, not reachable; one line, no traceback
+        raise _fail(f"ledger {url!r} cannot be opened: {exc}", 1) from exc
 
 
 def _states(values: list[str] | None) -> list[State] | None:
@@ -173,6 +179,7 @@ def cm_propose(
     from twin import topics
     from twin.config import load_settings
     from twin.digital_twin import Twin
+    from twin.errors import NoDataError
     from twin.optimize import ObjectiveSettings, Optimizer
 
     if objective not in ("throughput", "energy"):
@@ -187,9 +194,15 @@ def cm_propose(
     if unknown:
         raise _fail(f"--cluster {unknown[0]!r} is not in the mirror (clusters: {', '.join(twin.clusters)})", 1)
     opt = Optimizer(twin, settings.guard, ObjectiveSettings.model_validate({"kind": objective}))
-    requests = []
+    requests: list[Any] = []
+    skipped: list[str] = []
     for name in names:
-        latest = twin.predict(name)
+        try:
+            latest = twin.predict(name)
+        except NoDataError:  # a cluster without PM yet: reported, the others still searched
+            typer.echo(f"{name}: skipped, no PM period mirrored yet", err=True)
+            skipped.append(name)
+            continue
         verdict = twin.trust(name)
         result = opt.search(name, budget=budget, period_end=latest.period_end,
                             now=datetime.fromtimestamp(latest.period_end, UTC), fidelity=verdict.value,
@@ -200,6 +213,8 @@ def cm_propose(
                        f"({result.whatifs} what-ifs, {result.whatifs_per_s:.0f}/s); trusted: {verdict.trusted}")
             for p in result.proposals:
                 typer.echo(f"  {p.rank}. {p.candidate.label()}  {p.marginal_gain_pct:+.2f} %")
+    if skipped and len(skipped) == len(names):
+        raise _fail(f"no PM period mirrored yet in {', '.join(skipped)}: nothing to search", 1)
     if as_json:
         for r in requests:
             typer.echo(r.model_dump_json(by_alias=True))
