@@ -230,6 +230,7 @@ def cm_serve_command(
     worker's checkpointed mirror; the adapter is cm.adapter with cm.adapter_options. Ctrl-C stops it.
     """
     from streams.cm_service import CmService
+    from twin.ports import open_adapter
 
     settings = _settings(config)
     servers = settings.kafka.bootstrap_servers
@@ -237,11 +238,21 @@ def cm_serve_command(
         typer.echo("error: twin cm serve needs [kafka] bootstrap_servers (or TWIN_KAFKA__BOOTSTRAP_SERVERS)",
                    err=True)
         raise typer.Exit(2)
+    if settings.cm.adapter == "emulator":
+        typer.echo("error: [cm] adapter 'emulator' drives an emulated network inside one process (twin demo, the "
+                   "library) and cannot be served: set [cm] adapter to netconf, provmns or bulkcm", err=True)
+        raise typer.Exit(2)
     try:
-        service = CmService(settings, servers, state_dir)
+        adapter = open_adapter(settings.cm.adapter, **settings.cm.adapter_options)
     except (LookupError, TypeError, ValueError) as exc:
         typer.echo(f"error: [cm] adapter {settings.cm.adapter!r}: {exc}", err=True)
         raise typer.Exit(2) from exc
+    ledger = settings.cm.ledger_url(settings.state_dir)
+    try:
+        service = CmService(settings, servers, state_dir, adapter=adapter)
+    except Exception as exc:  # the ledger: a URL of no known kind, not a ledger, not reachable; one line
+        typer.echo(f"error: [cm] ledger {ledger!r} cannot be opened: {exc}", err=True)
+        raise typer.Exit(2 if isinstance(exc, ValueError) else 1) from exc
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -312,7 +312,9 @@ class CmSettings(_Section):
 
     ledger: str | None = Field(default=None, description="ledger URL: postgresql://..., a SQLite file path; "
                                "default <state_dir>/cm-ledger.sqlite")
-    adapter: str = Field(default="emulator", description="CM adapter (entry point of twin.adapters)")
+    adapter: str = Field(default="emulator", description="CM adapter (entry point of twin.adapters): netconf, "
+                         "provmns or bulkcm for `twin cm serve`; emulator (the default) drives an emulated network "
+                         "inside one process, twin demo and the library")
     adapter_options: dict[str, Any] = Field(default_factory=dict, description="keyword options of the adapter, "
                                             "e.g. {base_url = \"https://oss:8443\"} for provmns")
     group_id: str = Field(default="twin-cm", description="consumer group of `twin cm serve` on the requests topic")

@@ -143,3 +143,16 @@ def test_propose_skips_a_cluster_without_pm_and_says_so(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "c1: skipped, no PM period mirrored yet" in result.output
     assert "nothing to search" in result.output and "Traceback" not in result.output
+
+
+def test_cm_serve_refuses_the_in_process_emulator_adapter_and_a_bad_ledger_in_one_line(tmp_path: Path) -> None:
+    env = {"TWIN_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1", "TWIN_STATE_DIR": str(tmp_path)}  # nothing is reached
+    result = cli.invoke(app, ["cm", "serve"], env=env)
+    assert result.exit_code == 2 and "[cm] adapter 'emulator'" in result.output, result.output
+    assert "netconf, provmns or bulkcm" in result.output
+    config = tmp_path / "twin.toml"
+    config.write_text('[cm]\nadapter = "provmns"\nadapter_options = {base_url = "https://oss.example:8443"}\n'
+                      'ledger = "foo://bar"\n')
+    result = cli.invoke(app, ["cm", "serve", "--config", str(config)], env=env)
+    assert result.exit_code == 2 and "[cm] ledger 'foo://bar' cannot be opened" in result.output, result.output
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
