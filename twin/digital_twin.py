@@ -520,6 +520,11 @@ class Twin:
                 gp = min(reported)
             else:
                 raise NoDataError(f"cluster {mirror.cluster_id!r} has no PM yet; give gp (the granularity period)")
+        ends = reported.get(gp)
+        if not ends or end < min(ends):  # nothing observed yet: the period would be simulated without a UE
+            first = f"the first is {min(ends)}" if ends else f"periods reported: gp={', '.join(map(str, reported))}"
+            raise NoDataError(f"cluster {mirror.cluster_id!r} has no PM period with gp={gp} at or before "
+                              f"period_end={end}; {first}")
         return end, gp
 
 

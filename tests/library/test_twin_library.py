@@ -262,6 +262,9 @@ def test_from_state_is_read_only_and_finds_the_workers_folder(run: WorkerRun) ->
         Twin().refresh()
 
 
+CELL = "nr:00101-00000a01c"
+
+
 def test_questions_about_unknown_or_empty_clusters_say_so(run: WorkerRun) -> None:
     settings = TwinSettings.model_validate({"topology": {"clusters": [{"id": "empty", "cells": []}]}})
     twin = Twin(config=settings)
@@ -269,8 +272,22 @@ def test_questions_about_unknown_or_empty_clusters_say_so(run: WorkerRun) -> Non
         twin.predict("nowhere")
     with pytest.raises(NoDataError, match="has no PM period yet"):
         twin.predict("empty")
-    with pytest.raises(NoDataError, match="no cell with a position"):
+    with pytest.raises(NoDataError, match="'empty' has no PM period with gp=900 at or before period_end=1700000000"):
         twin.predict("empty", period_end=1_700_000_000, gp=900)
+    # PM but no CM: nothing places the cell
+    bare = Twin(config=TwinSettings.model_validate({"topology": {"clusters": [{"id": "bare", "cells": [CELL]}]}}))
+    report = bare.ingest([{"cellKey": CELL, "measObjDn": "ManagedElement=1,NRCellDU=1", "measObjClass": "NRCellDU",
+                           "periodEnd": "2024-03-01T10:15:00Z", "granularityPeriodS": 900,
+                           "values": {"RRC.ConnMean": 12.0}}])
+    assert not report.rejected, report
+    with pytest.raises(NoDataError, match="no cell with a position"):
+        bare.predict("bare")
+    # a period before the first one mirrored: no UE to simulate, said so (the API's 409), not zeros
+    opened = Twin.from_state(run.state_dir, run.config_file)
+    first = run.period_ends[0]
+    with pytest.raises(NoDataError, match=f"no PM period with gp=900 at or before period_end={first - 3600}; "
+                                          f"the first is {first}"):
+        opened.whatif("west", {run.clusters["west"][0]: {"digitalTilt": 40}}, period_end=first - 3600)
     with pytest.raises(ValueError, match="period_end=2024-03-01T00:00:00 has no time zone"):
         twin.predict("empty", period_end=datetime(2024, 3, 1), gp=900)
     with pytest.raises(ValueError, match="gp=0 is not a granularity period"):
