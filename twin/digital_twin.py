@@ -520,9 +520,10 @@ class Twin:
                 gp = min(reported)
             else:
                 raise NoDataError(f"cluster {mirror.cluster_id!r} has no PM yet; give gp (the granularity period)")
-        ends = reported.get(gp)
-        if not ends or end < min(ends):  # nothing observed yet: the period would be simulated without a UE
-            first = f"the first is {min(ends)}" if ends else f"periods reported: gp={', '.join(map(str, reported))}"
+        of_gp = reported.get(gp)
+        if not of_gp or end < min(of_gp):  # nothing observed yet: the period would be simulated without a UE
+            first = (f"the first is {min(of_gp)}" if of_gp else f"PM reported with gp={', '.join(map(str, reported))}"
+                     if reported else "no PM reported yet")
             raise NoDataError(f"cluster {mirror.cluster_id!r} has no PM period with gp={gp} at or before "
                               f"period_end={end}; {first}")
         return end, gp
