@@ -28,6 +28,7 @@ from typing import Annotated, Any
 import typer
 from river import drift, forest, linear_model, optim, preprocessing, stats, tree
 
+from replay.bench_options import chosen_scenarios
 from replay.emulator import NetworkEmulator, list_scenarios
 from twin import topics
 from twin.config import GapSettings, IngestSettings
@@ -236,16 +237,19 @@ def run_gap_models(days: float = 3.0, scenarios: list[str] | None = None, seed: 
 
 def bench_gap_models_command(
     days: Annotated[float, typer.Option(min=0.5, help="emulated days per scenario")] = 3.0,
-    scenario: Annotated[list[str] | None, typer.Option(help="scenario (repeatable; default all shipped)")] = None,
+    scenario: Annotated[list[str] | None, typer.Option(help="shipped scenario (repeatable; default all)")] = None,
     model: Annotated[list[str] | None, typer.Option(help=f"residual model (repeatable; default all: "
                                                          f"{', '.join(MODELS)})")] = None,
     seed: Annotated[int, typer.Option(help="the emulator's hidden-truth seed")] = 4,
-    json_out: Annotated[bool, typer.Option("--json/--no-json", help="print one JSON object")] = True,
+    json_out: Annotated[bool, typer.Option("--json/--no-json", help="print one JSON object (--no-json: indented "
+                                                                   "for a person)")] = True,
 ) -> None:
     """The gap learners' model and drift detector, compared on the emulated network's streams."""
+    names = list(chosen_scenarios(scenario)) if scenario else None  # an unknown one: exit code 2
     for m in model or []:
         if m not in MODELS:
             raise typer.BadParameter(f"--model {m!r} is not one of {', '.join(MODELS)}")
-    print(json.dumps(run_gap_models(days, scenario, seed, model)))
+    result = run_gap_models(days, names, seed, model)
+    typer.echo(json.dumps(result) if json_out else json.dumps(result, indent=2))
 
 

@@ -110,7 +110,10 @@ def alerts_redeliver_command(
     file: Annotated[Path | None, typer.Option(help="dead-letter file; default: the config's")] = None,
     url: Annotated[str | None, typer.Option(help="receiver URL; default: the config's webhook.url")] = None,
 ) -> None:
-    """Send the alert webhook's dead-lettered notifications again; the file keeps those that fail again."""
+    """Send the alert webhook's dead-lettered notifications again; the file keeps those that fail again.
+
+    A line that is not a dead letter is reported (line number, why) and moved to FILE.malformed;
+    the exit code is 1 when a notification failed again or a line was malformed."""
     from streams.webhook import redeliver
 
     settings = _settings(config)
@@ -122,7 +125,12 @@ def alerts_redeliver_command(
     if not path.is_file():
         typer.echo(f"twin alerts redeliver: no dead-letter file {path}", err=True)
         raise typer.Exit(2)
-    delivered, kept = asyncio.run(redeliver(path, target, settings.webhook.timeout_s))
-    typer.echo(json.dumps({"file": str(path), "url": target, "delivered": delivered, "stillDead": kept}))
-    if kept:
+    done = asyncio.run(redeliver(path, target, settings.webhook.timeout_s))
+    for number, why in done.malformed:
+        typer.echo(f"twin alerts redeliver: {path} line {number} is not a dead letter ({why}); moved to "
+                   f"{done.set_aside}", err=True)
+    typer.echo(json.dumps({"file": str(path), "url": target, "delivered": done.delivered,
+                           "stillDead": done.still_dead, "malformed": len(done.malformed),
+                           "malformedFile": None if done.set_aside is None else str(done.set_aside)}))
+    if done.still_dead or done.malformed:
         raise typer.Exit(1)

@@ -34,7 +34,7 @@ from typing import Annotated
 import typer
 
 from streams.broker import EmbeddedBroker
-from streams.demo import GROUP, Worker, write_config
+from streams.demo import GROUP, Worker, scenario_option, write_config
 from streams.live import PERCENTILE_METHOD, LiveRun, percentile
 
 
@@ -71,13 +71,13 @@ def bench_e2e_command(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """End-to-end throughput and PM-to-prediction latency of the runtime against the emulator (closed or open loop)."""
-    from replay.emulator import NetworkEmulator, load_scenario
+    from replay.emulator import NetworkEmulator
     from twin.logs import configure
 
     configure("WARNING")
     if open_loop != (rate is not None):
         raise typer.BadParameter("--open-loop and --rate PERIODS_PER_S go together")
-    sc = load_scenario(scenario)
+    sc = scenario_option(scenario)
     sc = replace(sc, topology=replace(sc.topology, rings=_rings(cells)))
     emulator = NetworkEmulator(sc, seed=0, granularity_s=granularity, mr_per_cell=mr_per_cell)
     tmp = Path(tempfile.mkdtemp(prefix="twin-bench-e2e-"))

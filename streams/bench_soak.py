@@ -58,7 +58,7 @@ import orjson
 import typer
 
 from streams.broker import EmbeddedBroker
-from streams.demo import GROUP, Worker, write_config
+from streams.demo import GROUP, Worker, scenario_option, write_config
 from streams.live import PERCENTILE_METHOD, LiveRun, encode_step, percentile
 from twin.mirror.cluster import ClusterMirror
 from twin.mirror.store import CheckpointStore
@@ -526,6 +526,7 @@ def bench_soak_command(
     from twin.logs import configure
 
     configure("WARNING")
+    scenario_option(scenario)  # an unknown one: exit code 2 before anything starts
     if work is not None:
         work.mkdir(parents=True, exist_ok=True)
     result = run_soak(scenario, days, kills, pauses, pause_s, mr_per_cell, seed, settle_s, work, mr_dedup_retention_s)

@@ -61,13 +61,18 @@ from twin.sim.kpis import THP
 from twin.timeseries import alert_point, change_point
 
 if TYPE_CHECKING:
-    from replay.emulator import NetworkEmulator
+    from replay.emulator import NetworkEmulator, Scenario
     from twin import Twin
 
-__all__ = ["GROUP", "SIM2REAL_DEMO_SIZES", "CmLoop", "Worker", "cm_first_round", "cm_rounds", "demo_command",
-           "demo_sim2real", "write_config"]
+__all__ = ["DEMO_STATE_MARKER", "GROUP", "SIM2REAL_DEMO_SIZES", "CmLoop", "Worker", "cm_first_round", "cm_rounds",
+           "demo_command", "demo_sim2real", "scenario_option", "write_config"]
 
 GROUP = "twin-demo"
+DEMO_STATE_MARKER = ".twin-demo"
+"""The file ``twin demo`` writes into ``DIR/state`` first: a later demo with the same ``--out`` deletes
+that folder (a fresh broker makes old offsets meaningless) only when it holds this file (or nothing),
+so the checkpoints of a worker whose state_dir is ``DIR/state`` (the default ``state``) are never
+taken for a demo's."""
 log = logging.getLogger(__name__)
 
 SIM2REAL_DEMO_SIZES: dict[str, int] = {"twinSamples": 20_000, "trainDays": 2, "testDays": 1, "rankCells": 6,
@@ -80,6 +85,52 @@ kept a core busy."""
 SIM2REAL_SCENARIOS = ("urban-hotspots", "suburban-quiet", "fault-midrun")
 """The shipped scenarios ``run_sim2real`` knows by name; a demo of another runs the table on fault-midrun."""
 SIM2REAL_MODELS = ("real_only", "twin_only", "finetune", "transfer")
+
+
+def scenario_option(value: str) -> Scenario:
+    """The scenario a ``--scenario NAME_OR_TOML`` option names: a shipped one or a TOML file. Anything
+    else ends the command, before anything starts, with exit code 2 and a message naming the option
+    and the value (and the shipped scenarios)."""
+    from replay.emulator import list_scenarios, load_scenario
+
+    shipped = list_scenarios()
+    if value not in shipped and not Path(value).is_file():
+        typer.echo(f"error: --scenario {value!r} is neither a shipped scenario ({', '.join(shipped)}) "
+                   "nor a TOML file", err=True)
+        raise typer.Exit(2)
+    try:
+        return load_scenario(value)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # a TOML file that is not a scenario
+        why = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        typer.echo(f"error: --scenario {value!r}: {why}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _check_out(out: Path) -> Path:
+    """``out``'s state folder, which the demo is about to delete: exit code 2 unless it is absent,
+    empty, or a previous demo's (it holds :data:`DEMO_STATE_MARKER`)."""
+    if out.exists() and not out.is_dir():
+        typer.echo(f"error: --out {str(out)!r} exists and is not a folder", err=True)
+        raise typer.Exit(2)
+    state = out / "state"
+    if state.is_symlink() or (state.exists() and not state.is_dir()):
+        typer.echo(f"error: --out {str(out)!r}: {state} is not a folder the demo wrote; remove it or choose "
+                   "another --out", err=True)
+        raise typer.Exit(2)
+    if state.is_dir() and not (state / DEMO_STATE_MARKER).is_file() and any(state.iterdir()):
+        typer.echo(f"error: --out {str(out)!r}: {state} exists and was not written by `twin demo` (no "
+                   f"{DEMO_STATE_MARKER} file in it; it may hold a worker's checkpoints), and the demo would "
+                   "delete it; remove it yourself or choose another --out", err=True)
+        raise typer.Exit(2)
+    return state
+
+
+def _fresh_state(state: Path) -> None:
+    """Delete a previous demo's ``state`` (checked by :func:`_check_out`) and mark the new one as the demo's."""
+    shutil.rmtree(state, ignore_errors=True)  # a fresh broker: old offsets mean nothing
+    state.mkdir(parents=True, exist_ok=True)
+    (state / DEMO_STATE_MARKER).write_text("written by `twin demo`: the next `twin demo` with the same --out "
+                                           "deletes this folder\n", encoding="utf-8")
 
 
 def write_config(path: Path, state_dir: Path, topology: dict[str, Any], model: dict[str, Any],
@@ -628,7 +679,9 @@ def demo_command(
     hours: Annotated[float, typer.Option(min=0.25, help="simulated hours")] = 24.0,
     speed: Annotated[float, typer.Option(min=0, help="event time / wall time; 0: as fast as possible")] = 1000.0,
     seed: Annotated[int, typer.Option(help="seed of the emulated network's hidden truth")] = 0,
-    out: Annotated[Path, typer.Option(help="folder for summary.json, report.html, logs and state")] = Path(
+    out: Annotated[Path, typer.Option(help="folder for summary.json, report.html, logs and the worker's state "
+                                      "(DIR/state, deleted at the start; an existing DIR/state is refused unless a "
+                                      f"previous demo wrote it: it holds a {DEMO_STATE_MARKER} file)")] = Path(
         "demo-out"),
     granularity: Annotated[int, typer.Option(min=60, help="PM granularity period (s)")] = 900,
     mr_per_cell: Annotated[int, typer.Option(min=0, help="UE measurement reports per cell and period")] = 10,
@@ -659,13 +712,14 @@ def demo_command(
     from twin.logs import configure
 
     configure("WARNING")
+    sc = scenario_option(scenario)
+    state = _check_out(out)
     console = Console()
-    emulator = NetworkEmulator(scenario, seed=seed, granularity_s=granularity, mr_per_cell=mr_per_cell,
+    emulator = NetworkEmulator(sc, seed=seed, granularity_s=granularity, mr_per_cell=mr_per_cell,
                                start=default_start() + timedelta(hours=start_hour))
     periods = max(1, round(hours * 3600 / granularity))
     out.mkdir(parents=True, exist_ok=True)
-    state = out / "state"
-    shutil.rmtree(state, ignore_errors=True)  # a fresh broker: old offsets mean nothing
+    _fresh_state(state)
     warmup = demo_warmup_periods(emulator.timeline(), emulator.start, granularity)
     config = write_config(out / "twin.toml", state, emulator.topology_config(), emulator.public_model(),
                           drift_warmup_periods=warmup, guard=True)

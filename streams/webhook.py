@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from twin.alerting import groups, notification
 from twin.config import WebhookSettings
 from twin.schemas import Alert
 
-__all__ = ["RETRYABLE", "WebhookDelivery", "WebhookStats", "redeliver"]
+__all__ = ["RETRYABLE", "Redelivery", "WebhookDelivery", "WebhookStats", "redeliver"]
 
 log = structlog.get_logger(__name__)
 
@@ -165,20 +166,77 @@ class WebhookDelivery:
                   file=str(self.dead_letter), dead_lettered_total=self.stats.dead_lettered)
 
 
-async def redeliver(dead_letter: Path, url: str, timeout_s: float = 10.0) -> tuple[int, int]:
+@dataclass(frozen=True)
+class Redelivery:
+    """What :func:`redeliver` did: notifications delivered (and removed from the file), those that
+    failed again (kept in it), and the malformed lines (line number, why) moved to ``set_aside``."""
+
+    delivered: int
+    still_dead: int
+    malformed: list[tuple[int, str]]
+    set_aside: Path | None  # where the malformed lines went (None: there were none)
+
+
+def _dead_letter_payload(line: str) -> dict[str, Any] | str:
+    """A dead-letter line's ``payload``, or why the line is not a dead letter."""
+    try:
+        entry = json.loads(line)
+    except ValueError as exc:
+        return f"not JSON ({exc})"
+    if not isinstance(entry, dict):
+        return f"not a JSON object but {type(entry).__name__}"
+    payload = entry.get("payload")
+    if not isinstance(payload, dict):
+        return "no 'payload' object" if payload is None else f"'payload' is {type(payload).__name__}, not an object"
+    return payload
+
+
+async def redeliver(dead_letter: Path, url: str, timeout_s: float = 10.0) -> Redelivery:
     """POST each dead-lettered notification of ``dead_letter`` to ``url`` once; the file keeps the
-    ones that failed again. Returns (delivered, still dead)."""
-    lines = [ln for ln in dead_letter.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    ones that failed again (and lines appended meanwhile, by a running worker).
+
+    A line that is not a dead letter (not JSON, no ``payload`` object) is not sent: it moves, as it
+    was, to ``<file>.malformed`` (appended), so it neither blocks the others nor is tried again and
+    again, and is reported by line number. The file is rewritten even when the run stops half-way
+    (an interrupt, an unexpected error): what was delivered is never sent again."""
+    old = dead_letter.read_bytes()
+    lines = old.decode("utf-8", errors="replace").split("\n")
     kept: list[str] = []
-    async with httpx.AsyncClient(timeout=timeout_s) as client:
-        for ln in lines:
-            entry = json.loads(ln)
-            try:
-                r = await client.post(url, json=entry["payload"])
-                ok = 200 <= r.status_code < 300
-            except httpx.HTTPError:
-                ok = False
-            if not ok:
-                kept.append(ln)
-    dead_letter.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-    return len(lines) - len(kept), len(kept)
+    malformed: list[tuple[int, str]] = []
+    bad_lines: list[str] = []
+    delivered = 0
+    done = 0  # lines dealt with (delivered, kept or set aside)
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            for number, ln in enumerate(lines, 1):
+                if not ln.strip():
+                    done = number
+                    continue
+                payload = _dead_letter_payload(ln)
+                if isinstance(payload, str):
+                    malformed.append((number, payload))
+                    bad_lines.append(ln)
+                    done = number
+                    continue
+                try:
+                    r = await client.post(url, json=payload)
+                    ok = 200 <= r.status_code < 300
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    delivered += 1
+                else:
+                    kept.append(ln)
+                done = number
+    finally:
+        kept += [ln for ln in lines[done:] if ln.strip()]  # not tried (the run stopped): still dead
+        set_aside = dead_letter.with_name(dead_letter.name + ".malformed") if bad_lines else None
+        if set_aside is not None:
+            with set_aside.open("a", encoding="utf-8") as f:
+                f.write("".join(b + "\n" for b in bad_lines))
+        now = dead_letter.read_bytes()
+        appended = now[len(old):] if now.startswith(old) else b""  # by a worker while this ran
+        tmp = dead_letter.with_name(dead_letter.name + ".tmp")
+        tmp.write_bytes("".join(k + "\n" for k in kept).encode("utf-8") + appended)
+        os.replace(tmp, dead_letter)
+    return Redelivery(delivered, len(kept), malformed, set_aside)

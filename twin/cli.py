@@ -39,7 +39,14 @@ app.add_typer(mirror_app, name="mirror")
 @schema_app.command("export")
 def schema_export(directory: Annotated[Path, typer.Argument(help="where to write *.schema.json")]) -> None:
     """Write one JSON Schema file per topic."""
-    directory.mkdir(parents=True, exist_ok=True)
+    if directory.exists() and not directory.is_dir():
+        typer.echo(f"error: DIRECTORY {str(directory)!r} exists and is not a folder", err=True)
+        raise typer.Exit(2)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent is a file, no permission ...
+        typer.echo(f"error: DIRECTORY {str(directory)!r} cannot be created: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from exc
     for topic, model in topics.SCHEMAS.items():
         schema = model.model_json_schema(by_alias=True)
         schema["$id"] = f"urn:twin:schema:{topic.removesuffix('.v1')}:1"

@@ -4,19 +4,22 @@ and the dashboard's static files at ``/``."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import structlog
 from fastapi import Depends, FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from twin import metrics
 from twin.api import errors
 from twin.api.auth import TokenStore
 from twin.api.routes import changes, events, network, status, whatif
-from twin.api.state import ApiState
+from twin.api.state import ApiState, LedgerUnavailable
 
 __all__ = ["STATIC", "create_app"]
 
@@ -68,6 +71,32 @@ class _Observe:
                      cell=params.get("cell"), change_id=params.get("change_id"))
 
 
+class _StateCollector(Collector):
+    """``twin.metrics.StateCollector`` over the served state, plus ``twin_cm_ledger_up``: while the CM
+    ledger cannot be opened or read, its series are left out and ``twin_cm_ledger_up`` is 0, and the
+    rest of the scrape answers (one broken component must not fail Prometheus' scrape)."""
+
+    def __init__(self, state: ApiState) -> None:
+        self.state = state
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        twin = self.state.twin()
+        up = GaugeMetricFamily("twin_cm_ledger_up", "1 while the API can read the CM ledger (or none was "
+                               "created yet); 0 while it cannot, and the twin_cm_* ledger series are left out")
+        try:
+            with self.state.ledger_errors():
+                families = list(metrics.StateCollector(lambda: twin, self.state.ledger).collect())
+            up.add_metric([], 1.0)
+        except LedgerUnavailable:
+            families = list(metrics.StateCollector(lambda: twin, lambda: None).collect())
+            up.add_metric([], 0.0)
+        yield from families
+        yield up
+
+
 def create_app(state: ApiState, tokens: TokenStore) -> FastAPI:
     """The API serving ``state``, authenticating with ``tokens``."""
     from twin.api.routes.status import _version
@@ -78,7 +107,7 @@ def create_app(state: ApiState, tokens: TokenStore) -> FastAPI:
     app.state.twin_api = state
     app.state.tokens = tokens
     own = CollectorRegistry(auto_describe=True)
-    own.register(metrics.StateCollector(state.twin, state.ledger))
+    own.register(_StateCollector(state))
     app.state.registry = own
     errors.install(app)
     for module in (status, network, changes, whatif, events):

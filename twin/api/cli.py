@@ -49,7 +49,7 @@ def api_command(
     from twin.api.app import create_app
     from twin.api.auth import load_tokens
     from twin.api.server import config as server_config
-    from twin.api.state import ApiState
+    from twin.api.state import ApiState, LedgerUnavailable
     from twin.config import load_settings
     from twin.logs import configure
 
@@ -65,6 +65,12 @@ def api_command(
     if ledger is None and config is None:  # the ledger beside the worker's state, as twin demo writes it
         found = [d / "cm-ledger.sqlite" for d in near if (d / "cm-ledger.sqlite").exists()]
         state.ledger_url = str(found[0]) if found else state.ledger_url
+    try:
+        state.check_ledger()
+    except LedgerUnavailable as exc:
+        setting = "--ledger" if ledger is not None else "[cm] ledger" + ("" if settings.cm.ledger else " (default)")
+        typer.echo(f"error: {setting} {state.ledger_url!r}: {exc.problem}", err=True)
+        raise typer.Exit(2) from exc
     files = list(stats_file or [])
     if not files:
         files = [p for d in near if (p := d / "worker-stats.json").exists()][:1]

@@ -1,4 +1,5 @@
-"""4xx answers that say what is wrong and name the field: ``{"error", "field", "detail"}``."""
+"""4xx answers that say what is wrong and name the field: ``{"error", "field", "detail"}``; and the
+503 of a CM ledger that cannot be used (``twin.api.state.LedgerUnavailable``), in the same shape."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from twin.api.state import LedgerUnavailable
 
 __all__ = ["ApiError", "err", "field_name", "install", "known_query"]
 
@@ -61,6 +64,11 @@ def install(app: FastAPI) -> None:
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"error": exc.error, "field": exc.field, "detail": exc.detail}, exc.status,
                             headers=exc.headers)
+
+    @app.exception_handler(LedgerUnavailable)
+    async def ledger_unavailable(_: Request, exc: LedgerUnavailable) -> JSONResponse:
+        return JSONResponse({"error": str(exc), "field": None,
+                             "detail": {"ledger": exc.url, "problem": exc.problem}}, 503)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -4,10 +4,17 @@ The API process never writes the mirror: it opens it read-only (``Twin.from_stat
 mirror show`` does, and reads it again when the checkpoint database changed (at most once a
 second). ``twin.Twin`` is not thread-safe and FastAPI runs endpoints in a thread pool, so every use
 of the twin holds :attr:`ApiState.lock`.
+
+The CM ledger is checked when ``twin api`` starts (:meth:`ApiState.check_ledger`); a ledger that
+cannot be opened or read later (a file replaced by one that is not SQLite, a schema changed under
+the API, a PostgreSQL server gone) raises :class:`LedgerUnavailable`, which the API answers with a
+503 naming the problem while everything else, ``/metrics`` included, goes on answering.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -17,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import structlog
 
 from twin.alert_log import AlertState, fold
 from twin.api import journal
@@ -25,7 +33,48 @@ from twin.digital_twin import Twin
 from twin.ledger import Ledger, open_ledger
 from twin.mirror.store import DB_NAME
 
-__all__ = ["ApiState", "Readiness"]
+__all__ = ["ApiState", "LedgerUnavailable", "Readiness"]
+
+log = structlog.get_logger("twin.api")
+
+
+class LedgerUnavailable(RuntimeError):
+    """The CM ledger at ``url`` cannot be opened or read: ``problem`` says why (one line).
+
+    >>> str(LedgerUnavailable("foo://bar", ValueError("no such scheme")))
+    'CM ledger foo://bar cannot be used: no such scheme'
+    """
+
+    def __init__(self, url: str, problem: BaseException | str) -> None:
+        self.url = url
+        self.problem = " ".join(str(problem).split()) or type(problem).__name__
+        super().__init__(f"CM ledger {url} cannot be used: {self.problem}")
+
+
+def _psycopg_error(exc: BaseException, *names: str) -> bool:
+    """``exc`` is one of psycopg's ``names`` (psycopg is only imported once a PostgreSQL ledger was opened)."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, tuple(getattr(psycopg, n) for n in names))
+
+
+def _cannot_open(exc: BaseException) -> bool:
+    """An error of ``open_ledger`` that means the configured ledger is unusable (not a bug here): a
+    bad URL, a path that is no file, a file that is not SQLite, no psycopg, no PostgreSQL server."""
+    return isinstance(exc, ValueError | OSError | ImportError | sqlite3.Error) or _psycopg_error(exc, "Error")
+
+
+def _broken(exc: BaseException) -> bool:
+    """An error of an opened ledger's storage (its file, schema or connection), not of the request:
+    SQLite's "file is not a database", "no such table", "database is locked", a lost connection."""
+    return (isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+            or _psycopg_error(exc, "OperationalError", "InterfaceError"))
+
+
+def _ledger_file(url: str) -> Path | None:
+    """The SQLite file of a ledger URL (None for :memory: and PostgreSQL)."""
+    if url.startswith("sqlite:///"):
+        url = url.removeprefix("sqlite:///") or ":memory:"
+    return None if "://" in url or url == ":memory:" else Path(url)
 
 
 @dataclass
@@ -48,6 +97,12 @@ def _checkpoint_dir(base: Path, group: str) -> Path:
     return found[0] if len(found) == 1 else base
 
 
+def _has_checkpoints(directory: Path) -> bool:
+    """Whether a worker opened its checkpoint store in ``directory``: the database, or checkpoints
+    of earlier versions (``partition-NNNN.json``, read without a database)."""
+    return (directory / DB_NAME).exists() or any(directory.glob("partition-*.json"))
+
+
 class ApiState:
     """The state one API serves.
 
@@ -63,8 +118,8 @@ class ApiState:
                  stale_s: float = 10.0) -> None:
         self.settings = settings
         group = settings.kafka.group_id
-        base = state_dir if state_dir is not None else settings.state_dir / group
-        self.directory = _checkpoint_dir(base, group)
+        self._base = state_dir if state_dir is not None else settings.state_dir / group
+        self.directory = _checkpoint_dir(self._base, group)
         self.stats_files = list(stats_files)
         self.ledger_url = ledger_url or settings.cm.ledger_url(settings.state_dir)
         self.max_lag = max_lag
@@ -74,6 +129,8 @@ class ApiState:
         self._stamp: tuple[float, ...] = ()
         self._checked = 0.0
         self._ledger: Ledger | None = None
+        self._ledger_logged: tuple[str, float] = ("", 0.0)  # logged once a minute, not once a request
+        self._log_ledger = True
 
     # -- the mirror -----------------------------------------------------------------------------------
     def _db_stamp(self) -> tuple[float, ...]:
@@ -98,6 +155,12 @@ class ApiState:
                 return self._twin
             try:
                 if self._twin is None:
+                    # the worker makes its checkpoint folder at start-up, and its checkpoint database
+                    # once it opens its store for the partitions it was assigned: until then there is
+                    # no mirror to serve (503, not ready), not an empty one
+                    self.directory = _checkpoint_dir(self._base, self.settings.kafka.group_id)
+                    if not _has_checkpoints(self.directory):
+                        return None
                     self._twin = Twin.from_state(self.directory, self.settings)
                 else:
                     self._twin.refresh()
@@ -113,14 +176,59 @@ class ApiState:
 
     # -- the ledger -----------------------------------------------------------------------------------
     def ledger(self, create: bool = False) -> Ledger | None:
-        """The CM ledger; None while it does not exist (a SQLite file nobody created yet), unless ``create``."""
+        """The CM ledger; None while it does not exist (a SQLite file nobody created yet), unless
+        ``create``. :class:`LedgerUnavailable` when it cannot be opened."""
         with self.lock:
             if self._ledger is None:
                 url = self.ledger_url
-                if not create and "://" not in url and url != ":memory:" and not Path(url).exists():
+                path = _ledger_file(url)
+                if not create and path is not None and not path.exists():
                     return None
-                self._ledger = open_ledger(url)
+                try:
+                    self._ledger = open_ledger(url)
+                except Exception as exc:
+                    if not _cannot_open(exc):
+                        raise
+                    raise self._unavailable(exc) from exc
             return self._ledger
+
+    def _unavailable(self, exc: BaseException) -> LedgerUnavailable:
+        out = LedgerUnavailable(self.ledger_url, exc)
+        now = time.monotonic()
+        if self._log_ledger and (self._ledger_logged[0] != str(out) or now - self._ledger_logged[1] > 60.0):
+            self._ledger_logged = (str(out), now)
+            log.warning("api.ledger_unavailable", ledger=self.ledger_url, problem=out.problem,
+                        error_class=type(exc).__name__)
+        return out
+
+    @contextmanager
+    def ledger_errors(self) -> Iterator[None]:
+        """Around a use of the ledger: a failure of its storage (file, schema, connection) is raised
+        as :class:`LedgerUnavailable`, and the connection is dropped so the next use opens the ledger
+        again (a ledger put right is used again without a restart). Other errors pass unchanged."""
+        try:
+            yield
+        except LedgerUnavailable:
+            raise
+        except Exception as exc:
+            if not _broken(exc):
+                raise
+            with self.lock:
+                self._ledger = None  # not closed: another request may still hold it
+            raise self._unavailable(exc) from exc
+
+    def check_ledger(self) -> None:
+        """Open the ledger, when it exists, and read it once (``twin api`` at start-up):
+        :class:`LedgerUnavailable` when it cannot be used. A SQLite ledger nobody created yet is fine."""
+        with self.lock:
+            self._log_ledger = False  # the caller reports it
+            try:
+                with self.ledger_errors():
+                    led = self.ledger()
+                    if led is not None:
+                        led.control("kill_switch", False)
+            finally:
+                self._log_ledger = True
 
     # -- alerts -----------------------------------------------------------------------------------------
     def alerts(self) -> list[AlertState]:

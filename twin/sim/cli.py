@@ -41,8 +41,8 @@ def export_link_table_cmd(
 
 @sim_app.command("evaluate")
 def evaluate_cmd(
-    rings: Annotated[int, typer.Option(help="hexagonal rings around the centre site")] = 1,
-    ues: Annotated[int, typer.Option(help="number of UE points")] = 1000,
+    rings: Annotated[int, typer.Option(min=0, help="hexagonal rings around the centre site")] = 1,
+    ues: Annotated[int, typer.Option(min=1, help="number of UE points")] = 1000,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     hour: Annotated[float | None, typer.Option(help="hour of day for the traffic profile")] = None,
 ) -> None:
@@ -54,8 +54,8 @@ def evaluate_cmd(
 
 
 def bench_sim(
-    cells: Annotated[int, typer.Option(help="number of cells (hexagonal layout, 3 per site)")] = 57,
-    ues: Annotated[int, typer.Option(help="number of UE points")] = 5000,
+    cells: Annotated[int, typer.Option(min=1, help="number of cells (hexagonal layout, 3 per site)")] = 57,
+    ues: Annotated[int, typer.Option(min=1, help="number of UE points")] = 5000,
     repeats: Annotated[int, typer.Option(min=3, help="what-if repetitions (the first 3 changes also warm up)")] = 50,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     sionna: Annotated[bool, typer.Option(help="also time the Sionna pipeline (when installed)")] = True,
@@ -67,6 +67,9 @@ def bench_sim(
     """Time a full snapshot and single-cell what-ifs (and the Sionna pipeline for the same change)."""
     from twin.sim.bench import run
 
+    if sionna_precision not in ("double", "single"):
+        typer.echo(f"error: --sionna-precision {sionna_precision!r} is not 'double' or 'single'", err=True)
+        raise typer.Exit(2)
     result = run(cells=cells, ues=ues, repeats=repeats, seed=seed, sionna=None if sionna else False,
                  sionna_precision=sionna_precision)
     echo_result(result, json_out)

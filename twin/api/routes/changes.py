@@ -1,7 +1,8 @@
 """CM changes: list and show for viewers; approve, reject, roll back and the kill switch for
 operators, through ``twin.ledger.decisions`` (the functions ``twin cm`` calls). An approval is first
 checked by the guard (``twin.guard.Guard.check``) with the cluster's trust verdict and calibrated
-error from the twin; a refusal is a 409 naming each rule, and nothing is recorded."""
+error from the twin; a refusal is a 409 naming each rule, and nothing is recorded. A ledger that
+cannot be opened or read is a 503 naming the problem (``twin.api.state.LedgerUnavailable``)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ router = APIRouter(prefix="/api/v1", tags=["changes"], responses={422: err("a ba
 log = structlog.get_logger("twin.api")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {401: err("no or unknown bearer token"),
-                                            404: err("unknown change, or no ledger")}
+                                            404: err("unknown change, or no ledger"),
+                                            503: err("the CM ledger cannot be opened or read (the problem "
+                                                     "named)")}
 _DECIDE: dict[int | str, dict[str, Any]] = {
     **_ERRORS, 403: err("a viewer's token: this needs the operator role"),
     409: err("the change is in another state, or the guard refuses it (each rule named)")}
@@ -56,17 +59,17 @@ def changes(s: State, _: Viewer,
             cell: Annotated[str | None, Query(max_length=200)] = None,
             cluster: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
     wanted = list(state) if state else None
-    led = s.ledger()
-    if led is None:
-        return {"changes": []}
-    with s.lock:
+    with s.lock, s.ledger_errors():
+        led = s.ledger()
+        if led is None:
+            return {"changes": []}
         return {"changes": [_view(v) for v in led.changes(wanted, cell_key=cell, cluster=cluster)]}
 
 
 @router.get("/changes/{change_id}", responses=_ERRORS, summary="One change with its request and every step")
 def change(change_id: str, s: State, _: Viewer) -> dict[str, Any]:
-    led = _ledger(s)
-    with s.lock:
+    with s.lock, s.ledger_errors():
+        led = _ledger(s)
         try:
             return _view(led.get(change_id), history=True)
         except KeyError:
@@ -91,8 +94,8 @@ def _guard_check(s: ApiState, led: Ledger, view: ChangeView) -> list[Any]:
 
 
 def _decide(s: ApiState, change_id: str, action: str, by: str, reason: str) -> dict[str, Any]:
-    led = _ledger(s)
-    with s.lock, structlog.contextvars.bound_contextvars(change_id=change_id):
+    with s.lock, s.ledger_errors(), structlog.contextvars.bound_contextvars(change_id=change_id):
+        led = _ledger(s)
         try:
             view = decide(led, change_id, action, by=by, at=datetime.now(UTC), reason=reason,
                           check=(lambda v: _guard_check(s, led, v)) if action == "approve" else None)
@@ -137,14 +140,14 @@ def _kill(led: Ledger | None) -> KillSwitchOut:
 
 @router.get("/kill-switch", responses=_ERRORS, summary="The global kill switch and who flipped it")
 def kill_switch(s: State, _: Viewer) -> KillSwitchOut:
-    with s.lock:
+    with s.lock, s.ledger_errors():
         return _kill(s.ledger())
 
 
 @router.put("/kill-switch", responses={**_ERRORS, 403: err("needs the operator role")},
             summary="Flip the kill switch (while on, the guard refuses every change)")
 def put_kill_switch(body: KillSwitchIn, s: State, who: Operator) -> KillSwitchOut:
-    with s.lock:
+    with s.lock, s.ledger_errors():
         led = _ledger(s, create=True)
         set_kill_switch(led, body.on, by=who.name, at=datetime.now(UTC))
         log.warning("api.kill_switch", on=body.on, by=who.name)

@@ -21,7 +21,7 @@ from fastapi.responses import StreamingResponse
 
 from twin.api.deps import State, Viewer
 from twin.api.errors import err
-from twin.api.state import ApiState
+from twin.api.state import ApiState, LedgerUnavailable
 
 __all__ = ["router"]
 
@@ -33,10 +33,13 @@ def _snapshot(s: ApiState) -> dict[str, dict[str, Any]]:
     for a in s.alerts():
         out["alert"][a.alert_id] = a.to_dict()
     with s.lock:
-        led = s.ledger()
-        if led is not None:
-            for v in led.changes():
-                out["change"][v.request.change_id] = v.as_json()
+        try:
+            with s.ledger_errors():
+                led = s.ledger()
+                for v in led.changes() if led is not None else ():
+                    out["change"][v.request.change_id] = v.as_json()
+        except LedgerUnavailable:
+            pass  # logged (api.ledger_unavailable); the stream goes on with alerts and KPIs
         twin = s.twin()
         if twin is not None:
             for cluster in twin.clusters:
