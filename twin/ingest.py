@@ -271,6 +271,9 @@ class IngestDecoder:
         # twin.schemas.mr.rsrp_index / rsrq_index / sinr_index, inline (this runs per MR event) and
         # without their clamping: the schema's ranges already put every value on the 0..127 grid.
         rsrp, rsrq, sinr = serving.rsrp_idx, serving.rsrq_idx, serving.sinr_idx
+        if serving.rat == "LTE":  # TS 36.133's grids (idx - 141 dBm, idx/2 - 20 dB); the mirror keeps NR's
+            rsrp = None if rsrp is None else min(127, rsrp + 16)
+            rsrq = None if rsrq is None else min(127, rsrq + 47)
         if rsrp is None and (v := serving.rsrp_dbm) is not None:
             rsrp = round(v + 157)
         if rsrq is None and (v := serving.rsrq_db) is not None:

@@ -154,7 +154,18 @@ def json_typed_adapter(tp: Any) -> TypeAdapter[Any]:
 
 
 def _as_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    """``value`` in UTC; a time whose UTC falls outside years 1..9999 is a ``ValueError`` (the field's
+    validation error), not an ``OverflowError`` that a decoder would not expect (a poison record).
+
+    >>> _as_utc(datetime.fromisoformat("0001-01-01T00:00:00+05:00"))
+    Traceback (most recent call last):
+    ...
+    ValueError: 0001-01-01T00:00:00+05:00 is outside the years a UTC time can hold (1..9999)
+    """
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is outside the years a UTC time can hold (1..9999)") from None
 
 
 UTC_NORMALISER = AfterValidator(_as_utc)
