@@ -124,6 +124,9 @@ class GuardPolicy(_Section):
     min_gain_pct: float = Field(default=1.0, ge=0, description="least predicted objective gain of a twin-justified "
                                 "change (percent)")
     observe_periods: int = Field(default=4, ge=1, le=96, description="periods the verification watches after apply")
+    max_push_attempts: int = Field(default=5, ge=1, le=100, description="applies (or restores) of one change whose "
+                                   "answer was a transport failure with the device still on the other value; then the "
+                                   "change ends FAILED with an alert (a roll back that never takes: CRITICAL)")
     baseline_periods: int = Field(default=4, ge=1, le=96, description="periods before the change that make "
                                   "the baseline")
     protected_kpis: dict[str, ProtectedKpi] = Field(default_factory=_default_protected)

@@ -245,15 +245,20 @@ class ChangeRunner:
                          observed=result.observed_value, device_response=result.device_response)
             self._verify_write(request, now)
         elif result.state == ChangeState.REJECTED:
-            reason = f"device rejected the change: {result.error}"
-            self._record(request, State.FAILED, now, "device", {"reason": reason, "deviceValue": request.from_},
-                         error=reason, device_response=result.device_response)
-            self._alert(request, AlertType.CM_FAILED, Severity.MINOR, reason, now)
+            # the device says no to this request; an earlier one that timed out may still have landed
+            # (a retried PATCH whose precondition now fails): what it holds decides, not the answer
+            self._record(request, State.APPLYING, now, "device", {
+                "error": f"device rejected the change: {result.error}", "deviceResponse": result.device_response},
+                step="apply-rejected")
+            self._settle_applying(request, now, apply_again=False)
         else:  # FAILED transport, or an unexpected dry-run answer: the device's value is unknown
-            n = sum(1 for e in self.ledger.history(request.change_id) if e.step.startswith("apply-error"))
+            n = self._attempts(request, "apply-error")
             self._record(request, State.APPLYING, now, "device", {"error": result.error or str(result.state)},
                          step=f"apply-error:{n + 1}")
-            self._settle_applying(request, now)
+            self._settle_applying(request, now, apply_again=False)  # another apply: at the next reconcile
+
+    def _attempts(self, request: CmChangeRequest, prefix: str) -> int:
+        return sum(1 for e in self.ledger.history(request.change_id) if e.step.startswith(prefix))
 
     def _verify_write(self, request: CmChangeRequest, now: datetime) -> None:
         check = self.adapter.verify(request)
@@ -294,10 +299,10 @@ class ChangeRunner:
                          error=reason)
             self._alert(request, AlertType.CM_FAILED, Severity.CRITICAL, reason, now)
         else:
-            n = sum(1 for e in self.ledger.history(request.change_id) if e.step.startswith("restore-error"))
+            n = self._attempts(request, "restore-error")
             self._record(request, State.ROLLING_BACK, now, "device", {"error": result.error},
                          step=f"restore-error:{n + 1}")
-            self._settle_rolling_back(request, now)
+            self._settle_rolling_back(request, now, restore_again=False)  # another restore: at the next reconcile
 
     # -- observation and verdict ------------------------------------------------------------------------------
     def observe(self, cluster: str, period_end: datetime, real: Mapping[str, float],
@@ -445,12 +450,13 @@ class ChangeRunner:
         """(known, value) of the request's attribute on the device."""
         try:
             return True, self.adapter.read(request.target_dn).get(request.attribute)
-        except AdapterUnavailable:
+        except (AdapterUnavailable, KeyError):  # KeyError: the object is not there (yet): a 404, an export lacking it
             return False, None
-        except KeyError:
-            return True, None
 
-    def _settle_applying(self, request: CmChangeRequest, now: datetime) -> None:
+    def _settle_applying(self, request: CmChangeRequest, now: datetime, apply_again: bool = True) -> None:
+        """Settle an APPLYING change from the device's value: ``to`` applied, a third value an
+        operator's, ``from`` not applied: FAILED after a rejection or ``max_push_attempts`` transport
+        failures, else applied once more when ``apply_again`` (a reconcile), else left for the next one."""
         known, value = self._device_value(request)
         if not known:
             return  # still APPLYING; the next reconcile reads again
@@ -460,6 +466,24 @@ class ChangeRunner:
                          observed=value)
             self._verify_write(request, now)
         elif same_value(value, request.from_):
+            last = self.ledger.history(request.change_id)[-1]
+            if last.step == "apply-rejected":
+                reason = str(last.detail.get("error") or "device rejected the change")
+                self._record(request, State.FAILED, now, "device", {"reason": reason, "deviceValue": value},
+                             error=reason, observed=value, device_response=last.detail.get("deviceResponse"))
+                self._alert(request, AlertType.CM_FAILED, Severity.MINOR, reason, now)
+                return
+            failures = self._attempts(request, "apply-error")
+            if failures >= self.policy.max_push_attempts:
+                reason = (f"the device still holds {value!r} after {failures} applies that ended in transport "
+                          f"failures (max_push_attempts {self.policy.max_push_attempts}): "
+                          f"{self.ledger.history(request.change_id)[-1].detail.get('error')}")
+                self._record(request, State.FAILED, now, "reconcile", {"reason": reason, "deviceValue": value},
+                             error=reason, observed=value)
+                self._alert(request, AlertType.CM_FAILED, Severity.MINOR, reason, now)
+                return
+            if not apply_again:
+                return  # still APPLYING, the device on the old value: the next reconcile applies again
             view = self.ledger.get(request.change_id)
             violations = self.guard.check(request, self.context(view.cluster, now))
             if violations:
@@ -483,7 +507,7 @@ class ChangeRunner:
                      error=reason, observed=value)
         self._alert(request, AlertType.CM_FAILED, severity, reason, now)
 
-    def _settle_rolling_back(self, request: CmChangeRequest, now: datetime) -> None:
+    def _settle_rolling_back(self, request: CmChangeRequest, now: datetime, restore_again: bool = True) -> None:
         known, value = self._device_value(request)
         if not known:
             return
@@ -491,7 +515,16 @@ class ChangeRunner:
             self._record(request, State.ROLLED_BACK, now, "reconcile", {"observedValue": value,
                          "reason": f"device holds the old value {value!r}"}, observed=value)
         elif same_value(value, request.to):
-            self._restore(request, now)
+            failures = self._attempts(request, "restore-error")
+            if failures >= self.policy.max_push_attempts:
+                reason = (f"roll back: the device still holds the new value {value!r} after {failures} restores "
+                          f"that ended in transport failures (max_push_attempts {self.policy.max_push_attempts}): "
+                          "left for an operator")
+                self._record(request, State.FAILED, now, "reconcile", {"reason": reason, "deviceValue": value},
+                             error=reason, observed=value)
+                self._alert(request, AlertType.CM_FAILED, Severity.CRITICAL, reason, now)
+            elif restore_again:
+                self._restore(request, now)
         else:
             self._third_value(request, value, now, "roll back: ", Severity.CRITICAL)
 
