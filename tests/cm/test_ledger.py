@@ -55,6 +55,11 @@ def test_requests_and_steps_are_idempotent_and_the_state_is_the_newest_step(url:
     with pytest.raises(LedgerError, match="CONFIRMED \\(final\\): cannot record APPLIED"):
         led.append(req.change_id, State.APPLIED, at=NOW, actor="x")
     assert led.append(req.change_id, State.ROLLING_BACK, at=NOW, actor="ops")  # an operator may roll back
+    # a runner that read the change before the roll back landed: its observation and verdict are not recorded
+    assert not led.append(req.change_id, State.OBSERVING, at=NOW, actor="runner", step="observe:9")
+    assert not led.append(req.change_id, State.CONFIRMED, at=NOW, actor="verification", step="CONFIRMED:again")
+    assert led.get(req.change_id).state is State.ROLLING_BACK
+    assert led.append(req.change_id, State.ROLLED_BACK, at=NOW, actor="device")
     with pytest.raises(LedgerError, match="not in the ledger"):
         led.append("00000000-0000-4000-8000-000000000000", State.APPLIED, at=NOW, actor="x")
     led.close()

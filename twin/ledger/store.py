@@ -42,6 +42,8 @@ from twin.sqlite_wal import connect_wal
 
 __all__ = ["ChangeView", "Event", "Ledger", "LedgerError", "open_ledger"]
 
+_AFTER_ROLLING_BACK = frozenset({State.ROLLING_BACK, State.ROLLED_BACK, State.FAILED})
+
 
 class LedgerError(RuntimeError):
     """A record the ledger refuses: a different request under a known id, a step after a final state."""
@@ -214,6 +216,9 @@ class Ledger:
 
         ``step`` names the step when a state repeats (each observed period is ``observe:<epoch>``).
         A step after a final state is refused, except an operator's roll back of a CONFIRMED change.
+        Once a change is ROLLING_BACK only its roll back's own steps follow (ROLLING_BACK, ROLLED_BACK,
+        FAILED): an observation or a verdict recorded by a runner that read the change before an
+        operator's roll back landed is not recorded (False), so the roll back is never overwritten.
         """
         key = step or state.value
         with self._tx() as cur:
@@ -228,6 +233,8 @@ class Ledger:
                 return False
             if current in FINAL and not (current is State.CONFIRMED and state is State.ROLLING_BACK):
                 raise LedgerError(f"change {change_id} is {current.value} (final): cannot record {state.value}")
+            if current is State.ROLLING_BACK and state not in _AFTER_ROLLING_BACK:
+                return False  # a step decided on an older reading of the change (observe raced a roll back)
             return self._insert_event(cur, change_id, key, state, at, actor, dict(detail or {}))
 
     def set_control(self, name: str, value: Any, actor: str, at: datetime) -> None:
