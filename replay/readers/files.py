@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-__all__ = ["Input", "expand", "maybe_gunzip"]
+from replay.model import Outcomes, Rejection
+
+__all__ = ["Input", "expand", "guarded", "maybe_gunzip"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +56,21 @@ def _file_input(path: Path, name: str) -> Input:
 
 
 def _zip_inputs(path: Path, suffixes: Sequence[str]) -> Iterator[Input]:
-    with zipfile.ZipFile(path) as zf:
-        members = sorted(
-            m
-            for m in zf.namelist()
-            if not m.endswith("/") and not _is_litter(PurePosixPath(m).parts) and _matches(m, suffixes)
-        )
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = sorted(
+                m
+                for m in zf.namelist()
+                if not m.endswith("/") and not _is_litter(PurePosixPath(m).parts) and _matches(m, suffixes)
+            )
+    except (zipfile.BadZipFile, OSError) as exc:  # a cut central directory: the reader rejects it whole
+        problem = exc
+
+        def unreadable() -> bytes:
+            raise problem
+
+        yield Input(path.name, unreadable)
+        return
 
     def reader(member: str) -> Callable[[], bytes]:
         def read() -> bytes:
@@ -70,6 +81,27 @@ def _zip_inputs(path: Path, suffixes: Sequence[str]) -> Iterator[Input]:
 
     for member in members:
         yield Input(f"{path.name}!{member}", reader(member))
+
+
+def guarded(inp: Input, outcomes: Outcomes, topic: str) -> Outcomes:
+    """``outcomes`` of ``inp``, ended by one rejection naming the input when reading or parsing it
+    fails in a way its reader did not foresee (a truncated gzip or zip member, a corrupt Parquet page,
+    an unknown XML encoding, a pathological nesting): what it yielded before stands, the rest of the
+    file is dead-lettered as one unit, and the replay goes on with the other inputs instead of ending
+    in a traceback.
+
+    >>> def broken():
+    ...     yield Rejection("f", "line 1", "bad", "schema", b"x", "t")
+    ...     raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+    >>> [r.describe() for r in guarded(Input("f.csv.gz", bytes), broken(), "t")]  # doctest: +NORMALIZE_WHITESPACE
+    ['f line 1: bad', 'f.csv.gz file: cannot be read further (EOFError: Compressed file ended before the
+     end-of-stream marker was reached); what was read before stands']
+    """
+    try:
+        yield from outcomes
+    except Exception as exc:  # whatever the input does to its reader, it is reported, not raised
+        yield Rejection(inp.name, "file", f"cannot be read further ({type(exc).__name__}: {exc}); what was read "
+                        "before stands", "unreadable", b"", topic)
 
 
 def _twins(inputs: list[Input]) -> list[Input]:

@@ -24,7 +24,7 @@ import orjson
 from pydantic import ValidationError
 
 from replay.model import Item, Notice, Outcomes, Rejection, event_time_of, key_of
-from replay.readers.files import Input, expand
+from replay.readers.files import Input, expand, guarded
 from twin import topics
 from twin.schemas import WireModel
 
@@ -103,7 +103,7 @@ def read_file(inp: Input) -> Outcomes:
 
 
 def read(sources: Sequence[Path]) -> list[Outcomes]:
-    return [read_file(inp) for inp in expand(sources, SUFFIXES)]
+    return [guarded(inp, read_file(inp), UNKNOWN_TOPIC) for inp in expand(sources, SUFFIXES)]
 
 
 def write(path: Path, items: Iterable[Item]) -> int:

@@ -47,7 +47,7 @@ from pydantic import ValidationError
 
 from replay.model import Item, Notice, Outcome, Outcomes, Rejection
 from replay.readers.dn import RELATION_CLASSES, DnError
-from replay.readers.files import Input, expand
+from replay.readers.files import Input, expand, guarded
 from replay.readers.pmxml import MAX_RAW, PmXmlOptions, parse_time, strip_prolog_junk
 from twin import topics
 from twin.schemas import PmCellRecord, PmRelationRecord, PmSource
@@ -263,4 +263,4 @@ def read_file(inp: Input, options: PmXmlOptions | None = None) -> Outcomes:
 
 def read(sources: Sequence[Path], options: PmXmlOptions | None = None) -> list[Outcomes]:
     """One outcome stream per OMeS file (``.xml``, ``.xml.gz``, folders, zip archives)."""
-    return [read_file(inp, options) for inp in expand(sources, SUFFIXES)]
+    return [guarded(inp, read_file(inp, options), topics.PM_CELL) for inp in expand(sources, SUFFIXES)]

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from replay.model import Item, Outcomes, Rejection
-from replay.readers.files import Input, expand
+from replay.readers.files import Input, expand, guarded
 from replay.readers.jsonl import UNKNOWN_TOPIC, decode_envelope
 
 __all__ = ["SCHEMA", "SUFFIXES", "read", "read_file", "write"]
@@ -81,7 +81,7 @@ def read_file(inp: Input, batch_rows: int = 10_000) -> Outcomes:
 
 
 def read(sources: Sequence[Path]) -> list[Outcomes]:
-    return [read_file(inp) for inp in expand(sources, SUFFIXES)]
+    return [guarded(inp, read_file(inp), UNKNOWN_TOPIC) for inp in expand(sources, SUFFIXES)]
 
 
 def write(path: Path, items: Iterable[Item], row_group_rows: int = 50_000) -> int:

@@ -57,7 +57,7 @@ from pydantic import ValidationError
 
 from replay.model import Item, Notice, Outcome, Outcomes, Rejection
 from replay.readers.dn import LEGACY_RELATION_CLASSES, RELATION_CLASSES, DnError, DnResolver, parse_dn
-from replay.readers.files import Input, expand
+from replay.readers.files import Input, expand, guarded
 from replay.readers.vector_rules import VectorRules
 from twin import topics
 from twin.schemas import MeasObjClass, PmCellRecord, PmRelationRecord, PmSource
@@ -496,4 +496,4 @@ def read_file(inp: Input, options: PmXmlOptions | None = None) -> Outcomes:
 
 def read(sources: Sequence[Path], options: PmXmlOptions | None = None) -> list[Outcomes]:
     """One outcome stream per XML file (``.xml``, ``.xml.gz``, folders, zip archives)."""
-    return [read_file(inp, options) for inp in expand(sources, SUFFIXES)]
+    return [guarded(inp, read_file(inp, options), topics.PM_CELL) for inp in expand(sources, SUFFIXES)]

@@ -54,19 +54,20 @@ Rows of one file are replayed in timestamp order (stable sort; the phone's clock
 from __future__ import annotations
 
 import csv
+import math
 import re
 import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from replay.model import Item, Notice, Outcomes, Rejection
-from replay.readers.files import Input, expand
+from replay.readers.files import Input, expand, guarded
 from twin import topics
 from twin.cells import lte_cell_key, nr_cell_key
 from twin.schemas import CellMeas, Location, MrEvent, MrSource, Rat, UeInfo
@@ -117,8 +118,10 @@ def parse_timestamp(text: str, tz: tzinfo) -> datetime:
         raise RowError("Timestamp", f"Timestamp={text!r} is not YYYY.MM.DD_HH.MM.SS", "parse")
     y, mo, d, h, mi, s = (int(g) for g in m.groups())
     try:
-        return datetime(y, mo, d, h, mi, s, tzinfo=tz)
-    except ValueError as exc:
+        at = datetime(y, mo, d, h, mi, s, tzinfo=tz)
+        at.astimezone(UTC)  # a local time of year 1 or 9999 that UTC cannot hold: refused here, not when sorted
+        return at
+    except (ValueError, OverflowError) as exc:
         raise RowError("Timestamp", f"Timestamp={text!r} is not a valid date/time: {exc}", "parse") from exc
 
 
@@ -199,7 +202,7 @@ class RowMapper:
                 "unsupported",
             )
         eci_f = _num(row, "RAWCELLID")
-        if eci_f is None or eci_f != int(eci_f) or not 0 < eci_f < 1 << 28:
+        if eci_f is None or not math.isfinite(eci_f) or eci_f != int(eci_f) or not 0 < eci_f < 1 << 28:
             raise RowError(
                 "RAWCELLID", f"RAWCELLID={row.get('RAWCELLID')!r} is not a 28-bit ECI (1..268435455)"
             )
@@ -326,7 +329,10 @@ def _split(raw: bytes, width: int) -> list[str] | RowError:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return RowError(None, f"row is not UTF-8 ({exc.reason} at byte {exc.start})", "encoding")
-    fields = next(csv.reader([text]), [])
+    try:
+        fields = next(csv.reader([text]), [])
+    except csv.Error as exc:  # a bare carriage return inside a field, a field over csv's size limit
+        return RowError(None, f"row is not CSV: {exc}", "parse")
     if len(fields) != width:
         return RowError(None, f"row has {len(fields)} fields, the header has {width}", "parse")
     return fields
@@ -334,4 +340,4 @@ def _split(raw: bytes, width: int) -> list[str] | RowError:
 
 def read(sources: Sequence[Path], options: RacaOptions = RacaOptions()) -> list[Outcomes]:
     """One outcome stream per CSV file (folders and the zip itself are expanded)."""
-    return [read_file(inp, options) for inp in expand(sources, SUFFIXES)]
+    return [guarded(inp, read_file(inp, options), topics.MR_UE) for inp in expand(sources, SUFFIXES)]
