@@ -7,6 +7,8 @@ is the only identity every record agrees on, so it is validated at the edge.
 'nr:00101-00002a01c'
 >>> is_cell_key("nr:00101-00000a01c"), is_cell_key("nr:1-abc")
 (True, False)
+>>> is_cell_key("nr:00101-0000a01c"), is_cell_key("lte:00101-fffffffff")  # 8 hex digits; an ECI over 28 bits
+(False, False)
 >>> parse_cell_key("lte:001001-01a2b3c")
 ('lte', '001001', '01a2b3c')
 """
@@ -17,7 +19,9 @@ import re
 
 __all__ = ["CELL_KEY_PATTERN", "is_cell_key", "lte_cell_key", "nr_cell_key", "parse_cell_key"]
 
-CELL_KEY_PATTERN = r"^(nr|lte):[0-9]{5,6}-[0-9a-f]{7,9}$"
+CELL_KEY_PATTERN = r"^(nr:[0-9]{5,6}-[0-9a-f]{9}|lte:[0-9]{5,6}-[0-9a-f]{7})$"
+"""An NCGI is PLMN + the 36-bit NCI in 9 hex digits, an ECGI PLMN + the 28-bit ECI in 7: one cell,
+one spelling (``nr:00101-0000a01c`` would be another cell than ``nr:00101-00000a01c``)."""
 _CELL_KEY_RE = re.compile(CELL_KEY_PATTERN)
 
 
