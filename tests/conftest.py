@@ -7,12 +7,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from streams.broker import EmbeddedBroker
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 DATASETS = SHARED / "datasets"
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A command a test runs in-process (typer's CliRunner) calls ``twin.logs.configure`` with
+    its level and stream, as ``twin`` does once per process; the next test gets the logging it would
+    have had (a WARNING level left behind hid the info events ``structlog.testing.capture_logs`` reads)."""
+    before = structlog.get_config()
+    yield
+    if structlog.get_config() != before:
+        structlog.configure(**before)
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,24 @@ import structlog
 __all__ = ["configure"]
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written, not the stream it was at ``configure``
+    (an embedding program, or a test runner, may swap it for one it later closes)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: str = "INFO", json: bool | None = None, stream: TextIO | None = None) -> None:
-    """Set up structlog once per process; ``json=None`` picks JSON unless stderr is a terminal;
-    ``stream``: where the lines go (default: stderr)."""
+    """Set up structlog; ``json=None`` picks JSON unless stderr is a terminal; ``stream``: where the
+    lines go (default: the process's stderr at the time of each line).
+
+    Loggers are not cached on first use: a later ``configure`` (another level, another stream, a
+    command run inside a program that already logs) applies to every logger, including those
+    already used, at the cost of a few microseconds per line."""
     out = sys.stderr if stream is None else stream
     as_json = (not out.isatty()) if json is None else json
     renderer: structlog.typing.Processor = (
@@ -31,6 +46,6 @@ def configure(level: str = "INFO", json: bool | None = None, stream: TextIO | No
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr() if stream is None else stream),  # type: ignore[arg-type]
+        cache_logger_on_first_use=False,
     )

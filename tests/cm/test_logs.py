@@ -7,21 +7,16 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
 import structlog
 
 from tests.cm.test_runner import device, observe, setup
 from tests.cm.util import request
 from twin.logs import configure
-from twin.rollout import runner as runner_module
 
 
-def test_each_transition_is_a_json_line_with_change_cell_and_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_transition_is_a_json_line_with_change_cell_and_cluster() -> None:
     out = io.StringIO()
     configure("INFO", json=True, stream=out)
-    # configure() caches each logger on first use (once per process, as the CLI calls it): a logger an
-    # earlier test of this process used after its own configure() would still write where that one said
-    monkeypatch.setattr(runner_module, "log", structlog.get_logger(runner_module.__name__))
     try:
         emu, _, runner = setup()
         cell = emu.cells[4]
