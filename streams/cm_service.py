@@ -7,14 +7,23 @@ it reads the worker's checkpointed mirror (``twin.Twin.from_state``) every ``[cm
 trust gate, the calibrated error and each new period's KPIs, which the verification observes;
 results go to ``ran.cm.change.results.v1``, alerts to ``ran.alerts.v1``, invalid requests to
 the dead-letter topic with the reason. Offsets are committed once a request is in the ledger
-(at-least-once; the ledger is idempotent by change id), and on start every change a previous run
-left unsettled is reconciled against the device.
+or dead-lettered (at-least-once; the ledger is idempotent by change id), and on start every change
+a previous run left unsettled is reconciled against the device.
+
+One request or one change never stops the service: a change id already recorded with another
+request, or a request whose handling fails, is dead-lettered with the reason (and committed, so a
+restart does not meet it again); a start-up reconcile, a tick or a period's observation that fails
+is logged with the change it was working on and the traceback, counted (``failures``), and tried
+again after a backoff that doubles up to 64 polls (one cluster's failure does not stop the
+observation of the others).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,14 +42,47 @@ from twin.digital_twin import Twin
 from twin.errors import UnknownCellError
 from twin.guard import GuardContext
 from twin.ingest import Rejection, describe_validation_error
-from twin.ledger import open_ledger
+from twin.ledger import ChangeView, Event, open_ledger
 from twin.ports import CmAdapter, OutRecord, open_adapter
 from twin.rollout import ChangeRunner, cluster_kpis, whatif_scope
-from twin.schemas import CmChangeRequest
+from twin.schemas import CmChangeRequest, CmChangeResult
 
 __all__ = ["CmService"]
 
 log = structlog.get_logger("twin.cm")
+
+MAX_BACKOFF = 6
+"""A failing housekeeping step is tried again after poll_s * 2**n, n growing by one per failure up to this."""
+
+
+def change_in(exc: BaseException) -> str | None:
+    """The id of the change the innermost frame holding one was working on when ``exc`` was raised
+    (among its locals a ``ChangeView``, else a request, result or ledger event, else a ``change_id``
+    string); None when no frame held one. For the log line of a failure the runner did not attribute.
+
+    >>> def judge(change_id: str) -> None:
+    ...     raise ZeroDivisionError("float division by zero")
+    >>> try:
+    ...     judge("0b7e7d1c-6f0a-4b8e-9a51-3f4f5d6e7a8b")
+    ... except ZeroDivisionError as exc:
+    ...     change_in(exc)
+    '0b7e7d1c-6f0a-4b8e-9a51-3f4f5d6e7a8b'
+    """
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:  # outermost first: the last frame that holds one is the innermost
+        values = tb.tb_frame.f_locals
+        ids = [v.request.change_id for v in values.values() if isinstance(v, ChangeView)]
+        ids += [v.change_id for v in values.values() if isinstance(v, CmChangeRequest | CmChangeResult | Event)]
+        ids += [v for k, v in values.items() if k == "change_id" and isinstance(v, str)]
+        found = ids[0] if ids else found
+        tb = tb.tb_next
+    return found
+
+
+def _trace(exc: BaseException) -> str:
+    """The traceback as one log field (the JSON renderer prints no ``exc_info``), its last 8000 characters."""
+    return "".join(traceback.format_exception(exc))[-8000:]
 
 
 class CmService:
@@ -59,6 +101,8 @@ class CmService:
         self.side = Outputs(settings)  # time series and the alert webhook, as the worker's
         self.handled = 0
         self.dead_lettered = 0
+        self.failures = 0  # requests whose handling failed, and failed housekeeping steps
+        self._backoff = 0
 
     # -- the worker's mirror ---------------------------------------------------------------------------
     def _open_twin(self) -> Twin | None:
@@ -104,11 +148,15 @@ class CmService:
             return 0
         n = 0
         for cluster in twin.clusters:
-            for end, real, predicted, by_cell, pred_by_cell in cluster_kpis(twin.mirror(cluster),
-                                                                            after=self._seen.get(cluster)):
-                self.runner.observe(cluster, datetime.fromtimestamp(end, UTC), real, predicted, by_cell, pred_by_cell)
-                self._seen[cluster] = end
-                n += 1
+            try:
+                for end, real, predicted, by_cell, pred_by_cell in cluster_kpis(twin.mirror(cluster),
+                                                                                after=self._seen.get(cluster)):
+                    self.runner.observe(cluster, datetime.fromtimestamp(end, UTC), real, predicted, by_cell,
+                                        pred_by_cell)
+                    self._seen[cluster] = end
+                    n += 1
+            except Exception as exc:  # this cluster's period is observed again at the next try
+                self._failed("observe", exc, cluster=cluster)
         return n
 
     # -- requests ------------------------------------------------------------------------------------------
@@ -130,6 +178,18 @@ class CmService:
         except ValidationError as exc:
             return self._letter(msg, Rejection(f"not a CM change request: {describe_validation_error(exc)}",
                                                "schema"))
+        try:
+            return self._submit(msg, req)
+        except Exception as exc:  # the last line of defence: this request is set aside, the service goes on
+            self.failures += 1
+            state = self._state_of(req.change_id)
+            log.error("cm.request_failed", change_id=req.change_id, cell=req.cell_key, ledger_state=state,
+                      error=f"{type(exc).__name__}: {exc}", traceback=_trace(exc))
+            held = f"; the ledger holds it as {state}" if state else "; not recorded in the ledger"
+            return self._letter(msg, Rejection(f"changeId {req.change_id}: handling failed: {type(exc).__name__}: "
+                                               f"{exc}{held}", "failed"))
+
+    def _submit(self, msg: Any, req: CmChangeRequest) -> bytes | None:
         twin = self.twin
         try:
             if twin is None:
@@ -138,12 +198,61 @@ class CmService:
         except UnknownCellError as exc:
             return self._letter(msg, Rejection(f"cellKey {req.cell_key!r} is not in any cluster of the mirror "
                                                f"({exc})", "unknown_cell"))
+        conflict = self._conflict(req)
+        if conflict is not None:
+            log.warning("cm.request_conflict", change_id=req.change_id, cell=req.cell_key, reason=conflict)
+            return self._letter(msg, Rejection(conflict, "change_id_conflict"))
         view = self.runner.submit(req, cluster, self._now(cluster))
         log.info("cm.request", change_id=req.change_id, cell=req.cell_key, cluster=cluster, state=view.state.value,
                  reason=view.reason)
         self.handled += 1
         metrics.CM_REQUESTS.labels(outcome="handled").inc()
         return None
+
+    def _conflict(self, req: CmChangeRequest) -> str | None:
+        """Why ``req`` cannot be recorded: its change id names another request in the ledger (left
+        untouched); None when the id is new or names this very request (a redelivery)."""
+        try:
+            known = self.runner.ledger.request(req.change_id)
+        except KeyError:
+            return None
+        if known == req:
+            return None
+        state = self._state_of(req.change_id)
+        return (f"changeId {req.change_id} is already recorded with a different request (cellKey "
+                f"{known.cell_key}, {known.class_}.{known.attribute} {known.from_!r} -> {known.to!r}, now {state}): "
+                "a change id names one request; send this one under a new changeId")
+
+    def _state_of(self, change_id: str) -> str | None:
+        """The change's state in the ledger, None when it is not there (for the message of a failure)."""
+        try:
+            return self.runner.ledger.get(change_id).state.value
+        except KeyError:
+            return None
+        except Exception as exc:  # the ledger holds it but cannot say: the failure being reported says so
+            return f"unknown ({type(exc).__name__} reading it)"
+
+    def _failed(self, step: str, exc: Exception, **where: Any) -> None:
+        """A housekeeping step that raised (a change the runner could not move on): logged, counted."""
+        self.failures += 1
+        log.error("cm.housekeeping_failed", step=step, change_id=change_in(exc), **where,
+                  error=f"{type(exc).__name__}: {exc}", traceback=_trace(exc))
+
+    def housekeep(self, settle: Callable[[datetime], object], step: str) -> bool:
+        """Observe the new periods, then ``settle`` (the runner's ``reconcile`` at start, ``tick``
+        after), each failure logged and counted without stopping the service; after a failure the
+        next try waits ``poll_s * 2**n`` (n up to ``MAX_BACKOFF``). False when something failed."""
+        before = self.failures
+        self.observe_new_periods()
+        try:
+            settle(self._now())
+        except Exception as exc:  # the last line of defence: the service goes on handling requests
+            self._failed(step, exc)
+        failed = self.failures > before
+        self._backoff = min(self._backoff + 1, MAX_BACKOFF) if failed else 0
+        if failed:
+            log.warning("cm.housekeeping_backoff", retry_in_s=self.settings.cm.poll_s * 2**self._backoff)
+        return not failed
 
     def outputs(self) -> list[OutRecord]:
         out = [OutRecord(topics.CHANGE_RESULTS, r.cell_key.encode(), r.to_json_bytes()) for r in self.runner.results]
@@ -173,8 +282,7 @@ class CmService:
                 log.info("cm.waiting_for_mirror", state_dir=str(self.state_dir or self.settings.state_dir))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.settings.cm.poll_s)
-            self.observe_new_periods()
-            self.runner.reconcile(self._now())
+            self.housekeep(self.runner.reconcile, "reconcile")
             last = asyncio.get_running_loop().time()
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=500)
@@ -187,10 +295,9 @@ class CmService:
                             self.dead_lettered += 1
                             metrics.CM_REQUESTS.labels(outcome="dead_lettered").inc()
                 now = asyncio.get_running_loop().time()
-                if now - last >= self.settings.cm.poll_s:
+                if now - last >= self.settings.cm.poll_s * 2**self._backoff:
                     last = now
-                    self.observe_new_periods()
-                    self.runner.tick(self._now())
+                    self.housekeep(self.runner.tick, "tick")
                 out = letters + self.outputs()
                 if out:
                     await sink.send_many(out)

@@ -64,6 +64,9 @@ poll_s = 0.5
 
 [guard]
 mode = "auto"
+
+[timeseries]
+local_path = "{tmp_path / 'timeseries.sqlite'}"  # this test's change markers only (the worker run is shared)
 """)
     settings = load_settings(config)
     servers = fresh_broker.bootstrap_servers

@@ -193,7 +193,13 @@ class Guard:
         own = request.guard.allowed_window
         if own is not None:
             utc = now.astimezone(ZoneInfo("UTC")).time()
-            if not _in_window(utc, *parse_window(own)):
+            try:
+                start, end = parse_window(own)
+            except ValueError as exc:  # a request recorded before the schema checked windows: refused, not raised
+                out.append(Violation("request_window", f"guard.allowedWindow {own!r} is not a change window: {exc}",
+                                     {"window": own}))
+                return out
+            if not _in_window(utc, start, end):
                 out.append(Violation("request_window", f"{utc.strftime('%H:%M')} UTC is outside the request's own "
                                      f"allowedWindow {own}", {"utcTime": utc.strftime("%H:%M"), "window": own}))
         return out

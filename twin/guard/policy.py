@@ -17,7 +17,6 @@ windows
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from datetime import time
 from typing import Literal
@@ -25,21 +24,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["AttributeRule", "GuardPolicy", "ProtectedKpi", "parse_window"]
+from twin.schemas.change import parse_window as _parse_window
 
-_WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+__all__ = ["AttributeRule", "GuardPolicy", "ProtectedKpi", "parse_window"]
 
 
 def parse_window(text: str) -> tuple[time, time]:
-    """``"HH:MM-HH:MM"`` as (start, end); an end before the start spans midnight.
+    """``"HH:MM-HH:MM"`` as (start, end); an end before the start spans midnight. The schema's parser
+    (``twin.schemas.change.parse_window``), which also checks a request's own ``guard.allowedWindow``
+    at the edge, so the policy and a request cannot disagree on what a window is.
 
     >>> parse_window("22:00-05:30")
     (datetime.time(22, 0), datetime.time(5, 30))
     """
-    m = _WINDOW.match(text)
-    if m is None or int(m[1]) > 23 or int(m[3]) > 23 or int(m[2]) > 59 or int(m[4]) > 59:
-        raise ValueError(f"change window {text!r} must be HH:MM-HH:MM with hours 00-23 and minutes 00-59")
-    return time(int(m[1]), int(m[2])), time(int(m[3]), int(m[4]))
+    return _parse_window(text)
 
 
 class _Section(BaseModel):

@@ -8,6 +8,7 @@ step)``), so a step retried after a crash cannot be recorded twice.
 
 >>> from datetime import datetime, UTC
 >>> from twin.schemas import CmChangeRequest
+from twin.schemas.change import STORED
 >>> led = open_ledger(":memory:")
 >>> req = CmChangeRequest(change_id="0b7e7d1c-6f0a-4b8e-9a51-3f4f5d6e7a8b",
 ...     requested_at=datetime(2026, 1, 1, tzinfo=UTC), requester="cli", cell_key="nr:00101-000000102",
@@ -38,6 +39,7 @@ from typing import Any
 
 from twin.ledger.states import FINAL, State
 from twin.schemas import CmChangeRequest
+from twin.schemas.change import STORED
 from twin.sqlite_wal import connect_wal
 
 __all__ = ["ChangeView", "Event", "Ledger", "LedgerError", "open_ledger"]
@@ -188,7 +190,7 @@ class Ledger:
             cur.execute(self._sql("SELECT body FROM cm_requests WHERE change_id = ?"), (request.change_id,))
             row = cur.fetchone()
             if row is not None:
-                if CmChangeRequest.model_validate_json(row[0]) != request:
+                if CmChangeRequest.model_validate_json(row[0], context=STORED) != request:
                     raise LedgerError(f"change id {request.change_id} is already recorded with a different request")
                 return False
             cur.execute(self._sql("INSERT INTO cm_requests (change_id, cell_key, cluster, attribute, requested_at, "
@@ -261,7 +263,7 @@ class Ledger:
         rows = self._query("SELECT body FROM cm_requests WHERE change_id = ?", (change_id,))
         if not rows:
             raise KeyError(f"change {change_id} is not in the ledger")
-        return CmChangeRequest.model_validate_json(rows[0][0])
+        return CmChangeRequest.model_validate_json(rows[0][0], context=STORED)
 
     def get(self, change_id: str) -> ChangeView:
         """The change as it stands, with its whole history (``KeyError`` when unknown)."""
@@ -301,8 +303,8 @@ class Ledger:
         history = self.history(last.change_id)
         decision = next((e for e in reversed(history) if e.state in _DECISIONS), None)
         reason = next((str(e.detail["reason"]) for e in reversed(history) if e.detail.get("reason")), None)
-        return ChangeView(request=CmChangeRequest.model_validate_json(body), cluster=cluster, state=last.state,
-                          at=last.at, actor=last.actor, detail=last.detail,
+        return ChangeView(request=CmChangeRequest.model_validate_json(body, context=STORED), cluster=cluster,
+                          state=last.state, at=last.at, actor=last.actor, detail=last.detail,
                           decided_by=decision.actor if decision else None, reason=reason,
                           history=tuple(history) if with_history else ())
 

@@ -28,6 +28,16 @@ predicted_before) - 1)``.
 (-12.0, True)
 >>> kpi_verdict("RRU.PrbTotDl", 40.0, 41.0, None, None, 0.0, 10.0, higher_is_better=False).degraded
 False
+
+An expected effect of -100 % or less (the schema refuses it at the edge; a change recorded
+before that is judged all the same) leaves no counterfactual: the change is judged degraded, the
+safe side, and rolled back, with the reason in ``note``:
+
+>>> v = kpi_verdict("DRB.UEThpDl", 50.0, 51.0, 40.0, 40.0, expected_pct=-100.0, max_degradation_pct=5.0)
+>>> (v.degraded, v.counterfactual, round(v.effect_pct, 2))
+(True, 50.0, 2.0)
+>>> print(v.note)
+expectedKpiImpact -100 % leaves no counterfactual (a KPI cannot fall by 100 % or more): judged degraded
 """
 
 from __future__ import annotations
@@ -54,6 +64,7 @@ class KpiVerdict:
     predicted_pct: float | None = None  # the twin's predicted change of the scope, where known
     upper_pct: float | None = None  # one-sided 95 % bounds of effect_pct from the periods' scatter
     lower_pct: float | None = None
+    note: str | None = None  # why the verdict is not the measured one (no counterfactual: degraded, the safe side)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,9 +75,10 @@ class KpiVerdict:
         pred = "" if self.predicted_pct is None else f"; predicted {self.predicted_pct:+.1f} %"
         if self.upper_pct is not None and self.lower_pct is not None:
             pred += f"; 95 % bounds {self.lower_pct:+.1f} .. {self.upper_pct:+.1f} %"
+        note = "" if self.note is None else f"; {self.note}"
         return (f"{self.kpi} {self.effect_pct:+.1f} % against the counterfactual {self.counterfactual:.4g} from "
                 f"{how} (real {self.real_before:.4g} -> {self.real_after:.4g}{pred}; tolerance "
-                f"{self.max_degradation_pct:g} %)")
+                f"{self.max_degradation_pct:g} %{note})")
 
 
 def kpi_verdict(kpi: str, real_before: float, real_after: float, predicted_before: float | None,
@@ -75,7 +87,13 @@ def kpi_verdict(kpi: str, real_before: float, real_after: float, predicted_befor
     """The verdict on one protected KPI (means over the baseline and observation periods)."""
     normalised = bool(predicted_before and predicted_after and predicted_before > 0 and predicted_after > 0)
     ratio = (predicted_after / predicted_before) if normalised else 1.0  # type: ignore[operator]
-    counterfactual = real_before * ratio / (1.0 + expected_pct / 100.0)
+    divisor = 1.0 + expected_pct / 100.0
+    note = None
+    if not (math.isfinite(divisor) and divisor > 0):  # no counterfactual: the safe side is a roll back
+        note = (f"expectedKpiImpact {expected_pct:g} % leaves no counterfactual (a KPI cannot fall by 100 % or "
+                "more): judged degraded")
+        divisor = 1.0  # the figures shown: against the forecast alone
+    counterfactual = real_before * ratio / divisor
     effect = 100.0 * (real_after / counterfactual - 1.0) if counterfactual > 0 else 0.0
     vs_pred = None
     if normalised and real_before > 0:
@@ -83,7 +101,8 @@ def kpi_verdict(kpi: str, real_before: float, real_after: float, predicted_befor
     degradation = -effect if higher_is_better else effect
     return KpiVerdict(kpi=kpi, real_before=real_before, real_after=real_after, counterfactual=counterfactual,
                       effect_pct=effect, vs_prediction_pct=vs_pred, max_degradation_pct=max_degradation_pct,
-                      degraded=degradation > max_degradation_pct, normalised=normalised)
+                      degraded=note is not None or degradation > max_degradation_pct, normalised=normalised,
+                      note=note)
 
 
 def control_verdict(kpi: str, scope_before: float, scope_after: float, control_before: float,
@@ -108,6 +127,12 @@ def control_verdict(kpi: str, scope_before: float, scope_after: float, control_b
     >>> noisy = control_verdict("DRB.UEThpDl", 30.0, 27.0, 100.0, 95.0, 5.0, log_effect=-0.054, log_se=0.05)
     >>> (round(noisy.effect_pct, 2), noisy.degraded, round(noisy.upper_pct or 0, 2))
     (-5.26, False, 2.87)
+
+    A scope whose KPI fell to nothing is a -100 % effect against the control cells' trend:
+
+    >>> gone = control_verdict("DRB.UEThpDl", 3e5, 0.0, 1e6, 1e6, 5.0)
+    >>> (gone.effect_pct, gone.counterfactual, gone.degraded)
+    (-100.0, 300000.0, True)
     """
     if log_effect is None:
         log_effect = math.log(max(scope_after, 1e-12) / max(scope_before * (control_after / control_before)
@@ -115,7 +140,9 @@ def control_verdict(kpi: str, scope_before: float, scope_after: float, control_b
     effect = 100.0 * math.expm1(log_effect)
     upper = None if log_se is None else 100.0 * math.expm1(log_effect + z * log_se)
     lower = None if log_se is None else 100.0 * math.expm1(log_effect - z * log_se)
-    counterfactual = scope_after / (1.0 + effect / 100.0)
+    grown = 1.0 + effect / 100.0  # 0.0 when the scope's KPI fell to nothing (expm1 rounds to -1)
+    counterfactual = (scope_after / grown if grown > 0 and scope_after > 0 else
+                      scope_before * control_after / control_before if control_before > 0 else scope_before)
     degradation = -effect if higher_is_better else effect
     significant = True if log_se is None else ((upper or 0.0) < 0 if higher_is_better else (lower or 0.0) > 0)
     return KpiVerdict(kpi=kpi, real_before=scope_before, real_after=scope_after, counterfactual=counterfactual,

@@ -2,18 +2,53 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import time
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, ValidationInfo, WithJsonSchema, field_validator
 
 from twin.schemas.base import CellKey, UtcDateTime, Uuid, WireModel
 
 __all__ = [
-    "Approval", "ApprovalState", "ChangeState", "CmChangeRequest", "CmChangeResult", "GuardSpec", "RollbackKpi",
-    "Transport", "rollback_of",
+    "STORED", "Approval", "ApprovalState", "ChangeState", "CmChangeRequest", "CmChangeResult", "GuardSpec",
+    "RollbackKpi", "Transport", "parse_window", "rollback_of",
 ]
+
+STORED: dict[str, Any] = {"stored": True}
+"""Validation context of a request read back from the ledger (``model_validate_json(body,
+context=STORED)``): the bounds a request meets at the edge (a real ``guard.allowedWindow``, each
+``expectedKpiImpact`` above -100 %) are not applied again, so a request recorded before they
+existed stays readable; the guard refuses such a window (rule ``request_window``) and the
+verification rolls such a change back."""
+
+_WINDOW = re.compile(r"^([0-9]{2}):([0-9]{2})-([0-9]{2}):([0-9]{2})$")
+WINDOW_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"
+"""What a change window is, as the exported JSON Schema states it (``parse_window`` checks the same)."""
+
+
+def parse_window(text: str) -> tuple[time, time]:
+    """``"HH:MM-HH:MM"`` as (start, end), hours 00-23 and minutes 00-59; an end before the start
+    spans midnight. The one parser of change windows: the guard policy's ``windows`` and a request's
+    own ``guard.allowedWindow``.
+
+    >>> parse_window("22:00-05:30")
+    (datetime.time(22, 0), datetime.time(5, 30))
+    >>> parse_window("24:00-06:00")
+    Traceback (most recent call last):
+    ...
+    ValueError: change window '24:00-06:00' must be HH:MM-HH:MM with hours 00-23 and minutes 00-59
+    """
+    m = _WINDOW.match(text)
+    if m is None or int(m[1]) > 23 or int(m[3]) > 23 or int(m[2]) > 59 or int(m[4]) > 59:
+        raise ValueError(f"change window {text!r} must be HH:MM-HH:MM with hours 00-23 and minutes 00-59")
+    return time(int(m[1]), int(m[2])), time(int(m[3]), int(m[4]))
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and bool(info.context.get("stored"))
 
 
 class RollbackKpi(WireModel):
@@ -24,9 +59,30 @@ class RollbackKpi(WireModel):
 class GuardSpec(WireModel):
     max_step_db: float | None = Field(default=None, gt=0)
     max_step: float | None = Field(default=None, gt=0)
-    allowed_window: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
+    allowed_window: Annotated[str, WithJsonSchema({"type": "string", "pattern": WINDOW_PATTERN})] | None = Field(
+        default=None, description="'HH:MM-HH:MM' in UTC, hours 00-23, minutes 00-59; an end before the start "
+        "spans midnight")
     confirm_timeout_s: int = Field(default=900, gt=0)
     rollback_kpis: list[RollbackKpi] = Field(default_factory=list)
+
+    @field_validator("allowed_window")
+    @classmethod
+    def _window(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not _stored(info):
+            parse_window(value)  # refused here, at the edge, not by the guard of a recorded change
+        return value
+
+
+def _impact(value: float, info: ValidationInfo) -> float:
+    if value <= -100.0 and not _stored(info):
+        raise ValueError(f"expected impact {value:g} % is not a relative change: a KPI cannot fall by 100 % or "
+                         "more (the verification divides by 1 + impact / 100)")
+    return value
+
+
+ImpactPct = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_impact),
+                      WithJsonSchema({"type": "number", "exclusiveMinimum": -100})]
+"""An expected KPI change in percent: finite and above -100 %."""
 
 
 class ApprovalState(StrEnum):
@@ -56,7 +112,8 @@ class CmChangeRequest(WireModel):
     to: Any
     unit: str | None = None
     reason: str | None = None
-    expected_kpi_impact: dict[str, float] = Field(default_factory=dict)
+    expected_kpi_impact: dict[str, ImpactPct] = Field(default_factory=dict, description="KPI -> expected "
+                                                      "relative change in percent, above -100")
     # what the twin knew when it proposed the change (None for a change a person asked for)
     twin_version: str | None = Field(default=None, max_length=256)
     fidelity: float | None = Field(default=None, ge=0, description="the cluster's DT-BSM at decision time")
