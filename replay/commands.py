@@ -96,7 +96,7 @@ def replay(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="read and validate only, no broker")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     plmn: Annotated[
-        str | None, typer.Option(help="PLMN (MCC+MNC) of derived cell keys [raca: 27203, pm-xml: 00101]")
+        str | None, typer.Option(help="PLMN (MCC+MNC) of derived cell keys (raca: 27203, pm-xml: 00101)")
     ] = None,
     dn_map: Annotated[Path | None, typer.Option(help="pm-xml: JSON object mapping DN -> cell key")] = None,
     vector_rules: Annotated[
@@ -105,8 +105,8 @@ def replay(
     timezone: Annotated[
         str | None,
         typer.Option(
-            help="IANA zone of times written without an offset [raca: Europe/Dublin; pm-xml: none, such "
-            "times are rejected]"
+            help="IANA zone of times written without an offset (raca: Europe/Dublin; pm-xml: none, such "
+            "times are rejected)"
         ),
     ] = None,
     max_gap: Annotated[
