@@ -47,3 +47,19 @@ def test_an_lte_serving_cells_indices_reach_the_mirror_on_the_nr_grid() -> None:
         assert rsrq_db_of_index(rsrq) == pytest.approx(-10.0, abs=0.25)
     nr = _decode({**MR, "serving": {"pci": 7, "rsrpIdx": 41, "rsrqIdx": 20}})  # no RAT: NR's grid, as reported
     assert nr[2][2:4] == (41, 20)
+
+
+@pytest.mark.parametrize(("topic", "record", "field"), [
+    (topics.MR_UE, {**MR, "eventTime": "1970-01-01T00:00:00Z"}, "eventTime"),
+    (topics.PM_CELL, {"cellKey": "nr:00101-00000a01c", "measObjDn": "ManagedElement=1,NRCellDU=1",
+                      "measObjClass": "NRCellDU", "periodEnd": "1999-12-31T23:45:00Z", "granularityPeriodS": 900,
+                      "values": {"RRU.PrbTotDl": 63.0}}, "periodEnd"),
+])
+def test_an_event_time_before_the_earliest_is_rejected_naming_it(topic: str, record: dict[str, Any],
+                                                                  field: str) -> None:
+    decoder = IngestDecoder(IngestSettings(), now=lambda: 1.8e9)
+    out = decoder.decode(topic, None, json.dumps(record).encode())
+    assert isinstance(out, Rejection) and out.error_class == "past_timestamp", out
+    assert f"field {field}" in out.reason and "earliest_event_time_s 946684800" in out.reason
+    lenient = IngestDecoder(IngestSettings(earliest_event_time_s=-1e12), now=lambda: 1.8e9)
+    assert not isinstance(lenient.decode(topic, None, json.dumps(record).encode()), Rejection)

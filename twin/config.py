@@ -148,6 +148,10 @@ class BrokerSettings(_Section):
 class IngestSettings(_Section):
     max_payload_bytes: int = Field(default=1_048_576, ge=1024)
     max_future_skew_s: float = Field(default=600.0, ge=0, description="later event times are rejected")
+    earliest_event_time_s: float = Field(
+        default=946_684_800.0, description="earlier event times (epoch s; default 2000-01-01T00:00:00Z) are "
+        "rejected: no RAN telemetry is older, and a device clock reset to 1970 or a year typed as 0001 would "
+        "otherwise open periods decades before the network's")
     mr_dedup_retention_s: int = Field(default=72 * 3600, ge=60)
     pm_retention_s: int = Field(default=7 * 86400, ge=60)
 

@@ -172,7 +172,14 @@ class IngestDecoder:
         return Rejection(describe_validation_error(exc), "schema")
 
     def _too_late(self, field: str, epoch: float) -> Rejection | None:
-        return self._future(field, epoch) if epoch > self._limit else None
+        """A rejection when ``epoch`` is in the future beyond the skew, or before the earliest event time."""
+        if epoch > self._limit:
+            return self._future(field, epoch)
+        return self._past(field, epoch) if epoch < self.settings.earliest_event_time_s else None
+
+    def _past(self, field: str, epoch: float) -> Rejection:
+        return Rejection(f"field {field}: timestamp {epoch:.0f} is before earliest_event_time_s "
+                         f"{self.settings.earliest_event_time_s:.0f}", "past_timestamp")
 
     def _future(self, field: str, epoch: float) -> Rejection:
         return Rejection(
@@ -251,6 +258,8 @@ class IngestDecoder:
         at = rec.event_time.timestamp()
         if at > self._limit:
             return self._future("eventTime", at)
+        if at < self.settings.earliest_event_time_s:
+            return self._past("eventTime", at)
         serving = rec.serving
         if serving.pci is None and serving.cell_key is None:
             return Rejection("field serving: a cell measurement needs pci or cellKey (value none)", "schema")
