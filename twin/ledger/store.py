@@ -8,7 +8,6 @@ step)``), so a step retried after a crash cannot be recorded twice.
 
 >>> from datetime import datetime, UTC
 >>> from twin.schemas import CmChangeRequest
-from twin.schemas.change import STORED
 >>> led = open_ledger(":memory:")
 >>> req = CmChangeRequest(change_id="0b7e7d1c-6f0a-4b8e-9a51-3f4f5d6e7a8b",
 ...     requested_at=datetime(2026, 1, 1, tzinfo=UTC), requester="cli", cell_key="nr:00101-000000102",
