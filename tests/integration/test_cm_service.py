@@ -20,7 +20,7 @@ from tests.adapters.provmns_peer import ProvMnsPeer
 from tests.helpers import consume_all
 from tests.library.worker_run import GROUP
 from twin import topics
-from twin.config import load_settings
+from twin.config import TwinSettings, load_settings
 from twin.ledger import State, open_ledger
 from twin.ports import OutRecord, open_sink
 from twin.schemas import CmChangeRequest, DeadLetter
@@ -41,7 +41,27 @@ def request(cell: str, to: Any, frm: Any = 19000) -> CmChangeRequest:
                            from_=frm, to=to)
 
 
-async def _send(servers: str, records: list[OutRecord]) -> None:
+def cm_settings(run: Any, peer: ProvMnsPeer, tmp_path: Path, guard: str = "") -> TwinSettings:
+    """The worker run's settings plus ``[cm]`` on ``peer`` with this test's own ledger and time series
+    (the worker run is shared by the session), ``[guard]`` in auto mode and the ``guard`` lines."""
+    config = tmp_path / "cm.toml"
+    config.write_text(run.config_file.read_text() + f"""
+[cm]
+ledger = "{tmp_path / 'ledger.sqlite'}"
+adapter = "provmns"
+adapter_options = {{base_url = "{peer.base_url}"}}
+poll_s = 0.5
+
+[guard]
+mode = "auto"
+{guard}
+[timeseries]
+local_path = "{tmp_path / 'timeseries.sqlite'}"
+""")
+    return load_settings(config)
+
+
+async def send(servers: str, records: list[OutRecord]) -> None:
     sink = open_sink("kafka", bootstrap_servers=servers, ensure=[topics.CHANGE_REQUESTS], partitions=4)
     await sink.start()
     try:
@@ -54,21 +74,7 @@ async def _send(servers: str, records: list[OutRecord]) -> None:
 def test_requests_are_guarded_pushed_recorded_and_answered(emulated_worker_run: Any, fresh_broker: EmbeddedBroker,
                                                            peer: ProvMnsPeer, tmp_path: Path) -> None:
     run = emulated_worker_run
-    config = tmp_path / "cm.toml"
-    config.write_text(run.config_file.read_text() + f"""
-[cm]
-ledger = "{tmp_path / 'ledger.sqlite'}"
-adapter = "provmns"
-adapter_options = {{base_url = "{peer.base_url}"}}
-poll_s = 0.5
-
-[guard]
-mode = "auto"
-
-[timeseries]
-local_path = "{tmp_path / 'timeseries.sqlite'}"  # this test's change markers only (the worker run is shared)
-""")
-    settings = load_settings(config)
+    settings = cm_settings(run, peer, tmp_path)
     servers = fresh_broker.bootstrap_servers
     cell = run.clusters["west"][0]
     good, too_far = request(cell, 17000), request(run.clusters["west"][1], 4000)
@@ -78,7 +84,7 @@ local_path = "{tmp_path / 'timeseries.sqlite'}"  # this test's change markers on
                 OutRecord(topics.CHANGE_REQUESTS, b"z", b'{"reason": "' + b"x" * 2_000_000 + b'"}')]
 
     async def scenario() -> tuple[list[bytes | None], list[bytes | None], CmService]:
-        await _send(servers, records)
+        await send(servers, records)
         service = CmService(settings, servers, run.state_dir / GROUP)
         stop = asyncio.Event()
         task = asyncio.create_task(service.run(stop))

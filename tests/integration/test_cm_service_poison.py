@@ -25,11 +25,12 @@ from streams.broker import EmbeddedBroker
 from streams.cm_service import CmService
 from tests.adapters.provmns_peer import ProvMnsPeer
 from tests.helpers import consume_all
+from tests.integration.test_cm_service import cm_settings, send
 from tests.library.worker_run import GROUP
 from twin import topics
-from twin.config import TwinSettings, load_settings
+from twin.config import TwinSettings
 from twin.ledger import State, open_ledger
-from twin.ports import OutRecord, open_sink
+from twin.ports import OutRecord
 from twin.schemas import CmChangeRequest, DeadLetter
 from twin.schemas.change import STORED
 
@@ -56,40 +57,11 @@ def wire(req: CmChangeRequest, **changes: Any) -> bytes:
     return json.dumps(doc).encode()
 
 
-async def send(servers: str, values: list[bytes]) -> None:
-    sink = open_sink("kafka", bootstrap_servers=servers, ensure=[topics.CHANGE_REQUESTS], partitions=4)
-    await sink.start()
-    try:
-        await sink.send_many([OutRecord(topics.CHANGE_REQUESTS, KEY, v) for v in values])
-        await sink.flush()
-    finally:
-        await sink.stop()
-
-
-def settings_for(run: Any, peer: ProvMnsPeer, tmp_path: Path) -> TwinSettings:
-    config = tmp_path / "cm.toml"
-    config.write_text(run.config_file.read_text() + f"""
-[cm]
-ledger = "{tmp_path / 'ledger.sqlite'}"
-adapter = "provmns"
-adapter_options = {{base_url = "{peer.base_url}"}}
-poll_s = 0.5
-
-[guard]
-mode = "auto"
-max_cells_per_cluster = 5
-
-[timeseries]
-local_path = "{tmp_path / 'timeseries.sqlite'}"  # not the shared worker run's store (test_cm_service reads its own)
-""")
-    return load_settings(config)
-
-
 async def serve(settings: TwinSettings, servers: str, run: Any, sent: list[bytes], results: int, letters: int
                 ) -> tuple[CmService, list[bytes | None], list[bytes | None]]:
     """Send ``sent`` (key ``KEY``), run a service until ``results`` results and ``letters`` dead letters
     are on the broker (counted from the topics' start), check it is still running, stop it."""
-    await send(servers, sent)
+    await send(servers, [OutRecord(topics.CHANGE_REQUESTS, KEY, v) for v in sent])
     service = CmService(settings, servers, run.state_dir / GROUP)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
@@ -110,7 +82,7 @@ def test_poison_requests_are_dead_lettered_and_the_service_goes_on(emulated_work
                                                                    fresh_broker: EmbeddedBroker, peer: ProvMnsPeer,
                                                                    tmp_path: Path) -> None:
     run = emulated_worker_run
-    settings = settings_for(run, peer, tmp_path)
+    settings = cm_settings(run, peer, tmp_path, guard="max_cells_per_cluster = 5")
     servers = fresh_broker.bootstrap_servers
     west = run.clusters["west"]
     original = request(west[0], 1, 17000, 19000)
@@ -161,7 +133,7 @@ def test_a_change_the_ledger_cannot_settle_does_not_stop_the_service(emulated_wo
     reconcile meets it: the ledger reads it (``STORED``), the guard refuses it with rule
     ``request_window``, and the service goes on, handles new requests and restarts cleanly."""
     run = emulated_worker_run
-    settings = settings_for(run, peer, tmp_path)
+    settings = cm_settings(run, peer, tmp_path, guard="max_cells_per_cluster = 5")
     servers = fresh_broker.bootstrap_servers
     west = run.clusters["west"]
     old = request(west[0], 1, 17000, 19000)

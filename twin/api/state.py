@@ -30,7 +30,7 @@ from twin.alert_log import AlertState, fold
 from twin.api import journal
 from twin.config import TwinSettings
 from twin.digital_twin import Twin
-from twin.ledger import Ledger, open_ledger
+from twin.ledger import Ledger, open_ledger, sqlite_file
 from twin.mirror.store import DB_NAME
 
 __all__ = ["ApiState", "LedgerUnavailable", "Readiness"]
@@ -68,13 +68,6 @@ def _broken(exc: BaseException) -> bool:
     SQLite's "file is not a database", "no such table", "database is locked", a lost connection."""
     return (isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
             or _psycopg_error(exc, "OperationalError", "InterfaceError"))
-
-
-def _ledger_file(url: str) -> Path | None:
-    """The SQLite file of a ledger URL (None for :memory: and PostgreSQL)."""
-    if url.startswith("sqlite:///"):
-        url = url.removeprefix("sqlite:///") or ":memory:"
-    return None if "://" in url or url == ":memory:" else Path(url)
 
 
 @dataclass
@@ -181,7 +174,7 @@ class ApiState:
         with self.lock:
             if self._ledger is None:
                 url = self.ledger_url
-                path = _ledger_file(url)
+                path = sqlite_file(url)
                 if not create and path is not None and not path.exists():
                     return None
                 try:

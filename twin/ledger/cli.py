@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from twin.ledger.states import State
-from twin.ledger.store import Ledger, open_ledger
+from twin.ledger.store import Ledger, open_ledger, sqlite_file
 
 __all__ = ["cm_app"]
 
@@ -42,8 +42,8 @@ def _open(config: Path | None, ledger: str | None) -> Ledger:
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     url = ledger or settings.cm.ledger_url(settings.state_dir)
-    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None if "://" in url else url
-    if path not in (None, "", ":memory:") and not Path(path).is_file():  # opening would create an empty one
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():  # opening would create an empty one
         raise _fail(f"no ledger at {url} (is the worker's state_dir right? or pass --ledger)", 1)
     try:
         return open_ledger(url)

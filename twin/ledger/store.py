@@ -41,7 +41,7 @@ from twin.schemas import CmChangeRequest
 from twin.schemas.change import STORED
 from twin.sqlite_wal import connect_wal
 
-__all__ = ["ChangeView", "Event", "Ledger", "LedgerError", "open_ledger"]
+__all__ = ["ChangeView", "Event", "Ledger", "LedgerError", "open_ledger", "sqlite_file"]
 
 _AFTER_ROLLING_BACK = frozenset({State.ROLLING_BACK, State.ROLLED_BACK, State.FAILED})
 
@@ -343,6 +343,21 @@ def _postgres(url: str) -> Ledger:
             cur.execute(_PG_TRIGGER.format(table=table))
     conn.commit()
     return Ledger(conn, "%s", "postgres")
+
+
+def sqlite_file(url: str | Path) -> Path | None:
+    """The SQLite file a ledger URL names (a path or ``sqlite:///path``); None for ``:memory:`` and
+    PostgreSQL. Who must not create a ledger by opening it checks this file exists first.
+
+    >>> sqlite_file("sqlite:////var/lib/twin/cm-ledger.sqlite"), sqlite_file("cm.sqlite")
+    (PosixPath('/var/lib/twin/cm-ledger.sqlite'), PosixPath('cm.sqlite'))
+    >>> sqlite_file(":memory:"), sqlite_file("sqlite:///"), sqlite_file("postgresql://db/twin")
+    (None, None, None)
+    """
+    text = str(url)
+    if text.startswith("sqlite:///"):
+        text = text.removeprefix("sqlite:///") or ":memory:"
+    return None if "://" in text or text == ":memory:" else Path(text)
 
 
 def open_ledger(url: str | Path) -> Ledger:
