@@ -16,6 +16,15 @@ restart does not meet it again); a start-up reconcile, a tick or a period's obse
 is logged with the change it was working on and the traceback, counted (``failures``), and tried
 again after a backoff that doubles up to 64 polls (one cluster's failure does not stop the
 observation of the others).
+
+The guard, the ledger and the adapter run on one thread of their own, one step at a time, never on
+the event loop: a push or a read can take minutes (a bulk CM import waits up to its
+``import_timeout_s``; NETCONF and REST wait for their peers), and on the loop that would stop the
+consumer's heartbeats (the group would rebalance and the next commit fail). While a step runs the
+loop keeps polling with the partitions paused, so the group keeps the service as a member however
+long the step takes (``max_poll_interval_ms``); records that arrive anyway (a rebalance assigned new
+partitions mid-step) are handled after it, and offsets are committed only once every record
+consumed is handled. A stop waits for the step in flight.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import asyncio
 import contextlib
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -103,6 +113,7 @@ class CmService:
         self.dead_lettered = 0
         self.failures = 0  # requests whose handling failed, and failed housekeeping steps
         self._backoff = 0
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-cm-runner")
 
     # -- the worker's mirror ---------------------------------------------------------------------------
     def _open_twin(self) -> Twin | None:
@@ -189,6 +200,17 @@ class CmService:
             return self._letter(msg, Rejection(f"changeId {req.change_id}: handling failed: {type(exc).__name__}: "
                                                f"{exc}{held}", "failed"))
 
+    def handle_all(self, msgs: list[Any]) -> list[OutRecord]:
+        """``handle`` each of ``msgs`` in order; the dead letters to send."""
+        letters = []
+        for msg in msgs:
+            letter = self.handle(msg)
+            if letter is not None:
+                letters.append(OutRecord(topics.DLQ, msg.key, letter))
+                self.dead_lettered += 1
+                metrics.CM_REQUESTS.labels(outcome="dead_lettered").inc()
+        return letters
+
     def _submit(self, msg: Any, req: CmChangeRequest) -> bytes | None:
         twin = self.twin
         try:
@@ -267,6 +289,21 @@ class CmService:
         self.runner.alerts.clear()
         return out
 
+    async def _off_loop(self, consumer: Any, held: list[Any], step: Callable[..., Any], *args: Any) -> Any:
+        """``step(*args)`` on the runner's thread; meanwhile the loop polls ``consumer`` with its
+        partitions paused (the group keeps the member however long the step takes) and keeps in
+        ``held`` what a poll returns anyway, for the caller to handle next."""
+        done = asyncio.get_running_loop().run_in_executor(self._thread, step, *args)
+        while not (await asyncio.wait({done}, timeout=0.2))[0]:
+            assigned = consumer.assignment()
+            if assigned:
+                consumer.pause(*assigned)
+            for msgs in (await consumer.getmany(timeout_ms=200)).values():
+                held.extend(msgs)
+        if consumer.paused():
+            consumer.resume(*consumer.paused())
+        return done.result()
+
     async def run(self, stop: asyncio.Event) -> None:
         sink = KafkaSink(self.servers, ensure=(topics.CHANGE_REQUESTS, topics.CHANGE_RESULTS, topics.ALERTS,
                                                topics.DLQ), partitions=self.settings.kafka.partitions,
@@ -277,34 +314,32 @@ class CmService:
                                  session_timeout_ms=self.settings.kafka.session_timeout_ms,
                                  heartbeat_interval_ms=self.settings.kafka.heartbeat_interval_ms)
         await consumer.start()
+        held: list[Any] = []  # consumed while a step ran, not handled yet
         try:
-            while self._open_twin() is None and not stop.is_set():  # no request is judged without the mirror
+            # no request is judged without the mirror
+            while await self._off_loop(consumer, held, self._open_twin) is None and not stop.is_set():
                 log.info("cm.waiting_for_mirror", state_dir=str(self.state_dir or self.settings.state_dir))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.settings.cm.poll_s)
-            self.housekeep(self.runner.reconcile, "reconcile")
+            await self._off_loop(consumer, held, self.housekeep, self.runner.reconcile, "reconcile")
             last = asyncio.get_running_loop().time()
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=500)
-                letters = []
-                for msgs in batch.values():
-                    for msg in msgs:
-                        letter = self.handle(msg)
-                        if letter is not None:
-                            letters.append(OutRecord(topics.DLQ, msg.key, letter))
-                            self.dead_lettered += 1
-                            metrics.CM_REQUESTS.labels(outcome="dead_lettered").inc()
+                msgs = held + [m for ms in batch.values() for m in ms]
+                held = []
+                letters = await self._off_loop(consumer, held, self.handle_all, msgs)
                 now = asyncio.get_running_loop().time()
                 if now - last >= self.settings.cm.poll_s * 2**self._backoff:
                     last = now
-                    self.housekeep(self.runner.tick, "tick")
+                    await self._off_loop(consumer, held, self.housekeep, self.runner.tick, "tick")
                 out = letters + self.outputs()
                 if out:
                     await sink.send_many(out)
                     await sink.flush()
-                if batch:
+                if msgs and not held:  # the positions hold nothing unhandled
                     await consumer.commit()
         finally:
+            self._thread.shutdown(wait=True)  # the step in flight ends before the ledger closes
             await consumer.stop()
             await sink.stop()
             await self.side.close()

@@ -15,15 +15,19 @@ read), it resumes from the log's start too. Either way it counts, logs and raise
 
 from __future__ import annotations
 
+import time
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.kafka_io import make_admin  # the process's TLS/SASL settings (streams.kafka_security)
 
 __all__ = ["FINGERPRINT_BYTES", "Verdict", "cluster_id", "fingerprint", "verify"]
+
+log = structlog.get_logger("twin.incarnation")
 
 FINGERPRINT_BYTES = 256  # of the record's value that go into its CRC
 
@@ -60,9 +64,16 @@ class Verdict:
 
 
 async def verify(consumer: AIOKafkaConsumer, tp: TopicPartition, next_offset: int, meta: dict[str, Any],
-                 current_cluster: str | None, wait_ms: int = 2000) -> Verdict:
+                 current_cluster: str | None, wait_ms: int = 2000, patience_s: float = 60.0) -> Verdict:
     """Where to resume ``tp`` after a checkpoint with ``next_offset`` and ``meta``; ``consumer`` is a
-    started consumer without a group, used to read the checkpoint's last record again."""
+    started consumer without a group, used to read the checkpoint's last record again.
+
+    A fetch that returns nothing within ``wait_ms`` is not proof that the record is gone: a loaded
+    machine, or a broker still starting, answers a new consumer's first fetch late (a worker
+    restarted beside the resync fit's process once took longer than 2 s, declared its intact log
+    replaced, re-read it from the start and raised an alert nothing would clear). The record is asked
+    for again until ``patience_s``, unless the log is empty: only then, or once the time is up, is it
+    "not in the log"."""
     if next_offset == 0:
         return Verdict(0)
     saved_cluster = meta.get("brokerClusterId")
@@ -72,11 +83,7 @@ async def verify(consumer: AIOKafkaConsumer, tp: TopicPartition, next_offset: in
                               f"offsets belong to {saved_cluster})")
     last = meta.get("lastRecord")
     if last is not None and last[0] >= start:
-        consumer.assign([tp])
-        consumer.seek(tp, last[0])
-        batch = await consumer.getmany(tp, timeout_ms=wait_ms, max_records=1)
-        found = batch.get(tp, [])
-        seen = fingerprint(found[0].offset, found[0].timestamp, found[0].value) if found else None
+        seen = await _read_again(consumer, tp, last[0], wait_ms, patience_s)
         if seen != list(last):
             what = "is not in the log" if seen is None else "differs"
             return Verdict(start, f"the record at offset {last[0]} the checkpoint applied last {what}: the "
@@ -85,3 +92,22 @@ async def verify(consumer: AIOKafkaConsumer, tp: TopicPartition, next_offset: in
         return Verdict(start, f"the log now starts at offset {start}, after the checkpoint's {next_offset}: "
                               f"{start - next_offset} records were deleted before they were read")
     return Verdict(next_offset)
+
+
+async def _read_again(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, wait_ms: int,
+                      patience_s: float) -> list[int] | None:
+    """The fingerprint of the first record ``consumer`` gets reading ``tp`` from ``offset`` (past the
+    log's end it is reset to the log's start, so a shorter new log answers with another record);
+    None when an empty log, or nothing within ``patience_s``, answers."""
+    consumer.assign([tp])
+    deadline = time.monotonic() + patience_s
+    while True:
+        consumer.seek(tp, offset)
+        found = (await consumer.getmany(tp, timeout_ms=wait_ms, max_records=1)).get(tp, [])
+        if found:
+            return fingerprint(found[0].offset, found[0].timestamp, found[0].value)
+        start, end = (await consumer.beginning_offsets([tp]))[tp], (await consumer.end_offsets([tp]))[tp]
+        if end <= start or time.monotonic() >= deadline:
+            return None
+        log.info("incarnation.read_again", topic=tp.topic, partition=tp.partition, offset=offset,
+                 log_start=start, log_end=end, waited_ms=wait_ms)

@@ -142,7 +142,8 @@ def test_kill_9_keeps_the_learners_and_the_fault_raises_one_alert(fresh_broker: 
     assert listed.returncode == 0, listed.stderr[-2000:]
     doc = orjson.loads(listed.stdout)
     by_type = {a["type"]: a for a in doc["alerts"]}
-    assert doc["invalidRecords"] == 0 and doc["active"] == 0
+    assert doc["invalidRecords"] == 0 and doc["active"] == 0, [(a["type"], a["text"]) for a in doc["alerts"]
+                                                                  if a["active"]]
     assert {a["cellKey"] for a in doc["alerts"] if a["type"] == "TWIN_DIVERGENCE"} == cells
     assert all(a["clearedAt"] for a in doc["alerts"])
     assert by_type["TWIN_RESYNC"]["clearedAt"] and not by_type["TWIN_RESYNC"]["active"]
