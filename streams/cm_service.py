@@ -6,9 +6,12 @@ ChangeRunner``) and pushes it with the configured adapter (``[cm] adapter``, ``a
 it reads the worker's checkpointed mirror (``twin.Twin.from_state``) every ``[cm] poll_s`` for the
 trust gate, the calibrated error and each new period's KPIs, which the verification observes;
 results go to ``ran.cm.change.results.v1``, alerts to ``ran.alerts.v1``, invalid requests to
-the dead-letter topic with the reason. Offsets are committed once a request is in the ledger
-or dead-lettered (at-least-once; the ledger is idempotent by change id), and on start every change
-a previous run left unsettled is reconciled against the device.
+the dead-letter topic with the reason. Results and alerts are sent from the ledger's outbox,
+where each step recorded them in its own transaction, and marked there once the broker has them:
+a crash between a step and its send loses neither (the next run sends them first). Offsets are
+committed once a request is in the ledger or dead-lettered (at-least-once; the ledger is
+idempotent by change id), and on start every change a previous run left unsettled is reconciled
+against the device.
 
 One request or one change never stops the service: a change id already recorded with another
 request, or a request whose handling fails, is dead-lettered with the reason (and committed, so a
@@ -52,10 +55,10 @@ from twin.digital_twin import Twin
 from twin.errors import UnknownCellError
 from twin.guard import GuardContext
 from twin.ingest import Rejection, describe_validation_error
-from twin.ledger import ChangeView, Event, open_ledger
+from twin.ledger import ChangeView, Event, OutboxRecord, open_ledger
 from twin.ports import CmAdapter, OutRecord, open_adapter
 from twin.rollout import ChangeRunner, cluster_kpis, whatif_scope
-from twin.schemas import CmChangeRequest, CmChangeResult
+from twin.schemas import Alert, CmChangeRequest, CmChangeResult
 
 __all__ = ["CmService"]
 
@@ -276,18 +279,26 @@ class CmService:
             log.warning("cm.housekeeping_backoff", retry_in_s=self.settings.cm.poll_s * 2**self._backoff)
         return not failed
 
-    def outputs(self) -> list[OutRecord]:
-        out = [OutRecord(topics.CHANGE_RESULTS, r.cell_key.encode(), r.to_json_bytes()) for r in self.runner.results]
-        out += [OutRecord(topics.ALERTS, (a.cell_key or a.cluster_id or "").encode(), a.to_json_bytes())
-                for a in self.runner.alerts]
-        journal.append(self._journal_dir(), self.runner.alerts)  # what the API lists (twin.api.journal)
-        for r in self.runner.results:
-            self.side.change(r, int((r.applied_at or datetime.now(UTC)).timestamp()) * 10**9)
-        for a in self.runner.alerts:
-            self.side.alert(a)
-        self.runner.results.clear()
+    def pending(self) -> tuple[list[OutboxRecord], list[CmChangeResult], list[Alert]]:
+        """The ledger's outbox beyond its published mark (``twin.ledger.OutboxRecord``: the results and
+        alerts of recorded steps, those of a run that crashed before sending them included), with
+        the results and alerts among them parsed."""
+        self.runner.results.clear()  # in the outbox too: sent from there
         self.runner.alerts.clear()
-        return out
+        ledger = self.runner.ledger
+        records = ledger.outbox(after=ledger.published())
+        results = [CmChangeResult.model_validate_json(r.body) for r in records if r.topic == topics.CHANGE_RESULTS]
+        alerts = [Alert.model_validate_json(r.body) for r in records if r.topic == topics.ALERTS]
+        return records, results, alerts
+
+    def outputs(self, results: list[CmChangeResult], alerts: list[Alert]) -> None:
+        """The side outputs of results and alerts about to be sent: the alert journal the API lists
+        (``twin.api.journal``), the time series' change markers and the alert webhook."""
+        journal.append(self._journal_dir(), alerts)
+        for r in results:
+            self.side.change(r, int((r.applied_at or datetime.now(UTC)).timestamp()) * 10**9)
+        for a in alerts:
+            self.side.alert(a)
 
     async def _off_loop(self, consumer: Any, held: list[Any], step: Callable[..., Any], *args: Any) -> Any:
         """``step(*args)`` on the runner's thread; meanwhile the loop polls ``consumer`` with its
@@ -332,10 +343,15 @@ class CmService:
                 if now - last >= self.settings.cm.poll_s * 2**self._backoff:
                     last = now
                     await self._off_loop(consumer, held, self.housekeep, self.runner.tick, "tick")
-                out = letters + self.outputs()
+                owed, results, alerts = await self._off_loop(consumer, held, self.pending)
+                self.outputs(results, alerts)
+                out = letters + [OutRecord(r.topic, r.key.encode(), r.body.encode()) for r in owed]
                 if out:
                     await sink.send_many(out)
                     await sink.flush()
+                if owed:  # on the broker: marked (a crash before the mark sends them again, at least once)
+                    await self._off_loop(consumer, held, self.runner.ledger.mark_published, owed[-1].seq,
+                                         "cm-service", datetime.now(UTC))
                 if msgs and not held:  # the positions hold nothing unhandled
                     await consumer.commit()
         finally:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.adapters.provmns_peer import ProvMnsPeer
 from tests.cm import crash_child as child
+from twin import topics
 from twin.ledger import State
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,6 +56,12 @@ def test_kill_9_between_steps_then_restart_reconciles(server: ProvMnsPeer, tmp_p
     assert server.value(child.DN, "/attributes/configuredMaxTxPower") == child.FROM
     assert writes(server, child.TO) == 1  # applied once, whatever the crash point
     assert writes(server, child.FROM) == 1  # rolled back once
+    # what the change owed the broker is in the ledger's outbox, the killed process's part included
+    # (it was never sent: the child publishes nothing), each result and the alert once
+    owed = restarted.ledger.outbox(after=restarted.ledger.published())
+    assert [json.loads(r.body)["state"] for r in owed if r.topic == topics.CHANGE_RESULTS] == ["APPLIED",
+                                                                                            "ROLLED_BACK"]
+    assert [json.loads(r.body)["type"] for r in owed if r.topic == topics.ALERTS] == ["CM_ROLLED_BACK"]
     steps = [e.step for e in view.history]
     assert steps[:4] == ["REQUESTED", "APPROVED", "APPLYING", "APPLIED"] and steps[-2:] == ["ROLLING_BACK",
                                                                                            "ROLLED_BACK"]

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from tests.cm.util import make_emulator, request
-from twin.ledger import Ledger, LedgerError, State, open_ledger
+from twin.ledger import Ledger, LedgerError, OutboxRecord, State, open_ledger
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -103,6 +105,44 @@ def test_two_connections_see_each_others_records_and_reopen_keeps_everything(url
     assert len(again.changes()) == 5 and again.controls_history("kill_switch")[0][:2] == (True, "ops")
     assert again.changes(cell_key=reqs[0].cell_key)[0].request == reqs[0]
     again.close()
+
+
+def test_the_outbox_is_written_with_its_step_and_read_from_the_published_mark(url: str) -> None:
+    """Two writers at once (two threads, two connections: the service's runner and the API's
+    decisions) each record steps with outbox messages; every message is read once in ``seq`` order
+    from the published mark, none is skipped, and a repeated step adds none."""
+    emu = make_emulator()
+    setup = open_ledger(url)
+    reqs = [request(emu, cell, "cellIndividualOffset", 1.0) for cell in emu.cells[:8]]
+    for r in reqs:
+        setup.record_request(r, "c1", at=NOW)
+    assert setup.published() == 0 and setup.outbox(after=0) == []
+
+    def write(part: list[Any]) -> None:
+        led = open_ledger(url)
+        for r in part:
+            for k in range(5):
+                assert led.append(r.change_id, State.OBSERVING, at=NOW, actor="runner", step=f"observe:{k}",
+                                  outbox=[("results", r.cell_key, f'{{"k": {k}}}')])
+            assert not led.append(r.change_id, State.OBSERVING, at=NOW, actor="runner", step="observe:0",
+                                  outbox=[("results", r.cell_key, "{}")])
+        led.close()
+
+    seen: list[OutboxRecord] = []
+    with ThreadPoolExecutor(2) as pool:
+        done = [pool.submit(write, reqs[i::2]) for i in range(2)]
+        while not all(f.done() for f in done) or setup.outbox(after=setup.published()):
+            batch = setup.outbox(after=setup.published(), limit=7)
+            seen += batch
+            if batch:
+                setup.mark_published(batch[-1].seq, "test", NOW)
+        [f.result() for f in done]
+    assert len(seen) == 40 and [r.seq for r in seen] == sorted({r.seq for r in seen})
+    assert sorted((r.change_id, r.body) for r in seen) == sorted((q.change_id, f'{{"k": {k}}}')
+                                                                  for q in reqs for k in range(5))
+    setup.mark_published(1, "test", NOW)  # a mark never goes back
+    assert setup.published() == seen[-1].seq and setup.outbox(after=setup.published()) == []
+    setup.close()
 
 
 def test_times_without_a_zone_and_unknown_urls_are_refused() -> None:

@@ -22,8 +22,9 @@ from tests.library.worker_run import GROUP
 from twin import topics
 from twin.config import TwinSettings, load_settings
 from twin.ledger import State, open_ledger
-from twin.ports import OutRecord, open_sink
-from twin.schemas import CmChangeRequest, DeadLetter
+from twin.ports import OutRecord, open_adapter, open_sink
+from twin.rollout import ChangeRunner
+from twin.schemas import ChangeState, CmChangeRequest, DeadLetter
 from twin.timeseries import LocalStore
 
 DN = "SubNetwork=Emulator,ManagedElement=gnb-001,GNBDUFunction=1,NRSectorCarrier=1"
@@ -115,3 +116,40 @@ def test_requests_are_guarded_pushed_recorded_and_answered(emulated_worker_run: 
     marked = {str(p.fields["changeId"]): p.tags["state"] for p in store.query("twin_change", 0, 2**62)}
     assert marked == {good.change_id: "APPLIED", too_far.change_id: "REJECTED"}
     assert {p.tags["source"] for p in store.query("twin_change", 0, 2**62)} == {"cm"}
+
+
+def test_what_a_crashed_run_recorded_is_sent_by_the_next(emulated_worker_run: Any, fresh_broker: EmbeddedBroker,
+                                                         peer: ProvMnsPeer, tmp_path: Path) -> None:
+    """A run that recorded a change's steps and died before sending their results: the next run
+    sends them from the ledger's outbox first, marks them, and a third run sends nothing again."""
+    run = emulated_worker_run
+    settings = cm_settings(run, peer, tmp_path)
+    servers = fresh_broker.bootstrap_servers
+    req = request(run.clusters["west"][0], 17000)
+    # the run that died: the change decided and recorded (refused: the run had no KPI history for
+    # a baseline), its result never sent (runner.results dropped)
+    crashed = ChangeRunner(open_ledger(tmp_path / "ledger.sqlite"), settings.guard,
+                           open_adapter("provmns", base_url=peer.base_url))
+    assert crashed.submit(req, "west", datetime.now(UTC)).state is State.REJECTED
+    assert [r.state for r in crashed.results] == [ChangeState.REJECTED]
+    crashed.ledger.close()
+
+    async def serve_once() -> None:
+        service = CmService(settings, servers, run.state_dir / GROUP)
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        await asyncio.sleep(0.2)
+        while service.twin is None or service.runner.ledger.published() == 0:
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)  # a few more polls
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+    asyncio.run(asyncio.wait_for(serve_once(), 60))
+    first = asyncio.run(consume_all(servers, topics.CHANGE_RESULTS, 1, timeout_s=20))
+    assert [(json.loads(v or b"{}")["changeId"], json.loads(v or b"{}")["state"]) for v in first] == [
+        (req.change_id, "REJECTED")]
+    ledger = open_ledger(tmp_path / "ledger.sqlite")
+    assert ledger.published() == ledger.outbox(after=0)[-1].seq and not ledger.outbox(after=ledger.published())
+    asyncio.run(asyncio.wait_for(serve_once(), 60))  # the mark holds: nothing is sent twice
+    assert len(asyncio.run(consume_all(servers, topics.CHANGE_RESULTS, 2, timeout_s=5))) == 1

@@ -6,6 +6,10 @@ trigger), and a change's state is its newest event. Idempotent by change id: rec
 request twice is a no-op, and each step of a change is recorded at most once (``UNIQUE(change_id,
 step)``), so a step retried after a crash cannot be recorded twice.
 
+The outbox: the messages a step owes the broker (its change result, an alert) are recorded in the
+step's own transaction, and the publisher marks how far it has sent them; nothing a step decided is
+lost by a crash between the step and its send.
+
 >>> from datetime import datetime, UTC
 >>> from twin.schemas import CmChangeRequest
 >>> led = open_ledger(":memory:")
@@ -22,6 +26,10 @@ True
 Traceback (most recent call last):
 ...
 twin.ledger.store.LedgerError: change 0b7e7d1c-6f0a-4b8e-9a51-3f4f5d6e7a8b is REJECTED (final): cannot record APPROVED
+>>> led.append(req.change_id, State.REJECTED, at=at, actor="guard", outbox=[("results", "k", "{}")])  # recorded
+False
+>>> [(r.seq, r.topic) for r in led.outbox(after=led.published())]  # a repeated step owes nothing more
+[]
 """
 
 from __future__ import annotations
@@ -41,9 +49,29 @@ from twin.schemas import CmChangeRequest
 from twin.schemas.change import STORED
 from twin.sqlite_wal import connect_wal
 
-__all__ = ["ChangeView", "Event", "Ledger", "LedgerError", "open_ledger", "sqlite_file"]
+__all__ = ["OUTBOX_CURSOR", "TABLES", "ChangeView", "Event", "Ledger", "LedgerError", "OutboxRecord", "open_ledger",
+           "sqlite_file"]
 
 _AFTER_ROLLING_BACK = frozenset({State.ROLLING_BACK, State.ROLLED_BACK, State.FAILED})
+
+TABLES = ("cm_requests", "cm_events", "cm_controls", "cm_outbox")
+"""The ledger's tables, each append-only (triggers refuse UPDATE and DELETE)."""
+
+OUTBOX_CURSOR = "outbox.published"
+"""The control that holds the ``seq`` of the last outbox record published (``Ledger.mark_published``)."""
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """A message the runner owes the broker (a change result, an alert), recorded in the transaction
+    of the step that caused it, so a crash between the step and the send loses nothing: whoever
+    publishes sends every record after ``Ledger.published()`` and then marks them."""
+
+    seq: int
+    change_id: str
+    topic: str
+    key: str
+    body: str  # the message's JSON
 
 
 class LedgerError(RuntimeError):
@@ -101,6 +129,9 @@ CREATE TABLE IF NOT EXISTS cm_events (
 CREATE INDEX IF NOT EXISTS cm_events_change ON cm_events (change_id, seq);
 CREATE TABLE IF NOT EXISTS cm_controls (
     seq {serial} PRIMARY KEY, name TEXT NOT NULL, value TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cm_outbox (
+    seq {serial} PRIMARY KEY, change_id TEXT NOT NULL, topic TEXT NOT NULL, msg_key TEXT NOT NULL,
+    body TEXT NOT NULL, recorded_at TEXT NOT NULL);
 """
 
 _SQLITE_GUARDS = """
@@ -212,8 +243,11 @@ class Ledger:
         return True
 
     def append(self, change_id: str, state: State, *, at: datetime, actor: str, detail: dict[str, Any] | None = None,
-               step: str | None = None) -> bool:
+               step: str | None = None, outbox: Sequence[tuple[str, str, str]] = ()) -> bool:
         """Record that ``change_id`` reached ``state``; False when this step was recorded already.
+
+        ``outbox``: the messages the step causes, ``(topic, key, JSON body)``, recorded in the same
+        transaction when the step is (``OutboxRecord``).
 
         ``step`` names the step when a state repeats (each observed period is ``observe:<epoch>``).
         A step after a final state is refused, except an operator's roll back of a CONFIRMED change.
@@ -236,7 +270,32 @@ class Ledger:
                 raise LedgerError(f"change {change_id} is {current.value} (final): cannot record {state.value}")
             if current is State.ROLLING_BACK and state not in _AFTER_ROLLING_BACK:
                 return False  # a step decided on an older reading of the change (observe raced a roll back)
-            return self._insert_event(cur, change_id, key, state, at, actor, dict(detail or {}))
+            new = self._insert_event(cur, change_id, key, state, at, actor, dict(detail or {}))
+            if new and outbox:
+                if self.kind == "postgres":
+                    # outbox writers one at a time, so their sequence numbers commit in order: a
+                    # publisher that marked seq n never meets a record below n committed later
+                    cur.execute("LOCK TABLE cm_outbox IN SHARE ROW EXCLUSIVE MODE")
+                recorded = _iso(datetime.now(UTC))
+                for topic, msg_key, body in outbox:
+                    cur.execute(self._sql("INSERT INTO cm_outbox (change_id, topic, msg_key, body, recorded_at) "
+                                          "VALUES (?, ?, ?, ?, ?)"), (change_id, topic, msg_key, body, recorded))
+            return new
+
+    def outbox(self, after: int, limit: int = 1000) -> list[OutboxRecord]:
+        """The outbox records after ``seq`` ``after``, oldest first, at most ``limit``."""
+        rows = self._query("SELECT seq, change_id, topic, msg_key, body FROM cm_outbox WHERE seq > ? ORDER BY seq "
+                           "LIMIT ?", (after, limit))
+        return [OutboxRecord(int(seq), cid, topic, key, body) for seq, cid, topic, key, body in rows]
+
+    def published(self) -> int:
+        """The ``seq`` of the last outbox record marked published (0: none)."""
+        return int(self.control(OUTBOX_CURSOR, 0))
+
+    def mark_published(self, seq: int, actor: str, at: datetime) -> None:
+        """The outbox records up to ``seq`` are on the broker (after the send was acknowledged)."""
+        if seq > self.published():
+            self.set_control(OUTBOX_CURSOR, seq, actor, at)
 
     def set_control(self, name: str, value: Any, actor: str, at: datetime) -> None:
         """Record a run-time control (the kill switch: ``set_control("kill_switch", True, ...)``)."""
@@ -320,7 +379,7 @@ def _sqlite(path: str) -> Ledger:
     def setup(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(_TABLES.format(serial="INTEGER"))
-        for table in ("cm_requests", "cm_events", "cm_controls"):
+        for table in TABLES:
             conn.executescript(_SQLITE_GUARDS.format(table=table))
 
     # synchronous=FULL: a recorded step survives a power cut, not only a crash; the service, the API
@@ -339,7 +398,7 @@ def _postgres(url: str) -> Ledger:
             if stmt.strip():
                 cur.execute(stmt)
         cur.execute(_PG_GUARDS)
-        for table in ("cm_requests", "cm_events", "cm_controls"):
+        for table in TABLES:
             cur.execute(_PG_TRIGGER.format(table=table))
     conn.commit()
     return Ledger(conn, "%s", "postgres")

@@ -6,8 +6,10 @@ state from which ``reconcile`` can finish the change by reading the device: a ch
 value the device already holds is recorded as applied, never pushed again; one the device does
 not hold is pushed (after the guard's checks pass again); one whose device value is neither the
 old nor the new one is recorded FAILED with that value, and an operator is alerted. Results for
-``ran.cm.change.results.v1`` and alerts collect in ``results`` and ``alerts`` for the caller to
-publish (the core imports no transport).
+``ran.cm.change.results.v1`` and alerts are recorded in the ledger's outbox in the transaction of
+the step that caused them (``twin.ledger.OutboxRecord``; a publisher sends them and marks them,
+so a crash between a step and its send loses nothing), and collect in ``results`` and ``alerts``
+for a caller in the same process (the core imports no transport).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from twin import topics
 from twin.guard import Guard, GuardContext, GuardPolicy, ProtectedKpi
 from twin.ledger import UNSETTLED, ChangeView, Ledger, State
 from twin.ports import AdapterUnavailable, CmAdapter
@@ -116,32 +119,49 @@ class ChangeRunner:
                                    for c, kv in cells_pred.items()}}
 
     # -- outputs ----------------------------------------------------------------------------------------
-    def _publish(self, request: CmChangeRequest, state: State, at: datetime, **kw: Any) -> None:
+    def _result(self, request: CmChangeRequest, state: State, **kw: Any) -> CmChangeResult | None:
+        """The ``ran.cm.change.results.v1`` message of reaching ``state`` (None: a state without one)."""
         wire = _WIRE.get(state)
         if wire is None:
-            return
-        self.results.append(CmChangeResult(change_id=request.change_id, cell_key=request.cell_key, state=wire,
-                                           transport=self.adapter.transport,
-                                           applied_at=kw.get("applied_at"), observed_value=kw.get("observed"),
-                                           device_response=kw.get("device_response"), error=kw.get("error")))
+            return None
+        return CmChangeResult(change_id=request.change_id, cell_key=request.cell_key, state=wire,
+                              transport=self.adapter.transport, applied_at=kw.get("applied_at"),
+                              observed_value=kw.get("observed"), device_response=kw.get("device_response"),
+                              error=kw.get("error"))
 
     def _alert(self, view: ChangeView | CmChangeRequest, kind: AlertType, severity: Severity, text: str,
-               at: datetime, kpis: Mapping[str, float] | None = None) -> None:
+               at: datetime, kpis: Mapping[str, float] | None = None) -> Alert:
         req = view if isinstance(view, CmChangeRequest) else view.request
-        self.alerts.append(Alert(alert_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"cm/{req.change_id}/{kind.value}")),
-                                 raised_at=at, cell_key=req.cell_key, severity=severity, type=kind,
-                                 related_change_id=req.change_id, text=text[:2000], kpis=dict(kpis or {}),
-                                 probable_cause="configurationOrCustomizationError"))
+        return Alert(alert_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"cm/{req.change_id}/{kind.value}")),
+                     raised_at=at, cell_key=req.cell_key, severity=severity, type=kind,
+                     related_change_id=req.change_id, text=text[:2000], kpis=dict(kpis or {}),
+                     probable_cause="configurationOrCustomizationError")
+
+    def _rolled_back_alert(self, request: CmChangeRequest, at: datetime) -> Alert:
+        view = self.ledger.get(request.change_id)  # its reason: why it is being rolled back
+        return self._alert(view, AlertType.CM_ROLLED_BACK, Severity.MAJOR,
+                           f"change {request.change_id} ({request.attribute} {request.from_!r} -> {request.to!r} on "
+                           f"{request.cell_key}) rolled back: {view.reason}", at)
 
     def _record(self, request: CmChangeRequest, state: State, at: datetime, actor: str,
-                detail: Mapping[str, Any] | None = None, step: str | None = None, **publish: Any) -> bool:
-        new = self.ledger.append(request.change_id, state, at=at, actor=actor, detail=dict(detail or {}), step=step)
+                detail: Mapping[str, Any] | None = None, step: str | None = None, alert: Alert | None = None,
+                **publish: Any) -> bool:
+        """Record a step; its result (a state with a wire form) and ``alert`` go into the ledger's
+        outbox in the step's transaction, and into ``results`` and ``alerts``, when it is new."""
+        result = self._result(request, state, **publish) if step is None else None
+        outbox = [] if result is None else [(topics.CHANGE_RESULTS, request.cell_key, result.to_json_bytes().decode())]
+        if alert is not None:
+            outbox.append((topics.ALERTS, alert.cell_key or alert.cluster_id or "", alert.to_json_bytes().decode()))
+        new = self.ledger.append(request.change_id, state, at=at, actor=actor, detail=dict(detail or {}), step=step,
+                                 outbox=outbox)
         if new and step is None:
             # one JSON line per transition, with the ids an operator greps for (twin.logs)
             log.info("cm.transition", change_id=request.change_id, cell=request.cell_key,
                      cluster=self.ledger.get(request.change_id).cluster, state=state.value, actor=actor,
                      attribute=request.attribute, to=request.to, reason=(detail or {}).get("reason"))
-            self._publish(request, state, at, **publish)
+        if new:
+            self.results += [] if result is None else [result]
+            self.alerts += [] if alert is None else [alert]
         self._hook(f"after:{step or state.value}")
         return new
 
@@ -275,8 +295,8 @@ class ChangeRunner:
         if same_value(value, request.from_):
             reason = f"read-back shows {request.attribute}={value!r}, the old value: the change did not take"
             self._record(request, State.FAILED, now, "runner", {"reason": reason, "deviceValue": value},
-                         error=reason, observed=value)
-            self._alert(request, AlertType.CM_FAILED, Severity.MINOR, reason, now)
+                         error=reason, observed=value,
+                         alert=self._alert(request, AlertType.CM_FAILED, Severity.MINOR, reason, now))
             return
         reason = f"read-back shows {request.attribute}={value!r}, not {request.to!r}: restoring {request.from_!r}"
         self._record(request, State.ROLLING_BACK, now, "runner", {"reason": reason, "deviceValue": value})
@@ -288,16 +308,13 @@ class ChangeRunner:
         self._hook("adapter:restore")
         if result.state == ChangeState.ROLLED_BACK:
             self._record(request, State.ROLLED_BACK, now, "device", {"observedValue": result.observed_value},
-                         observed=result.observed_value, device_response=result.device_response)
-            view = self.ledger.get(request.change_id)
-            self._alert(view, AlertType.CM_ROLLED_BACK, Severity.MAJOR,
-                        f"change {request.change_id} ({request.attribute} {request.from_!r} -> {request.to!r} on "
-                        f"{request.cell_key}) rolled back: {view.reason}", now)
+                         observed=result.observed_value, device_response=result.device_response,
+                         alert=self._rolled_back_alert(request, now))
         elif result.state == ChangeState.REJECTED:
             reason = f"the device refused the roll back to {request.from_!r}: {result.error}"
             self._record(request, State.FAILED, now, "device", {"reason": reason, "deviceValue": request.to},
-                         error=reason)
-            self._alert(request, AlertType.CM_FAILED, Severity.CRITICAL, reason, now)
+                         error=reason,
+                         alert=self._alert(request, AlertType.CM_FAILED, Severity.CRITICAL, reason, now))
         else:
             n = self._attempts(request, "restore-error")
             self._record(request, State.ROLLING_BACK, now, "device", {"error": result.error},
@@ -470,8 +487,8 @@ class ChangeRunner:
             if last.step == "apply-rejected":
                 reason = str(last.detail.get("error") or "device rejected the change")
                 self._record(request, State.FAILED, now, "device", {"reason": reason, "deviceValue": value},
-                             error=reason, observed=value, device_response=last.detail.get("deviceResponse"))
-                self._alert(request, AlertType.CM_FAILED, Severity.MINOR, reason, now)
+                             error=reason, observed=value, device_response=last.detail.get("deviceResponse"),
+                             alert=self._alert(request, AlertType.CM_FAILED, Severity.MINOR, reason, now))
                 return
             failures = self._attempts(request, "apply-error")
             if failures >= self.policy.max_push_attempts:
@@ -479,8 +496,8 @@ class ChangeRunner:
                           f"failures (max_push_attempts {self.policy.max_push_attempts}): "
                           f"{self.ledger.history(request.change_id)[-1].detail.get('error')}")
                 self._record(request, State.FAILED, now, "reconcile", {"reason": reason, "deviceValue": value},
-                             error=reason, observed=value)
-                self._alert(request, AlertType.CM_FAILED, Severity.MINOR, reason, now)
+                             error=reason, observed=value,
+                             alert=self._alert(request, AlertType.CM_FAILED, Severity.MINOR, reason, now))
                 return
             if not apply_again:
                 return  # still APPLYING, the device on the old value: the next reconcile applies again
@@ -504,8 +521,8 @@ class ChangeRunner:
         reason = (f"{what}device holds {request.attribute}={value!r}, neither the old {request.from_!r} nor the "
                   f"new {request.to!r}: left for an operator")
         self._record(request, State.FAILED, now, "reconcile", {"reason": reason, "deviceValue": value},
-                     error=reason, observed=value)
-        self._alert(request, AlertType.CM_FAILED, severity, reason, now)
+                     error=reason, observed=value,
+                     alert=self._alert(request, AlertType.CM_FAILED, severity, reason, now))
 
     def _settle_rolling_back(self, request: CmChangeRequest, now: datetime, restore_again: bool = True) -> None:
         known, value = self._device_value(request)
@@ -513,7 +530,8 @@ class ChangeRunner:
             return
         if same_value(value, request.from_):
             self._record(request, State.ROLLED_BACK, now, "reconcile", {"observedValue": value,
-                         "reason": f"device holds the old value {value!r}"}, observed=value)
+                         "reason": f"device holds the old value {value!r}"}, observed=value,
+                         alert=self._rolled_back_alert(request, now))
         elif same_value(value, request.to):
             failures = self._attempts(request, "restore-error")
             if failures >= self.policy.max_push_attempts:
@@ -521,8 +539,8 @@ class ChangeRunner:
                           f"that ended in transport failures (max_push_attempts {self.policy.max_push_attempts}): "
                           "left for an operator")
                 self._record(request, State.FAILED, now, "reconcile", {"reason": reason, "deviceValue": value},
-                             error=reason, observed=value)
-                self._alert(request, AlertType.CM_FAILED, Severity.CRITICAL, reason, now)
+                             error=reason, observed=value,
+                             alert=self._alert(request, AlertType.CM_FAILED, Severity.CRITICAL, reason, now))
             elif restore_again:
                 self._restore(request, now)
         else:
