@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,6 +126,7 @@ class NetconfAdapter:
         self.last_payload: bytes | None = None
         """The last payload validated (the ``<config>`` content of the edit-config), for inspection."""
         self._results: dict[str, CmChangeResult] = {}
+        self._unsettled: dict[str, float] = {}  # DN -> monotonic time its pending confirmed commit has ended by
         self._mgr: Any = None
         self._lock = threading.RLock()
 
@@ -250,10 +252,34 @@ class NetconfAdapter:
         per-cell CIO whose relations disagree reads as ``{relation DN: value}``). ``KeyError`` when
         there is no such instance, ``AdapterUnavailable`` when the device cannot be reached."""
         with self._lock:
+            pending = self._pending(dn)
+            if pending is not None:
+                raise AdapterUnavailable(pending)
             try:
                 return self._read(dn)
             except _Unavailable as exc:
                 raise AdapterUnavailable(str(exc)) from exc
+
+    def _pending(self, dn: str) -> str | None:
+        """Why ``dn``'s value is not settled: a confirmed commit this adapter issued and could not
+        confirm (the session broke, the confirming commit was refused, a cancel was not available)
+        holds the new value in running until the device rolls it back, at the latest when its
+        confirm-timeout ends. Read then, it looks applied and reverts later: a reader would record a
+        change the device does not keep. None once the timeout (and the client's) has passed."""
+        until = self._unsettled.get(dn)
+        if until is None:
+            return None
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._unsettled[dn]
+            return None
+        return (f"{dn}: a confirmed commit this adapter could not confirm may still be pending on the device, "
+                f"which rolls it back within its confirm-timeout of {self.confirm_timeout_s} s: the value is "
+                f"not settled for another {left:.0f} s")
+
+    def _left_pending(self, request: CmChangeRequest) -> None:
+        """``request``'s confirmed commit may stay pending on the device until its timeout."""
+        self._unsettled[request.target_dn] = time.monotonic() + self.confirm_timeout_s + self.timeout_s
 
     def _read(self, dn: str) -> dict[str, Any]:
         try:
@@ -320,6 +346,9 @@ class NetconfAdapter:
             done = self._results.get(request.change_id)
             if done is not None:
                 return done
+            pending = self._pending(request.target_dn)
+            if pending is not None:  # the device's value would look applied: nothing is written now
+                return self._result(request, ChangeState.FAILED, error=f"{pending}; nothing written")
             try:
                 result = self._apply(request)
             except _Unavailable as exc:
@@ -421,6 +450,8 @@ class NetconfAdapter:
             if not ok:
                 stage = "cancel-commit"
                 how = self._cancel(mgr)
+                if not how.startswith("cancel-commit: "):
+                    self._left_pending(request)
                 return self._result(request, ChangeState.FAILED, observed_value=observed,
                                     error=f"{name}: read-back after the confirmed commit gave {observed!r}; "
                                           f"not confirmed ({how})")
@@ -428,6 +459,7 @@ class NetconfAdapter:
             try:
                 mgr.commit()
             except RPCError as exc:
+                self._left_pending(request)
                 return self._result(request, ChangeState.FAILED,
                                     error=f"{name}: confirming commit refused: {_device_message(exc)}; the device "
                                           f"rolls back within {self.confirm_timeout_s} s")
@@ -441,6 +473,8 @@ class NetconfAdapter:
             locked = False
             after = (f"; the confirmed commit was not confirmed: the device rolls it back when the session ends or "
                      f"within {self.confirm_timeout_s} s") if committed else "; nothing committed"
+            if committed:
+                self._left_pending(request)
             detail = str(exc) if isinstance(exc, _Unavailable) else f"{type(exc).__name__}: {exc}"
             return self._result(request, ChangeState.FAILED, error=f"{name}: {stage} failed: {detail}{after}")
         finally:

@@ -255,7 +255,10 @@ def test_drop_before_the_confirming_commit_fails_and_the_device_rolls_back(
     assert result.state == ChangeState.FAILED
     assert "confirming commit failed" in (result.error or "") and "rolls it back" in (result.error or "")
     assert wait_for(lambda: power(peer) == "20000" and not peer.pending_commit(), 3.0)
-    assert adapter.read(POWER[2])["configuredMaxTxPower"] == 20000  # reconnects
+    # unknown until the confirm-timeout has passed (the adapter cannot tell that this device rolled
+    # back at the session's end), then read on a new session
+    assert wait_for(lambda: _readable(adapter, POWER[2]), 6.0)
+    assert adapter.read(POWER[2])["configuredMaxTxPower"] == 20000
 
 
 def test_confirmed_commit_expiry_restores_the_value(peer: NetconfPeer, make: Callable[..., NetconfAdapter]) -> None:
@@ -266,6 +269,36 @@ def test_confirmed_commit_expiry_restores_the_value(peer: NetconfPeer, make: Cal
     assert power(peer) == "15849" and peer.pending_commit()  # committed, not confirmed
     assert wait_for(lambda: power(peer) == "20000", 3.0)  # the confirm-timeout expired on the device
     assert not peer.pending_commit()
+
+
+def test_a_confirmed_commit_left_pending_is_not_read_as_applied(peer: NetconfPeer,
+                                                                 make: Callable[..., NetconfAdapter]) -> None:
+    """The session broke before the confirming commit and the device keeps the pending commit until
+    its timeout: running holds the new value, for now. A read then (the runner settling the failed
+    apply) would record the change applied, and the device would roll it back behind the ledger's
+    back. The adapter says the value is unknown until the timeout has passed, and writes nothing
+    meanwhile (a write would find the value "already there")."""
+    peer.reset(candidate=True, revert_on_session_close=False)
+    peer.fail_next("commit", "drop")
+    adapter = make(confirm_timeout_s=1, timeout_s=1.0)
+    result = adapter.apply(request(*POWER))
+    assert result.state == ChangeState.FAILED and power(peer) == "15849" and peer.pending_commit()
+    with pytest.raises(AdapterUnavailable, match=r"confirmed commit .* may still be pending"):
+        adapter.read(POWER[2])
+    again = adapter.apply(request(*POWER))
+    assert again.state == ChangeState.FAILED and "nothing written" in (again.error or "")
+    assert peer.rpcs.count("edit-config") == 1
+    assert wait_for(lambda: power(peer) == "20000", 3.0)  # the device rolled it back at its timeout
+    assert wait_for(lambda: _readable(adapter, POWER[2]), 5.0)
+    assert adapter.read(POWER[2])["configuredMaxTxPower"] == 20000  # settled: the old value
+
+
+def _readable(adapter: NetconfAdapter, dn: str) -> bool:
+    try:
+        adapter.read(dn)
+    except AdapterUnavailable:
+        return False
+    return True
 
 
 def test_drop_on_edit_leaves_running_unchanged(peer: NetconfPeer, make: Callable[..., NetconfAdapter],
