@@ -18,7 +18,9 @@ request, or a request whose handling fails, is dead-lettered with the reason (an
 restart does not meet it again); a start-up reconcile, a tick or a period's observation that fails
 is logged with the change it was working on and the traceback, counted (``failures``), and tried
 again after a backoff that doubles up to 64 polls (one cluster's failure does not stop the
-observation of the others).
+observation of the others). A step of one change that fails (its reconcile, its verdict) is
+logged and counted the same way, and that change alone sits out a doubling number of reconciles
+(``ChangeRunner._attempt``): the other changes go on at the usual pace.
 
 The guard, the ledger and the adapter run on one thread of their own, one step at a time, never on
 the event loop: a push or a read can take minutes (a bulk CM import waits up to its
@@ -267,13 +269,15 @@ class CmService:
         """Observe the new periods, then ``settle`` (the runner's ``reconcile`` at start, ``tick``
         after), each failure logged and counted without stopping the service; after a failure the
         next try waits ``poll_s * 2**n`` (n up to ``MAX_BACKOFF``). False when something failed."""
-        before = self.failures
+        before, changes_before = self.failures, self.runner.change_failures
         self.observe_new_periods()
         try:
             settle(self._now())
         except Exception as exc:  # the last line of defence: the service goes on handling requests
             self._failed(step, exc)
         failed = self.failures > before
+        # one change's failed step: logged by the runner, and that change sits out a while; no backoff
+        self.failures += self.runner.change_failures - changes_before
         self._backoff = min(self._backoff + 1, MAX_BACKOFF) if failed else 0
         if failed:
             log.warning("cm.housekeeping_backoff", retry_in_s=self.settings.cm.poll_s * 2**self._backoff)

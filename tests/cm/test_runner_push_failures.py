@@ -105,3 +105,40 @@ def test_a_missing_object_on_read_is_unknown_not_a_value() -> None:
     runner.reconcile(emu.period_end)
     assert runner.ledger.get(req.change_id).state is State.OBSERVING
     assert adapter.writes == {req.change_id: 1}
+
+
+def test_a_change_whose_step_keeps_raising_sits_out_and_the_others_go_on() -> None:
+    """A bug in one change's path (here the adapter's read raising for its DN) used to raise out of
+    ``reconcile`` at every poll, before the changes behind it were looked at, and backed the whole
+    service off. Now that change sits out a doubling number of reconciles and the others settle."""
+    emu, adapter, runner = setup(max_cells_per_cluster=5)
+    first = request(emu, emu.cells[4], "digitalTilt", device(emu, request(emu, emu.cells[4], "digitalTilt", 0)) + 10)
+    second = request(emu, emu.cells[5], "digitalTilt", device(emu, request(emu, emu.cells[5], "digitalTilt", 0)) + 10)
+    stuck = first.model_copy(update={"change_id": "00000000-0000-4000-8000-000000000001"})  # reconciled first
+    other = second.model_copy(update={"change_id": "ffffffff-ffff-4fff-bfff-ffffffffffff"})
+    adapter.fail_next = ["apply-lost", "apply-lost"]
+    read = adapter.read
+    broken: set[str] = set()
+
+    def read_or_raise(dn: str) -> dict[str, Any]:
+        if dn in broken:
+            raise RuntimeError("a bug in the adapter's parser")
+        return read(dn)
+
+    adapter.read = read_or_raise  # type: ignore[method-assign]
+    for req in (stuck, other):
+        runner.submit(req, "c1", emu.period_end)  # the apply is lost: APPLYING, settled by one read
+    assert runner.ledger.get(other.change_id).state is State.APPLYING
+    broken.add(stuck.target_dn)
+    failures = runner.change_failures
+    runner.reconcile(emu.period_end)
+    assert runner.ledger.get(other.change_id).state is State.OBSERVING  # not held up by the broken one
+    assert runner.ledger.get(stuck.change_id).state is State.APPLYING
+    tried = [runner.change_failures - failures]
+    for _ in range(5):
+        runner.reconcile(emu.period_end)
+        tried.append(runner.change_failures - failures)
+    assert tried == [1, 1, 2, 2, 2, 2]  # tried, sat out 1, tried, sat out 3, ...
+    broken.clear()  # the bug fixed: the change settles at its next try (the device kept the old value)
+    runner.reconcile(emu.period_end)
+    assert runner.ledger.get(stuck.change_id).state is State.OBSERVING and device(emu, stuck) == stuck.to

@@ -15,6 +15,7 @@ for a caller in the same process (the core imports no transport).
 from __future__ import annotations
 
 import math
+import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -34,6 +35,9 @@ from twin.schemas.outputs import Severity
 __all__ = ["ChangeRunner", "ContextFn", "ScopeFn", "same_value"]
 
 log = structlog.get_logger(__name__)
+
+MAX_HOLD_BACK = 6
+"""A change whose step failed n times running sits out the next 2**min(n, this) - 1 reconciles."""
 
 ContextFn = Callable[[str, datetime], GuardContext]
 """(cluster, event time) -> what the guard needs beyond the ledger (trust, calibrated error)."""
@@ -81,6 +85,8 @@ class ChangeRunner:
         self._scope = scope
         self.results: list[CmChangeResult] = []
         self.alerts: list[Alert] = []
+        self.change_failures = 0  # steps of one change that raised (logged; the other changes went on)
+        self._failing: dict[str, tuple[int, int]] = {}  # change id -> (failures running, reconciles to sit out)
         self._history: dict[str, deque[tuple[int, dict[str, float], dict[str, float],
                                              dict[str, dict[str, float]], dict[str, dict[str, float]]]]] = {}
 
@@ -348,8 +354,9 @@ class ChangeRunner:
             self._record(view.request, State.OBSERVING, period_end, "runner",
                          {"periodEnd": period_end.isoformat(), "real": dict(real), "predicted": dict(predicted or {}),
                           "byCell": cells, "byCellPredicted": cells_pred}, step=f"observe:{pe}")
-            if self._judge_if_observed(view.request.change_id, period_end):
-                judged.append(self.ledger.get(view.request.change_id))
+            change_id = view.request.change_id  # a verdict that raises is tried again by reconcile
+            if self._attempt(change_id, "judge", self._judge_if_observed, change_id, period_end) == (True, True):
+                judged.append(self.ledger.get(change_id))
         return judged
 
     def _judge_if_observed(self, change_id: str, now: datetime) -> bool:
@@ -546,36 +553,61 @@ class ChangeRunner:
         else:
             self._third_value(request, value, now, "roll back: ", Severity.CRITICAL)
 
+    def _attempt(self, change_id: str, step: str, run: Callable[..., Any], *args: Any, **kw: Any) -> tuple[bool, Any]:
+        """``run(*args, **kw)``, one change's step, so that a change that cannot move on does not hold up
+        the others: a step that raises is logged with the change id and the traceback, counted
+        (``change_failures``), and the change sits out the next 2**n - 1 attempts (n: its failures
+        running, up to ``MAX_HOLD_BACK``). (True, what it returned) when the step ran through."""
+        failures, sit_out = self._failing.get(change_id, (0, 0))
+        if sit_out:
+            self._failing[change_id] = (failures, sit_out - 1)
+            return False, None
+        try:
+            value = run(*args, **kw)
+        except Exception as exc:
+            failures += 1
+            self.change_failures += 1
+            self._failing[change_id] = (failures, 2 ** min(failures, MAX_HOLD_BACK) - 1)
+            log.error("cm.change_failed", change_id=change_id, step=step, failures=failures,
+                      sits_out=2 ** min(failures, MAX_HOLD_BACK) - 1, error=f"{type(exc).__name__}: {exc}",
+                      traceback="".join(traceback.format_exception(exc))[-8000:])
+            return False, None
+        self._failing.pop(change_id, None)
+        return True, value
+
     def reconcile(self, now: datetime | None = None) -> list[ChangeView]:
-        """Move every unsettled change on (after a restart, and on every tick); returns them after."""
-        now = now or datetime.now(UTC)
+        """Move every unsettled change on (after a restart, and on every tick); returns them after.
+        A change whose step raises is set aside for a while (``_attempt``); the others go on."""
+        at = now or datetime.now(UTC)
         touched = []
         for view in self.ledger.changes(UNSETTLED):
             req = view.request
-            if view.state is State.REQUESTED:
-                self._decide(req, view.cluster, now)
-            elif view.state is State.APPROVED:
-                self._push(req, view.cluster, now)
-            elif view.state is State.APPLYING:
-                self._settle_applying(req, now)
-            elif view.state is State.APPLIED:
-                self._verify_write(req, now)
-            elif view.state is State.ROLLING_BACK:
-                self._settle_rolling_back(req, now)
-            touched.append(self.ledger.get(req.change_id))
+            steps: dict[State, tuple[Callable[..., Any], tuple[Any, ...]]] = {
+                State.REQUESTED: (self._decide, (req, view.cluster, at)),
+                State.APPROVED: (self._push, (req, view.cluster, at)),
+                State.APPLYING: (self._settle_applying, (req, at)),
+                State.APPLIED: (self._verify_write, (req, at)),
+                State.ROLLING_BACK: (self._settle_rolling_back, (req, at)),
+            }
+            step = steps.get(view.state)
+            if step is None or self._attempt(req.change_id, f"reconcile {view.state.value}", step[0], *step[1])[0]:
+                touched.append(self.ledger.get(req.change_id))
         for view in self.ledger.changes([State.OBSERVING]):  # observed long enough, the verdict not recorded
-            if self._judge_if_observed(view.request.change_id, now):
-                touched.append(self.ledger.get(view.request.change_id))
+            change_id = view.request.change_id
+            if self._attempt(change_id, "judge", self._judge_if_observed, change_id, at) == (True, True):
+                touched.append(self.ledger.get(change_id))
         return touched
 
     def expire(self, now: datetime) -> list[ChangeView]:
         """PENDING_APPROVAL changes older than the policy's approval timeout become EXPIRED."""
         out = []
+        reason = f"not approved within approval_timeout_s {self.policy.approval_timeout_s}"
         for view in self.ledger.changes([State.PENDING_APPROVAL]):
             if (now - view.at).total_seconds() >= self.policy.approval_timeout_s:
-                reason = f"not approved within approval_timeout_s {self.policy.approval_timeout_s}"
-                self._record(view.request, State.EXPIRED, now, "guard", {"reason": reason}, error=reason)
-                out.append(self.ledger.get(view.request.change_id))
+                req = view.request
+                if self._attempt(req.change_id, "expire", self._record, req, State.EXPIRED, now, "guard",
+                                 {"reason": reason}, error=reason)[0]:
+                    out.append(self.ledger.get(req.change_id))
         return out
 
     def tick(self, now: datetime) -> None:
