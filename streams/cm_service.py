@@ -104,8 +104,9 @@ class CmService:
     """One service per ledger; ``run(stop)`` until ``stop`` is set."""
 
     def __init__(self, settings: TwinSettings, servers: str, state_dir: Path | None = None,
-                 adapter: CmAdapter | None = None) -> None:
+                 adapter: CmAdapter | None = None, wall_clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
+        self._wall = wall_clock or (lambda: datetime.now(UTC))
         self.servers = servers
         self.state_dir = state_dir
         self.adapter = adapter or open_adapter(settings.cm.adapter, **settings.cm.adapter_options)
@@ -153,7 +154,14 @@ class CmService:
         return whatif_scope(self.twin)(request, cluster)
 
     def _now(self, cluster: str | None = None) -> datetime:
-        """Event time: the newest period the mirror has (of ``cluster``, else of any), else the clock."""
+        """The service's time (``[cm] clock``). Wall: now. A window, an interval or an expiry judged
+        on the newest period's end would lag the real time by a period and its delivery (a push at
+        05:20 judged at 04:45, inside a window that closed at 05:00), and stand still while telemetry
+        does; a change pushed at 05:20 would count the period ending 05:00, all before it, as
+        observed. Event (history replayed): the newest period the mirror has (of ``cluster``, else
+        of any), else the wall clock."""
+        if self.settings.cm.clock == "wall":
+            return self._wall()
         ends = [e for c, e in self._seen.items() if cluster is None or c == cluster]
         return datetime.fromtimestamp(max(ends), UTC) if ends else datetime.now(UTC)
 

@@ -323,6 +323,11 @@ class CmSettings(_Section):
                                             "e.g. {base_url = \"https://oss:8443\"} for provmns")
     group_id: str = Field(default="twin-cm", description="consumer group of `twin cm serve` on the requests topic")
     poll_s: float = Field(default=5.0, gt=0, description="seconds between two looks at the worker's mirror")
+    clock: Literal["wall", "event"] = Field(
+        default="wall", description="`twin cm serve`'s time for the guard (change windows, minimum intervals, "
+        "approval timeouts), the ledger's step times and the start of a change's observation: wall, the real "
+        "time of the push (a live network); event, the end of the newest period the mirror holds (history "
+        "replayed through the service: its periods are not now)")
 
     def ledger_url(self, state_dir: Path) -> str:
         return self.ledger or str(state_dir / "cm-ledger.sqlite")

@@ -8,7 +8,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from twin.ledger import State, open_ledger
 from twin.ports import OutRecord, open_adapter, open_sink
 from twin.rollout import ChangeRunner
 from twin.schemas import ChangeState, CmChangeRequest, DeadLetter
+from twin.schemas.change import GuardSpec
 from twin.timeseries import LocalStore
 
 DN = "SubNetwork=Emulator,ManagedElement=gnb-001,GNBDUFunction=1,NRSectorCarrier=1"
@@ -44,7 +45,8 @@ def request(cell: str, to: Any, frm: Any = 19000) -> CmChangeRequest:
 
 def cm_settings(run: Any, peer: ProvMnsPeer, tmp_path: Path, guard: str = "") -> TwinSettings:
     """The worker run's settings plus ``[cm]`` on ``peer`` with this test's own ledger and time series
-    (the worker run is shared by the session), ``[guard]`` in auto mode and the ``guard`` lines."""
+    (the worker run is shared by the session), ``[guard]`` in auto mode and the ``guard`` lines. The
+    run's telemetry is from 2024: the service takes its time from it (``clock = "event"``)."""
     config = tmp_path / "cm.toml"
     config.write_text(run.config_file.read_text() + f"""
 [cm]
@@ -52,6 +54,7 @@ ledger = "{tmp_path / 'ledger.sqlite'}"
 adapter = "provmns"
 adapter_options = {{base_url = "{peer.base_url}"}}
 poll_s = 0.5
+clock = "event"
 
 [guard]
 mode = "auto"
@@ -153,3 +156,45 @@ def test_what_a_crashed_run_recorded_is_sent_by_the_next(emulated_worker_run: An
     assert ledger.published() == ledger.outbox(after=0)[-1].seq and not ledger.outbox(after=ledger.published())
     asyncio.run(asyncio.wait_for(serve_once(), 60))  # the mark holds: nothing is sent twice
     assert len(asyncio.run(consume_all(servers, topics.CHANGE_RESULTS, 2, timeout_s=5))) == 1
+
+
+@pytest.mark.parametrize("clock", ["wall", "event"])
+def test_a_change_window_is_judged_on_the_services_clock(emulated_worker_run: Any, fresh_broker: EmbeddedBroker,
+                                                         peer: ProvMnsPeer, tmp_path: Path, clock: str) -> None:
+    """A request allowed 30 minutes around the newest period's end, arriving six hours later by the
+    wall clock (the wall clock is injected): a live service (``clock = "wall"``, the default) refuses
+    it outside its window; one replaying history (``clock = "event"``) judges it on the period's
+    time and pushes it. The service used to judge every window on the period's time, so a live
+    push came a period and its delivery after the window had closed, or any time while telemetry
+    stalled."""
+    run = emulated_worker_run
+    settings = cm_settings(run, peer, tmp_path)
+    settings.cm.clock = clock
+    servers = fresh_broker.bootstrap_servers
+    latest = CmService(settings.model_copy(update={"cm": settings.cm.model_copy(update={"clock": "event"})}),
+                       servers, run.state_dir / GROUP)
+    latest.observe_new_periods()
+    event = latest._now()
+    latest.runner.ledger.close()
+    window = f"{(event - timedelta(minutes=15)):%H:%M}-{(event + timedelta(minutes=15)):%H:%M}"
+    req = request(run.clusters["west"][0], 17000).model_copy(update={"guard": GuardSpec(allowed_window=window)})
+
+    async def scenario() -> list[bytes | None]:
+        await send(servers, [OutRecord(topics.CHANGE_REQUESTS, b"k", req.to_json_bytes())])
+        service = CmService(settings, servers, run.state_dir / GROUP, wall_clock=lambda: event + timedelta(hours=6))
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        results = await consume_all(servers, topics.CHANGE_RESULTS, 1, timeout_s=40)
+        stop.set()
+        await asyncio.wait_for(task, 20)
+        return results
+
+    results = asyncio.run(scenario())
+    view = open_ledger(tmp_path / "ledger.sqlite").get(req.change_id)
+    if clock == "wall":
+        assert [json.loads(v or b"{}")["state"] for v in results] == ["REJECTED"]
+        assert view.state is State.REJECTED and "outside the request's own allowedWindow" in (view.reason or "")
+        assert peer.value(DN, "/attributes/configuredMaxTxPower") == 19000  # nothing pushed
+    else:
+        assert [json.loads(v or b"{}")["state"] for v in results] == ["APPLIED"]
+        assert view.state is State.OBSERVING and peer.value(DN, "/attributes/configuredMaxTxPower") == 17000
