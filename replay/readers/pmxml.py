@@ -370,12 +370,30 @@ class _FileParser:
                 yield self.reject(mv_where, str(exc), exc.error_class, fragment(mv), exc.field)
                 continue
             acc = accs.setdefault((cls, dn, end, gp, job), _Acc(dn=dn, cls=cls, end=end, gp=gp, job=job))
-            acc.values.update(values)
-            acc.raw_values.update(raw_values)
+            clashes = self._clashes(acc, values, raw_values, mv_where)
+            acc.values.update({k: v for k, v in values.items() if k not in clashes})
+            acc.raw_values.update({k: v for k, v in raw_values.items() if k not in clashes})
             suspect = _child(mv, "suspect")
-            acc.suspect = acc.suspect or (suspect is not None and (suspect.text or "").strip() == "true")
+            flagged = suspect is not None and (suspect.text or "").strip() == "true"
+            acc.suspect = acc.suspect or bool(clashes) or flagged
             acc.units += 1
             acc.raws.append(fragment(mv))
+
+    def _clashes(self, acc: _Acc, values: dict[str, float], raw_values: dict[str, str], where: str) -> set[str]:
+        """The counters ``values`` and ``raw_values`` give again for an object and period the file
+        already gave them for (another measValue or measInfo), with another value. The first value is
+        kept, the record is marked suspect and the file's notice names each one: a later one silently
+        replacing the first hid that the file contradicts itself. A repeat of the same value is kept
+        quietly."""
+        clashes = set()
+        for given, again in ((acc.values, values), (acc.raw_values, raw_values)):
+            for name, value in again.items():
+                if name in given and given[name] != value:
+                    clashes.add(name)
+                    self.tally.dropped.setdefault("conflicting duplicates", []).append(
+                        f"{name}={value!r} on {acc.dn} for the period ending {acc.end.isoformat()} at {where}, "
+                        f"which the file gave as {given[name]!r} before (the first kept, the record marked suspect)")
+        return clashes
 
     def _values(self, mv: ET.Element, names: dict[str, str], dn: str) -> tuple[dict[str, float], dict[str, str]]:
         """Values and raw (ambiguous) vectors of one measValue; value-level problems drop that value."""

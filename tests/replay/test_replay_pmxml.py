@@ -194,6 +194,29 @@ def test_sample_in_the_spec_form_and_legacy_measTypes_form() -> None:
     assert any("1 empty <r> values" in n.message for n in notices3)
 
 
+def test_a_counter_given_twice_with_another_value_keeps_the_first_and_says_so() -> None:
+    """The same object, period and job in two measValues (here of two measInfos): a counter the
+    second gives again with another value used to replace the first silently."""
+    first = ('<measType p="1">RRU.PrbTotDl</measType><measType p="2">DRB.UEThpDl</measType>'
+             '<measValue measObjLdn="GNBDUFunction=1,NRCellDU=1"><r p="1">63</r><r p="2">48211.5</r></measValue>')
+    again = ('</measInfo><measInfo measInfoId="again"><job jobId="twin-15min"/>'
+             '<granPeriod duration="PT15M" endTime="2024-03-01T10:15:00Z"/>'
+             '<measType p="1">RRU.PrbTotDl</measType><measType p="2">DRB.UEThpDl</measType>'
+             '<measType p="3">RRU.PrbTotUl</measType>'
+             '<measValue measObjLdn="GNBDUFunction=1,NRCellDU=1"><r p="1">70</r><r p="2">48211.5</r><r p="3">12</r>'
+             '</measValue>')
+    items, rejected, notices = split(from_bytes("dup.xml", sample(first + again)))
+    [rec] = cells_of(items)
+    assert not rejected and rec.values == {"RRU.PrbTotDl": 63.0, "DRB.UEThpDl": 48211.5, "RRU.PrbTotUl": 12.0}
+    assert rec.suspect  # the file contradicts itself on this object and period
+    [notice] = [n.message for n in notices if "conflicting duplicates" in n.message]
+    assert notice.startswith("1 values dropped as conflicting duplicates") and "RRU.PrbTotDl=70.0" in notice
+    assert "gave as 63.0 before" in notice
+    # the same value twice is no conflict
+    items2, _, notices2 = split(from_bytes("same.xml", sample(first + again.replace(">70<", ">63<"))))
+    assert not cells_of(items2)[0].suspect and not any("conflicting" in n.message for n in notices2)
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
