@@ -114,6 +114,8 @@ def replay(
     ] = None,
     topic_prefix: Annotated[str, typer.Option(help="prepended to every topic name")] = "",
     batch_size: Annotated[int, typer.Option(min=1, help="records per send")] = 1000,
+    max_input_mib: Annotated[int, typer.Option(min=1, help="one input file's most MiB once decompressed; a "
+                                               "larger one is rejected whole (the others go on)")] = 2048,
     config: Annotated[Path | None, typer.Option(help="TOML settings file")] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="exit 1 if any input unit was rejected (not only when none published)")
@@ -127,7 +129,8 @@ def replay(
             ZoneInfo(timezone)
     except (ValueError, KeyError):
         raise _fail(f"--timezone {timezone!r} is not an IANA time zone") from None
-    options = ReaderOptions(plmn=plmn, dn_map=dn_map, timezone=timezone, vector_rules=vector_rules)
+    options = ReaderOptions(plmn=plmn, dn_map=dn_map, timezone=timezone, vector_rules=vector_rules,
+                            max_input_bytes=max_input_mib << 20)
     try:
         streams = open_sources(fmt, sources, options)
     except (OSError, ValueError, DnError, RuleError) as exc:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from replay.model import Outcomes
 from replay.readers import jsonl, omes, parquet, pmxml, raca
 from replay.readers.dn import DnResolver
+from replay.readers.files import DEFAULT_MAX_INPUT_BYTES
 from replay.readers.vector_rules import VectorRules
 from twin import topics
 
@@ -38,6 +39,7 @@ class ReaderOptions:
     # written without an offset (None: such times are rejected)
     timezone: str | None = None
     vector_rules: Path | None = None  # pm-xml: TOML/JSON counter-layout rules (vector_rules.py)
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES  # one input, decompressed (files.InputTooLarge)
 
 
 # Topics a format can produce (created up front when publishing), besides the dead-letter topic.
@@ -59,6 +61,7 @@ def open_sources(
         return raca.read(
             sources,
             raca.RacaOptions(plmn=options.plmn or raca.DEFAULT_PLMN, timezone=options.timezone or raca.DEFAULT_TZ),
+            options.max_input_bytes,
         )
     if fmt in (Format.pm_xml, Format.omes):
         plmn = options.plmn or "00101"
@@ -69,8 +72,8 @@ def open_sources(
         tz = ZoneInfo(options.timezone) if options.timezone else None
         pm_options = pmxml.PmXmlOptions(resolver=resolver, rules=rules, timezone=tz)
         if fmt is Format.omes:
-            return omes.read(sources, pm_options)
-        return pmxml.read(sources, pm_options)
+            return omes.read(sources, pm_options, options.max_input_bytes)
+        return pmxml.read(sources, pm_options, options.max_input_bytes)
     if fmt is Format.jsonl:
-        return jsonl.read(sources)
-    return parquet.read(sources)
+        return jsonl.read(sources, options.max_input_bytes)
+    return parquet.read(sources, options.max_input_bytes)

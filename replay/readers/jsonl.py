@@ -24,7 +24,7 @@ import orjson
 from pydantic import ValidationError
 
 from replay.model import Item, Notice, Outcomes, Rejection, event_time_of, key_of
-from replay.readers.files import Input, expand, guarded
+from replay.readers.files import DEFAULT_MAX_INPUT_BYTES, Input, expand, guarded
 from twin import topics
 from twin.schemas import WireModel
 
@@ -102,8 +102,8 @@ def read_file(inp: Input) -> Outcomes:
         )
 
 
-def read(sources: Sequence[Path]) -> list[Outcomes]:
-    return [guarded(inp, read_file(inp), UNKNOWN_TOPIC) for inp in expand(sources, SUFFIXES)]
+def read(sources: Sequence[Path], max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> list[Outcomes]:
+    return [guarded(inp, read_file(inp), UNKNOWN_TOPIC) for inp in expand(sources, SUFFIXES, max_input_bytes)]
 
 
 def write(path: Path, items: Iterable[Item]) -> int:

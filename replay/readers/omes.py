@@ -47,7 +47,7 @@ from pydantic import ValidationError
 
 from replay.model import Item, Notice, Outcome, Outcomes, Rejection
 from replay.readers.dn import RELATION_CLASSES, DnError
-from replay.readers.files import Input, expand, guarded
+from replay.readers.files import DEFAULT_MAX_INPUT_BYTES, Input, expand, guarded
 from replay.readers.pmxml import MAX_RAW, PmXmlOptions, parse_time, strip_prolog_junk
 from twin import topics
 from twin.schemas import PmCellRecord, PmRelationRecord, PmSource
@@ -261,6 +261,8 @@ def read_file(inp: Input, options: PmXmlOptions | None = None) -> Outcomes:
     return _FileParser(inp, options or PmXmlOptions()).outcomes()
 
 
-def read(sources: Sequence[Path], options: PmXmlOptions | None = None) -> list[Outcomes]:
+def read(sources: Sequence[Path], options: PmXmlOptions | None = None,
+         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> list[Outcomes]:
     """One outcome stream per OMeS file (``.xml``, ``.xml.gz``, folders, zip archives)."""
-    return [guarded(inp, read_file(inp, options), topics.PM_CELL) for inp in expand(sources, SUFFIXES)]
+    return [guarded(inp, read_file(inp, options), topics.PM_CELL)
+            for inp in expand(sources, SUFFIXES, max_input_bytes)]

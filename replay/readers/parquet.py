@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from replay.model import Item, Outcomes, Rejection
-from replay.readers.files import Input, expand, guarded
+from replay.readers.files import DEFAULT_MAX_INPUT_BYTES, Input, expand, guarded
 from replay.readers.jsonl import UNKNOWN_TOPIC, decode_envelope
 
 __all__ = ["SCHEMA", "SUFFIXES", "read", "read_file", "write"]
@@ -80,8 +80,8 @@ def read_file(inp: Input, batch_rows: int = 10_000) -> Outcomes:
             yield decode_envelope(inp.name, where, env, raw)
 
 
-def read(sources: Sequence[Path]) -> list[Outcomes]:
-    return [guarded(inp, read_file(inp), UNKNOWN_TOPIC) for inp in expand(sources, SUFFIXES)]
+def read(sources: Sequence[Path], max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> list[Outcomes]:
+    return [guarded(inp, read_file(inp), UNKNOWN_TOPIC) for inp in expand(sources, SUFFIXES, max_input_bytes)]
 
 
 def write(path: Path, items: Iterable[Item], row_group_rows: int = 50_000) -> int:

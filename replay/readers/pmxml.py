@@ -57,7 +57,7 @@ from pydantic import ValidationError
 
 from replay.model import Item, Notice, Outcome, Outcomes, Rejection
 from replay.readers.dn import LEGACY_RELATION_CLASSES, RELATION_CLASSES, DnError, DnResolver, parse_dn
-from replay.readers.files import Input, expand, guarded
+from replay.readers.files import DEFAULT_MAX_INPUT_BYTES, Input, expand, guarded
 from replay.readers.vector_rules import VectorRules
 from twin import topics
 from twin.schemas import MeasObjClass, PmCellRecord, PmRelationRecord, PmSource
@@ -512,6 +512,8 @@ def read_file(inp: Input, options: PmXmlOptions | None = None) -> Outcomes:
     return _FileParser(inp, options or PmXmlOptions()).outcomes()
 
 
-def read(sources: Sequence[Path], options: PmXmlOptions | None = None) -> list[Outcomes]:
+def read(sources: Sequence[Path], options: PmXmlOptions | None = None,
+         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> list[Outcomes]:
     """One outcome stream per XML file (``.xml``, ``.xml.gz``, folders, zip archives)."""
-    return [guarded(inp, read_file(inp, options), topics.PM_CELL) for inp in expand(sources, SUFFIXES)]
+    return [guarded(inp, read_file(inp, options), topics.PM_CELL)
+            for inp in expand(sources, SUFFIXES, max_input_bytes)]

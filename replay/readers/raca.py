@@ -67,7 +67,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from replay.model import Item, Notice, Outcomes, Rejection
-from replay.readers.files import Input, expand, guarded
+from replay.readers.files import DEFAULT_MAX_INPUT_BYTES, Input, expand, guarded
 from twin import topics
 from twin.cells import lte_cell_key, nr_cell_key
 from twin.schemas import CellMeas, Location, MrEvent, MrSource, Rat, UeInfo
@@ -338,6 +338,7 @@ def _split(raw: bytes, width: int) -> list[str] | RowError:
     return fields
 
 
-def read(sources: Sequence[Path], options: RacaOptions = RacaOptions()) -> list[Outcomes]:
+def read(sources: Sequence[Path], options: RacaOptions = RacaOptions(),
+         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> list[Outcomes]:
     """One outcome stream per CSV file (folders and the zip itself are expanded)."""
-    return [guarded(inp, read_file(inp, options), topics.MR_UE) for inp in expand(sources, SUFFIXES)]
+    return [guarded(inp, read_file(inp, options), topics.MR_UE) for inp in expand(sources, SUFFIXES, max_input_bytes)]

@@ -68,3 +68,27 @@ def test_pm_xml_in_an_unknown_encoding_is_rejected_naming_the_file(tmp_path: Pat
     out = _replay(str(tmp_path / "odd.xml"), "-f", "pm-xml")
     assert out["rowsPublished"] == 0 and out["rejected"][0]["source"] == "odd.xml", out
     assert "bogus-enc" in out["rejected"][0]["reason"] or "LookupError" in out["rejected"][0]["reason"]
+
+
+def test_inputs_larger_than_the_bound_are_rejected_whole_and_the_others_replayed(pm_files_dir: Path,
+                                                                                 tmp_path: Path) -> None:
+    """Each input is read whole, so a gzip of a few kilobytes that decompresses to gigabytes used to
+    take the replay's memory. Above ``--max-input-mib`` a file, a gzip stream (read no further than
+    the bound) and a zip member (by its declared size) are each rejected as one unit."""
+    good = sorted(p for p in pm_files_dir.rglob("*.xml"))[0]
+    assert good.stat().st_size < 1 << 20
+    (tmp_path / "good.xml").write_bytes(good.read_bytes())
+    bomb = good.read_bytes() + b"<!--" + b" " * (64 << 20) + b"-->"  # 64 MiB once decompressed
+    (tmp_path / "bomb.xml.gz").write_bytes(gzip.compress(bomb, compresslevel=9))
+    assert (tmp_path / "bomb.xml.gz").stat().st_size < 1 << 20
+    (tmp_path / "big.xml").write_bytes(bomb[: 3 << 20])
+    with zipfile.ZipFile(tmp_path / "pm.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("inner.xml", bomb)
+    alone = _replay(str(tmp_path / "good.xml"), "-f", "pm-xml")
+    out = _replay(str(tmp_path), str(tmp_path / "pm.zip"), "-f", "pm-xml", "--max-input-mib", "2")
+    assert out["rowsPublished"] == alone["rowsPublished"] > 0  # the good file, whole
+    too_large = {r["source"]: r["reason"] for r in out["rejected"] if r["where"] == "file"}
+    assert set(too_large) == {"bomb.xml.gz", "big.xml", "pm.zip!inner.xml"}, too_large
+    assert "decompresses to more than 2,097,152 bytes" in too_large["bomb.xml.gz"]
+    assert f"holds {3 << 20:,} bytes, more than 2,097,152" in too_large["big.xml"]
+    assert f"holds {len(bomb):,} bytes, more than 2,097,152" in too_large["pm.zip!inner.xml"]
