@@ -39,14 +39,18 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _sink_options(fmt: Format, bootstrap: str | None, config: Path | None, prefix: str) -> dict[str, Any]:
-    """Options of the Kafka sink; exits 2 with advice when no broker is configured."""
+def _settings(config: Path | None) -> Any:
+    """The settings (``--config``, the environment); exits 2 saying why they cannot be loaded."""
     from twin.config import load_settings
 
     try:
-        settings = load_settings(config)
+        return load_settings(config)
     except (OSError, ValueError) as exc:
         raise _fail(f"cannot load settings: {exc}") from exc
+
+
+def _sink_options(fmt: Format, bootstrap: str | None, settings: Any, prefix: str) -> dict[str, Any]:
+    """Options of the Kafka sink; exits 2 with advice when no broker is configured."""
     bootstrap = bootstrap or settings.kafka.bootstrap_servers
     if not bootstrap:
         raise _fail(NO_BROKER)
@@ -137,7 +141,8 @@ def replay(
         raise _fail(str(exc)) from exc
     if not streams:
         raise _fail(f"no {fmt.value} input files found in {', '.join(map(str, sources))}")
-    sink_options = None if dry_run else _sink_options(fmt, bootstrap, config, topic_prefix)
+    settings = _settings(config)  # the ingest's limits check every record, in a dry run too
+    sink_options = None if dry_run else _sink_options(fmt, bootstrap, settings, topic_prefix)
 
     async def main() -> ReplayReport:
         sink = None if sink_options is None else open_sink("kafka", **sink_options)  # needs a running loop
@@ -148,6 +153,7 @@ def replay(
             topic_prefix=topic_prefix,
             max_gap_s=max_gap,
             progress=sys.stdout.isatty() and not as_json,
+            ingest=settings.ingest,
         )
         return await publisher.run(streams)
 

@@ -26,6 +26,8 @@ class Item:
     event_time: datetime | None
     record: WireModel
     units: int = 1
+    source: str = ""  # the input it came from, and where in it: what a rejection of it names
+    where: str = ""
 
 
 @dataclass(frozen=True, slots=True)

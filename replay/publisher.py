@@ -10,6 +10,12 @@
 - **Nothing lost.** Every input unit is either published or rejected; rejections are reported with
   their reason and, unless it is a dry run, published to ``ran.dlq.v1`` as ``DeadLetter`` records
   carrying the original bytes.
+- **What the ingest would refuse is refused here.** Each record for an ingest topic is decoded
+  as the worker's edge will decode it (``twin.ingest.IngestDecoder``, with the same settings): a
+  record the readers accept but the ingest refuses (a cumulative counter below zero, a time before
+  ``earliest_event_time_s`` or too far ahead, a payload over ``max_payload_bytes``) is rejected
+  with the ingest's reason, naming its file and place, so a dry run counts what a live run will
+  mirror and the dead letter says where the record came from.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ from typing import Any
 
 from replay.model import Item, Outcome, Outcomes, Rejection
 from twin import topics
+from twin.config import IngestSettings
+from twin.ingest import IngestDecoder
+from twin.ingest import Rejection as IngestRejection
 from twin.ports import OutRecord, RecordSink
 from twin.schemas import DeadLetter
 
@@ -184,7 +193,10 @@ class Publisher:
         progress: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        ingest: IngestSettings | None = None,
     ) -> None:
+        """``ingest``: the settings of the worker's ingest the records are checked against (None: its
+        defaults)."""
         if speed < 0:
             raise ValueError(f"speed={speed} must be >= 0 (0 = as fast as possible)")
         if max_gap_s is not None and max_gap_s < 0:
@@ -204,6 +216,7 @@ class Publisher:
         self._t0_event = 0.0
         self._prev_event = 0.0
         self._virtual = 0.0
+        self._ingest = IngestDecoder(ingest or IngestSettings())
 
     async def run(self, streams: Sequence[Outcomes]) -> ReplayReport:
         started = time.monotonic()
@@ -234,6 +247,15 @@ class Publisher:
 
     async def _item(self, item: Item) -> None:
         report = self.report
+        key = item.key.encode() if item.key is not None else None
+        value = item.record.to_json_bytes()
+        if item.topic in topics.INGEST_TOPICS:
+            verdict = self._ingest.decode(item.topic, key, value)
+            if isinstance(verdict, IngestRejection):
+                await self._rejection(Rejection(item.source or "(no source)", item.where or f"{item.key}",
+                                                f"the ingest would refuse it: {verdict.reason}",
+                                                verdict.error_class, value, item.topic, units=item.units))
+                return
         if item.event_time is not None:
             if report.first_event_time is None or item.event_time < report.first_event_time:
                 report.first_event_time = item.event_time
@@ -243,8 +265,7 @@ class Publisher:
                 await self._pace(item.event_time.timestamp())
         report.rows_read += item.units
         report.rows_published += item.units
-        key = item.key.encode() if item.key is not None else None
-        self._batch.append(OutRecord(self.prefix + item.topic, key, item.record.to_json_bytes()))
+        self._batch.append(OutRecord(self.prefix + item.topic, key, value))
         self._batch_topics[item.topic] += 1
 
     async def _pace(self, event_s: float) -> None:

@@ -64,7 +64,8 @@ def decode_envelope(source: str, where: str, env: Any, raw: bytes) -> Item | Rej
     key = env.get("key")
     if key is not None and not isinstance(key, str):
         return reject(f"key={key!r} is not a string", "schema", "key", topic)
-    return Item(topic, key if key is not None else key_of(topic, record), event_time_of(record), record)
+    return Item(topic, key if key is not None else key_of(topic, record), event_time_of(record), record, 1, source,
+                where)
 
 
 def envelope(topic: str, record: WireModel, key: str | None = None) -> dict[str, Any]:

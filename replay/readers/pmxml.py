@@ -468,10 +468,10 @@ class _FileParser:
                 cls, src, target = self.resolver.relation(acc.dn)
                 rel = PmRelationRecord(cell_key=src, target_cell_key=target, relation_dn=acc.dn,
                                        meas_obj_class=cls, **common)
-                return Item(topics.PM_RELATION, rel.cell_key, rel.period_end, rel, acc.units)
+                return Item(topics.PM_RELATION, rel.cell_key, rel.period_end, rel, acc.units, self.inp.name, where)
             cls, key = self.resolver.cell(acc.dn)
             rec = PmCellRecord(cell_key=key, meas_obj_class=cls, **common)
-            return Item(topics.PM_CELL, rec.cell_key, rec.period_end, rec, acc.units)
+            return Item(topics.PM_CELL, rec.cell_key, rec.period_end, rec, acc.units, self.inp.name, where)
         except DnError as exc:
             return Rejection(
                 self.inp.name,

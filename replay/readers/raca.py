@@ -317,7 +317,7 @@ def read_file(inp: Input, options: RacaOptions = RacaOptions()) -> Outcomes:
             yield reject(f"line {line_no}", RowError(field, msg, "schema"), raw)
             continue
         dropped.update(mapper.dropped)
-        yield Item(topics.MR_UE, event.cell_key, event.event_time, event)
+        yield Item(topics.MR_UE, event.cell_key, event.event_time, event, 1, inp.name, f"line {line_no}")
     if dropped:
         counts = ", ".join(f"{reason} x{n}" for reason, n in dropped.most_common())
         yield Notice(inp.name, f"{dropped.total()} NR-leg values outside their range dropped "

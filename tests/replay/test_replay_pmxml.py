@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from collections import Counter
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from replay.model import Item, Notice, Outcome, Rejection
 from replay.readers import pmxml
 from replay.readers.dn import DnResolver
 from replay.readers.files import Input
+from tests.replay.test_replay_cli import twin
 from twin import topics
 from twin.schemas import PmCellRecord, PmRelationRecord
 
@@ -284,3 +286,21 @@ def test_bad_meas_values_are_rejected_with_reasons(
     assert reason in rejected[0].reason and rejected[0].field == field
     assert rejected[0].raw.count(b"measValue") == 2  # a self-contained fragment: measInfo + this value
     assert len(items) == (0 if gran else 1)
+
+
+def test_a_record_the_ingest_would_refuse_is_rejected_by_the_replay_naming_its_file(tmp_path: Path) -> None:
+    """A cumulative counter below zero passes the record's schema but not the worker's ingest: the
+    replay used to publish it (counted as published, dead-lettered later by the worker without its
+    file). Now the replay rejects it with the ingest's reason and its file and place."""
+    body = ('<measType p="1">RRU.PrbTotDl</measType><measType p="2">MM.HoExeInterReq</measType>'
+            '<measValue measObjLdn="GNBDUFunction=1,NRCellDU=1"><r p="1">63</r><r p="2">-4</r></measValue>'
+            '<measValue measObjLdn="GNBDUFunction=1,NRCellDU=2"><r p="1">41</r><r p="2">7</r></measValue>')
+    (tmp_path / "neg.xml").write_bytes(sample(body))
+    proc = twin("replay", str(tmp_path / "neg.xml"), "-f", "pm-xml", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert (out["rowsRead"], out["rowsPublished"], out["rowsRejected"]) == (2, 1, 1)
+    [rej] = out["rejected"]
+    assert rej["source"] == "neg.xml" and rej["where"].endswith("NRCellDU=1 period ending 2024-03-01T10:15:00+00:00")
+    assert rej["reason"] == ("the ingest would refuse it: field values.MM.HoExeInterReq: cumulative counter is "
+                             "negative (value -4.0)")
