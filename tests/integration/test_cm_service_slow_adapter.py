@@ -1,6 +1,6 @@
 """``twin cm serve`` with a device that takes longer to answer than the consumer group waits.
 
-A push or a read can take minutes (a bulk CM import waits for the OSS up to ``import_timeout_s``;
+A push or a read can take minutes (a bulk CM import waits for the OSS up to ``apply_timeout_s``;
 a NETCONF or REST peer under load). The service used to call the adapter on the event loop, which
 then stood still: no heartbeats (Apache Kafka drops a member silent for ``session.timeout.ms`` and
 refuses its next commit), no polls (aiokafka leaves the group after ``max_poll_interval_ms``), no
