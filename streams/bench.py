@@ -404,7 +404,7 @@ def bench_ingest_command(
     peer: Annotated[bool, typer.Option(help="also run the quixstreams peer")] = True,
     repeat: Annotated[int, typer.Option(
         "--rounds", "--repeat", min=1, help="interleaved rounds; the medians are reported")] = 3,
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = True,
+    as_json: Annotated[bool, typer.Option("--json/--no-json", help="one line; --no-json: indented")] = True,
 ) -> None:
     """Ingest throughput, one and two processes: bare consumers vs quixstreams peer vs the worker's real path."""
     from twin.logs import configure

@@ -686,7 +686,7 @@ def bench_scale_command(
     dedup_trials: Annotated[int, typer.Option(min=200_000, help="new event ids checked against a full filter")
                             ] = 4_000_000,
     compare: Annotated[bool, typer.Option("--compare-stores", help="compare SQLite, LMDB and RocksDB instead")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = True,
+    as_json: Annotated[bool, typer.Option("--json/--no-json", help="one line; --no-json: indented")] = True,
 ) -> None:
     """The state store at scale: checkpoint latency (1 % and all cells changed), restore after kill -9,
     memory per cell, ingest rate at --cells against 57 cells."""

@@ -519,7 +519,7 @@ def bench_soak_command(
     seed: Annotated[int, typer.Option(help="seed of the network and of the chaos")] = 1,
     settle_s: Annotated[float, typer.Option(min=5, help="longest wait for the mirror to hold a day")] = 120.0,
     work: Annotated[Path | None, typer.Option(help="keep state and logs here (default: a temp dir)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = True,
+    as_json: Annotated[bool, typer.Option("--json/--no-json", help="one line; --no-json: indented")] = True,
 ) -> None:
     """Days of the emulated network at full speed with worker kills and broker pauses: records
     published against mirrored, duplicates, memory of the worker and the broker, latency."""
