@@ -207,6 +207,7 @@ class CmService:
             return self._submit(msg, req)
         except Exception as exc:  # the last line of defence: this request is set aside, the service goes on
             self.failures += 1
+            metrics.CM_FAILURES.labels(kind="request").inc()
             state = self._state_of(req.change_id)
             log.error("cm.request_failed", change_id=req.change_id, cell=req.cell_key, ledger_state=state,
                       error=f"{type(exc).__name__}: {exc}", traceback=_trace(exc))
@@ -271,6 +272,7 @@ class CmService:
     def _failed(self, step: str, exc: Exception, **where: Any) -> None:
         """A housekeeping step that raised (a change the runner could not move on): logged, counted."""
         self.failures += 1
+        metrics.CM_FAILURES.labels(kind="housekeeping").inc()
         log.error("cm.housekeeping_failed", step=step, change_id=change_in(exc), **where,
                   error=f"{type(exc).__name__}: {exc}", traceback=_trace(exc))
 
@@ -286,7 +288,9 @@ class CmService:
             self._failed(step, exc)
         failed = self.failures > before
         # one change's failed step: logged by the runner, and that change sits out a while; no backoff
-        self.failures += self.runner.change_failures - changes_before
+        if self.runner.change_failures > changes_before:
+            self.failures += self.runner.change_failures - changes_before
+            metrics.CM_FAILURES.labels(kind="change").inc(self.runner.change_failures - changes_before)
         self._backoff = min(self._backoff + 1, MAX_BACKOFF) if failed else 0
         if failed:
             log.warning("cm.housekeeping_backoff", retry_in_s=self.settings.cm.poll_s * 2**self._backoff)
@@ -365,6 +369,7 @@ class CmService:
                     last = now
                     await self._off_loop(consumer, held, self.housekeep, self.runner.tick, "tick")
                 owed, results, alerts = await self._off_loop(consumer, held, self.pending)
+                metrics.CM_OUTBOX_PENDING.set(len(owed))
                 self.outputs(results, alerts)
                 out = letters + [OutRecord(r.topic, r.key.encode(), r.body.encode()) for r in owed]
                 if out:
@@ -373,6 +378,7 @@ class CmService:
                 if owed:  # on the broker: marked (a crash before the mark sends them again, at least once)
                     await self._off_loop(consumer, held, self.runner.ledger.mark_published, owed[-1].seq,
                                          "cm-service", datetime.now(UTC))
+                    metrics.CM_OUTBOX_PENDING.set(0)
                 if msgs and not held:  # the positions hold nothing unhandled
                     await consumer.commit()
         finally:

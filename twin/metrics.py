@@ -32,13 +32,14 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 __all__ = [
-    "API_REQUESTS", "API_SECONDS", "CM_REQUESTS", "LATENCY_BUCKETS", "PREDICTION_SECONDS", "REGISTRY",
-    "RESYNCS", "WHATIF_SECONDS", "StateCollector", "WorkerCollector", "serve", "worker_collector",
+    "API_REQUESTS", "API_SECONDS", "CM_FAILURES", "CM_OUTBOX_PENDING", "CM_REQUESTS", "LATENCY_BUCKETS",
+    "PREDICTION_SECONDS", "REGISTRY", "RESYNCS", "WHATIF_SECONDS", "StateCollector", "WorkerCollector", "serve",
+    "worker_collector",
 ]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -57,6 +58,12 @@ RESYNCS = Counter("twin_resyncs_finished_total", "Resyncs this worker finished, 
 CM_REQUESTS = Counter("twin_cm_requests_total", "CM change requests consumed by twin cm serve, by outcome "
                       "(handled: recorded in the ledger and judged by the guard; dead_lettered: invalid)",
                       ["outcome"], registry=REGISTRY)
+CM_FAILURES = Counter("twin_cm_failures_total", "Failures twin cm serve logged and went on after, by kind (request: "
+                      "a request whose handling raised, dead-lettered; housekeeping: an observation, reconcile or "
+                      "tick that raised, backed off; change: one change's step that raised, the change set aside a "
+                      "while)", ["kind"], registry=REGISTRY)
+CM_OUTBOX_PENDING = Gauge("twin_cm_outbox_pending", "Change results and alerts recorded in the CM ledger's outbox "
+                          "and not yet on the broker (twin cm serve)", registry=REGISTRY)
 API_REQUESTS = Counter("twin_api_requests_total", "REST API requests by method, route template and status",
                        ["method", "route", "status"], registry=REGISTRY)
 API_SECONDS = Histogram("twin_api_request_seconds", "REST API request time by route template", ["route"],
