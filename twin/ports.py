@@ -14,8 +14,8 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from twin.schemas import ChangeState, CmChangeRequest, CmChangeResult, Transport, rollback_of
 
-__all__ = ["ADAPTER_GROUP", "SINK_GROUP", "AdapterUnavailable", "CmAdapter", "OutRecord", "RecordSink", "open_adapter",
-           "open_sink", "restore_through"]
+__all__ = ["ADAPTER_GROUP", "SINK_GROUP", "AdapterUnavailable", "CmAdapter", "OutRecord", "RecordSink",
+           "adapter_transport", "open_adapter", "open_sink", "restore_through"]
 
 SINK_GROUP = "twin.sinks"
 ADAPTER_GROUP = "twin.adapters"
@@ -142,3 +142,14 @@ def open_adapter(kind: str, **options: Any) -> CmAdapter:
     """
     adapter: CmAdapter = _factory(ADAPTER_GROUP, "CM adapter", kind)(**options)
     return adapter
+
+
+def adapter_transport(kind: str) -> Transport:
+    """The transport of the CM adapter named ``kind``, without opening one (what a change result
+    names for a change decided before any push, an operator's rejection).
+
+    >>> adapter_transport("provmns")
+    <Transport.PROVMNS: 'PROVMNS'>
+    """
+    transport: Transport = _factory(ADAPTER_GROUP, "CM adapter", kind).transport
+    return transport

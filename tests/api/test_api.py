@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import orjson
@@ -188,6 +189,8 @@ def test_changes_roles_guard_and_ledger(served: Served) -> None:
 
         r = op.post(f"/api/v1/changes/{ids['reject']}/reject", json={"reason": "not tonight"})
         assert r.status_code == 200 and led.get(ids["reject"]).state is State.DENIED
+        [owed] = [json.loads(o.body) for o in led.outbox(after=0) if o.change_id == ids["reject"]]
+        assert (owed["state"], owed["error"]) == ("REJECTED", "rejected by demo-operator: not tonight")
         r = op.post(f"/api/v1/changes/{ids['kill']}/rollback")
         assert r.status_code == 409 and "PENDING_APPROVAL" in r.json()["error"]
         r = op.post("/api/v1/changes/no-such-change/approve")

@@ -51,6 +51,11 @@ def test_operator_commands_drive_the_changes_through_the_runner(tmp_path: Path) 
 
     assert run("approve", a.change_id, "--by", "alice", "--ledger", url)[0] == 0
     assert run("reject", b.change_id, "--by", "bob", "--reason", "storm tonight", "--ledger", url)[0] == 0
+    # the rejection ends the change: its result waits in the outbox for twin cm serve (the default
+    # [cm] adapter's transport), beside the results the runner recorded
+    owed = [json.loads(r.body) for r in runner.ledger.outbox(after=0) if r.change_id == b.change_id]
+    assert owed == [{"schemaVersion": "1", "changeId": b.change_id, "cellKey": b.cell_key, "state": "REJECTED",
+                     "transport": "EMULATOR", "error": "rejected by bob: storm tonight"}], owed
     code, out = run("approve", bad.change_id, "--by", "alice", "--ledger", url)
     assert code == 1 and "is REJECTED; this needs PENDING_APPROVAL" in out
     runner.tick(now)  # the worker acts on the decisions

@@ -105,12 +105,24 @@ def cm_show(change_id: Annotated[str, typer.Argument(help="the change id")], con
     typer.echo(json.dumps(out, indent=2, sort_keys=True, default=str))
 
 
+def _transport(config: Path | None) -> Any:
+    """The configured adapter's transport (what a rejection's result names); None when it has none."""
+    from twin.config import load_settings
+    from twin.ports import adapter_transport
+
+    try:
+        return adapter_transport(load_settings(config).cm.adapter)
+    except (LookupError, AttributeError, ValueError):
+        return None
+
+
 def _decide(change_id: str, config: Path | None, ledger: str | None, action: str, by: str, reason: str) -> None:
     from twin.ledger.decisions import DecisionError, decide
 
     led = _open(config, ledger)
     try:
-        view = decide(led, change_id, action, by=by, at=datetime.now(UTC), reason=reason)
+        view = decide(led, change_id, action, by=by, at=datetime.now(UTC), reason=reason,
+                      transport=_transport(config) if action == "reject" else None)
     except DecisionError as exc:
         raise _fail(str(exc), 1) from exc
     typer.echo(f"{change_id}: {view.state.value} by {by} (the worker acts on it at its next tick)")

@@ -27,8 +27,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+from twin import topics
 from twin.ledger.states import State
 from twin.ledger.store import ChangeView, Ledger, LedgerError
+from twin.schemas import ChangeState, CmChangeResult, Transport
 
 __all__ = ["ACTIONS", "Action", "DecisionError", "GuardRefusal", "decide", "set_kill_switch"]
 
@@ -60,11 +62,15 @@ class GuardRefusal(DecisionError):
 
 
 def decide(ledger: Ledger, change_id: str, action: str, *, by: str, at: datetime, reason: str = "",
-           check: Callable[[ChangeView], Sequence[Any]] | None = None) -> ChangeView:
+           check: Callable[[ChangeView], Sequence[Any]] | None = None,
+           transport: Transport | None = None) -> ChangeView:
     """Record ``action`` on ``change_id`` by ``by``; the change as it stands afterwards.
 
     ``check(view)`` (approvals only) returns the guard's violations; any refuses the approval with
-    :class:`GuardRefusal` naming the rules.
+    :class:`GuardRefusal` naming the rules. A rejection ends the change, so it owes its requester a
+    result: with ``transport`` (the configured adapter's, ``twin.ports.adapter_transport``) a
+    REJECTED result naming who and why goes into the ledger's outbox with the step, for
+    ``twin cm serve`` to send.
     """
     if action not in ACTIONS:
         raise ValueError(f"action {action!r} is not one of {', '.join(ACTIONS)}")
@@ -83,8 +89,14 @@ def decide(ledger: Ledger, change_id: str, action: str, *, by: str, at: datetime
             raise GuardRefusal(f"the guard refuses change {change_id}: "
                                + "; ".join(str(v) for v in violations), violations)
     default = {"approve": f"approved by {by}", "reject": f"rejected by {by}", "rollback": f"rolled back by {by}"}
+    why = reason or default[action]
+    outbox = []
+    if action == "reject" and transport is not None:
+        result = CmChangeResult(change_id=change_id, cell_key=view.request.cell_key, state=ChangeState.REJECTED,
+                                transport=transport, error=f"rejected by {by}: {reason}" if reason else why)
+        outbox.append((topics.CHANGE_RESULTS, view.request.cell_key, result.to_json_bytes().decode()))
     try:
-        ledger.append(change_id, state, at=at, actor=by, detail={"reason": reason or default[action]})
+        ledger.append(change_id, state, at=at, actor=by, detail={"reason": why}, outbox=outbox)
     except LedgerError as exc:
         raise DecisionError(str(exc), "ledger") from exc
     return ledger.get(change_id)

@@ -21,6 +21,8 @@ from twin.ledger import Ledger
 from twin.ledger.decisions import DecisionError, GuardRefusal, decide, set_kill_switch
 from twin.ledger.states import State as ChangeState
 from twin.ledger.store import ChangeView
+from twin.ports import adapter_transport
+from twin.schemas import Transport
 
 __all__ = ["router"]
 
@@ -93,12 +95,21 @@ def _guard_check(s: ApiState, led: Ledger, view: ChangeView) -> list[Any]:
     return list(Guard(s.settings.guard, led).check(view.request, ctx))
 
 
+def _transport(s: ApiState) -> Transport | None:
+    """The configured adapter's transport (what a rejection's result names); None when it has none."""
+    try:
+        return adapter_transport(s.settings.cm.adapter)
+    except (LookupError, AttributeError):
+        return None
+
+
 def _decide(s: ApiState, change_id: str, action: str, by: str, reason: str) -> dict[str, Any]:
     with s.lock, s.ledger_errors(), structlog.contextvars.bound_contextvars(change_id=change_id):
         led = _ledger(s)
         try:
             view = decide(led, change_id, action, by=by, at=datetime.now(UTC), reason=reason,
-                          check=(lambda v: _guard_check(s, led, v)) if action == "approve" else None)
+                          check=(lambda v: _guard_check(s, led, v)) if action == "approve" else None,
+                          transport=_transport(s) if action == "reject" else None)
         except GuardRefusal as exc:
             rules = [{"rule": v.rule, "message": v.message, "values": v.values} for v in exc.violations]
             log.warning("api.change_refused", action=action, by=by, rules=[r["rule"] for r in rules])
