@@ -8,6 +8,7 @@ transport faults a real network has (lost requests, lost answers, unreachable de
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections import Counter
@@ -20,9 +21,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from tests.cm.util import FaultyAdapter, make_emulator, request
+from twin import topics
 from twin.guard import GuardPolicy
 from twin.ledger import IN_FLIGHT, UNSETTLED, State, open_ledger
 from twin.rollout import ChangeRunner
+from twin.rollout.runner import _WIRE
 from twin.schemas import CmChangeRequest
 
 POLICY = GuardPolicy(mode="auto", max_cells_per_cluster=2, min_interval_s=0, observe_periods=2,
@@ -180,6 +183,19 @@ class ChangeMachine(RuleBasedStateMachine):
                 assert self.emu.oss.read(view.request.target_dn)[view.request.attribute] == view.request.from_ or \
                     any(v.request.cell_key == view.request.cell_key and v.at > view.at for v in
                         self.runner.ledger.changes())
+        # what each change owes the broker is in the outbox: its final state's result last, no result
+        # twice, and a roll back's alert exactly once
+        owed: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for r in self.runner.ledger.outbox(after=0, limit=10**6):
+            owed.setdefault(r.change_id, []).append((r.topic, json.loads(r.body)))
+        for view in self.runner.ledger.changes():
+            mine = owed.get(view.request.change_id, [])
+            states = [body["state"] for topic, body in mine if topic == topics.CHANGE_RESULTS]
+            assert len(states) == len(set(states)), (view.state, states)
+            if view.state in _WIRE:
+                assert states and states[-1] == _WIRE[view.state].value, (view.state, states)
+            rolled = [body for topic, body in mine if topic == topics.ALERTS and body["type"] == "CM_ROLLED_BACK"]
+            assert len(rolled) == (view.state is State.ROLLED_BACK), (view.state, rolled)
         self.runner.ledger.close()
 
 
