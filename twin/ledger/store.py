@@ -129,6 +129,7 @@ CREATE TABLE IF NOT EXISTS cm_events (
 CREATE INDEX IF NOT EXISTS cm_events_change ON cm_events (change_id, seq);
 CREATE TABLE IF NOT EXISTS cm_controls (
     seq {serial} PRIMARY KEY, name TEXT NOT NULL, value TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS cm_controls_name ON cm_controls (name, seq);
 CREATE TABLE IF NOT EXISTS cm_outbox (
     seq {serial} PRIMARY KEY, change_id TEXT NOT NULL, topic TEXT NOT NULL, msg_key TEXT NOT NULL,
     body TEXT NOT NULL, recorded_at TEXT NOT NULL);
