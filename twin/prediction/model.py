@@ -296,7 +296,7 @@ class ClusterPredictor:
     def _ue_scale(model: _Model, mirror: ClusterMirror, gp: int, period_end: int) -> float:
         keys = model.sim.cluster.cell_keys
         target = np.array([_or_nan(observed(mirror, k, gp, period_end, CONN)) for k in keys])
-        usable = np.isfinite(target)
+        usable = np.array([connected_ues(v) is not None for v in target], dtype=bool)
         base = float(model.base_conn[usable].sum())
         return float(target[usable].sum()) / base if base > 0 else 0.0
 
@@ -318,9 +318,29 @@ def reported_ues(mirror: ClusterMirror, state: PeriodModel) -> list[float]:
     conn = state.result.kpi.values[CONN]
     out = []
     for i, key in enumerate(state.sim.cluster.cell_keys):
-        v = observed(mirror, key, state.gp, state.period_end, CONN)
-        out.append(float(v) if v is not None and math.isfinite(v) and v >= 0 else float(conn[i]))
+        v = connected_ues(observed(mirror, key, state.gp, state.period_end, CONN))
+        out.append(float(conn[i]) if v is None else v)
     return out
+
+
+MAX_CONNECTED_UES = 100_000.0
+"""More RRC connections than any cell holds (vendors' limits are a few thousand): a reported
+``RRC.ConnMean`` above it is an overflow or a sentinel, not a count."""
+
+
+def connected_ues(value: float | None) -> float | None:
+    """A cell's reported ``RRC.ConnMean`` when it can be a count of connected UEs, else None: a
+    negative value (-1, a vendor's "not available"), one above ``MAX_CONNECTED_UES`` (the largest
+    double, another sentinel) or a non-finite one is treated as not reported. Taken as counts they
+    made the cluster's UE scale negative or near-infinite: the simulator refused the period, which
+    stayed due and was refused again at every record, or every KPI of it came out infinite.
+
+    >>> connected_ues(12.5), connected_ues(-1.0), connected_ues(1.7976931348623157e308), connected_ues(None)
+    (12.5, None, None, None)
+    """
+    if value is None or not math.isfinite(value) or not 0.0 <= value <= MAX_CONNECTED_UES:
+        return None
+    return float(value)
 
 
 ENGINES: tuple[str, ...] = ("simulation", "sim2real")
@@ -350,7 +370,8 @@ def kpi_values(result: SimResult) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for i, k in enumerate(result.cell_keys):
         values = out[k] = {name: float(kpi[name][i]) for name in KPI_NAMES if np.isfinite(kpi[name][i])}
-        values.update(level_means(result.kpi.rsrp_bins[i], result.kpi.sinr_bins[i]))
+        values.update({name: v for name, v in level_means(result.kpi.rsrp_bins[i], result.kpi.sinr_bins[i]).items()
+                       if math.isfinite(v)})
     return out
 
 

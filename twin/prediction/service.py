@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+import traceback
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -64,6 +65,7 @@ class PredictionStats:
     episodes_raised: int = 0
     episodes_cleared: int = 0
     gap_restarts: int = 0  # checkpointed gap states that could not be read (the learners start afresh)
+    failures: int = 0  # steps of a period that raised (logged; the period went on or was skipped)
     by_cluster: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -71,7 +73,7 @@ class PredictionStats:
                 "predictionSkipped": self.skipped, "simulatorBuilds": self.builds,
                 "predictionSeconds": round(self.seconds, 3), "gapSeconds": round(self.gap_seconds, 3),
                 "divergenceRaised": self.episodes_raised, "divergenceCleared": self.episodes_cleared,
-                "gapRestarts": self.gap_restarts}
+                "gapRestarts": self.gap_restarts, "predictionFailures": self.failures}
 
 
 def to_records(p: ClusterPrediction) -> list[Prediction]:
@@ -172,7 +174,11 @@ class PredictionService:
             if self.resyncs is not None and self.resyncs.holds(mirror, end):
                 break  # the model of this period waits for the resync's calibration
             t0 = time.perf_counter()
-            prediction = self.predictor.predict(mirror, gp, end)
+            try:
+                prediction = self.predictor.predict(mirror, gp, end)
+            except Exception as exc:  # this period is skipped: left due, it would raise at every record
+                prediction = None
+                self._failed(mirror, end, "predict", exc)
             self.stats.seconds += time.perf_counter() - t0
             mark_predicted(mirror, gp, end)
             if prediction is None:
@@ -182,19 +188,37 @@ class PredictionService:
                 mirror.cell(cell).set_predicted(gp, end, values)
             signals: list[Signal] = []
             if self.fidelity is not None:
-                signals = self.fidelity.step(mirror, prediction, real_values(mirror, gp, end),
-                                             self.tracker(mirror) if self.gap is not None else None)
-                if self.resyncs is not None and mirror.fidelity and mirror.fidelity[-1]["periodEnd"] == end:
-                    self._dtbsm_after(mirror, mirror.fidelity[-1])
+                try:
+                    signals = self.fidelity.step(mirror, prediction, real_values(mirror, gp, end),
+                                                 self.tracker(mirror) if self.gap is not None else None)
+                    if self.resyncs is not None and mirror.fidelity and mirror.fidelity[-1]["periodEnd"] == end:
+                        self._dtbsm_after(mirror, mirror.fidelity[-1])
+                except Exception as exc:  # the period goes on without its DT-BSM record
+                    signals = []
+                    self._failed(mirror, end, "fidelity", exc)
             if self.gap is not None:
                 t0 = time.perf_counter()
-                prediction = self._learn(mirror, prediction, signals)
+                try:
+                    prediction = self._learn(mirror, prediction, signals)
+                except Exception as exc:  # published raw; the learners reload their last saved state
+                    self._trackers.pop(mirror.cluster_id, None)
+                    self._failed(mirror, end, "gap", exc)
                 self.stats.gap_seconds += time.perf_counter() - t0
             self.stats.periods += 1
             self.stats.builds += int(prediction.rebuilt)
             self.stats.records += sum(len(v) for v in prediction.values.values())
             out.append(prediction)
         return out
+
+    def _failed(self, mirror: ClusterMirror, end: int, step: str, exc: Exception) -> None:
+        """A step of one period that raised: logged with the cluster, the period and the traceback,
+        counted (``predictionFailures``), and the worker goes on. Uncaught, it left the period due
+        and the checkpoint unwritten, so the same period raised again at every record and after
+        every restart: the partition's mirror stopped for good."""
+        self.stats.failures += 1
+        log.error("prediction.step_failed", cluster=mirror.cluster_id, period_end=end, step=step,
+                  error=f"{type(exc).__name__}: {exc}",
+                  traceback="".join(traceback.format_exception(exc))[-8000:])
 
     def _dtbsm_after(self, mirror: ClusterMirror, record: dict[str, Any]) -> None:
         """A resync's ``dtbsmAfter``: the first DT-BSM computed after its calibration took effect that
