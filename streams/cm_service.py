@@ -296,10 +296,10 @@ class CmService:
             log.warning("cm.housekeeping_backoff", retry_in_s=self.settings.cm.poll_s * 2**self._backoff)
         return not failed
 
-    def pending(self) -> tuple[list[OutboxRecord], list[CmChangeResult], list[Alert]]:
+    def pending(self) -> tuple[list[OutboxRecord], list[tuple[CmChangeResult, datetime]], list[Alert]]:
         """The ledger's outbox beyond its published mark (``twin.ledger.OutboxRecord``: the results and
         alerts of recorded steps, those of a run that crashed before sending them included), with
-        the results and alerts among them parsed."""
+        the results (each with the time its step was recorded) and alerts among them parsed."""
         self.runner.results.clear()  # in the outbox too: sent from there
         self.runner.alerts.clear()
         ledger = self.runner.ledger
@@ -308,7 +308,7 @@ class CmService:
         for r in records:
             try:
                 if r.topic == topics.CHANGE_RESULTS:
-                    results.append(CmChangeResult.model_validate_json(r.body))
+                    results.append((CmChangeResult.model_validate_json(r.body), r.recorded_at or self._wall()))
                 elif r.topic == topics.ALERTS:
                     alerts.append(Alert.model_validate_json(r.body))
             except ValidationError as exc:  # recorded by another version: sent as it is, no side outputs
@@ -316,12 +316,16 @@ class CmService:
                             error=describe_validation_error(exc))
         return records, results, alerts
 
-    def outputs(self, results: list[CmChangeResult], alerts: list[Alert]) -> None:
+    def outputs(self, results: list[tuple[CmChangeResult, datetime]], alerts: list[Alert]) -> None:
         """The side outputs of results and alerts about to be sent: the alert journal the API lists
-        (``twin.api.journal``), the time series' change markers and the alert webhook."""
+        (``twin.api.journal``), the time series' change markers and the alert webhook. A marker
+        stands at its change's apply time, else at the time its step was recorded, to the
+        microsecond: whole seconds let two changes of a cell in one second share a point (the
+        second overwrote the first), and "now" put a result sent again after a crash at a second
+        point."""
         journal.append(self._journal_dir(), alerts)
-        for r in results:
-            self.side.change(r, int((r.applied_at or datetime.now(UTC)).timestamp()) * 10**9)
+        for r, recorded in results:
+            self.side.change(r, round((r.applied_at or recorded).timestamp() * 1e6) * 1000)
         for a in alerts:
             self.side.alert(a)
 

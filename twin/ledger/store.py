@@ -72,6 +72,7 @@ class OutboxRecord:
     topic: str
     key: str
     body: str  # the message's JSON
+    recorded_at: datetime | None = None  # when the step that owes it was recorded (wall time)
 
 
 class LedgerError(RuntimeError):
@@ -285,9 +286,10 @@ class Ledger:
 
     def outbox(self, after: int, limit: int = 1000) -> list[OutboxRecord]:
         """The outbox records after ``seq`` ``after``, oldest first, at most ``limit``."""
-        rows = self._query("SELECT seq, change_id, topic, msg_key, body FROM cm_outbox WHERE seq > ? ORDER BY seq "
-                           "LIMIT ?", (after, limit))
-        return [OutboxRecord(int(seq), cid, topic, key, body) for seq, cid, topic, key, body in rows]
+        rows = self._query("SELECT seq, change_id, topic, msg_key, body, recorded_at FROM cm_outbox WHERE seq > ? "
+                           "ORDER BY seq LIMIT ?", (after, limit))
+        return [OutboxRecord(int(seq), cid, topic, key, body, datetime.fromisoformat(at))
+                for seq, cid, topic, key, body, at in rows]
 
     def published(self) -> int:
         """The ``seq`` of the last outbox record marked published (0: none)."""
