@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -108,12 +109,17 @@ def alerts_list_command(
 def alerts_redeliver_command(
     config: Annotated[Path | None, typer.Option(help="TOML settings file (its webhook section and state_dir)")] = None,
     file: Annotated[Path | None, typer.Option(help="dead-letter file; default: the config's")] = None,
-    url: Annotated[str | None, typer.Option(help="receiver URL; default: the config's webhook.url")] = None,
+    url: Annotated[str | None, typer.Option(help="receiver URL; default: the config's webhook.url. The bearer "
+                                            "token (webhook.bearer_token) is sent only to webhook.url, never "
+                                            "to another URL")] = None,
 ) -> None:
     """Send the alert webhook's dead-lettered notifications again; the file keeps those that fail again.
 
-    A line that is not a dead letter is reported (line number, why) and moved to FILE.malformed;
-    the exit code is 1 when a notification failed again or a line was malformed."""
+    To the configured webhook.url the bearer token (webhook.bearer_token, TWIN_WEBHOOK__BEARER_TOKEN)
+    is sent as the worker sends it; to another --url it is not. A notification that fails again is
+    reported (line number, HTTP status or error); a line that is not a dead letter is reported
+    (line number, why) and moved to FILE.malformed; the exit code is 1 when a notification failed
+    again or a line was malformed."""
     from streams.webhook import redeliver
 
     settings = _settings(config)
@@ -125,12 +131,25 @@ def alerts_redeliver_command(
     if not path.is_file():
         typer.echo(f"twin alerts redeliver: no dead-letter file {path}", err=True)
         raise typer.Exit(2)
-    done = asyncio.run(redeliver(path, target, settings.webhook.timeout_s))
+    secret = settings.webhook.bearer_token
+    token = secret.get_secret_value() if secret is not None and target == settings.webhook.url else None
+    done = asyncio.run(redeliver(path, target, settings.webhook.timeout_s, bearer_token=token))
+    for number, status, why in done.failed[:20]:
+        hint = ""
+        if status in (401, 403):
+            hint = ("; the bearer token was sent" if token is not None else
+                    "; no bearer token was sent (it is sent only to the configured webhook.url)"
+                    if secret is not None else "; no bearer token is configured (webhook.bearer_token)")
+        typer.echo(f"twin alerts redeliver: {path} line {number} failed again: {why}{hint}", err=True)
+    if len(done.failed) > 20:
+        typer.echo(f"twin alerts redeliver: and {len(done.failed) - 20} more failed again", err=True)
     for number, why in done.malformed:
         typer.echo(f"twin alerts redeliver: {path} line {number} is not a dead letter ({why}); moved to "
                    f"{done.set_aside}", err=True)
     typer.echo(json.dumps({"file": str(path), "url": target, "delivered": done.delivered,
                            "stillDead": done.still_dead, "malformed": len(done.malformed),
+                           "failedStatus": dict(Counter("error" if st is None else str(st)
+                                                        for _, st, _ in done.failed)),
                            "malformedFile": None if done.set_aside is None else str(done.set_aside)}))
     if done.still_dead or done.malformed:
         raise typer.Exit(1)

@@ -7,7 +7,9 @@ again with exponential backoff up to ``max_attempts``; one the receiver refuses 
 not retried. Either way, a notification not delivered is appended to the dead-letter file (one
 JSON object per line: when, why, how many attempts, the payload), counted and logged, as are
 alerts that find the queue full and those still queued when the worker stops: nothing is lost
-silently, and the file can be replayed to the receiver (``redeliver``).
+silently, and the file can be replayed to the receiver (``redeliver``). When the dead-letter file
+cannot be written (disk full, read-only state dir) the notifications are counted as ``lost`` and
+logged as an error, and delivery goes on: neither the delivery task nor ``submit``/``close`` fail.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import contextlib
 import json
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,9 +46,11 @@ class WebhookStats:
     attempts: int = 0  # POSTs made
     failures: int = 0  # POSTs that failed (each retried or dead-lettered)
     dead_lettered: int = 0  # alerts written to the dead-letter file
+    lost: int = 0  # alerts not delivered whose dead letter could not be written either
 
     def as_dict(self) -> dict[str, int]:
-        return {f"webhook{k[0].upper()}{k[1:]}": v for k, v in vars(self).items()}
+        """The stats file's keys: ``webhook`` and the field in camel case (``webhookDeadLettered``)."""
+        return {"webhook" + "".join(w.capitalize() for w in k.split("_")): v for k, v in vars(self).items()}
 
 
 class WebhookDelivery:
@@ -152,15 +156,31 @@ class WebhookDelivery:
                            f"(last: {reason})", self.settings.max_attempts, payload)
 
     def _dead(self, alerts: list[Alert], reason: str, attempts: int, payload: dict[str, Any] | None = None) -> None:
-        """Append the undelivered notification(s) to the dead-letter file; count and log them."""
+        """Append the undelivered notification(s) to the dead-letter file; count and log them.
+
+        Never raises for the file: when it cannot be written (disk full, read-only, ...) the alerts
+        are counted as ``lost`` and logged as an error, and the caller (the delivery task,
+        ``submit``, ``close``) goes on. A partial last line (a crash mid-append) is ended first, so
+        that only it is malformed, not the letter appended after it."""
         payloads = [payload] if payload is not None else [
             notification(g, self.settings.receiver, self.settings.external_url) for g in groups(alerts)]
-        self.dead_letter.parent.mkdir(parents=True, exist_ok=True)
         at = datetime.now(UTC).isoformat()
-        with self.dead_letter.open("a", encoding="utf-8") as out:
-            for p in payloads:
-                out.write(json.dumps({"deadLetteredAt": at, "url": self.url, "reason": reason, "attempts": attempts,
-                                      "payload": p}) + "\n")
+        text = "".join(json.dumps({"deadLetteredAt": at, "url": self.url, "reason": reason, "attempts": attempts,
+                                   "payload": p}) + "\n" for p in payloads).encode("utf-8")
+        try:
+            self.dead_letter.parent.mkdir(parents=True, exist_ok=True)
+            with self.dead_letter.open("a+b") as out:  # appends; reads the last byte
+                if out.seek(0, os.SEEK_END) > 0:
+                    out.seek(-1, os.SEEK_END)
+                    if out.read(1) != b"\n":
+                        text = b"\n" + text
+                out.write(text)
+        except OSError as exc:
+            self.stats.lost += len(alerts)
+            log.error("webhook.dead_letter_failed", url=self.url, alerts=len(alerts), notifications=len(payloads),
+                      lost=len(alerts), lost_total=self.stats.lost, file=str(self.dead_letter),
+                      error=f"{type(exc).__name__}: {exc}", reason=reason[:300], attempts=attempts)
+            return
         self.stats.dead_lettered += len(alerts)
         log.error("webhook.dead_lettered", url=self.url, alerts=len(alerts), attempts=attempts, reason=reason[:300],
                   file=str(self.dead_letter), dead_lettered_total=self.stats.dead_lettered)
@@ -169,12 +189,14 @@ class WebhookDelivery:
 @dataclass(frozen=True)
 class Redelivery:
     """What :func:`redeliver` did: notifications delivered (and removed from the file), those that
-    failed again (kept in it), and the malformed lines (line number, why) moved to ``set_aside``."""
+    failed again (kept in it; ``failed``: line number, the receiver's HTTP status or None when it
+    did not answer, why), and the malformed lines (line number, why) moved to ``set_aside``."""
 
     delivered: int
     still_dead: int
     malformed: list[tuple[int, str]]
     set_aside: Path | None  # where the malformed lines went (None: there were none)
+    failed: list[tuple[int, int | None, str]] = field(default_factory=list)
 
 
 def _dead_letter_payload(line: str) -> dict[str, Any] | str:
@@ -191,9 +213,12 @@ def _dead_letter_payload(line: str) -> dict[str, Any] | str:
     return payload
 
 
-async def redeliver(dead_letter: Path, url: str, timeout_s: float = 10.0) -> Redelivery:
+async def redeliver(dead_letter: Path, url: str, timeout_s: float = 10.0,
+                    bearer_token: str | None = None) -> Redelivery:
     """POST each dead-lettered notification of ``dead_letter`` to ``url`` once; the file keeps the
-    ones that failed again (and lines appended meanwhile, by a running worker).
+    ones that failed again (and lines appended meanwhile, by a running worker). ``bearer_token``
+    is sent as ``Authorization: Bearer``, as the worker sends it (give it only for the configured
+    receiver: the caller decides).
 
     A line that is not a dead letter (not JSON, no ``payload`` object) is not sent: it moves, as it
     was, to ``<file>.malformed`` (appended), so it neither blocks the others nor is tried again and
@@ -203,11 +228,15 @@ async def redeliver(dead_letter: Path, url: str, timeout_s: float = 10.0) -> Red
     lines = old.decode("utf-8", errors="replace").split("\n")
     kept: list[str] = []
     malformed: list[tuple[int, str]] = []
+    failed: list[tuple[int, int | None, str]] = []
     bad_lines: list[str] = []
     delivered = 0
     done = 0  # lines dealt with (delivered, kept or set aside)
+    headers = {"User-Agent": "ran-twin-webhook"}
+    if bearer_token is not None:
+        headers["Authorization"] = f"Bearer {bearer_token}"
     try:
-        async with httpx.AsyncClient(timeout=timeout_s) as client:
+        async with httpx.AsyncClient(timeout=timeout_s, headers=headers) as client:
             for number, ln in enumerate(lines, 1):
                 if not ln.strip():
                     done = number
@@ -220,13 +249,15 @@ async def redeliver(dead_letter: Path, url: str, timeout_s: float = 10.0) -> Red
                     continue
                 try:
                     r = await client.post(url, json=payload)
-                    ok = 200 <= r.status_code < 300
-                except httpx.HTTPError:
-                    ok = False
-                if ok:
-                    delivered += 1
-                else:
+                except httpx.HTTPError as exc:
+                    failed.append((number, None, f"{type(exc).__name__}: {exc}"[:300]))
                     kept.append(ln)
+                else:
+                    if 200 <= r.status_code < 300:
+                        delivered += 1
+                    else:
+                        failed.append((number, r.status_code, f"HTTP {r.status_code}: {r.text[:300]}"))
+                        kept.append(ln)
                 done = number
     finally:
         kept += [ln for ln in lines[done:] if ln.strip()]  # not tried (the run stopped): still dead
@@ -239,4 +270,4 @@ async def redeliver(dead_letter: Path, url: str, timeout_s: float = 10.0) -> Red
         tmp = dead_letter.with_name(dead_letter.name + ".tmp")
         tmp.write_bytes("".join(k + "\n" for k in kept).encode("utf-8") + appended)
         os.replace(tmp, dead_letter)
-    return Redelivery(delivered, len(kept), malformed, set_aside)
+    return Redelivery(delivered, len(kept), malformed, set_aside, failed)

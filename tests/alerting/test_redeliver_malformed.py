@@ -43,7 +43,7 @@ def test_malformed_lines_are_reported_and_set_aside_the_others_delivered(tmp_pat
         report = json.loads(done.stdout.splitlines()[-1])
         set_aside = tmp_path / "dead.jsonl.malformed"
         assert report == {"file": str(dead), "url": rx.url, "delivered": 3, "stillDead": 0, "malformed": 4,
-                          "malformedFile": str(set_aside)}
+                          "failedStatus": {}, "malformedFile": str(set_aside)}
         assert [p["n"] for p in rx.accepted] == [1, 2, 3]
         assert dead.read_text() == ""  # delivered: gone; malformed: moved
         assert set_aside.read_text().splitlines() == bad  # unchanged, not lost
