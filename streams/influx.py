@@ -30,7 +30,9 @@ from twin.timeseries import BufferedSink, Point, RejectedBatch
 
 __all__ = ["InfluxBackend", "influx_sink", "line"]
 
-_KEY = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ ", "\n": "\\n"})
+# tag keys, tag values and field keys: a backslash is escaped too, so one before an escaped
+# character or at the end of a value (which would escape the comma or space after it) is kept
+_KEY = str.maketrans({"\\": "\\\\", ",": "\\,", "=": "\\=", " ": "\\ ", "\n": "\\n"})
 _MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ ", "\n": "\\n"})
 REFUSED = frozenset({400, 413, 422})
 

@@ -9,8 +9,17 @@ one process holding the file. The runtime already checkpoints to SQLite (``twin.
 
 Series are stored once (``series``: measurement and canonical JSON tags), points by
 ``(series, time)``; writing the same series and time again merges the fields (InfluxDB's rule), so
-replays do not duplicate. Points older than the retention (event time, behind the newest point
-written) are pruned as writes go on.
+replays do not duplicate.
+
+Retention (``retention_s``, every ``PRUNE_EVERY_S`` as writes go on) is kept per series, by event
+time: each series keeps the points within ``retention_s`` of its own newest point, or of the wall
+clock if that point is in the future. Not behind the newest point of the whole store: the worker
+stamps some alerts with the wall clock while KPIs carry their period's time, so one such alert
+among the KPIs of a backfill or replay older than the retention would otherwise delete all of
+their history; one point stamped far ahead by a wrong clock deletes no more of its series than
+the wall clock would. Not behind the wall clock alone either: that would delete a backfill as it is written. A
+series no longer written (a cell removed) keeps its last ``retention_s`` of points; ``prune``
+deletes everything before a time.
 
 >>> import tempfile, pathlib
 >>> from twin.timeseries.points import Point
@@ -86,7 +95,6 @@ class LocalStore:
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._lock = threading.Lock()
         self._ids: dict[tuple[str, str], int] = {}
-        self._newest = 0
         self._pruned_at = time.monotonic()
 
     def close(self) -> None:
@@ -109,18 +117,37 @@ class LocalStore:
             rows = [(self._series_id(p.measurement, _canonical(p.tags)), p.time_ns,
                      json.dumps(p.fields, separators=(",", ":"), ensure_ascii=False)) for p in points]
             self._conn.executemany(_UPSERT, rows)
-            self._newest = max(self._newest, max((p.time_ns for p in points), default=0))
             if self.retention_ns is not None and time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
-                self._prune_locked(self._newest - self.retention_ns)
+                self._prune_retention_locked(self.retention_ns)
 
     def prune(self, before_ns: int) -> int:
         """Delete points older than ``before_ns``; the number deleted."""
         with self._lock, self._conn:
-            return self._prune_locked(before_ns)
+            self._pruned_at = time.monotonic()
+            return int(self._conn.execute("DELETE FROM points WHERE t < ?", (before_ns,)).rowcount)
 
-    def _prune_locked(self, before_ns: int) -> int:
+    def prune_retention(self, retention_s: float | None = None, now_ns: int | None = None) -> int:
+        """Apply the retention (``retention_s``, else the store's): delete each series' points older
+        than ``retention_s`` before the earlier of its newest point and ``now_ns`` (the wall
+        clock); the number deleted."""
+        keep_ns = self.retention_ns if retention_s is None else int(retention_s * 1e9)
+        if keep_ns is None:
+            raise ValueError(f"time-series store {self.path} has no retention")
+        with self._lock, self._conn:
+            return self._prune_retention_locked(keep_ns, now_ns)
+
+    def _prune_retention_locked(self, keep_ns: int, now_ns: int | None = None) -> int:
         self._pruned_at = time.monotonic()
-        return int(self._conn.execute("DELETE FROM points WHERE t < ?", (before_ns,)).rowcount)
+        now = time.time_ns() if now_ns is None else now_ns
+        ids = [int(r[0]) for r in self._conn.execute("SELECT id FROM series")]
+        cuts = []
+        for sid in ids:  # the newest point of a series: one look-up in the (series, t) key
+            newest = self._conn.execute("SELECT MAX(t) FROM points WHERE series = ?", (sid,)).fetchone()[0]
+            if newest is not None:
+                cuts.append((sid, min(int(newest), now) - keep_ns))
+        before = self._conn.total_changes
+        self._conn.executemany("DELETE FROM points WHERE series = ? AND t < ?", cuts)
+        return int(self._conn.total_changes - before)
 
     def query(self, measurement: str, start: datetime | int, end: datetime | int,
               tags: Mapping[str, str] | None = None, limit: int | None = None) -> list[Point]:

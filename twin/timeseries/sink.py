@@ -3,9 +3,11 @@
 The runtime's loop must never wait on a database, and must not grow without bound while one is
 down. :class:`BufferedSink` holds points in a bounded buffer; a thread writes them in batches
 through a :class:`Backend` (the local SQLite store, ``streams.influx``'s InfluxDB writer), retrying
-a failed batch with exponential backoff. Past the buffer the oldest points are dropped, and every
-drop is counted and logged (as Telegraf does): a database back within the buffer loses nothing. A
-batch the backend refuses for good (bad data) is counted as rejected and logged, not retried.
+a failed batch with exponential backoff that new writes do not cut short (only ``close`` does:
+else a database down or answering 429/503 would get a request per write). Past the buffer the
+oldest points are dropped, and every drop is counted and logged (as Telegraf does): a database back
+within the buffer loses nothing. A batch the backend refuses for good (bad data) is counted as
+rejected and logged, not retried.
 
 >>> from twin.timeseries.points import Point
 >>> class Down:
@@ -107,6 +109,7 @@ class BufferedSink:
         self._cond = threading.Condition()
         self._closing = False
         self._flush_wanted = False
+        self._retry_now = False  # close() ends a retry backoff, once
         self._dropped_logged_at = -1e18
         self._dropped_since_log = 0
         self._failed_logged_at = -1e18
@@ -164,7 +167,11 @@ class BufferedSink:
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Flush for up to ``timeout_s``, stop the thread; what is still buffered is counted as
-        dropped and logged (an error line: those points are lost)."""
+        dropped and logged (an error line: those points are lost). A retry backoff running is cut
+        short, once, so the flush tries the database at once instead of waiting it out."""
+        with self._cond:
+            self._retry_now = True
+            self._cond.notify_all()
         self.flush(timeout_s)
         with self._cond:
             self._closing = True
@@ -196,6 +203,18 @@ class BufferedSink:
             n = min(self.batch_points, len(self._queue))
             self._inflight = [self._queue.popleft() for _ in range(n)]
             return True
+
+    def _backoff_locked(self, delay: float) -> None:
+        """Wait ``delay`` before retrying a failed batch. New points, full batches and ``flush()`` do
+        not shorten it (else a database down or answering 429/503 would get a request per write);
+        only ``close()`` does, once, for its last try, and by closing."""
+        deadline = time.monotonic() + delay
+        while not self._closing and not self._retry_now:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._cond.wait(left)
+        self._retry_now = False
 
     def _run(self) -> None:
         attempt = 0
@@ -232,7 +251,7 @@ class BufferedSink:
                                     reason=f"{type(exc).__name__}: {str(exc)[:300]}")
                     if self._closing:
                         return
-                    self._cond.wait(delay)
+                    self._backoff_locked(delay)
                 continue
             if attempt:
                 log.info("timeseries.write_recovered", backend=self.backend.name, after_attempts=attempt)
