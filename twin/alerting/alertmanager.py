@@ -117,9 +117,24 @@ def group_key(group_labels: Mapping[str, str], route: str = "{}") -> str:
 def notification(alerts: Sequence[Alert], receiver: str, external_url: str = "",
                  max_alerts: int | None = None) -> dict[str, Any]:
     """The webhook payload for ``alerts`` (one group: they should share type and cluster); past
-    ``max_alerts`` the rest are counted in ``truncatedAlerts``."""
+    ``max_alerts`` the rest are counted in ``truncatedAlerts``. An alert given more than once (its
+    raise and its clear queued together) is sent once, as its latest record: Alertmanager never
+    sends one fingerprint twice, and the group's status follows what the alerts are now.
+
+    >>> from datetime import UTC, datetime
+    >>> up = Alert(alert_id="0b6e5f2a-7a1c-5c6e-9d2e-0f9e1b2c3d4e", cluster_id="c1", severity="MAJOR",
+    ...            raised_at=datetime(2026, 1, 1, 12, tzinfo=UTC), type="DATA_GAP")
+    >>> down = up.model_copy(update={"severity": "CLEARED", "cleared_at": datetime(2026, 1, 1, 13, tzinfo=UTC)})
+    >>> n = notification([up, down], "twin")
+    >>> n["status"], [a["status"] for a in n["alerts"]]
+    ('resolved', ['resolved'])
+    """
     if not alerts:
         raise ValueError("a notification needs at least one alert")
+    latest: dict[str, Alert] = {}
+    for a in alerts:  # first appearance keeps the order, a later record replaces the earlier
+        latest[str(a.alert_id)] = a
+    alerts = list(latest.values())
     shown = alerts[:max_alerts] if max_alerts is not None else alerts
     items = [to_webhook_alert(a, external_url) for a in shown]
     labels = [i["labels"] for i in items]
