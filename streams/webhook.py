@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import structlog
@@ -169,7 +171,7 @@ class WebhookDelivery:
                                    "payload": p}) + "\n" for p in payloads).encode("utf-8")
         try:
             self.dead_letter.parent.mkdir(parents=True, exist_ok=True)
-            with self.dead_letter.open("a+b") as out:  # appends; reads the last byte
+            with _locked_for_append(self.dead_letter) as out:  # appends; reads the last byte
                 if out.seek(0, os.SEEK_END) > 0:
                     out.seek(-1, os.SEEK_END)
                     if out.read(1) != b"\n":
@@ -265,9 +267,29 @@ async def redeliver(dead_letter: Path, url: str, timeout_s: float = 10.0,
         if set_aside is not None:
             with set_aside.open("a", encoding="utf-8") as f:
                 f.write("".join(b + "\n" for b in bad_lines))
-        now = dead_letter.read_bytes()
-        appended = now[len(old):] if now.startswith(old) else b""  # by a worker while this ran
-        tmp = dead_letter.with_name(dead_letter.name + ".tmp")
-        tmp.write_bytes("".join(k + "\n" for k in kept).encode("utf-8") + appended)
-        os.replace(tmp, dead_letter)
+        # a worker appending meanwhile takes the same lock: what it appended is read and kept, and
+        # it cannot append between that read and the replace (its letter would go to the old file)
+        with dead_letter.open("rb") as current:
+            fcntl.flock(current, fcntl.LOCK_EX)
+            now = current.read()
+            appended = now[len(old):] if now.startswith(old) else b""  # by a worker while this ran
+            tmp = dead_letter.with_name(dead_letter.name + ".tmp")
+            tmp.write_bytes("".join(k + "\n" for k in kept).encode("utf-8") + appended)
+            os.replace(tmp, dead_letter)
     return Redelivery(delivered, len(kept), malformed, set_aside, failed)
+
+
+@contextlib.contextmanager
+def _locked_for_append(path: Path) -> Iterator[BinaryIO]:
+    """``path`` open for appending under an exclusive ``flock``, the file the path names now:
+    ``redeliver`` replaces the file under the same lock, and a writer that waited for it reopens
+    the new file rather than appending to the replaced one (which nobody reads again)."""
+    while True:
+        out = path.open("a+b")
+        try:
+            fcntl.flock(out, fcntl.LOCK_EX)
+            if os.fstat(out.fileno()).st_ino == os.stat(path).st_ino:
+                yield out
+                return
+        finally:
+            out.close()  # the lock goes with it

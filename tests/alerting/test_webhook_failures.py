@@ -13,6 +13,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -175,3 +177,38 @@ def test_redeliver_reports_a_refusal_with_its_status(tmp_path: Path) -> None:
     assert (out["delivered"], out["stillDead"], out["failedStatus"]) == (0, 1, {"401": 1})
     assert "line 1 failed again: HTTP 401" in done.stderr and "no bearer token is configured" in done.stderr
     assert len((tmp_path / "dead.jsonl").read_text().splitlines()) == 1, "kept for the next try"
+
+
+def test_redeliver_beside_a_worker_appending_loses_no_dead_letter(tmp_path: Path) -> None:
+    """A worker dead-letters notifications (its own ``_dead``, in a thread) while ``redeliver``
+    runs rounds over the same file: every letter the worker wrote is afterwards in the file or was
+    delivered. Both take the file's lock; without it a letter appended between redeliver's last
+    read and its replace, or into the file it had just replaced, was lost (88 of 147,000 in an
+    audit's stress run)."""
+    dead = tmp_path / "dead.jsonl"
+    hook = WebhookDelivery(_settings("http://127.0.0.1:9/unused"), dead)
+    written: list[str] = []
+    stop = threading.Event()
+
+    def worker() -> None:
+        for n in range(1500):
+            if stop.is_set():
+                return
+            hook._dead([_alert(n % 200)], "refused", 1)
+            written.append(f"{n}")
+            time.sleep(0.0005)
+
+    with receiver([200]) as rx:
+        thread = threading.Thread(target=worker)
+        thread.start()
+        try:
+            while thread.is_alive():
+                if dead.exists():
+                    asyncio.run(redeliver(dead, rx.url, 2.0))
+        finally:
+            stop.set()
+            thread.join()
+        delivered = len(rx.requests)
+    kept = [ln for ln in dead.read_text().splitlines() if ln.strip()]
+    assert all(json.loads(ln)["payload"]["alerts"] for ln in kept)  # whole lines only
+    assert len(written) == 1500 and delivered + len(kept) == len(written), (delivered, len(kept), len(written))
