@@ -37,7 +37,7 @@ from twin.ports import CmAdapter, OutRecord, open_adapter
 from twin.schemas import CmChangeRequest, CmChangeResult
 
 SESSION_MS = 6_000  # the group drops a member that sent no heartbeat for this long (the Kafka minimum)
-SLOW_S = 1.5 * SESSION_MS / 1000  # the device's answer takes longer than that
+SLOW_S = SESSION_MS / 1000 + 1  # the device's answer takes longer than that
 
 
 class SlowDevice:
@@ -122,5 +122,5 @@ def test_a_slow_device_does_not_cost_the_group_membership(emulated_worker_run: A
     assert alive, "the service ended"
     assert sorted(b'"APPLIED"' in (v or b"") for v in results) == [True, True], results
     assert done == 2, f"{done} of the 2 requests' offsets committed"
-    assert lag < SLOW_S / 3, f"the event loop stood still for {lag:.1f} s during the device's {SLOW_S} s answer"
+    assert lag < 2.5, f"the event loop stood still for {lag:.1f} s during the device's {SLOW_S} s answer"
     assert [peer.value(DN.format(i), "/attributes/configuredMaxTxPower") for i in (1, 2)] == [17000, 17000]
