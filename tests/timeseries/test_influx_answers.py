@@ -6,48 +6,13 @@ sent but never logged."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-
 from structlog.testing import capture_logs
 
 from streams.influx import InfluxBackend
+from tests.timeseries.influx_like import influx_like
 from twin.timeseries import BufferedSink, Point
 
 TOKEN = "tok-abc-123-secret"
-
-
-@contextmanager
-def influx_like(statuses: list[int]) -> Iterator[tuple[str, list[tuple[int, str, str, bytes]]]]:
-    """Yields (url, requests): each request as (status answered, path and query, Authorization, body)."""
-    seen: list[tuple[int, str, str, bytes]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            status = statuses[min(len(seen), len(statuses) - 1)]
-            seen.append((status, self.path, self.headers.get("Authorization", ""), body))
-            payload = b'{"code":"invalid","message":"unable to parse"}' if status >= 300 else b""
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _sink(url: str) -> BufferedSink:
@@ -81,7 +46,7 @@ def test_auth_and_server_errors_are_retried_and_the_token_never_logged() -> None
         assert sink.flush(10)
         sink.close()
     assert [s for s, *_ in seen] == [401, 503, 204]
-    assert all(auth == f"Token {TOKEN}" for _, _, auth, _ in seen)
+    assert all(r.authorization == f"Token {TOKEN}" for r in seen)
     assert seen[0][3] == seen[2][3], "the same batch is sent again"
     assert seen[2][3].decode().splitlines()[0] == "twin_kpi,cell=c,kind=real value=0.0 0"
     assert (sink.stats.written, sink.stats.failures, sink.stats.rejected, sink.stats.dropped) == (10, 2, 0, 0)

@@ -8,10 +8,8 @@ keeps milliseconds, so the points here are on whole milliseconds and compared ex
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from structlog.testing import capture_logs
 
 from streams.influx import InfluxBackend
@@ -21,16 +19,6 @@ from twin.timeseries import BufferedSink, Point
 
 CELLS = ["nr:00101-000000101", "nr:00101-000000102", "odd cell, with=signs"]
 KINDS = ["real", "predicted", "calibrated"]
-
-
-@pytest.fixture
-def victoria(tmp_path: Path) -> Iterator[Victoria]:
-    vm = Victoria(tmp_path / "vm-data")
-    vm.start()
-    try:
-        yield vm
-    finally:
-        vm.stop()
 
 
 def _points(first: int, n: int, base_ms: int) -> list[Point]:

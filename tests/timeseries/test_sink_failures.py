@@ -1,8 +1,8 @@
 """Failures of the time-series outputs found by an audit, each against real components:
 
 - the retry backoff holds while points keep coming: the real InfluxDB writer (``influxdb-client``)
-  against a real HTTP server on a loopback port that answers ``/api/v2/write`` with 503 (the test's
-  own, counting the requests);
+  against a real HTTP server on a loopback port that answers ``/api/v2/write`` with 503
+  (``tests.timeseries.influx_like``, which keeps each request and its time);
 - the local store's retention does not let one point stamped with the wall clock delete a backfill's
   history: the real SQLite store;
 - tag keys, tag values and field keys with backslashes, commas, equals signs and spaces are stored
@@ -13,55 +13,21 @@
 from __future__ import annotations
 
 import itertools
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import twin.timeseries.local as local_module
 from streams.influx import InfluxBackend, line
 from tests.helpers import wait_for
+from tests.timeseries.influx_like import influx_like
 from tests.timeseries.victoria import Victoria
 from twin.schemas import Alert
 from twin.timeseries import ALERT, KPI, BufferedSink, LocalStore, Point, alert_point
 
 DAY_NS = 86_400 * 1_000_000_000
-
-
-@contextmanager
-def influx_like(status: list[int]) -> Iterator[tuple[str, list[float]]]:
-    """A loopback server of ``/api/v2/write`` answering ``status[0]`` (the test may change it);
-    yields (url, the monotonic time of each request)."""
-    seen: list[float] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            seen.append(time.monotonic())
-            payload = b'{"code":"unavailable","message":"overloaded"}' if status[0] >= 300 else b""
-            self.send_response(status[0])
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _p(i: int) -> Point:
@@ -81,7 +47,7 @@ def test_new_points_do_not_cut_the_retry_backoff_short() -> None:
             sink.write([_p(i)])
             i += 1
             time.sleep(0.01)
-        attempts = list(seen)
+        attempts = [r.at for r in seen]
         # backoff with jitter (x0.75..1): >= 0.3, 0.6, 0.75, 0.75 s apart: at most 5 requests in 3 s
         # (the old sink sent one per write: ~300)
         assert 3 <= len(attempts) <= 6, f"{len(attempts)} requests in 3 s"
@@ -145,16 +111,6 @@ def test_one_wall_clock_alert_does_not_delete_a_backfill(tmp_path: Path) -> None
     assert [p.time_ns for p in store.query(KPI, 0, 2**62, {"cell": "b"})] == [now]
     assert len(store.query(KPI, 0, 2**62, {"cell": "a"})) == 192
     store.close()
-
-
-@pytest.fixture
-def victoria(tmp_path: Path) -> Iterator[Victoria]:
-    vm = Victoria(tmp_path / "vm-data")
-    vm.start()
-    try:
-        yield vm
-    finally:
-        vm.stop()
 
 
 ODD = ["plain", "sp ace", "com,ma", "eq=ual", "back\\slash", "a\\ b", "trail\\", "a\\,b", "\\", "\\\\", "x\\=y",
