@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -59,6 +58,7 @@ from twin.errors import UnknownCellError
 from twin.guard import GuardContext
 from twin.ingest import Rejection, describe_validation_error
 from twin.ledger import ChangeView, Event, OutboxRecord, open_ledger
+from twin.logs import traceback_field
 from twin.ports import CmAdapter, OutRecord, open_adapter
 from twin.rollout import ChangeRunner, cluster_kpis, whatif_scope
 from twin.schemas import Alert, CmChangeRequest, CmChangeResult
@@ -94,11 +94,6 @@ def change_in(exc: BaseException) -> str | None:
         found = ids[0] if ids else found
         tb = tb.tb_next
     return found
-
-
-def _trace(exc: BaseException) -> str:
-    """The traceback as one log field (the JSON renderer prints no ``exc_info``), its last 8000 characters."""
-    return "".join(traceback.format_exception(exc))[-8000:]
 
 
 class CmService:
@@ -210,7 +205,7 @@ class CmService:
             metrics.CM_FAILURES.labels(kind="request").inc()
             state = self._state_of(req.change_id)
             log.error("cm.request_failed", change_id=req.change_id, cell=req.cell_key, ledger_state=state,
-                      error=f"{type(exc).__name__}: {exc}", traceback=_trace(exc))
+                      error=f"{type(exc).__name__}: {exc}", traceback=traceback_field(exc))
             held = f"; the ledger holds it as {state}" if state else "; not recorded in the ledger"
             return self._letter(msg, Rejection(f"changeId {req.change_id}: handling failed: {type(exc).__name__}: "
                                                f"{exc}{held}", "failed"))
@@ -274,7 +269,7 @@ class CmService:
         self.failures += 1
         metrics.CM_FAILURES.labels(kind="housekeeping").inc()
         log.error("cm.housekeeping_failed", step=step, change_id=change_in(exc), **where,
-                  error=f"{type(exc).__name__}: {exc}", traceback=_trace(exc))
+                  error=f"{type(exc).__name__}: {exc}", traceback=traceback_field(exc))
 
     def housekeep(self, settle: Callable[[datetime], object], step: str) -> bool:
         """Observe the new periods, then ``settle`` (the runner's ``reconcile`` at start, ``tick``

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from typing import TextIO
 
 import structlog
 
-__all__ = ["configure"]
+__all__ = ["configure", "traceback_field"]
 
 
 class _Stderr:
@@ -49,3 +50,16 @@ def configure(level: str = "INFO", json: bool | None = None, stream: TextIO | No
         logger_factory=structlog.PrintLoggerFactory(file=_Stderr() if stream is None else stream),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
+
+
+def traceback_field(exc: BaseException) -> str:
+    """``exc``'s traceback as one log field (the JSON renderer prints no ``exc_info``), its last
+    8000 characters: for the failures a loop logs and goes on after.
+
+    >>> try:
+    ...     1 / 0
+    ... except ZeroDivisionError as exc:
+    ...     traceback_field(exc).splitlines()[-1]
+    'ZeroDivisionError: division by zero'
+    """
+    return "".join(traceback.format_exception(exc))[-8000:]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import time
-import traceback
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ import structlog
 from twin.config import FidelitySettings, GapSettings, ResyncSettings, TwinSettings
 from twin.gap.features import context
 from twin.gap.tracker import GapTracker
+from twin.logs import traceback_field
 from twin.mirror.cluster import ClusterMirror
 from twin.prediction.fidelity import FidelityMonitor, summary
 from twin.prediction.model import ClusterPrediction, ClusterPredictor, PredictConfig, load_engine, simulated_cm
@@ -218,7 +218,7 @@ class PredictionService:
         self.stats.failures += 1
         log.error("prediction.step_failed", cluster=mirror.cluster_id, period_end=end, step=step,
                   error=f"{type(exc).__name__}: {exc}",
-                  traceback="".join(traceback.format_exception(exc))[-8000:])
+                  traceback=traceback_field(exc))
 
     def _dtbsm_after(self, mirror: ClusterMirror, record: dict[str, Any]) -> None:
         """A resync's ``dtbsmAfter``: the first DT-BSM computed after its calibration took effect that

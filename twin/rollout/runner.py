@@ -15,7 +15,6 @@ for a caller in the same process (the core imports no transport).
 from __future__ import annotations
 
 import math
-import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -27,6 +26,7 @@ import structlog
 from twin import topics
 from twin.guard import Guard, GuardContext, GuardPolicy, ProtectedKpi
 from twin.ledger import UNSETTLED, ChangeView, Ledger, State
+from twin.logs import traceback_field
 from twin.ports import AdapterUnavailable, CmAdapter
 from twin.rollout.verify import KpiVerdict, control_verdict, kpi_verdict
 from twin.schemas import Alert, AlertType, ChangeState, CmChangeRequest, CmChangeResult
@@ -570,7 +570,7 @@ class ChangeRunner:
             self._failing[change_id] = (failures, 2 ** min(failures, MAX_HOLD_BACK) - 1)
             log.error("cm.change_failed", change_id=change_id, step=step, failures=failures,
                       sits_out=2 ** min(failures, MAX_HOLD_BACK) - 1, error=f"{type(exc).__name__}: {exc}",
-                      traceback="".join(traceback.format_exception(exc))[-8000:])
+                      traceback=traceback_field(exc))
             return False, None
         self._failing.pop(change_id, None)
         return True, value
