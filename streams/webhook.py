@@ -4,12 +4,16 @@ the Kafka alert topic.
 ``submit`` never waits: alerts queue (bounded) and one task POSTs them, grouped by type and
 cluster, in order. A notification that fails (connection refused, timeout, 408, 429, 5xx) is tried
 again with exponential backoff up to ``max_attempts``; one the receiver refuses (another 4xx) is
-not retried. Either way, a notification not delivered is appended to the dead-letter file (one
-JSON object per line: when, why, how many attempts, the payload), counted and logged, as are
-alerts that find the queue full and those still queued when the worker stops: nothing is lost
-silently, and the file can be replayed to the receiver (``redeliver``). When the dead-letter file
-cannot be written (disk full, read-only state dir) the notifications are counted as ``lost`` and
-logged as an error, and delivery goes on: neither the delivery task nor ``submit``/``close`` fail.
+not retried, nor is one it redirects (3xx: not followed, see ``_answer``). Each attempt has a
+deadline of ``timeout_s`` for the whole exchange, the answer's body included: httpx's timeout is
+per read, so a receiver that dribbles its answer a byte at a time would otherwise hold the
+delivery forever; past the deadline the attempt failed (and is retried, like a timeout). Either
+way, a notification not delivered is appended to the dead-letter file (one JSON object per line:
+when, why, how many attempts, the payload), counted and logged, as are alerts that find the queue
+full and those still queued when the worker stops: nothing is lost silently, and the file can be
+replayed to the receiver (``redeliver``). When the dead-letter file cannot be written (disk full,
+read-only state dir) the notifications are counted as ``lost`` and logged as an error, and
+delivery goes on: neither the delivery task nor ``submit``/``close`` fail.
 """
 
 from __future__ import annotations
@@ -38,6 +42,22 @@ __all__ = ["RETRYABLE", "Redelivery", "WebhookDelivery", "WebhookStats", "redeli
 log = structlog.get_logger(__name__)
 
 RETRYABLE = frozenset({408, 425, 429})  # and every 5xx
+
+
+def _answer(r: httpx.Response) -> str:
+    """Why an answer that is not 2xx is not a delivery: its status and body, or for a redirect its
+    ``Location``. A redirect (3xx) is never followed (``follow_redirects=False``): it would POST the
+    notification, bearer token included, to wherever the receiver points, perhaps another host;
+    and it is not taken as delivered (httpx's ``is_error`` is False for a 3xx, 2xx alone counts)."""
+    if 300 <= r.status_code < 400:
+        location = r.headers.get("Location")
+        where = f"Location: {location[:300]}" if location is not None else "no Location"
+        return f"HTTP {r.status_code}, a redirect, not followed ({where}); set webhook.url to the receiver's address"
+    return f"HTTP {r.status_code}: {r.text[:300]}"
+
+
+def _too_slow(timeout_s: float) -> str:
+    return f"no complete answer within {timeout_s:g} s (the receiver answered too slowly or not at all)"
 
 
 @dataclass
@@ -71,7 +91,7 @@ class WebhookDelivery:
         headers = {"Content-Type": "application/json", "User-Agent": "ran-twin-webhook"}
         if settings.bearer_token is not None:
             headers["Authorization"] = f"Bearer {settings.bearer_token.get_secret_value()}"
-        self._client = httpx.AsyncClient(headers=headers, timeout=settings.timeout_s)
+        self._client = httpx.AsyncClient(headers=headers, timeout=settings.timeout_s, follow_redirects=False)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="alert-webhook")
@@ -130,9 +150,12 @@ class WebhookDelivery:
         for attempt in range(1, self.settings.max_attempts + 1):
             self.stats.attempts += 1
             try:
-                r = await self._client.post(self.url, content=body)
+                async with asyncio.timeout(self.settings.timeout_s):  # the whole attempt, not each read
+                    r = await self._client.post(self.url, content=body)
             except httpx.HTTPError as exc:
                 reason = f"{type(exc).__name__}: {exc}"
+            except TimeoutError:
+                reason = _too_slow(self.settings.timeout_s)
             else:
                 if 200 <= r.status_code < 300:
                     self.stats.delivered += len(alerts)
@@ -141,10 +164,13 @@ class WebhookDelivery:
                         log.info("webhook.delivered_after_retries", url=self.url, attempts=attempt,
                                  alerts=len(alerts))
                     return
-                reason = f"HTTP {r.status_code}: {r.text[:300]}"
+                reason = _answer(r)
+                # 3xx, like a 4xx other than RETRYABLE, is not retried: the same URL would answer the
+                # same until webhook.url is corrected, and the dead letter can then be redelivered
                 if r.status_code < 500 and r.status_code not in RETRYABLE:
                     self.stats.failures += 1
-                    self._dead(alerts, f"the receiver refused the notification ({reason})", attempt, payload)
+                    verb = "redirected" if 300 <= r.status_code < 400 else "refused"
+                    self._dead(alerts, f"the receiver {verb} the notification ({reason})", attempt, payload)
                     return
             self.stats.failures += 1
             if attempt == self.settings.max_attempts:
@@ -225,7 +251,8 @@ async def redeliver(dead_letter: Path, url: str, timeout_s: float = 10.0,
     A line that is not a dead letter (not JSON, no ``payload`` object) is not sent: it moves, as it
     was, to ``<file>.malformed`` (appended), so it neither blocks the others nor is tried again and
     again, and is reported by line number. The file is rewritten even when the run stops half-way
-    (an interrupt, an unexpected error): what was delivered is never sent again."""
+    (an interrupt, an unexpected error): what was delivered is never sent again. A redirect is not
+    followed, and each POST has ``timeout_s`` for the whole exchange, as the worker's attempts."""
     old = dead_letter.read_bytes()
     lines = old.decode("utf-8", errors="replace").split("\n")
     kept: list[str] = []
@@ -238,7 +265,7 @@ async def redeliver(dead_letter: Path, url: str, timeout_s: float = 10.0,
     if bearer_token is not None:
         headers["Authorization"] = f"Bearer {bearer_token}"
     try:
-        async with httpx.AsyncClient(timeout=timeout_s, headers=headers) as client:
+        async with httpx.AsyncClient(timeout=timeout_s, headers=headers, follow_redirects=False) as client:
             for number, ln in enumerate(lines, 1):
                 if not ln.strip():
                     done = number
@@ -250,15 +277,19 @@ async def redeliver(dead_letter: Path, url: str, timeout_s: float = 10.0,
                     done = number
                     continue
                 try:
-                    r = await client.post(url, json=payload)
+                    async with asyncio.timeout(timeout_s):  # the whole exchange, not each read
+                        r = await client.post(url, json=payload)
                 except httpx.HTTPError as exc:
                     failed.append((number, None, f"{type(exc).__name__}: {exc}"[:300]))
+                    kept.append(ln)
+                except TimeoutError:
+                    failed.append((number, None, _too_slow(timeout_s)))
                     kept.append(ln)
                 else:
                     if 200 <= r.status_code < 300:
                         delivered += 1
                     else:
-                        failed.append((number, r.status_code, f"HTTP {r.status_code}: {r.text[:300]}"))
+                        failed.append((number, r.status_code, _answer(r)))
                         kept.append(ln)
                 done = number
     finally:
