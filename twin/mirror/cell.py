@@ -254,12 +254,28 @@ class CellMirror:
 
     # -- reads -----------------------------------------------------------------------------
     def gaps(self, gp: int) -> list[int]:
-        """Period ends missing between the first and the last reported period of ``gp``."""
+        """Period ends missing between the first and the last reported period of ``gp``: between two
+        reported ends ``gp`` x n apart (n rounded to the nearest, half up), the n - 1 periods on the
+        grid of the earlier one. A period end shifted off the grid (a clock step: 1800, 2705) is no
+        gap, a period skipped after it is one, once.
+
+        >>> c = CellMirror("nr:a")
+        >>> for t in (900, 1805, 2705, 4505):
+        ...     c.apply_pm("pm", {"gp": 900, "t": t, "v": {}, "s": False})
+        >>> c.gaps(900)
+        [3605]
+        """
         ends = self.periods.get(gp)
         if not ends:
             return []
-        first, last = min(ends), max(ends)
-        return [t for t in range(first, last + 1, gp) if t not in ends]
+        out: list[int] = []
+        previous: int | None = None
+        for end in sorted(ends):
+            if previous is not None:
+                skipped = (2 * (end - previous) + gp) // (2 * gp) - 1
+                out.extend(range(previous + gp, previous + gp * skipped + 1, gp))
+            previous = end
+        return out
 
     def window(self, gp: int, name: str, periods: int) -> float | None:
         """The last ``periods`` values of ``name`` combined by its collection method."""

@@ -96,8 +96,9 @@ class PredictionService:
                  timeout_periods: int = 2, predictor: ClusterPredictor | None = None,
                  gap: GapSettings | None = None, timeout_grace_s: float = 0.0,
                  resync: ResyncSettings | None = None, group: str = "twin",
-                 fidelity: FidelitySettings | None = None) -> None:
+                 fidelity: FidelitySettings | None = None, future_skew_s: float = 600.0) -> None:
         self.predictor = predictor or ClusterPredictor(config)
+        self.future_skew_s = future_skew_s  # how far ahead the ingest accepts PM (``twin.prediction.schedule``)
         self.expected = expected  # cluster id -> cell keys (the topology)
         self.timeout_periods = timeout_periods
         self.timeout_grace_s = timeout_grace_s
@@ -170,7 +171,7 @@ class PredictionService:
                 self.stats.builds += 1
             return out
         for gp, end in due_periods(mirror, self.expected.get(mirror.cluster_id, ()), self.timeout_periods,
-                                   self.timeout_grace_s):
+                                   self.timeout_grace_s, future_skew_s=self.future_skew_s):
             if self.resyncs is not None and self.resyncs.holds(mirror, end):
                 break  # the model of this period waits for the resync's calibration
             t0 = time.perf_counter()
@@ -291,4 +292,5 @@ def prediction_service(settings: TwinSettings, predictor: ClusterPredictor | Non
     if predictor is None:
         predictor = ClusterPredictor(PredictConfig.from_settings(p), load_engine(p))
     return PredictionService(PredictConfig.from_settings(p), expected, p.timeout_periods, predictor, settings.gap,
-                             grace, settings.resync, settings.kafka.group_id, settings.fidelity)
+                             grace, settings.resync, settings.kafka.group_id, settings.fidelity,
+                             settings.ingest.max_future_skew_s)
