@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams import incarnation
-from streams.envelopes import ORIGIN_HEADER
+from streams.envelopes import ORIGIN_HEADER, value_limit
 from streams.kafka_io import make_consumer, make_producer
 from streams.offset_guard import OffsetGuard
 from streams.outputs import Outputs
@@ -35,12 +35,14 @@ from twin import metrics, topics
 from twin.api import journal
 from twin.cells import is_cell_key
 from twin.config import TwinSettings
+from twin.mirror.cell import CellMirror
+from twin.mirror.cell_move import cell_from_entries, entries_of, merge_cell, move_chunks
 from twin.mirror.cluster import ClusterMirror
 from twin.mirror.holding import Held
 from twin.mirror.identity import CONFLICT, resolve_node
 from twin.mirror.identity_flow import forward_destinations, notice_destinations
 from twin.mirror.mr_stats import SealBudget
-from twin.mirror.store import Changes, CheckpointStore, PartitionState, take_changes
+from twin.mirror.store import SEP, Changes, CheckpointStore, PartitionState, take_changes
 from twin.prediction import prediction_service, to_records
 from twin.prediction.resync import ResyncJob, ResyncOutcome
 from twin.records import NormalisedRecord
@@ -53,6 +55,10 @@ __all__ = ["ORIGIN_HEADER", "MirrorStage"]
 log = structlog.get_logger(__name__)
 
 PLACE_CHUNK_RECORDS = 100  # held records per envelope when they are replayed into their cluster
+LEFT_TOPOLOGY = "cell_left_topology"  # error class of a cell's mirror whose cell the topology no longer lists
+# how often a moved cell's mirror may be sent on (workers whose topologies disagree, during a
+# rolling restart) before it is dead-lettered rather than sent round again
+MOVE_MAX_HOPS = 4
 # MR event ids sealed into Bloom filters per background checkpoint (hashing them costs ~0.4 us each,
 # on the event loop): spreads the work when many cells cross an hour together
 SEAL_IDS_PER_CHECKPOINT = 20_000
@@ -103,6 +109,10 @@ class MirrorStage:
         self._local_sends: list[Any] = []
         self.predictions = prediction_service(settings)
         self.route = ClusterRouter(settings.topology)
+        self._clusters = frozenset(self.route.all_clusters())
+        # cell mirrors taken out of their old cluster and not yet sent to their new one's owner (or to
+        # the dead-letter topic), by the partition they left: its checkpoints wait for the sends
+        self._unsent: dict[int, list[tuple[str, str, CellMirror]]] = {}
         self.producer: Any = None
         self._writing: asyncio.Task[None] | None = None  # the checkpoint write in flight
         self._to_place: set[int] = set()  # acquired partitions whose held cells the topology may now list
@@ -143,6 +153,8 @@ class MirrorStage:
         if self._fit_pool is not None:  # a fit not finished is run again after a restart (its record is pending)
             self._fit_pool.shutdown(wait=False, cancel_futures=True)
         await self.flush()
+        for p in list(self._unsent):  # not sent: they stay where they were, and move at the next start
+            self._keep_unsent(p)
         self.checkpoint(force=True)
         self.store.close()
         if self.outputs is not None:
@@ -168,9 +180,11 @@ class MirrorStage:
             self.guard.expect(tp, state.next_offset)
             log.info("mirror.partition_acquired", worker=self.worker_name, partition=p,
                      offset=state.next_offset, clusters=sorted(state.clusters))
+        self.move_misplaced(partitions)
 
     def release(self, partitions: list[int]) -> None:
         for p in partitions:
+            self._keep_unsent(p)
             state = self.owned.pop(p, None)
             self.guard.forget([TopicPartition(self.internal_topic, p)])
             if state is not None and p in self.dirty:
@@ -260,11 +274,12 @@ class MirrorStage:
         if not force and time.monotonic() - self.last_checkpoint < self.settings.checkpoint_interval_s:
             return
         meta = self._meta()
-        changes = [self._changes(self.owned[p], None, meta) for p in sorted(self.dirty) if p in self.owned]
+        changes = [self._changes(self.owned[p], None, meta) for p in sorted(self.dirty)
+                   if p in self.owned and p not in self._unsent]
         if changes:
             self.store.write(*changes)
             self.stats.checkpoints += len(changes)
-        self.dirty.clear()
+        self.dirty = {p for p in self.dirty if p in self._unsent}
         self.last_checkpoint = time.monotonic()
 
     def checkpoint_in_background(self) -> None:
@@ -289,8 +304,9 @@ class MirrorStage:
         started = time.perf_counter()
         seal = SealBudget(SEAL_IDS_PER_CHECKPOINT)
         meta = self._meta()
-        changes = [self._changes(self.owned[p], seal, meta) for p in sorted(self.dirty) if p in self.owned]
-        self.dirty.clear()
+        changes = [self._changes(self.owned[p], seal, meta) for p in sorted(self.dirty)
+                   if p in self.owned and p not in self._unsent]
+        self.dirty = {p for p in self.dirty if p in self._unsent}
         self.last_checkpoint = time.monotonic()
         self._last_take_s = time.perf_counter() - started
         if changes:
@@ -357,6 +373,8 @@ class MirrorStage:
             pending = await self._finish_resyncs()
             if pending:
                 await asyncio.gather(*pending)
+        if self._unsent:
+            await self._send_moves()
         if self._to_place:
             await self.place_held()
         batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=500)
@@ -383,15 +401,22 @@ class MirrorStage:
                     key = envelope["cl"][len(HOLDING_PREFIX):]
                     futures += await self._hold(state, key, envelope["r"], tp.partition, msg.offset)
                     applied += len(envelope["r"])
+                elif envelope is not None and "mv" in envelope:  # a cell's mirror moved here
+                    futures += await self._moved_in(state, envelope, tp.partition)
                 elif envelope is not None:
                     records = envelope["r"]
                     cluster = state.cluster(envelope["cl"])
+                    cells = len(cluster.cells)
                     cluster.apply_many(records)
                     applied += len(records)
                     self.stats.envelopes_applied += 1
-                    futures += await self._identity(cluster, tp.partition, msg.offset)
-                    if self.predictions is not None:
-                        futures += await self._predict(cluster)
+                    if len(cluster.cells) > cells or cluster.cluster_id not in self._clusters:
+                        # records routed by an older topology (written before a restart with a new one)
+                        futures += await self._reroute(state, cluster, records, msg.offset)
+                    if cluster.cluster_id in state.clusters:
+                        futures += await self._identity(cluster, tp.partition, msg.offset)
+                        if self.predictions is not None:
+                            futures += await self._predict(cluster)
                 state.next_offset = msg.offset + 1
             last = messages[-1]
             if last.offset + 1 == state.next_offset:  # which log these offsets belong to (streams.incarnation)
@@ -519,6 +544,174 @@ class MirrorStage:
         self._to_place.clear()
         self.stats.unassigned_placed += placed
         return placed
+
+    def move_misplaced(self, partitions: list[int]) -> None:
+        """On ``acquire``: take out of its cluster the mirror of each cell that the topology no longer
+        lists there (the operator moved or dropped the cell and restarted the worker), so that the old
+        cluster no longer simulates it, and merge it into the cluster that now lists it when this
+        worker owns that one (``twin.mirror.cell_move``); the others wait in ``_unsent`` for the
+        next step to send them (through the re-keyed topic, or to the dead-letter topic when the
+        topology lists the cell nowhere), and their partition's checkpoints wait for the sends. A
+        crash before the old cluster's checkpoint moves the cell again, which the merge absorbs."""
+        for p in partitions:
+            state = self.owned.get(p)
+            if state is None:
+                continue
+            for cluster in list(state.clusters.values()):
+                cid = cluster.cluster_id
+                for key in [k for k in cluster.cells if is_cell_key(k) and self.route(k) != cid]:
+                    cell = state.drop_cell(cid, key)
+                    self.dirty.add(p)
+                    if not self._merge_here(key, cell, cid):
+                        self._unsent.setdefault(p, []).append((cid, key, cell))
+                self._drop_if_gone(state, cid)
+
+    def _merge_here(self, key: str, cell: CellMirror, came_from: str) -> bool:
+        """Merge a cell's mirror into the cluster the topology gives it, if this worker owns it."""
+        target_cluster = self.route(key)
+        owner = None if target_cluster is None else self.owned.get(self._partition_of_cluster(target_cluster))
+        if target_cluster is None or owner is None:
+            return False
+        outcome = merge_cell(owner.cluster(target_cluster).cell(key), cell)
+        self.dirty.add(owner.partition)
+        self.stats.cells_moved += 1
+        self.stats.moved_mr_counted_twice += outcome.mr_counted_twice
+        log.warning("mirror.cell_moved", worker=self.worker_name, cell=key, from_cluster=came_from,
+                    to_cluster=target_cluster, periods=outcome.periods, cm_observations=outcome.cm_observations,
+                    mr_reports=outcome.mr_reports, mr_counted_twice=outcome.mr_counted_twice)
+        return True
+
+    def _drop_if_gone(self, state: PartitionState, cluster_id: str) -> None:
+        """Drop a cluster that the topology no longer has once nothing of it is left to move."""
+        cluster = state.clusters.get(cluster_id)
+        if cluster is None or cluster_id in self._clusters or cluster.cells:
+            return
+        if any(cid == cluster_id for cid, _, _ in self._unsent.get(state.partition, ())):
+            return
+        state.drop_cluster(cluster_id)
+        self.dirty.add(state.partition)
+        log.warning("mirror.cluster_dropped", worker=self.worker_name, cluster=cluster_id, partition=state.partition,
+                    reason="the topology no longer has this cluster, and its cells have moved")
+
+    def _keep_unsent(self, partition: int) -> None:
+        """Put the cell mirrors not yet sent from ``partition`` back where they were (the partition is
+        released, or the worker stops): its checkpoint keeps them, and they move at the next start."""
+        state = self.owned.get(partition)
+        for cid, key, cell in self._unsent.pop(partition, ()):
+            if state is not None:
+                state.cluster(cid).cells[key] = cell
+                state.dropped.remove("k" + SEP + cid + SEP + key + SEP)
+
+    async def _send_moves(self) -> None:
+        """Send the cell mirrors ``move_misplaced`` could not merge here, and wait for the broker."""
+        for p in list(self._unsent):
+            state = self.owned.get(p)
+            if state is None:
+                continue
+            futures: list[Any] = []
+            for cid, key, cell in self._unsent[p]:
+                futures += await self._relocate(key, cell, cid, hops=0)
+            if futures:
+                await asyncio.gather(*futures)
+            cids = {cid for cid, _, _ in self._unsent.pop(p)}
+            for cid in cids:
+                self._drop_if_gone(state, cid)
+
+    async def _reroute(self, state: PartitionState, cluster: ClusterMirror, records: list[NormalisedRecord],
+                       offset: int) -> list[Any]:
+        """Records of an envelope that an older topology routed to ``cluster``: the cells they created
+        there that the topology lists elsewhere (or nowhere) are taken out again, and their records
+        delivered where the topology says now (idempotent there: PM upserts, MR by event id)."""
+        cid = cluster.cluster_id
+        misplaced = {k for k in cluster.cells if is_cell_key(k) and self.route(k) != cid}
+        for key in misplaced:  # each was created by these records (``move_misplaced`` took out the others)
+            state.drop_cell(cid, key)
+        by_dest: dict[str, list[NormalisedRecord]] = {}
+        for r in records:
+            if r[1] in misplaced:
+                dn = cast(dict[str, Any], r[2]).get("dn") if r[0] != "mr" else None
+                by_dest.setdefault(self.route.cluster_or_holding(r[1], dn), []).append(r)
+        if misplaced:
+            log.warning("mirror.records_rerouted", worker=self.worker_name, cluster=cid, cells=sorted(misplaced),
+                        records=sum(len(v) for v in by_dest.values()))
+        futures = await self._deliver(by_dest, offset)
+        self._drop_if_gone(state, cid)
+        return futures
+
+    async def _relocate(self, key: str, cell: CellMirror, came_from: str, hops: int) -> list[Any]:
+        """Merge a cell's mirror into the cluster the topology gives the cell (here, or through the
+        re-keyed topic to its owner), or dead-letter it whole when the topology lists the cell nowhere."""
+        target_cluster = self.route(key)
+        if target_cluster is None or hops >= MOVE_MAX_HOPS:
+            return await self._dead_letter_cell(key, cell, came_from, hops)
+        if self._merge_here(key, cell, came_from):
+            return []
+        target = self._partition_of_cluster(target_cluster)
+        futures = []
+        limit = self.settings.kafka.max_message_bytes
+        fits = value_limit(limit, target_cluster.encode())
+        for chunk in move_chunks(cell.snapshot(), limit // 2):  # room for the envelope's own JSON
+            body = orjson.dumps({"cl": target_cluster, "mv": {**chunk, "from": came_from, "hops": hops + 1}})
+            if len(body) > fits:  # one sealed hour's filters larger than a message: kept on the dead-letter topic
+                futures += await self._dead_letter_cell(key, cell_from_entries(key, entries_of(chunk)), came_from,
+                                                        hops, why=f"a part of it ({len(body):,} bytes) exceeds "
+                                                        f"kafka.max_message_bytes ({limit:,}) and cannot be moved")
+                continue
+            futures.append(await self.producer.send(self.internal_topic, body, key=target_cluster.encode(),
+                                                    partition=target))
+        self.stats.cells_moved += 1
+        log.warning("mirror.cell_sent", worker=self.worker_name, cell=key, from_cluster=came_from,
+                    to_cluster=target_cluster, partition=target)
+        return futures
+
+    async def _moved_in(self, state: PartitionState, envelope: dict[str, Any], partition: int) -> list[Any]:
+        """A chunk of a cell's mirror sent by the worker that had it in its old cluster."""
+        move = envelope["mv"]
+        key, came_from, hops = move["key"], move["from"], int(move["hops"])
+        cell = cell_from_entries(key, entries_of(move))
+        cluster_id = envelope["cl"]
+        if self.route(key) != cluster_id:  # the topology changed again, or the workers' topologies differ
+            return await self._relocate(key, cell, came_from, hops)
+        outcome = merge_cell(state.cluster(cluster_id).cell(key), cell)
+        self.dirty.add(partition)
+        self.stats.moved_in_parts += 1
+        self.stats.moved_mr_counted_twice += outcome.mr_counted_twice
+        log.info("mirror.cell_moved_in", worker=self.worker_name, cell=key, from_cluster=came_from,
+                 to_cluster=cluster_id, periods=outcome.periods, cm_observations=outcome.cm_observations,
+                 mr_reports=outcome.mr_reports, mr_counted_twice=outcome.mr_counted_twice)
+        return []
+
+    async def _dead_letter_cell(self, key: str, cell: CellMirror, came_from: str, hops: int,
+                                why: str | None = None) -> list[Any]:
+        """The mirror of a cell that no cluster of the topology lists any more: dead-lettered whole (its
+        checkpoint entries, in chunks), so nothing of it is lost; its new telemetry is held
+        (``twin.mirror.holding``) like any cell outside the topology. ``why``: another reason (a part
+        too large to move)."""
+        if why is not None:
+            reason = f"the mirror of cell {key!r} moving from cluster {came_from!r}: {why}"
+        elif hops >= MOVE_MAX_HOPS:
+            reason = (f"the mirror of cell {key!r} was sent on {hops} times between workers whose topologies "
+                      f"disagree (last from cluster {came_from!r}); the chunk's checkpoint entries are attached")
+        else:
+            reason = (f"cell {key!r} is in no cluster of the topology any more (its checkpoint had it in cluster "
+                      f"{came_from!r}); the twin no longer simulates it, and its mirror (checkpoint entries, "
+                      f"base64) is attached")
+        futures = []
+        limit = self.settings.kafka.max_message_bytes
+        chunks = move_chunks(cell.snapshot(), limit // 2)
+        for i, chunk in enumerate(chunks, 1):
+            letter = DeadLetter(reason=f"{reason} (part {i} of {len(chunks)})", error_class=LEFT_TOPOLOGY,
+                                topic=self.internal_topic, partition=None, offset=None,
+                                key_b64=base64.b64encode(key.encode()).decode(),
+                                value_b64=base64.b64encode(orjson.dumps(chunk)).decode(),
+                                rejected_at=datetime.now(UTC), rejected_by="twin.mirror.cell_move")
+            value = letter.to_json_bytes_within(value_limit(limit, key.encode()), limit)
+            futures.append(await self.producer.send(topics.DLQ, value, key=key.encode()))
+        self.stats.cells_left_topology += why is None
+        self.stats.dead_lettered[LEFT_TOPOLOGY] += 1
+        log.warning("mirror.cell_left_topology", worker=self.worker_name, cell=key, cluster=came_from,
+                    dead_letters=len(chunks), reason=reason)
+        return futures
 
     async def _deliver(self, by_dest: dict[str, list[NormalisedRecord]], offset: int | None) -> list[Any]:
         """Records for envelope keys (a cluster id, or ``unassigned/<key>``): applied here when this

@@ -37,6 +37,10 @@ class WorkerStats:  # counters, not state: they restart at zero
     unassigned_records: int = 0  # records of cells outside the topology, held (twin.mirror.holding)
     unassigned_dead_lettered: int = 0  # held records pushed out, or refused for want of room
     unassigned_placed: int = 0  # held cells replayed into the cluster the topology now gives them
+    cells_moved: int = 0  # cell mirrors moved into the cluster the topology now gives them (twin.mirror.cell_move)
+    moved_in_parts: int = 0  # parts of cell mirrors another worker moved here, merged
+    cells_left_topology: int = 0  # cell mirrors of cells the topology no longer lists, dead-lettered whole
+    moved_mr_counted_twice: int = 0  # MR reports a moved aggregate and its new cluster had both counted
     alerts: int = 0
     send_retries: int = 0  # sends retried after a transient failure (the broker down or slow)
     offset_resets: int = 0  # partitions resumed from a new log's start (its checkpoint's log was replaced)
@@ -60,6 +64,10 @@ class WorkerStats:  # counters, not state: they restart at zero
             "unassignedRecords": self.unassigned_records,
             "unassignedDeadLettered": self.unassigned_dead_lettered,
             "unassignedPlaced": self.unassigned_placed,
+            "cellsMoved": self.cells_moved,
+            "movedInParts": self.moved_in_parts,
+            "cellsLeftTopology": self.cells_left_topology,
+            "movedMrCountedTwice": self.moved_mr_counted_twice,
             "alerts": self.alerts,
             "sendRetries": self.send_retries,
             "commitsSkipped": self.commits_skipped,

@@ -79,6 +79,10 @@ class CellMirror:
     mr: MrStats = field(default_factory=MrStats)
     # the twin's predictions beside the PM values: gp -> KPI name -> period end -> value
     predicted: PmSeries = field(default_factory=dict)
+    # the MR aggregates merged in from this cell's mirror in another cluster, when the topology moved
+    # the cell (``twin.mirror.cell_move``): their fingerprints, so that a move repeated after a crash
+    # does not count them twice
+    moved_in: list[str] = field(default_factory=list)
     # what changed since the last checkpoint: HEAD, MR, or (PM | REL | PRED, gp, end) (not state)
     changes: set[Any] = field(default_factory=set, compare=False, repr=False)
 
@@ -349,6 +353,7 @@ class CellMirror:
             "unknown": sorted(self.unknown),
             "mr": self.mr.to_dict(),
             "pred": _series_out(self.predicted),
+            **({"mv": self.moved_in} if self.moved_in else {}),
         }
 
     # -- checkpoint entries ------------------------------------------------------------------
@@ -405,7 +410,10 @@ class CellMirror:
             mr.sealed_changed, mr.dropped = set(), set()
 
     def _head(self) -> bytes:
-        return orjson.dumps({"cm": self.cm, "cmr": self.cm_before, "unknown": sorted(self.unknown)})
+        head: dict[str, Any] = {"cm": self.cm, "cmr": self.cm_before, "unknown": sorted(self.unknown)}
+        if self.moved_in:
+            head["mv"] = self.moved_in
+        return orjson.dumps(head)
 
     def _period(self, kind: str, gp: int, end: int) -> bytes | None:
         """The encoded entry ``(kind, gp, end)``, None if the cell has nothing there."""
@@ -451,6 +459,7 @@ class CellMirror:
             self.cm = {k: list(v) for k, v in value["cm"].items()}
             self.cm_before = {k: [list(r) for r in runs] for k, runs in value["cmr"].items()}
             self.unknown = set(value["unknown"])
+            self.moved_in = list(value.get("mv", ()))
         else:
             raise ValueError(f"unknown checkpoint entry {sub!r} of cell {self.cell_key}")
 
@@ -467,6 +476,7 @@ class CellMirror:
             unknown=set(self.unknown),
             mr=self.mr.snapshot(),
             predicted=_series_copy(self.predicted),
+            moved_in=list(self.moved_in),
         )
 
     @classmethod
@@ -481,6 +491,7 @@ class CellMirror:
             unknown=set(d["unknown"]),
             mr=MrStats.from_dict(d["mr"]),
             predicted=_series_in(d.get("pred", {})),
+            moved_in=list(d.get("mv", ())),
         )
 
 

@@ -83,6 +83,8 @@ class PartitionState:
     identity: IdentityIndex = field(default_factory=IdentityIndex)
     # whether whoever applies records collects the clusters' identity notices (``ClusterMirror.announcing``)
     announcing: bool = field(default=False, compare=False, repr=False)
+    # key prefixes of cells and clusters taken out since the last checkpoint (``drop_cell``, ``drop_cluster``)
+    dropped: list[str] = field(default_factory=list, compare=False, repr=False)
     # whether the store holds this state up to the changes noted since (set by ``load`` and saves);
     # a state built otherwise is written whole by its first save
     synced: bool = field(default=False, compare=False, repr=False)
@@ -91,6 +93,19 @@ class PartitionState:
         cluster = self.clusters.get(cluster_id)
         if cluster is None:
             cluster = self.clusters[cluster_id] = ClusterMirror(cluster_id, announcing=self.announcing)
+        return cluster
+
+    def drop_cell(self, cluster_id: str, cell_key: str) -> CellMirror:
+        """Take a cell's mirror out of its cluster (the topology moved the cell elsewhere); its
+        checkpoint entries are deleted with the next checkpoint."""
+        cell = self.clusters[cluster_id].cells.pop(cell_key)
+        self.dropped.append("k" + SEP + _check(cluster_id) + SEP + _check(cell_key) + SEP)
+        return cell
+
+    def drop_cluster(self, cluster_id: str) -> ClusterMirror:
+        """Take a cluster out of the partition (the topology no longer has it), with its cells."""
+        cluster = self.clusters.pop(cluster_id)
+        self.dropped += ["c" + SEP + _check(cluster_id) + SEP, "k" + SEP + cluster_id + SEP]
         return cluster
 
     def announce(self) -> None:
@@ -139,6 +154,8 @@ def take_changes(state: PartitionState, extra: dict[str, Any] | None = None, ful
     entry, replacing whatever the store holds for the partition."""
     full = not state.synced if full is None else full
     out = Changes(state.partition, state.next_offset, {**state.meta, **(extra or {})}, full=full)
+    out.ranges += state.dropped  # before the puts: a cell dropped and then recreated keeps its new entries
+    state.dropped = []
     puts = out.puts
     for cid, cluster in state.clusters.items():
         entries: list[Entry] = []
