@@ -65,7 +65,7 @@ def mirror_show(
 ) -> None:
     """Print the mirror as last checkpointed by a running or stopped worker."""
     from twin.config import load_settings
-    from twin.mirror.store import CheckpointStore
+    from twin.mirror.store import CheckpointStore, CheckpointStoreError
     from twin.mirror.view import mirror_view, render_table
 
     try:
@@ -78,8 +78,12 @@ def mirror_show(
         typer.echo(f"error: no checkpoints in {directory}", err=True)
         raise typer.Exit(1)
     store = CheckpointStore(directory, read_only=True)
-    clusters = store.load_all()
-    held = store.load_unassigned().summary()
+    try:
+        clusters = store.load_all()
+        held = store.load_unassigned().summary()
+    except CheckpointStoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     if cell is not None and not any(cell in c.cells for c in clusters.values()) and cell not in held:
         typer.echo(f"error: cell {cell!r} is not in the mirror ({directory})", err=True)
         raise typer.Exit(1)

@@ -51,7 +51,7 @@ from twin.mirror.holding import Held, Holding
 from twin.mirror.identity import IdentityIndex, NodeIdentity
 from twin.sqlite_wal import connect_wal
 
-__all__ = ["DB_NAME", "SEP", "Changes", "CheckpointStore", "PartitionState", "take_changes"]
+__all__ = ["DB_NAME", "SEP", "Changes", "CheckpointStore", "CheckpointStoreError", "PartitionState", "take_changes"]
 
 DB_NAME = "state.sqlite"
 SEP = "\x1f"  # between the parts of a key (cluster ids, cell keys and DNs must not contain it)
@@ -66,6 +66,25 @@ T = TypeVar("T")
 _EMPTY = sqlite3.connect(":memory:", check_same_thread=False)
 for _statement in _SCHEMA:
     _EMPTY.execute(_statement)
+
+
+class CheckpointStoreError(RuntimeError):
+    """The checkpoint store cannot be read: its file is not an SQLite database, is damaged, or holds
+    entries this version does not know. Nothing is repaired or overwritten on the spot: the worker
+    stops with this message, and the operator decides (a backup, or the folder moved aside)."""
+
+
+def _unreadable(path: Path, exc: BaseException) -> CheckpointStoreError:
+    return CheckpointStoreError(
+        f"checkpoint store {path} cannot be read ({type(exc).__name__}: {exc}): it is damaged or was "
+        f"not written by this version. Nothing was changed; restore a backup, or move the folder aside to "
+        f"start again from what the topics still hold")
+
+
+def _damaged_file(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite's "file is not a database" or "database disk image is malformed", not a transient
+    ``OperationalError`` (locked, I/O, cannot open)."""
+    return not isinstance(exc, sqlite3.OperationalError)
 
 
 @dataclass(slots=True)
@@ -186,23 +205,27 @@ def _decode_partition(partition: int, offset_row: tuple[int, bytes] | None,
     last: tuple[str, str] | None = None
     cell: CellMirror | None = None
     for key, value in rows:
-        parts = key.split(SEP)
-        kind = parts[0]
-        if kind == "k":
-            if last is None or last[0] != parts[1] or last[1] != parts[2]:
-                cell = state.cluster(parts[1]).cell(parts[2])
-                last = (parts[1], parts[2])
-            assert cell is not None
-            cell.load_entry(parts[3:], value if parts[3] == SEALED else loads(value))
-        elif kind == "c":
-            raw = parts[2] in (GAP, FIDELITY_STATE, RADIO)  # bytes, not JSON
-            state.cluster(parts[1]).load_entry(parts[2:], value if raw else loads(value))
-        elif kind == "u":
-            state.unassigned.held[parts[1]] = Held.from_dict(parts[1], loads(value))
-        elif kind == "i":
-            state.identity.nodes[parts[1]] = NodeIdentity.from_dict(loads(value))
-        else:
-            raise ValueError(f"unknown checkpoint key {key!r} in partition {partition}")
+        try:
+            parts = key.split(SEP)
+            kind = parts[0]
+            if kind == "k":
+                if last is None or last[0] != parts[1] or last[1] != parts[2]:
+                    cell = state.cluster(parts[1]).cell(parts[2])
+                    last = (parts[1], parts[2])
+                assert cell is not None
+                cell.load_entry(parts[3:], value if parts[3] == SEALED else loads(value))
+            elif kind == "c":
+                raw = parts[2] in (GAP, FIDELITY_STATE, RADIO)  # bytes, not JSON
+                state.cluster(parts[1]).load_entry(parts[2:], value if raw else loads(value))
+            elif kind == "u":
+                state.unassigned.held[parts[1]] = Held.from_dict(parts[1], loads(value))
+            elif kind == "i":
+                state.identity.nodes[parts[1]] = NodeIdentity.from_dict(loads(value))
+            else:
+                raise ValueError(f"unknown checkpoint key {key!r} in partition {partition}")
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise ValueError(f"partition {partition}, entry {key.replace(SEP, '/')!r}: {type(exc).__name__}: "
+                             f"{exc}") from exc
     return state
 
 
@@ -255,7 +278,12 @@ class CheckpointStore:
     def _writer(self) -> sqlite3.Connection:
         """The read-write connection (opened, and earlier checkpoints migrated, on first use)."""
         if self._db is None:
-            self._db = connect_wal(self.path, setup=lambda db: [db.execute(statement) for statement in _SCHEMA])
+            try:
+                self._db = connect_wal(self.path, setup=lambda db: [db.execute(statement) for statement in _SCHEMA])
+            except sqlite3.DatabaseError as exc:
+                if not _damaged_file(exc):
+                    raise
+                raise _unreadable(self.path, exc) from exc
             self._migrate()
         return self._db
 
@@ -267,7 +295,20 @@ class CheckpointStore:
                 self._db = None
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """``fn`` in one read transaction (one consistent view of the store)."""
+        """``fn`` in one read transaction (one consistent view of the store); a damaged store, or
+        entries this version cannot decode, raise :class:`CheckpointStoreError`."""
+        try:
+            return self._read_once(fn)
+        except CheckpointStoreError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            if not _damaged_file(exc):
+                raise
+            raise _unreadable(self.path, exc) from exc
+        except (ValueError, KeyError, TypeError, IndexError) as exc:  # an entry that does not decode
+            raise _unreadable(self.path, exc) from exc
+
+    def _read_once(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if not self.read_only:
             with self._lock:
                 db = self._writer()
