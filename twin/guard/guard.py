@@ -7,8 +7,8 @@ run twice: when a change is requested and again just before it is pushed (an app
 hours later, when another change is in flight or the window has closed).
 
 Rules (``Violation.rule``): ``kill_switch``, ``attribute``, ``value``, ``bounds``, ``max_step``,
-``one_in_flight``, ``min_interval``, ``blast_radius``, ``change_window``, ``trust_gate``,
-``calibrated_error``, ``min_gain``, ``baseline``; a request's own ``guard`` spec can only tighten them
+``one_in_flight``, ``min_interval``, ``blast_radius``, ``change_window``, ``approval_timeout``,
+``trust_gate``, ``calibrated_error``, ``min_gain``, ``baseline``; a request's own ``guard`` spec can only tighten them
 (``request_max_step``, ``request_window``).
 """
 
@@ -21,7 +21,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from twin.guard.policy import AttributeRule, GuardPolicy, parse_window
-from twin.ledger import IN_FLIGHT, Ledger
+from twin.ledger import IN_FLIGHT, Ledger, State
 from twin.schemas import CmChangeRequest
 
 __all__ = ["OBJECTIVE", "Decision", "Guard", "GuardContext", "Violation", "twin_justified"]
@@ -64,7 +64,9 @@ class GuardContext:
 
     ``trusted`` / ``trust_reasons``: the DT-BSM trust verdict of the cell's cluster
     (``Twin.trust``); ``calibrated_error``: the cluster's rolling calibrated error (mean relative);
-    ``baseline_periods``: periods of KPI history the verification has for the cluster.
+    ``baseline_periods``: periods of KPI history the verification has for the cluster. ``now`` must
+    carry a time zone: a naive time is refused, not guessed (the window rules would read it in the
+    host's zone, ``min_interval`` could not compare it with the ledger's times).
     """
 
     now: datetime
@@ -73,6 +75,11 @@ class GuardContext:
     trust_reasons: Sequence[str] = ()
     calibrated_error: float | None = None
     baseline_periods: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None or self.now.utcoffset() is None:
+            raise ValueError(f"GuardContext.now must carry a time zone (got {self.now!r}): a naive time is "
+                             "refused, not guessed")
 
 
 def twin_justified(request: CmChangeRequest) -> bool:
@@ -121,6 +128,7 @@ class Guard:
                                  "it; add it to [guard.protected_kpis]", {"rollbackKpis": unknown}))
         out += self._state_rules(request, ctx)
         out += self._window_rules(request, ctx.now)
+        out += self._approval_rules(request, ctx.now)
         if p.trust_gate and twin_justified(request):
             out += self._trust_rules(request, ctx)
         if at_push and (ctx.baseline_periods or 0) < p.baseline_periods:
@@ -178,8 +186,10 @@ class Guard:
         last = self.ledger.last_applied_at(request.cell_key)
         if last is not None and ctx.now - last < timedelta(seconds=p.min_interval_s):
             since = int((ctx.now - last).total_seconds())
-            out.append(Violation("min_interval", f"cell {request.cell_key} was changed {since} s ago at "
-                                 f"{last.isoformat()}; min_interval_s is {p.min_interval_s}",
+            when = (f"{since} s ago at {last.isoformat()}" if since >= 0 else  # clocks disagree: a later change
+                    f"at {last.isoformat()}, {-since} s after the guard's time {ctx.now.isoformat()}")
+            out.append(Violation("min_interval", f"cell {request.cell_key} was changed {when}; min_interval_s is "
+                                 f"{p.min_interval_s}",
                                  {"lastAppliedAt": last.isoformat(), "sinceS": since,
                                   "minIntervalS": p.min_interval_s}))
         return out
@@ -199,10 +209,36 @@ class Guard:
                 out.append(Violation("request_window", f"guard.allowedWindow {own!r} is not a change window: {exc}",
                                      {"window": own}))
                 return out
-            if not _in_window(utc, start, end):
+            if start == end:  # the schema accepts it; read as "start <= t < start" it holds no time at all
+                out.append(Violation("request_window", f"guard.allowedWindow {own!r} is empty: its start equals its "
+                                     "end, so no time is inside it", {"window": own}))
+            elif not _in_window(utc, start, end):
                 out.append(Violation("request_window", f"{utc.strftime('%H:%M')} UTC is outside the request's own "
                                      f"allowedWindow {own}", {"utcTime": utc.strftime("%H:%M"), "window": own}))
         return out
+
+    def _approval_rules(self, request: CmChangeRequest, now: datetime) -> list[Violation]:
+        """A change that waited ``approval_timeout_s`` or longer for its approval is refused, as the
+        runner's expiry (``>=``) would have ended it had it run first: waited from its newest
+        PENDING_APPROVAL step to its APPROVED step after it, or to ``now`` when that is earlier (the
+        runner's clock, which the expiry reads, e.g. event time against a CLI's wall-clock approval)
+        or there is no approval yet (an approval being checked)."""
+        history = self.ledger.history(request.change_id)
+        pending = [i for i, e in enumerate(history) if e.state is State.PENDING_APPROVAL]
+        if not pending:
+            return []
+        since = history[pending[-1]].at
+        approved = next((e.at for e in history[pending[-1] + 1:] if e.state is State.APPROVED), None)
+        end = now if approved is None else min(approved, now)
+        limit = self.policy.approval_timeout_s
+        if end - since < timedelta(seconds=limit):
+            return []
+        waited = int((end - since).total_seconds())
+        what = "no approval yet" if approved is None else f"approved at {approved.isoformat()}"
+        return [Violation("approval_timeout", f"waited {waited} s for its approval since {since.isoformat()} "
+                          f"({what}, guard's time {now.isoformat()}); approval_timeout_s is {limit}",
+                          {"pendingSince": since.isoformat(), "approvedAt": approved and approved.isoformat(),
+                           "now": now.isoformat(), "waitedS": waited, "approvalTimeoutS": limit})]
 
     def _trust_rules(self, request: CmChangeRequest, ctx: GuardContext) -> list[Violation]:
         p, out = self.policy, []

@@ -135,7 +135,10 @@ class GuardPolicy(_Section):
     @classmethod
     def _windows(cls, value: list[str]) -> list[str]:
         for w in value:
-            parse_window(w)
+            start, end = parse_window(w)
+            if start == end:  # read as "start <= t < start": no time at all, every change refused
+                raise ValueError(f"change window {w!r} is empty: its start equals its end, so no change could "
+                                 "ever be pushed; leave `windows` empty for any time of day")
         return value
 
     @field_validator("timezone")
