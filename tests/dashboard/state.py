@@ -76,8 +76,8 @@ def build_state(run: WorkerRun, root: Path) -> ServedState:
     b = request(emu, cells[2], "cellIndividualOffset", -1.0, at=now, requester="optimiser-test")
     c = request(emu, cells[4], "cellIndividualOffset", 1.0, at=now, requester="optimiser-test")
     bad = request(emu, cells[3], "cellIndividualOffset", 9.0, at=now, requester="optimiser-test")
-    for r in (a, b, c, bad):
-        runner.submit(r, cluster, now)
+    for r in (a, b, c, bad):  # submitted on the runner's clock ([cm] clock = "wall", the default), as the
+        runner.submit(r, cluster, datetime.now(UTC))  # API's guard judges their approval
     runner.ledger.close()
     # one the guard lets through at once (auto mode): pushed by the adapter, then observed
     pushed = request(emu, cells[6], "cellIndividualOffset", 1.0, at=now, requester="optimiser-test")

@@ -19,11 +19,14 @@ from twin import metrics
 from twin.api import errors
 from twin.api.auth import TokenStore
 from twin.api.routes import changes, events, network, status, whatif
-from twin.api.state import ApiState, LedgerUnavailable
+from twin.api.state import ApiState, LedgerUnavailable, MirrorUnavailable
 
-__all__ = ["STATIC", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "STATIC", "create_app"]
 
 STATIC = Path(__file__).with_name("static")
+#: the largest request body the API reads: the largest a route takes (a what-if of 64 changes, a
+#: 2000-character reason) is tens of kB; more is refused with 413 before it is read whole or parsed
+MAX_BODY_BYTES = 1_048_576
 log = structlog.get_logger("twin.api")
 
 DESCRIPTION = """The operations API of the RAN digital twin: the mirrored network, the twin's
@@ -71,6 +74,48 @@ class _Observe:
                      cell=params.get("cell"), change_id=params.get("change_id"))
 
 
+class _BodyLimit:
+    """Refuses a request body over ``limit`` bytes with 413 naming the limit (``errors.BodyTooLarge``),
+    before it is parsed: at once, unread, when its Content-Length says so; else (chunked) as soon as
+    the bytes read pass the limit. Without it uvicorn and FastAPI read any body whole into memory and
+    parse it, before the bearer token is even looked at."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.limit:
+            await errors.too_large(errors.BodyTooLarge(self.limit, declared=declared))(scope, receive, send)
+            return
+        received = 0
+
+        async def counting() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise errors.BodyTooLarge(self.limit, received=received)
+            return message
+
+        await self.app(scope, counting, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
 class _StateCollector(Collector):
     """``twin.metrics.StateCollector`` over the served state, plus ``twin_cm_ledger_up``: while the CM
     ledger cannot be opened or read, its series are left out and ``twin_cm_ledger_up`` is 0, and the
@@ -83,7 +128,10 @@ class _StateCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        twin = self.state.twin()
+        try:
+            twin = self.state.twin()
+        except MirrorUnavailable:  # readiness says why; the mirror's series are left out meanwhile
+            twin = None
         up = GaugeMetricFamily("twin_cm_ledger_up", "1 while the API can read the CM ledger (or none was "
                                "created yet); 0 while it cannot, and the twin_cm_* ledger series are left out")
         try:
@@ -97,13 +145,14 @@ class _StateCollector(Collector):
         yield up
 
 
-def create_app(state: ApiState, tokens: TokenStore) -> FastAPI:
-    """The API serving ``state``, authenticating with ``tokens``."""
+def create_app(state: ApiState, tokens: TokenStore, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The API serving ``state``, authenticating with ``tokens``; request bodies over ``max_body_bytes``
+    are refused (413)."""
     from twin.api.routes.status import _version
 
     app = FastAPI(title="RAN digital twin API", version=_version(), description=DESCRIPTION,
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
-                  dependencies=[Depends(errors.known_query)])
+                  dependencies=[Depends(errors.plain_parameters), Depends(errors.known_query)])
     app.state.twin_api = state
     app.state.tokens = tokens
     own = CollectorRegistry(auto_describe=True)
@@ -113,7 +162,8 @@ def create_app(state: ApiState, tokens: TokenStore) -> FastAPI:
     for module in (status, network, changes, whatif, events):
         app.include_router(module.router)
 
-    app.add_middleware(_Observe)
+    app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    app.add_middleware(_Observe)  # outermost: a 413 of the body limit is counted and logged too
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:

@@ -31,11 +31,16 @@ from twin.api import journal
 from twin.config import TwinSettings
 from twin.digital_twin import Twin
 from twin.ledger import Ledger, open_ledger, sqlite_file
-from twin.mirror.store import DB_NAME
+from twin.mirror.store import DB_NAME, CheckpointStoreError
 
-__all__ = ["ApiState", "LedgerUnavailable", "Readiness"]
+__all__ = ["ApiState", "LedgerUnavailable", "MirrorUnavailable", "Readiness"]
 
 log = structlog.get_logger("twin.api")
+
+
+class MirrorUnavailable(RuntimeError):
+    """The worker's checkpoints cannot be read (``twin.mirror.store.CheckpointStoreError``): the API
+    answers 503 with the store's message, and readiness says it."""
 
 
 class LedgerUnavailable(RuntimeError):
@@ -121,6 +126,7 @@ class ApiState:
         self._twin: Twin | None = None
         self._stamp: tuple[float, ...] = ()
         self._checked = 0.0
+        self._mirror_logged = ""  # the last unreadable-store problem logged (once each)
         self._ledger: Ledger | None = None
         self._ledger_logged: tuple[str, float] = ("", 0.0)  # logged once a minute, not once a request
         self._log_ledger = True
@@ -160,6 +166,12 @@ class ApiState:
                 self._stamp = stamp
             except FileNotFoundError:
                 return None
+            except CheckpointStoreError as exc:
+                self._twin = None
+                if self._mirror_logged != str(exc):
+                    self._mirror_logged = str(exc)
+                    log.error("api.mirror_unreadable", problem=str(exc))
+                raise MirrorUnavailable(str(exc)) from exc
             return self._twin
 
     @contextmanager
@@ -263,6 +275,9 @@ class ApiState:
                 reasons.append(f"worker not ready: {stats.get('notReadyReason')}")
         if total_lag > self.max_lag:
             reasons.append(f"the worker lags: {total_lag} records behind (more than {self.max_lag})")
-        if self.twin() is None:
-            reasons.append(f"no checkpoints in {self.directory} yet")
+        try:
+            if self.twin() is None:
+                reasons.append(f"no checkpoints in {self.directory} yet")
+        except MirrorUnavailable as exc:
+            reasons.append(str(exc))
         return Readiness(not reasons, reasons, workers)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Path, Query
 
 from twin.api.deps import Operator, State, Viewer
 from twin.api.errors import ApiError, err
@@ -28,6 +28,10 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["changes"], responses={422: err("a bad field or value (named)")})
 log = structlog.get_logger("twin.api")
+
+#: a change id in the path: bounded like the query's names, so that a long one is refused (422, the
+#: value truncated) instead of looked up and echoed whole
+ChangeId = Annotated[str, Path(max_length=200, description="the change's id (a UUID)")]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {401: err("no or unknown bearer token"),
                                             404: err("unknown change, or no ledger"),
@@ -69,7 +73,7 @@ def changes(s: State, _: Viewer,
 
 
 @router.get("/changes/{change_id}", responses=_ERRORS, summary="One change with its request and every step")
-def change(change_id: str, s: State, _: Viewer) -> dict[str, Any]:
+def change(change_id: ChangeId, s: State, _: Viewer) -> dict[str, Any]:
     with s.lock, s.ledger_errors():
         led = _ledger(s)
         try:
@@ -86,9 +90,10 @@ def _guard_check(s: ApiState, led: Ledger, view: ChangeView) -> list[Any]:
     if twin is None or cluster not in twin.clusters:
         ctx = GuardContext(now=now, cluster=cluster, trusted=False, trust_reasons=["no mirror of the cluster yet"])
     else:
-        ends = [e for c in twin.mirror(cluster).cells.values() for per in c.periods.values() for e in per]
-        if ends:
-            now = datetime.fromtimestamp(max(ends), UTC)  # event time, as the runner judges
+        if s.settings.cm.clock == "event":  # the runner's clock ([cm] clock): its newest period end
+            ends = [e for c in twin.mirror(cluster).cells.values() for per in c.periods.values() for e in per]
+            if ends:
+                now = datetime.fromtimestamp(max(ends), UTC)
         verdict = twin.trust(cluster)
         ctx = GuardContext(now=now, cluster=cluster, trusted=verdict.trusted, trust_reasons=verdict.reasons,
                            calibrated_error=twin.calibrated_error(cluster))
@@ -124,19 +129,19 @@ def _decide(s: ApiState, change_id: str, action: str, by: str, reason: str) -> d
 
 
 @router.post("/changes/{change_id}/approve", responses=_DECIDE, summary="Approve a change waiting for approval")
-def approve(change_id: str, s: State, who: Operator,
+def approve(change_id: ChangeId, s: State, who: Operator,
             body: Annotated[DecisionIn | None, Body()] = None) -> dict[str, Any]:
     return _decide(s, change_id, "approve", who.name, body.reason if body else "")
 
 
 @router.post("/changes/{change_id}/reject", responses=_DECIDE, summary="Reject a change waiting for approval")
-def reject(change_id: str, s: State, who: Operator,
+def reject(change_id: ChangeId, s: State, who: Operator,
            body: Annotated[DecisionIn | None, Body()] = None) -> dict[str, Any]:
     return _decide(s, change_id, "reject", who.name, body.reason if body else "")
 
 
 @router.post("/changes/{change_id}/rollback", responses=_DECIDE, summary="Roll back an applied change")
-def rollback(change_id: str, s: State, who: Operator,
+def rollback(change_id: ChangeId, s: State, who: Operator,
              body: Annotated[DecisionIn | None, Body()] = None) -> dict[str, Any]:
     return _decide(s, change_id, "rollback", who.name, body.reason if body else "")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from twin.api.deps import State, Viewer
 from twin.api.errors import ApiError, err
@@ -20,6 +20,9 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1", tags=["network"], responses={422: err("a bad field or value (named)")})
 
 MAX_POINTS = 5000
+#: path parameters, bounded like the query's: a long one is refused (422, the value truncated)
+ClusterId = Annotated[str, Path(max_length=200, description="a cluster of the topology")]
+CellKey = Annotated[str, Path(max_length=200, description="a cell key, e.g. nr:00101-000000101")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: err("no or unknown bearer token"),
     404: err("unknown cluster or cell (the field is named)"),
@@ -86,7 +89,7 @@ def clusters(s: State, _: Viewer) -> dict[str, Any]:
 
 
 @router.get("/clusters/{cluster}", responses=_ERRORS, summary="One cluster and its cells' latest error")
-def cluster(cluster: str, s: State, _: Viewer) -> dict[str, Any]:
+def cluster(cluster: ClusterId, s: State, _: Viewer) -> dict[str, Any]:
     with s.locked_twin():
         twin = _twin(s)
         _cluster(twin, cluster)
@@ -115,7 +118,7 @@ def cells(s: State, _: Viewer, cluster: Annotated[str | None, Query(max_length=2
 
 
 @router.get("/cells/{cell}", responses=_ERRORS, summary="One cell's mirror state (CM, PM, MR, freshness)")
-def cell(cell: str, s: State, _: Viewer) -> dict[str, Any]:
+def cell(cell: CellKey, s: State, _: Viewer) -> dict[str, Any]:
     with s.locked_twin():
         twin = _twin(s)
         cluster, mirrored = _cell(twin, cell)
@@ -125,7 +128,7 @@ def cell(cell: str, s: State, _: Viewer) -> dict[str, Any]:
 
 @router.get("/cells/{cell}/kpis", responses={**_ERRORS, 422: err("bad range or KPI (named)")},
             summary="Real, predicted and calibrated KPIs of a cell over a time range")
-def cell_kpis(cell: str, s: State, _: Viewer,
+def cell_kpis(cell: CellKey, s: State, _: Viewer,
               start: Annotated[int | None, Query(ge=0, le=2**40, description="epoch s, first period end")] = None,
               end: Annotated[int | None, Query(ge=0, le=2**40, description="epoch s, last period end")] = None,
               kpi: Annotated[list[str] | None, Query(max_length=32, description="KPI names (default: all "
@@ -164,7 +167,7 @@ def cell_kpis(cell: str, s: State, _: Viewer,
 
 
 @router.get("/clusters/{cluster}/gap", responses=_ERRORS, summary="Gap learners' rolling error per cell and KPI")
-def cluster_gap(cluster: str, s: State, _: Viewer) -> dict[str, Any]:
+def cluster_gap(cluster: ClusterId, s: State, _: Viewer) -> dict[str, Any]:
     from twin.gap.tracker import GapTracker
 
     with s.locked_twin():
@@ -176,7 +179,7 @@ def cluster_gap(cluster: str, s: State, _: Viewer) -> dict[str, Any]:
 
 
 @router.get("/clusters/{cluster}/fidelity", responses=_ERRORS, summary="DT-BSM history and the trust verdict")
-def cluster_fidelity(cluster: str, s: State, _: Viewer) -> dict[str, Any]:
+def cluster_fidelity(cluster: ClusterId, s: State, _: Viewer) -> dict[str, Any]:
     with s.locked_twin():
         twin = _twin(s)
         _cluster(twin, cluster)
@@ -186,7 +189,7 @@ def cluster_fidelity(cluster: str, s: State, _: Viewer) -> dict[str, Any]:
 
 
 @router.get("/clusters/{cluster}/resyncs", responses=_ERRORS, summary="Resync and calibration history")
-def cluster_resyncs(cluster: str, s: State, _: Viewer) -> dict[str, Any]:
+def cluster_resyncs(cluster: ClusterId, s: State, _: Viewer) -> dict[str, Any]:
     with s.locked_twin():
         twin = _twin(s)
         _cluster(twin, cluster)
