@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.library.worker_run import START, WorkerRun, run_emulated_worker
+from tests.library.worker_run import START, WorkerRun
 from twin.api.app import create_app
 from twin.api.auth import generate_tokens, load_tokens
 from twin.api.server import RunningApi, start_in_thread
@@ -48,8 +48,10 @@ class Served:
 
 
 @pytest.fixture(scope="session")
-def worker_run(tmp_path_factory: pytest.TempPathFactory) -> WorkerRun:
-    return run_emulated_worker(tmp_path_factory.mktemp("api-worker"))
+def worker_run(emulated_worker_run: WorkerRun) -> WorkerRun:
+    """The session's one run of the worker (``conftest.py``), which the API reads and never changes (a
+    test that writes into its state restores it, or works on a ``copy_state``)."""
+    return emulated_worker_run
 
 
 def tilt_request(twin: Twin, cell: str, to: int, requester: str = "noc-test") -> CmChangeRequest:

@@ -206,6 +206,8 @@ def test_alerts_from_the_journal(served: Served) -> None:
                                    "type": "TWIN_DIVERGENCE", "text": "the twin diverges"})
     cleared = raised.model_copy(update={"severity": Severity.CLEARED, "cleared_at": raised.raised_at})
     directory = served.run.state_dir / "twin-library"
+    path = directory / journal.FILE
+    kept = path.read_bytes() if path.exists() else None  # the session's worker run: restored after
     journal.append(directory, [raised])  # what the worker does when it publishes an alert
     try:
         with served.client("viewer") as c:
@@ -215,7 +217,10 @@ def test_alerts_from_the_journal(served: Served) -> None:
             assert c.get("/api/v1/alerts", params={"active": True}).json()["alerts"] == []
             assert c.get("/api/v1/alerts", params={"cell": cell}).json()["alerts"][0]["active"] is False
     finally:
-        (directory / journal.FILE).unlink()
+        if kept is None:
+            path.unlink()
+        else:
+            path.write_bytes(kept)
 
 
 def test_events_stream(served: Served) -> None:
