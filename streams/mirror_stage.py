@@ -569,8 +569,10 @@ class MirrorStage:
     def _merge_here(self, key: str, cell: CellMirror, came_from: str) -> bool:
         """Merge a cell's mirror into the cluster the topology gives it, if this worker owns it."""
         target_cluster = self.route(key)
-        owner = None if target_cluster is None else self.owned.get(self._partition_of_cluster(target_cluster))
-        if target_cluster is None or owner is None:
+        if target_cluster is None or not self.consumer.partitions_for_topic(self.internal_topic):
+            return False  # nowhere, or the topic's partitions not known yet: sent by the next step
+        owner = self.owned.get(self._partition_of_cluster(target_cluster))
+        if owner is None:
             return False
         outcome = merge_cell(owner.cluster(target_cluster).cell(key), cell)
         self.dirty.add(owner.partition)
