@@ -42,7 +42,7 @@ from twin.mirror.holding import Held
 from twin.mirror.identity import CONFLICT, resolve_node
 from twin.mirror.identity_flow import forward_destinations, notice_destinations
 from twin.mirror.mr_stats import SealBudget
-from twin.mirror.store import SEP, Changes, CheckpointStore, PartitionState, take_changes
+from twin.mirror.store import Changes, CheckpointStore, PartitionState, take_changes
 from twin.prediction import prediction_service, to_records
 from twin.prediction.resync import ResyncJob, ResyncOutcome
 from twin.records import NormalisedRecord
@@ -599,10 +599,9 @@ class MirrorStage:
         """Put the cell mirrors not yet sent from ``partition`` back where they were (the partition is
         released, or the worker stops): its checkpoint keeps them, and they move at the next start."""
         state = self.owned.get(partition)
-        for cid, key, cell in self._unsent.pop(partition, ()):
+        for cid, _, cell in self._unsent.pop(partition, ()):
             if state is not None:
-                state.cluster(cid).cells[key] = cell
-                state.dropped.remove("k" + SEP + cid + SEP + key + SEP)
+                state.restore_cell(cid, cell)
 
     async def _send_moves(self) -> None:
         """Send the cell mirrors ``move_misplaced`` could not merge here, and wait for the broker."""

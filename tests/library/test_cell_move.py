@@ -4,11 +4,13 @@ cluster has, once, whole after a round trip through the wire chunks, MR reports 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from twin.mirror.cell import CellMirror
 from twin.mirror.cell_move import cell_from_entries, entries_of, merge_cell, move_chunks
 from twin.mirror.mr_stats import HOUR
+from twin.mirror.store import CheckpointStore, PartitionState
 
 KEY = "nr:00101-000000a01"
 
@@ -88,3 +90,21 @@ def test_what_changed_is_checkpointed() -> None:
     target.take_changes(entries, [])
     restored = cell_from_entries(KEY, entries)
     assert state(restored) == state(source) and restored.moved_in == target.moved_in
+
+
+
+def test_a_dropped_cell_leaves_the_checkpoint_and_a_restored_one_stays(tmp_path: Path) -> None:
+    other = "nr:00101-000000a02"
+    store = CheckpointStore(tmp_path)
+    partition = PartitionState(0)
+    partition.cluster("east").cells[KEY] = history(hours=1)
+    partition.cluster("east").cells[other] = CellMirror(other)
+    store.save(partition)
+    saved = state(store.load(0).clusters["east"].cells[KEY])
+    # released before its move was sent: it stays where it was, entries and all
+    partition.restore_cell("east", partition.drop_cell("east", KEY))
+    store.save(partition)
+    assert state(store.load(0).clusters["east"].cells[KEY]) == saved
+    partition.drop_cell("east", KEY)
+    store.save(partition)
+    assert sorted(store.load(0).clusters["east"].cells) == [other]

@@ -118,8 +118,13 @@ class PartitionState:
         """Take a cell's mirror out of its cluster (the topology moved the cell elsewhere); its
         checkpoint entries are deleted with the next checkpoint."""
         cell = self.clusters[cluster_id].cells.pop(cell_key)
-        self.dropped.append("k" + SEP + _check(cluster_id) + SEP + _check(cell_key) + SEP)
+        self.dropped.append(_cell_prefix(cluster_id, cell_key))
         return cell
+
+    def restore_cell(self, cluster_id: str, cell: CellMirror) -> None:
+        """Undo ``drop_cell`` before the next checkpoint: the cell is back, its entries are kept."""
+        self.cluster(cluster_id).cells[cell.cell_key] = cell
+        self.dropped.remove(_cell_prefix(cluster_id, cell.cell_key))
 
     def drop_cluster(self, cluster_id: str) -> ClusterMirror:
         """Take a cluster out of the partition (the topology no longer has it), with its cells."""
@@ -158,6 +163,11 @@ def _check(part: str) -> str:
     return part
 
 
+def _cell_prefix(cluster_id: str, cell_key: str) -> str:
+    """The prefix of every checkpoint key of one cell of one cluster."""
+    return "k" + SEP + _check(cluster_id) + SEP + _check(cell_key) + SEP
+
+
 def _entry_puts(tag: str, entries: Mapping[str, Any], changed: set[str], full: bool) -> list[tuple[str, bytes | None]]:
     """The store rows of ``entries`` (each with ``to_dict``) under ``tag``: all of them, or only the
     ``changed`` keys; a key no longer in ``entries`` is a deletion (``None``)."""
@@ -183,7 +193,7 @@ def take_changes(state: PartitionState, extra: dict[str, Any] | None = None, ful
         head = "c" + SEP + _check(cid) + SEP
         puts += [(head + SEP.join(sub), value) for sub, value in entries]
         for key, (cell_entries, ranges) in cells.items():
-            prefix = "k" + SEP + cid + SEP + _check(key) + SEP
+            prefix = _cell_prefix(cid, key)
             puts += [(prefix + SEP.join(sub), value) for sub, value in cell_entries]
             out.ranges += [prefix + SEP.join(sub) + SEP for sub in ranges]
         out.cells += len(cells)
