@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pytest
 
 from streams.webhook import WebhookDelivery, redeliver
 from tests.alerting.receiver import receiver
+from tests.loopback_http import serving
 from twin.config import WebhookSettings
 from twin.schemas import Alert
 
@@ -70,17 +71,12 @@ def scripted(answer: Answer) -> Iterator[Scripted]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.stop.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(Handler) as url:
+        state.url = f"{url}/hook"
+        try:
+            yield state
+        finally:
+            state.stop.set()  # ends the slow answers before the server shuts down
 
 
 def _redirect(status: int, location: str | None) -> Answer:
